@@ -1,0 +1,160 @@
+/**
+ * C strings, structs and constants, per OS and architecture.
+ *
+ * @module
+ */
+
+import { type Libc, libc } from "./load.ts";
+
+const _encoder = new TextEncoder();
+
+/** Encodes a string as a NUL-terminated C string. */
+export function cString(value: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(_encoder.encode(value).length + 1);
+  _encoder.encodeInto(value, bytes);
+  return bytes;
+}
+
+/** The byte length of a string in UTF-8, which is what C and the kernel count. */
+export function utf8Length(value: string): number {
+  return _encoder.encode(value).length;
+}
+
+type _Symbols = Libc["symbols"];
+
+/**
+ * Returns a C function that may be missing on this platform, or throws a
+ * `NotSupported` error naming the platform and the call.
+ */
+export function requireSymbol<K extends keyof _Symbols>(
+  name: K,
+): NonNullable<_Symbols[K]> {
+  const symbol = libc().symbols[name];
+  if (symbol === null || symbol === undefined) {
+    throw new Deno.errors.NotSupported(
+      `${
+        String(name)
+      }() is not available on ${Deno.build.os}/${Deno.build.arch}`,
+    );
+  }
+  return symbol as NonNullable<_Symbols[K]>;
+}
+
+const _isDarwin = Deno.build.os === "darwin";
+const _isAarch64 = Deno.build.arch === "aarch64";
+
+/** open(2)/mq_open(3)/shm_open(3) flags. aarch64 Linux moves O_NOFOLLOW and O_DIRECTORY. */
+export const O = _isDarwin
+  ? {
+    RDONLY: 0x0,
+    WRONLY: 0x1,
+    RDWR: 0x2,
+    NONBLOCK: 0x4,
+    CREAT: 0x200,
+    EXCL: 0x800,
+    NOFOLLOW: 0x100,
+    CLOEXEC: 0x1000000,
+  } as const
+  : {
+    RDONLY: 0o0,
+    WRONLY: 0o1,
+    RDWR: 0o2,
+    NONBLOCK: 0o4000,
+    CREAT: 0o100,
+    EXCL: 0o200,
+    NOFOLLOW: _isAarch64 ? 0o100000 : 0o400000,
+    CLOEXEC: 0o2000000,
+  } as const;
+
+/** poll(2) event bits (the same on Linux and macOS). */
+export const POLL = {
+  IN: 0x1,
+  OUT: 0x4,
+  ERR: 0x8,
+  HUP: 0x10,
+  NVAL: 0x20,
+} as const;
+
+/** Size of `struct pollfd { int fd; short events; short revents; }`. */
+export const POLLFD_SIZE = 8;
+
+/** eventfd(2) flags (Linux). */
+export const EFD = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+
+/** mmap(2)/msync(2) constants. */
+export const MMAP = {
+  PROT_READ: 0x1,
+  PROT_WRITE: 0x2,
+  MAP_SHARED: 0x1,
+  MAP_PRIVATE: 0x2,
+  MS_ASYNC: 0x1,
+  MS_SYNC: _isDarwin ? 0x10 : 0x4,
+} as const;
+
+/** Clock ids for clock_gettime(2) and sem_clockwait(3). */
+export const CLOCK = {
+  REALTIME: 0,
+  MONOTONIC: _isDarwin ? 6 : 1,
+} as const;
+
+/** fcntl(2) commands and flags. */
+export const FCNTL = {
+  F_GETFL: 3,
+  F_SETFL: 4,
+  F_GETPIPE_SZ: 1032,
+  F_SETPIPE_SZ: 1031,
+} as const;
+
+/** `st_mode` file type bits. */
+export const S_IFMT = 0o170000;
+/** `st_mode` type of a FIFO. */
+export const S_IFIFO = 0o010000;
+/** `st_mode` type of a regular file. */
+export const S_IFREG = 0o100000;
+
+/**
+ * Offsets in `struct stat` of the fields ipckit reads. Linux x86_64 and
+ * aarch64 (asm-generic) lay it out differently; macOS uses its 64-bit inode
+ * layout.
+ */
+export const STAT = _isDarwin
+  ? { SIZE: 96, MODE: 4, MODE_BYTES: 2, SIZE_OF: 144 }
+  : _isAarch64
+  ? { SIZE: 48, MODE: 16, MODE_BYTES: 4, SIZE_OF: 128 }
+  : { SIZE: 48, MODE: 24, MODE_BYTES: 4, SIZE_OF: 144 };
+
+/**
+ * `struct mq_attr { long mq_flags, mq_maxmsg, mq_msgsize, mq_curmsgs; long pad[4]; }`
+ * on LP64 Linux: field offsets and total size.
+ */
+export const MQ_ATTR = {
+  FLAGS: 0,
+  MAXMSG: 8,
+  MSGSIZE: 16,
+  CURMSGS: 24,
+  SIZE_OF: 64,
+} as const;
+
+/** `struct timespec { time_t tv_sec; long tv_nsec; }` on LP64: 16 bytes. */
+export const TIMESPEC_SIZE = 16;
+
+/** `sizeof(sem_t)` on LP64 glibc and musl, and its required alignment. */
+export const SEM_T = { SIZE_OF: 32, ALIGN: 8 } as const;
+
+/**
+ * Writes a relative timeout in milliseconds into `target` as an absolute
+ * `struct timespec` on `clock`, as the timed POSIX waits expect.
+ */
+export function absoluteTimespec(
+  target: DataView,
+  clock: number,
+  timeoutMs: number,
+): void {
+  const now = new DataView(new ArrayBuffer(TIMESPEC_SIZE));
+  libc().symbols.clock_gettime(clock, new Uint8Array(now.buffer));
+  const seconds = now.getBigInt64(0, true);
+  const nanos = now.getBigInt64(8, true) +
+    BigInt(Math.round(timeoutMs * 1e6));
+  target.setBigInt64(0, seconds + nanos / 1_000_000_000n, true);
+  target.setBigInt64(8, nanos % 1_000_000_000n, true);
+}

@@ -1,0 +1,145 @@
+/**
+ * errno: reading it right after a failing call, and naming it.
+ *
+ * errno is thread-local. It is only meaningful on the thread that made the
+ * failing call, so it is read only after synchronous FFI calls on the calling
+ * thread; `nonblocking` calls run elsewhere and must be designed so that their
+ * result alone says what happened.
+ *
+ * @module
+ */
+
+import { libc } from "./load.ts";
+
+/** errno values ipckit tells apart, by their POSIX names, for each OS. */
+const _LINUX_ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EPIPE: 32,
+  ERANGE: 34,
+  EDEADLK: 35,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ELOOP: 40,
+  EOVERFLOW: 75,
+  EMSGSIZE: 90,
+  EOPNOTSUPP: 95,
+  ECONNREFUSED: 111,
+  ETIMEDOUT: 110,
+  EOWNERDEAD: 130,
+} as const;
+
+/** The errno names ipckit knows. */
+export type ErrnoName = keyof typeof _LINUX_ERRNO;
+
+const _DARWIN_ERRNO: Record<ErrnoName, number> = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EBADF: 9,
+  EAGAIN: 35,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EPIPE: 32,
+  ERANGE: 34,
+  EDEADLK: 11,
+  ENAMETOOLONG: 63,
+  ENOSYS: 78,
+  ELOOP: 62,
+  EOVERFLOW: 84,
+  EMSGSIZE: 40,
+  EOPNOTSUPP: 102,
+  ECONNREFUSED: 61,
+  ETIMEDOUT: 60,
+  EOWNERDEAD: 105,
+};
+
+/** errno numbers of this OS, by name: `ERRNO.EAGAIN`. */
+export const ERRNO: Readonly<Record<ErrnoName, number>> =
+  Deno.build.os === "darwin" ? _DARWIN_ERRNO : _LINUX_ERRNO;
+
+const _NAMES = new Map<number, ErrnoName>(
+  Object.entries(ERRNO).map(([name, value]) => [value, name as ErrnoName]),
+);
+
+/** The POSIX name of an errno value (`"ENOENT"`), or `"E<number>"` for one ipckit does not name. */
+export function errnoName(errno: number): string {
+  return _NAMES.get(errno) ?? `E${errno}`;
+}
+
+let _errnoCell: Deno.UnsafePointerView | undefined;
+
+/**
+ * The calling thread's errno. Call it immediately after the failing call,
+ * before anything else that could touch errno runs on this thread.
+ */
+export function lastErrno(): number {
+  if (!_errnoCell) {
+    // The cell's address is fixed for the lifetime of the thread, so one
+    // lookup serves every later read on it (each Worker loads its own copy).
+    const symbols = libc().symbols;
+    const locate = symbols.__errno_location ?? symbols.__error;
+    const pointer = locate?.();
+    if (!pointer) {
+      throw new Deno.errors.NotSupported(
+        `Cannot read errno on ${Deno.build.os}: neither __errno_location nor __error is exported by the C library`,
+      );
+    }
+    _errnoCell = new Deno.UnsafePointerView(pointer);
+  }
+  return _errnoCell.getInt32();
+}
+
+/**
+ * Runs a C call that returns -1 and sets errno on failure, retrying it while it
+ * fails with EINTR, so callers never see an interrupted call.
+ *
+ * @returns the call's result when it succeeds, or `-errno` when it fails.
+ */
+export function retryEintr(call: () => number): number {
+  for (;;) {
+    const result = call();
+    if (result !== -1) return result;
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) return -errno;
+  }
+}

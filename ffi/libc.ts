@@ -1,0 +1,158 @@
+/**
+ * The one table of C functions ipckit calls, with each C prototype beside it.
+ *
+ * Types follow Linux x86_64/aarch64 (LP64): `int` is i32, `long`, `size_t`,
+ * `ssize_t` and `off_t` are 64-bit, and 64-bit values cross as `bigint`.
+ * Symbols that some supported platform lacks are `optional`: they load as
+ * `null` there and {@link import("./c.ts").requireSymbol} turns that into a
+ * clear `NotSupported` error.
+ *
+ * Variadic functions (`open`, `mq_open`, `sem_open`, `fcntl`) are declared with
+ * fixed parameters. That is only sound where variadic and fixed integer and
+ * pointer arguments are passed the same way, which holds on x86_64 and aarch64
+ * Linux; on aarch64 macOS variadic arguments go on the stack, so those
+ * declarations must not be used there as they are.
+ *
+ * @module
+ */
+
+export const LIBC_SYMBOLS = {
+  // int *__errno_location(void); glibc and musl
+  __errno_location: { parameters: [], result: "pointer", optional: true },
+  // int *__error(void); macOS
+  __error: { parameters: [], result: "pointer", optional: true },
+  // pid_t getpid(void);
+  getpid: { parameters: [], result: "i32" },
+  // int kill(pid_t pid, int sig);
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count);
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // ssize_t write(int fd, const void *buf, size_t count);
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // int open(const char *path, int flags, ... /* mode_t mode */);  variadic, see above
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int fcntl(int fd, int cmd, ... /* int arg */);  variadic, see above
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int pipe2(int pipefd[2], int flags);  Linux only
+  pipe2: { parameters: ["buffer", "i32"], result: "i32", optional: true },
+  // int mkfifo(const char *path, mode_t mode);
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  // int fstat(int fd, struct stat *st);  glibc >= 2.33 and musl export it
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  // int ftruncate(int fd, off_t length);
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  // int posix_fallocate(int fd, off_t offset, off_t len);  returns the error, not -1
+  posix_fallocate: {
+    parameters: ["i32", "i64", "i64"],
+    result: "i32",
+    optional: true,
+  },
+  // int fstatvfs(int fd, struct statvfs *buf);
+  fstatvfs: { parameters: ["i32", "buffer"], result: "i32" },
+  // int eventfd(unsigned int initval, int flags);  Linux only
+  eventfd: { parameters: ["u32", "i32"], result: "i32", optional: true },
+  // int clock_gettime(clockid_t clock, struct timespec *tp);
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+
+  // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  // The same poll() run on Deno's blocking thread pool: how async waits park
+  // without blocking the event loop. Its errno is unreadable (another thread).
+  poll_nonblocking: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+
+  // mqd_t mq_open(const char *name, int oflag, ... /* mode_t mode, struct mq_attr *attr */);
+  // variadic, see above; mqd_t is an int descriptor on Linux
+  mq_open: {
+    parameters: ["buffer", "i32", "u32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int mq_close(mqd_t mqdes);
+  mq_close: { parameters: ["i32"], result: "i32", optional: true },
+  // int mq_unlink(const char *name);
+  mq_unlink: { parameters: ["buffer"], result: "i32", optional: true },
+  // int mq_send(mqd_t mqdes, const char *msg, size_t len, unsigned int prio);
+  mq_send: {
+    parameters: ["i32", "buffer", "usize", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // ssize_t mq_receive(mqd_t mqdes, char *msg, size_t len, unsigned int *prio);
+  mq_receive: {
+    parameters: ["i32", "buffer", "usize", "buffer"],
+    result: "isize",
+    optional: true,
+  },
+  // int mq_getattr(mqd_t mqdes, struct mq_attr *attr);
+  mq_getattr: { parameters: ["i32", "buffer"], result: "i32", optional: true },
+
+  // int shm_open(const char *name, int oflag, mode_t mode);
+  shm_open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int shm_unlink(const char *name);
+  shm_unlink: { parameters: ["buffer"], result: "i32" },
+  // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+  mmap: {
+    parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+    result: "pointer",
+  },
+  // int munmap(void *addr, size_t len);
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  // int msync(void *addr, size_t len, int flags);
+  msync: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+
+  // sem_t *sem_open(const char *name, int oflag, ... /* mode_t mode, unsigned value */);
+  // variadic, see above
+  sem_open: { parameters: ["buffer", "i32", "u32", "u32"], result: "pointer" },
+  // int sem_close(sem_t *sem);
+  sem_close: { parameters: ["pointer"], result: "i32" },
+  // int sem_unlink(const char *name);
+  sem_unlink: { parameters: ["buffer"], result: "i32" },
+  // int sem_init(sem_t *sem, int pshared, unsigned value);  absent in effect on macOS
+  sem_init: { parameters: ["pointer", "i32", "u32"], result: "i32" },
+  // int sem_destroy(sem_t *sem);
+  sem_destroy: { parameters: ["pointer"], result: "i32" },
+  // int sem_post(sem_t *sem);
+  sem_post: { parameters: ["pointer"], result: "i32" },
+  // int sem_wait(sem_t *sem);
+  sem_wait: { parameters: ["pointer"], result: "i32" },
+  // int sem_trywait(sem_t *sem);
+  sem_trywait: { parameters: ["pointer"], result: "i32" },
+  // int sem_getvalue(sem_t *sem, int *sval);
+  sem_getvalue: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int sem_timedwait(sem_t *sem, const struct timespec *abstime);  CLOCK_REALTIME
+  sem_timedwait: {
+    parameters: ["pointer", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime);  glibc >= 2.30
+  sem_clockwait: {
+    parameters: ["pointer", "i32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // The same bounded wait on Deno's thread pool, for async wait() (glibc).
+  sem_clockwait_nonblocking: {
+    name: "sem_clockwait",
+    parameters: ["pointer", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
+  // The same on CLOCK_REALTIME, for libcs without sem_clockwait (musl).
+  sem_timedwait_nonblocking: {
+    name: "sem_timedwait",
+    parameters: ["pointer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
