@@ -1,0 +1,85 @@
+/**
+ * `Channel<T>`: what every message-carrying mechanism offers, so code that
+ * moves typed messages (request/response, fan-out, tests) is written once.
+ *
+ * @example Code written against any channel
+ * ```ts
+ * import type { Channel, Message } from "@ipckit/ipckit";
+ *
+ * async function echoOnce<T>(channel: Channel<T, Message<T>>): Promise<void> {
+ *   const { value } = await channel.receive({ timeout: 1000 });
+ *   await channel.send(value);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * How long an operation that can wait may wait, and how to cancel it.
+ *
+ * @example
+ * ```ts
+ * import type { WaitOptions } from "@ipckit/ipckit";
+ *
+ * const options: WaitOptions = { timeout: 500, signal: AbortSignal.timeout(1000) };
+ * ```
+ */
+export interface WaitOptions {
+  /**
+   * Milliseconds to wait before failing with `Deno.errors.TimedOut`, measured
+   * on the monotonic clock. `0` means "do not wait at all". Unset: no limit.
+   */
+  timeout?: number;
+  /** Aborting rejects the pending operation with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One received message. Mechanisms add what they know about it (a message
+ * queue adds `priority`).
+ *
+ * @example
+ * ```ts
+ * import type { Message } from "@ipckit/ipckit";
+ *
+ * const message: Message<string> = { value: "hello" };
+ * ```
+ */
+export interface Message<T> {
+  /** The decoded value. */
+  value: T;
+}
+
+/**
+ * A typed, bidirectional or one-way message channel.
+ *
+ * Iterating a channel receives until the channel is closed (locally, or by the
+ * peer for stream-based mechanisms); a message that cannot be decoded is
+ * thrown as a `DecodeError` from the iterator, with its raw bytes.
+ *
+ * @typeParam T the type of the values carried
+ * @typeParam M what `receive()` resolves to: `Message<T>` or a richer record
+ *
+ * @example
+ * ```ts
+ * import type { Channel, Message } from "@ipckit/ipckit";
+ *
+ * async function drain<T>(channel: Channel<T, Message<T>>): Promise<T[]> {
+ *   const values: T[] = [];
+ *   for await (const { value } of channel) values.push(value);
+ *   return values;
+ * }
+ * ```
+ */
+export interface Channel<T, M extends Message<T> = Message<T>>
+  extends AsyncIterable<M>, Disposable {
+  /** Sends one value; waits (without blocking the event loop) while the channel is full. */
+  send(value: T, options?: WaitOptions): Promise<void>;
+  /** Receives one message; waits (without blocking the event loop) until one arrives. */
+  receive(options?: WaitOptions): Promise<M>;
+  /** Releases the channel; idempotent. Pending operations reject with `Deno.errors.BadResource`. */
+  close(): void;
+  /** Whether `close()` has been called. */
+  readonly closed: boolean;
+}
