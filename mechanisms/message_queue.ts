@@ -1,0 +1,784 @@
+/**
+ * POSIX message queues (`mq_open`): typed, prioritised messages between
+ * unrelated processes on one machine, with kernel-kept message boundaries.
+ *
+ * Permissions: opening for receiving needs `--allow-read=/dev/mqueue`,
+ * for sending, creating or unlinking `--allow-write=/dev/mqueue`, and every
+ * call needs `--allow-ffi`. Reading `/proc/sys/fs/mqueue` (`--allow-read`)
+ * lets ipckit check sizes against the system limits before calling the kernel.
+ *
+ * @example A queue in one process
+ * ```ts ignore
+ * import { MessageQueue } from "@ipckit/ipckit/message-queue";
+ *
+ * await using queue = MessageQueue.open<{ job: string }>("/jobs", {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
+ * await queue.send({ job: "resize" }, { priority: 5 });
+ * const { value, priority } = await queue.receive({ timeout: 1000 });
+ * console.log(value.job, priority); // resize 5
+ * ```
+ *
+ * @module
+ */
+
+import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import type { Channel, Message, WaitOptions } from "./channel.ts";
+import { type Codec, codecs } from "./codec.ts";
+import { closedError, systemError, timeoutError } from "./_errors.ts";
+import { defaultMqLimit, MQ_PROC_DIR, readMqLimit } from "./_mq_limits.ts";
+import { validateIpcName } from "./_names.ts";
+import { type Access, requirePermissions } from "./_permissions.ts";
+import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait.ts";
+
+/** Where Linux shows message queues as files; the permission checks use it. */
+export const MQUEUE_DIR = "/dev/mqueue";
+
+/** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
+export const MQ_PRIO_MAX = 32768;
+
+/**
+ * How to open a message queue.
+ *
+ * @example
+ * ```ts
+ * import type { MessageQueueOptions } from "@ipckit/ipckit";
+ *
+ * const options: MessageQueueOptions<string> = {
+ *   create: true,
+ *   maxMessages: 10,
+ *   messageSize: 1024,
+ *   read: true,
+ *   write: false,
+ * };
+ * ```
+ */
+export interface MessageQueueOptions<T> {
+  /** Create the queue if it does not exist. Default `false`. */
+  create?: boolean;
+  /** With `create`: fail with `AlreadyExists` if the queue exists. Default `false`. */
+  exclusive?: boolean;
+  /** Permission bits of a created queue. Default `0o600`. */
+  mode?: number;
+  /**
+   * Capacity of a created queue, in messages. Default: the system's
+   * `msg_default`. Must not exceed `/proc/sys/fs/mqueue/msg_max`: ipckit
+   * holds privileged processes to that limit too, so code behaves the same
+   * for every user.
+   */
+  maxMessages?: number;
+  /**
+   * Largest message of a created queue, in bytes. Default: the system's
+   * `msgsize_default`. Must not exceed `/proc/sys/fs/mqueue/msgsize_max`.
+   */
+  messageSize?: number;
+  /** How values become bytes. Default `codecs.json<T>()`. */
+  codec?: Codec<T>;
+  /** Open for receiving. Default `true`. */
+  read?: boolean;
+  /** Open for sending. Default `true`. */
+  write?: boolean;
+  /** Remove the queue's name when this handle closes. Default `false`. */
+  unlinkOnClose?: boolean;
+}
+
+/**
+ * A received message and the priority it was sent with.
+ *
+ * @example
+ * ```ts
+ * import type { QueueMessage } from "@ipckit/ipckit";
+ *
+ * const message: QueueMessage<string> = { value: "hello", priority: 0 };
+ * ```
+ */
+export interface QueueMessage<T> extends Message<T> {
+  /** The priority the sender gave, 0 (lowest) to 32767. */
+  priority: number;
+}
+
+/**
+ * Options for sending: a priority, and for the waiting forms a timeout and a
+ * signal.
+ *
+ * @example
+ * ```ts
+ * import type { SendOptions } from "@ipckit/ipckit";
+ *
+ * const urgent: SendOptions = { priority: 10, timeout: 100 };
+ * ```
+ */
+export interface SendOptions extends WaitOptions {
+  /** 0 (the default, lowest) to 32767. Higher priorities are received first. */
+  priority?: number;
+}
+
+/**
+ * A queue's attributes as the kernel reports them.
+ *
+ * @example
+ * ```ts
+ * import type { QueueAttributes } from "@ipckit/ipckit";
+ *
+ * function isFull(attributes: QueueAttributes): boolean {
+ *   return attributes.currentMessages === attributes.maxMessages;
+ * }
+ * ```
+ */
+export interface QueueAttributes {
+  /** Capacity in messages. */
+  maxMessages: number;
+  /** Largest message in bytes. */
+  messageSize: number;
+  /** Messages waiting right now. */
+  currentMessages: number;
+}
+
+interface _Handle {
+  fd: number;
+}
+
+// A safety net for handles dropped without close(); close() is the contract.
+const _leaked = new FinalizationRegistry<_Handle>((handle) => {
+  if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+});
+
+/**
+ * A POSIX message queue carrying values of type `T`.
+ *
+ * Every waiting operation has three forms: `send`/`receive` return Promises
+ * and never block the event loop; `trySend`/`tryReceive` never wait and throw
+ * `Deno.errors.WouldBlock`; `sendSync`/`receiveSync` block the calling thread
+ * like C (for Workers and scripts).
+ *
+ * @example Producer and consumer sharing a queue
+ * ```ts ignore
+ * import { MessageQueue } from "@ipckit/ipckit";
+ *
+ * using queue = MessageQueue.open<number>("/numbers", { create: true });
+ * queue.trySend(1);
+ * await queue.send(2, { priority: 1 });
+ * for await (const { value, priority } of queue) {
+ *   console.log(value, priority); // 2 1, then 1 0
+ *   if (value === 1) break;
+ * }
+ * MessageQueue.unlink("/numbers");
+ * ```
+ */
+export class MessageQueue<T = unknown>
+  implements Channel<T, QueueMessage<T>>, AsyncDisposable {
+  #name: string;
+  #what: string;
+  #handle: _Handle;
+  #codec: Codec<T>;
+  #canRead: boolean;
+  #canWrite: boolean;
+  #unlinkOnClose: boolean;
+  #messageSize: number;
+  #closed = false;
+  #released: Promise<void>;
+  #markReleased!: () => void;
+  #readable: FdParker;
+  #writable: FdParker;
+  // Allocated once per queue: every message is received into the same buffer.
+  #receiveBuffer: Uint8Array<ArrayBuffer>;
+  #receiveLength: bigint;
+  #priority = new Uint32Array(1);
+
+  private constructor(
+    name: string,
+    fd: number,
+    messageSize: number,
+    options: MessageQueueOptions<T>,
+  ) {
+    this.#name = name;
+    this.#what = `message queue "${name}"`;
+    this.#handle = { fd };
+    this.#codec = options.codec ?? codecs.json<T>();
+    this.#canRead = options.read ?? true;
+    this.#canWrite = options.write ?? true;
+    this.#unlinkOnClose = options.unlinkOnClose ?? false;
+    this.#messageSize = messageSize;
+    this.#receiveBuffer = new Uint8Array(this.#canRead ? messageSize : 0);
+    this.#receiveLength = BigInt(this.#receiveBuffer.byteLength);
+    this.#readable = new FdParker(fd, POLL.IN, this.#what);
+    this.#writable = new FdParker(fd, POLL.OUT, this.#what);
+    this.#released = new Promise((resolve) => (this.#markReleased = resolve));
+    _leaked.register(this, this.#handle, this);
+  }
+
+  /**
+   * Opens (or with `create`, creates) the queue `name`, e.g. `"/jobs"`.
+   *
+   * @throws {TypeError} for an invalid name or option, before any system call
+   * @throws {RangeError} for sizes beyond the system limits, naming the limit
+   * @throws {Deno.errors.NotCapable} without the read/write permission on `/dev/mqueue/<name>`
+   * @throws {Deno.errors.NotFound} when the queue does not exist and `create` is not set
+   * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.NotSupported} where the OS has no POSIX message queues (macOS)
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using jobs = MessageQueue.open<string>("/jobs", { create: true, maxMessages: 8, messageSize: 256 });
+   * console.log(jobs.attributes().maxMessages); // 8
+   * ```
+   */
+  static open<T = unknown>(
+    name: string,
+    options: MessageQueueOptions<T> = {},
+  ): MessageQueue<T> {
+    const base = validateIpcName(name, "message queue");
+    const read = options.read ?? true;
+    const write = options.write ?? true;
+    if (!read && !write) {
+      throw new TypeError(
+        `Cannot open message queue "${name}": read and write are both false`,
+      );
+    }
+    if (options.exclusive && !options.create) {
+      throw new TypeError(
+        `Cannot open message queue "${name}": exclusive needs create`,
+      );
+    }
+    const mode = _checkMode(options.mode ?? 0o600, name);
+    const attr = options.create ? _createAttributes(name, options) : undefined;
+
+    const accesses: Access[] = [];
+    if (read) accesses.push("read");
+    if (write || options.create || options.unlinkOnClose) {
+      accesses.push("write");
+    }
+    requirePermissions(accesses, `${MQUEUE_DIR}/${base}`, MQUEUE_DIR);
+
+    const mqOpen = requireSymbol("mq_open");
+    let flags = (read && write ? O.RDWR : write ? O.WRONLY : O.RDONLY) |
+      O.NONBLOCK | O.CLOEXEC;
+    if (options.create) flags |= O.CREAT;
+    if (options.exclusive) flags |= O.EXCL;
+    const cName = cString(name);
+    const fd = retryEintr(() => mqOpen(cName, flags, mode, attr ?? null));
+    if (fd < 0) throw _openError(name, -fd, options);
+
+    let messageSize: number;
+    try {
+      // An existing queue keeps the sizes it was created with: ask the kernel.
+      messageSize = _readAttributes(fd, `message queue "${name}"`).messageSize;
+    } catch (error) {
+      requireSymbol("mq_close")(fd);
+      throw error;
+    }
+    return new MessageQueue<T>(name, fd, messageSize, options);
+  }
+
+  /**
+   * Removes the queue's name. Processes that have it open keep using it; the
+   * kernel frees it when the last one closes.
+   *
+   * @throws {Deno.errors.NotFound} when no queue has that name
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/mqueue/<name>`
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * MessageQueue.unlink("/jobs");
+   * ```
+   */
+  static unlink(name: string): void {
+    const base = validateIpcName(name, "message queue");
+    requirePermissions(["write"], `${MQUEUE_DIR}/${base}`, MQUEUE_DIR);
+    const mqUnlink = requireSymbol("mq_unlink");
+    const cName = cString(name);
+    const result = retryEintr(() => mqUnlink(cName));
+    if (result < 0) {
+      throw systemError("mq_unlink", `unlink message queue "${name}"`, -result);
+    }
+  }
+
+  /** The queue's name, e.g. `"/jobs"`. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The largest message this queue accepts, in bytes. */
+  get messageSize(): number {
+    return this.#messageSize;
+  }
+
+  /**
+   * Reads the queue's current attributes from the kernel.
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open("/jobs");
+   * const { currentMessages, maxMessages } = queue.attributes();
+   * ```
+   */
+  attributes(): QueueAttributes {
+    if (this.#closed) throw closedError(this.#what);
+    return _readAttributes(this.#handle.fd, this.#what);
+  }
+
+  /**
+   * Sends a value without waiting.
+   *
+   * @throws {Deno.errors.WouldBlock} when the queue is full
+   * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * try {
+   *   queue.trySend("job", { priority: 1 });
+   * } catch (error) {
+   *   if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+   * }
+   * ```
+   */
+  trySend(value: T, options: { priority?: number } = {}): void {
+    const bytes = this.#encode(value);
+    const priority = _checkPriority(options.priority, this.#what);
+    const errno = this.#sendOnce(bytes, priority);
+    if (errno !== 0) throw this.#sendError(errno);
+  }
+
+  /**
+   * Sends a value, waiting without blocking the event loop while the queue is
+   * full.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * await queue.send("urgent", { priority: 9, timeout: 500 });
+   * ```
+   */
+  async send(value: T, options: SendOptions = {}): Promise<void> {
+    const bytes = this.#encode(value);
+    const priority = _checkPriority(options.priority, this.#what);
+    const deadline = deadlineOf(options);
+    for (;;) {
+      const errno = this.#sendOnce(bytes, priority);
+      if (errno === 0) return;
+      if (errno !== ERRNO.EAGAIN) throw this.#sendError(errno);
+      await this.#writable.park(
+        deadline,
+        options.signal,
+        `send to ${this.#what}`,
+      );
+    }
+  }
+
+  /**
+   * Sends a value, blocking the calling thread while the queue is full.
+   * Meant for Workers and scripts; it stops the event loop while it waits.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * queue.sendSync("job", { timeout: 100 });
+   * ```
+   */
+  sendSync(
+    value: T,
+    options: { priority?: number; timeout?: number } = {},
+  ): void {
+    const bytes = this.#encode(value);
+    const priority = _checkPriority(options.priority, this.#what);
+    const deadline = deadlineOf(options);
+    const action = `send to ${this.#what}`;
+    for (;;) {
+      const errno = this.#sendOnce(bytes, priority);
+      if (errno === 0) return;
+      if (errno !== ERRNO.EAGAIN) throw this.#sendError(errno);
+      this.#waitSync(POLL.OUT, deadline, action);
+    }
+  }
+
+  /**
+   * Receives a message without waiting.
+   *
+   * @throws {Deno.errors.WouldBlock} when the queue is empty
+   * @throws {DecodeError} when the message cannot be decoded; it is consumed,
+   * its bytes are in the error, and the next call receives the next message
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * const { value } = queue.tryReceive();
+   * ```
+   */
+  tryReceive(): QueueMessage<T> {
+    const length = this.#receiveOnce();
+    if (length < 0) throw this.#receiveError(-length);
+    return this.#decode(length);
+  }
+
+  /**
+   * Receives the oldest message of the highest priority, waiting without
+   * blocking the event loop while the queue is empty.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
+   * @throws {DecodeError} when the message cannot be decoded (see `tryReceive`)
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * const { value, priority } = await queue.receive({ timeout: 1000 });
+   * ```
+   */
+  async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
+    const deadline = deadlineOf(options);
+    for (;;) {
+      const length = this.#receiveOnce();
+      if (length >= 0) return this.#decode(length);
+      if (-length !== ERRNO.EAGAIN) throw this.#receiveError(-length);
+      await this.#readable.park(
+        deadline,
+        options.signal,
+        `receive from ${this.#what}`,
+      );
+    }
+  }
+
+  /**
+   * Receives a message, blocking the calling thread while the queue is empty.
+   * Meant for Workers and scripts; it stops the event loop while it waits.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * const { value } = queue.receiveSync({ timeout: 1000 });
+   * ```
+   */
+  receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
+    const deadline = deadlineOf(options);
+    const action = `receive from ${this.#what}`;
+    for (;;) {
+      const length = this.#receiveOnce();
+      if (length >= 0) return this.#decode(length);
+      if (-length !== ERRNO.EAGAIN) throw this.#receiveError(-length);
+      this.#waitSync(POLL.IN, deadline, action);
+    }
+  }
+
+  /**
+   * Receives messages until the queue is closed. A message that cannot be
+   * decoded ends the loop with its `DecodeError`; call `receive()` to go on.
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * for await (const { value } of queue) console.log(value);
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
+    while (!this.#closed) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if (this.#closed && error instanceof Deno.errors.BadResource) return;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Removes this queue's name (see the static {@linkcode MessageQueue.unlink}).
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open("/jobs", { create: true });
+   * queue.unlink();
+   * ```
+   */
+  unlink(): void {
+    MessageQueue.unlink(this.#name);
+  }
+
+  /**
+   * Closes the queue; idempotent. Pending `send`/`receive` calls reject with
+   * `Deno.errors.BadResource`. The descriptor is released as soon as no
+   * parked wait uses it (at once, unless one is parked). With `unlinkOnClose`
+   * the name is removed too.
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * const queue = MessageQueue.open("/jobs");
+   * queue.close();
+   * queue.close(); // no-op
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    _leaked.unregister(this);
+    let pending = 2;
+    const releaseWhenIdle = () => {
+      if (--pending > 0) return;
+      requireSymbol("mq_close")(this.#handle.fd);
+      this.#handle.fd = -1;
+      this.#markReleased();
+    };
+    this.#readable.close(releaseWhenIdle);
+    this.#writable.close(releaseWhenIdle);
+    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+  }
+
+  /** Closes the queue; see {@linkcode MessageQueue.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the queue and waits until its descriptor is released. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#released;
+  }
+
+  #encode(value: T): Uint8Array {
+    if (this.#closed) throw closedError(this.#what);
+    if (!this.#canWrite) {
+      throw new TypeError(
+        `Cannot send to ${this.#what}: it was opened with write: false`,
+      );
+    }
+    const bytes = this.#codec.encode(value);
+    if (bytes.byteLength > this.#messageSize) {
+      throw new RangeError(
+        `Cannot send to ${this.#what}: the message is ${bytes.byteLength} bytes, the queue's messageSize is ${this.#messageSize}`,
+      );
+    }
+    return bytes;
+  }
+
+  /** One non-blocking mq_send; returns 0 or the errno. */
+  #sendOnce(bytes: Uint8Array, priority: number): number {
+    if (this.#closed) throw closedError(this.#what);
+    const mqSend = requireSymbol("mq_send");
+    const fd = this.#handle.fd;
+    const length = BigInt(bytes.byteLength);
+    const result = retryEintr(() =>
+      mqSend(fd, bytes as Uint8Array<ArrayBuffer>, length, priority)
+    );
+    return result < 0 ? -result : 0;
+  }
+
+  /** One non-blocking mq_receive; returns the length or -errno. */
+  #receiveOnce(): number {
+    if (this.#closed) throw closedError(this.#what);
+    if (!this.#canRead) {
+      throw new TypeError(
+        `Cannot receive from ${this.#what}: it was opened with read: false`,
+      );
+    }
+    const mqReceive = requireSymbol("mq_receive");
+    const fd = this.#handle.fd;
+    const buffer = this.#receiveBuffer;
+    const length = this.#receiveLength;
+    const priority = this.#priority;
+    return retryEintr(() => Number(mqReceive(fd, buffer, length, priority)));
+  }
+
+  #decode(length: number): QueueMessage<T> {
+    const value = this.#codec.decode(this.#receiveBuffer.subarray(0, length));
+    return { value, priority: this.#priority[0] };
+  }
+
+  #waitSync(events: number, deadline: Deadline, action: string): void {
+    if (!pollSync(this.#handle.fd, events, deadline, action)) {
+      throw timeoutError(action, deadline.timeout);
+    }
+  }
+
+  #sendError(errno: number): Error {
+    return systemError(
+      "mq_send",
+      `send to ${this.#what}`,
+      errno,
+      errno === ERRNO.EAGAIN ? "the queue is full" : undefined,
+    );
+  }
+
+  #receiveError(errno: number): Error {
+    return systemError(
+      "mq_receive",
+      `receive from ${this.#what}`,
+      errno,
+      errno === ERRNO.EAGAIN ? "the queue is empty" : undefined,
+    );
+  }
+}
+
+function _readAttributes(fd: number, what: string): QueueAttributes {
+  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
+  const mqGetattr = requireSymbol("mq_getattr");
+  const result = retryEintr(() => mqGetattr(fd, attr));
+  if (result < 0) {
+    throw systemError("mq_getattr", `read attributes of ${what}`, -result);
+  }
+  return {
+    maxMessages: Number(attr[MQ_ATTR.MAXMSG / 8]),
+    messageSize: Number(attr[MQ_ATTR.MSGSIZE / 8]),
+    currentMessages: Number(attr[MQ_ATTR.CURMSGS / 8]),
+  };
+}
+
+function _checkMode(mode: unknown, name: string): number {
+  if (
+    !Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o777
+  ) {
+    throw new RangeError(
+      `Cannot open message queue "${name}": mode must be an integer from 0 to 0o777, got ${
+        String(mode)
+      }`,
+    );
+  }
+  return mode as number;
+}
+
+function _checkPriority(priority: unknown, what: string): number {
+  if (priority === undefined) return 0;
+  if (
+    !Number.isInteger(priority) || (priority as number) < 0 ||
+    (priority as number) >= MQ_PRIO_MAX
+  ) {
+    throw new RangeError(
+      `Cannot send to ${what}: priority must be an integer from 0 to ${
+        MQ_PRIO_MAX - 1
+      }, got ${String(priority)}`,
+    );
+  }
+  return priority as number;
+}
+
+/** Checks a size option and the system limit it must respect. */
+function _checkSize(
+  name: string,
+  option: "maxMessages" | "messageSize",
+  value: unknown,
+  limitFile: "msg_max" | "msgsize_max",
+): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw new RangeError(
+      `Cannot create message queue "${name}": ${option} must be a positive integer, got ${
+        String(value)
+      }`,
+    );
+  }
+  const limit = readMqLimit(limitFile);
+  if (limit !== undefined && (value as number) > limit) {
+    throw new RangeError(
+      `Cannot create message queue "${name}": ${option} is ${
+        String(value)
+      }, above the system limit ${MQ_PROC_DIR}/${limitFile} = ${limit}`,
+    );
+  }
+  return value as number;
+}
+
+/** The mq_attr for a create, or undefined to let the kernel use its defaults. */
+function _createAttributes(
+  name: string,
+  options: MessageQueueOptions<unknown>,
+): BigInt64Array<ArrayBuffer> | undefined {
+  if (options.maxMessages === undefined && options.messageSize === undefined) {
+    return undefined;
+  }
+  const maxMessages = _checkSize(
+    name,
+    "maxMessages",
+    options.maxMessages ?? defaultMqLimit("msg_default"),
+    "msg_max",
+  );
+  const messageSize = _checkSize(
+    name,
+    "messageSize",
+    options.messageSize ?? defaultMqLimit("msgsize_default"),
+    "msgsize_max",
+  );
+  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
+  attr[MQ_ATTR.MAXMSG / 8] = BigInt(maxMessages);
+  attr[MQ_ATTR.MSGSIZE / 8] = BigInt(messageSize);
+  return attr;
+}
+
+function _openError(
+  name: string,
+  errno: number,
+  options: MessageQueueOptions<unknown>,
+): Error {
+  const action = `open message queue "${name}"`;
+  switch (errno) {
+    case ERRNO.EINVAL:
+      return systemError(
+        "mq_open",
+        action,
+        errno,
+        options.create
+          ? `the kernel rejected maxMessages or messageSize; see the limits in ${MQ_PROC_DIR}`
+          : undefined,
+      );
+    case ERRNO.EMFILE:
+      return systemError(
+        "mq_open",
+        action,
+        errno,
+        "the per-user message queue memory limit (RLIMIT_MSGQUEUE) or the descriptor limit was reached",
+      );
+    case ERRNO.ENOSPC:
+      return systemError(
+        "mq_open",
+        action,
+        errno,
+        `the system-wide number of queues (${MQ_PROC_DIR}/queues_max) was reached`,
+      );
+    default:
+      return systemError("mq_open", action, errno);
+  }
+}
+
+function _unlinkQuietly(name: string): void {
+  try {
+    MessageQueue.unlink(name);
+  } catch (error) {
+    // Somebody else removed it first: the goal is reached.
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}

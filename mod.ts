@@ -1,0 +1,29 @@
+/**
+ * ipckit: typed, async, permission-aware inter-process communication for
+ * Deno, binding the C library directly with `Deno.dlopen`.
+ *
+ * Each mechanism is also its own entry point (`@ipckit/ipckit/message-queue`,
+ * …); this module re-exports them all.
+ *
+ * @example Send typed jobs through a POSIX message queue
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/mqueue --allow-write=/dev/mqueue jobs.ts
+ * import { MessageQueue } from "@ipckit/ipckit";
+ *
+ * type Job = { id: number; file: string };
+ * await using jobs = MessageQueue.open<Job>("/jobs", {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
+ * await jobs.send({ id: 1, file: "a.png" }, { priority: 1 });
+ * const { value } = await jobs.receive({ timeout: 1000 });
+ * console.log(value.file);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./mechanisms/errors.ts";
+export * from "./mechanisms/codec.ts";
+export * from "./mechanisms/channel.ts";
+export * from "./mechanisms/message_queue.ts";
