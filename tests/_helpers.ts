@@ -1,0 +1,125 @@
+/**
+ * Shared test helpers: unique object names, child processes, and the check
+ * that a test leaves nothing behind in /dev/shm or /dev/mqueue.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+/** A name no other test or run uses: prefix, pid and a random suffix. */
+export function uniqueName(prefix: string): string {
+  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  return `/ipckit-test-${prefix}-${Deno.pid}-${random}`;
+}
+
+/** The directories where Linux shows POSIX IPC objects as files. */
+export const IPC_DIRS = ["/dev/shm", "/dev/mqueue"] as const;
+
+let _mqueueMounted: Promise<boolean> | undefined;
+
+/**
+ * Makes /dev/mqueue visible where it is missing and we are root, so leak
+ * checks can list queues. Where it cannot be mounted, tests fall back to
+ * checking the names they created.
+ */
+export function ensureMqueueMounted(): Promise<boolean> {
+  _mqueueMounted ??= (async () => {
+    try {
+      Deno.statSync("/dev/mqueue/");
+      return true;
+    } catch {
+      // Not mounted: try below.
+    }
+    if (Deno.uid() !== 0) return false;
+    try {
+      Deno.mkdirSync("/dev/mqueue", { recursive: true });
+      const { success } = await new Deno.Command("mount", {
+        args: ["-t", "mqueue", "none", "/dev/mqueue"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      return success;
+    } catch {
+      return false;
+    }
+  })();
+  return _mqueueMounted;
+}
+
+function _ipcEntries(): Set<string> {
+  const entries = new Set<string>();
+  for (const dir of IPC_DIRS) {
+    try {
+      for (const entry of Deno.readDirSync(dir)) {
+        entries.add(`${dir}/${entry.name}`);
+      }
+    } catch {
+      // The directory does not exist on this machine.
+    }
+  }
+  return entries;
+}
+
+/**
+ * Wraps a test body: fails if, after it, /dev/shm or /dev/mqueue holds an
+ * ipckit test object that was not there before. `names` are also checked
+ * directly, for machines where /dev/mqueue cannot be listed.
+ */
+export function leakChecked(
+  body: (t: Deno.TestContext) => Promise<void> | void,
+): (t: Deno.TestContext) => Promise<void> {
+  return async (t) => {
+    await ensureMqueueMounted();
+    const before = _ipcEntries();
+    await body(t);
+    const leaked = [..._ipcEntries()].filter((entry) =>
+      !before.has(entry) && entry.includes("ipckit-test-")
+    );
+    assert.deepEqual(leaked, [], `objects left behind: ${leaked.join(", ")}`);
+  };
+}
+
+/** The result of a child Deno process. */
+export interface ChildResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `tests/fixtures/<fixture>` in a child Deno process with the given
+ * permission flags and arguments, and returns its exit code and output.
+ */
+export async function runFixture(
+  fixture: string,
+  flags: string[],
+  args: string[] = [],
+): Promise<ChildResult> {
+  const script = new URL(`./fixtures/${fixture}`, import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...flags, script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Starts a fixture without waiting for it; the caller owns the process. */
+export function spawnFixture(
+  fixture: string,
+  flags: string[],
+  args: string[] = [],
+): Deno.ChildProcess {
+  const script = new URL(`./fixtures/${fixture}`, import.meta.url).pathname;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...flags, script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
