@@ -27,3 +27,4 @@ export * from "./mechanisms/errors.ts";
 export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
+export * from "./mechanisms/framing.ts";

@@ -1,0 +1,450 @@
+/**
+ * Message framing over byte streams: how pipes, FIFOs and stream sockets,
+ * which carry bytes without boundaries, carry typed messages.
+ *
+ * Two framings:
+ *
+ * - `"frames"` (the default): each message is a 4-byte big-endian length and
+ *   then that many bytes of codec output. Any bytes may cross.
+ * - `"lines"`: each message is one line of codec output ending in `\n`, so
+ *   plain tools (`echo`, `cat`, `socat`) can take part; with `codecs.json()`
+ *   this is JSON Lines. A `\r` before the `\n` is dropped.
+ *
+ * {@linkcode FramedChannel} applies a framing to any pair of Web streams (a
+ * `Deno.Conn`'s `readable`/`writable`, a child process's stdout/stdin, a
+ * FIFO), and is the one implementation behind every stream mechanism.
+ *
+ * @example A framed channel over a Unix socket connection
+ * ```ts ignore
+ * import { FramedChannel } from "@ipckit/ipckit/framing";
+ *
+ * const conn = await Deno.connect({ transport: "unix", path: "/tmp/app.sock" });
+ * using channel = new FramedChannel<{ op: string }>({
+ *   readable: conn.readable,
+ *   writable: conn.writable,
+ * });
+ * await channel.send({ op: "ping" });
+ * const { value } = await channel.receive({ timeout: 1000 });
+ * ```
+ *
+ * @module
+ */
+
+import type { Channel, Message, WaitOptions } from "./channel.ts";
+import { type Codec, codecs } from "./codec.ts";
+import { DecodeError } from "./errors.ts";
+import { closedError, timeoutError } from "./_errors.ts";
+import { deadlineOf } from "./_wait.ts";
+
+/** How message boundaries are marked on a byte stream. */
+export type Framing = "frames" | "lines";
+
+/** Bytes in a `"frames"` length header. */
+export const FRAME_HEADER_BYTES = 4;
+
+/** The default `maxMessageSize`: 64 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+/**
+ * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
+ * both: a one-way channel rejects the other direction with a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { codecs, type FramedChannelOptions } from "@ipckit/ipckit";
+ *
+ * const options: FramedChannelOptions<string> = {
+ *   framing: "lines",
+ *   codec: codecs.text(),
+ *   maxMessageSize: 4096,
+ * };
+ * ```
+ */
+export interface FramedChannelOptions<T> {
+  /** Where messages come from. */
+  readable?: ReadableStream<Uint8Array>;
+  /** Where messages go. */
+  writable?: WritableStream<Uint8Array>;
+  /** How values become bytes. Default `codecs.json<T>()`. */
+  codec?: Codec<T>;
+  /** `"frames"` (default) or `"lines"`. */
+  framing?: Framing;
+  /**
+   * The largest message accepted, in bytes. An incoming frame header that
+   * announces more is rejected before anything is allocated for it, and a
+   * line longer than this is rejected too. Default 64 MiB.
+   */
+  maxMessageSize?: number;
+  /** Names the channel in error messages, e.g. `FIFO "/tmp/jobs"`. */
+  description?: string;
+  /** Runs once when the channel closes, after its streams are released. */
+  onClose?: () => void;
+}
+
+const _NEWLINE = 0x0a;
+const _CARRIAGE_RETURN = 0x0d;
+
+/**
+ * A typed {@linkcode Channel} over a readable and/or writable byte stream.
+ *
+ * `send()` resolves once the frame has been handed to the stream, so a slow
+ * reader slows the writer (backpressure) instead of growing memory.
+ * Iteration ends cleanly when the peer closes its end. A frame whose payload
+ * the codec cannot decode rejects with a `DecodeError` carrying the payload,
+ * and the next message is still received; a broken frame header or an
+ * over-long message cannot be skipped, so the channel closes itself after
+ * reporting it.
+ *
+ * @example Two channels joined by an in-memory pipe
+ * ```ts
+ * import { FramedChannel } from "@ipckit/ipckit";
+ *
+ * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+ * const writer = new FramedChannel<number[]>({ writable: pipe.writable });
+ * const reader = new FramedChannel<number[]>({ readable: pipe.readable });
+ * await writer.send([1, 2, 3]);
+ * console.log((await reader.receive()).value); // [1, 2, 3]
+ * ```
+ */
+export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
+  #codec: Codec<T>;
+  #framing: Framing;
+  #maxMessageSize: number;
+  #what: string;
+  #onClose: (() => void) | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #closed = false;
+  #ended = false;
+  // Bytes read but not yet framed: #buffer[#start, #end).
+  #buffer: Uint8Array = new Uint8Array(0);
+  // Whether #buffer was allocated here (so it may be appended to) or is a
+  // chunk the stream handed over.
+  #ownsBuffer = false;
+  #start = 0;
+  #end = 0;
+  // At most one read is outstanding; a receive that times out leaves it for the next.
+  #pendingRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  // Receives and sends each run one at a time, in call order.
+  #receiveTurn: Promise<unknown> = Promise.resolve();
+  #sendTurn: Promise<unknown> = Promise.resolve();
+
+  /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
+  constructor(options: FramedChannelOptions<T>) {
+    const framing = options.framing ?? "frames";
+    if (framing !== "frames" && framing !== "lines") {
+      throw new TypeError(
+        `Cannot frame a channel as ${
+          JSON.stringify(framing)
+        }: use "frames" or "lines"`,
+      );
+    }
+    const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    if (!Number.isSafeInteger(max) || max < 1 || max > 0xffff_ffff) {
+      throw new RangeError(
+        `Cannot frame a channel: maxMessageSize must be an integer from 1 to ${0xffff_ffff}, got ${max}`,
+      );
+    }
+    if (!options.readable && !options.writable) {
+      throw new TypeError(
+        "Cannot frame a channel: give a readable stream, a writable stream or both",
+      );
+    }
+    this.#codec = options.codec ?? codecs.json<T>();
+    this.#framing = framing;
+    this.#maxMessageSize = max;
+    this.#what = options.description ?? "framed channel";
+    this.#onClose = options.onClose;
+    this.#reader = options.readable?.getReader();
+    this.#writer = options.writable?.getWriter();
+  }
+
+  /** Whether `close()` has been called (or the channel closed itself). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends one value. Resolves when the stream has taken the whole frame.
+   *
+   * A send that times out or is aborted may have written part of its frame,
+   * which would corrupt every later frame, so the channel closes itself in
+   * that case.
+   *
+   * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
+   * contains a newline under `"lines"` framing (nothing is written)
+   */
+  send(value: T, options: WaitOptions = {}): Promise<void> {
+    const frame = this.#frame(value);
+    const deadline = deadlineOf(options);
+    const writer = this.#writer!;
+    const turn = this.#sendTurn.then(() =>
+      this.#withDeadline(
+        writer.write(frame),
+        deadline.at,
+        deadline.timeout,
+        options.signal,
+        `send to ${this.#what}`,
+      ).catch((error) => {
+        if (this.#closed) throw closedError(this.#what);
+        // A partial frame cannot be taken back: later frames would be garbage.
+        this.close();
+        throw error;
+      })
+    );
+    this.#sendTurn = turn.catch(() => {});
+    return turn;
+  }
+
+  /**
+   * Receives one message, waiting without blocking the event loop.
+   *
+   * @throws {Deno.errors.UnexpectedEof} when the peer closed its end and no
+   * message is left
+   * @throws {DecodeError} when a message cannot be decoded (with its bytes)
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   */
+  receive(options: WaitOptions = {}): Promise<Message<T>> {
+    if (this.#closed) return Promise.reject(closedError(this.#what));
+    if (!this.#reader) {
+      return Promise.reject(
+        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
+      );
+    }
+    const deadline = deadlineOf(options);
+    const turn = this.#receiveTurn.then(() =>
+      this.#receiveFrame(deadline.at, deadline.timeout, options.signal)
+    );
+    this.#receiveTurn = turn.catch(() => {});
+    return turn;
+  }
+
+  /** Receives until the peer closes its end or this channel is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+    for (;;) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if (error instanceof Deno.errors.UnexpectedEof) return;
+        if (this.#closed && error instanceof Deno.errors.BadResource) return;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Half-close: flushes what was sent and closes the writing side, so the
+   * peer's iteration ends, while this side can still receive.
+   */
+  async closeWrite(): Promise<void> {
+    if (!this.#writer || this.#closed) return;
+    await this.#sendTurn;
+    const writer = this.#writer;
+    this.#writer = undefined;
+    await writer.close();
+  }
+
+  /**
+   * Closes both directions; idempotent. Pending operations reject with
+   * `Deno.errors.BadResource`; sends that already resolved were delivered to
+   * the stream.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reader?.cancel().catch(() => {});
+    this.#writer?.abort().catch(() => {});
+    this.#reader = undefined;
+    this.#writer = undefined;
+    this.#buffer = new Uint8Array(0);
+    this.#onClose?.();
+  }
+
+  /** Closes the channel; see {@linkcode FramedChannel.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Flushes pending sends, half-closes, then closes. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.closeWrite();
+    } catch {
+      // The peer may be gone already; closing is still the right end.
+    }
+    this.close();
+  }
+
+  #frame(value: T): Uint8Array<ArrayBuffer> {
+    if (this.#closed) throw closedError(this.#what);
+    if (!this.#writer) {
+      throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
+    }
+    const payload = this.#codec.encode(value);
+    if (payload.byteLength > this.#maxMessageSize) {
+      throw new RangeError(
+        `Cannot send to ${this.#what}: the message is ${payload.byteLength} bytes, maxMessageSize is ${this.#maxMessageSize}`,
+      );
+    }
+    if (this.#framing === "lines") {
+      if (payload.includes(_NEWLINE)) {
+        throw new RangeError(
+          `Cannot send to ${this.#what}: the ${this.#codec.name} message contains a newline, which "lines" framing uses as the separator`,
+        );
+      }
+      const line = new Uint8Array(payload.byteLength + 1);
+      line.set(payload);
+      line[payload.byteLength] = _NEWLINE;
+      return line;
+    }
+    const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
+    new DataView(frame.buffer).setUint32(0, payload.byteLength, false);
+    frame.set(payload, FRAME_HEADER_BYTES);
+    return frame;
+  }
+
+  async #receiveFrame(
+    deadline: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Message<T>> {
+    for (;;) {
+      if (this.#closed) throw closedError(this.#what);
+      const payload = this.#takeMessage();
+      if (payload) return { value: this.#codec.decode(payload) };
+      if (this.#ended) return this.#atEnd();
+      this.#pendingRead ??= this.#reader!.read();
+      const result = await this.#withDeadline(
+        this.#pendingRead,
+        deadline,
+        timeout,
+        signal,
+        `receive from ${this.#what}`,
+      );
+      this.#pendingRead = undefined;
+      if (result.done) this.#ended = true;
+      else this.#append(result.value);
+    }
+  }
+
+  /** The next complete message in the buffer, or undefined if more bytes are needed. */
+  #takeMessage(): Uint8Array | undefined {
+    const available = this.#end - this.#start;
+    if (this.#framing === "lines") return this.#takeLine(available);
+    if (available < FRAME_HEADER_BYTES) return undefined;
+    const length = new DataView(
+      this.#buffer.buffer,
+      this.#buffer.byteOffset + this.#start,
+      FRAME_HEADER_BYTES,
+    ).getUint32(0, false);
+    if (length > this.#maxMessageSize) {
+      const header = this.#buffer.subarray(
+        this.#start,
+        this.#start + FRAME_HEADER_BYTES,
+      );
+      const error = new DecodeError(
+        `Cannot receive from ${this.#what}: a frame header announces ${length} bytes, above maxMessageSize ${this.#maxMessageSize}; the stream is not ipckit frames or is corrupt, so the channel is closed`,
+        header,
+      );
+      this.close();
+      throw error;
+    }
+    if (available < FRAME_HEADER_BYTES + length) return undefined;
+    const start = this.#start + FRAME_HEADER_BYTES;
+    this.#start = start + length;
+    return this.#buffer.subarray(start, start + length);
+  }
+
+  #takeLine(available: number): Uint8Array | undefined {
+    const newline = this.#buffer.subarray(this.#start, this.#end).indexOf(
+      _NEWLINE,
+    );
+    if (newline < 0) {
+      if (available > this.#maxMessageSize) {
+        const error = new DecodeError(
+          `Cannot receive from ${this.#what}: a line is longer than maxMessageSize ${this.#maxMessageSize}, so the channel is closed`,
+          this.#buffer.subarray(this.#start, this.#start + 64),
+        );
+        this.close();
+        throw error;
+      }
+      return undefined;
+    }
+    const start = this.#start;
+    let end = start + newline;
+    this.#start = end + 1;
+    if (end > start && this.#buffer[end - 1] === _CARRIAGE_RETURN) end--;
+    return this.#buffer.subarray(start, end);
+  }
+
+  #append(chunk: Uint8Array): void {
+    const pending = this.#end - this.#start;
+    if (pending === 0) {
+      // The common case: nothing left over, so frame straight from the chunk.
+      this.#buffer = chunk;
+      this.#ownsBuffer = false;
+      this.#start = 0;
+      this.#end = chunk.byteLength;
+      return;
+    }
+    const needed = pending + chunk.byteLength;
+    if (this.#buffer.byteLength - this.#start >= needed && this.#ownsBuffer) {
+      this.#buffer.set(chunk, this.#end);
+      this.#end += chunk.byteLength;
+      return;
+    }
+    const grown = new Uint8Array(Math.max(needed, pending * 2, 4096));
+    grown.set(this.#buffer.subarray(this.#start, this.#end));
+    grown.set(chunk, pending);
+    this.#buffer = grown;
+    this.#ownsBuffer = true;
+    this.#start = 0;
+    this.#end = needed;
+  }
+
+  /**
+   * What is left when the stream has ended: a last line without its newline
+   * is still a line (as `printf hello` writes it), a partial frame is an error.
+   */
+  #atEnd(): Message<T> {
+    const leftover = this.#end - this.#start;
+    if (leftover > 0) {
+      const bytes = this.#buffer.subarray(this.#start, this.#end);
+      this.#start = this.#end;
+      if (this.#framing === "lines") {
+        return { value: this.#codec.decode(bytes) };
+      }
+      throw new DecodeError(
+        `Cannot receive from ${this.#what}: the stream ended inside a message, after ${leftover} bytes`,
+        bytes,
+      );
+    }
+    throw new Deno.errors.UnexpectedEof(
+      `Cannot receive from ${this.#what}: the other end closed it`,
+    );
+  }
+
+  /** Races `operation` against the deadline and the signal, without cancelling it. */
+  #withDeadline<R>(
+    operation: Promise<R>,
+    deadline: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<R> {
+    if (deadline === Infinity && !signal) return operation;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const { promise, resolve, reject } = Promise.withResolvers<R>();
+    const timer = deadline === Infinity ? undefined : setTimeout(
+      () => reject(timeoutError(action, timeout)),
+      Math.max(0, deadline - performance.now()),
+    );
+    const onAbort = () => reject(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    operation.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    });
+    return promise;
+  }
+}
