@@ -5,6 +5,8 @@
  * @module
  */
 
+import { readSmallFile } from "../ffi/file.ts";
+
 /** Where Linux publishes the message queue limits. */
 export const MQ_PROC_DIR = "/proc/sys/fs/mqueue";
 
@@ -24,18 +26,21 @@ export type MqLimitName =
 /**
  * Reads one limit, or returns undefined where `--allow-read` does not cover
  * `/proc/sys/fs/mqueue` or the file does not exist (not Linux). Never prompts.
+ *
+ * Deno's own file API demands `--allow-all` for anything under `/proc/sys`
+ * (it guards writes to kernel settings that way), so the value is read through
+ * libc once `--allow-read` grants the path: reading a limit is harmless, and
+ * the user's read permission is still what decides.
  */
 export function readMqLimit(name: MqLimitName): number | undefined {
   const path = `${MQ_PROC_DIR}/${name}`;
   if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
     return undefined;
   }
-  try {
-    const value = Number.parseInt(Deno.readTextFileSync(path).trim(), 10);
-    return Number.isFinite(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = readSmallFile(path, 32);
+  if (text === undefined) return undefined;
+  const value = Number.parseInt(text.trim(), 10);
+  return Number.isFinite(value) ? value : undefined;
 }
 
 /** The default for a queue attribute the caller did not give. */

@@ -174,7 +174,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
    * contains a newline under `"lines"` framing (nothing is written)
    */
-  send(value: T, options: WaitOptions = {}): Promise<void> {
+  async send(value: T, options: WaitOptions = {}): Promise<void> {
     const frame = this.#frame(value);
     const deadline = deadlineOf(options);
     const writer = this.#writer!;
@@ -193,7 +193,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       })
     );
     this.#sendTurn = turn.catch(() => {});
-    return turn;
+    await turn;
   }
 
   /**

@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { codecs, DecodeError, FramedChannel } from "../mod.ts";
+
+const encoder = new TextEncoder();
+
+function pipePair<T>(
+  options: { framing?: "frames" | "lines"; maxMessageSize?: number } = {},
+) {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  return {
+    writer: new FramedChannel<T>({ writable: pipe.writable, ...options }),
+    reader: new FramedChannel<T>({ readable: pipe.readable, ...options }),
+  };
+}
+
+function rawReader<T>(
+  chunks: string[],
+  options: { framing?: "frames" | "lines"; maxMessageSize?: number } = {},
+) {
+  const readable = ReadableStream.from(
+    chunks.map((chunk) => encoder.encode(chunk)),
+  );
+  return new FramedChannel<T>({
+    readable,
+    codec: codecs.text() as never,
+    ...options,
+  });
+}
+
+Deno.test("FramedChannel carries a 10 MiB message intact", async () => {
+  const big = new Uint8Array(10 * 1024 * 1024).map((_, i) => i % 251);
+  const codec = codecs.bytes();
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const out = new FramedChannel<Uint8Array>({ writable: pipe.writable, codec });
+  const into = new FramedChannel<Uint8Array>({
+    readable: pipe.readable,
+    codec,
+  });
+  const received = into.receive();
+  await out.send(big);
+  assert.deepEqual((await received).value, big);
+  out.close();
+  into.close();
+});
+
+Deno.test("FramedChannel splits lines across chunk boundaries and drops a CR", async () => {
+  const reader = rawReader<string>(["hel", "lo\r\nwor", "ld\nlast"], {
+    framing: "lines",
+  });
+  const values: string[] = [];
+  for await (const { value } of reader) values.push(value);
+  assert.deepEqual(values, ["hello", "world", "last"]);
+});
+
+Deno.test("FramedChannel iteration ends cleanly when the writer closes", async () => {
+  const { writer, reader } = pipePair<number>();
+  const sent = (async () => {
+    for (let i = 0; i < 100; i++) await writer.send(i);
+    await writer.closeWrite();
+  })();
+  const values: number[] = [];
+  for await (const { value } of reader) values.push(value);
+  await sent;
+  assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => i));
+});
+
+Deno.test("FramedChannel rejects a frame header above maxMessageSize and closes", async () => {
+  const readable = ReadableStream.from([encoder.encode("GET / HTTP/1.1\r\n")]);
+  const channel = new FramedChannel({ readable, maxMessageSize: 1024 });
+  await assert.rejects(
+    channel.receive(),
+    (error: unknown) =>
+      error instanceof DecodeError &&
+      /announces 1195725856 bytes, above maxMessageSize 1024/.test(
+        error.message,
+      ) &&
+      error.bytes.length === 4,
+  );
+  assert.equal(channel.closed, true);
+});
+
+Deno.test("FramedChannel reports a stream that ends inside a frame with the partial bytes", async () => {
+  const frame = new Uint8Array([0, 0, 0, 10, 1, 2, 3]);
+  const channel = new FramedChannel({ readable: ReadableStream.from([frame]) });
+  await assert.rejects(
+    channel.receive(),
+    (error: unknown) =>
+      error instanceof DecodeError &&
+      /ended inside a message, after 7 bytes/.test(error.message),
+  );
+});
+
+Deno.test("FramedChannel keeps going after a payload the codec cannot decode", async () => {
+  const frames = [encoder.encode("{bad"), encoder.encode('{"ok":1}')].map(
+    (payload) => {
+      const frame = new Uint8Array(4 + payload.length);
+      new DataView(frame.buffer).setUint32(0, payload.length);
+      frame.set(payload, 4);
+      return frame;
+    },
+  );
+  const channel = new FramedChannel<{ ok: number }>({
+    readable: ReadableStream.from(frames),
+  });
+  await assert.rejects(channel.receive(), DecodeError);
+  assert.deepEqual((await channel.receive()).value, { ok: 1 });
+});
+
+Deno.test("FramedChannel.receive() rejects after its timeout and the next receive gets the data", async () => {
+  const { writer, reader } = pipePair<string>();
+  await assert.rejects(reader.receive({ timeout: 20 }), Deno.errors.TimedOut);
+  await writer.send("later");
+  assert.equal((await reader.receive({ timeout: 1000 })).value, "later");
+  writer.close();
+  reader.close();
+});
+
+Deno.test("FramedChannel refuses to send a message that breaks its framing", async () => {
+  const { writer, reader } = pipePair<string>({
+    framing: "lines",
+    maxMessageSize: 8,
+  });
+  const text = new FramedChannel<string>({
+    writable: new WritableStream(),
+    framing: "lines",
+    codec: codecs.text(),
+  });
+  await assert.rejects(text.send("two\nlines"), /contains a newline/);
+  await assert.rejects(writer.send("much too long"), /maxMessageSize is 8/);
+  text.close();
+  writer.close();
+  reader.close();
+});

@@ -1,0 +1,500 @@
+import assert from "node:assert/strict";
+import { codecs, DecodeError, MessageQueue } from "../mod.ts";
+import {
+  leakChecked,
+  runFixture,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
+
+const MQ_FLAGS = [
+  "--allow-ffi",
+  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
+  "--allow-write=/dev/mqueue",
+];
+
+/** Reads a limit with coreutils, independently of ipckit's own reader. */
+async function readLimit(name: string): Promise<number> {
+  const { stdout } = await new Deno.Command("cat", {
+    args: [`/proc/sys/fs/mqueue/${name}`],
+  }).output();
+  return Number(new TextDecoder().decode(stdout));
+}
+
+Deno.test(
+  "MessageQueue carries 10,000 messages to another process, none lost or duplicated, order kept within a priority",
+  leakChecked(async () => {
+    const name = uniqueName("mq-cross");
+    await using queue = MessageQueue.open<{ seq: number }>(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const count = 10_000;
+    const consumer = spawnFixture("mq_peer.ts", MQ_FLAGS, [
+      "consume",
+      name,
+      String(count),
+    ]);
+    for (let seq = 0; seq < count; seq++) {
+      await queue.send({ seq }, { priority: seq % 4, timeout: 30_000 });
+    }
+    const output = await consumer.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const received: [number, number][] = JSON.parse(
+      new TextDecoder().decode(output.stdout),
+    );
+    assert.equal(received.length, count);
+    assert.deepEqual(
+      received.map(([seq]) => seq).sort((a, b) => a - b),
+      Array.from({ length: count }, (_, i) => i),
+    );
+    const lastSeqByPriority = new Map<number, number>();
+    for (const [seq, priority] of received) {
+      assert.equal(priority, seq % 4);
+      assert.ok(
+        seq > (lastSeqByPriority.get(priority) ?? -1),
+        `seq ${seq} of priority ${priority} arrived out of order`,
+      );
+      lastSeqByPriority.set(priority, seq);
+    }
+  }),
+);
+
+Deno.test(
+  "MessageQueue receives 10,000 messages from another process with receive() and the iterator",
+  leakChecked(async () => {
+    const name = uniqueName("mq-from-child");
+    await using queue = MessageQueue.open<{ seq: number }>(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const count = 10_000;
+    const producer = spawnFixture("mq_peer.ts", MQ_FLAGS, [
+      "produce",
+      name,
+      String(count),
+    ]);
+    const seen = new Set<number>();
+    for await (const { value } of queue) {
+      assert.ok(!seen.has(value.seq), `seq ${value.seq} arrived twice`);
+      seen.add(value.seq);
+      if (seen.size === count) break;
+    }
+    const status = await producer.status;
+    await producer.stdout.cancel();
+    await producer.stderr.cancel();
+    assert.equal(status.code, 0);
+    assert.equal(seen.size, count);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.receiveSync() and sendSync() round-trip through an echoing process",
+  leakChecked(async () => {
+    const there = uniqueName("mq-there");
+    const back = uniqueName("mq-back");
+    using out = MessageQueue.open<number[]>(there, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    using input = MessageQueue.open<number[]>(back, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const echo = spawnFixture("mq_peer.ts", MQ_FLAGS, [
+      "echo",
+      there,
+      back,
+      "100",
+    ]);
+    for (let i = 0; i < 100; i++) {
+      out.sendSync([i, i * 2]);
+      assert.deepEqual(input.receiveSync({ timeout: 10_000 }).value, [
+        i,
+        i * 2,
+      ]);
+    }
+    const output = await echo.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  }),
+);
+
+Deno.test(
+  "MessageQueue delivers a higher priority sent later first",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<string>(uniqueName("mq-prio"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    await queue.send("low", { priority: 1 });
+    await queue.send("high", { priority: 30 });
+    await queue.send("low again", { priority: 1 });
+    assert.deepEqual(await queue.receive(), { value: "high", priority: 30 });
+    assert.deepEqual(await queue.receive(), { value: "low", priority: 1 });
+    assert.deepEqual(queue.tryReceive(), { value: "low again", priority: 1 });
+  }),
+);
+
+Deno.test(
+  "MessageQueue.receive() keeps the event loop running while it waits",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<string>(uniqueName("mq-loop"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 10);
+    const sender = setTimeout(() => queue.trySend("late"), 300);
+    try {
+      const { value } = await queue.receive({ timeout: 10_000 });
+      assert.equal(value, "late");
+      // A blocked loop would fire no interval tick at all before the sender.
+      assert.ok(ticks >= 5, `only ${ticks} timer ticks while receive() waited`);
+    } finally {
+      clearInterval(interval);
+      clearTimeout(sender);
+    }
+  }),
+);
+
+Deno.test(
+  "MessageQueue.receive() rejects after its timeout",
+  leakChecked(async () => {
+    using queue = MessageQueue.open(uniqueName("mq-timeout"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    await assert.rejects(
+      queue.receive({ timeout: 50 }),
+      (error: Error & { code?: string }) =>
+        error instanceof Deno.errors.TimedOut &&
+        /timed out after 50 ms/.test(error.message) &&
+        error.code === "ETIMEDOUT",
+    );
+    await assert.rejects(queue.receive({ timeout: 0 }), Deno.errors.TimedOut);
+    assert.throws(
+      () => queue.receiveSync({ timeout: 20 }),
+      Deno.errors.TimedOut,
+    );
+  }),
+);
+
+Deno.test(
+  "MessageQueue.receive() rejects with the abort reason and a later send still arrives",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<number>(uniqueName("mq-abort"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const controller = new AbortController();
+    const pending = queue.receive({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("cancelled")), 20);
+    await assert.rejects(pending, /cancelled/);
+    queue.trySend(7);
+    assert.equal((await queue.receive({ timeout: 1000 })).value, 7);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.send() waits while the queue is full and resumes when a slot frees",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<number>(uniqueName("mq-full"), {
+      create: true,
+      unlinkOnClose: true,
+      maxMessages: 2,
+      messageSize: 64,
+    });
+    queue.trySend(1);
+    queue.trySend(2);
+    assert.throws(() => queue.trySend(3), Deno.errors.WouldBlock);
+    await assert.rejects(queue.send(3, { timeout: 30 }), Deno.errors.TimedOut);
+    const blocked = queue.send(3, { timeout: 5000 });
+    assert.equal(queue.tryReceive().value, 1);
+    await blocked;
+    assert.deepEqual(queue.attributes(), {
+      maxMessages: 2,
+      messageSize: 64,
+      currentMessages: 2,
+    });
+  }),
+);
+
+Deno.test(
+  "MessageQueue.tryReceive() throws WouldBlock on an empty queue",
+  leakChecked(() => {
+    using queue = MessageQueue.open(uniqueName("mq-empty"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    assert.throws(
+      () => queue.tryReceive(),
+      (error: Error) =>
+        error instanceof Deno.errors.WouldBlock &&
+        /the queue is empty/.test(error.message),
+    );
+  }),
+);
+
+Deno.test(
+  "MessageQueue.close() rejects a pending receive() with BadResource",
+  leakChecked(async () => {
+    const queue = MessageQueue.open(uniqueName("mq-close"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const pending = queue.receive();
+    queue.close();
+    queue.close();
+    await assert.rejects(pending, Deno.errors.BadResource);
+    assert.equal(queue.closed, true);
+  }),
+);
+
+Deno.test(
+  "A process exits by itself after closing a queue with a parked receive()",
+  leakChecked(async () => {
+    const result = await runFixture("mq_pending_close.ts", MQ_FLAGS, [
+      uniqueName("mq-exit"),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), "BadResource");
+  }),
+);
+
+Deno.test(
+  "MessageQueue hands undecodable bytes back in a DecodeError and receives the next message",
+  leakChecked(async () => {
+    const name = uniqueName("mq-raw");
+    using queue = MessageQueue.open<{ seq: number }>(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const sender = await runFixture("mq_peer.ts", MQ_FLAGS, ["raw", name]);
+    assert.equal(sender.code, 0, sender.stderr);
+    await assert.rejects(
+      queue.receive({ timeout: 5000 }),
+      (error: unknown) =>
+        error instanceof DecodeError &&
+        new TextDecoder().decode(error.bytes) === "{not json",
+    );
+    assert.deepEqual((await queue.receive({ timeout: 5000 })).value, {
+      seq: 1,
+    });
+  }),
+);
+
+Deno.test(
+  "MessageQueue carries structured clones with the v8 codec",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<Map<string, bigint>>(
+      uniqueName("mq-v8"),
+      { create: true, unlinkOnClose: true, codec: codecs.v8() },
+    );
+    await queue.send(new Map([["big", 2n ** 80n]]));
+    const { value } = await queue.receive();
+    assert.equal(value.get("big"), 2n ** 80n);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.open() rejects invalid names before any system call",
+  () => {
+    const cases: [unknown, RegExp][] = [
+      ["", /it is empty/],
+      ["jobs", /must start with "\/"/],
+      ["/", /needs characters/],
+      ["/a/b", /must not contain "\/" after the first/],
+      ["/a\0b", /NUL/],
+      ["/" + "x".repeat(256), /256 bytes long, the limit is 255/],
+      [42, /expected a string/],
+    ];
+    for (const [name, message] of cases) {
+      assert.throws(
+        () => MessageQueue.open(name as string, { create: true }),
+        (error: Error) =>
+          (error instanceof TypeError || error instanceof RangeError) &&
+          message.test(error.message),
+        `name ${JSON.stringify(name)}`,
+      );
+    }
+  },
+);
+
+Deno.test(
+  "MessageQueue.send() refuses a message larger than messageSize and sends nothing",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<string>(uniqueName("mq-big"), {
+      create: true,
+      unlinkOnClose: true,
+      messageSize: 16,
+    });
+    await assert.rejects(
+      queue.send("x".repeat(32)),
+      /the message is 34 bytes, the queue's messageSize is 16/,
+    );
+    assert.throws(() => queue.trySend("x".repeat(32)), RangeError);
+    assert.equal(queue.attributes().currentMessages, 0);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.open() names the system limit that maxMessages exceeds",
+  async () => {
+    const limit = await readLimit("msg_max");
+    const sizeLimit = await readLimit("msgsize_max");
+    assert.throws(
+      () =>
+        MessageQueue.open(uniqueName("mq-limit"), {
+          create: true,
+          maxMessages: limit + 1,
+        }),
+      (error: Error) =>
+        error instanceof RangeError &&
+        error.message.includes(`/proc/sys/fs/mqueue/msg_max = ${limit}`),
+    );
+    assert.throws(
+      () =>
+        MessageQueue.open(uniqueName("mq-limit"), {
+          create: true,
+          messageSize: sizeLimit + 1,
+        }),
+      /msgsize_max/,
+    );
+    assert.throws(
+      () =>
+        MessageQueue.open(uniqueName("mq-limit"), {
+          create: true,
+          maxMessages: 0,
+        }),
+      /maxMessages must be a positive integer/,
+    );
+  },
+);
+
+Deno.test(
+  "MessageQueue.open() without create fails with NotFound for a missing queue",
+  () => {
+    const name = uniqueName("mq-missing");
+    assert.throws(
+      () => MessageQueue.open(name),
+      (error: Error & { code?: string; syscall?: string }) =>
+        error instanceof Deno.errors.NotFound &&
+        error.message ===
+          `Cannot open message queue "${name}": it does not exist` &&
+        error.code === "ENOENT" && error.syscall === "mq_open",
+    );
+  },
+);
+
+Deno.test(
+  "MessageQueue.open() with exclusive fails with AlreadyExists on an existing queue",
+  leakChecked(() => {
+    const name = uniqueName("mq-excl");
+    using first = MessageQueue.open(name, {
+      create: true,
+      exclusive: true,
+      unlinkOnClose: true,
+    });
+    assert.equal(first.name, name);
+    assert.throws(
+      () => MessageQueue.open(name, { create: true, exclusive: true }),
+      Deno.errors.AlreadyExists,
+    );
+  }),
+);
+
+Deno.test(
+  "A closed MessageQueue refuses every operation with BadResource",
+  leakChecked(async () => {
+    const queue = MessageQueue.open(uniqueName("mq-closed"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    queue.close();
+    assert.throws(() => queue.trySend(1), Deno.errors.BadResource);
+    assert.throws(() => queue.tryReceive(), Deno.errors.BadResource);
+    assert.throws(() => queue.attributes(), Deno.errors.BadResource);
+    await assert.rejects(queue.send(1), Deno.errors.BadResource);
+    await assert.rejects(queue.receive(), Deno.errors.BadResource);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.unlink() removes the name and reports a missing one as NotFound",
+  leakChecked(() => {
+    const name = uniqueName("mq-unlink");
+    MessageQueue.open(name, { create: true }).close();
+    MessageQueue.unlink(name);
+    assert.throws(() => MessageQueue.open(name), Deno.errors.NotFound);
+    assert.throws(() => MessageQueue.unlink(name), Deno.errors.NotFound);
+  }),
+);
+
+Deno.test(
+  "MessageQueue options are checked before any system call",
+  () => {
+    const name = uniqueName("mq-options");
+    assert.throws(
+      () => MessageQueue.open(name, { read: false, write: false }),
+      /read and write are both false/,
+    );
+    assert.throws(
+      () => MessageQueue.open(name, { exclusive: true }),
+      /exclusive needs create/,
+    );
+    assert.throws(
+      () => MessageQueue.open(name, { create: true, mode: 0o1777 }),
+      RangeError,
+    );
+    assert.throws(
+      () => MessageQueue.open(name, { create: true, messageSize: 1.5 }),
+      RangeError,
+    );
+  },
+);
+
+Deno.test(
+  "MessageQueue.send() checks priority and timeout before any system call",
+  leakChecked(async () => {
+    using queue = MessageQueue.open(uniqueName("mq-args"), {
+      create: true,
+      unlinkOnClose: true,
+    });
+    assert.throws(() => queue.trySend(1, { priority: 32768 }), RangeError);
+    assert.throws(() => queue.trySend(1, { priority: -1 }), RangeError);
+    await assert.rejects(queue.send(1, { timeout: -5 }), RangeError);
+    await assert.rejects(queue.receive({ timeout: Number.NaN }), TypeError);
+    assert.equal(queue.attributes().currentMessages, 0);
+  }),
+);
+
+Deno.test(
+  "MessageQueue.open() without --allow-read names the flag to add",
+  async () => {
+    const name = uniqueName("mq-perm");
+    const result = await runFixture("mq_open_only.ts", ["--allow-ffi"], [
+      name,
+      "read",
+    ]);
+    assert.equal(
+      result.stdout.trim(),
+      `NotCapable: Requires read access to "/dev/mqueue${name}", run again with --allow-read=/dev/mqueue`,
+    );
+  },
+);
+
+Deno.test(
+  "MessageQueue.open() with create and without --allow-write names the flag to add",
+  async () => {
+    const name = uniqueName("mq-perm");
+    const result = await runFixture(
+      "mq_open_only.ts",
+      ["--allow-ffi", "--allow-read=/dev/mqueue"],
+      [name, "write"],
+    );
+    assert.equal(
+      result.stdout.trim(),
+      `NotCapable: Requires write access to "/dev/mqueue${name}", run again with --allow-write=/dev/mqueue`,
+    );
+  },
+);
