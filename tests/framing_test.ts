@@ -3,9 +3,11 @@ import { codecs, DecodeError, FramedChannel } from "../mod.ts";
 
 const encoder = new TextEncoder();
 
+type TestFraming = { framing?: "frames" | "lines"; maxMessageSize?: number };
+
 function pipePair<T>(
-  options: { framing?: "frames" | "lines"; maxMessageSize?: number } = {},
-) {
+  options: TestFraming = {},
+): { writer: FramedChannel<T>; reader: FramedChannel<T> } {
   const pipe = new TransformStream<Uint8Array, Uint8Array>();
   return {
     writer: new FramedChannel<T>({ writable: pipe.writable, ...options }),
@@ -15,8 +17,8 @@ function pipePair<T>(
 
 function rawReader<T>(
   chunks: string[],
-  options: { framing?: "frames" | "lines"; maxMessageSize?: number } = {},
-) {
+  options: TestFraming = {},
+): FramedChannel<T> {
   const readable = ReadableStream.from(
     chunks.map((chunk) => encoder.encode(chunk)),
   );
