@@ -27,3 +27,6 @@ export * from "./mechanisms/errors.ts";
 export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
+export * from "./mechanisms/layout.ts";
+export * from "./mechanisms/shared_memory.ts";
+export * from "./mechanisms/memory_map.ts";
