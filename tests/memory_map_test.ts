@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { IpcError, MappedFile } from "../mod.ts";
 import { sensor } from "./fixtures/_sensor.ts";
+import { cString, O } from "../ffi/c.ts";
+import { libc } from "../ffi/load.ts";
+import { reserve } from "../mechanisms/_mapping.ts";
 import { leakChecked, runFixture } from "./_helpers.ts";
 
 function tempFile(): { dir: string; path: string } & Disposable {
@@ -204,6 +207,31 @@ Deno.test(
         },
       );
       small.close();
+      await t.step(
+        "posix_fallocate refuses on its own when the free-space check is passed",
+        () => {
+          const raced = `${tmp.dir}/raced.bin`;
+          const fd = libc().symbols.open(
+            cString(raced),
+            O.RDWR | O.CREAT,
+            0o600,
+          );
+          assert.ok(fd >= 0);
+          try {
+            // Overstating what is already allocated skips the fstatvfs check,
+            // as a race with another process would: the reservation still fails.
+            assert.throws(
+              () => reserve(fd, 1 << 30, 1 << 20, "reserve raced.bin", "tmpfs"),
+              (error: unknown) =>
+                error instanceof IpcError && error.code === "ENOSPC" &&
+                error.syscall === "posix_fallocate",
+            );
+            assert.equal(Deno.statSync(raced).size, 0);
+          } finally {
+            libc().symbols.close(fd);
+          }
+        },
+      );
     } finally {
       await new Deno.Command("umount", { args: [tmp.dir] }).output();
     }
