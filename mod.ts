@@ -20,6 +20,21 @@
  * console.log(value.file);
  * ```
  *
+ * @example Share a typed record through shared memory
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/shm --allow-write=/dev/shm sensor.ts
+ * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
+ *
+ * const sensor = layout({ id: "u32", temperature: "f64", label: utf8(32), samples: array("f32", 64) });
+ * using record = SharedMemory.openStruct("/sensor", sensor, {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
+ * record.label = "kitchen";
+ * record.samples[0] = 0.5; // written straight into the shared pages
+ * record.$atomic.id.add(1);
+ * ```
+ *
  * @module
  */
 
@@ -28,3 +43,6 @@ export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
+export * from "./mechanisms/layout.ts";
+export * from "./mechanisms/shared_memory.ts";
+export * from "./mechanisms/memory_map.ts";

@@ -87,9 +87,24 @@ export const MMAP = {
   PROT_WRITE: 0x2,
   MAP_SHARED: 0x1,
   MAP_PRIVATE: 0x2,
+  MAP_FIXED: 0x10,
+  MAP_ANONYMOUS: _isDarwin ? 0x1000 : 0x20,
+  MAP_NORESERVE: _isDarwin ? 0x40 : 0x4000,
   MS_ASYNC: 0x1,
   MS_SYNC: _isDarwin ? 0x10 : 0x4,
 } as const;
+
+/** `(void *) -1`, what mmap(2) returns on failure. */
+export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * Offsets in `struct statvfs` of the fields ipckit reads: the fragment size
+ * and the blocks available to unprivileged users. Linux LP64 uses 64-bit
+ * block counts; macOS uses 32-bit ones.
+ */
+export const STATVFS = _isDarwin
+  ? { FRSIZE: 8, BAVAIL: 24, BLOCK_BYTES: 4, SIZE_OF: 64 } as const
+  : { FRSIZE: 8, BAVAIL: 32, BLOCK_BYTES: 8, SIZE_OF: 112 } as const;
 
 /** Clock ids for clock_gettime(2) and sem_clockwait(3). */
 export const CLOCK = {

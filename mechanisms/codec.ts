@@ -28,6 +28,8 @@
 
 import { deserialize, serialize } from "node:v8";
 import { DecodeError } from "./errors.ts";
+import type { Layout, LayoutSpec, RecordOf } from "./layout.ts";
+import { structCodec } from "./_struct.ts";
 
 /**
  * Turns values of type `T` into bytes and back.
@@ -275,6 +277,10 @@ function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
  * - `bytes()`: raw bytes; decoding copies, so the result is yours to keep.
  * - `v8<T>()`: the structured-clone format of `node:v8` (Maps, Sets, Dates,
  *   bigints, typed arrays, cycles); both ends must run V8.
+ * - `struct(layout)`: a fixed binary record described by `layout()`, the
+ *   same definition that `SharedMemory.openStruct` lays out in memory.
+ *   Encoding checks every field (a string longer than its `utf8(n)` field, an
+ *   integer out of range) before writing anything.
  *
  * @example Structured clone keeps types JSON loses
  * ```ts
@@ -294,4 +300,6 @@ export const codecs: {
   bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array>;
   /** V8's structured-clone serialization through `node:v8`. */
   v8<T = unknown>(options?: CodecOptions<T>): Codec<T>;
-} = { json: _json, text: _text, bytes: _bytes, v8: _v8 };
+  /** A fixed binary record of `layout`, in the layout's byte order. */
+  struct<S extends LayoutSpec>(layout: Layout<S>): Codec<RecordOf<S>>;
+} = { json: _json, text: _text, bytes: _bytes, v8: _v8, struct: structCodec };

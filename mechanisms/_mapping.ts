@@ -1,0 +1,479 @@
+/**
+ * The lifecycle of one memory mapping, shared by `SharedMemory` and
+ * `MappedFile`: sizing and reserving the backing object, `mmap`, handing out
+ * zero-copy `ArrayBuffer`s and typed views, and tearing it all down without
+ * ever leaving JavaScript a way to touch unmapped memory.
+ *
+ * How a stale view is made harmless: every `ArrayBuffer` over the mapping is
+ * made here and remembered. Before `munmap` each one is detached with
+ * `transfer(0)`, which V8 allows for the external buffers that
+ * `Deno.UnsafePointerView.getArrayBuffer` makes (checked on Deno 2.9.6): typed
+ * arrays over it then have length 0 and read `undefined`, and DataViews
+ * throw `TypeError`. One gap remains: a user who calls `buffer.transfer()`
+ * (or transfers it to a Worker) moves the memory into a buffer we never saw.
+ * We notice because the buffer we handed out is detached, and then we do not
+ * unmap: the range is replaced in place by anonymous zero pages
+ * (`MAP_FIXED`), which releases the shared object while every escaped view
+ * stays valid and reads zeros. That range is never unmapped (a few pages of
+ * address space per escape).
+ *
+ * @module
+ */
+
+import { MAP_FAILED, MMAP, O, requireSymbol, STAT, STATVFS } from "../ffi/c.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { libc } from "../ffi/load.ts";
+import { closedError, systemError } from "./_errors.ts";
+
+/** Any typed array over a plain `ArrayBuffer`. */
+export type TypedArray =
+  | Int8Array<ArrayBuffer>
+  | Uint8Array<ArrayBuffer>
+  | Uint8ClampedArray<ArrayBuffer>
+  | Int16Array<ArrayBuffer>
+  | Uint16Array<ArrayBuffer>
+  | Int32Array<ArrayBuffer>
+  | Uint32Array<ArrayBuffer>
+  | Float32Array<ArrayBuffer>
+  | Float64Array<ArrayBuffer>
+  | BigInt64Array<ArrayBuffer>
+  | BigUint64Array<ArrayBuffer>;
+
+/** A typed array class such as `Float32Array`, as `view()` takes it. */
+export interface TypedArrayConstructor<T extends TypedArray> {
+  /** Makes a view of `length` elements at `byteOffset` of `buffer`. */
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  /** Bytes per element. */
+  readonly BYTES_PER_ELEMENT: number;
+}
+
+/**
+ * Checks a byte size the user passed: a safe positive integer. Thrown before
+ * any system call.
+ */
+export function checkSize(value: unknown, action: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${action}: size must be a number of bytes, got ${typeof value}`,
+    );
+  }
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot ${action}: size must be a positive integer no larger than Number.MAX_SAFE_INTEGER, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Checks permission bits for a created object. */
+export function checkMode(mode: unknown, action: string): number {
+  if (
+    typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 ||
+    mode > 0o777
+  ) {
+    throw new RangeError(
+      `Cannot ${action}: mode must be an integer from 0 to 0o777, got ${
+        String(mode)
+      }`,
+    );
+  }
+  return mode;
+}
+
+/** Checks that an optional flag is a boolean. */
+export function checkFlag(value: unknown, name: string, action: string): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(
+      `Cannot ${action}: ${name} must be a boolean, got ${typeof value}`,
+    );
+  }
+}
+
+/**
+ * Opens an object with `attempt(extraFlags)` (a shm_open or open that
+ * returns the descriptor or -errno), telling an object this call created
+ * from one that already existed: with `create` but not `exclusive` it first
+ * tries `O_CREAT | O_EXCL`, so the caller knows whether it must size the new
+ * object, and remove it if anything later fails.
+ */
+export function openTracked(
+  attempt: (extraFlags: number) => number,
+  syscall: string,
+  action: string,
+  create: boolean,
+  exclusive: boolean,
+): { fd: number; created: boolean } {
+  if (!create) {
+    const fd = attempt(0);
+    if (fd < 0) throw systemError(syscall, action, -fd);
+    return { fd, created: false };
+  }
+  // A few rounds cover an object removed between our two attempts.
+  for (let round = 0; round < 8; round++) {
+    const fd = attempt(O.CREAT | O.EXCL);
+    if (fd >= 0) return { fd, created: true };
+    if (-fd !== ERRNO.EEXIST || exclusive) {
+      throw systemError(syscall, action, -fd);
+    }
+    const existing = attempt(0);
+    if (existing >= 0) return { fd: existing, created: false };
+    if (-existing !== ERRNO.ENOENT) {
+      throw systemError(syscall, action, -existing);
+    }
+  }
+  throw systemError(
+    syscall,
+    action,
+    ERRNO.EEXIST,
+    "it kept appearing and disappearing while opening it",
+  );
+}
+
+/** What fstat(2) says about a descriptor. */
+export interface FileStat {
+  /** Size in bytes. */
+  size: number;
+  /** `st_mode`: type and permission bits. */
+  mode: number;
+}
+
+/** Reads size and mode of an open descriptor. */
+export function statFd(fd: number, action: string): FileStat {
+  const buffer = new Uint8Array(STAT.SIZE_OF);
+  const fstat = libc().symbols.fstat;
+  const result = retryEintr(() => fstat(fd, buffer));
+  if (result < 0) throw systemError("fstat", action, -result);
+  const view = new DataView(buffer.buffer);
+  return {
+    size: Number(view.getBigInt64(STAT.SIZE, true)),
+    mode: STAT.MODE_BYTES === 2
+      ? view.getUint16(STAT.MODE, true)
+      : view.getUint32(STAT.MODE, true),
+  };
+}
+
+/**
+ * Makes sure `size` bytes of the object behind `fd` exist in its file system
+ * (tmpfs for shared memory), so that touching any byte of the mapping can
+ * never raise SIGBUS for lack of space: that signal would kill the process,
+ * while an error here is an ordinary `IpcError` with code `ENOSPC`.
+ *
+ * First a quick check of the free space (`fstatvfs`), which gives the clear
+ * message; then `posix_fallocate`, which is what actually reserves the pages
+ * or blocks, without a race, and extends the size to `size` when it is
+ * larger. Where the C library has no `posix_fallocate` (macOS) or the file
+ * system does not support it, the size is set with `ftruncate` and the
+ * object may be sparse: that case is documented, not hidden.
+ *
+ * @param allocated bytes already there, so only the growth must be free
+ * @param place the file system, for messages: `/dev/shm`
+ */
+export function reserve(
+  fd: number,
+  allocated: number,
+  size: number,
+  action: string,
+  place: string,
+): void {
+  const symbols = libc().symbols;
+  const stats = new Uint8Array(STATVFS.SIZE_OF);
+  if (retryEintr(() => symbols.fstatvfs(fd, stats)) === 0) {
+    const view = new DataView(stats.buffer);
+    const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
+    const blocks = STATVFS.BLOCK_BYTES === 8
+      ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
+      : view.getUint32(STATVFS.BAVAIL, true);
+    const free = fragment * blocks;
+    const needed = size - allocated;
+    if (needed > free) {
+      throw systemError(
+        "fstatvfs",
+        action,
+        ERRNO.ENOSPC,
+        `it needs ${needed} more bytes and ${place} has ${free} free`,
+      );
+    }
+  }
+  const fallocate = symbols.posix_fallocate;
+  if (fallocate) {
+    let error: number;
+    // posix_fallocate returns the error number instead of setting errno.
+    do error = fallocate(fd, 0n, BigInt(size)); while (error === ERRNO.EINTR);
+    if (error === 0) return;
+    if (error !== ERRNO.EOPNOTSUPP && error !== ERRNO.EINVAL) {
+      throw systemError(
+        "posix_fallocate",
+        action,
+        error,
+        error === ERRNO.ENOSPC
+          ? `${place} has no room for ${size} bytes`
+          : undefined,
+      );
+    }
+  }
+  setLength(fd, size, action);
+}
+
+/** Sets the object's length with ftruncate(2). */
+export function setLength(fd: number, size: number, action: string): void {
+  const ftruncate = libc().symbols.ftruncate;
+  const result = retryEintr(() => ftruncate(fd, BigInt(size)));
+  if (result < 0) throw systemError("ftruncate", action, -result);
+}
+
+/**
+ * Decides how big the mapping is, growing a new object to its requested
+ * size. Rules, the same for shared memory and files:
+ * - an object this call created gets exactly `requested` bytes;
+ * - an existing object larger than `requested` is an error (a different
+ *   record or protocol is behind the name);
+ * - an existing object smaller than `requested` grows when `create` is set
+ *   (its creator may not have sized it yet), else it is an error;
+ * - without `requested`, the existing size is used; an empty object is an
+ *   error, since nothing can be mapped.
+ */
+export function settleSize(
+  fd: number,
+  options: {
+    created: boolean;
+    requested: number | undefined;
+    canGrow: boolean;
+    /** Reserve the existing bytes too (fills holes left by ftruncate). */
+    reserveExisting: boolean;
+    action: string;
+    place: string;
+  },
+): number {
+  const { requested, action, place } = options;
+  if (options.created) {
+    reserve(fd, 0, requested!, action, place);
+    return requested!;
+  }
+  const actual = statFd(fd, action).size;
+  if (requested !== undefined && actual > requested) {
+    throw new RangeError(
+      `Cannot ${action}: it is ${actual} bytes, larger than the ${requested} bytes requested`,
+    );
+  }
+  if (requested !== undefined && actual < requested) {
+    if (!options.canGrow) {
+      throw new RangeError(
+        `Cannot ${action}: it is ${actual} bytes, smaller than the ${requested} bytes requested; pass create: true to grow it`,
+      );
+    }
+    reserve(fd, actual, requested, action, place);
+    return requested;
+  }
+  if (actual === 0) {
+    throw new RangeError(
+      `Cannot ${action}: it is empty (0 bytes), and nothing can be mapped; open it with create: true and a size`,
+    );
+  }
+  if (options.reserveExisting) reserve(fd, actual, actual, action, place);
+  return actual;
+}
+
+interface _Raw {
+  fd: number;
+  pointer: Deno.PointerObject | null;
+  size: number;
+}
+
+/** Replaces the range with anonymous zero pages: it stays valid, the object is released. */
+function _retireInPlace(raw: _Raw): void {
+  libc().symbols.mmap(
+    raw.pointer,
+    BigInt(raw.size),
+    MMAP.PROT_READ | MMAP.PROT_WRITE,
+    MMAP.MAP_PRIVATE | MMAP.MAP_ANONYMOUS | MMAP.MAP_FIXED |
+      MMAP.MAP_NORESERVE,
+    -1,
+    0n,
+  );
+}
+
+// Safety net for mappings dropped without close(). It runs only when no
+// buffer we made is reachable (each one keeps its Mapping alive through
+// _owners), but a buffer moved away with transfer() could still be, and we
+// cannot tell from here: so it retires the range in place instead of
+// unmapping it.
+const _leaked = new FinalizationRegistry<_Raw>((raw) => {
+  if (raw.pointer) _retireInPlace(raw);
+  if (raw.fd >= 0) libc().symbols.close(raw.fd);
+});
+
+// Every buffer we hand out keeps its Mapping reachable, so the safety net
+// above can never run while a view of the memory is alive.
+const _owners = new WeakMap<ArrayBuffer, Mapping>();
+
+/**
+ * One `mmap` of a descriptor, with the buffers and views made over it. The
+ * mapping owns the descriptor from construction on and closes it in
+ * `close()`.
+ */
+export class Mapping {
+  #raw: _Raw;
+  #shared: boolean;
+  #what: string;
+  #buffers: ArrayBuffer[] = [];
+  #current: ArrayBuffer | undefined;
+  #closed = false;
+
+  /**
+   * Maps `size` bytes of `fd`. `shared`: `MAP_SHARED` (writes reach the
+   * object and other processes); otherwise `MAP_PRIVATE`, copy-on-write:
+   * writes stay in this process, which is how read-only handles are made
+   * writable-but-harmless (JavaScript has no read-only typed arrays, and a
+   * write to a `PROT_READ` page would kill the process with SIGSEGV).
+   *
+   * On failure the descriptor is left open for the caller to close.
+   */
+  constructor(fd: number, size: number, shared: boolean, what: string) {
+    this.#what = what;
+    this.#shared = shared;
+    this.#raw = { fd, pointer: null, size };
+    this.#raw.pointer = this.#map(size);
+    _leaked.register(this, this.#raw, this);
+  }
+
+  /** The mapped length in bytes. */
+  get size(): number {
+    return this.#raw.size;
+  }
+
+  /** The descriptor behind the mapping. */
+  get fd(): number {
+    return this.#raw.fd;
+  }
+
+  /** Whether `close()` has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The `ArrayBuffer` over the whole mapping; the same one until it is detached. */
+  get buffer(): ArrayBuffer {
+    if (this.#closed) throw closedError(this.#what);
+    if (this.#current === undefined || this.#current.detached) {
+      const buffer = Deno.UnsafePointerView.getArrayBuffer(
+        this.#raw.pointer!,
+        this.#raw.size,
+      );
+      _owners.set(buffer, this);
+      this.#buffers.push(buffer);
+      this.#current = buffer;
+    }
+    return this.#current;
+  }
+
+  /** A typed view of the mapping; see `SharedMemory.view`. */
+  view<T extends TypedArray>(
+    ctor: TypedArrayConstructor<T>,
+    byteOffset = 0,
+    length?: number,
+  ): T {
+    const perElement = ctor?.BYTES_PER_ELEMENT;
+    if (typeof ctor !== "function" || typeof perElement !== "number") {
+      throw new TypeError(
+        `Cannot view ${this.#what}: expected a typed array class such as Float32Array`,
+      );
+    }
+    const size = this.#raw.size;
+    if (
+      !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset > size
+    ) {
+      throw new RangeError(
+        `Cannot view ${this.#what}: byteOffset must be an integer from 0 to ${size}, got ${byteOffset}`,
+      );
+    }
+    if (byteOffset % perElement !== 0) {
+      throw new RangeError(
+        `Cannot view ${this.#what} as ${ctor.name}: byteOffset ${byteOffset} is not a multiple of ${perElement}`,
+      );
+    }
+    const fits = Math.floor((size - byteOffset) / perElement);
+    const count = length ?? fits;
+    if (!Number.isSafeInteger(count) || count < 0 || count > fits) {
+      throw new RangeError(
+        `Cannot view ${this.#what} as ${ctor.name}: length must be an integer from 0 to ${fits} at byteOffset ${byteOffset}, got ${count}`,
+      );
+    }
+    return new ctor(this.buffer, byteOffset, count);
+  }
+
+  /** msync(2) over a range; `async` schedules the write-back instead of waiting. */
+  sync(byteOffset: number, byteLength: number, async: boolean): void {
+    if (this.#closed) throw closedError(this.#what);
+    const msync = libc().symbols.msync;
+    const pointer = Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset);
+    const flags = async ? MMAP.MS_ASYNC : MMAP.MS_SYNC;
+    const result = retryEintr(() => msync(pointer, BigInt(byteLength), flags));
+    if (result < 0) throw systemError("msync", `flush ${this.#what}`, -result);
+  }
+
+  /**
+   * Maps the object again at `size` bytes: every buffer and view handed out
+   * so far is detached first. `resizeObject` runs between unmapping and
+   * mapping; if it or the new mapping fails, the old size is mapped again
+   * and the error is thrown.
+   */
+  remap(size: number, resizeObject: () => void): void {
+    if (this.#closed) throw closedError(this.#what);
+    const old = this.#raw.size;
+    this.#unmap();
+    try {
+      resizeObject();
+      this.#raw.pointer = this.#map(size);
+      this.#raw.size = size;
+    } catch (error) {
+      this.#raw.pointer = this.#map(old);
+      throw error;
+    }
+  }
+
+  /** Detaches every buffer, unmaps and closes the descriptor; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    _leaked.unregister(this);
+    this.#unmap();
+    const fd = this.#raw.fd;
+    this.#raw.fd = -1;
+    libc().symbols.close(fd);
+  }
+
+  #map(size: number): Deno.PointerObject {
+    const protection = MMAP.PROT_READ | MMAP.PROT_WRITE;
+    const flags = this.#shared ? MMAP.MAP_SHARED : MMAP.MAP_PRIVATE;
+    const mmap = requireSymbol("mmap");
+    const pointer = mmap(
+      null,
+      BigInt(size),
+      protection,
+      flags,
+      this.#raw.fd,
+      0n,
+    );
+    if (pointer === null || Deno.UnsafePointer.value(pointer) === MAP_FAILED) {
+      // mmap(2) sets errno on this thread; read it before anything else.
+      throw systemError("mmap", `map ${this.#what}`);
+    }
+    return pointer;
+  }
+
+  #unmap(): void {
+    let escaped = false;
+    for (const buffer of this.#buffers) {
+      // A buffer detached before we got here may have been moved elsewhere
+      // with transfer(): its memory could still be reachable.
+      if (buffer.detached) escaped = true;
+      else buffer.transfer(0);
+    }
+    this.#buffers = [];
+    this.#current = undefined;
+    const raw = this.#raw;
+    if (escaped) _retireInPlace(raw);
+    else libc().symbols.munmap(raw.pointer, BigInt(raw.size));
+    raw.pointer = null;
+  }
+}

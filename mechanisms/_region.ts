@@ -1,0 +1,72 @@
+/**
+ * What `SharedMemory` and `MappedFile` share above the mapping itself:
+ * binding layout records into a region, and records that own their region.
+ *
+ * @module
+ */
+
+import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
+import type { Mapping } from "./_mapping.ts";
+import { bindStruct } from "./_struct.ts";
+
+/** Binds `layout` at `byteOffset` of `mapping`, after checking both. */
+export function structIn<S extends LayoutSpec>(
+  mapping: Mapping,
+  layout: Layout<S>,
+  byteOffset: unknown,
+  readOnly: boolean,
+  what: string,
+  extra?: PropertyDescriptorMap,
+): StructView<S> {
+  if (
+    typeof layout !== "object" || layout === null ||
+    !Array.isArray(layout.fields) || typeof layout.size !== "number"
+  ) {
+    throw new TypeError(
+      `Cannot bind a record in ${what}: expected a layout made by layout({ … })`,
+    );
+  }
+  const offset = byteOffset ?? 0;
+  if (
+    typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0
+  ) {
+    throw new RangeError(
+      `Cannot bind a record in ${what}: byteOffset must be an integer of 0 or more, got ${
+        String(offset)
+      }`,
+    );
+  }
+  if (offset % layout.align !== 0) {
+    throw new RangeError(
+      `Cannot bind a record in ${what}: byteOffset ${offset} is not a multiple of the layout's alignment ${layout.align}`,
+    );
+  }
+  if (offset + layout.size > mapping.size) {
+    throw new RangeError(
+      `Cannot bind a record in ${what}: ${layout.size} bytes at byteOffset ${offset} do not fit in its ${mapping.size} bytes`,
+    );
+  }
+  return bindStruct(layout, mapping.buffer, offset, { readOnly, what, extra });
+}
+
+/**
+ * Binds a record over a whole freshly opened region that the record owns:
+ * closing the record closes the region. If binding fails the region is
+ * closed before the error is thrown.
+ */
+export function ownedStruct<S extends LayoutSpec, R extends Disposable>(
+  region: R,
+  bind: (extra: PropertyDescriptorMap) => StructView<S>,
+): MappedStruct<S, R> {
+  const close = () => region[Symbol.dispose]();
+  try {
+    return bind({
+      $region: { value: region },
+      $close: { value: close },
+      [Symbol.dispose]: { value: close },
+    }) as MappedStruct<S, R>;
+  } catch (error) {
+    close();
+    throw error;
+  }
+}

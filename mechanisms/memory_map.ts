@@ -1,0 +1,496 @@
+/**
+ * Memory-mapped files (`open` + `mmap` + `msync`): a file's bytes as an
+ * `ArrayBuffer`, shared with every process that maps the same file
+ * (`shared: true`, `MAP_SHARED`) or private copy-on-write (`shared: false`,
+ * `MAP_PRIVATE`).
+ *
+ * Permissions: `--allow-read=<path>` always; `--allow-write=<path>` when the
+ * file is opened for writing (a shared writable mapping, `create`, or
+ * `resize()`), and `--allow-ffi`. A private mapping of an existing file only
+ * reads it, so it needs only `--allow-read`.
+ *
+ * The lifecycle and safety rules are those of `SharedMemory` (the two share
+ * one implementation): views are detached before unmapping, read-only
+ * handles are copy-on-write, and `Atomics` on integer views are ordered
+ * across processes. Space is reserved with `posix_fallocate` when this
+ * handle creates or grows the file, so a full disk is an `ENOSPC` error
+ * rather than SIGBUS. Not reserved: holes that already exist in a sparse
+ * file opened for writing (filling them could take far more disk than the
+ * caller will ever write), and another process truncating the file under
+ * the mapping; either can still end in SIGBUS.
+ *
+ * `flush()` (`msync`) is only about durability: other processes mapping
+ * the file see writes at once, through the page cache, with or without it.
+ *
+ * @example Count how often a program ran, in a file
+ * ```ts ignore
+ * import { layout, MappedFile } from "@ipckit/ipckit";
+ *
+ * using stats = MappedFile.openStruct("./runs.bin", layout({ runs: "u64" }), { create: true });
+ * stats.$atomic.runs.add(1n);
+ * stats.$region.flush();
+ * ```
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { cString, O, S_IFMT, S_IFREG } from "../ffi/c.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { libc } from "../ffi/load.ts";
+import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
+import { systemError } from "./_errors.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkSize,
+  Mapping,
+  openTracked,
+  reserve,
+  setLength,
+  settleSize,
+  statFd,
+  type TypedArray,
+  type TypedArrayConstructor,
+} from "./_mapping.ts";
+import { type Access, requirePermissions } from "./_permissions.ts";
+import { ownedStruct, structIn } from "./_region.ts";
+
+// msync needs a page-aligned start; 64 KiB is a multiple of every page size
+// Linux uses on x86_64 and aarch64 (4, 16 and 64 KiB).
+const _SYNC_ALIGN = 65536;
+
+/**
+ * How to open a mapped file.
+ *
+ * @example
+ * ```ts
+ * import type { MappedFileOptions } from "@ipckit/ipckit";
+ *
+ * const options: MappedFileOptions = { create: true, size: 1 << 20, shared: true };
+ * ```
+ */
+export interface MappedFileOptions {
+  /** Create the file if it does not exist. Needs `size`. Default `false`. */
+  create?: boolean;
+  /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
+  exclusive?: boolean;
+  /**
+   * Size in bytes. A created file gets exactly this size (reserved on disk).
+   * An existing file larger than this is an error; a smaller one grows with
+   * `create`, else it is an error. Unset: the file's size.
+   */
+  size?: number;
+  /** Permission bits of a created file (before the umask). Default `0o600`. */
+  mode?: number;
+  /**
+   * Map for reading only: writes through views stay private to this process
+   * and record setters throw. Cannot be combined with `create`. Default `false`.
+   */
+  readOnly?: boolean;
+  /**
+   * `true` (default): `MAP_SHARED`, writes reach the file and every process
+   * mapping it. `false`: `MAP_PRIVATE`, copy-on-write; writes stay in this
+   * process and the file is opened read-only.
+   */
+  shared?: boolean;
+}
+
+/**
+ * How much of a mapped file to flush.
+ *
+ * @example
+ * ```ts
+ * import type { FlushOptions } from "@ipckit/ipckit";
+ *
+ * const header: FlushOptions = { byteOffset: 0, byteLength: 4096 };
+ * ```
+ */
+export interface FlushOptions {
+  /** Start of the range. Default 0. */
+  byteOffset?: number;
+  /** Length of the range. Default: to the end of the mapping. */
+  byteLength?: number;
+  /** Schedule the write-back and return at once (`MS_ASYNC`). Default `false`. */
+  async?: boolean;
+}
+
+/**
+ * A file mapped into memory.
+ *
+ * @example Write a file through memory
+ * ```ts ignore
+ * import { MappedFile } from "@ipckit/ipckit";
+ *
+ * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
+ * file.bytes().set(new TextEncoder().encode("hello"));
+ * file.flush();
+ * ```
+ */
+export class MappedFile implements Disposable {
+  #path: string;
+  #what: string;
+  #mapping: Mapping;
+  #readOnly: boolean;
+  #shared: boolean;
+  #writableFd: boolean;
+
+  private constructor(
+    path: string,
+    mapping: Mapping,
+    readOnly: boolean,
+    shared: boolean,
+    writableFd: boolean,
+  ) {
+    this.#path = path;
+    this.#what = `mapped file "${path}"`;
+    this.#mapping = mapping;
+    this.#readOnly = readOnly;
+    this.#shared = shared;
+    this.#writableFd = writableFd;
+  }
+
+  /**
+   * Opens (or with `create`, creates) the file at `path` and maps all of it.
+   *
+   * @throws {TypeError} for an invalid path or option combination, before any system call
+   * @throws {RangeError} for an invalid size, an empty file, or a size mismatch
+   * @throws {Deno.errors.NotCapable} without read/write permission on `path`
+   * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
+   * @throws {IpcError} with code `ENOSPC` when the file system has no room
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using log = MappedFile.open("/var/tmp/ring.bin", { create: true, size: 1 << 20 });
+   * ```
+   */
+  static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
+    const filePath = _checkPath(path);
+    const action = `map file "${filePath}"`;
+    const { create, exclusive, readOnly } = options;
+    checkFlag(create, "create", action);
+    checkFlag(exclusive, "exclusive", action);
+    checkFlag(readOnly, "readOnly", action);
+    checkFlag(options.shared, "shared", action);
+    if (exclusive && !create) {
+      throw new TypeError(`Cannot ${action}: exclusive needs create`);
+    }
+    if (readOnly && create) {
+      throw new TypeError(
+        `Cannot ${action}: readOnly cannot be combined with create (a new file must be sized, which needs write access)`,
+      );
+    }
+    if (create && options.size === undefined) {
+      throw new TypeError(`Cannot ${action}: create needs a size`);
+    }
+    const size = options.size === undefined
+      ? undefined
+      : checkSize(options.size, action);
+    const mode = checkMode(options.mode ?? 0o600, action);
+    const shared = !readOnly && (options.shared ?? true);
+    const writableFd = Boolean(create) || shared;
+
+    const accesses: Access[] = ["read"];
+    if (writableFd) accesses.push("write");
+    requirePermissions(accesses, filePath);
+
+    const cPath = cString(filePath);
+    const open = libc().symbols.open;
+    const flags = (writableFd ? O.RDWR : O.RDONLY) | O.CLOEXEC;
+    const { fd, created } = openTracked(
+      (extra) => retryEintr(() => open(cPath, flags | extra, mode)),
+      "open",
+      action,
+      create ?? false,
+      exclusive ?? false,
+    );
+    let mapping: Mapping;
+    try {
+      if ((statFd(fd, action).mode & S_IFMT) !== S_IFREG) {
+        throw systemError(
+          "mmap",
+          action,
+          ERRNO.ENODEV,
+          "it is not a regular file",
+        );
+      }
+      const mapped = settleSize(fd, {
+        created,
+        requested: size,
+        canGrow: (create ?? false) && writableFd,
+        reserveExisting: false,
+        action,
+        place: `the file system of "${filePath}"`,
+      });
+      mapping = new Mapping(fd, mapped, shared, `mapped file "${filePath}"`);
+    } catch (error) {
+      libc().symbols.close(fd);
+      if (created) Deno.removeSync(filePath);
+      throw error;
+    }
+    return new MappedFile(
+      filePath,
+      mapping,
+      readOnly ?? false,
+      shared,
+      writableFd,
+    );
+  }
+
+  /**
+   * Opens a file sized for one `layout` record and returns the record: its
+   * properties read and write the file's pages directly.
+   *
+   * @example
+   * ```ts ignore
+   * import { layout, MappedFile } from "@ipckit/ipckit";
+   *
+   * using header = MappedFile.openStruct("/tmp/h.bin", layout({ version: "u16", items: "u32" }), { create: true });
+   * header.version = 2;
+   * ```
+   */
+  static openStruct<S extends LayoutSpec>(
+    path: string | URL,
+    layout: Layout<S>,
+    options: Omit<MappedFileOptions, "size"> = {},
+  ): MappedStruct<S, MappedFile> {
+    if (typeof layout?.size !== "number") {
+      throw new TypeError(
+        `Cannot map file "${
+          String(path)
+        }" as a record: expected a layout made by layout({ … })`,
+      );
+    }
+    const file = MappedFile.open(path, { ...options, size: layout.size });
+    return ownedStruct(
+      file,
+      (extra) =>
+        structIn(file.#mapping, layout, 0, file.#readOnly, file.#what, extra),
+    );
+  }
+
+  /** The file's path as given. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The mapped size in bytes. */
+  get size(): number {
+    return this.#mapping.size;
+  }
+
+  /** Whether this handle is read-only (copy-on-write). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** Whether writes reach the file (`MAP_SHARED`). */
+  get shared(): boolean {
+    return this.#shared;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#mapping.closed;
+  }
+
+  /**
+   * An `ArrayBuffer` over the whole mapping, without a copy; `close()` and
+   * `resize()` detach it.
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/data.bin");
+   * const view = new DataView(file.buffer);
+   * ```
+   */
+  get buffer(): ArrayBuffer {
+    return this.#mapping.buffer;
+  }
+
+  /**
+   * The whole mapping as bytes, without a copy.
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/data.bin", { readOnly: true });
+   * console.log(new TextDecoder().decode(file.bytes()));
+   * ```
+   */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(this.#mapping.buffer);
+  }
+
+  /**
+   * A typed array over part of the mapping, without a copy (see
+   * `SharedMemory.view`).
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/samples.f32", { readOnly: true });
+   * const samples = file.view(Float32Array);
+   * ```
+   */
+  view<T extends TypedArray>(
+    ctor: TypedArrayConstructor<T>,
+    byteOffset?: number,
+    length?: number,
+  ): T {
+    return this.#mapping.view(ctor, byteOffset, length);
+  }
+
+  /**
+   * Binds a `layout` record at `byteOffset` of the mapping.
+   *
+   * @example
+   * ```ts ignore
+   * import { layout, MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/data.bin");
+   * const header = file.struct(layout({ magic: "u32", count: "u32" }));
+   * console.log(header.count);
+   * ```
+   */
+  struct<S extends LayoutSpec>(
+    layout: Layout<S>,
+    byteOffset: number = 0,
+  ): StructView<S> {
+    return structIn(
+      this.#mapping,
+      layout,
+      byteOffset,
+      this.#readOnly,
+      this.#what,
+    );
+  }
+
+  /**
+   * Writes dirty pages back to the file (`msync`), waiting for the disk
+   * unless `async`. Only needed for durability: other processes see writes
+   * at once. On a private mapping there is nothing to write back.
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/data.bin");
+   * file.bytes()[0] = 1;
+   * file.flush({ byteOffset: 0, byteLength: 1 });
+   * ```
+   */
+  flush(options: FlushOptions = {}): void {
+    const size = this.#mapping.size;
+    const byteOffset = options.byteOffset ?? 0;
+    if (
+      !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset > size
+    ) {
+      throw new RangeError(
+        `Cannot flush ${this.#what}: byteOffset must be an integer from 0 to ${size}, got ${byteOffset}`,
+      );
+    }
+    const byteLength = options.byteLength ?? size - byteOffset;
+    if (
+      !Number.isSafeInteger(byteLength) || byteLength < 0 ||
+      byteOffset + byteLength > size
+    ) {
+      throw new RangeError(
+        `Cannot flush ${this.#what}: byteLength must be an integer from 0 to ${
+          size - byteOffset
+        }, got ${byteLength}`,
+      );
+    }
+    checkFlag(options.async, "async", `flush ${this.#what}`);
+    const start = byteOffset - (byteOffset % _SYNC_ALIGN);
+    this.#mapping.sync(
+      start,
+      byteLength + (byteOffset - start),
+      options.async ?? false,
+    );
+  }
+
+  /**
+   * Changes the file's size and maps it again. Every buffer, view and record
+   * handed out before is detached: take new ones. Growing reserves the new
+   * space first, so a full disk fails here with `ENOSPC` and changes nothing.
+   *
+   * @throws {TypeError} on a read-only or private mapping
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
+   * file.resize(8192);
+   * console.log(file.size); // 8192
+   * ```
+   */
+  resize(size: number): void {
+    const action = `resize ${this.#what}`;
+    checkSize(size, action);
+    if (!this.#shared || !this.#writableFd) {
+      throw new TypeError(
+        `Cannot ${action}: it is mapped ${
+          this.#readOnly ? "read-only" : "privately"
+        }; resize needs a writable shared mapping`,
+      );
+    }
+    const fd = this.#mapping.fd;
+    const old = this.#mapping.size;
+    if (size === old) return;
+    if (size > old) {
+      reserve(fd, old, size, action, `the file system of "${this.#path}"`);
+      this.#mapping.remap(size, () => {});
+    } else {
+      this.#mapping.remap(size, () => setLength(fd, size, action));
+    }
+  }
+
+  /**
+   * Detaches every buffer and view handed out, unmaps the file and closes
+   * the descriptor; idempotent. Does not `flush()`: writes are already in the
+   * page cache and reach the disk in time.
+   *
+   * @example
+   * ```ts ignore
+   * import { MappedFile } from "@ipckit/ipckit";
+   *
+   * const file = MappedFile.open("/tmp/data.bin");
+   * file.close();
+   * ```
+   */
+  close(): void {
+    this.#mapping.close();
+  }
+
+  /** Closes the file; see {@linkcode MappedFile.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function _checkPath(path: unknown): string {
+  if (path instanceof URL) return fileURLToPath(path);
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(
+      `Cannot map a file: path must be a non-empty string or a file: URL, got ${
+        typeof path === "string" ? "an empty string" : typeof path
+      }`,
+    );
+  }
+  if (path.includes("\0")) {
+    throw new TypeError(
+      `Cannot map file ${
+        JSON.stringify(path)
+      }: the path contains a NUL character`,
+    );
+  }
+  return path;
+}

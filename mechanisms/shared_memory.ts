@@ -1,0 +1,463 @@
+/**
+ * POSIX shared memory (`shm_open` + `mmap`): bytes that several processes
+ * map at once, read and written in place with no copy and no system call.
+ *
+ * Permissions: every open needs `--allow-read=/dev/shm/<name>`; opening for
+ * writing, creating and unlinking need `--allow-write` on it too (suggested
+ * as `--allow-write=/dev/shm`), and every call needs `--allow-ffi`.
+ *
+ * ## Memory ordering across processes
+ *
+ * Both processes map the same physical pages, so the CPU's cache coherence
+ * is all that connects them: there is no kernel in between. `Atomics`
+ * operations on an integer view (`Atomics.add`, `load`, `store`,
+ * `compareExchange`, and the `$atomic` methods of records) are sequentially
+ * consistent. V8 compiles them to locked or exclusive instructions on the
+ * address itself (`lock xadd`/`xchg` on x86_64, load-acquire/store-release
+ * or LSE atomics on aarch64) whether or not the buffer is a
+ * SharedArrayBuffer, and these act on physical memory, so they are atomic
+ * and ordered between processes just as between threads. ipckit relies on
+ * exactly that, and tests it (two processes each add 1 to one counter
+ * 1,000,000 times; the total is exact).
+ *
+ * Plain reads and writes (`bytes[i] = x`, record fields) carry no ordering
+ * and may even be kept in a register by the JIT. To publish data, write it
+ * plainly and then `Atomics.store` a flag or sequence number; the reader
+ * `Atomics.load`s the flag and only then reads the data: the seq-cst store
+ * is a release and the seq-cst load an acquire. Spin on `Atomics.load`,
+ * never on a plain read. `Atomics.wait`/`notify` need a SharedArrayBuffer
+ * and do not work on these buffers; use a semaphore to sleep.
+ *
+ * ## What cannot crash the process, and what can
+ *
+ * - Running out of memory in `/dev/shm`: the object's pages are reserved
+ *   with `posix_fallocate` when it is created or grown, and when it is opened
+ *   for writing (which fills holes left by other programs' `ftruncate`). A
+ *   full `/dev/shm` is an `IpcError` with code `ENOSPC`, never SIGBUS.
+ * - Using a view after `close()`: every buffer handed out is detached
+ *   first, so typed arrays read `undefined` (length 0), DataViews throw
+ *   `TypeError` and record fields throw `BadResource`.
+ * - Writing through a `readOnly` handle: it is a private copy-on-write
+ *   mapping, so the write lands in this process's copy of that page and
+ *   never reaches the object or other processes. Record setters and atomic
+ *   writes on a read-only record throw `TypeError`. Until a page is written
+ *   locally, it shows what other processes write (Linux behaviour for
+ *   `MAP_PRIVATE`); after that, that page is this process's own copy.
+ * - Not prevented: another process shrinking the object (`ftruncate`)
+ *   below what this one mapped; touching the lost pages raises SIGBUS.
+ *   ipckit itself never shrinks shared memory.
+ *
+ * @example Two handles on one object
+ * ```ts ignore
+ * import { SharedMemory } from "@ipckit/ipckit/shared-memory";
+ *
+ * using writer = SharedMemory.open("/frame", { create: true, size: 4096, unlinkOnClose: true });
+ * using reader = SharedMemory.open("/frame", { readOnly: true });
+ * writer.bytes()[0] = 42;
+ * console.log(reader.bytes()[0]); // 42
+ * ```
+ *
+ * @module
+ */
+
+import { cString, O } from "../ffi/c.ts";
+import { retryEintr } from "../ffi/errno.ts";
+import { libc } from "../ffi/load.ts";
+import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
+import { systemError } from "./_errors.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkSize,
+  Mapping,
+  openTracked,
+  settleSize,
+  type TypedArray,
+  type TypedArrayConstructor,
+} from "./_mapping.ts";
+import { validateIpcName } from "./_names.ts";
+import { type Access, requirePermissions } from "./_permissions.ts";
+import { ownedStruct, structIn } from "./_region.ts";
+
+export type { TypedArray, TypedArrayConstructor } from "./_mapping.ts";
+
+/** Where Linux shows shared memory objects as files; permission checks use it. */
+export const SHM_DIR = "/dev/shm";
+
+/**
+ * How to open a shared memory object.
+ *
+ * @example
+ * ```ts
+ * import type { SharedMemoryOptions } from "@ipckit/ipckit";
+ *
+ * const options: SharedMemoryOptions = { create: true, size: 1 << 20, unlinkOnClose: true };
+ * ```
+ */
+export interface SharedMemoryOptions {
+  /** Create the object if it does not exist. Needs `size`. Default `false`. */
+  create?: boolean;
+  /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
+  exclusive?: boolean;
+  /**
+   * Size in bytes. A created object gets exactly this size (reserved in
+   * `/dev/shm`). An existing object larger than this is an error; a smaller
+   * one grows with `create`, else it is an error. Unset: the existing size.
+   */
+  size?: number;
+  /** Permission bits of a created object. Default `0o600`. */
+  mode?: number;
+  /**
+   * Map for reading only. Writes through views stay private to this process
+   * (copy-on-write) and record setters throw. Cannot be combined with
+   * `create`. Default `false`.
+   */
+  readOnly?: boolean;
+  /** Remove the name when this handle closes. Default `false`. */
+  unlinkOnClose?: boolean;
+}
+
+/**
+ * A POSIX shared memory object mapped into this process.
+ *
+ * `buffer`, `bytes()` and `view()` are zero-copy: they read and write the
+ * shared pages directly. See the module documentation for the memory
+ * ordering that `Atomics` gives across processes.
+ *
+ * @example A counter two processes can increment
+ * ```ts ignore
+ * import { SharedMemory } from "@ipckit/ipckit";
+ *
+ * using memory = SharedMemory.open("/counter", { create: true, size: 4 });
+ * const counter = memory.view(Int32Array);
+ * Atomics.add(counter, 0, 1);
+ * ```
+ */
+export class SharedMemory implements Disposable {
+  #name: string;
+  #what: string;
+  #mapping: Mapping;
+  #readOnly: boolean;
+  #unlinkOnClose: boolean;
+
+  private constructor(
+    name: string,
+    mapping: Mapping,
+    readOnly: boolean,
+    unlinkOnClose: boolean,
+  ) {
+    this.#name = name;
+    this.#what = `shared memory "${name}"`;
+    this.#mapping = mapping;
+    this.#readOnly = readOnly;
+    this.#unlinkOnClose = unlinkOnClose;
+  }
+
+  /**
+   * Opens (or with `create`, creates) the shared memory object `name`, e.g.
+   * `"/frame"`, and maps all of it.
+   *
+   * @throws {TypeError} for an invalid name or option combination, before any system call
+   * @throws {RangeError} for an invalid size, or an existing object whose size does not match
+   * @throws {Deno.errors.NotCapable} without read/write permission on `/dev/shm/<name>`
+   * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
+   * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {IpcError} with code `ENOSPC` when `/dev/shm` has no room for it
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/frame", { create: true, size: 1 << 20 });
+   * console.log(memory.size); // 1048576
+   * ```
+   */
+  static open(name: string, options: SharedMemoryOptions = {}): SharedMemory {
+    const base = validateIpcName(name, "shared memory");
+    const action = `open shared memory "${name}"`;
+    const { create, exclusive, readOnly, unlinkOnClose } = options;
+    checkFlag(create, "create", action);
+    checkFlag(exclusive, "exclusive", action);
+    checkFlag(readOnly, "readOnly", action);
+    checkFlag(unlinkOnClose, "unlinkOnClose", action);
+    if (exclusive && !create) {
+      throw new TypeError(`Cannot ${action}: exclusive needs create`);
+    }
+    if (readOnly && create) {
+      throw new TypeError(
+        `Cannot ${action}: readOnly cannot be combined with create (a new object must be sized, which needs write access)`,
+      );
+    }
+    if (create && options.size === undefined) {
+      throw new TypeError(`Cannot ${action}: create needs a size`);
+    }
+    const size = options.size === undefined
+      ? undefined
+      : checkSize(options.size, action);
+    const mode = checkMode(options.mode ?? 0o600, action);
+
+    const path = `${SHM_DIR}/${base}`;
+    const accesses: Access[] = ["read"];
+    if (!readOnly || unlinkOnClose) accesses.push("write");
+    requirePermissions(accesses, path, SHM_DIR);
+
+    const cName = cString(name);
+    const shmOpen = libc().symbols.shm_open;
+    const flags = (readOnly ? O.RDONLY : O.RDWR) | O.CLOEXEC;
+    const { fd, created } = openTracked(
+      (extra) => retryEintr(() => shmOpen(cName, flags | extra, mode)),
+      "shm_open",
+      action,
+      create ?? false,
+      exclusive ?? false,
+    );
+    let mapping: Mapping;
+    try {
+      const mapped = settleSize(fd, {
+        created,
+        requested: size,
+        canGrow: create ?? false,
+        reserveExisting: !readOnly,
+        action,
+        place: SHM_DIR,
+      });
+      mapping = new Mapping(fd, mapped, !readOnly, `shared memory "${name}"`);
+    } catch (error) {
+      libc().symbols.close(fd);
+      if (created) libc().symbols.shm_unlink(cName);
+      throw error;
+    }
+    return new SharedMemory(
+      name,
+      mapping,
+      readOnly ?? false,
+      unlinkOnClose ?? false,
+    );
+  }
+
+  /**
+   * Opens a shared memory object sized for one `layout` record and returns
+   * the record: its properties read and write the shared memory directly.
+   * The object is `layout.size` bytes; an existing one of another size is a
+   * `RangeError`.
+   *
+   * @example A typed record shared between processes
+   * ```ts ignore
+   * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
+   *
+   * const sensor = layout({ id: "u32", temperature: "f64", count: "i32", label: utf8(32), samples: array("f32", 64) });
+   * using record = SharedMemory.openStruct("/sensor", sensor, { create: true, unlinkOnClose: true });
+   * record.label = "kitchen";
+   * record.temperature = 21.5;
+   * record.samples[0] = 0.25;
+   * record.$atomic.count.add(1);
+   * ```
+   */
+  static openStruct<S extends LayoutSpec>(
+    name: string,
+    layout: Layout<S>,
+    options: Omit<SharedMemoryOptions, "size"> = {},
+  ): MappedStruct<S, SharedMemory> {
+    if (typeof layout?.size !== "number") {
+      throw new TypeError(
+        `Cannot open shared memory "${name}" as a record: expected a layout made by layout({ … })`,
+      );
+    }
+    const memory = SharedMemory.open(name, { ...options, size: layout.size });
+    return ownedStruct(
+      memory,
+      (extra) =>
+        structIn(
+          memory.#mapping,
+          layout,
+          0,
+          memory.#readOnly,
+          memory.#what,
+          extra,
+        ),
+    );
+  }
+
+  /**
+   * Removes the name. Processes that have it mapped keep using it; the
+   * kernel frees the memory when the last one unmaps.
+   *
+   * @throws {Deno.errors.NotFound} when no object has that name
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/<name>`
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * SharedMemory.unlink("/frame");
+   * ```
+   */
+  static unlink(name: string): void {
+    const base = validateIpcName(name, "shared memory");
+    requirePermissions(["write"], `${SHM_DIR}/${base}`, SHM_DIR);
+    const shmUnlink = libc().symbols.shm_unlink;
+    const cName = cString(name);
+    const result = retryEintr(() => shmUnlink(cName));
+    if (result < 0) {
+      throw systemError(
+        "shm_unlink",
+        `unlink shared memory "${name}"`,
+        -result,
+      );
+    }
+  }
+
+  /** The object's name, e.g. `"/frame"`. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The mapped size in bytes. */
+  get size(): number {
+    return this.#mapping.size;
+  }
+
+  /** Whether this handle maps the object read-only (copy-on-write). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#mapping.closed;
+  }
+
+  /**
+   * An `ArrayBuffer` over the whole mapping, without a copy. The same buffer
+   * is returned each time; `close()` detaches it.
+   *
+   * @throws {Deno.errors.BadResource} after `close()`
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/frame");
+   * const header = new DataView(memory.buffer, 0, 16);
+   * ```
+   */
+  get buffer(): ArrayBuffer {
+    return this.#mapping.buffer;
+  }
+
+  /**
+   * The whole mapping as bytes, without a copy.
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/frame");
+   * memory.bytes().fill(0);
+   * ```
+   */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(this.#mapping.buffer);
+  }
+
+  /**
+   * A typed array over part of the mapping, without a copy. `byteOffset`
+   * must be a multiple of the element size; `length` defaults to as many
+   * elements as fit.
+   *
+   * @throws {RangeError} for an offset or length outside the mapping or misaligned
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/frame");
+   * const pixels = memory.view(Float32Array, 64, 1024);
+   * ```
+   */
+  view<T extends TypedArray>(
+    ctor: TypedArrayConstructor<T>,
+    byteOffset?: number,
+    length?: number,
+  ): T {
+    return this.#mapping.view(ctor, byteOffset, length);
+  }
+
+  /**
+   * Binds a `layout` record at `byteOffset` (a multiple of `layout.align`)
+   * of this mapping. The record reads and writes the memory directly and
+   * stops working when this handle closes.
+   *
+   * @example A header record followed by a frame buffer
+   * ```ts ignore
+   * import { layout, SharedMemory } from "@ipckit/ipckit";
+   *
+   * const header = layout({ seq: "u32", width: "u16", height: "u16" });
+   * using memory = SharedMemory.open("/frame", { create: true, size: 8 + 640 * 480 });
+   * const head = memory.struct(header);
+   * const pixels = memory.view(Uint8Array, header.size);
+   * head.width = 640;
+   * ```
+   */
+  struct<S extends LayoutSpec>(
+    layout: Layout<S>,
+    byteOffset: number = 0,
+  ): StructView<S> {
+    return structIn(
+      this.#mapping,
+      layout,
+      byteOffset,
+      this.#readOnly,
+      this.#what,
+    );
+  }
+
+  /**
+   * Removes this object's name (see the static {@linkcode SharedMemory.unlink}).
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/frame", { create: true, size: 4096 });
+   * memory.unlink();
+   * ```
+   */
+  unlink(): void {
+    SharedMemory.unlink(this.#name);
+  }
+
+  /**
+   * Detaches every buffer and view handed out, unmaps the memory and closes
+   * the descriptor; idempotent. With `unlinkOnClose` the name is removed too.
+   *
+   * @example
+   * ```ts ignore
+   * import { SharedMemory } from "@ipckit/ipckit";
+   *
+   * const memory = SharedMemory.open("/frame", { create: true, size: 4096 });
+   * const bytes = memory.bytes();
+   * memory.close();
+   * console.log(bytes.length, bytes[0]); // 0 undefined
+   * ```
+   */
+  close(): void {
+    if (this.#mapping.closed) return;
+    this.#mapping.close();
+    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+  }
+
+  /** Closes the handle; see {@linkcode SharedMemory.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function _unlinkQuietly(name: string): void {
+  try {
+    SharedMemory.unlink(name);
+  } catch (error) {
+    // Somebody else removed it first: the goal is reached.
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
