@@ -28,3 +28,8 @@ export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
+export * from "./mechanisms/socket.ts";
+export * from "./mechanisms/datagram.ts";
+export * from "./mechanisms/signal.ts";
+export * from "./mechanisms/duplex.ts";
+export * from "./mechanisms/rpc.ts";
