@@ -11,8 +11,10 @@
  *
  * Built on `Deno.listenDatagram`, which Deno 2.9 still marks unstable: run
  * with `--unstable-net` (or `"unstable": ["net"]` in deno.json). Permissions
- * are Deno's own: `--allow-net` on the host and port for UDP, `--allow-read`
- * and `--allow-write` on the socket path for Unix datagram sockets.
+ * are Deno's own: `--allow-net` on the host and port for UDP; for Unix
+ * datagram sockets `--allow-net=unix:<path>` (the exact path) plus
+ * `--allow-read` and `--allow-write` on it, for this socket's own path and
+ * for every path it sends to.
  *
  * @example Two UDP endpoints on loopback
  * ```ts ignore

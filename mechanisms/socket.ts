@@ -14,9 +14,10 @@
  * Deno's own:
  *
  * - TCP: `--allow-net=127.0.0.1:8080` (or the host and port you use).
- * - Unix sockets: `--allow-read` and `--allow-write` on the socket path, for
- *   both listening and connecting (the listener also checks, replaces a stale
- *   file, and removes its file on close, which Deno covers by the same flags).
+ * - Unix sockets, for listening and connecting alike (Deno 2.9):
+ *   `--allow-net=unix:/tmp/app.sock` (the exact path; a directory does not
+ *   cover the sockets in it) plus `--allow-read` and `--allow-write` on the
+ *   path. The listener's stale-file check and removal need the same flags.
  *
  * A TCP listener binds `127.0.0.1` unless you give another `hostname`: an IPC
  * endpoint is private until you say otherwise. TCP connections have Nagle's
@@ -24,7 +25,7 @@
  *
  * @example A Unix socket server and client
  * ```ts ignore
- * // deno run --allow-read=/tmp/app.sock --allow-write=/tmp/app.sock app.ts
+ * // deno run --allow-net=unix:/tmp/app.sock --allow-read=/tmp --allow-write=/tmp app.ts
  * import { connect, listen } from "@ipckit/ipckit/socket";
  *
  * type Ping = { n: number };
