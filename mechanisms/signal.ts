@@ -93,6 +93,9 @@ export interface SignalSubscription extends Disposable {
   unsubscribe(): void;
 }
 
+/** Only keeps the event loop busy; the interval's length does not matter. */
+const _KEEP_ALIVE_MS = 1 << 30;
+
 const _UNCATCHABLE: ReadonlySet<string> = new Set(["SIGKILL", "SIGSTOP"]);
 const _FAULTS: ReadonlySet<string> = new Set(["SIGSEGV", "SIGILL", "SIGFPE"]);
 
@@ -190,8 +193,9 @@ function _checkCatchable(name: unknown, action: string): CatchableSignal {
 
 /**
  * Calls `handler` each time this process receives `name`. The returned
- * subscription removes the handler when disposed. A listener does not keep
- * the process alive.
+ * subscription removes the handler when disposed. Like Deno's own listeners,
+ * it does not keep the process alive; a pending `next()` of
+ * {@linkcode signals} does.
  *
  * @throws {TypeError} for `SIGKILL`/`SIGSTOP` (uncatchable), the fault
  * signals, or a name this platform does not have
@@ -254,7 +258,7 @@ export interface SignalStream
  * the loop ends (`break`), the stream is disposed, or `options.signal`
  * aborts. The handler is installed at once, so a signal that arrives before
  * the loop starts is not lost, and deliveries that arrive while the loop body
- * runs are counted.
+ * runs are counted. While the loop waits, the process stays alive.
  *
  * @throws {TypeError} as {@linkcode onSignal} does
  *
@@ -303,8 +307,15 @@ export function signals(
         }
         const { promise, resolve } = Promise.withResolvers<void>();
         wake = resolve;
-        await promise;
-        wake = undefined;
+        // Deno's signal listeners do not keep the process alive; a loop
+        // waiting for a signal must, as a pending read would.
+        const keepAlive = setInterval(() => {}, _KEEP_ALIVE_MS);
+        try {
+          await promise;
+        } finally {
+          clearInterval(keepAlive);
+          wake = undefined;
+        }
       }
       return { done: true, value: undefined };
     },
