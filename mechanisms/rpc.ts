@@ -395,13 +395,12 @@ export class RpcClient<Req, Res> implements Disposable {
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#reading ??= this.#read();
     const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
+    // The send gets no timeout or signal of its own: giving up on one
+    // request must not cut a frame short, which would break the channel for
+    // every other request. A send still queued when the request gives up
+    // goes out, and its late answer is dropped.
     try {
-      this.#channel.send({ kind: "request", id, value }, {
-        signal,
-        timeout: deadline.at === Infinity
-          ? undefined
-          : Math.max(0, deadline.at - performance.now()),
-      }).catch(failed);
+      this.#channel.send({ kind: "request", id, value }).catch(failed);
     } catch (error) {
       failed(error); // some channels throw at once, e.g. for a value too large
     }
