@@ -116,7 +116,7 @@ const socketFlags = (dir: string, path = "") => [
 ];
 
 const transports: Record<string, () => Promise<Transport>> = {
-  async "a pair of message queues joined by duplex()"() {
+  async "a pair of message queues joined by duplex()"(): Promise<Transport> {
     const requests = uniqueName("rpc-requests");
     const replies = uniqueName("rpc-replies");
     const open = (name: string) =>
@@ -189,7 +189,7 @@ const transports: Record<string, () => Promise<Transport>> = {
     });
   },
 
-  async "a Unix socket"() {
+  async "a Unix socket"(): Promise<Transport> {
     const dir = await Deno.makeTempDir({ prefix: "ipckit-test-rpc-" });
     const path = `${dir}/rpc.sock`;
     const server = spawnFixture("rpc_server.ts", socketFlags(dir, path), [
@@ -208,7 +208,7 @@ const transports: Record<string, () => Promise<Transport>> = {
     };
   },
 
-  async "TCP"() {
+  async "TCP"(): Promise<Transport> {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "tcp",
     ]);
@@ -223,7 +223,7 @@ const transports: Record<string, () => Promise<Transport>> = {
     };
   },
 
-  async "UDP datagrams"() {
+  async "UDP datagrams"(): Promise<Transport> {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "udp",
     ]);
