@@ -140,7 +140,7 @@ const transports: Record<string, () => Promise<Transport>> = {
   // The FIFO helper's branch adds FIFOs; until the lead merges it, a pair of
   // in-memory byte streams stands in for the two FIFOs (the lead adds the
   // real FIFO pair here after merging).
-  "a FIFO pair (in-memory stand-in)"() {
+  "a FIFO pair (in-memory stand-in)"(): Promise<Transport> {
     const toServer = new TransformStream<Uint8Array, Uint8Array>();
     const toClient = new TransformStream<Uint8Array, Uint8Array>();
     const serverSide = new FramedChannel<Envelope>({
@@ -162,7 +162,7 @@ const transports: Record<string, () => Promise<Transport>> = {
     });
   },
 
-  "a pipe to a child's stdin and stdout"() {
+  "a pipe to a child's stdin and stdout"(): Promise<Transport> {
     const script =
       new URL("./fixtures/rpc_server.ts", import.meta.url).pathname;
     const child = new Deno.Command(Deno.execPath(), {
