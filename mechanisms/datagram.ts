@@ -9,6 +9,12 @@
  * at most 65,507 bytes over IPv4 (65,527 over IPv6); a larger message is a
  * `RangeError` before anything is sent.
  *
+ * Deno 2.9 cannot send on a Unix datagram socket while a `receive()` on it
+ * is waiting (it holds the socket exclusively): such a send fails with
+ * `Deno.errors.Busy`. Receive and send in turn on a Unix datagram socket, or
+ * use UDP, whose sockets have no such limit, when both must overlap (as
+ * request/response does).
+ *
  * Built on `Deno.listenDatagram`, which Deno 2.9 still marks unstable: run
  * with `--unstable-net` (or `"unstable": ["net"]` in deno.json). Permissions
  * are Deno's own: `--allow-net` on the host and port for UDP; for Unix
@@ -244,6 +250,7 @@ export class DatagramChannel<T>
    *
    * @throws {RangeError} when the encoded value exceeds the datagram limit (nothing is sent)
    * @throws {TypeError} when there is no destination
+   * @throws {Deno.errors.Busy} on a Unix datagram socket while a receive waits
    */
   async send(value: T, options: DatagramSendOptions = {}): Promise<void> {
     if (this.#closed) throw closedError(this.#what);
@@ -253,6 +260,13 @@ export class DatagramChannel<T>
     if (!to) {
       throw new TypeError(
         `Cannot send from ${this.#what}: give { to } or bind it with a peer`,
+      );
+    }
+    if (this.#transport === "unixpacket" && this.#pendingReceive) {
+      // Deno 2.9 holds a Unix datagram socket exclusively while a receive
+      // waits, and would fail this send with a bare "Socket already in use".
+      throw new Deno.errors.Busy(
+        `Cannot send from ${this.#what}: a receive() is waiting on it, and Deno cannot send on a Unix datagram socket while it receives; use UDP or a stream socket for request/response`,
       );
     }
     const bytes = this.#codec.encode(value);

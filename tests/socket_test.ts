@@ -611,3 +611,26 @@ Deno.test({
     })
   ),
 });
+
+Deno.test(
+  "A Unix datagram socket refuses to send while a receive waits, saying why",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      await using a = await bindDatagram<string>({ path: `${dir}/a.dg` });
+      await using b = await bindDatagram<string>({ path: `${dir}/b.dg` });
+      const waiting = a.receive({ timeout: 5000 });
+      await assert.rejects(
+        a.send("hi", { to: b.addr }),
+        (error: Error) => {
+          assert.ok(error instanceof Deno.errors.Busy);
+          assert.match(error.message, /a receive\(\) is waiting on it/);
+          return true;
+        },
+      );
+      await b.send("unblock", { to: a.addr });
+      assert.equal((await waiting).value, "unblock");
+      await a.send("now it can", { to: b.addr });
+      assert.equal((await b.receive({ timeout: 5000 })).value, "now it can");
+    })
+  ),
+);
