@@ -46,3 +46,8 @@ export * from "./mechanisms/framing.ts";
 export * from "./mechanisms/layout.ts";
 export * from "./mechanisms/shared_memory.ts";
 export * from "./mechanisms/memory_map.ts";
+export * from "./mechanisms/socket.ts";
+export * from "./mechanisms/datagram.ts";
+export * from "./mechanisms/signal.ts";
+export * from "./mechanisms/duplex.ts";
+export * from "./mechanisms/rpc.ts";

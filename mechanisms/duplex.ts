@@ -1,0 +1,119 @@
+/**
+ * Joining two one-way channels into one two-way {@linkcode Channel}: a pair
+ * of message queues or FIFOs, one per direction, becomes something that
+ * request/response and other channel code can use unchanged.
+ *
+ * @module
+ */
+
+import type { Channel, Message, WaitOptions } from "./channel.ts";
+
+/**
+ * A channel that sends on one channel and receives from another.
+ *
+ * @example
+ * ```ts ignore
+ * import { duplex, MessageQueue } from "@ipckit/ipckit";
+ *
+ * const requests = MessageQueue.open<string>("/requests", { create: true });
+ * const replies = MessageQueue.open<string>("/replies", { create: true });
+ * using channel = duplex(requests, replies);
+ * await channel.send("ping"); // goes to /requests
+ * const { value } = await channel.receive(); // comes from /replies
+ * ```
+ */
+export class DuplexChannel<T, M extends Message<T> = Message<T>>
+  implements Channel<T, M>, AsyncDisposable {
+  #sendSide: Channel<T, Message<T>>;
+  #receiveSide: Channel<T, M>;
+  #closed = false;
+
+  /** Joins `sendSide` (used only to send) and `receiveSide` (used only to receive). */
+  constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
+    if (!_isChannel(sendSide) || !_isChannel(receiveSide)) {
+      throw new TypeError(
+        "Cannot join channels: both sides must have send, receive and close",
+      );
+    }
+    this.#sendSide = sendSide;
+    this.#receiveSide = receiveSide;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends on the send side. */
+  send(value: T, options?: WaitOptions): Promise<void> {
+    return this.#sendSide.send(value, options);
+  }
+
+  /** Receives from the receive side, with whatever metadata it adds. */
+  receive(options?: WaitOptions): Promise<M> {
+    return this.#receiveSide.receive(options);
+  }
+
+  /** Iterates the receive side. */
+  [Symbol.asyncIterator](): AsyncIterator<M> {
+    return this.#receiveSide[Symbol.asyncIterator]();
+  }
+
+  /** Closes both sides; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#sendSide.close();
+    } finally {
+      this.#receiveSide.close();
+    }
+  }
+
+  /** Closes both sides. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes both sides, waiting for each where it supports waiting. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#closed = true;
+    for (const side of [this.#sendSide, this.#receiveSide]) {
+      const asyncDispose = (side as Partial<AsyncDisposable>)[
+        Symbol.asyncDispose
+      ];
+      if (asyncDispose) await asyncDispose.call(side);
+      else side.close();
+    }
+  }
+}
+
+/**
+ * Joins a send-only and a receive-only channel into one two-way channel.
+ * Closing it closes both.
+ *
+ * @example Request/response over two message queues
+ * ```ts ignore
+ * import { client, duplex, MessageQueue } from "@ipckit/ipckit";
+ *
+ * using channel = duplex(
+ *   MessageQueue.open("/calc-requests"),
+ *   MessageQueue.open("/calc-replies"),
+ * );
+ * using calc = client<number, number>(channel);
+ * console.log(await calc.request(21, { timeout: 1000 }));
+ * ```
+ */
+export function duplex<T, M extends Message<T> = Message<T>>(
+  sendSide: Channel<T, Message<T>>,
+  receiveSide: Channel<T, M>,
+): DuplexChannel<T, M> {
+  return new DuplexChannel<T, M>(sendSide, receiveSide);
+}
+
+function _isChannel(value: unknown): boolean {
+  const channel = value as Partial<Channel<unknown>> | null;
+  return typeof channel?.send === "function" &&
+    typeof channel.receive === "function" &&
+    typeof channel.close === "function";
+}

@@ -1,0 +1,379 @@
+/**
+ * Signals: the IPC every process already speaks. Typed names, disposable
+ * subscriptions, an async iterator, and sending — on top of Deno's own
+ * `Deno.addSignalListener` and `Deno.kill`.
+ *
+ * A signal carries no data, only "it happened"; several deliveries of the
+ * same signal before the handler runs may merge into one. Use it to wake or
+ * stop a process, and a channel to tell it what to do.
+ *
+ * Permissions: listening needs none; `sendSignal()` needs `--allow-run`.
+ *
+ * @example Reload on SIGHUP until SIGTERM
+ * ```ts ignore
+ * import { onSignal, signals } from "@ipckit/ipckit/signal";
+ *
+ * using _reload = onSignal("SIGHUP", () => console.log("reloading"));
+ * for await (const _ of signals("SIGTERM")) break;
+ * console.log("shutting down");
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * Every signal name Deno knows on some platform.
+ *
+ * @example
+ * ```ts
+ * import type { SignalName } from "@ipckit/ipckit";
+ *
+ * const stop: SignalName = "SIGTERM";
+ * ```
+ */
+export type SignalName = Deno.Signal;
+
+/**
+ * Signals no process can handle: the kernel acts on them directly.
+ *
+ * @example
+ * ```ts
+ * import type { UncatchableSignal } from "@ipckit/ipckit";
+ *
+ * const kill: UncatchableSignal = "SIGKILL";
+ * ```
+ */
+export type UncatchableSignal = "SIGKILL" | "SIGSTOP";
+
+/**
+ * Signals that report a fault in the process itself; Deno keeps them.
+ *
+ * @example
+ * ```ts
+ * import type { FaultSignal } from "@ipckit/ipckit";
+ *
+ * const fault: FaultSignal = "SIGSEGV";
+ * ```
+ */
+export type FaultSignal = "SIGSEGV" | "SIGILL" | "SIGFPE";
+
+/**
+ * Signals a Deno program can listen for (where the platform has them).
+ *
+ * @example
+ * ```ts
+ * import type { CatchableSignal } from "@ipckit/ipckit";
+ *
+ * const reload: CatchableSignal = "SIGHUP";
+ * ```
+ */
+export type CatchableSignal = Exclude<
+  SignalName,
+  UncatchableSignal | FaultSignal
+>;
+
+/**
+ * A signal handler registration; dispose it (or call `unsubscribe()`) to
+ * remove the handler.
+ *
+ * @example
+ * ```ts ignore
+ * import { onSignal } from "@ipckit/ipckit";
+ *
+ * const subscription = onSignal("SIGUSR1", () => console.log("ping"));
+ * subscription.unsubscribe();
+ * ```
+ */
+export interface SignalSubscription extends Disposable {
+  /** The signal this subscription listens for. */
+  readonly name: CatchableSignal;
+  /** Whether the handler is still registered. */
+  readonly active: boolean;
+  /** Removes the handler; idempotent. */
+  unsubscribe(): void;
+}
+
+/** Only keeps the event loop busy; the interval's length does not matter. */
+const _KEEP_ALIVE_MS = 1 << 30;
+
+const _UNCATCHABLE: ReadonlySet<string> = new Set(["SIGKILL", "SIGSTOP"]);
+const _FAULTS: ReadonlySet<string> = new Set(["SIGSEGV", "SIGILL", "SIGFPE"]);
+
+// Which names exist where. Signals common to Linux and the BSDs/macOS are
+// listed once; each side adds its own.
+const _POSIX_COMMON = [
+  "SIGABRT",
+  "SIGALRM",
+  "SIGBUS",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGFPE",
+  "SIGHUP",
+  "SIGILL",
+  "SIGINT",
+  "SIGIO",
+  "SIGKILL",
+  "SIGPIPE",
+  "SIGPROF",
+  "SIGQUIT",
+  "SIGSEGV",
+  "SIGSTOP",
+  "SIGSYS",
+  "SIGTERM",
+  "SIGTRAP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGVTALRM",
+  "SIGWINCH",
+  "SIGXCPU",
+  "SIGXFSZ",
+];
+const _PLATFORM_SIGNALS: Partial<Record<string, ReadonlySet<string>>> = {
+  linux: new Set([
+    ..._POSIX_COMMON,
+    "SIGPOLL",
+    "SIGPWR",
+    "SIGSTKFLT",
+    "SIGUNUSED",
+  ]),
+  android: new Set([
+    ..._POSIX_COMMON,
+    "SIGPOLL",
+    "SIGPWR",
+    "SIGSTKFLT",
+    "SIGUNUSED",
+  ]),
+  darwin: new Set([..._POSIX_COMMON, "SIGEMT", "SIGINFO"]),
+  freebsd: new Set([..._POSIX_COMMON, "SIGEMT", "SIGINFO"]),
+  openbsd: new Set([..._POSIX_COMMON, "SIGEMT", "SIGINFO"]),
+  netbsd: new Set([..._POSIX_COMMON, "SIGEMT", "SIGINFO"]),
+  windows: new Set(["SIGINT", "SIGBREAK"]),
+};
+
+/** Throws unless `name` is a signal this platform has. */
+function _checkExists(name: unknown, action: string): SignalName {
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `Cannot ${action}: the signal name must be a string like "SIGTERM", got ${typeof name}`,
+    );
+  }
+  const known = _PLATFORM_SIGNALS[Deno.build.os];
+  if (known && !known.has(name)) {
+    const anywhere = Object.values(_PLATFORM_SIGNALS).some((set) =>
+      set!.has(name)
+    );
+    throw new TypeError(
+      anywhere
+        ? `Cannot ${action} ${name}: ${Deno.build.os} has no such signal`
+        : `Cannot ${action} ${name}: no such signal; names look like "SIGTERM"`,
+    );
+  }
+  return name as SignalName;
+}
+
+/** Throws unless a handler may be installed for `name`. */
+function _checkCatchable(name: unknown, action: string): CatchableSignal {
+  const signal = _checkExists(name, action);
+  if (_UNCATCHABLE.has(signal)) {
+    throw new TypeError(
+      `Cannot ${action} ${signal}: it cannot be caught, the kernel acts on it without asking the process`,
+    );
+  }
+  if (_FAULTS.has(signal)) {
+    throw new TypeError(
+      `Cannot ${action} ${signal}: it reports a fault in the process itself, which Deno does not let JavaScript handle`,
+    );
+  }
+  return signal as CatchableSignal;
+}
+
+/**
+ * Calls `handler` each time this process receives `name`. The returned
+ * subscription removes the handler when disposed. Like Deno's own listeners,
+ * it does not keep the process alive; a pending `next()` of
+ * {@linkcode signals} does.
+ *
+ * @throws {TypeError} for `SIGKILL`/`SIGSTOP` (uncatchable), the fault
+ * signals, or a name this platform does not have
+ *
+ * @example
+ * ```ts ignore
+ * import { onSignal } from "@ipckit/ipckit";
+ *
+ * using _ = onSignal("SIGINT", (name) => console.log(`got ${name}, finishing up`));
+ * ```
+ */
+export function onSignal(
+  name: CatchableSignal,
+  handler: (name: CatchableSignal) => void,
+): SignalSubscription {
+  const signal = _checkCatchable(name, "listen for");
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `Cannot listen for ${signal}: the handler must be a function`,
+    );
+  }
+  const listener = () => handler(signal);
+  Deno.addSignalListener(signal, listener);
+  let active = true;
+  const unsubscribe = () => {
+    if (!active) return;
+    active = false;
+    Deno.removeSignalListener(signal, listener);
+  };
+  return {
+    name: signal,
+    get active() {
+      return active;
+    },
+    unsubscribe,
+    [Symbol.dispose]: unsubscribe,
+  };
+}
+
+/**
+ * The deliveries of one signal, as an async iterator; returned by
+ * {@linkcode signals}. Disposing it (or ending the loop) removes its handler.
+ *
+ * @example
+ * ```ts ignore
+ * import { signals } from "@ipckit/ipckit";
+ *
+ * using hups = signals("SIGHUP");
+ * await hups.next(); // resolves at the next SIGHUP
+ * ```
+ */
+export interface SignalStream
+  extends AsyncIterableIterator<CatchableSignal>, Disposable {
+  /** Stops listening; a pending `next()` resolves as done. */
+  return(): Promise<IteratorResult<CatchableSignal, undefined>>;
+}
+
+/**
+ * Yields the signal's name each time this process receives `name`, until
+ * the loop ends (`break`), the stream is disposed, or `options.signal`
+ * aborts. The handler is installed at once, so a signal that arrives before
+ * the loop starts is not lost, and deliveries that arrive while the loop body
+ * runs are counted. While the loop waits, the process stays alive.
+ *
+ * @throws {TypeError} as {@linkcode onSignal} does
+ *
+ * @example
+ * ```ts ignore
+ * import { signals } from "@ipckit/ipckit";
+ *
+ * for await (const _ of signals("SIGUSR1")) console.log("dumping stats");
+ * ```
+ */
+export function signals(
+  name: CatchableSignal,
+  options: { signal?: AbortSignal } = {},
+): SignalStream {
+  const signal = _checkCatchable(name, "listen for");
+  const abort = options.signal;
+  if (abort !== undefined && !(abort instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot listen for ${signal}: options.signal must be an AbortSignal`,
+    );
+  }
+  let pending = 0;
+  let done = false;
+  let wake: (() => void) | undefined;
+  const subscription = onSignal(signal, () => {
+    pending++;
+    wake?.();
+  });
+  const finish = (): Promise<IteratorResult<CatchableSignal, undefined>> => {
+    done = true;
+    subscription.unsubscribe();
+    abort?.removeEventListener("abort", onAbort);
+    wake?.();
+    return Promise.resolve({ done: true, value: undefined });
+  };
+  const onAbort = () => void finish();
+  if (abort?.aborted) void finish();
+  else abort?.addEventListener("abort", onAbort, { once: true });
+
+  const stream: SignalStream = {
+    async next(): Promise<IteratorResult<CatchableSignal, undefined>> {
+      while (!done) {
+        if (pending > 0) {
+          pending--;
+          return { done: false, value: signal };
+        }
+        const { promise, resolve } = Promise.withResolvers<void>();
+        wake = resolve;
+        // Deno's signal listeners do not keep the process alive; a loop
+        // waiting for a signal must, as a pending read would.
+        const keepAlive = setInterval(() => {}, _KEEP_ALIVE_MS);
+        try {
+          await promise;
+        } finally {
+          clearInterval(keepAlive);
+          wake = undefined;
+        }
+      }
+      return { done: true, value: undefined };
+    },
+    return: finish,
+    [Symbol.asyncIterator](): SignalStream {
+      return stream;
+    },
+    [Symbol.dispose](): void {
+      void finish();
+    },
+  };
+  return stream;
+}
+
+/**
+ * Sends signal `name` to process `pid` (a negative `pid` addresses the
+ * process group `-pid`). Needs `--allow-run`.
+ *
+ * @throws {TypeError} for a pid that is not a non-zero integer, or a name this
+ * platform does not have
+ * @throws {Deno.errors.NotFound} when no such process exists
+ * @throws {Deno.errors.PermissionDenied} when the OS forbids signalling it
+ *
+ * @example
+ * ```ts ignore
+ * import { sendSignal } from "@ipckit/ipckit";
+ *
+ * const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+ * sendSignal(child.pid, "SIGTERM");
+ * console.log((await child.status).signal); // SIGTERM
+ * ```
+ */
+export function sendSignal(pid: number, name: SignalName): void {
+  // Deno.kill truncates a fractional pid (1.5 becomes init, pid 1), and 0
+  // would signal our own process group: both are refused here.
+  if (!Number.isSafeInteger(pid) || pid === 0) {
+    throw new TypeError(
+      `Cannot send a signal: pid must be a non-zero integer, got ${
+        String(pid)
+      }`,
+    );
+  }
+  const signal = _checkExists(name, "send");
+  try {
+    Deno.kill(pid, signal);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot send ${signal} to process ${pid}: no such process`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot send ${signal} to process ${pid}: the OS does not permit it`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}

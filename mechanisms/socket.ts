@@ -1,0 +1,445 @@
+/**
+ * Stream sockets — Unix domain sockets and TCP — as typed channels. Sockets
+ * are the IPC that also crosses machines.
+ *
+ * `listen<T>()` returns a {@linkcode SocketServer} that yields one
+ * {@linkcode SocketChannel} per connection; `connect<T>()` returns the client
+ * end. Messages are framed by {@linkcode FramedChannel}: `"frames"` (4-byte
+ * big-endian length, the default) or `"lines"` (newline-delimited, to talk
+ * with `socat`, `nc` and friends). Both directions have backpressure: a
+ * reader that does not keep up leaves data in the kernel's socket buffers,
+ * and the writer's `send()` waits.
+ *
+ * Built on Deno's own `Deno.listen`/`Deno.connect`, so the permissions are
+ * Deno's own:
+ *
+ * - TCP: `--allow-net=127.0.0.1:8080` (or the host and port you use).
+ * - Unix sockets, for listening and connecting alike (Deno 2.9):
+ *   `--allow-net=unix:/tmp/app.sock` (the exact path; a directory does not
+ *   cover the sockets in it) plus `--allow-read` and `--allow-write` on the
+ *   path. The listener's stale-file check and removal need the same flags.
+ *
+ * A TCP listener binds `127.0.0.1` unless you give another `hostname`: an IPC
+ * endpoint is private until you say otherwise. TCP connections have Nagle's
+ * algorithm switched off (`TCP_NODELAY`), since messages are written whole.
+ *
+ * @example A Unix socket server and client
+ * ```ts ignore
+ * // deno run --allow-net=unix:/tmp/app.sock --allow-read=/tmp --allow-write=/tmp app.ts
+ * import { connect, listen } from "@ipckit/ipckit/socket";
+ *
+ * type Ping = { n: number };
+ * await using server = await listen<Ping>({ path: "/tmp/app.sock" });
+ * (async () => {
+ *   for await (const connection of server) {
+ *     for await (const { value } of connection) await connection.send({ n: value.n + 1 });
+ *   }
+ * })();
+ * await using client = await connect<Ping>({ path: "/tmp/app.sock" });
+ * await client.send({ n: 1 });
+ * console.log((await client.receive()).value); // { n: 2 }
+ * ```
+ *
+ * @module
+ */
+
+import type { WaitOptions } from "./channel.ts";
+import type { Codec } from "./codec.ts";
+import { closedError } from "./_errors.ts";
+import { FramedChannel, type Framing } from "./framing.ts";
+import { connStreams } from "./_conn_streams.ts";
+import { raceDeadline } from "./_race.ts";
+import {
+  checkAddress,
+  type CheckedAddress,
+  describeAddress,
+  formatAddr,
+} from "./_socket_options.ts";
+import {
+  fileIdentity,
+  freeUnixPathForListening,
+  removeIfSame,
+} from "./_unix_path.ts";
+import { deadlineOf } from "./_wait.ts";
+
+/**
+ * How messages are carried on a stream socket.
+ *
+ * @example
+ * ```ts
+ * import { codecs, type SocketChannelOptions } from "@ipckit/ipckit";
+ *
+ * const options: SocketChannelOptions<string> = {
+ *   codec: codecs.text(),
+ *   framing: "lines",
+ *   maxMessageSize: 4096,
+ * };
+ * ```
+ */
+export interface SocketChannelOptions<T> {
+  /** How values become bytes. Default `codecs.json<T>()`. */
+  codec?: Codec<T>;
+  /** `"frames"` (4-byte length prefix, default) or `"lines"`. */
+  framing?: Framing;
+  /** The largest message accepted, in bytes. Default 64 MiB. */
+  maxMessageSize?: number;
+}
+
+/**
+ * Where a Unix stream socket lives.
+ *
+ * @example
+ * ```ts
+ * import type { UnixSocketOptions } from "@ipckit/ipckit";
+ *
+ * const options: UnixSocketOptions<number> = { path: "/tmp/counter.sock" };
+ * ```
+ */
+export interface UnixSocketOptions<T> extends SocketChannelOptions<T> {
+  /** The socket file, at most 107 bytes long. */
+  path: string;
+}
+
+/**
+ * Where a TCP socket listens or connects.
+ *
+ * @example
+ * ```ts
+ * import type { TcpSocketOptions } from "@ipckit/ipckit";
+ *
+ * const options: TcpSocketOptions<number> = { hostname: "127.0.0.1", port: 9000 };
+ * ```
+ */
+export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
+  /** Default `"127.0.0.1"`, for listening and connecting alike. */
+  hostname?: string;
+  /** The port; `0` when listening picks a free one (read it from `server.addr`). */
+  port: number;
+}
+
+/**
+ * `{ path }` for a Unix socket, `{ hostname, port }` for TCP.
+ *
+ * @example
+ * ```ts
+ * import type { SocketOptions } from "@ipckit/ipckit";
+ *
+ * const unix: SocketOptions<string> = { path: "/tmp/a.sock" };
+ * const tcp: SocketOptions<string> = { port: 9000 };
+ * ```
+ */
+export type SocketOptions<T> = UnixSocketOptions<T> | TcpSocketOptions<T>;
+
+/**
+ * One connection: a {@linkcode FramedChannel} that knows both addresses.
+ * `closeWrite()` half-closes (the peer's iteration ends, this side can still
+ * receive); `close()` closes both directions.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "@ipckit/ipckit";
+ *
+ * await using channel = await connect<string>({ port: 9000 });
+ * console.log(channel.remoteAddr);
+ * await channel.send("last request");
+ * await channel.closeWrite();
+ * for await (const { value } of channel) console.log(value);
+ * ```
+ */
+export class SocketChannel<T> extends FramedChannel<T> {
+  /** This end's address. */
+  readonly localAddr: Deno.Addr;
+  /** The peer's address. */
+  readonly remoteAddr: Deno.Addr;
+
+  /** Wraps an open connection; `listen()` and `connect()` build these for you. */
+  constructor(
+    conn: Deno.Conn,
+    options: SocketChannelOptions<T> & { description?: string } = {},
+  ) {
+    if (conn.remoteAddr.transport === "tcp") {
+      // Frames are written whole: waiting to coalesce them only adds latency.
+      (conn as Deno.TcpConn).setNoDelay(true);
+    }
+    const streams = connStreams(conn);
+    super({
+      readable: streams.readable,
+      writable: streams.writable,
+      codec: options.codec,
+      framing: options.framing,
+      maxMessageSize: options.maxMessageSize,
+      description: options.description ??
+        `${
+          conn.remoteAddr.transport === "unix" ? "Unix socket" : "TCP"
+        } connection to ${formatAddr(conn.remoteAddr)}`,
+      onClose: streams.close,
+    });
+    this.localAddr = conn.localAddr;
+    this.remoteAddr = conn.remoteAddr;
+  }
+}
+
+/**
+ * A listening stream socket. Iterate it (or call `accept()`) to get one typed
+ * {@linkcode SocketChannel} per client. Closing the server stops accepting
+ * and, for a Unix socket, removes the socket file; connections already
+ * accepted stay open until they are closed.
+ *
+ * @example Serve every client concurrently
+ * ```ts ignore
+ * import { listen, type SocketChannel } from "@ipckit/ipckit";
+ *
+ * async function echo(connection: SocketChannel<string>): Promise<void> {
+ *   using _ = connection;
+ *   for await (const { value } of connection) await connection.send(value);
+ * }
+ * await using server = await listen<string>({ port: 9000 });
+ * for await (const connection of server) echo(connection);
+ * ```
+ */
+export class SocketServer<T>
+  implements AsyncIterable<SocketChannel<T>>, Disposable, AsyncDisposable {
+  #listener: Deno.Listener;
+  #options: SocketChannelOptions<T>;
+  #what: string;
+  #unixPath: string | undefined;
+  #unixIdentity: string | undefined;
+  #closed = false;
+  // An accept that outlived its caller's timeout; the next accept takes it.
+  #pendingAccept: Promise<Deno.Conn> | undefined;
+
+  private constructor(
+    listener: Deno.Listener,
+    address: CheckedAddress,
+    options: SocketChannelOptions<T>,
+  ) {
+    this.#listener = listener;
+    this.#options = options;
+    this.#what = describeAddress(
+      address.transport === "unix" ? address : {
+        ...address,
+        port: (listener.addr as Deno.NetAddr).port,
+      },
+      address.transport === "unix" ? "Unix socket" : "TCP",
+    );
+    if (address.transport === "unix") {
+      this.#unixPath = address.path;
+      this.#unixIdentity = fileIdentity(address.path);
+    }
+  }
+
+  /** Opens the listener; use {@linkcode listen}. */
+  static async listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
+    const address = checkAddress(options, "listen on a socket", true);
+    const channelOptions = _channelOptions(options);
+    let listener: Deno.Listener;
+    if (address.transport === "unix") {
+      await freeUnixPathForListening(
+        address.path,
+        `listen on ${describeAddress(address, "Unix socket")}`,
+      );
+      listener = Deno.listen({ transport: "unix", path: address.path });
+    } else {
+      listener = Deno.listen({
+        transport: "tcp",
+        hostname: address.hostname,
+        port: address.port,
+      });
+    }
+    return new SocketServer<T>(listener, address, channelOptions);
+  }
+
+  /** The address the server listens on (with the real port when `0` was asked). */
+  get addr(): Deno.Addr {
+    return this.#listener.addr;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Waits for the next client.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the server is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { listen } from "@ipckit/ipckit";
+   *
+   * await using server = await listen<string>({ port: 9000 });
+   * await using connection = await server.accept({ timeout: 5000 });
+   * ```
+   */
+  async accept(options: WaitOptions = {}): Promise<SocketChannel<T>> {
+    const deadline = deadlineOf(options);
+    if (this.#closed) throw closedError(this.#what);
+    this.#pendingAccept ??= this.#listener.accept();
+    let conn: Deno.Conn;
+    try {
+      conn = await raceDeadline(
+        this.#pendingAccept,
+        deadline,
+        options.signal,
+        `accept on ${this.#what}`,
+      );
+    } catch (error) {
+      if (this.#closed) throw closedError(this.#what);
+      if (
+        error instanceof Deno.errors.TimedOut ||
+        error === options.signal?.reason
+      ) {
+        throw error; // the accept is still pending: keep it for the next call
+      }
+      this.#pendingAccept = undefined;
+      throw error;
+    }
+    this.#pendingAccept = undefined;
+    return new SocketChannel<T>(conn, this.#options);
+  }
+
+  /** Yields each client until the server is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
+    while (!this.#closed) {
+      try {
+        yield await this.accept();
+      } catch (error) {
+        if (this.#closed && error instanceof Deno.errors.BadResource) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Stops listening and removes a Unix socket's file; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // A connection accepted after the caller gave up on it: nobody owns it.
+    this.#pendingAccept?.then((conn) => conn.close(), () => {});
+    try {
+      this.#listener.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+    // Only our own file: another server may have replaced it since.
+    if (this.#unixPath) removeIfSame(this.#unixPath, this.#unixIdentity);
+  }
+
+  /** Closes the server; see {@linkcode SocketServer.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the server; see {@linkcode SocketServer.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Listens on a Unix stream socket (`{ path }`) or a TCP port
+ * (`{ hostname, port }`) for clients exchanging values of type `T`.
+ *
+ * A Unix socket file left behind by a crashed server is replaced, but only
+ * when connecting to it is refused (nothing listens there).
+ *
+ * @throws {TypeError} / {RangeError} for a bad address or option, before any system call
+ * @throws {Deno.errors.AddrInUse} when another process listens there already
+ * @throws {Deno.errors.AlreadyExists} when the path exists and is not a socket
+ * @throws {Deno.errors.NotCapable} without the permissions listed in the module doc
+ *
+ * @example
+ * ```ts ignore
+ * import { listen } from "@ipckit/ipckit";
+ *
+ * await using server = await listen<{ job: string }>({ path: "/tmp/jobs.sock" });
+ * for await (const connection of server) {
+ *   const { value } = await connection.receive();
+ *   console.log(value.job);
+ *   connection.close();
+ * }
+ * ```
+ */
+export function listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
+  return SocketServer.listen<T>(options);
+}
+
+/**
+ * Connects to a Unix stream socket (`{ path }`) or a TCP server
+ * (`{ hostname, port }`); `timeout` and `signal` bound the connection attempt.
+ *
+ * @throws {Deno.errors.NotFound} when no socket file exists at `path`
+ * @throws {Deno.errors.ConnectionRefused} when nothing listens there
+ * @throws {Deno.errors.TimedOut} when `timeout` passes first
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "@ipckit/ipckit";
+ *
+ * await using jobs = await connect<{ job: string }>({ path: "/tmp/jobs.sock", timeout: 1000 });
+ * await jobs.send({ job: "resize" });
+ * ```
+ */
+export async function connect<T>(
+  options: SocketOptions<T> & WaitOptions,
+): Promise<SocketChannel<T>> {
+  const address = checkAddress(options, "connect to a socket", true);
+  const channelOptions = _channelOptions(options);
+  const deadline = deadlineOf(options);
+  const what = describeAddress(
+    address,
+    address.transport === "unix" ? "Unix socket" : "TCP",
+  );
+  const connecting: Promise<Deno.Conn> = address.transport === "unix"
+    ? Deno.connect({ transport: "unix", path: address.path })
+    : Deno.connect({ hostname: address.hostname, port: address.port });
+  let conn: Deno.Conn;
+  try {
+    conn = await raceDeadline(
+      connecting,
+      deadline,
+      options.signal,
+      `connect to ${what}`,
+      (late) => late.close(),
+    );
+  } catch (error) {
+    throw _connectError(error, what);
+  }
+  return new SocketChannel<T>(conn, channelOptions);
+}
+
+/** Checks the framing options before any system call, with framing's own messages. */
+function _channelOptions<T>(
+  options: SocketChannelOptions<T>,
+): SocketChannelOptions<T> {
+  new FramedChannel<T>({
+    writable: new WritableStream(),
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+  }).close();
+  return {
+    codec: options.codec,
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+  };
+}
+
+/** Deno's connect errors, with the address in the message; same classes. */
+function _connectError(error: unknown, what: string): unknown {
+  if (error instanceof Deno.errors.NotFound) {
+    return new Deno.errors.NotFound(
+      `Cannot connect to ${what}: no socket file exists there`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new Deno.errors.ConnectionRefused(
+      `Cannot connect to ${what}: nothing is listening there`,
+      { cause: error },
+    );
+  }
+  return error;
+}

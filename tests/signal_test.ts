@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { onSignal, sendSignal, signals } from "../mod.ts";
+import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+
+async function firstLine(child: Deno.ChildProcess): Promise<{
+  line: string;
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+}> {
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return { line: text.split("\n")[0], reader };
+}
+
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+Deno.test(
+  "sendSignal() reaches a child, and the child's signal reaches us",
+  leakChecked(async () => {
+    using answers = signals("SIGUSR2");
+    const child = spawnFixture("signal_peer.ts", ["--allow-run"], [
+      "wait",
+      String(Deno.pid),
+    ]);
+    const { line, reader } = await firstLine(child);
+    assert.equal(line, "ready");
+    sendSignal(child.pid, "SIGUSR1");
+    const answer = await withTimeout(
+      answers.next(),
+      10_000,
+      "SIGUSR2 from the child",
+    );
+    assert.deepEqual(answer, { done: false, value: "SIGUSR2" });
+    reader.releaseLock();
+    const output = await child.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(new TextDecoder().decode(output.stdout), "answered\n");
+  }),
+);
+
+Deno.test(
+  "onSignal() calls its handler until the subscription is disposed",
+  async () => {
+    const seen: string[] = [];
+    // A second listener stays for the whole test: without any listener the
+    // default action of SIGUSR1 would end this process.
+    using all = signals("SIGUSR1");
+    {
+      using subscription = onSignal("SIGUSR1", (name) => seen.push(name));
+      assert.equal(subscription.active, true);
+      sendSignal(Deno.pid, "SIGUSR1");
+      await withTimeout(all.next(), 5000, "first SIGUSR1");
+      assert.deepEqual(seen, ["SIGUSR1"]);
+    }
+    sendSignal(Deno.pid, "SIGUSR1");
+    await withTimeout(all.next(), 5000, "second SIGUSR1");
+    assert.deepEqual(seen, ["SIGUSR1"]);
+  },
+);
+
+Deno.test(
+  "signals() keeps deliveries that arrive before the loop asks, and ends on abort",
+  async () => {
+    const stop = new AbortController();
+    const stream = signals("SIGUSR2", { signal: stop.signal });
+    sendSignal(Deno.pid, "SIGUSR2");
+    let count = 0;
+    for await (const name of stream) {
+      assert.equal(name, "SIGUSR2");
+      count++;
+      stop.abort();
+    }
+    assert.equal(count, 1);
+  },
+);
+
+Deno.test("Signals that cannot be caught or do not exist are TypeErrors that say why", () => {
+  for (const name of ["SIGKILL", "SIGSTOP"]) {
+    assert.throws(
+      () => onSignal(name as never, () => {}),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError);
+        assert.equal(
+          error.message,
+          `Cannot listen for ${name}: it cannot be caught, the kernel acts on it without asking the process`,
+        );
+        return true;
+      },
+    );
+  }
+  assert.throws(
+    () => signals("SIGSEGV" as never),
+    /reports a fault in the process/,
+  );
+  if (Deno.build.os === "linux") {
+    assert.throws(
+      () => onSignal("SIGINFO", () => {}),
+      /Cannot listen for SIGINFO: linux has no such signal/,
+    );
+  }
+  assert.throws(
+    () => onSignal("SIGNOPE" as never, () => {}),
+    /SIGNOPE: no such signal/,
+  );
+  assert.throws(
+    () => sendSignal(1.5, "SIGTERM"),
+    /pid must be a non-zero integer/,
+  );
+  assert.throws(() => sendSignal(0, "SIGTERM"), TypeError);
+});
+
+Deno.test("sendSignal() to a process that does not exist is NotFound", () => {
+  // Linux process ids stay below pid_max, which is at most 2^22 on 64-bit
+  // systems (PID_MAX_LIMIT), so 2^22 is never a process.
+  const pidMax = 2 ** 22;
+  assert.throws(() => sendSignal(pidMax, "SIGUSR1"), (error: Error) => {
+    assert.ok(error instanceof Deno.errors.NotFound);
+    assert.equal(
+      error.message,
+      `Cannot send SIGUSR1 to process ${pidMax}: no such process`,
+    );
+    return true;
+  });
+});
+
+Deno.test("sendSignal() needs --allow-run", async () => {
+  const result = await runFixture("signal_peer.ts", [], [
+    "send-only",
+    String(Deno.pid),
+  ]);
+  assert.match(result.stdout, /^NotCapable: Requires run access/);
+});

@@ -1,0 +1,636 @@
+import assert from "node:assert/strict";
+import {
+  bindDatagram,
+  codecs,
+  connect,
+  DecodeError,
+  listen,
+  type SocketChannel,
+  type SocketServer,
+  UDP_MAX_PAYLOAD_IPV4,
+} from "../mod.ts";
+import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+
+type Numbered = { n: number; pid: number };
+
+async function withTempDir(
+  body: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-sock-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The least a child needs: loopback, and exactly the Unix socket paths it uses. */
+function childFlags(dir: string, ...unixPaths: string[]): string[] {
+  return [
+    "--unstable-net",
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    `--allow-net=${["127.0.0.1", ...unixPaths.map((path) => `unix:${path}`)]}`,
+  ];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Reads a child's stdout until `line` appears. */
+async function waitForLine(
+  child: Deno.ChildProcess,
+  line: string,
+): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let seen = "";
+  while (!seen.split("\n").includes(line)) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`child ended before printing ${line}: ${seen}`);
+    seen += decoder.decode(value, { stream: true });
+  }
+  return reader;
+}
+
+/** Serves one child over a stream socket: hello, three round trips, half-close. */
+async function exchangeWithChild(
+  server: SocketServer<Numbered>,
+  address: { path?: string; hostname?: string; port?: number },
+  dir: string,
+): Promise<void> {
+  const unixPaths = address.path ? [address.path] : [];
+  const child = spawnFixture("socket_peer.ts", childFlags(dir, ...unixPaths), [
+    "stream",
+    JSON.stringify(address),
+  ]);
+  await using connection = await server.accept({ timeout: 10_000 });
+  const hello = await connection.receive({ timeout: 10_000 });
+  assert.equal(hello.value.n, 0);
+  assert.equal(hello.value.pid, child.pid);
+  for (const n of [10, 20, 30]) {
+    await connection.send({ n, pid: Deno.pid });
+    const { value } = await connection.receive({ timeout: 10_000 });
+    assert.deepEqual(value, { n: n + 1, pid: child.pid });
+  }
+  await connection.closeWrite();
+  // The child's loop ends at our half-close; then it closes, ending ours.
+  const rest = [];
+  for await (const message of connection) rest.push(message);
+  assert.deepEqual(rest, []);
+  const output = await child.output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+}
+
+Deno.test(
+  "listen() and connect() exchange typed messages with another process over a Unix socket",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/peer.sock`;
+      await using server = await listen<Numbered>({ path });
+      assert.equal((server.addr as Deno.UnixAddr).path, path);
+      await exchangeWithChild(server, { path }, dir);
+    })
+  ),
+);
+
+Deno.test(
+  "listen() and connect() exchange typed messages with another process over TCP",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      await using server = await listen<Numbered>({ port: 0 });
+      const { hostname, port } = server.addr as Deno.NetAddr;
+      assert.equal(hostname, "127.0.0.1");
+      await exchangeWithChild(server, { hostname, port }, dir);
+    })
+  ),
+);
+
+for (const kind of ["udp", "unix"] as const) {
+  Deno.test(
+    `bindDatagram() exchanges typed ${kind} datagrams with another process, with the sender's address`,
+    leakChecked(() =>
+      withTempDir(async (dir) => {
+        const own = kind === "udp" ? { port: 0 } : { path: `${dir}/parent.dg` };
+        const childAddress = kind === "udp"
+          ? { port: 0 }
+          : { path: `${dir}/child.dg` };
+        await using socket = await bindDatagram<Numbered>(own);
+        const unixPaths = kind === "unix"
+          ? [own.path!, childAddress.path!]
+          : [];
+        const child = spawnFixture(
+          "socket_peer.ts",
+          childFlags(dir, ...unixPaths),
+          [
+            "datagram",
+            JSON.stringify(childAddress),
+            JSON.stringify(socket.addr),
+          ],
+        );
+        const hello = await socket.receive({ timeout: 10_000 });
+        assert.deepEqual(hello.value, { n: 0, pid: child.pid });
+        if (kind === "unix") {
+          assert.deepEqual(hello.from, {
+            transport: "unixpacket",
+            path: childAddress.path,
+          });
+        } else {
+          assert.equal(hello.from.transport, "udp");
+          assert.equal((hello.from as Deno.NetAddr).hostname, "127.0.0.1");
+        }
+        await socket.send({ n: 41, pid: Deno.pid }, { to: hello.from });
+        const answer = await socket.receive({ timeout: 10_000 });
+        assert.deepEqual(answer.value, { n: 42, pid: child.pid });
+        const output = await child.output();
+        assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+        if (kind === "unix") {
+          assert.equal(await exists(childAddress.path!), false);
+          socket.close();
+          assert.equal(await exists(own.path!), false);
+        }
+      })
+    ),
+  );
+}
+
+Deno.test(
+  "A Unix socket server with 50 concurrent clients in another process answers every one",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/many.sock`;
+      type Ask = { client: number; round: number };
+      await using server = await listen<Ask>({ path });
+      let open = 0;
+      let mostOpen = 0;
+      const serving = (async () => {
+        const handlers: Promise<void>[] = [];
+        for await (const connection of server) {
+          handlers.push((async () => {
+            using _ = connection;
+            open++;
+            mostOpen = Math.max(mostOpen, open);
+            for await (const { value } of connection) {
+              await connection.send(value);
+            }
+            open--;
+          })());
+          if (handlers.length === 50) break;
+        }
+        await Promise.all(handlers);
+      })();
+      const result = await runFixture(
+        "socket_many_clients.ts",
+        childFlags(dir, path),
+        [
+          JSON.stringify({ path }),
+          "50",
+          "20",
+        ],
+      );
+      assert.equal(result.code, 0, result.stderr);
+      await serving;
+      const answered: number[] = JSON.parse(result.stdout);
+      assert.equal(answered.length, 50);
+      assert.deepEqual(answered, new Array(50).fill(20));
+      // Clients were served side by side, not one after another.
+      assert.ok(mostOpen > 1, `at most ${mostOpen} connection(s) open at once`);
+    })
+  ),
+);
+
+Deno.test(
+  "A slow reader makes send() wait instead of buffering without bound",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/slow.sock`;
+      await using server = await listen<Uint8Array>({
+        path,
+        codec: codecs.bytes(),
+      });
+      const accepted = server.accept({ timeout: 5000 });
+      await using writer = await connect<Uint8Array>({
+        path,
+        codec: codecs.bytes(),
+      });
+      await using reader = await accepted;
+      const message = new Uint8Array(64 * 1024);
+      const total = 512; // 32 MiB in all
+      let sent = 0;
+      const sending = (async () => {
+        for (let i = 0; i < total; i++) {
+          message[0] = i & 0xff;
+          await writer.send(message);
+          sent++;
+        }
+      })();
+      // Give the writer time to fill every buffer between the two ends.
+      let before = -1;
+      while (before !== sent) {
+        before = sent;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const bufferedBytes = sent * message.byteLength;
+      assert.ok(sent < total, "every send completed although nobody read");
+      // What is in flight is bounded by the kernel's socket buffers.
+      assert.ok(
+        bufferedBytes <= 16 * 1024 * 1024,
+        `${bufferedBytes} bytes were accepted with no reader`,
+      );
+      for (let i = 0; i < total; i++) {
+        const { value } = await reader.receive({ timeout: 10_000 });
+        assert.equal(value.byteLength, message.byteLength);
+        assert.equal(value[0], i & 0xff);
+      }
+      await sending;
+      assert.equal(sent, total);
+    })
+  ),
+);
+
+Deno.test(
+  "closeWrite() half-closes: the peer's iteration ends and it can still answer",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/half.sock`;
+      await using server = await listen<string>({ path, codec: codecs.text() });
+      const accepted = server.accept({ timeout: 5000 });
+      await using client = await connect<string>({
+        path,
+        codec: codecs.text(),
+      });
+      await using peer = await accepted;
+      await client.send("a");
+      await client.send("b");
+      await client.closeWrite();
+      const received = [];
+      for await (const { value } of peer) received.push(value);
+      assert.deepEqual(received, ["a", "b"]);
+      await peer.send("got 2");
+      assert.equal((await client.receive({ timeout: 5000 })).value, "got 2");
+      peer.close();
+      await assert.rejects(
+        client.receive({ timeout: 5000 }),
+        Deno.errors.UnexpectedEof,
+      );
+    })
+  ),
+);
+
+Deno.test(
+  "A Unix listener removes its socket file on close and replaces only a stale one",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/stale.sock`;
+      // A server that crashes leaves its socket file behind.
+      const crashed = spawnFixture(
+        "socket_listener_then_wait.ts",
+        childFlags(dir, path),
+        [
+          path,
+        ],
+      );
+      const reader = await waitForLine(crashed, "listening");
+      await assert.rejects(listen({ path }), (error: Error) => {
+        assert.ok(error instanceof Deno.errors.AddrInUse);
+        assert.match(error.message, /another process is using it/);
+        return true;
+      });
+      crashed.kill("SIGKILL");
+      await crashed.status;
+      reader.releaseLock();
+      await crashed.stdout.cancel();
+      await crashed.stderr.cancel();
+      assert.equal((await Deno.lstat(path)).isSocket, true);
+      await assert.rejects(connect({ path }), (error: Error) => {
+        assert.ok(error instanceof Deno.errors.ConnectionRefused);
+        assert.match(error.message, /stale\.sock": nothing is listening there/);
+        return true;
+      });
+
+      const server = await listen<string>({ path });
+      const connecting = connect<string>({ path });
+      await using accepted = await server.accept({ timeout: 5000 });
+      await using client = await connecting;
+      await client.send("still works");
+      assert.equal((await accepted.receive()).value, "still works");
+      server.close();
+      assert.equal(await exists(path), false);
+    })
+  ),
+);
+
+Deno.test(
+  "listen() leaves a path that is not a socket alone",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/notes.txt`;
+      await Deno.writeTextFile(path, "keep me");
+      await assert.rejects(listen({ path }), (error: Error) => {
+        assert.ok(error instanceof Deno.errors.AlreadyExists);
+        assert.match(error.message, /exists and is not a socket/);
+        return true;
+      });
+      assert.equal(await Deno.readTextFile(path), "keep me");
+    })
+  ),
+);
+
+Deno.test(
+  "connect() names the address when nothing listens there",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      await assert.rejects(
+        connect({ path: `${dir}/missing.sock` }),
+        (error: Error) => {
+          assert.ok(error instanceof Deno.errors.NotFound);
+          assert.match(error.message, /missing\.sock.*no socket file exists/);
+          return true;
+        },
+      );
+      await using server = await listen({ port: 0 });
+      const { port } = server.addr as Deno.NetAddr;
+      server.close();
+      await assert.rejects(connect({ port }), (error: Error) => {
+        assert.ok(error instanceof Deno.errors.ConnectionRefused);
+        assert.match(
+          error.message,
+          /TCP 127\.0\.0\.1:\d+: nothing is listening/,
+        );
+        return true;
+      });
+    })
+  ),
+);
+
+Deno.test(
+  "Bad socket options are rejected before any system call",
+  async () => {
+    await assert.rejects(listen({ port: 70000 }), RangeError);
+    await assert.rejects(listen({ path: "" }), TypeError);
+    await assert.rejects(
+      listen({ path: `/tmp/${"x".repeat(120)}` }),
+      RangeError,
+    );
+    await assert.rejects(
+      listen({ path: "/tmp/a", port: 1 } as never),
+      /either path or hostname\/port/,
+    );
+    await assert.rejects(
+      listen({ port: 0, framing: "words" as never }),
+      TypeError,
+    );
+    await assert.rejects(
+      connect({ port: 1, maxMessageSize: 0 }),
+      RangeError,
+    );
+    await assert.rejects(
+      bindDatagram({ port: 0, maxMessageSize: 70_000 }),
+      RangeError,
+    );
+  },
+);
+
+/** An echo server that keeps serving while some clients misbehave. */
+async function echoServer(
+  server: SocketServer<unknown>,
+  errors: unknown[],
+): Promise<void> {
+  const serveOne = async (connection: SocketChannel<unknown>) => {
+    using _ = connection;
+    try {
+      for await (const { value } of connection) await connection.send(value);
+    } catch (error) {
+      errors.push(error);
+    }
+  };
+  for await (const connection of server) serveOne(connection);
+}
+
+Deno.test(
+  "A peer that sends garbage or an oversized frame header is cut off and the server keeps serving",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/garbage.sock`;
+      const server = await listen<unknown>({ path, maxMessageSize: 1024 });
+      const errors: unknown[] = [];
+      const serving = echoServer(server, errors);
+
+      for (
+        const garbage of [
+          new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+          new Uint8Array([0x00, 0x10, 0x00, 0x00]), // announces 1 MiB > 1024
+        ]
+      ) {
+        const raw = await Deno.connect({ transport: "unix", path });
+        await raw.write(garbage);
+        // The server closes the connection: we read end-of-stream.
+        assert.equal(await raw.read(new Uint8Array(16)), null);
+        raw.close();
+      }
+      await using good = await connect<unknown>({ path });
+      await good.send({ still: "served" });
+      assert.deepEqual((await good.receive({ timeout: 5000 })).value, {
+        still: "served",
+      });
+      assert.equal(errors.length, 2);
+      for (const error of errors) {
+        assert.ok(error instanceof DecodeError);
+        assert.match(error.message, /above maxMessageSize 1024/);
+      }
+      server.close();
+      await serving;
+    })
+  ),
+);
+
+Deno.test(
+  "A datagram above the size limit is a RangeError and nothing is sent",
+  leakChecked(async () => {
+    await using receiver = await bindDatagram<Uint8Array>({
+      port: 0,
+      codec: codecs.bytes(),
+    });
+    await using sender = await bindDatagram<Uint8Array>({
+      port: 0,
+      codec: codecs.bytes(),
+      peer: receiver.addr,
+    });
+    await assert.rejects(
+      sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4 + 1)),
+      (error: Error) => {
+        assert.ok(error instanceof RangeError);
+        assert.match(error.message, /above the datagram limit of 65507 bytes/);
+        return true;
+      },
+    );
+    await sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4));
+    const { value } = await receiver.receive({ timeout: 5000 });
+    assert.equal(value.byteLength, UDP_MAX_PAYLOAD_IPV4);
+    await assert.rejects(
+      receiver.receive({ timeout: 50 }),
+      Deno.errors.TimedOut,
+    );
+  }),
+);
+
+Deno.test(
+  "Sockets need Deno's own permissions: --allow-net for TCP; net, read and write on a Unix path",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      await using server = await listen({ port: 0 });
+      const { port } = server.addr as Deno.NetAddr;
+      const tcp = await runFixture("socket_connect_only.ts", [], [
+        JSON.stringify({ port }),
+      ]);
+      assert.match(
+        tcp.stdout,
+        /^NotCapable: Requires net access to "127\.0\.0\.1:\d+"/,
+      );
+      const path = `${dir}/perm.sock`;
+      await using unixServer = await listen({ path });
+      const withoutNet = await runFixture(
+        "socket_connect_only.ts",
+        [`--allow-read=${dir}`, `--allow-write=${dir}`],
+        [JSON.stringify({ path })],
+      );
+      assert.equal(
+        withoutNet.stdout,
+        `NotCapable: Requires net access to "unix:${path}", run again with the --allow-net flag\n`,
+      );
+      const withoutWrite = await runFixture(
+        "socket_connect_only.ts",
+        [`--allow-read=${dir}`, `--allow-net=unix:${path}`],
+        [JSON.stringify({ path })],
+      );
+      assert.equal(
+        withoutWrite.stdout,
+        `NotCapable: Requires write access to "${path}", run again with the --allow-write flag\n`,
+      );
+      const enough = await runFixture(
+        "socket_connect_only.ts",
+        [
+          `--allow-read=${dir}`,
+          `--allow-write=${dir}`,
+          `--allow-net=unix:${path}`,
+        ],
+        [JSON.stringify({ path })],
+      );
+      assert.equal(enough.stdout, "connected\n");
+      unixServer.close();
+    })
+  ),
+);
+
+const socat = await (async () => {
+  try {
+    const { success } = await new Deno.Command("socat", {
+      args: ["-V"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+})();
+if (!socat) {
+  console.log(
+    "socket_test: skipping the socat interop tests: socat is not installed (apt-get install socat)",
+  );
+}
+
+Deno.test({
+  name:
+    "Line framing talks JSON Lines with socat on both ends of a Unix socket",
+  ignore: !socat,
+  fn: leakChecked(() =>
+    withTempDir(async (dir) => {
+      // socat is the client: it sends two lines and prints what comes back.
+      const path = `${dir}/lines.sock`;
+      type Job = { job: string };
+      await using server = await listen<Job>({ path, framing: "lines" });
+      const serving = (async () => {
+        await using connection = await server.accept({ timeout: 10_000 });
+        for await (const { value } of connection) {
+          await connection.send({ job: value.job.toUpperCase() });
+        }
+      })();
+      const client = new Deno.Command("socat", {
+        args: ["-t", "5", "-", `UNIX-CONNECT:${path}`],
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const writer = client.stdin.getWriter();
+      await writer.write(
+        new TextEncoder().encode('{"job":"resize"}\r\n{"job":"crop"}\n'),
+      );
+      const output = client.output();
+      // socat half-closes after stdin ends, so the server's loop ends too.
+      await writer.close();
+      const { stdout, success } = await output;
+      await serving;
+      assert.ok(success);
+      assert.equal(
+        new TextDecoder().decode(stdout),
+        '{"job":"RESIZE"}\n{"job":"CROP"}\n',
+      );
+
+      // socat is the server: an echo service; we connect with lines framing.
+      const echoPath = `${dir}/echo.sock`;
+      const echo = new Deno.Command("socat", {
+        args: [`UNIX-LISTEN:${echoPath}`, "EXEC:cat"],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      let channel: SocketChannel<Job> | undefined;
+      for (let attempt = 0; !channel; attempt++) {
+        try {
+          channel = await connect<Job>({ path: echoPath, framing: "lines" });
+        } catch (error) {
+          if (attempt > 100) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      await channel.send({ job: "echo me" });
+      assert.deepEqual((await channel.receive({ timeout: 5000 })).value, {
+        job: "echo me",
+      });
+      await channel.closeWrite();
+      assert.deepEqual(await Array.fromAsync(channel), []);
+      channel.close();
+      assert.ok((await echo.status).success);
+      await echo.stderr.cancel();
+    })
+  ),
+});
+
+Deno.test(
+  "A Unix datagram socket refuses to send while a receive waits, saying why",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      await using a = await bindDatagram<string>({ path: `${dir}/a.dg` });
+      await using b = await bindDatagram<string>({ path: `${dir}/b.dg` });
+      const waiting = a.receive({ timeout: 5000 });
+      await assert.rejects(
+        a.send("hi", { to: b.addr }),
+        (error: Error) => {
+          assert.ok(error instanceof Deno.errors.Busy);
+          assert.match(error.message, /a receive\(\) is waiting on it/);
+          return true;
+        },
+      );
+      await b.send("unblock", { to: a.addr });
+      assert.equal((await waiting).value, "unblock");
+      await a.send("now it can", { to: b.addr });
+      assert.equal((await b.receive({ timeout: 5000 })).value, "now it can");
+    })
+  ),
+);
