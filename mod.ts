@@ -28,3 +28,4 @@ export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
+export * from "./mechanisms/fifo.ts";
