@@ -29,3 +29,4 @@ export * from "./mechanisms/channel.ts";
 export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
 export * from "./mechanisms/fifo.ts";
+export * from "./mechanisms/pipe.ts";
