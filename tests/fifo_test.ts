@@ -341,6 +341,9 @@ Deno.test(
     // As root every directory is writable, so run the child as nobody.
     await Deno.chmod(dir, 0o755);
     const script = new URL("./fixtures/fifo_peer.ts", import.meta.url).pathname;
+    // nobody cannot write root's Deno cache: give it its own, removed after.
+    const denoDir = await Deno.makeTempDir({ prefix: "ipckit-test-nobody-" });
+    await Deno.chmod(denoDir, 0o777);
     const output = await new Deno.Command("setpriv", {
       args: [
         "--reuid=65534",
@@ -354,10 +357,10 @@ Deno.test(
         "create",
         `${dir}/denied`,
       ],
-      env: { DENO_DIR: "/tmp/ipckit-test-nobody-deno-dir" },
+      env: { DENO_DIR: denoDir },
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).output().finally(() => Deno.remove(denoDir, { recursive: true }));
     const stdout = new TextDecoder().decode(output.stdout);
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     assert.match(
