@@ -51,3 +51,5 @@ export * from "./mechanisms/datagram.ts";
 export * from "./mechanisms/signal.ts";
 export * from "./mechanisms/duplex.ts";
 export * from "./mechanisms/rpc.ts";
+export * from "./mechanisms/fifo.ts";
+export * from "./mechanisms/pipe.ts";

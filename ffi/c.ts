@@ -126,6 +126,16 @@ export const S_IFMT = 0o170000;
 export const S_IFIFO = 0o010000;
 /** `st_mode` type of a regular file. */
 export const S_IFREG = 0o100000;
+/** `st_mode` type of a directory. */
+export const S_IFDIR = 0o040000;
+/** `st_mode` type of a symbolic link (seen only through lstat). */
+export const S_IFLNK = 0o120000;
+/** `st_mode` type of a Unix socket. */
+export const S_IFSOCK = 0o140000;
+/** `st_mode` type of a character device. */
+export const S_IFCHR = 0o020000;
+/** `st_mode` type of a block device. */
+export const S_IFBLK = 0o060000;
 
 /**
  * Offsets in `struct stat` of the fields ipckit reads. Linux x86_64 and

@@ -42,6 +42,8 @@ export const LIBC_SYMBOLS = {
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
   // int fstat(int fd, struct stat *st);  glibc >= 2.33 and musl export it
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  // int lstat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
+  lstat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // int ftruncate(int fd, off_t length);
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   // int posix_fallocate(int fd, off_t offset, off_t len);  returns the error, not -1

@@ -1,0 +1,709 @@
+/**
+ * Named pipes (FIFOs): a byte stream that unrelated processes find by path,
+ * carrying typed messages with {@linkcode FramedChannel} framing.
+ *
+ * A FIFO is one-way: one side opens it for reading, the other for writing.
+ * {@linkcode Fifo.duplex} joins two FIFOs into a two-way channel between a
+ * server and a client.
+ *
+ * Waiting never freezes the event loop. Every descriptor is opened with
+ * `O_NONBLOCK`:
+ *
+ * - A reader opens at once (its existence is what lets writers in). Its first
+ *   `receive()` waits for the first writer: before any writer has come, a
+ *   non-blocking read returns 0 just as at end of stream, so ipckit only
+ *   treats 0 as the end once a writer has been seen (data arrived, or Linux
+ *   reported POLLHUP, which it does only after a writer came and went).
+ *   When that writer closes, iteration ends, as `cat fifo` does.
+ * - A writer's open fails with ENXIO while no reader exists; `openWriter`
+ *   retries with a short backoff (1 ms doubling to 25 ms) until a reader
+ *   comes, the `timeout` passes or the `signal` aborts. `{ nonBlocking: true }`
+ *   fails at once instead.
+ * - Reads and writes then park on the descriptor with `poll()` on the thread
+ *   pool when they would block.
+ *
+ * Safety: a final symbolic link is never followed (`O_NOFOLLOW`, and lstat
+ * before open), and anything at the path that is not a FIFO is refused, both
+ * before and after opening. Writing after the reader has gone fails with
+ * `Deno.errors.BrokenPipe`; the process is never killed by SIGPIPE, which
+ * Deno ignores.
+ *
+ * Permissions: `--allow-ffi`, plus `--allow-write` on the path to create,
+ * remove or write, `--allow-read` on the path to read.
+ *
+ * @example Lines that `echo` and `cat` understand
+ * ```ts ignore
+ * import { codecs, Fifo } from "@ipckit/ipckit/fifo";
+ *
+ * using fifo = Fifo.create("/tmp/greetings");
+ * // elsewhere: echo hello > /tmp/greetings
+ * await using reader = await Fifo.openReader("/tmp/greetings", {
+ *   framing: "lines",
+ *   codec: codecs.text(),
+ * });
+ * for await (const { value } of reader) console.log(value); // hello
+ * ```
+ *
+ * @module
+ */
+
+import { cString, O, S_IFLNK } from "../ffi/c.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { libc } from "../ffi/load.ts";
+import type { WaitOptions } from "./channel.ts";
+import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
+import { systemError, timeoutError } from "./_errors.ts";
+import { type FdHandle, fdReadable, fdWritable } from "./_fd_streams.ts";
+import {
+  describeFileType,
+  fstatType,
+  isFifoType,
+  lstatType,
+} from "./_file_type.ts";
+import { requirePermission } from "./_permissions.ts";
+import { checkFramingOptions } from "./_stream_options.ts";
+import { type Deadline, deadlineOf } from "./_wait.ts";
+
+/**
+ * How to create a FIFO.
+ *
+ * @example
+ * ```ts
+ * import type { FifoCreateOptions } from "@ipckit/ipckit";
+ *
+ * const options: FifoCreateOptions = { mode: 0o660, exclusive: true };
+ * ```
+ */
+export interface FifoCreateOptions {
+  /** Permission bits, before the process umask is applied. Default `0o600`. */
+  mode?: number;
+  /**
+   * Fail with `AlreadyExists` if a FIFO is already at the path. Default
+   * `false`: an existing FIFO is used (and not removed on dispose).
+   */
+  exclusive?: boolean;
+}
+
+/**
+ * How to open the reading end of a FIFO. The open itself never waits; the
+ * first `receive()` waits for the first writer and takes its own
+ * `{ timeout, signal }`.
+ *
+ * @example
+ * ```ts
+ * import { codecs, type FifoReaderOptions } from "@ipckit/ipckit";
+ *
+ * const options: FifoReaderOptions<string> = { framing: "lines", codec: codecs.text() };
+ * ```
+ */
+export interface FifoReaderOptions<T>
+  extends
+    Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize"> {}
+
+/**
+ * How to open the writing end of a FIFO.
+ *
+ * @example
+ * ```ts
+ * import type { FifoWriterOptions } from "@ipckit/ipckit";
+ *
+ * const options: FifoWriterOptions<{ id: number }> = { timeout: 5000 };
+ * ```
+ */
+export interface FifoWriterOptions<T>
+  extends
+    Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize">,
+    WaitOptions {
+  /**
+   * Fail at once with an `IpcError` (code `ENXIO`) when no process has the
+   * FIFO open for reading, instead of waiting for a reader. Default `false`.
+   */
+  nonBlocking?: boolean;
+}
+
+/**
+ * How to join a {@linkcode Fifo.duplex} channel.
+ *
+ * @example
+ * ```ts
+ * import type { FifoDuplexOptions } from "@ipckit/ipckit";
+ *
+ * const options: FifoDuplexOptions<string> = { role: "client", timeout: 5000 };
+ * ```
+ */
+export interface FifoDuplexOptions<T>
+  extends
+    Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize">,
+    WaitOptions {
+  /**
+   * `"server"` creates both FIFOs (if missing) and removes the ones it
+   * created when the channel closes; `"client"` waits for them to appear.
+   */
+  role: "server" | "client";
+  /** Permission bits of FIFOs the server creates. Default `0o600`. */
+  mode?: number;
+}
+
+/** Suffix of the FIFO that carries client-to-server messages in {@linkcode Fifo.duplex}. */
+export const TO_SERVER_SUFFIX = ".to-server";
+/** Suffix of the FIFO that carries server-to-client messages in {@linkcode Fifo.duplex}. */
+export const TO_CLIENT_SUFFIX = ".to-client";
+
+/** Longest wait between two attempts to open a writer or find a path. */
+const _MAX_BACKOFF_MS = 25;
+
+// A safety net for channels dropped without close(); close() is the contract.
+const _leaked = new FinalizationRegistry<FdHandle[]>((handles) => {
+  for (const handle of handles) {
+    if (handle.fd >= 0) libc().symbols.close(handle.fd);
+  }
+});
+
+/**
+ * A named pipe in the filesystem. `Fifo.create()` makes one; the static
+ * `openReader`, `openWriter` and `duplex` open typed channels on any FIFO,
+ * created here or by `mkfifo(1)`.
+ *
+ * Disposing a `Fifo` removes the path if this handle created it.
+ *
+ * @example A writer and a reader in one process
+ * ```ts ignore
+ * import { Fifo } from "@ipckit/ipckit";
+ *
+ * const dir = await Deno.makeTempDir();
+ * using fifo = Fifo.create(`${dir}/jobs`);
+ * await using reader = await fifo.openReader<{ id: number }>();
+ * await using writer = await fifo.openWriter<{ id: number }>({ timeout: 1000 });
+ * await writer.send({ id: 1 });
+ * console.log((await reader.receive()).value.id); // 1
+ * ```
+ */
+export class Fifo implements Disposable {
+  #path: string;
+  #created: boolean;
+  #removed = false;
+
+  private constructor(path: string, created: boolean) {
+    this.#path = path;
+    this.#created = created;
+  }
+
+  /**
+   * Creates a FIFO at `path` with `mkfifo(3)`, or adopts a FIFO already
+   * there (unless `exclusive`).
+   *
+   * @throws {TypeError} for an invalid path or mode, before any system call
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   * @throws {Deno.errors.AlreadyExists} when something that is not a FIFO
+   * (a file, a directory, a symbolic link) is at the path, or with
+   * `exclusive` when a FIFO is
+   * @throws {Deno.errors.NotFound} when the parent directory does not exist
+   * @throws {Deno.errors.PermissionDenied} when the kernel denies writing the
+   * parent directory
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * using fifo = Fifo.create("/tmp/jobs", { mode: 0o600 });
+   * console.log(fifo.path, fifo.created);
+   * ```
+   */
+  static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
+    const file = _checkPath(path, "create FIFO");
+    const action = `create FIFO "${file}"`;
+    const mode = _checkMode(options.mode, action);
+    requirePermission("write", file);
+    const cPath = cString(file);
+    const result = retryEintr(() => libc().symbols.mkfifo(cPath, mode));
+    if (result === 0) return new Fifo(file, true);
+    const errno = -result;
+    if (errno !== ERRNO.EEXIST) throw _createError(file, errno);
+    const type = lstatType(file);
+    if (type < 0) throw systemError("lstat", action, -type);
+    if (!isFifoType(type)) {
+      throw systemError(
+        "mkfifo",
+        action,
+        errno,
+        `the path already exists and is ${
+          describeFileType(type)
+        }, not a FIFO; ipckit neither replaces nor follows it`,
+      );
+    }
+    if (options.exclusive) {
+      throw systemError(
+        "mkfifo",
+        action,
+        errno,
+        "a FIFO already exists there (exclusive: true)",
+      );
+    }
+    return new Fifo(file, false);
+  }
+
+  /**
+   * Removes the FIFO at `path`. Processes that have it open keep their
+   * descriptors; the pipe goes away when the last one closes.
+   *
+   * @throws {Deno.errors.NotFound} when nothing is at the path
+   * @throws {Deno.errors.AlreadyExists} when the path is not a FIFO (it is left alone)
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * Fifo.unlink("/tmp/jobs");
+   * ```
+   */
+  static unlink(path: string | URL): void {
+    const file = _checkPath(path, "remove FIFO");
+    const action = `remove FIFO "${file}"`;
+    requirePermission("write", file);
+    const type = lstatType(file);
+    if (type < 0) throw systemError("lstat", action, -type);
+    if (!isFifoType(type)) {
+      throw _notFifoError("unlink", action, type, ERRNO.EEXIST);
+    }
+    Deno.removeSync(file);
+  }
+
+  /**
+   * Opens the reading end of the FIFO at `path`. Resolves at once: a reader
+   * does not wait for a writer, its first `receive()` does. Iteration ends
+   * when the last writer closes after having written.
+   *
+   * @throws {Deno.errors.NotCapable} without `--allow-read` on the path
+   * @throws {Deno.errors.NotFound} when nothing is at the path
+   * @throws {IpcError} when the path is not a FIFO (code `EINVAL`) or is a
+   * symbolic link (code `ELOOP`)
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * await using reader = await Fifo.openReader<{ id: number }>("/tmp/jobs");
+   * for await (const { value } of reader) console.log(value.id);
+   * ```
+   */
+  static openReader<T = unknown>(
+    path: string | URL,
+    options: FifoReaderOptions<T> = {},
+  ): Promise<FramedChannel<T>> {
+    try {
+      const file = _checkPath(path, "open FIFO");
+      const action = `open FIFO "${file}" for reading`;
+      checkFramingOptions(options, action);
+      requirePermission("read", file);
+      const handle = { fd: _tryOpenFifo(file, O.RDONLY, action) };
+      const channel = new FramedChannel<T>({
+        ...options,
+        readable: fdReadable(handle, `FIFO "${file}"`, {
+          awaitFirstWriter: true,
+        }),
+        description: `FIFO "${file}"`,
+        onClose: () => _leaked.unregister(handle),
+      });
+      _leaked.register(channel, [handle], handle);
+      return Promise.resolve(channel);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Opens the writing end of the FIFO at `path`, waiting (without blocking
+   * the event loop) until some process has it open for reading.
+   *
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   * @throws {Deno.errors.NotFound} when nothing is at the path
+   * @throws {Deno.errors.TimedOut} when no reader comes before `timeout`
+   * @throws {IpcError} code `ENXIO` with `nonBlocking: true` and no reader;
+   * code `EINVAL` when the path is not a FIFO, `ELOOP` for a symbolic link
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * await using writer = await Fifo.openWriter<{ id: number }>("/tmp/jobs", { timeout: 5000 });
+   * await writer.send({ id: 1 });
+   * ```
+   */
+  static async openWriter<T = unknown>(
+    path: string | URL,
+    options: FifoWriterOptions<T> = {},
+  ): Promise<FramedChannel<T>> {
+    const file = _checkPath(path, "open FIFO");
+    const action = `open FIFO "${file}" for writing`;
+    checkFramingOptions(options, action);
+    const deadline = deadlineOf(options);
+    requirePermission("write", file);
+    const fd = await _openWriterFd(file, action, options, deadline);
+    const handle = { fd };
+    const channel = new FramedChannel<T>({
+      ...options,
+      writable: fdWritable(handle, `FIFO "${file}"`),
+      description: `FIFO "${file}"`,
+      onClose: () => _leaked.unregister(handle),
+    });
+    _leaked.register(channel, [handle], handle);
+    return channel;
+  }
+
+  /**
+   * A two-way channel over two FIFOs, `<basePath>.to-server` and
+   * `<basePath>.to-client`. The server creates them (if missing) and removes
+   * those it created when its channel closes; the client waits for them to
+   * appear. Either side may start first. Resolves once both directions are
+   * open, that is once the peer has joined.
+   *
+   * @throws {Deno.errors.TimedOut} when the peer does not join before `timeout`
+   * @throws {Deno.errors.NotCapable} without `--allow-read` and `--allow-write`
+   * on both paths
+   *
+   * @example A server that answers one request
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * await using server = await Fifo.duplex<string>("/tmp/echo", { role: "server" });
+   * const { value } = await server.receive();
+   * await server.send(value.toUpperCase());
+   * ```
+   */
+  static async duplex<T = unknown>(
+    basePath: string | URL,
+    options: FifoDuplexOptions<T>,
+  ): Promise<FramedChannel<T>> {
+    const base = _checkPath(basePath, "open FIFO pair");
+    const role = options?.role;
+    if (role !== "server" && role !== "client") {
+      throw new TypeError(
+        `Cannot open FIFO pair "${base}": role must be "server" or "client", got ${
+          JSON.stringify(role)
+        }`,
+      );
+    }
+    const action = `open FIFO pair "${base}" as ${role}`;
+    checkFramingOptions(options, action);
+    const mode = _checkMode(options.mode, action);
+    const deadline = deadlineOf(options);
+    const toServer = base + TO_SERVER_SUFFIX;
+    const toClient = base + TO_CLIENT_SUFFIX;
+    for (const file of [toServer, toClient]) {
+      requirePermission("read", file);
+      requirePermission("write", file);
+    }
+    const [incoming, outgoing] = role === "server"
+      ? [toServer, toClient]
+      : [toClient, toServer];
+
+    const created: Fifo[] = [];
+    const handles: FdHandle[] = [];
+    const cleanUp = () => {
+      for (const handle of handles) {
+        if (handle.fd >= 0) libc().symbols.close(handle.fd);
+        handle.fd = -1;
+      }
+      for (const fifo of created) fifo[Symbol.dispose]();
+    };
+    try {
+      if (role === "server") {
+        for (const file of [toServer, toClient]) {
+          const fifo = Fifo.create(file, { mode });
+          if (fifo.created) created.push(fifo);
+        }
+      } else {
+        await _waitForPaths([toServer, toClient], action, deadline, options);
+      }
+      // The reading end first: it opens at once, and lets the peer's writer in.
+      const readHandle = {
+        fd: _tryOpenFifo(incoming, O.RDONLY, `${action}: ${incoming}`),
+      };
+      handles.push(readHandle);
+      const writeHandle = {
+        fd: await _openWriterFd(
+          outgoing,
+          `${action}: ${outgoing}`,
+          options,
+          deadline,
+        ),
+      };
+      handles.push(writeHandle);
+      const what = `FIFO pair "${base}"`;
+      const channel = new FramedChannel<T>({
+        ...options,
+        readable: fdReadable(readHandle, what, { awaitFirstWriter: true }),
+        writable: fdWritable(writeHandle, what),
+        description: what,
+        onClose: () => {
+          _leaked.unregister(readHandle);
+          for (const fifo of created) fifo[Symbol.dispose]();
+        },
+      });
+      _leaked.register(channel, handles, readHandle);
+      return channel;
+    } catch (error) {
+      cleanUp();
+      throw error;
+    }
+  }
+
+  /** The path of the FIFO. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Whether this handle created the FIFO (and so removes it on dispose). */
+  get created(): boolean {
+    return this.#created;
+  }
+
+  /**
+   * Opens the reading end of this FIFO; see {@linkcode Fifo.openReader}.
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * using fifo = Fifo.create("/tmp/jobs");
+   * await using reader = await fifo.openReader<string>();
+   * ```
+   */
+  openReader<T = unknown>(
+    options: FifoReaderOptions<T> = {},
+  ): Promise<FramedChannel<T>> {
+    return Fifo.openReader<T>(this.#path, options);
+  }
+
+  /**
+   * Opens the writing end of this FIFO; see {@linkcode Fifo.openWriter}.
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * using fifo = Fifo.create("/tmp/jobs");
+   * await using writer = await fifo.openWriter<string>({ timeout: 1000 });
+   * ```
+   */
+  openWriter<T = unknown>(
+    options: FifoWriterOptions<T> = {},
+  ): Promise<FramedChannel<T>> {
+    return Fifo.openWriter<T>(this.#path, options);
+  }
+
+  /**
+   * Removes the FIFO now, whether or not this handle created it; idempotent
+   * for this handle.
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * const fifo = Fifo.create("/tmp/jobs");
+   * fifo.unlink();
+   * ```
+   */
+  unlink(): void {
+    if (this.#removed) return;
+    Fifo.unlink(this.#path);
+    this.#removed = true;
+  }
+
+  /** Removes the FIFO if this handle created it and it is still there. */
+  [Symbol.dispose](): void {
+    if (!this.#created || this.#removed) return;
+    try {
+      this.unlink();
+    } catch (error) {
+      // Somebody else removed it first: the goal is reached.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      this.#removed = true;
+    }
+  }
+}
+
+function _checkPath(path: unknown, action: string): string {
+  let file: string;
+  if (path instanceof URL) {
+    if (path.protocol !== "file:") {
+      throw new TypeError(
+        `Cannot ${action}: a URL path must use file:, got ${path.protocol}`,
+      );
+    }
+    file = decodeURIComponent(path.pathname);
+  } else if (typeof path === "string") {
+    file = path;
+  } else {
+    throw new TypeError(
+      `Cannot ${action}: path must be a string or a file: URL, got ${typeof path}`,
+    );
+  }
+  if (file.length === 0) throw new TypeError(`Cannot ${action}: path is empty`);
+  if (file.includes("\0")) {
+    throw new TypeError(
+      `Cannot ${action} ${JSON.stringify(file)}: path contains a NUL character`,
+    );
+  }
+  return file;
+}
+
+function _checkMode(mode: unknown, action: string): number {
+  if (mode === undefined) return 0o600;
+  if (
+    !Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o777
+  ) {
+    throw new RangeError(
+      `Cannot ${action}: mode must be an integer from 0 to 0o777, got ${
+        String(mode)
+      }`,
+    );
+  }
+  return mode as number;
+}
+
+function _createError(file: string, errno: number): Error {
+  const action = `create FIFO "${file}"`;
+  switch (errno) {
+    case ERRNO.ENOENT:
+      return systemError(
+        "mkfifo",
+        action,
+        errno,
+        "its parent directory does not exist",
+      );
+    case ERRNO.EACCES:
+      return systemError(
+        "mkfifo",
+        action,
+        errno,
+        "the kernel denied write access to its parent directory",
+      );
+    case ERRNO.EROFS:
+      return systemError(
+        "mkfifo",
+        action,
+        errno,
+        "the file system is read-only",
+      );
+    default:
+      return systemError("mkfifo", action, errno);
+  }
+}
+
+function _notFifoError(
+  syscall: string,
+  action: string,
+  type: number,
+  errno: number,
+): Error {
+  return systemError(
+    syscall,
+    action,
+    errno,
+    `it is ${describeFileType(type)}, not a FIFO${
+      errno === ERRNO.ELOOP ? "; ipckit does not follow symbolic links" : ""
+    }`,
+  );
+}
+
+/**
+ * Opens `file` with O_NONBLOCK, O_NOFOLLOW and O_CLOEXEC after checking with
+ * lstat that it is a FIFO, and checks again with fstat on the descriptor (the
+ * path may have been replaced in between). Returns the descriptor, or for a
+ * writer without a reader `-ENXIO`.
+ */
+function _tryOpenFifo(file: string, access: number, action: string): number {
+  const before = lstatType(file);
+  if (before < 0) throw systemError("lstat", action, -before);
+  if (!isFifoType(before)) {
+    throw _notFifoError(
+      "lstat",
+      action,
+      before,
+      before === S_IFLNK ? ERRNO.ELOOP : ERRNO.EINVAL,
+    );
+  }
+  const cPath = cString(file);
+  const flags = access | O.NONBLOCK | O.NOFOLLOW | O.CLOEXEC;
+  const fd = retryEintr(() => libc().symbols.open(cPath, flags, 0));
+  if (fd === -ERRNO.ENXIO && access === O.WRONLY) return fd;
+  if (fd < 0) throw systemError("open", action, -fd);
+  const after = fstatType(fd);
+  if (!isFifoType(after)) {
+    libc().symbols.close(fd);
+    throw after < 0
+      ? systemError("fstat", action, -after)
+      : _notFifoError("fstat", action, after, ERRNO.EINVAL);
+  }
+  return fd;
+}
+
+/** Opens a writer, retrying ENXIO with backoff until a reader comes. */
+async function _openWriterFd(
+  file: string,
+  action: string,
+  options: { nonBlocking?: boolean; signal?: AbortSignal },
+  deadline: Deadline,
+): Promise<number> {
+  let delay = 1;
+  for (;;) {
+    const fd = _tryOpenFifo(file, O.WRONLY, action);
+    if (fd >= 0) return fd;
+    if (options.nonBlocking) {
+      throw systemError(
+        "open",
+        action,
+        -fd,
+        "no process has it open for reading, and nonBlocking: true does not wait for one",
+      );
+    }
+    await _sleep(delay, deadline, options.signal, action);
+    delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
+  }
+}
+
+/** Waits until every path exists (a client waiting for its server). */
+async function _waitForPaths(
+  files: string[],
+  action: string,
+  deadline: Deadline,
+  options: WaitOptions,
+): Promise<void> {
+  let delay = 1;
+  for (const file of files) {
+    for (;;) {
+      const type = lstatType(file);
+      if (type >= 0) break;
+      if (-type !== ERRNO.ENOENT) throw systemError("lstat", action, -type);
+      await _sleep(delay, deadline, options.signal, action);
+      delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
+    }
+  }
+}
+
+/** Sleeps on a timer (the event loop runs), bounded by the deadline and the signal. */
+function _sleep(
+  ms: number,
+  deadline: Deadline,
+  signal: AbortSignal | undefined,
+  action: string,
+): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const remaining = deadline.at - performance.now();
+  if (remaining <= 0) {
+    return Promise.reject(timeoutError(action, deadline.timeout));
+  }
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const onAbort = () => {
+    clearTimeout(timer);
+    reject(signal!.reason);
+  };
+  const timer = setTimeout(() => {
+    signal?.removeEventListener("abort", onAbort);
+    resolve();
+  }, Math.min(ms, Math.ceil(remaining)));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  return promise;
+}

@@ -1,0 +1,451 @@
+import assert from "node:assert/strict";
+import { codecs, DecodeError, Fifo, IpcError } from "../mod.ts";
+import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+
+const FLAGS = ["--allow-ffi", "--allow-read=/tmp", "--allow-write=/tmp"];
+
+/** Runs `body` in a fresh temporary directory, then checks it holds nothing unexpected and removes it. */
+function inTempDir(
+  body: (dir: string) => Promise<void>,
+  { expectEmpty = true } = {},
+): (t: Deno.TestContext) => Promise<void> {
+  return leakChecked(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-fifo-" });
+    try {
+      await body(dir);
+      if (expectEmpty) {
+        const left = [...Deno.readDirSync(dir)].map((entry) => entry.name);
+        assert.deepEqual(left, [], `left behind in ${dir}: ${left.join(", ")}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+function sh(script: string): Promise<Deno.CommandOutput> {
+  return new Deno.Command("sh", { args: ["-c", script], stderr: "piped" })
+    .output();
+}
+
+/** Deno.symlink needs unscoped permissions; ln does not. */
+async function symlink(target: string, path: string): Promise<void> {
+  const { success } = await new Deno.Command("ln", {
+    args: ["-s", target, path],
+  })
+    .output();
+  assert.ok(success, `ln -s ${target} ${path} failed`);
+}
+
+Deno.test(
+  "Fifo.duplex carries 10,000 messages each way with another process, none lost or reordered",
+  inTempDir(async (dir) => {
+    const base = `${dir}/echo`;
+    const child = spawnFixture("fifo_peer.ts", FLAGS, ["duplex-echo", base]);
+    {
+      await using server = await Fifo.duplex<{ seq: number; echoed?: boolean }>(
+        base,
+        { role: "server", timeout: 30_000 },
+      );
+      const count = 10_000;
+      const sending = (async () => {
+        for (let seq = 0; seq < count; seq++) await server.send({ seq });
+      })();
+      for (let expected = 0; expected < count; expected++) {
+        const { value } = await server.receive({ timeout: 30_000 });
+        assert.deepEqual(value, { seq: expected, echoed: true });
+      }
+      await sending;
+    }
+    // The server closed: the client's iteration ended and it exited cleanly.
+    const output = await child.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  }),
+);
+
+Deno.test(
+  "A FIFO reader receives every frame a writer process sends, then its iteration ends when the writer closes",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/frames`);
+    await using reader = await fifo.openReader<{ seq: number }>();
+    const child = spawnFixture("fifo_peer.ts", FLAGS, [
+      "write",
+      fifo.path,
+      "10000",
+    ]);
+    let expected = 0;
+    for await (const { value } of reader) {
+      assert.equal(value.seq, expected++);
+    }
+    assert.equal(expected, 10_000);
+    const output = await child.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  }),
+);
+
+Deno.test(
+  "A FIFO reader reads the lines echo and printf write, including a last line without newline",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/lines`);
+    await using reader = await fifo.openReader<string>({
+      framing: "lines",
+      codec: codecs.text(),
+    });
+    const writing = sh(
+      `{ echo hello; printf 'wörld\\r\\nno newline'; } > '${fifo.path}'`,
+    );
+    const lines: string[] = [];
+    for await (const { value } of reader) lines.push(value);
+    assert.equal((await writing).code, 0);
+    assert.deepEqual(lines, ["hello", "wörld", "no newline"]);
+  }),
+);
+
+Deno.test(
+  "cat reads the JSON lines a FIFO writer sends",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/to-cat`);
+    const cat = new Deno.Command("cat", {
+      args: [fifo.path],
+      stdout: "piped",
+    }).output();
+    {
+      await using writer = await fifo.openWriter<{ n: number }>({
+        framing: "lines",
+        timeout: 10_000,
+      });
+      for (let n = 0; n < 3; n++) await writer.send({ n });
+    }
+    const output = await cat;
+    assert.equal(
+      new TextDecoder().decode(output.stdout),
+      '{"n":0}\n{"n":1}\n{"n":2}\n',
+    );
+  }),
+);
+
+Deno.test(
+  "A 10 MiB message crosses a FIFO intact through partial reads and writes",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/big`);
+    await using reader = await fifo.openReader<Uint8Array>({
+      codec: codecs.bytes(),
+    });
+    await using writer = await fifo.openWriter<Uint8Array>({
+      codec: codecs.bytes(),
+      timeout: 5000,
+    });
+    const big = new Uint8Array(10 * 1024 * 1024);
+    crypto.getRandomValues(big.subarray(0, 65536));
+    for (let i = 65536; i < big.length; i++) {
+      big[i] = big[i - 65536] ^ (i >> 16);
+    }
+    const receiving = reader.receive({ timeout: 30_000 });
+    await writer.send(big);
+    const { value } = await receiving;
+    assert.equal(value.byteLength, big.byteLength);
+    assert.ok(value.every((byte, i) => byte === big[i]), "bytes differ");
+  }),
+);
+
+Deno.test(
+  "A FIFO reader waiting for its first writer keeps timers running, and a writer that closes without writing ends it",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/idle`);
+    await using reader = await fifo.openReader<string>();
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 10);
+    try {
+      const receiving = reader.receive();
+      let settled = false;
+      receiving.then(() => settled = true, () => settled = true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
+      assert.equal(settled, false, "receive() settled with no writer");
+      // A writer comes and goes without a byte: that is the end of stream.
+      assert.equal((await sh(`: > '${fifo.path}'`)).code, 0);
+      await assert.rejects(receiving, Deno.errors.UnexpectedEof);
+    } finally {
+      clearInterval(interval);
+    }
+  }),
+);
+
+Deno.test(
+  "Fifo.openWriter waits for a reader without freezing timers, and honours timeout and signal",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/no-reader`);
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 10);
+    try {
+      await assert.rejects(
+        fifo.openWriter({ timeout: 300 }),
+        (error: Error) =>
+          error instanceof Deno.errors.TimedOut &&
+          /timed out after 300 ms/.test(error.message),
+      );
+      assert.ok(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
+      const reason = new Error("stop waiting");
+      await assert.rejects(
+        fifo.openWriter({ signal: AbortSignal.abort(reason) }),
+        (error) => error === reason,
+      );
+      // A reader that comes later lets a waiting writer in.
+      const opening = fifo.openWriter<string>({ timeout: 10_000 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await using reader = await fifo.openReader<string>();
+      await using writer = await opening;
+      await writer.send("late");
+      assert.equal((await reader.receive({ timeout: 1000 })).value, "late");
+    } finally {
+      clearInterval(interval);
+    }
+  }),
+);
+
+Deno.test(
+  "Fifo.openWriter with nonBlocking and no reader fails with ENXIO",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/enxio`);
+    await assert.rejects(
+      fifo.openWriter({ nonBlocking: true }),
+      (error: Error) =>
+        error instanceof IpcError && error.code === "ENXIO" &&
+        error.syscall === "open" &&
+        /no process has it open for reading/.test(error.message),
+    );
+  }),
+);
+
+Deno.test(
+  "Writing after the reader closed fails with BrokenPipe and the process survives (no SIGPIPE)",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/broken`);
+    const reader = await fifo.openReader<string>();
+    await using writer = await fifo.openWriter<string>({ timeout: 1000 });
+    await writer.send("first");
+    reader.close();
+    await assert.rejects(
+      writer.send("second"),
+      (error: Error & { code?: string }) =>
+        error instanceof Deno.errors.BrokenPipe && error.code === "EPIPE" &&
+        /reading end is closed/.test(error.message),
+    );
+    // SIGPIPE is ignored by the Deno runtime: bit 13 of SigIgn is set.
+    // (Deno's file API asks for --allow-all under /proc, so cat reads it.)
+    const { stdout } = await new Deno.Command("cat", {
+      args: [`/proc/${Deno.pid}/status`],
+    }).output();
+    const status = new TextDecoder().decode(stdout);
+    const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(status)![1]}`);
+    assert.equal((ignored >> 12n) & 1n, 1n);
+  }),
+);
+
+Deno.test(
+  "Fifo.create refuses a regular file, a directory and a symbolic link at the path, and adopts an existing FIFO",
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "keep me");
+    await Deno.mkdir(`${dir}/dir`);
+    using target = Fifo.create(`${dir}/target`);
+    await symlink(target.path, `${dir}/link`);
+    for (
+      const [name, kind] of [
+        ["file", "a regular file"],
+        ["dir", "a directory"],
+        ["link", "a symbolic link"],
+      ]
+    ) {
+      assert.throws(
+        () => Fifo.create(`${dir}/${name}`),
+        (error: Error & { code?: string }) =>
+          error instanceof Deno.errors.AlreadyExists &&
+          error.code === "EEXIST" &&
+          error.message.includes(`is ${kind}, not a FIFO`),
+      );
+    }
+    assert.equal(await Deno.readTextFile(`${dir}/file`), "keep me");
+    {
+      using adopted = Fifo.create(target.path);
+      assert.equal(adopted.created, false);
+    }
+    assert.ok((await Deno.lstat(target.path)).isFifo, "adopter removed it");
+    assert.throws(
+      () => Fifo.create(target.path, { exclusive: true }),
+      Deno.errors.AlreadyExists,
+    );
+    await Deno.remove(`${dir}/link`);
+    await Deno.remove(`${dir}/dir`);
+    await Deno.remove(`${dir}/file`);
+  }),
+);
+
+Deno.test(
+  "Opening a path that is not a FIFO fails: missing, regular file, directory, symbolic link",
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "");
+    await Deno.mkdir(`${dir}/dir`);
+    using target = Fifo.create(`${dir}/target`);
+    await symlink(target.path, `${dir}/link`);
+    await assert.rejects(
+      Fifo.openReader(`${dir}/missing`),
+      (error: Error) =>
+        error instanceof Deno.errors.NotFound &&
+        /it does not exist/.test(error.message),
+    );
+    await assert.rejects(
+      Fifo.openWriter(`${dir}/missing`, { nonBlocking: true }),
+      Deno.errors.NotFound,
+    );
+    for (
+      const [name, kind] of [["file", "regular file"], ["dir", "directory"]]
+    ) {
+      await assert.rejects(
+        Fifo.openReader(`${dir}/${name}`),
+        (error: Error) =>
+          error instanceof IpcError && error.code === "EINVAL" &&
+          error.message.includes(`it is a ${kind}, not a FIFO`),
+      );
+    }
+    await assert.rejects(
+      Fifo.openReader(`${dir}/link`),
+      (error: Error) =>
+        error instanceof IpcError && error.code === "ELOOP" &&
+        /does not follow symbolic links/.test(error.message),
+    );
+    await Deno.remove(`${dir}/link`);
+    await Deno.remove(`${dir}/dir`);
+    await Deno.remove(`${dir}/file`);
+  }),
+);
+
+Deno.test(
+  "Fifo.create reports a missing parent directory, and one the kernel will not let this user write",
+  inTempDir(async (dir) => {
+    assert.throws(
+      () => Fifo.create(`${dir}/no/such/parent`),
+      (error: Error) =>
+        error instanceof Deno.errors.NotFound &&
+        /parent directory does not exist/.test(error.message),
+    );
+    const setpriv = await new Deno.Command("sh", {
+      args: ["-c", "command -v setpriv"],
+      stdout: "null",
+    }).output();
+    if (Deno.uid() !== 0 || !setpriv.success) {
+      console.log(
+        "skipped the unwritable-parent case: needs root and setpriv to run as nobody",
+      );
+      return;
+    }
+    // As root every directory is writable, so run the child as nobody.
+    await Deno.chmod(dir, 0o755);
+    const script = new URL("./fixtures/fifo_peer.ts", import.meta.url).pathname;
+    // nobody cannot write root's Deno cache: give it its own, removed after.
+    const denoDir = await Deno.makeTempDir({ prefix: "ipckit-test-nobody-" });
+    await Deno.chmod(denoDir, 0o777);
+    const output = await new Deno.Command("setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        Deno.execPath(),
+        "run",
+        "--quiet",
+        ...FLAGS,
+        script,
+        "create",
+        `${dir}/denied`,
+      ],
+      env: { DENO_DIR: denoDir },
+      stdout: "piped",
+      stderr: "piped",
+    }).output().finally(() => Deno.remove(denoDir, { recursive: true }));
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.match(
+      stdout,
+      /^PermissionDenied: Cannot create FIFO ".*\/denied": the kernel denied write access to its parent directory/,
+    );
+  }),
+);
+
+Deno.test(
+  "Fifo.create without --allow-write on the path fails with NotCapable naming the flag",
+  inTempDir(async (dir) => {
+    const result = await runFixture("fifo_peer.ts", [
+      "--allow-ffi",
+      "--allow-read=/tmp",
+    ], ["create", `${dir}/nope`]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout.trim(),
+      `NotCapable: Requires write access to "${dir}/nope", run again with --allow-write=${dir}/nope`,
+    );
+  }),
+);
+
+Deno.test(
+  "A frame header above maxMessageSize is rejected before its payload arrives",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/huge`);
+    await using reader = await fifo.openReader({ maxMessageSize: 1024 });
+    // Only the header is written: the reader must not wait for 2 GiB.
+    const writing = sh(`printf '\\177\\377\\377\\377' > '${fifo.path}'`);
+    await assert.rejects(
+      reader.receive({ timeout: 5000 }),
+      (error: Error) =>
+        error instanceof DecodeError &&
+        /announces 2147483647 bytes, above maxMessageSize 1024/.test(
+          error.message,
+        ) && error.bytes.length === 4,
+    );
+    assert.equal((await writing).code, 0);
+  }),
+);
+
+Deno.test(
+  "A frame cut short by the end of the stream is a DecodeError with the bytes received",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/cut`);
+    await using reader = await fifo.openReader();
+    const writing = sh(`printf '\\0\\0\\0\\144abc' > '${fifo.path}'`);
+    await assert.rejects(
+      reader.receive({ timeout: 5000 }),
+      (error: Error) =>
+        error instanceof DecodeError &&
+        /ended inside a message, after 7 bytes/.test(error.message) &&
+        new TextDecoder().decode(error.bytes.subarray(4)) === "abc",
+    );
+    assert.equal((await writing).code, 0);
+  }),
+);
+
+Deno.test(
+  "Fifo rejects bad arguments with TypeError or RangeError before any system call",
+  async () => {
+    assert.throws(() => Fifo.create(""), TypeError);
+    assert.throws(() => Fifo.create("/tmp/a\0b"), TypeError);
+    assert.throws(
+      () => Fifo.create(new URL("https://example.com/x")),
+      TypeError,
+    );
+    assert.throws(() => Fifo.create("/tmp/x", { mode: 0o1777 }), RangeError);
+    await assert.rejects(
+      Fifo.openReader("/tmp/x", { framing: "words" as "lines" }),
+      TypeError,
+    );
+    await assert.rejects(
+      Fifo.openWriter("/tmp/x", { maxMessageSize: 0 }),
+      RangeError,
+    );
+    await assert.rejects(
+      Fifo.openWriter("/tmp/x", { timeout: -1 }),
+      RangeError,
+    );
+    await assert.rejects(
+      Fifo.duplex("/tmp/x", { role: "peer" as "server" }),
+      TypeError,
+    );
+  },
+);

@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import {
+  type Channel,
+  type ChildChannel,
+  ChildProcessError,
+  DecodeError,
+  spawn,
+} from "../mod.ts";
+import { leakChecked } from "./_helpers.ts";
+
+const CHILD = new URL("./fixtures/pipe_child.ts", import.meta.url).pathname;
+
+/** Starts the pipe fixture in `mode`; the child needs no permissions at all. */
+function spawnChild<TSend, TReceive>(
+  mode: string,
+  ...args: string[]
+): ChildChannel<TSend, TReceive> {
+  return spawn<TSend, TReceive>(Deno.execPath(), [
+    "run",
+    "--quiet",
+    CHILD,
+    mode,
+    ...args,
+  ]);
+}
+
+/**
+ * The kernel's state letter for `pid` ("S", "Z" for a zombie…), or undefined
+ * once the process is gone and reaped. (cat, because Deno's file API asks for
+ * --allow-all under /proc.)
+ */
+async function processEntry(pid: number): Promise<string | undefined> {
+  const { success, stdout } = await new Deno.Command("cat", {
+    args: [`/proc/${pid}/stat`],
+    stderr: "null",
+  }).output();
+  if (!success) return undefined;
+  // "pid (comm) state …": comm may hold spaces, so split after the last ")".
+  const stat = new TextDecoder().decode(stdout);
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+}
+
+Deno.test(
+  "spawn() answers 10,000 requests through a Deno child's parentChannel, none lost",
+  leakChecked(async () => {
+    await using child = spawnChild<
+      { n: number },
+      { n: number; doubled: number }
+    >(
+      "double",
+    );
+    const count = 10_000;
+    const sending = (async () => {
+      for (let n = 0; n < count; n++) await child.send({ n });
+      await child.closeWrite();
+    })();
+    let expected = 0;
+    for await (const { value } of child) {
+      assert.deepEqual(value, { n: expected, doubled: expected * 2 });
+      expected++;
+    }
+    await sending;
+    assert.equal(expected, count);
+    assert.equal((await child.status).code, 0);
+  }),
+);
+
+Deno.test(
+  "A child that exits with a non-zero code surfaces as ChildProcessError with the code, and is reaped",
+  leakChecked(async () => {
+    await using child = spawnChild<string, string>("exit", "3");
+    await child.send("x");
+    assert.equal((await child.receive({ timeout: 10_000 })).value, "bye x");
+    await assert.rejects(
+      child.receive({ timeout: 10_000 }),
+      (error: Error) =>
+        error instanceof ChildProcessError && error.exitCode === 3 &&
+        error.signal === null && error.pid === child.pid &&
+        /exited with code 3/.test(error.message),
+    );
+    // Sending to the dead child reports how it ended too.
+    await assert.rejects(
+      child.send("again"),
+      (error: Error) =>
+        error instanceof ChildProcessError && error.exitCode === 3,
+    );
+    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+  }),
+);
+
+Deno.test(
+  "A child killed by a signal surfaces as ChildProcessError naming the signal",
+  leakChecked(async () => {
+    await using child = spawnChild<string, string>("kill-self");
+    await child.send("now");
+    const messages: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const { value } of child) messages.push(value);
+      })(),
+      (error: Error) =>
+        error instanceof ChildProcessError && error.signal === "SIGKILL" &&
+        error.exitCode === 137 && /killed by SIGKILL/.test(error.message),
+    );
+    assert.deepEqual(messages, ["dying now"]);
+    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+  }),
+);
+
+Deno.test(
+  "A frame cut short when the child exits is a DecodeError with the bytes received",
+  leakChecked(async () => {
+    await using child = spawnChild<string, string>("truncated");
+    await assert.rejects(
+      child.receive({ timeout: 10_000 }),
+      (error: Error) =>
+        error instanceof DecodeError &&
+        /after 7 bytes/.test(error.message) &&
+        error.bytes.join() === "0,0,0,100,1,2,3",
+    );
+    // The child exited 0: what follows is the plain end of the stream.
+    await assert.rejects(
+      child.receive({ timeout: 10_000 }),
+      Deno.errors.UnexpectedEof,
+    );
+  }),
+);
+
+Deno.test(
+  "spawn() talks JSON lines with cat, a program that knows nothing of ipckit",
+  leakChecked(async () => {
+    await using cat = spawn<{ word: string }, { word: string }>("cat", [], {
+      framing: "lines",
+    });
+    // With one type for both directions it is a Channel<T>.
+    const channel: Channel<{ word: string }> = cat;
+    for (const word of ["one", "two", "three"]) await channel.send({ word });
+    await cat.closeWrite();
+    const words: string[] = [];
+    for await (const { value } of channel) words.push(value.word);
+    assert.deepEqual(words, ["one", "two", "three"]);
+  }),
+);
+
+Deno.test(
+  "close() ends a child that is still running, and nothing is left behind",
+  leakChecked(async () => {
+    const child = spawnChild<string, string>("ignore-stdin");
+    child.close();
+    const status = await child.status;
+    assert.equal(status.signal, "SIGTERM");
+    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+    child.close(); // idempotent
+  }),
+);
+
+Deno.test(
+  "await using gives a child that ignores stdin exitTimeout, then kills it",
+  leakChecked(async () => {
+    let child: ChildChannel<string, string> | undefined;
+    {
+      await using running = spawn<string, string>(Deno.execPath(), [
+        "run",
+        "--quiet",
+        CHILD,
+        "ignore-stdin",
+      ], { exitTimeout: 200 });
+      child = running;
+    }
+    // It ignored its closed stdin, so the dispose had to kill it.
+    assert.equal((await child.status).signal, "SIGKILL");
+    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+  }),
+);
+
+Deno.test(
+  "spawn() rejects bad arguments before starting anything",
+  () => {
+    assert.throws(
+      () => spawn(42 as unknown as string),
+      TypeError,
+    );
+    assert.throws(
+      () => spawn("cat", ["ok", 1 as unknown as string]),
+      TypeError,
+    );
+    assert.throws(
+      () => spawn("cat", [], { framing: "csv" as "lines" }),
+      TypeError,
+    );
+    assert.throws(() => spawn("cat", [], { maxMessageSize: -1 }), RangeError);
+    assert.throws(
+      () => spawn("cat", [], { stderr: "file" as "null" }),
+      TypeError,
+    );
+    assert.throws(() => spawn("cat", [], { exitTimeout: -5 }), RangeError);
+    assert.throws(
+      () => spawn("ipckit-no-such-command-here"),
+      Deno.errors.NotFound,
+    );
+  },
+);
