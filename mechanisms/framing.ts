@@ -178,20 +178,28 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     const frame = this.#frame(value);
     const deadline = deadlineOf(options);
     const writer = this.#writer!;
-    const turn = this.#sendTurn.then(() =>
-      this.#withDeadline(
+    const action = `send to ${this.#what}`;
+    const turn = this.#sendTurn.then(() => {
+      // Given up while waiting for its turn: nothing was written, so the
+      // channel stays usable.
+      if (this.#closed) throw closedError(this.#what);
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (performance.now() >= deadline.at) {
+        throw timeoutError(action, deadline.timeout);
+      }
+      return this.#withDeadline(
         writer.write(frame),
         deadline.at,
         deadline.timeout,
         options.signal,
-        `send to ${this.#what}`,
+        action,
       ).catch((error) => {
         if (this.#closed) throw closedError(this.#what);
         // A partial frame cannot be taken back: later frames would be garbage.
         this.close();
         throw error;
-      })
-    );
+      });
+    });
     this.#sendTurn = turn.catch(() => {});
     await turn;
   }

@@ -133,3 +133,20 @@ Deno.test("FramedChannel refuses to send a message that breaks its framing", asy
   writer.close();
   reader.close();
 });
+
+Deno.test("FramedChannel.send() given up before its turn writes nothing and keeps the channel open", async () => {
+  const { writer, reader } = pipePair<string>();
+  const first = writer.send("first"); // waits: nobody reads the pipe yet
+  const stop = new AbortController();
+  const second = writer.send("second", { signal: stop.signal });
+  stop.abort(new Error("not needed"));
+  assert.equal((await reader.receive()).value, "first");
+  await first;
+  await assert.rejects(second, /not needed/);
+  assert.equal(writer.closed, false);
+  const third = reader.receive();
+  await writer.send("third");
+  assert.equal((await third).value, "third");
+  writer.close();
+  reader.close();
+});

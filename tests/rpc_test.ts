@@ -5,6 +5,7 @@ import {
   client,
   connect,
   duplex,
+  Fifo,
   FramedChannel,
   type Message,
   MessageQueue,
@@ -137,29 +138,27 @@ const transports: Record<string, () => Promise<Transport>> = {
     };
   },
 
-  // The FIFO helper's branch adds FIFOs; until the lead merges it, a pair of
-  // in-memory byte streams stands in for the two FIFOs (the lead adds the
-  // real FIFO pair here after merging).
-  "a FIFO pair (in-memory stand-in)"(): Promise<Transport> {
-    const toServer = new TransformStream<Uint8Array, Uint8Array>();
-    const toClient = new TransformStream<Uint8Array, Uint8Array>();
-    const serverSide = new FramedChannel<Envelope>({
-      readable: toServer.readable,
-      writable: toClient.writable,
+  async "a FIFO pair"(): Promise<Transport> {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-rpc-" });
+    const base = `${dir}/rpc`;
+    const server = spawnFixture("rpc_server.ts", [
+      "--allow-ffi",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+    ], ["fifo", base]);
+    const channel = await Fifo.duplex<Envelope>(base, {
+      role: "client",
+      timeout: 30_000,
     });
-    const channel = new FramedChannel<Envelope>({
-      readable: toClient.readable,
-      writable: toServer.writable,
-    });
-    const server = serve(serverSide, handle);
-    return Promise.resolve({
+    return {
       channel,
       close: async () => {
+        await channel.closeWrite(); // the server's iteration ends, it exits
         channel.close();
-        await server.done;
-        serverSide.close();
+        await finished(server);
+        await Deno.remove(dir, { recursive: true });
       },
-    });
+    };
   },
 
   "a pipe to a child's stdin and stdout"(): Promise<Transport> {
