@@ -13,7 +13,7 @@
  */
 
 import { EFD, POLL, POLLFD_SIZE } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
 import { closedError, systemError, timeoutError } from "./_errors.ts";
@@ -252,9 +252,4 @@ export class FdParker {
     this.#onIdle = undefined;
     onIdle?.();
   }
-}
-
-/** Whether an errno from a non-blocking call means "try again later". */
-export function wouldBlock(errno: number): boolean {
-  return errno === ERRNO.EAGAIN;
 }

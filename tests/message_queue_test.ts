@@ -158,6 +158,25 @@ Deno.test(
 );
 
 Deno.test(
+  "MessageQueue.receive() waits the same way with spinning on and off",
+  leakChecked(async () => {
+    for (const spin of [0, 1000]) {
+      using queue = MessageQueue.open<number>(uniqueName("mq-spin"), {
+        create: true,
+        unlinkOnClose: true,
+        spin,
+      });
+      const late = setTimeout(() => queue.trySend(spin), 30);
+      assert.equal((await queue.receive({ timeout: 5000 })).value, spin);
+      clearTimeout(late);
+      await assert.rejects(queue.receive({ timeout: 5 }), Deno.errors.TimedOut);
+      queue.trySend(1);
+      assert.equal(queue.receiveSync({ timeout: 1000 }).value, 1);
+    }
+  }),
+);
+
+Deno.test(
   "MessageQueue.receive() rejects after its timeout",
   leakChecked(async () => {
     using queue = MessageQueue.open(uniqueName("mq-timeout"), {
@@ -448,6 +467,14 @@ Deno.test(
     );
     assert.throws(
       () => MessageQueue.open(name, { create: true, messageSize: 1.5 }),
+      RangeError,
+    );
+    assert.throws(
+      () => MessageQueue.open(name, { create: true, spin: 5000 }),
+      /spin must be 0 to 1000 microseconds, got 5000/,
+    );
+    assert.throws(
+      () => MessageQueue.open(name, { create: true, spin: -1 }),
       RangeError,
     );
   },
