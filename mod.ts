@@ -46,3 +46,5 @@ export * from "./mechanisms/framing.ts";
 export * from "./mechanisms/layout.ts";
 export * from "./mechanisms/shared_memory.ts";
 export * from "./mechanisms/memory_map.ts";
+export * from "./mechanisms/semaphore.ts";
+export * from "./mechanisms/mutex.ts";
