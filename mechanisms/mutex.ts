@@ -40,7 +40,9 @@
  *   waiter looks, the holder looks alive and the lock stays taken (no false
  *   recovery, but no recovery either). Linux hands pids out in increasing
  *   order up to `pid_max` (4,194,304 by default on 64-bit), so this needs
- *   the pid space to wrap meanwhile.
+ *   the pid space to wrap meanwhile. The same holds when the new process
+ *   with that pid is the one calling `lock()`: it cannot tell the stale
+ *   lock from one its own other code holds, and waits until its timeout.
  * - pid namespaces: every process using one mutex must see the same pids.
  *   Processes in different containers sharing `/dev/shm` do not, and the
  *   dead-holder check would be wrong there: do not share a mutex across pid
