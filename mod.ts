@@ -35,6 +35,19 @@
  * record.$atomic.id.add(1);
  * ```
  *
+ * @example Take turns with other processes, surviving a killed holder
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/shm --allow-write=/dev/shm turns.ts
+ * import { Mutex } from "@ipckit/ipckit";
+ *
+ * using mutex = Mutex.open("/turns", { create: true });
+ * {
+ *   using guard = await mutex.lock({ timeout: 5000 });
+ *   if (guard.recovered) console.warn("the last holder died holding the lock");
+ *   // … one process at a time …
+ * }
+ * ```
+ *
  * @module
  */
 
@@ -53,3 +66,5 @@ export * from "./mechanisms/duplex.ts";
 export * from "./mechanisms/rpc.ts";
 export * from "./mechanisms/fifo.ts";
 export * from "./mechanisms/pipe.ts";
+export * from "./mechanisms/semaphore.ts";
+export * from "./mechanisms/mutex.ts";

@@ -16,8 +16,12 @@ import { parseArgs } from "node:util";
 import { summarize, type Summary } from "./_stats.ts";
 import type { Transport } from "./transports/_transport.ts";
 import { messageQueueTransports } from "./transports/message_queue.ts";
+import { sharedMemoryTransports } from "./transports/shared_memory.ts";
 
-const TRANSPORTS: Transport[] = [...messageQueueTransports];
+const TRANSPORTS: Transport[] = [
+  ...messageQueueTransports,
+  ...sharedMemoryTransports,
+];
 const SIZES = [64, 4096];
 
 const { values } = parseArgs({

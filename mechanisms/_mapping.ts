@@ -318,6 +318,11 @@ export class Mapping {
   #buffers: ArrayBuffer[] = [];
   #current: ArrayBuffer | undefined;
   #closed = false;
+  // C code on another thread (a parked sem_clockwait) may hold an address in
+  // the mapping: while it does, munmap must wait (see retain()).
+  #retained = 0;
+  #releasePending = false;
+  #closeListeners = new Set<() => void>();
 
   /**
    * Maps `size` bytes of `fd`. `shared`: `MAP_SHARED` (writes reach the
@@ -349,6 +354,50 @@ export class Mapping {
   /** Whether `close()` has run. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether the mapping is shared with other processes (`MAP_SHARED`). */
+  get shared(): boolean {
+    return this.#shared;
+  }
+
+  /**
+   * The address of byte `byteOffset` of the mapping, for C calls that keep
+   * it (a `sem_t *`). Only valid until `close()`: callers that hand it to a
+   * thread-pool call must `retain()` the mapping for as long as that runs.
+   */
+  address(byteOffset: number): Deno.PointerObject {
+    if (this.#closed) throw closedError(this.#what);
+    return Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset)!;
+  }
+
+  /**
+   * Keeps the mapped range (not the views) alive: while retained, `close()`
+   * still detaches every view at once but defers `munmap` and closing the
+   * descriptor until the last retainer lets go. Used while a thread-pool
+   * call may touch the memory. Returns the function that lets go (idempotent).
+   */
+  retain(): () => void {
+    if (this.#closed) throw closedError(this.#what);
+    this.#retained++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#retained === 0 && this.#releasePending) this.#release();
+    };
+  }
+
+  /**
+   * Runs `listener` once when `close()` starts, before the memory is
+   * unmapped, so that objects living in the mapping (semaphores) stop using
+   * it. Listeners run newest first, like destructors: an object built on
+   * another (a mutex on its semaphore) registers later and closes first.
+   * Returns a function that removes the listener.
+   */
+  onClose(listener: () => void): () => void {
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
   }
 
   /** The `ArrayBuffer` over the whole mapping; the same one until it is detached. */
@@ -419,6 +468,11 @@ export class Mapping {
    */
   remap(size: number, resizeObject: () => void): void {
     if (this.#closed) throw closedError(this.#what);
+    if (this.#retained > 0) {
+      throw new Deno.errors.Busy(
+        `Cannot resize ${this.#what}: a wait on memory inside it is in progress`,
+      );
+    }
     const old = this.#raw.size;
     this.#unmap();
     try {
@@ -436,7 +490,18 @@ export class Mapping {
     if (this.#closed) return;
     this.#closed = true;
     _leaked.unregister(this);
-    this.#unmap();
+    const listeners = [...this.#closeListeners].reverse();
+    this.#closeListeners.clear();
+    for (const listener of listeners) listener();
+    this.#detachAll();
+    if (this.#retained > 0) this.#releasePending = true;
+    else this.#release();
+  }
+
+  /** Unmaps and closes the descriptor, once views are detached and nobody retains it. */
+  #release(): void {
+    this.#releasePending = false;
+    this.#unmapRange();
     const fd = this.#raw.fd;
     this.#raw.fd = -1;
     libc().symbols.close(fd);
@@ -462,18 +527,45 @@ export class Mapping {
   }
 
   #unmap(): void {
-    let escaped = false;
+    this.#detachAll();
+    this.#unmapRange();
+  }
+
+  #escaped = false;
+
+  #detachAll(): void {
     for (const buffer of this.#buffers) {
       // A buffer detached before we got here may have been moved elsewhere
       // with transfer(): its memory could still be reachable.
-      if (buffer.detached) escaped = true;
+      if (buffer.detached) this.#escaped = true;
       else buffer.transfer(0);
     }
     this.#buffers = [];
     this.#current = undefined;
+  }
+
+  #unmapRange(): void {
     const raw = this.#raw;
-    if (escaped) _retireInPlace(raw);
+    if (this.#escaped) _retireInPlace(raw);
     else libc().symbols.munmap(raw.pointer, BigInt(raw.size));
+    this.#escaped = false;
     raw.pointer = null;
   }
+}
+
+// Which Mapping backs each public region object (SharedMemory), so that
+// objects placed inside a region (in-memory semaphores) reach the mapping
+// without the region exposing it publicly.
+const _regionMappings = new WeakMap<object, Mapping>();
+
+/** Records that `mapping` backs the public `region` object. */
+export function registerRegion(region: object, mapping: Mapping): void {
+  _regionMappings.set(region, mapping);
+}
+
+/** The mapping behind a region object, or undefined for anything else. */
+export function mappingOf(region: unknown): Mapping | undefined {
+  return typeof region === "object" && region !== null
+    ? _regionMappings.get(region)
+    : undefined;
 }

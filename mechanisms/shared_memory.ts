@@ -71,6 +71,7 @@ import {
   checkSize,
   Mapping,
   openTracked,
+  registerRegion,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
@@ -151,6 +152,7 @@ export class SharedMemory implements Disposable {
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
+    registerRegion(this, mapping);
   }
 
   /**

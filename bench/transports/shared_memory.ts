@@ -1,0 +1,80 @@
+/**
+ * Shared memory + two semaphores to an echoing process: the message is
+ * copied into a SharedMemory region, "ping" is posted, the peer copies it
+ * out and back and posts "pong". Measured with `await wait()` and with
+ * `waitSync()` on this side; the peer always blocks with `waitSync()`.
+ *
+ * @module
+ */
+
+import { Semaphore, SharedMemory } from "../../mod.ts";
+import { type Session, spawnPeer, type Transport } from "./_transport.ts";
+
+const FLAGS = [
+  "--allow-ffi",
+  "--allow-read=/dev/shm",
+  "--allow-write=/dev/shm",
+];
+const DATA = 128;
+
+async function _connect(messageSize: number, sync: boolean): Promise<Session> {
+  const name = `/ipckit-bench-shm-${Deno.pid}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+  const memory = SharedMemory.open(name, {
+    create: true,
+    exclusive: true,
+    size: DATA + messageSize,
+  });
+  const ping = Semaphore.inMemory(memory, 0, { initial: 0 });
+  const pong = Semaphore.inMemory(memory, 32, { initial: 0 });
+  const length = memory.view(Uint32Array, 64, 1);
+  const data = memory.view(Uint8Array, DATA);
+  const reply = new Uint8Array(messageSize);
+  const peer = spawnPeer("shm_echo.ts", FLAGS, [name]);
+  try {
+    await pong.wait({ timeout: 30_000 });
+  } finally {
+    // Both processes have it mapped now: drop the name so nothing leaks.
+    memory.unlink();
+  }
+  const send = (message: Uint8Array) => {
+    data.set(message);
+    length[0] = message.byteLength;
+    ping.post();
+  };
+  const receive = () => reply.set(data.subarray(0, length[0]));
+  return {
+    roundTrip: sync
+      ? (message) => {
+        send(message);
+        pong.waitSync();
+        receive();
+      }
+      : async (message) => {
+        send(message);
+        await pong.wait();
+        receive();
+      },
+    close: async () => {
+      length[0] = 0xffff_ffff;
+      ping.post();
+      await peer.status;
+      memory.close();
+    },
+  };
+}
+
+/** The shared memory + semaphores rows of the driver. */
+export const sharedMemoryTransports: Transport[] = [
+  {
+    name: "shared memory + semaphores, async",
+    kind: "ipckit",
+    connect: (size) => _connect(size, false),
+  },
+  {
+    name: "shared memory + semaphores, sync",
+    kind: "ipckit",
+    connect: (size) => _connect(size, true),
+  },
+];

@@ -1,0 +1,625 @@
+/**
+ * A mutex for processes, in shared memory, that survives its holder being
+ * killed: `using _ = await mutex.lock();`.
+ *
+ * ## How it works
+ *
+ * The mutex is {@linkcode MUTEX_SIZE} bytes of shared memory: a
+ * process-shared semaphore followed by an owner word. The owner word *is*
+ * the lock: it holds the holder's pid (0 when free), set with one atomic
+ * compare-and-swap, so there is no moment where the lock is taken but its
+ * holder unknown. A bit in the word says that somebody may be sleeping; the
+ * semaphore is only the sleeping place: a waiter sets the bit and waits on
+ * the semaphore, and an unlock that finds the bit set posts it once. A post
+ * that finds nobody asleep leaves a spare count, which costs a later waiter
+ * one extra look at the word, never a wrong result. Waiters do not queue:
+ * whoever finds the word free first takes it.
+ *
+ * The plain reads and writes made while holding the lock are ordered by
+ * the sequentially consistent `Atomics` operations on the owner word (see
+ * the memory ordering notes of `SharedMemory`).
+ *
+ * ## When the holder dies
+ *
+ * A process killed (SIGKILL, a crash) while holding a plain semaphore
+ * leaves it taken forever. Here a waiter checks the owner's pid with
+ * `kill(pid, 0)` before it sleeps and at least every
+ * {@linkcode OWNER_CHECK_MS} while asleep; when the kernel answers ESRCH
+ * (no such process) the waiter takes the lock over with a compare-and-swap
+ * (exactly one waiter wins) and gets a guard whose `recovered` is `true`:
+ * the data the lock guards may be half-updated and should be checked or
+ * rebuilt.
+ *
+ * What is guaranteed, and what is not:
+ * - A holder that dies is noticed by a waiter within about
+ *   `OWNER_CHECK_MS`, and by a new `lock()` call at once.
+ * - Ownership is per process: the pid is what is recorded, so two handles
+ *   (or Workers) of one process are one owner for recovery purposes. The
+ *   guard API still keeps each lock paired with its own release.
+ * - pid reuse: if the dead holder's pid is given to a new process before a
+ *   waiter looks, the holder looks alive and the lock stays taken (no false
+ *   recovery, but no recovery either). Linux hands pids out in increasing
+ *   order up to `pid_max` (4,194,304 by default on 64-bit), so this needs
+ *   the pid space to wrap meanwhile. The same holds when the new process
+ *   with that pid is the one calling `lock()`: it cannot tell the stale
+ *   lock from one its own other code holds, and waits until its timeout.
+ * - pid namespaces: every process using one mutex must see the same pids.
+ *   Processes in different containers sharing `/dev/shm` do not, and the
+ *   dead-holder check would be wrong there: do not share a mutex across pid
+ *   namespaces.
+ * - `kill(pid, 0)` answering EPERM (another user's live process) counts as
+ *   alive.
+ * - A process killed while sleeping leaves only the "somebody may be
+ *   sleeping" bit behind, which the next unlock clears.
+ * - Initialization: the first process to open the mutex runs `sem_init`
+ *   and marks it ready; others wait up to {@linkcode MUTEX_INIT_TIMEOUT_MS}
+ *   for that, and take initialization over if the initializer died first.
+ *
+ * @example Two processes take turns on a counter
+ * ```ts ignore
+ * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
+ *
+ * using memory = SharedMemory.open("/counter", { create: true, size: MUTEX_SIZE + 8 });
+ * using mutex = Mutex.inMemory(memory, 0);
+ * const counter = memory.view(Float64Array, MUTEX_SIZE, 1);
+ * using guard = await mutex.lock({ timeout: 1000 });
+ * if (guard.recovered) console.warn("the last holder died while holding the lock");
+ * counter[0] += 1;
+ * ```
+ *
+ * @module
+ */
+
+import { ERRNO, lastErrno } from "../ffi/errno.ts";
+import { libc } from "../ffi/load.ts";
+import type { WaitOptions } from "./channel.ts";
+import { timeoutError } from "./_errors.ts";
+import { mappingOf } from "./_mapping.ts";
+import { deadlineOf } from "./_wait.ts";
+import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
+import { SharedMemory, type SharedMemoryOptions } from "./shared_memory.ts";
+
+/** Bytes a mutex takes in shared memory. */
+export const MUTEX_SIZE = 64;
+
+/** Required alignment of a mutex in shared memory. */
+export const MUTEX_ALIGN = 8;
+
+/** How often a sleeping waiter looks whether the holder is still alive, in ms. */
+export const OWNER_CHECK_MS = 50;
+
+/** How long an opener waits for another process to finish initializing, in ms. */
+export const MUTEX_INIT_TIMEOUT_MS = 1000;
+
+// Layout: sem_t at 0, then 32-bit words.
+const _STATE = SEMAPHORE_SIZE / 4; // 0 fresh, 1 ready, -pid initializing
+const _OWNER = _STATE + 1; // holder pid | _SLEEPERS, 0 when free
+const _RECOVERIES = _STATE + 2; // how many times a dead holder was replaced
+const _READY = 1;
+// Linux pids are below 2^22 (PID_MAX_LIMIT), so bit 30 is free for a flag.
+const _SLEEPERS = 0x4000_0000;
+const _PID_MASK = _SLEEPERS - 1;
+
+/**
+ * How to open a named mutex: the shared memory options that make sense for
+ * it (its size is fixed).
+ *
+ * @example
+ * ```ts
+ * import type { MutexOptions } from "@ipckit/ipckit";
+ *
+ * const options: MutexOptions = { create: true, unlinkOnClose: true };
+ * ```
+ */
+export type MutexOptions = Pick<
+  SharedMemoryOptions,
+  "create" | "exclusive" | "mode" | "unlinkOnClose"
+>;
+
+function _alive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  const kill = libc().symbols.kill;
+  if (kill(pid, 0) === 0) return true;
+  return lastErrno() !== ERRNO.ESRCH;
+}
+
+/**
+ * Proof of holding a {@linkcode Mutex}; releasing it (or leaving its `using`
+ * scope, also by an exception) unlocks the mutex.
+ *
+ * @example
+ * ```ts ignore
+ * import { Mutex } from "@ipckit/ipckit";
+ *
+ * using mutex = Mutex.open("/lock", { create: true });
+ * {
+ *   using guard = await mutex.lock();
+ *   console.log(guard.recovered); // false unless the last holder died
+ * } // unlocked here
+ * ```
+ */
+export class MutexGuard implements Disposable {
+  #release: (() => void) | undefined;
+  #recovered: boolean;
+
+  /** @internal Made by `Mutex.lock()`; not constructed by users. */
+  constructor(release: () => void, recovered: boolean) {
+    this.#release = release;
+    this.#recovered = recovered;
+  }
+
+  /**
+   * Whether the lock was taken over from a holder that died while holding
+   * it: the data it guards may be half-updated.
+   */
+  get recovered(): boolean {
+    return this.#recovered;
+  }
+
+  /** Whether this guard still holds the lock. */
+  get held(): boolean {
+    return this.#release !== undefined;
+  }
+
+  /**
+   * Unlocks the mutex; idempotent.
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock");
+   * const guard = mutex.lockSync();
+   * guard.release();
+   * ```
+   */
+  release(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+
+  /** Unlocks the mutex; see {@linkcode MutexGuard.release}. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+/**
+ * A mutual exclusion lock shared by processes, which recovers when its
+ * holder dies. See the module documentation for how it works and what is
+ * guaranteed.
+ *
+ * @example Named: any process that opens "/lock" shares it
+ * ```ts ignore
+ * import { Mutex } from "@ipckit/ipckit";
+ *
+ * using mutex = Mutex.open("/lock", { create: true });
+ * await mutex.withLock(async () => {
+ *   // … one process at a time …
+ * });
+ * ```
+ */
+export class Mutex implements Disposable {
+  #what: string;
+  #words: Int32Array<ArrayBuffer>;
+  #wake: Semaphore;
+  #memory: SharedMemory | undefined;
+  #held = new Set<MutexGuard>();
+  #closed = false;
+  #stopWatchingRegion: (() => void) | undefined;
+
+  private constructor(
+    what: string,
+    words: Int32Array<ArrayBuffer>,
+    wake: Semaphore,
+    memory: SharedMemory | undefined,
+  ) {
+    this.#what = what;
+    this.#words = words;
+    this.#wake = wake;
+    this.#memory = memory;
+  }
+
+  /**
+   * Opens (or with `create`, creates) a mutex in its own shared memory
+   * object `name`, e.g. `"/lock"` (the file `/dev/shm/lock`).
+   *
+   * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/<name>`
+   * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock", { create: true, unlinkOnClose: true });
+   * ```
+   */
+  static open(name: string, options: MutexOptions = {}): Mutex {
+    const memory = SharedMemory.open(name, {
+      create: options.create,
+      exclusive: options.exclusive,
+      mode: options.mode,
+      unlinkOnClose: options.unlinkOnClose,
+      size: MUTEX_SIZE,
+    });
+    try {
+      return Mutex.#bind(memory, 0, `mutex "${name}"`, memory);
+    } catch (error) {
+      memory.close();
+      throw error;
+    }
+  }
+
+  /**
+   * A mutex of {@linkcode MUTEX_SIZE} bytes at `byteOffset` (a multiple of
+   * {@linkcode MUTEX_ALIGN}) of a shared memory region. The bytes must be
+   * zero before its first use (fresh shared memory is); the first process
+   * to bind it initializes it. Closing the region closes the mutex.
+   *
+   * @throws {TypeError} when `memory` is not an open, writable `SharedMemory`
+   * @throws {RangeError} for an unaligned offset or one without room for the mutex
+   * @throws {Deno.errors.TimedOut} when another process started initializing it and never finished
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.open("/state", { create: true, size: MUTEX_SIZE + 1024 });
+   * using mutex = Mutex.inMemory(memory, 0);
+   * ```
+   */
+  static inMemory(memory: SharedMemory, byteOffset: number): Mutex {
+    const mapping = mappingOf(memory);
+    if (mapping === undefined) {
+      throw new TypeError("Cannot place a mutex: expected a SharedMemory");
+    }
+    if (
+      typeof byteOffset !== "number" || !Number.isSafeInteger(byteOffset) ||
+      byteOffset < 0 || byteOffset % MUTEX_ALIGN !== 0 ||
+      byteOffset + MUTEX_SIZE > mapping.size
+    ) {
+      throw new RangeError(
+        `Cannot place a mutex at byteOffset ${
+          String(byteOffset)
+        } of shared memory "${memory.name}": it needs ${MUTEX_SIZE} bytes at a multiple of ${MUTEX_ALIGN} within its ${mapping.size} bytes`,
+      );
+    }
+    return Mutex.#bind(
+      memory,
+      byteOffset,
+      `mutex at byte ${byteOffset} of shared memory "${memory.name}"`,
+      undefined,
+    );
+  }
+
+  static #bind(
+    memory: SharedMemory,
+    byteOffset: number,
+    what: string,
+    owned: SharedMemory | undefined,
+  ): Mutex {
+    if (memory.readOnly) {
+      throw new TypeError(
+        `Cannot use ${what}: the shared memory is open readOnly`,
+      );
+    }
+    const words = memory.view(Int32Array, byteOffset, MUTEX_SIZE / 4);
+    const wake = _initOnce(
+      words,
+      () => Semaphore.inMemory(memory, byteOffset, { initial: 0 }),
+      () => Semaphore.inMemory(memory, byteOffset),
+      what,
+    );
+    const mutex = new Mutex(what, words, wake, owned);
+    // Closing the region closes the mutex first, while the memory is still
+    // mapped, so locks held through it are released, not left taken.
+    mutex.#stopWatchingRegion = mappingOf(memory)!.onClose(() => mutex.close());
+    return mutex;
+  }
+
+  /** Whether some process holds the lock right now (a hint: it may change at once). */
+  get locked(): boolean {
+    this.#checkOpen("read");
+    return (Atomics.load(this.#words, _OWNER) & _PID_MASK) !== 0;
+  }
+
+  /** The pid of the process holding the lock, or `undefined` when it is free (a hint). */
+  get owner(): number | undefined {
+    this.#checkOpen("read");
+    const pid = Atomics.load(this.#words, _OWNER) & _PID_MASK;
+    return pid === 0 ? undefined : pid;
+  }
+
+  /** How many times, over the mutex's life, a waiter took over from a dead holder. */
+  get recoveries(): number {
+    this.#checkOpen("read");
+    return Atomics.load(this.#words, _RECOVERIES);
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Takes the lock if it is free (or its holder is dead), without waiting.
+   *
+   * @returns the guard, or `undefined` when another live process holds it
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock");
+   * const guard = mutex.tryLock();
+   * if (guard) using _ = guard;
+   * ```
+   */
+  tryLock(): MutexGuard | undefined {
+    this.#checkOpen("lock");
+    if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
+      return this.#guard(false);
+    }
+    const word = Atomics.load(this.#words, _OWNER);
+    if (word !== 0 && this.#takeOverFromDead(word)) {
+      return this.#guard(true);
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes the lock, waiting without blocking the event loop. Resolves to a
+   * guard: `using _ = await mutex.lock();` unlocks at the end of the scope.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` (ms) passes first
+   * @throws {Deno.errors.BadResource} when the mutex is closed meanwhile
+   * @throws the signal's reason when `signal` aborts
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock");
+   * using guard = await mutex.lock({ timeout: 1000 });
+   * ```
+   */
+  async lock(options: WaitOptions = {}): Promise<MutexGuard> {
+    const deadline = deadlineOf(options);
+    this.#checkOpen("lock");
+    if (options.signal?.aborted) throw options.signal.reason;
+    const action = `lock ${this.#what}`;
+    if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
+      return this.#guard(false);
+    }
+    for (;;) {
+      const outcome = this.#contend();
+      if (outcome !== undefined) return this.#guard(outcome === "recovered");
+      const remaining = deadline.at - performance.now();
+      if (remaining <= 0) throw timeoutError(action, deadline.timeout);
+      try {
+        await this.#wake.wait({
+          signal: options.signal,
+          timeout: Math.min(remaining, OWNER_CHECK_MS),
+        });
+      } catch (error) {
+        // Our own short timeout: look at the owner again.
+        if (!(error instanceof Deno.errors.TimedOut)) throw error;
+      }
+      this.#checkOpen("lock");
+    }
+  }
+
+  /**
+   * Takes the lock, blocking the calling thread while another process holds
+   * it. Meant for Workers and scripts.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` (ms) passes first
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock");
+   * using guard = mutex.lockSync({ timeout: 1000 });
+   * ```
+   */
+  lockSync(options: { timeout?: number } = {}): MutexGuard {
+    const deadline = deadlineOf(options);
+    this.#checkOpen("lock");
+    const action = `lock ${this.#what}`;
+    if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
+      return this.#guard(false);
+    }
+    for (;;) {
+      const outcome = this.#contend();
+      if (outcome !== undefined) return this.#guard(outcome === "recovered");
+      const remaining = deadline.at - performance.now();
+      if (remaining <= 0) throw timeoutError(action, deadline.timeout);
+      try {
+        this.#wake.waitSync({ timeout: Math.min(remaining, OWNER_CHECK_MS) });
+      } catch (error) {
+        if (!(error instanceof Deno.errors.TimedOut)) throw error;
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` holding the lock and unlocks afterwards, also when it throws.
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * using mutex = Mutex.open("/lock");
+   * const total = await mutex.withLock(async (guard) => {
+   *   if (guard.recovered) console.warn("repairing after a crash");
+   *   return 42;
+   * });
+   * ```
+   */
+  async withLock<T>(
+    fn: (guard: MutexGuard) => T | Promise<T>,
+    options: WaitOptions = {},
+  ): Promise<T> {
+    if (typeof fn !== "function") {
+      throw new TypeError(`Cannot lock ${this.#what}: fn must be a function`);
+    }
+    using guard = await this.lock(options);
+    return await fn(guard);
+  }
+
+  /**
+   * Closes the handle; idempotent. Locks held through this handle are
+   * released first, so other processes are not left waiting; pending
+   * `lock()` calls reject with `BadResource`. A mutex from `open()` also
+   * closes its shared memory (and with `unlinkOnClose` removes the name).
+   *
+   * @example
+   * ```ts ignore
+   * import { Mutex } from "@ipckit/ipckit";
+   *
+   * const mutex = Mutex.open("/lock");
+   * mutex.close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    for (const guard of [...this.#held]) guard.release();
+    this.#closed = true;
+    this.#stopWatchingRegion?.();
+    this.#wake.close();
+    this.#memory?.close();
+  }
+
+  /** Closes the handle; see {@linkcode Mutex.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * One attempt before sleeping: takes the lock if it is free or its holder
+   * is dead, else makes sure the holder will post the semaphore on unlock.
+   *
+   * @returns "acquired", "recovered", or undefined: sleep and try again
+   */
+  #contend(): "acquired" | "recovered" | undefined {
+    const words = this.#words;
+    const me = Deno.pid;
+    for (;;) {
+      const word = Atomics.load(words, _OWNER);
+      if (word === 0) {
+        // Taken with the flag set: we cannot know whether others sleep.
+        if (Atomics.compareExchange(words, _OWNER, 0, me | _SLEEPERS) === 0) {
+          return "acquired";
+        }
+        continue;
+      }
+      if (this.#takeOverFromDead(word)) return "recovered";
+      if (word & _SLEEPERS) return undefined;
+      if (
+        Atomics.compareExchange(words, _OWNER, word, word | _SLEEPERS) === word
+      ) {
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Replaces a dead holder's `word` by ours, keeping its sleepers flag;
+   * true if we won the swap.
+   */
+  #takeOverFromDead(word: number): boolean {
+    const holder = word & _PID_MASK;
+    if (holder === 0 || _alive(holder)) return false;
+    const words = this.#words;
+    const mine = Deno.pid | (word & _SLEEPERS);
+    if (Atomics.compareExchange(words, _OWNER, word, mine) !== word) {
+      return false;
+    }
+    Atomics.add(words, _RECOVERIES, 1);
+    return true;
+  }
+
+  #guard(recovered: boolean): MutexGuard {
+    const guard: MutexGuard = new MutexGuard(() => {
+      this.#held.delete(guard);
+      this.#unlock();
+    }, recovered);
+    this.#held.add(guard);
+    return guard;
+  }
+
+  #unlock(): void {
+    if (this.#closed) return;
+    const words = this.#words;
+    for (;;) {
+      const word = Atomics.load(words, _OWNER);
+      if ((word & _PID_MASK) !== Deno.pid) {
+        // Only possible if another process decided we were dead (pid
+        // namespaces differ) and took the lock: say so, loudly.
+        throw new Deno.errors.BadResource(
+          `Cannot unlock ${this.#what}: process ${
+            word & _PID_MASK
+          } holds it now`,
+        );
+      }
+      if (Atomics.compareExchange(words, _OWNER, word, 0) !== word) continue;
+      if (word & _SLEEPERS) {
+        try {
+          this.#wake.post();
+        } catch (error) {
+          // At SEM_VALUE_MAX there are plenty of wake-ups pending already.
+          if ((error as { code?: string }).code !== "EOVERFLOW") throw error;
+        }
+      }
+      return;
+    }
+  }
+
+  #checkOpen(verb: string): void {
+    if (this.#closed) {
+      throw new Deno.errors.BadResource(
+        `Cannot ${verb} ${this.#what}: it is closed`,
+      );
+    }
+  }
+}
+
+/**
+ * Runs `sem_init` exactly once across processes, using the state word:
+ * 0 fresh, -pid while that process initializes, 1 ready.
+ */
+function _initOnce(
+  words: Int32Array<ArrayBuffer>,
+  initialize: () => Semaphore,
+  attach: () => Semaphore,
+  what: string,
+): Semaphore {
+  const deadline = performance.now() + MUTEX_INIT_TIMEOUT_MS;
+  for (;;) {
+    const state = Atomics.load(words, _STATE);
+    if (state === _READY) return attach();
+    if (state === 0 || (state < 0 && !_alive(-state))) {
+      if (Atomics.compareExchange(words, _STATE, state, -Deno.pid) === state) {
+        const sem = initialize();
+        Atomics.store(words, _STATE, _READY);
+        return sem;
+      }
+      continue;
+    }
+    if (state > 0) {
+      throw new TypeError(
+        `Cannot use ${what}: its bytes do not hold a mutex (state word ${state})`,
+      );
+    }
+    if (performance.now() > deadline) {
+      throw timeoutError(
+        `use ${what}: process ${-state} started initializing it and did not finish`,
+        MUTEX_INIT_TIMEOUT_MS,
+      );
+    }
+    // Another process is between two instructions of initialization.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}

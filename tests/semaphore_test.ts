@@ -1,0 +1,490 @@
+import assert from "node:assert/strict";
+import {
+  IpcError,
+  SEM_VALUE_MAX,
+  Semaphore,
+  SEMAPHORE_SIZE,
+  SharedMemory,
+} from "../mod.ts";
+import { _tuneSemWait } from "../mechanisms/_sem_wait.ts";
+import {
+  leakChecked,
+  runFixture,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
+
+const ALL = ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"];
+
+/** Mode bits of /dev/shm/sem.<name>, or null when it does not exist (asked of coreutils' stat). */
+function semFileMode(name: string): number | null {
+  const { success, stdout } = new Deno.Command("stat", {
+    args: ["-c", "%a", `/dev/shm/sem.${name.slice(1)}`],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  return success ? parseInt(new TextDecoder().decode(stdout), 8) : null;
+}
+
+Deno.test(
+  "Semaphore.open() creates /dev/shm/sem.<name> with mode 0600 and unlink() removes it",
+  leakChecked(() => {
+    const name = uniqueName("sem-file");
+    const semaphore = Semaphore.open(name, { create: true, initial: 3 });
+    assert.equal(semFileMode(name), 0o600);
+    assert.equal(semaphore.value, 3);
+    assert.equal(semaphore.name, name);
+    using again = Semaphore.open(name);
+    assert.equal(again.value, 3);
+    semaphore.unlink();
+    assert.equal(semFileMode(name), null);
+    semaphore.close();
+    assert.throws(() => Semaphore.open(name), Deno.errors.NotFound);
+  }),
+);
+
+Deno.test(
+  "Semaphore.open() with exclusive fails on an existing semaphore and keeps its value",
+  leakChecked(() => {
+    const name = uniqueName("sem-excl");
+    using first = Semaphore.open(name, {
+      create: true,
+      initial: 2,
+      unlinkOnClose: true,
+      mode: 0o640,
+    });
+    assert.equal(semFileMode(name), 0o640);
+    assert.throws(
+      () => Semaphore.open(name, { create: true, exclusive: true }),
+      (error: Error) =>
+        error instanceof Deno.errors.AlreadyExists &&
+        error.message ===
+          `Cannot open semaphore "${name}": it already exists`,
+    );
+    using second = Semaphore.open(name, { create: true, initial: 9 });
+    assert.equal(second.value, 2);
+    assert.equal(first.value, 2);
+  }),
+);
+
+Deno.test(
+  "tryWait() takes a count only while the value is above zero and post() gives one back",
+  leakChecked(() => {
+    const name = uniqueName("sem-try");
+    using semaphore = Semaphore.open(name, {
+      create: true,
+      initial: 2,
+      unlinkOnClose: true,
+    });
+    assert.equal(semaphore.tryWait(), true);
+    assert.equal(semaphore.tryWait(), true);
+    assert.equal(semaphore.tryWait(), false);
+    assert.equal(semaphore.value, 0);
+    semaphore.post();
+    assert.equal(semaphore.value, 1);
+  }),
+);
+
+Deno.test(
+  "wait() and waitSync() time out on the monotonic clock and leave the count alone",
+  leakChecked(async () => {
+    const name = uniqueName("sem-timeout");
+    using semaphore = Semaphore.open(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    let start = performance.now();
+    await assert.rejects(
+      semaphore.wait({ timeout: 60 }),
+      (error: Error) =>
+        error instanceof Deno.errors.TimedOut &&
+        error.message ===
+          `Cannot wait on semaphore "${name}": timed out after 60 ms`,
+    );
+    assert.ok(performance.now() - start >= 59, "returned before the timeout");
+    start = performance.now();
+    assert.throws(
+      () => semaphore.waitSync({ timeout: 40 }),
+      Deno.errors.TimedOut,
+    );
+    assert.ok(performance.now() - start >= 39, "returned before the timeout");
+    await assert.rejects(semaphore.wait({ timeout: 0 }), Deno.errors.TimedOut);
+    assert.equal(semaphore.value, 0);
+    semaphore.post();
+    await semaphore.wait({ timeout: 0 });
+    semaphore.post();
+    semaphore.waitSync({ timeout: 0 });
+    assert.equal(semaphore.value, 0);
+  }),
+);
+
+Deno.test(
+  "an aborted wait() rejects with the signal's reason and never takes a count, even one posted as it is cancelled",
+  leakChecked(async () => {
+    const name = uniqueName("sem-abort");
+    using semaphore = Semaphore.open(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const controller = new AbortController();
+    const pending = semaphore.wait({ signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const reason = new Error("stop waiting");
+    const aborted = performance.now();
+    controller.abort(reason);
+    await assert.rejects(pending, (error) => error === reason);
+    // Cancellation is prompt: bounded by one park slice, not by a wake-up.
+    assert.ok(performance.now() - aborted < 1000, "abort was not noticed");
+    assert.equal(semaphore.value, 0);
+    // The race that matters: a count posted while the cancelled wait is
+    // still parked on the thread pool may be taken by that park; it must be
+    // given back before the rejection is seen. Repeat to hit both orders.
+    for (let round = 0; round < 50; round++) {
+      const control = new AbortController();
+      const waiting = semaphore.wait({ signal: control.signal });
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      control.abort();
+      semaphore.post();
+      await assert.rejects(waiting, { name: "AbortError" });
+      assert.equal(semaphore.value, 1, `round ${round}: the count was lost`);
+      assert.equal(semaphore.tryWait(), true);
+    }
+    await assert.rejects(
+      semaphore.wait({ signal: AbortSignal.abort("early") }),
+      (error) => error === "early",
+    );
+  }),
+);
+
+Deno.test(
+  "several async waiters each get exactly one count",
+  leakChecked(async () => {
+    const name = uniqueName("sem-many");
+    using semaphore = Semaphore.open(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const results: number[] = [];
+    const waits = [0, 1, 2, 3, 4].map((i) =>
+      semaphore.wait({ timeout: 5000 }).then(() => results.push(i))
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 3; i++) semaphore.post();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(results.length, 3);
+    assert.equal(semaphore.value, 0);
+    semaphore.post();
+    semaphore.post();
+    await Promise.all(waits);
+    assert.equal(results.length, 5);
+    assert.equal(semaphore.value, 0);
+  }),
+);
+
+Deno.test(
+  "close() rejects a parked wait() with BadResource and later calls too",
+  leakChecked(async () => {
+    const name = uniqueName("sem-close");
+    const semaphore = Semaphore.open(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const pending = semaphore.wait();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await semaphore[Symbol.asyncDispose]();
+    await assert.rejects(
+      pending,
+      (error: Error) =>
+        error instanceof Deno.errors.BadResource &&
+        error.message === `Cannot use semaphore "${name}": it is closed`,
+    );
+    assert.equal(semaphore.closed, true);
+    const closed = { name: "BadResource" };
+    await assert.rejects(semaphore.wait(), closed);
+    assert.throws(() => semaphore.waitSync(), closed);
+    assert.throws(() => semaphore.tryWait(), closed);
+    assert.throws(() => semaphore.post(), closed);
+    assert.throws(() => semaphore.value, closed);
+    semaphore.close();
+  }),
+);
+
+for (const kind of ["named", "memory"]) {
+  Deno.test(
+    `a process exits by itself after close() while a wait() is parked (${kind})`,
+    leakChecked(async () => {
+      const name = uniqueName(`sem-exit-${kind}`);
+      using _memory = kind === "memory"
+        ? SharedMemory.open(name, {
+          create: true,
+          size: 64,
+          unlinkOnClose: true,
+        })
+        : undefined;
+      using semaphore = kind === "named"
+        ? Semaphore.open(name, { create: true, unlinkOnClose: true })
+        : Semaphore.inMemory(_memory!, 0, { initial: 0 });
+      const child = spawnFixture("sem_pending_close.ts", ALL, [name, kind]);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const { code, stdout } = await child.output();
+      clearTimeout(timer);
+      assert.equal(code, 0, "the child was killed: it did not exit alone");
+      assert.equal(new TextDecoder().decode(stdout), "rejected BadResource\n");
+      assert.equal(semaphore.value, 0, "the closed wait took a count");
+    }),
+  );
+}
+
+for (const style of ["async", "sync"]) {
+  for (const kind of ["named", "memory"]) {
+    Deno.test(
+      `two processes play ping-pong with ${kind} semaphores (${style})`,
+      leakChecked(async () => {
+        const name = uniqueName(`sem-pp-${kind}`);
+        const rounds = 200;
+        let memory: SharedMemory | undefined;
+        let ping: Semaphore, pong: Semaphore;
+        if (kind === "named") {
+          const options = { create: true, exclusive: true };
+          ping = Semaphore.open(`${name}-ping`, options);
+          pong = Semaphore.open(`${name}-pong`, options);
+        } else {
+          memory = SharedMemory.open(name, {
+            create: true,
+            size: 2 * SEMAPHORE_SIZE,
+          });
+          ping = Semaphore.inMemory(memory, 0, { initial: 0 });
+          pong = Semaphore.inMemory(memory, SEMAPHORE_SIZE, { initial: 0 });
+        }
+        const child = spawnFixture("sem_peer.ts", ALL, [
+          name,
+          kind,
+          String(rounds),
+          style,
+        ]);
+        try {
+          for (let i = 0; i < rounds; i++) {
+            ping.post();
+            if (style === "sync") pong.waitSync({ timeout: 10_000 });
+            else await pong.wait({ timeout: 10_000 });
+          }
+          const { code, stdout } = await child.output();
+          assert.equal(code, 0);
+          assert.equal(new TextDecoder().decode(stdout), "done\n");
+          assert.equal(ping.value, 0);
+          assert.equal(pong.value, 0);
+        } finally {
+          if (kind === "named") {
+            ping.unlink();
+            pong.unlink();
+          }
+          ping.close();
+          pong.close();
+          memory?.unlink();
+          memory?.close();
+        }
+      }),
+    );
+  }
+}
+
+Deno.test(
+  "the sem_timedwait fallback (musl has no sem_clockwait) waits, times out and cancels the same way",
+  leakChecked(async () => {
+    _tuneSemWait({ forceRealtime: true });
+    try {
+      const name = uniqueName("sem-realtime");
+      using semaphore = Semaphore.open(name, {
+        create: true,
+        unlinkOnClose: true,
+      });
+      const start = performance.now();
+      assert.throws(
+        () => semaphore.waitSync({ timeout: 250 }),
+        Deno.errors.TimedOut,
+      );
+      assert.ok(performance.now() - start >= 249);
+      await assert.rejects(
+        semaphore.wait({ timeout: 30 }),
+        Deno.errors.TimedOut,
+      );
+      setTimeout(() => semaphore.post(), 20);
+      await semaphore.wait({ timeout: 5000 });
+      const controller = new AbortController();
+      const pending = semaphore.wait({ signal: controller.signal });
+      setTimeout(() => controller.abort(), 10);
+      await assert.rejects(pending, { name: "AbortError" });
+      semaphore.post();
+      semaphore.waitSync({ timeout: 1000 });
+      assert.equal(semaphore.value, 0);
+    } finally {
+      _tuneSemWait({ forceRealtime: false });
+    }
+  }),
+);
+
+Deno.test(
+  "a semaphore in shared memory is initialized by the handle given `initial` and shared with other handles",
+  leakChecked(() => {
+    const name = uniqueName("sem-mem");
+    using memory = SharedMemory.open(name, {
+      create: true,
+      size: 128,
+      unlinkOnClose: true,
+    });
+    using creator = Semaphore.inMemory(memory, 64, { initial: 5 });
+    using other = SharedMemory.open(name);
+    using attached = Semaphore.inMemory(other, 64);
+    assert.equal(attached.value, 5);
+    assert.equal(attached.tryWait(), true);
+    assert.equal(creator.value, 4);
+    assert.equal(creator.name, undefined);
+    assert.throws(() => creator.unlink(), TypeError);
+  }),
+);
+
+Deno.test(
+  "closing the shared memory closes its semaphores and unmaps only after a parked wait returns",
+  leakChecked(async () => {
+    const name = uniqueName("sem-unmap");
+    const memory = SharedMemory.open(name, {
+      create: true,
+      size: 64,
+      unlinkOnClose: true,
+    });
+    const semaphore = Semaphore.inMemory(memory, 0, { initial: 0 });
+    const pending = semaphore.wait();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    memory.close();
+    assert.equal(semaphore.closed, true);
+    await assert.rejects(pending, Deno.errors.BadResource);
+    // Were the memory unmapped under the parked sem_clockwait, the process
+    // would have crashed by now; the next test would not run.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }),
+);
+
+Deno.test(
+  "post() at SEM_VALUE_MAX fails with EOVERFLOW and a clear message",
+  leakChecked(() => {
+    const name = uniqueName("sem-max");
+    using semaphore = Semaphore.open(name, {
+      create: true,
+      initial: SEM_VALUE_MAX,
+      unlinkOnClose: true,
+    });
+    assert.equal(semaphore.value, 2147483647);
+    assert.throws(
+      () => semaphore.post(),
+      (error: Error) =>
+        error instanceof IpcError && error.code === "EOVERFLOW" &&
+        error.syscall === "sem_post" &&
+        error.message ===
+          `Cannot post semaphore "${name}": its value is already SEM_VALUE_MAX (2147483647)`,
+    );
+    assert.equal(semaphore.value, SEM_VALUE_MAX);
+  }),
+);
+
+Deno.test("bad input is rejected before any system call", () => {
+  const name = uniqueName("sem-bad");
+  for (const initial of [-1, 2147483648, 1.5, Infinity]) {
+    assert.throws(
+      () => Semaphore.open(name, { create: true, initial }),
+      RangeError,
+      `initial ${initial}`,
+    );
+  }
+  assert.throws(
+    () => Semaphore.open(name, { create: true, initial: "1" as never }),
+    TypeError,
+  );
+  assert.throws(() => Semaphore.open(name, { initial: 1 }), TypeError);
+  assert.throws(() => Semaphore.open(name, { exclusive: true }), TypeError);
+  assert.throws(
+    () => Semaphore.open(name, { create: true, mode: 0o1000 }),
+    RangeError,
+  );
+  for (const bad of ["lock", "/", "/a/b", "/a\0b", "/..", 42]) {
+    assert.throws(() => Semaphore.open(bad as string), TypeError);
+  }
+  // Linux prefixes "sem.", so 251 bytes is the longest name.
+  assert.throws(
+    () => Semaphore.open("/" + "x".repeat(252)),
+    (error: Error) =>
+      error instanceof RangeError && /the limit is 251/.test(error.message),
+  );
+  assert.throws(
+    () => Semaphore.open("/" + "x".repeat(251)),
+    Deno.errors.NotFound,
+  );
+  assert.throws(() => Semaphore.inMemory({} as SharedMemory, 0), TypeError);
+});
+
+Deno.test(
+  "Semaphore.inMemory() rejects unaligned offsets, offsets past the end and read-only memory",
+  leakChecked(async () => {
+    const name = uniqueName("sem-offset");
+    using memory = SharedMemory.open(name, {
+      create: true,
+      size: 64,
+      unlinkOnClose: true,
+    });
+    assert.throws(
+      () => Semaphore.inMemory(memory, 4),
+      /not a multiple of 8, the alignment of sem_t/,
+    );
+    assert.throws(() => Semaphore.inMemory(memory, 40), RangeError);
+    assert.throws(() => Semaphore.inMemory(memory, -8), RangeError);
+    assert.throws(
+      () => Semaphore.inMemory(memory, 0, { initial: -1 }),
+      RangeError,
+    );
+    using semaphore = Semaphore.inMemory(memory, 32, { initial: 0 });
+    using readOnly = SharedMemory.open(name, { readOnly: true });
+    assert.throws(() => Semaphore.inMemory(readOnly, 0), TypeError);
+    await assert.rejects(semaphore.wait({ timeout: 0 }), Deno.errors.TimedOut);
+    const closed = SharedMemory.open(name);
+    closed.close();
+    assert.throws(() => Semaphore.inMemory(closed, 0), Deno.errors.BadResource);
+  }),
+);
+
+Deno.test(
+  "opening a semaphore without write permission on /dev/shm/sem.<name> names the flag to add",
+  leakChecked(async () => {
+    const name = uniqueName("sem-perm");
+    using _semaphore = Semaphore.open(name, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const path = `/dev/shm/sem.${name.slice(1)}`;
+    const readOnly = await runFixture(
+      "sem_open_only.ts",
+      ["--allow-ffi", "--allow-read=/dev/shm"],
+      [name],
+    );
+    assert.equal(
+      readOnly.stdout,
+      `NotCapable: Requires write access to "${path}", run again with --allow-write=/dev/shm\n`,
+    );
+    const nothing = await runFixture("sem_open_only.ts", ["--allow-ffi"], [
+      name,
+    ]);
+    assert.equal(
+      nothing.stdout,
+      `NotCapable: Requires read access to "${path}", run again with --allow-read=/dev/shm\n`,
+    );
+    const unlink = await runFixture(
+      "sem_open_only.ts",
+      ["--allow-ffi", "--allow-read=/dev/shm"],
+      [name, "unlink"],
+    );
+    assert.equal(
+      unlink.stdout,
+      `NotCapable: Requires write access to "${path}", run again with --allow-write=/dev/shm\n`,
+    );
+    const allowed = await runFixture("sem_open_only.ts", ALL, [name]);
+    assert.equal(allowed.stdout, "ok\n");
+  }),
+);
