@@ -20,6 +20,7 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import { systemError } from "./_errors.ts";
 import { type Deadline, FdParker, pollSync } from "./_wait.ts";
+import { DEFAULT_SPIN_MICROS, Spinner } from "./_spin.ts";
 
 /** The largest single read(): the default pipe capacity on Linux. */
 const _READ_CHUNK = 64 * 1024;
@@ -54,6 +55,8 @@ export interface FdReadableOptions {
    * there; until then the stream waits.
    */
   awaitFirstWriter?: boolean;
+  /** Microseconds to retry a read that would block before parking (see `Spinner`). */
+  spinMicros?: number;
 }
 
 /**
@@ -73,13 +76,21 @@ export function fdReadable(
   const action = `read from ${what}`;
   let sawWriter = !options.awaitFirstWriter;
   const release = () => _closeWhenIdle(handle, parker);
+  const spinner = new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS);
+  const readOnce = () =>
+    retryEintr(() => Number(libc().symbols.read(handle.fd, scratch, length)));
+  const gotData = (count: number) => count !== -ERRNO.EAGAIN;
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
-      const read = libc().symbols.read;
-      for (;;) {
+      for (let spun = false;; spun = true) {
         const fd = handle.fd;
         if (fd < 0) return;
-        const count = retryEintr(() => Number(read(fd, scratch, length)));
+        let count = readOnce();
+        // Before the first park of this pull only: a writer answering within
+        // microseconds is caught without two cross-thread wake-ups.
+        if (!spun && -count === ERRNO.EAGAIN) {
+          count = spinner.spin(count, readOnce, gotData);
+        }
         if (count > 0) {
           sawWriter = true;
           // One copy of what arrived: the scratch buffer serves every read.
@@ -130,11 +141,13 @@ export function fdReadable(
 export function fdWritable(
   handle: FdHandle,
   what: string,
+  options: { spinMicros?: number } = {},
 ): WritableStream<Uint8Array> {
   const parker = new FdParker(handle.fd, POLL.OUT, what);
   const action = `write to ${what}`;
   let abortSignal: AbortSignal | undefined;
   const release = () => _closeWhenIdle(handle, parker);
+  const spinner = new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS);
   return new WritableStream<Uint8Array>({
     start(controller): void {
       // Aborted as soon as abort() is called, even while a write is parked,
@@ -144,12 +157,23 @@ export function fdWritable(
     async write(chunk): Promise<void> {
       const write = libc().symbols.write;
       let offset = 0;
-      while (offset < chunk.byteLength) {
+      const writeRest = () => {
         const fd = handle.fd;
         const rest = chunk.subarray(offset) as Uint8Array<ArrayBuffer>;
-        const count = retryEintr(() =>
+        return retryEintr(() =>
           Number(write(fd, rest, BigInt(rest.byteLength)))
         );
+      };
+      while (offset < chunk.byteLength) {
+        let count = writeRest();
+        if (-count === ERRNO.EAGAIN) {
+          // A full pipe the reader is draining right now frees up at once.
+          count = spinner.spin(
+            count,
+            writeRest,
+            (result) => result !== -ERRNO.EAGAIN,
+          );
+        }
         if (count >= 0) {
           offset += count;
           continue;
