@@ -386,7 +386,7 @@ Deno.test(
   }),
 );
 
-Deno.test("bad input is rejected before any system call", () => {
+Deno.test("Semaphore.open() rejects bad input before any system call", () => {
   const name = uniqueName("sem-bad");
   for (const initial of [-1, 2147483648, 1.5, Infinity]) {
     assert.throws(
@@ -404,6 +404,10 @@ Deno.test("bad input is rejected before any system call", () => {
   assert.throws(
     () => Semaphore.open(name, { create: true, mode: 0o1000 }),
     RangeError,
+  );
+  assert.throws(
+    () => Semaphore.open(name, { create: true, spin: 1001 }),
+    /spin must be 0 to 1000 microseconds/,
   );
   for (const bad of ["lock", "/", "/a/b", "/a\0b", "/..", 42]) {
     assert.throws(() => Semaphore.open(bad as string), TypeError);
