@@ -42,6 +42,7 @@ import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError } from "./_errors.ts";
+import { receiveUntilEnd } from "./_iterate.ts";
 import { raceDeadline } from "./_race.ts";
 import {
   checkAddress,
@@ -332,15 +333,12 @@ export class DatagramChannel<T>
   }
 
   /** Receives until the socket is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<DatagramMessage<T>, void> {
-    while (!this.#closed) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (this.#closed && error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<DatagramMessage<T>, void> {
+    return receiveUntilEnd(
+      () => this.receive(),
+      () => this.#closed,
+      false,
+    );
   }
 
   /**

@@ -34,6 +34,7 @@ import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError, timeoutError } from "./_errors.ts";
+import { receiveUntilEnd } from "./_iterate.ts";
 import { deadlineOf } from "./_wait.ts";
 
 /** How message boundaries are marked on a byte stream. */
@@ -228,16 +229,12 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (error instanceof Deno.errors.UnexpectedEof) return;
-        if (this.#closed && error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+    return receiveUntilEnd(
+      () => this.receive(),
+      () => this.#closed,
+      true,
+    );
   }
 
   /**

@@ -28,6 +28,7 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { closedError, systemError, timeoutError } from "./_errors.ts";
+import { receiveUntilEnd } from "./_iterate.ts";
 import { defaultMqLimit, MQ_PROC_DIR, readMqLimit } from "./_mq_limits.ts";
 import { validateIpcName } from "./_names.ts";
 import { type Access, requirePermissions } from "./_permissions.ts";
@@ -520,15 +521,12 @@ export class MessageQueue<T = unknown>
    * for await (const { value } of queue) console.log(value);
    * ```
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
-    while (!this.#closed) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (this.#closed && error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
+    return receiveUntilEnd(
+      () => this.receive(),
+      () => this.#closed,
+      false,
+    );
   }
 
   /**

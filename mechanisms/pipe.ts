@@ -42,6 +42,7 @@
 import type { Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
+import { receiveUntilEnd } from "./_iterate.ts";
 import { checkFramingOptions } from "./_stream_options.ts";
 import { deadlineOf } from "./_wait.ts";
 import { timeoutError } from "./_errors.ts";
@@ -169,16 +170,12 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
   }
 
   /** Receives until the other end closes; an error on the way is thrown. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (error instanceof Deno.errors.UnexpectedEof) return;
-        if (this.#closed && error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
+    return receiveUntilEnd(
+      () => this.receive(),
+      () => this.#closed,
+      true,
+    );
   }
 
   /**

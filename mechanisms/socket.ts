@@ -48,6 +48,7 @@ import type { Codec } from "./codec.ts";
 import { closedError } from "./_errors.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
 import { connStreams } from "./_conn_streams.ts";
+import { receiveUntilEnd } from "./_iterate.ts";
 import { raceDeadline } from "./_race.ts";
 import {
   checkAddress,
@@ -301,15 +302,12 @@ export class SocketServer<T>
   }
 
   /** Yields each client until the server is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
-    while (!this.#closed) {
-      try {
-        yield await this.accept();
-      } catch (error) {
-        if (this.#closed && error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
+    return receiveUntilEnd(
+      () => this.accept(),
+      () => this.#closed,
+      false,
+    );
   }
 
   /** Stops listening and removes a Unix socket's file; idempotent. */
