@@ -39,7 +39,7 @@ export async function freeUnixPathForListening(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return; // removed meanwhile
     if (error instanceof Deno.errors.ConnectionRefused) {
-      await removeIfPresent(path);
+      await _removeIfPresent(path);
       return;
     }
     if (error instanceof Deno.errors.NotCapable) throw error;
@@ -50,8 +50,41 @@ export async function freeUnixPathForListening(
   );
 }
 
+/**
+ * The socket file a listener or datagram socket has just bound, remembered
+ * by identity so that closing removes that file only while it is still the
+ * same one: another server may have replaced it since.
+ */
+export interface BoundSocketFile {
+  /** Where the socket file is. */
+  readonly path: string;
+  /** Device and inode at bind time; undefined when it could not be read. */
+  readonly identity: string | undefined;
+}
+
+/** Remembers the socket file just bound at `path`. */
+export function boundSocketFile(path: string): BoundSocketFile {
+  return { path, identity: _fileIdentity(path) };
+}
+
+/**
+ * Closes a listener or datagram socket (one that Deno has closed already is
+ * not an error), then removes its socket file if it is still ours.
+ */
+export function closeBoundSocket(
+  socket: { close(): void },
+  file: BoundSocketFile | undefined,
+): void {
+  try {
+    socket.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+  if (file) _removeIfSame(file.path, file.identity);
+}
+
 /** The identity of the file at `path`, to tell our socket from a replacement. */
-export function fileIdentity(path: string): string | undefined {
+function _fileIdentity(path: string): string | undefined {
   try {
     const info = Deno.lstatSync(path);
     return `${info.dev}:${info.ino}`;
@@ -61,8 +94,8 @@ export function fileIdentity(path: string): string | undefined {
 }
 
 /** Removes `path` if it is still the file `identity` names. */
-export function removeIfSame(path: string, identity: string | undefined): void {
-  if (identity === undefined || fileIdentity(path) !== identity) return;
+function _removeIfSame(path: string, identity: string | undefined): void {
+  if (identity === undefined || _fileIdentity(path) !== identity) return;
   try {
     Deno.removeSync(path);
   } catch (error) {
@@ -70,7 +103,7 @@ export function removeIfSame(path: string, identity: string | undefined): void {
   }
 }
 
-async function removeIfPresent(path: string): Promise<void> {
+async function _removeIfPresent(path: string): Promise<void> {
   try {
     await Deno.remove(path);
   } catch (error) {

@@ -43,7 +43,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError } from "./_errors.ts";
 import { receiveUntilEnd } from "./_iterate.ts";
-import { raceDeadline } from "./_race.ts";
+import { KeptOperation, raceDeadline } from "./_race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -51,9 +51,10 @@ import {
   formatAddr,
 } from "./_socket_options.ts";
 import {
-  fileIdentity,
+  type BoundSocketFile,
+  boundSocketFile,
+  closeBoundSocket,
   freeUnixPathForListening,
-  removeIfSame,
 } from "./_unix_path.ts";
 import { deadlineOf } from "./_wait.ts";
 
@@ -172,12 +173,12 @@ export class DatagramChannel<T>
   #what: string;
   #transport: "udp" | "unixpacket";
   #peer: Deno.Addr | undefined;
-  #unixPath: string | undefined;
-  #unixIdentity: string | undefined;
+  #socketFile: BoundSocketFile | undefined;
   #closed = false;
   // One byte more than the limit, so a truncated oversized datagram shows.
   #buffer: Uint8Array<ArrayBuffer>;
-  #pendingReceive: Promise<[Uint8Array, Deno.Addr]> | undefined;
+  // A receive that outlived its caller's timeout; the next receive takes it.
+  #receives = new KeptOperation<[Uint8Array, Deno.Addr]>();
 
   private constructor(
     conn: Deno.DatagramConn,
@@ -196,8 +197,7 @@ export class DatagramChannel<T>
       : `UDP socket ${formatAddr(conn.addr)}`;
     this.#buffer = new Uint8Array(max + 1);
     if (address.transport === "unix") {
-      this.#unixPath = address.path;
-      this.#unixIdentity = fileIdentity(address.path);
+      this.#socketFile = boundSocketFile(address.path);
     }
   }
 
@@ -263,7 +263,7 @@ export class DatagramChannel<T>
         `Cannot send from ${this.#what}: give { to } or bind it with a peer`,
       );
     }
-    if (this.#transport === "unixpacket" && this.#pendingReceive) {
+    if (this.#transport === "unixpacket" && this.#receives.pending) {
       // Deno 2.9 holds a Unix datagram socket exclusively while a receive
       // waits, and would fail this send with a bare "Socket already in use".
       throw new Deno.errors.Busy(
@@ -300,27 +300,19 @@ export class DatagramChannel<T>
   async receive(options: WaitOptions = {}): Promise<DatagramMessage<T>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
-    this.#pendingReceive ??= this.#conn.receive(this.#buffer);
     let bytes: Uint8Array;
     let from: Deno.Addr;
     try {
-      [bytes, from] = await raceDeadline(
-        this.#pendingReceive,
+      [bytes, from] = await this.#receives.run(
+        () => this.#conn.receive(this.#buffer),
         deadline,
         options.signal,
         `receive from ${this.#what}`,
       );
     } catch (error) {
       if (this.#closed) throw closedError(this.#what);
-      if (
-        !(error instanceof Deno.errors.TimedOut) &&
-        error !== options.signal?.reason
-      ) {
-        this.#pendingReceive = undefined;
-      }
       throw error;
     }
-    this.#pendingReceive = undefined;
     if (bytes.byteLength > this.#max) {
       throw new DecodeError(
         `Cannot receive from ${this.#what}: a datagram from ${
@@ -362,12 +354,7 @@ export class DatagramChannel<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    if (this.#unixPath) removeIfSame(this.#unixPath, this.#unixIdentity);
+    closeBoundSocket(this.#conn, this.#socketFile);
   }
 
   /** Closes the socket; see {@linkcode DatagramChannel.close}. */

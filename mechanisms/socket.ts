@@ -49,7 +49,7 @@ import { closedError } from "./_errors.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
 import { connStreams } from "./_conn_streams.ts";
 import { receiveUntilEnd } from "./_iterate.ts";
-import { raceDeadline } from "./_race.ts";
+import { KeptOperation, raceDeadline } from "./_race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -57,9 +57,10 @@ import {
   formatAddr,
 } from "./_socket_options.ts";
 import {
-  fileIdentity,
+  type BoundSocketFile,
+  boundSocketFile,
+  closeBoundSocket,
   freeUnixPathForListening,
-  removeIfSame,
 } from "./_unix_path.ts";
 import { deadlineOf } from "./_wait.ts";
 
@@ -203,11 +204,10 @@ export class SocketServer<T>
   #listener: Deno.Listener;
   #options: SocketChannelOptions<T>;
   #what: string;
-  #unixPath: string | undefined;
-  #unixIdentity: string | undefined;
+  #socketFile: BoundSocketFile | undefined;
   #closed = false;
   // An accept that outlived its caller's timeout; the next accept takes it.
-  #pendingAccept: Promise<Deno.Conn> | undefined;
+  #accepts = new KeptOperation<Deno.Conn>();
 
   private constructor(
     listener: Deno.Listener,
@@ -224,8 +224,7 @@ export class SocketServer<T>
       address.transport === "unix" ? "Unix socket" : "TCP",
     );
     if (address.transport === "unix") {
-      this.#unixPath = address.path;
-      this.#unixIdentity = fileIdentity(address.path);
+      this.#socketFile = boundSocketFile(address.path);
     }
   }
 
@@ -277,27 +276,18 @@ export class SocketServer<T>
   async accept(options: WaitOptions = {}): Promise<SocketChannel<T>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
-    this.#pendingAccept ??= this.#listener.accept();
     let conn: Deno.Conn;
     try {
-      conn = await raceDeadline(
-        this.#pendingAccept,
+      conn = await this.#accepts.run(
+        () => this.#listener.accept(),
         deadline,
         options.signal,
         `accept on ${this.#what}`,
       );
     } catch (error) {
       if (this.#closed) throw closedError(this.#what);
-      if (
-        error instanceof Deno.errors.TimedOut ||
-        error === options.signal?.reason
-      ) {
-        throw error; // the accept is still pending: keep it for the next call
-      }
-      this.#pendingAccept = undefined;
       throw error;
     }
-    this.#pendingAccept = undefined;
     return new SocketChannel<T>(conn, this.#options);
   }
 
@@ -315,14 +305,8 @@ export class SocketServer<T>
     if (this.#closed) return;
     this.#closed = true;
     // A connection accepted after the caller gave up on it: nobody owns it.
-    this.#pendingAccept?.then((conn) => conn.close(), () => {});
-    try {
-      this.#listener.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    // Only our own file: another server may have replaced it since.
-    if (this.#unixPath) removeIfSame(this.#unixPath, this.#unixIdentity);
+    this.#accepts.pending?.then((conn) => conn.close(), () => {});
+    closeBoundSocket(this.#listener, this.#socketFile);
   }
 
   /** Closes the server; see {@linkcode SocketServer.close}. */
