@@ -23,6 +23,7 @@
 import { MAP_FAILED, MMAP, O, requireSymbol, STAT, STATVFS } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { checkFlag, checkMode } from "./_checks.ts";
 import { closedError, systemError } from "./_errors.ts";
 
 /** Any typed array over a plain `ArrayBuffer`. */
@@ -65,28 +66,61 @@ export function checkSize(value: unknown, action: string): number {
   return value;
 }
 
-/** Checks permission bits for a created object. */
-export function checkMode(mode: unknown, action: string): number {
-  if (
-    typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 ||
-    mode > 0o777
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: mode must be an integer from 0 to 0o777, got ${
-        String(mode)
-      }`,
-    );
-  }
-  return mode;
+/** The options that `SharedMemory.open` and `MappedFile.open` both take. */
+export interface RegionOptions {
+  create?: boolean;
+  exclusive?: boolean;
+  size?: number;
+  mode?: number;
+  readOnly?: boolean;
 }
 
-/** Checks that an optional flag is a boolean. */
-export function checkFlag(value: unknown, name: string, action: string): void {
-  if (value !== undefined && typeof value !== "boolean") {
+/** {@linkcode RegionOptions} once checked, with their defaults filled in. */
+export interface CheckedRegionOptions {
+  create: boolean;
+  exclusive: boolean;
+  readOnly: boolean;
+  size: number | undefined;
+  mode: number;
+}
+
+/**
+ * Checks the options both kinds of region take, the same way and before any
+ * system call. `ownFlag` is the one boolean option only this kind has
+ * (`unlinkOnClose`, `shared`), checked in turn with the other flags; `kind`
+ * is what a create makes (`object`, `file`), for the message.
+ */
+export function checkRegionOptions(
+  options: RegionOptions,
+  action: string,
+  kind: string,
+  ownFlag: [name: string, value: unknown],
+): CheckedRegionOptions {
+  const { create, exclusive, readOnly } = options;
+  checkFlag(create, "create", action);
+  checkFlag(exclusive, "exclusive", action);
+  checkFlag(readOnly, "readOnly", action);
+  checkFlag(ownFlag[1], ownFlag[0], action);
+  if (exclusive && !create) {
+    throw new TypeError(`Cannot ${action}: exclusive needs create`);
+  }
+  if (readOnly && create) {
     throw new TypeError(
-      `Cannot ${action}: ${name} must be a boolean, got ${typeof value}`,
+      `Cannot ${action}: readOnly cannot be combined with create (a new ${kind} must be sized, which needs write access)`,
     );
   }
+  if (create && options.size === undefined) {
+    throw new TypeError(`Cannot ${action}: create needs a size`);
+  }
+  return {
+    create: create ?? false,
+    exclusive: exclusive ?? false,
+    readOnly: readOnly ?? false,
+    size: options.size === undefined
+      ? undefined
+      : checkSize(options.size, action),
+    mode: checkMode(options.mode ?? 0o600, action),
+  };
 }
 
 /**

@@ -9,6 +9,18 @@ import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import type { Mapping } from "./_mapping.ts";
 import { bindStruct } from "./_struct.ts";
 
+/**
+ * Checks, before anything is opened, that `layout` is one a record can be
+ * sized from; `action` names the open: `open shared memory "/x"`.
+ */
+export function checkRecordLayout(layout: unknown, action: string): void {
+  if (typeof (layout as Layout<LayoutSpec> | undefined)?.size !== "number") {
+    throw new TypeError(
+      `Cannot ${action} as a record: expected a layout made by layout({ … })`,
+    );
+  }
+}
+
 /** Binds `layout` at `byteOffset` of `mapping`, after checking both. */
 export function structIn<S extends LayoutSpec>(
   mapping: Mapping,

@@ -40,9 +40,9 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_errors.ts";
+import { checkFlag } from "./_checks.ts";
 import {
-  checkFlag,
-  checkMode,
+  checkRegionOptions,
   checkSize,
   Mapping,
   openTracked,
@@ -54,7 +54,7 @@ import {
   type TypedArrayConstructor,
 } from "./_mapping.ts";
 import { type Access, requirePermissions } from "./_permissions.ts";
-import { ownedStruct, structIn } from "./_region.ts";
+import { checkRecordLayout, ownedStruct, structIn } from "./_region.ts";
 
 // msync needs a page-aligned start; 64 KiB is a multiple of every page size
 // Linux uses on x86_64 and aarch64 (4, 16 and 64 KiB).
@@ -169,28 +169,14 @@ export class MappedFile implements Disposable {
   static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
     const filePath = _checkPath(path);
     const action = `map file "${filePath}"`;
-    const { create, exclusive, readOnly } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(readOnly, "readOnly", action);
-    checkFlag(options.shared, "shared", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
-    if (readOnly && create) {
-      throw new TypeError(
-        `Cannot ${action}: readOnly cannot be combined with create (a new file must be sized, which needs write access)`,
-      );
-    }
-    if (create && options.size === undefined) {
-      throw new TypeError(`Cannot ${action}: create needs a size`);
-    }
-    const size = options.size === undefined
-      ? undefined
-      : checkSize(options.size, action);
-    const mode = checkMode(options.mode ?? 0o600, action);
+    const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
+      options,
+      action,
+      "file",
+      ["shared", options.shared],
+    );
     const shared = !readOnly && (options.shared ?? true);
-    const writableFd = Boolean(create) || shared;
+    const writableFd = create || shared;
 
     const accesses: Access[] = ["read"];
     if (writableFd) accesses.push("write");
@@ -203,8 +189,8 @@ export class MappedFile implements Disposable {
       (extra) => retryEintr(() => open(cPath, flags | extra, mode)),
       "open",
       action,
-      create ?? false,
-      exclusive ?? false,
+      create,
+      exclusive,
     );
     let mapping: Mapping;
     try {
@@ -219,7 +205,7 @@ export class MappedFile implements Disposable {
       const mapped = settleSize(fd, {
         created,
         requested: size,
-        canGrow: (create ?? false) && writableFd,
+        canGrow: create && writableFd,
         reserveExisting: false,
         action,
         place: `the file system of "${filePath}"`,
@@ -230,13 +216,7 @@ export class MappedFile implements Disposable {
       if (created) Deno.removeSync(filePath);
       throw error;
     }
-    return new MappedFile(
-      filePath,
-      mapping,
-      readOnly ?? false,
-      shared,
-      writableFd,
-    );
+    return new MappedFile(filePath, mapping, readOnly, shared, writableFd);
   }
 
   /**
@@ -256,13 +236,7 @@ export class MappedFile implements Disposable {
     layout: Layout<S>,
     options: Omit<MappedFileOptions, "size"> = {},
   ): MappedStruct<S, MappedFile> {
-    if (typeof layout?.size !== "number") {
-      throw new TypeError(
-        `Cannot map file "${
-          String(path)
-        }" as a record: expected a layout made by layout({ … })`,
-      );
-    }
+    checkRecordLayout(layout, `map file "${String(path)}"`);
     const file = MappedFile.open(path, { ...options, size: layout.size });
     return ownedStruct(
       file,

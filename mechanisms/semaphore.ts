@@ -36,7 +36,8 @@ import { ERRNO, lastErrno, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
 import { closedError, systemError, timeoutError } from "./_errors.ts";
-import { checkFlag, checkMode, type Mapping, mappingOf } from "./_mapping.ts";
+import { checkFlag, checkMode } from "./_checks.ts";
+import { type Mapping, mappingOf } from "./_mapping.ts";
 import { NAME_MAX, validateIpcName } from "./_names.ts";
 import { requirePermissions } from "./_permissions.ts";
 import {

@@ -66,9 +66,7 @@ import { libc } from "../ffi/load.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_errors.ts";
 import {
-  checkFlag,
-  checkMode,
-  checkSize,
+  checkRegionOptions,
   Mapping,
   openTracked,
   registerRegion,
@@ -78,7 +76,7 @@ import {
 } from "./_mapping.ts";
 import { validateIpcName } from "./_names.ts";
 import { type Access, requirePermissions } from "./_permissions.ts";
-import { ownedStruct, structIn } from "./_region.ts";
+import { checkRecordLayout, ownedStruct, structIn } from "./_region.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_mapping.ts";
 
@@ -177,26 +175,13 @@ export class SharedMemory implements Disposable {
   static open(name: string, options: SharedMemoryOptions = {}): SharedMemory {
     const base = validateIpcName(name, "shared memory");
     const action = `open shared memory "${name}"`;
-    const { create, exclusive, readOnly, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(readOnly, "readOnly", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
-    if (readOnly && create) {
-      throw new TypeError(
-        `Cannot ${action}: readOnly cannot be combined with create (a new object must be sized, which needs write access)`,
-      );
-    }
-    if (create && options.size === undefined) {
-      throw new TypeError(`Cannot ${action}: create needs a size`);
-    }
-    const size = options.size === undefined
-      ? undefined
-      : checkSize(options.size, action);
-    const mode = checkMode(options.mode ?? 0o600, action);
+    const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
+      options,
+      action,
+      "object",
+      ["unlinkOnClose", options.unlinkOnClose],
+    );
+    const unlinkOnClose = options.unlinkOnClose ?? false;
 
     const path = `${SHM_DIR}/${base}`;
     const accesses: Access[] = ["read"];
@@ -210,15 +195,15 @@ export class SharedMemory implements Disposable {
       (extra) => retryEintr(() => shmOpen(cName, flags | extra, mode)),
       "shm_open",
       action,
-      create ?? false,
-      exclusive ?? false,
+      create,
+      exclusive,
     );
     let mapping: Mapping;
     try {
       const mapped = settleSize(fd, {
         created,
         requested: size,
-        canGrow: create ?? false,
+        canGrow: create,
         reserveExisting: !readOnly,
         action,
         place: SHM_DIR,
@@ -229,12 +214,7 @@ export class SharedMemory implements Disposable {
       if (created) libc().symbols.shm_unlink(cName);
       throw error;
     }
-    return new SharedMemory(
-      name,
-      mapping,
-      readOnly ?? false,
-      unlinkOnClose ?? false,
-    );
+    return new SharedMemory(name, mapping, readOnly, unlinkOnClose);
   }
 
   /**
@@ -260,11 +240,7 @@ export class SharedMemory implements Disposable {
     layout: Layout<S>,
     options: Omit<SharedMemoryOptions, "size"> = {},
   ): MappedStruct<S, SharedMemory> {
-    if (typeof layout?.size !== "number") {
-      throw new TypeError(
-        `Cannot open shared memory "${name}" as a record: expected a layout made by layout({ … })`,
-      );
-    }
+    checkRecordLayout(layout, `open shared memory "${name}"`);
     const memory = SharedMemory.open(name, { ...options, size: layout.size });
     return ownedStruct(
       memory,
