@@ -52,6 +52,7 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
+import { checkMode } from "./_checks.ts";
 import { systemError, timeoutError } from "./_errors.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_fd_streams.ts";
 import {
@@ -212,7 +213,11 @@ export class Fifo implements Disposable {
   static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
     const file = _checkPath(path, "create FIFO");
     const action = `create FIFO "${file}"`;
-    const mode = _checkMode(options.mode, action);
+    // Only undefined means the default: a null mode is an error here.
+    const mode = checkMode(
+      options.mode === undefined ? 0o600 : options.mode,
+      action,
+    );
     requirePermission("write", file);
     const cPath = cString(file);
     const result = retryEintr(() => libc().symbols.mkfifo(cPath, mode));
@@ -386,7 +391,11 @@ export class Fifo implements Disposable {
     }
     const action = `open FIFO pair "${base}" as ${role}`;
     checkFramingOptions(options, action);
-    const mode = _checkMode(options.mode, action);
+    // Only undefined means the default: a null mode is an error here.
+    const mode = checkMode(
+      options.mode === undefined ? 0o600 : options.mode,
+      action,
+    );
     const deadline = deadlineOf(options);
     const toServer = base + TO_SERVER_SUFFIX;
     const toClient = base + TO_CLIENT_SUFFIX;
@@ -547,20 +556,6 @@ function _checkPath(path: unknown, action: string): string {
     );
   }
   return file;
-}
-
-function _checkMode(mode: unknown, action: string): number {
-  if (mode === undefined) return 0o600;
-  if (
-    !Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o777
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: mode must be an integer from 0 to 0o777, got ${
-        String(mode)
-      }`,
-    );
-  }
-  return mode as number;
 }
 
 function _createError(file: string, errno: number): Error {

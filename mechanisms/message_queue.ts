@@ -27,6 +27,7 @@ import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
+import { checkMode } from "./_checks.ts";
 import { closedError, systemError, timeoutError } from "./_errors.ts";
 import { receiveUntilEnd } from "./_iterate.ts";
 import { defaultMqLimit, MQ_PROC_DIR, readMqLimit } from "./_mq_limits.ts";
@@ -260,7 +261,10 @@ export class MessageQueue<T = unknown>
         `Cannot open message queue "${name}": exclusive needs create`,
       );
     }
-    const mode = _checkMode(options.mode ?? 0o600, name);
+    const mode = checkMode(
+      options.mode ?? 0o600,
+      `open message queue "${name}"`,
+    );
     checkSpinMicros(options.spin, `open message queue "${name}"`);
     const attr = options.create ? _createAttributes(name, options) : undefined;
 
@@ -698,19 +702,6 @@ function _readAttributes(fd: number, what: string): QueueAttributes {
     messageSize: Number(attr[MQ_ATTR.MSGSIZE / 8]),
     currentMessages: Number(attr[MQ_ATTR.CURMSGS / 8]),
   };
-}
-
-function _checkMode(mode: unknown, name: string): number {
-  if (
-    !Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o777
-  ) {
-    throw new RangeError(
-      `Cannot open message queue "${name}": mode must be an integer from 0 to 0o777, got ${
-        String(mode)
-      }`,
-    );
-  }
-  return mode as number;
 }
 
 function _checkPriority(priority: unknown, what: string): number {
