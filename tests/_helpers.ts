@@ -34,17 +34,38 @@ export function ensureMqueueMounted(): Promise<boolean> {
     if (Deno.uid() !== 0) return false;
     try {
       Deno.mkdirSync("/dev/mqueue", { recursive: true });
-      const { success } = await new Deno.Command("mount", {
-        args: ["-t", "mqueue", "none", "/dev/mqueue"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      return success;
     } catch {
       return false;
     }
+    return await commandSucceeds("mount", [
+      "-t",
+      "mqueue",
+      "none",
+      "/dev/mqueue",
+    ]);
   })();
   return _mqueueMounted;
+}
+
+/**
+ * Runs a program quietly and says whether it exited with success; a program
+ * that is not installed (or cannot start) is `false`. For tests that skip
+ * where a tool or a privilege is missing.
+ */
+export async function commandSucceeds(
+  program: string,
+  args: string[],
+): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(program, {
+      args,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
 }
 
 function _ipcEntries(): Set<string> {

@@ -4,7 +4,7 @@ import { sensor } from "./fixtures/_sensor.ts";
 import { cString, O } from "../ffi/c.ts";
 import { libc } from "../ffi/load.ts";
 import { reserve } from "../mechanisms/_mapping.ts";
-import { leakChecked, runFixture } from "./_helpers.ts";
+import { commandSucceeds, leakChecked, runFixture } from "./_helpers.ts";
 
 function tempFile(): { dir: string; path: string } & Disposable {
   const dir = Deno.makeTempDirSync({ prefix: "ipckit-test-mmap-" });
@@ -174,12 +174,15 @@ Deno.test(
   "MappedFile fails with ENOSPC on a full file system and removes the file it created",
   leakChecked(async (t) => {
     using tmp = tempFile();
-    const mount = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=256k", "tmpfs", tmp.dir],
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => ({ success: false }));
-    if (!mount.success) {
+    const mounted = await commandSucceeds("mount", [
+      "-t",
+      "tmpfs",
+      "-o",
+      "size=256k",
+      "tmpfs",
+      tmp.dir,
+    ]);
+    if (!mounted) {
       console.log("skipped: cannot mount a small tmpfs (needs root)");
       return;
     }

@@ -9,7 +9,12 @@ import {
   type SocketServer,
   UDP_MAX_PAYLOAD_IPV4,
 } from "../mod.ts";
-import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  runFixture,
+  spawnFixture,
+} from "./_helpers.ts";
 
 type Numbered = { n: number; pid: number };
 
@@ -529,18 +534,7 @@ Deno.test(
   ),
 );
 
-const socat = await (async () => {
-  try {
-    const { success } = await new Deno.Command("socat", {
-      args: ["-V"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-})();
+const socat = await commandSucceeds("socat", ["-V"]);
 if (!socat) {
   console.log(
     "socket_test: skipping the socat interop tests: socat is not installed (apt-get install socat)",
