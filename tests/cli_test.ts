@@ -6,7 +6,12 @@ import {
   SEMAPHORE_SIZE,
   SharedMemory,
 } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
 
 /** The flags the `ipckit` task and the install line give the CLI. */
 const CLI_FLAGS = [
@@ -350,6 +355,99 @@ Deno.test(
       assert.equal(exists("shm", outside), true);
     } finally {
       for (const [kind, name] of all) unlinkQuietly(kind, name);
+    }
+  }),
+);
+
+/** Runs deno as the user `nobody` (uid 65534) with its own cache directory. */
+async function asNobody(
+  denoDir: string,
+  args: string[],
+): Promise<CliResult> {
+  const output = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "env",
+      `DENO_DIR=${denoDir}`,
+      `HOME=${denoDir}`,
+      Deno.execPath(),
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test(
+  "ipckit gc run by a user who cannot inspect every process keeps what others could hold",
+  leakChecked(async () => {
+    const canSwitch = Deno.uid() === 0 &&
+      await commandSucceeds("setpriv", ["--reuid=65534", "true"]);
+    if (!canSwitch) {
+      console.log("skipped: needs root and setpriv to run as another user");
+      return;
+    }
+    const prefix = `${uniqueName("cli-gc-user")}-`;
+    const rootOwned = `${prefix}root`;
+    const privateToNobody = `${prefix}private`;
+    const sharedByNobody = `${prefix}shared`;
+    const denoDir = await Deno.makeTempDir({ prefix: "ipckit-cli-test-" });
+    try {
+      await Deno.chmod(denoDir, 0o777);
+      SharedMemory.open(rootOwned, { create: true, size: 64 }).close();
+      const mod = new URL("../mod.ts", import.meta.url).href;
+      const created = await asNobody(denoDir, [
+        "eval",
+        `import { SharedMemory } from "${mod}";
+        SharedMemory.open("${privateToNobody}", { create: true, size: 64 }).close();
+        SharedMemory.open("${sharedByNobody}", { create: true, size: 64, mode: 0o644 }).close();`,
+      ]);
+      assert.equal(created.code, 0, created.stderr);
+
+      const gc = await asNobody(denoDir, [
+        "run",
+        "--quiet",
+        ...CLI_FLAGS,
+        CLI,
+        "gc",
+        "--prefix",
+        prefix,
+      ]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.match(gc.stdout, /note: \d+ processes could not be inspected/);
+      assert.match(
+        gc.stdout,
+        new RegExp(
+          `^kept\\s+shm\\s+${rootOwned}\\s+it belongs to uid 0 and`,
+          "m",
+        ),
+      );
+      assert.match(
+        gc.stdout,
+        new RegExp(
+          `^kept\\s+shm\\s+${sharedByNobody}\\s+its mode 0644 lets other users`,
+          "m",
+        ),
+      );
+      assert.match(
+        gc.stdout,
+        new RegExp(`^removed\\s+shm\\s+${privateToNobody}\\s`, "m"),
+      );
+      assert.equal(exists("shm", rootOwned), true);
+      assert.equal(exists("shm", sharedByNobody), true);
+      assert.equal(exists("shm", privateToNobody), false);
+    } finally {
+      for (const name of [rootOwned, privateToNobody, sharedByNobody]) {
+        unlinkQuietly("shm", name);
+      }
+      await Deno.remove(denoDir, { recursive: true });
     }
   }),
 );
