@@ -143,10 +143,49 @@ export const S_IFBLK = 0o060000;
  * layout.
  */
 export const STAT = _isDarwin
-  ? { SIZE: 96, MODE: 4, MODE_BYTES: 2, SIZE_OF: 144 }
+  ? {
+    DEV: 0,
+    DEV_BYTES: 4,
+    INO: 8,
+    SIZE: 96,
+    MODE: 4,
+    MODE_BYTES: 2,
+    UID: 16,
+    MTIME: 48,
+    SIZE_OF: 144,
+  }
   : _isAarch64
-  ? { SIZE: 48, MODE: 16, MODE_BYTES: 4, SIZE_OF: 128 }
-  : { SIZE: 48, MODE: 24, MODE_BYTES: 4, SIZE_OF: 144 };
+  ? {
+    DEV: 0,
+    DEV_BYTES: 8,
+    INO: 8,
+    SIZE: 48,
+    MODE: 16,
+    MODE_BYTES: 4,
+    UID: 24,
+    MTIME: 88,
+    SIZE_OF: 128,
+  }
+  : {
+    DEV: 0,
+    DEV_BYTES: 8,
+    INO: 8,
+    SIZE: 48,
+    MODE: 24,
+    MODE_BYTES: 4,
+    UID: 28,
+    MTIME: 88,
+    SIZE_OF: 144,
+  };
+
+/**
+ * Offsets in `struct dirent` of the entry type and the NUL-terminated name.
+ * glibc and musl agree on 64-bit Linux (`d_ino`, `d_off`, `d_reclen`,
+ * `d_type`, `d_name`); macOS puts a 16-bit name length before the type.
+ */
+export const DIRENT = _isDarwin
+  ? { TYPE: 20, NAME: 21 } as const
+  : { TYPE: 18, NAME: 19 } as const;
 
 /**
  * `struct mq_attr { long mq_flags, mq_maxmsg, mq_msgsize, mq_curmsgs; long pad[4]; }`

@@ -31,3 +31,40 @@ export function readSmallFile(
     close(fd);
   }
 }
+
+/**
+ * Reads a whole file of unknown length (such as `/proc/<pid>/maps`, which
+ * the kernel hands out a page or so per read) up to `maxBytes`, or returns
+ * `-errno` when it cannot be opened or read. Callers check Deno's read
+ * permission for `path` first: this function does not.
+ */
+export function readWholeFile(
+  path: string,
+  maxBytes: number = 64 * 1024 * 1024,
+): string | number {
+  const { open, read, close } = libc().symbols;
+  const cPath = cString(path);
+  const fd = retryEintr(() => open(cPath, O.RDONLY | O.CLOEXEC, 0));
+  if (fd < 0) return fd;
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    let chunk = new Uint8Array(64 * 1024);
+    while (total < maxBytes) {
+      const length = retryEintr(() =>
+        Number(read(fd, chunk, BigInt(chunk.length)))
+      );
+      if (length < 0) return length;
+      if (length === 0) break;
+      chunks.push(chunk.subarray(0, length));
+      total += length;
+      chunk = new Uint8Array(64 * 1024);
+    }
+    const decoder = new TextDecoder();
+    let text = "";
+    for (const part of chunks) text += decoder.decode(part, { stream: true });
+    return text + decoder.decode();
+  } finally {
+    close(fd);
+  }
+}

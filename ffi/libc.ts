@@ -23,6 +23,8 @@ export const LIBC_SYMBOLS = {
   __error: { parameters: [], result: "pointer", optional: true },
   // pid_t getpid(void);
   getpid: { parameters: [], result: "i32" },
+  // uid_t getuid(void);
+  getuid: { parameters: [], result: "u32" },
   // int kill(pid_t pid, int sig);
   kill: { parameters: ["i32", "i32"], result: "i32" },
 
@@ -44,6 +46,14 @@ export const LIBC_SYMBOLS = {
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   // int lstat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
   lstat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  // int stat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
+  stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  // DIR *opendir(const char *path);
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  // struct dirent *readdir(DIR *dir);  NULL at the end (errno unchanged) or on error
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  // int closedir(DIR *dir);
+  closedir: { parameters: ["pointer"], result: "i32" },
   // int ftruncate(int fd, off_t length);
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   // int posix_fallocate(int fd, off_t offset, off_t len);  returns the error, not -1

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { listDirectory } from "../ffi/dir.ts";
 
 /** A name no other test or run uses: prefix, pid and a random suffix. */
 export function uniqueName(prefix: string): string {
@@ -25,12 +26,8 @@ let _mqueueMounted: Promise<boolean> | undefined;
  */
 export function ensureMqueueMounted(): Promise<boolean> {
   _mqueueMounted ??= (async () => {
-    try {
-      Deno.statSync("/dev/mqueue/");
-      return true;
-    } catch {
-      // Not mounted: try below.
-    }
+    // Through libc: Deno 2.9's Deno.statSync demands --allow-all under /dev.
+    if (typeof listDirectory("/dev/mqueue") !== "number") return true;
     if (Deno.uid() !== 0) return false;
     try {
       Deno.mkdirSync("/dev/mqueue", { recursive: true });
@@ -68,16 +65,18 @@ export async function commandSucceeds(
   }
 }
 
+/**
+ * Lists the IPC directories through libc: Deno 2.9's own `Deno.readDirSync`
+ * demands `--allow-all` under /dev, and a check that swallowed that error
+ * would pass without looking.
+ */
 function _ipcEntries(): Set<string> {
   const entries = new Set<string>();
   for (const dir of IPC_DIRS) {
-    try {
-      for (const entry of Deno.readDirSync(dir)) {
-        entries.add(`${dir}/${entry.name}`);
-      }
-    } catch {
-      // The directory does not exist on this machine.
-    }
+    const listed = listDirectory(dir);
+    // A negative errno: the directory does not exist on this machine.
+    if (typeof listed === "number") continue;
+    for (const entry of listed) entries.add(`${dir}/${entry.name}`);
   }
   return entries;
 }

@@ -1,0 +1,55 @@
+/**
+ * stat(2) and lstat(2) through libc, decoded into the fields ipckit reads.
+ * Callers check Deno's read permission for the path first: these functions
+ * do not.
+ *
+ * @module
+ */
+
+import { cString, requireSymbol, STAT } from "./c.ts";
+import { retryEintr } from "./errno.ts";
+
+/** The fields of `struct stat` that ipckit uses. */
+export interface FileStatus {
+  /** `st_dev`, the device the file lives on. */
+  dev: bigint;
+  /** `st_ino`; with `dev`, identifies the file. */
+  ino: bigint;
+  /** `st_mode`: file type and permission bits. */
+  mode: number;
+  /** `st_uid`, the owner. */
+  uid: number;
+  /** `st_size` in bytes. */
+  size: number;
+  /** `st_mtime` in milliseconds since the epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * Stats `path`, following a final symbolic link unless `follow` is false.
+ * Returns `-errno` when the call fails.
+ */
+export function statPath(
+  path: string,
+  follow: boolean = true,
+): FileStatus | number {
+  const call = requireSymbol(follow ? "stat" : "lstat");
+  const buffer = new Uint8Array(STAT.SIZE_OF);
+  const cPath = cString(path);
+  const result = retryEintr(() => call(cPath, buffer));
+  if (result < 0) return result;
+  const view = new DataView(buffer.buffer);
+  return {
+    dev: STAT.DEV_BYTES === 4
+      ? BigInt(view.getInt32(STAT.DEV, true))
+      : view.getBigUint64(STAT.DEV, true),
+    ino: view.getBigUint64(STAT.INO, true),
+    mode: STAT.MODE_BYTES === 2
+      ? view.getUint16(STAT.MODE, true)
+      : view.getUint32(STAT.MODE, true),
+    uid: view.getUint32(STAT.UID, true),
+    size: Number(view.getBigInt64(STAT.SIZE, true)),
+    mtimeMs: Number(view.getBigInt64(STAT.MTIME, true)) * 1000 +
+      Math.floor(Number(view.getBigInt64(STAT.MTIME + 8, true)) / 1e6),
+  };
+}
