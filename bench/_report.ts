@@ -40,7 +40,13 @@ export interface Results {
   date: string;
   command: string;
   machine: Machine;
-  plan: { roundTrips: number; warmUp: number; samples: number; count: number };
+  plan: {
+    rounds: number;
+    roundTrips: number;
+    warmUp: number;
+    samples: number;
+    count: number;
+  };
   rows: Row[];
 }
 
@@ -163,12 +169,20 @@ export function markdown(results: Results): string {
     `Machine: ${_machineLine(results)}. The machine is shared and noisy: ` +
       "compare rows of this run with each other, not with another run.",
     "",
-    `Method: each cell starts a fresh peer process. A round trip sends a ` +
-      `message and waits for the echo; ${plan.roundTrips} sequential round ` +
-      `trips are timed after ${plan.warmUp} untimed ones (median and p99, ` +
+    `Method: the run makes ${plan.rounds} pass${
+      plan.rounds > 1 ? "es" : ""
+    } over every transport and pools each cell's samples, so a change in ` +
+      `the machine's load hits every row alike; each pass of a cell starts ` +
+      `a fresh peer process. A round trip sends a message and waits for the ` +
+      `echo: ${plan.roundTrips} sequential round trips are timed per cell, ` +
+      `after ${plan.warmUp} untimed ones per connection (median and p99, ` +
       `µs). One way: ${plan.samples} timed bursts of ${plan.count} messages ` +
-      `of 1 MiB after one untimed burst; the peer copies each message out ` +
-      `and acknowledges it; the median burst rate is shown in MiB/s.`,
+      `of 1 MiB, each pass after one untimed burst; the peer copies each message out ` +
+      `and acknowledges it; the median burst rate is shown in MiB/s. ` +
+      `Every waiting process sleeps in the kernel unless a row says it ` +
+      `spins, so each round trip pays at least two wake-ups: on a virtual ` +
+      `machine whose idle cores halt, a wake-up costs tens of µs and the ` +
+      `absolute numbers move with the host's load between runs.`,
     "",
     "![64-byte round trip per mechanism, log scale](results.svg)",
     "",

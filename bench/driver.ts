@@ -62,14 +62,27 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
+/**
+ * Totals per cell. A full run splits them over `rounds` passes through every
+ * transport, so a change in the shared machine's load between minutes hits
+ * every row alike instead of whichever rows ran at that moment.
+ */
 const plan = {
+  rounds: quick ? 1 : 5,
   roundTrips: quick ? 1_000 : 10_000,
-  warmUp: quick ? 100 : 1_000,
+  warmUp: quick ? 100 : 500,
   samples: quick ? 3 : 15,
   count: quick ? 8 : 32,
 };
-/** No cell may run longer than this; a slower one stops early and says so. */
-const CELL_BUDGET_MS = quick ? 20_000 : 120_000;
+/** What one pass asks of each cell (warm-up is per connection). */
+const perRound = {
+  roundTrips: plan.roundTrips / plan.rounds,
+  warmUp: plan.warmUp,
+  samples: plan.samples / plan.rounds,
+  count: plan.count,
+};
+/** No cell may run longer than this per pass; a slower one stops early. */
+const CELL_BUDGET_MS = quick ? 20_000 : 60_000;
 const CONNECT_TIMEOUT_MS = 30_000;
 const MiB = 1 << 20;
 
@@ -104,9 +117,9 @@ function withTimeout<T>(
 async function roundTrips(session: Session, bytes: number): Promise<number[]> {
   const message = new Uint8Array(bytes).fill(0x5a);
   const stopAt = performance.now() + CELL_BUDGET_MS;
-  for (let i = 0; i < plan.warmUp; i++) await session.roundTrip(message);
+  for (let i = 0; i < perRound.warmUp; i++) await session.roundTrip(message);
   const samples: number[] = [];
-  for (let i = 0; i < plan.roundTrips && performance.now() < stopAt; i++) {
+  for (let i = 0; i < perRound.roundTrips && performance.now() < stopAt; i++) {
     const start = performance.now();
     await session.roundTrip(message);
     samples.push((performance.now() - start) * 1000);
@@ -119,100 +132,119 @@ async function oneWay(session: Session, bytes: number): Promise<number[]> {
   const message = new Uint8Array(bytes).fill(0x5a);
   const stopAt = performance.now() + CELL_BUDGET_MS;
   const rates: number[] = [];
-  for (let i = 0; i <= plan.samples && performance.now() < stopAt; i++) {
+  for (let i = 0; i <= perRound.samples && performance.now() < stopAt; i++) {
     const start = performance.now();
-    await session.sendOneWay!(message, plan.count);
+    await session.sendOneWay!(message, perRound.count);
     const seconds = (performance.now() - start) / 1000;
-    if (i > 0) rates.push((plan.count * bytes) / MiB / seconds);
+    if (i > 0) rates.push((perRound.count * bytes) / MiB / seconds);
   }
   return rates;
 }
 
-async function measureCell(
+/** One pass of one cell: its samples, or a note saying why there are none. */
+async function measurePass(
   transport: Transport,
   key: SizeKey,
-): Promise<Cell> {
+): Promise<number[] | string> {
   const bytes = SIZES[key].bytes;
   const reason = transport.unsupported?.(bytes);
-  if (reason) return { note: reason };
+  if (reason) return reason;
   const isOneWay = key === "oneWay1MiB";
-  let samples: number[];
   if (transport.measureElsewhere) {
-    const elsewhere: Plan = { bytes, ...plan };
-    samples = await transport.measureElsewhere(elsewhere);
-  } else {
-    const session = await withTimeout(
-      transport.connect(bytes),
-      CONNECT_TIMEOUT_MS,
-      "connecting",
-    );
-    try {
-      if (isOneWay && !session.sendOneWay) {
-        return { note: "this transport does not measure one-way sends" };
+    return await transport.measureElsewhere({ bytes, ...perRound });
+  }
+  const session = await withTimeout(
+    transport.connect(bytes),
+    CONNECT_TIMEOUT_MS,
+    "connecting",
+  );
+  try {
+    if (isOneWay && !session.sendOneWay) {
+      return "this transport does not measure one-way sends";
+    }
+    return isOneWay
+      ? await oneWay(session, bytes)
+      : await roundTrips(session, bytes);
+  } finally {
+    await withTimeout(session.close(), CONNECT_TIMEOUT_MS, "closing");
+  }
+}
+
+function show(samples: number[] | string, key: SizeKey): string {
+  if (typeof samples === "string") return `— (${samples})`;
+  if (samples.length === 0) return "no samples";
+  const { median, p99 } = summarize(samples);
+  return key === "oneWay1MiB"
+    ? `${median.toFixed(0)} MiB/s`
+    : `${median.toFixed(1)} µs (p99 ${p99.toFixed(1)})`;
+}
+
+const machine = await machineFacts();
+const keys = Object.keys(SIZES) as SizeKey[];
+const cells = selected.length * keys.length * plan.rounds;
+console.error(
+  `ipckit benchmark${
+    quick ? " (quick)" : ""
+  }: ${selected.length} transports; ` +
+    `per cell ${plan.roundTrips} round trips (${perRound.warmUp} warm-up per ` +
+    `connection) or ${plan.samples} samples of ${plan.count} × 1 MiB one way, ` +
+    `in ${plan.rounds} pass${plan.rounds > 1 ? "es" : ""} over every transport`,
+);
+const collected = new Map<string, number[]>();
+const notes = new Map<string, string>();
+const failed = new Map<Transport, string>();
+let done = 0;
+for (let round = 1; round <= plan.rounds; round++) {
+  for (const transport of selected) {
+    for (const key of keys) {
+      done++;
+      const id = `${transport.name}\0${key}`;
+      if (notes.has(id)) continue;
+      const started = performance.now();
+      let pass: number[] | string;
+      try {
+        pass = failed.get(transport) ?? await measurePass(transport, key);
+      } catch (error) {
+        pass = error instanceof Error ? error.message : String(error);
+        failed.set(transport, pass);
       }
-      samples = isOneWay
-        ? await oneWay(session, bytes)
-        : await roundTrips(session, bytes);
-    } finally {
-      await withTimeout(session.close(), CONNECT_TIMEOUT_MS, "closing");
+      if (typeof pass === "string") notes.set(id, pass);
+      else collected.set(id, [...(collected.get(id) ?? []), ...pass]);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      console.error(
+        `[${String(done).padStart(3)}/${cells}] ${
+          plan.rounds > 1 ? `pass ${round}: ` : ""
+        }${transport.name}, ${SIZES[key].label}: ${
+          show(pass, key)
+        } in ${seconds} s`,
+      );
     }
   }
-  const summary = summarize(samples);
-  const wanted = isOneWay ? plan.samples : plan.roundTrips;
+}
+
+function cellOf(transport: Transport, key: SizeKey): Cell {
+  const id = `${transport.name}\0${key}`;
+  const note = notes.get(id);
+  if (note) return { note };
+  const samples = collected.get(id) ?? [];
+  if (samples.length === 0) return { note: "no samples" };
+  const wanted = key === "oneWay1MiB" ? plan.samples : plan.roundTrips;
   return {
-    ...summary,
-    ...(summary.count < wanted
-      ? { note: `stopped after ${CELL_BUDGET_MS / 1000} s` }
+    ...summarize(samples),
+    ...(samples.length < wanted
+      ? { note: `stopped early: ${samples.length} of ${wanted} samples` }
       : {}),
   };
 }
 
-function show(cell: Cell, key: SizeKey): string {
-  if (cell.median === undefined) return `— (${cell.note})`;
-  return key === "oneWay1MiB"
-    ? `${cell.median.toFixed(0)} MiB/s`
-    : `${cell.median.toFixed(1)} µs (p99 ${cell.p99!.toFixed(1)})`;
-}
-
-const machine = await machineFacts();
-const cells = selected.length * Object.keys(SIZES).length;
-console.error(
-  `ipckit benchmark${
-    quick ? " (quick)" : ""
-  }: ${selected.length} transports, ` +
-    `${plan.roundTrips} round trips per size after ${plan.warmUp} warm-up, ` +
-    `${plan.samples} samples of ${plan.count} × 1 MiB one way`,
-);
-const rows: Row[] = [];
-let done = 0;
-for (const transport of selected) {
-  const row: Row = {
-    transport: transport.name,
-    kind: transport.kind,
-    ...(transport.versus ? { versus: transport.versus } : {}),
-    rt64: {},
-    rt4KiB: {},
-    oneWay1MiB: {},
-  };
-  let failed: string | undefined;
-  for (const key of Object.keys(SIZES) as SizeKey[]) {
-    done++;
-    const started = performance.now();
-    try {
-      row[key] = failed ? { note: failed } : await measureCell(transport, key);
-    } catch (error) {
-      failed = error instanceof Error ? error.message : String(error);
-      row[key] = { note: failed };
-    }
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    console.error(
-      `[${String(done).padStart(2)}/${cells}] ${transport.name}, ${
-        SIZES[key].label
-      }: ${show(row[key], key)} in ${seconds} s`,
-    );
-  }
-  rows.push(row);
-}
+const rows: Row[] = selected.map((transport) => ({
+  transport: transport.name,
+  kind: transport.kind,
+  ...(transport.versus ? { versus: transport.versus } : {}),
+  rt64: cellOf(transport, "rt64"),
+  rt4KiB: cellOf(transport, "rt4KiB"),
+  oneWay1MiB: cellOf(transport, "oneWay1MiB"),
+}));
 
 const results: Results = {
   date: new Date().toISOString(),
