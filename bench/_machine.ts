@@ -1,9 +1,13 @@
 /**
  * Facts about the machine a benchmark ran on, for the report: read from
- * /proc where Linux has them, so the driver needs no --allow-sys.
+ * /proc where Linux has them, so the driver needs no --allow-sys. Deno's
+ * file API wants --allow-all for anything under /proc, so the files are
+ * read through libc (ffi/file.ts) once --allow-read covers them.
  *
  * @module
  */
+
+import { readSmallFile } from "../ffi/file.ts";
 
 /** What the report says about the machine. */
 export interface Machine {
@@ -18,26 +22,25 @@ export interface Machine {
   mqueue: { msgsizeMax: number; msgMax: number } | null;
 }
 
-async function _read(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch {
+function _read(path: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
     return undefined;
   }
+  return readSmallFile(path, 8192);
 }
 
 /** Collects the facts; anything unreadable is reported as "unknown". */
-export async function machineFacts(): Promise<Machine> {
-  const cpuinfo = await _read("/proc/cpuinfo") ?? "";
-  const meminfo = await _read("/proc/meminfo") ?? "";
+export function machineFacts(): Machine {
+  const cpuinfo = _read("/proc/cpuinfo") ?? "";
+  const meminfo = _read("/proc/meminfo") ?? "";
   const memKiB = Number(/MemTotal:\s+(\d+)/.exec(meminfo)?.[1] ?? NaN);
-  const msgsize = await _read("/proc/sys/fs/mqueue/msgsize_max");
-  const msgmax = await _read("/proc/sys/fs/mqueue/msg_max");
+  const msgsize = _read("/proc/sys/fs/mqueue/msgsize_max");
+  const msgmax = _read("/proc/sys/fs/mqueue/msg_max");
   return {
     cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
     cores: navigator.hardwareConcurrency,
     memoryGiB: Math.round(memKiB / 1024 / 1024),
-    kernel: (await _read("/proc/sys/kernel/osrelease"))?.trim() ?? "unknown",
+    kernel: (_read("/proc/sys/kernel/osrelease"))?.trim() ?? "unknown",
     os: `${Deno.build.os}/${Deno.build.arch}`,
     deno: Deno.version.deno,
     v8: Deno.version.v8,

@@ -179,7 +179,7 @@ function show(samples: number[] | string, key: SizeKey): string {
     : `${median.toFixed(1)} µs (p99 ${p99.toFixed(1)})`;
 }
 
-const machine = await machineFacts();
+const machine = machineFacts();
 const keys = Object.keys(SIZES) as SizeKey[];
 const cells = selected.length * keys.length * plan.rounds;
 console.error(
