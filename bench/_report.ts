@@ -272,9 +272,16 @@ export function svgChart(results: Results): string {
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="12" y="22" font-size="15" font-weight="bold">64-byte round trip to another process, median µs (log scale, shorter is faster)</text>`,
     `<text x="12" y="40" fill="#555">${
-      _escape(`${results.date.slice(0, 10)}, ${_machineLine(results)}`)
-        .slice(0, 140)
+      _escape(
+        `${
+          results.date.slice(0, 10)
+        }: ${results.machine.cpu}, ${results.machine.cores} cores, Linux ${results.machine.kernel}, Deno ${results.machine.deno}`,
+      )
     }</text>`,
+    `<rect x="${width - 250}" y="30" width="12" height="12" fill="#2563eb"/>`,
+    `<text x="${width - 234}" y="40">ipckit</text>`,
+    `<rect x="${width - 170}" y="30" width="12" height="12" fill="#ea580c"/>`,
+    `<text x="${width - 154}" y="40">alternative</text>`,
   ];
   for (let tick = low; tick <= high; tick *= 10) {
     const tx = x(tick).toFixed(1);

@@ -10,6 +10,7 @@
  *   deno task bench:driver               full run (10,000 round trips per cell)
  *   deno task bench:driver --quick       under a minute, for development
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
+ *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
  *
  * Prints progress and a table, and writes bench/results.json,
  * bench/results.md and bench/results.svg (the full run only, unless --out
@@ -59,8 +60,19 @@ const { values } = parseArgs({
     only: { type: "string" },
     out: { type: "string" },
     "no-install": { type: "boolean", default: false },
+    render: { type: "string" },
   },
 });
+if (values.render) {
+  // Re-renders results.md and results.svg from a results.json, measuring nothing.
+  const saved: Results = JSON.parse(await Deno.readTextFile(values.render));
+  const dir = new URL(".", `file://${await Deno.realPath(values.render)}`);
+  console.error(
+    `wrote ${(await writeReports(saved, dir.pathname)).join(", ")}`,
+  );
+  Deno.exit(0);
+}
+
 const quick = values.quick;
 /**
  * Totals per cell. A full run splits them over `rounds` passes through every
