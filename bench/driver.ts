@@ -1,110 +1,277 @@
 /**
- * The cross-process benchmark driver: for each transport, the round trip of a
- * 64-byte and a 4 KiB message to an echoing peer process, as median and p99
- * over many round trips after a warm-up.
+ * The cross-process benchmark driver: for every ipckit mechanism, and for
+ * what a Deno user would pick instead, in one run against a peer process:
  *
- *   deno task bench:driver            full run (10,000 round trips per row)
- *   deno task bench:driver --quick    a quick look (1,000 round trips per row)
- *   deno task bench:driver --only=message   rows whose name contains "message"
+ * - the round trip of a 64-byte and of a 4 KiB message (median and p99 over
+ *   many sequential round trips after a warm-up),
+ * - one-way throughput of 1 MiB messages (median of timed samples, each a
+ *   burst of messages the peer acknowledges one by one).
  *
- * Writes bench/results.json beside the table it prints.
+ *   deno task bench:driver               full run (10,000 round trips per cell)
+ *   deno task bench:driver --quick       under a minute, for development
+ *   deno task bench:driver --only=unix   rows whose name contains "unix"
+ *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
+ *
+ * Prints progress and a table, and writes bench/results.json,
+ * bench/results.md and bench/results.svg (the full run only, unless --out
+ * says where).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { summarize, type Summary } from "./_stats.ts";
-import type { Transport } from "./transports/_transport.ts";
+import { summarize } from "./_stats.ts";
+import { machineFacts } from "./_machine.ts";
+import {
+  type Cell,
+  type Results,
+  type Row,
+  type SizeKey,
+  SIZES,
+  terminalTable,
+  writeReports,
+} from "./_report.ts";
+import type { Session, Transport } from "./transports/_transport.ts";
+import { fifoTransports } from "./transports/fifo.ts";
 import { messageQueueTransports } from "./transports/message_queue.ts";
+import { pipeTransports } from "./transports/pipe.ts";
+import { rpcTransports } from "./transports/rpc.ts";
 import { sharedMemoryTransports } from "./transports/shared_memory.ts";
+import { sharedMemorySpinTransports } from "./transports/shared_memory_spin.ts";
+import { socketTransports } from "./transports/socket.ts";
+import { zeromqTransports } from "./transports/zeromq.ts";
+import { ensureZeromq } from "./zeromq/install.ts";
 
+/** Every row, in table order; an alternative goes after the row it faces. */
 const TRANSPORTS: Transport[] = [
-  ...messageQueueTransports,
   ...sharedMemoryTransports,
+  ...sharedMemorySpinTransports,
+  ...messageQueueTransports,
+  ...fifoTransports,
+  ...pipeTransports,
+  ...socketTransports,
+  ...zeromqTransports,
+  ...rpcTransports,
 ];
-const SIZES = [64, 4096];
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
-    out: {
-      type: "string",
-      default: new URL("./results.json", import.meta.url).pathname,
-    },
+    out: { type: "string" },
+    "no-install": { type: "boolean", default: false },
+    render: { type: "string" },
   },
 });
-const roundTrips = values.quick ? 1_000 : 10_000;
-const warmUp = Math.ceil(roundTrips / 10);
-
-interface Row extends Summary {
-  transport: string;
-  kind: Transport["kind"];
-  bytes: number;
+if (values.render) {
+  // Re-renders results.md and results.svg from a results.json, measuring nothing.
+  const saved: Results = JSON.parse(await Deno.readTextFile(values.render));
+  const dir = new URL(".", `file://${await Deno.realPath(values.render)}`);
+  console.error(
+    `wrote ${(await writeReports(saved, dir.pathname)).join(", ")}`,
+  );
+  Deno.exit(0);
 }
 
-async function measure(transport: Transport, bytes: number): Promise<Row> {
-  const session = await transport.connect(bytes);
+const quick = values.quick;
+/**
+ * Totals per cell. A full run splits them over `rounds` passes through every
+ * transport, so a change in the shared machine's load between minutes hits
+ * every row alike instead of whichever rows ran at that moment.
+ */
+const plan = {
+  rounds: quick ? 1 : 5,
+  roundTrips: quick ? 1_000 : 10_000,
+  warmUp: quick ? 100 : 500,
+  samples: quick ? 3 : 15,
+  count: quick ? 8 : 32,
+};
+/** What one pass asks of each cell (warm-up is per connection). */
+const perRound = {
+  roundTrips: plan.roundTrips / plan.rounds,
+  warmUp: plan.warmUp,
+  samples: plan.samples / plan.rounds,
+  count: plan.count,
+};
+/** No cell may run longer than this per pass; a slower one stops early. */
+const CELL_BUDGET_MS = quick ? 20_000 : 60_000;
+const CONNECT_TIMEOUT_MS = 30_000;
+const MiB = 1 << 20;
+
+const selected = TRANSPORTS.filter((t) =>
+  !values.only || t.name.toLowerCase().includes(values.only.toLowerCase())
+);
+const outBase = values.out ??
+  (quick || values.only ? undefined : new URL("./", import.meta.url).pathname);
+
+if (!values["no-install"] && selected.some((t) => t.name.includes("zeromq"))) {
+  await ensureZeromq();
+}
+
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} took more than ${ms / 1000} s`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Times sequential round trips; µs each. */
+async function roundTrips(session: Session, bytes: number): Promise<number[]> {
   const message = new Uint8Array(bytes).fill(0x5a);
-  const samples = new Float64Array(roundTrips);
-  try {
-    for (let i = 0; i < warmUp; i++) await session.roundTrip(message);
-    for (let i = 0; i < roundTrips; i++) {
-      const start = performance.now();
-      await session.roundTrip(message);
-      samples[i] = (performance.now() - start) * 1000;
-    }
-  } finally {
-    await session.close();
+  const stopAt = performance.now() + CELL_BUDGET_MS;
+  for (let i = 0; i < perRound.warmUp; i++) await session.roundTrip(message);
+  const samples: number[] = [];
+  for (let i = 0; i < perRound.roundTrips && performance.now() < stopAt; i++) {
+    const start = performance.now();
+    await session.roundTrip(message);
+    samples.push((performance.now() - start) * 1000);
   }
+  return samples;
+}
+
+/** Times bursts of one-way messages; MiB/s per burst, the first untimed. */
+async function oneWay(session: Session, bytes: number): Promise<number[]> {
+  const message = new Uint8Array(bytes).fill(0x5a);
+  const stopAt = performance.now() + CELL_BUDGET_MS;
+  const rates: number[] = [];
+  for (let i = 0; i <= perRound.samples && performance.now() < stopAt; i++) {
+    const start = performance.now();
+    await session.sendOneWay!(message, perRound.count);
+    const seconds = (performance.now() - start) / 1000;
+    if (i > 0) rates.push((perRound.count * bytes) / MiB / seconds);
+  }
+  return rates;
+}
+
+/** One pass of one cell: its samples, or a note saying why there are none. */
+async function measurePass(
+  transport: Transport,
+  key: SizeKey,
+): Promise<number[] | string> {
+  const bytes = SIZES[key].bytes;
+  const reason = transport.unsupported?.(bytes);
+  if (reason) return reason;
+  const isOneWay = key === "oneWay1MiB";
+  if (transport.measureElsewhere) {
+    return await transport.measureElsewhere({ bytes, ...perRound });
+  }
+  const session = await withTimeout(
+    transport.connect(bytes),
+    CONNECT_TIMEOUT_MS,
+    "connecting",
+  );
+  try {
+    if (isOneWay && !session.sendOneWay) {
+      return "this transport does not measure one-way sends";
+    }
+    return isOneWay
+      ? await oneWay(session, bytes)
+      : await roundTrips(session, bytes);
+  } finally {
+    await withTimeout(session.close(), CONNECT_TIMEOUT_MS, "closing");
+  }
+}
+
+function show(samples: number[] | string, key: SizeKey): string {
+  if (typeof samples === "string") return `— (${samples})`;
+  if (samples.length === 0) return "no samples";
+  const { median, p99 } = summarize(samples);
+  return key === "oneWay1MiB"
+    ? `${median.toFixed(0)} MiB/s`
+    : `${median.toFixed(1)} µs (p99 ${p99.toFixed(1)})`;
+}
+
+const machine = machineFacts();
+const keys = Object.keys(SIZES) as SizeKey[];
+const cells = selected.length * keys.length * plan.rounds;
+console.error(
+  `ipckit benchmark${
+    quick ? " (quick)" : ""
+  }: ${selected.length} transports; ` +
+    `per cell ${plan.roundTrips} round trips (${perRound.warmUp} warm-up per ` +
+    `connection) or ${plan.samples} samples of ${plan.count} × 1 MiB one way, ` +
+    `in ${plan.rounds} pass${plan.rounds > 1 ? "es" : ""} over every transport`,
+);
+const collected = new Map<string, number[]>();
+const notes = new Map<string, string>();
+const failed = new Map<Transport, string>();
+let done = 0;
+for (let round = 1; round <= plan.rounds; round++) {
+  for (const transport of selected) {
+    for (const key of keys) {
+      done++;
+      const id = `${transport.name}\0${key}`;
+      if (notes.has(id)) continue;
+      const started = performance.now();
+      let pass: number[] | string;
+      try {
+        pass = failed.get(transport) ?? await measurePass(transport, key);
+      } catch (error) {
+        pass = error instanceof Error ? error.message : String(error);
+        failed.set(transport, pass);
+      }
+      if (typeof pass === "string") notes.set(id, pass);
+      else collected.set(id, [...(collected.get(id) ?? []), ...pass]);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      console.error(
+        `[${String(done).padStart(3)}/${cells}] ${
+          plan.rounds > 1 ? `pass ${round}: ` : ""
+        }${transport.name}, ${SIZES[key].label}: ${
+          show(pass, key)
+        } in ${seconds} s`,
+      );
+    }
+  }
+}
+
+function cellOf(transport: Transport, key: SizeKey): Cell {
+  const id = `${transport.name}\0${key}`;
+  const note = notes.get(id);
+  if (note) return { note };
+  const samples = collected.get(id) ?? [];
+  if (samples.length === 0) return { note: "no samples" };
+  const wanted = key === "oneWay1MiB" ? plan.samples : plan.roundTrips;
   return {
-    transport: transport.name,
-    kind: transport.kind,
-    bytes,
-    ...summarize([...samples]),
+    ...summarize(samples),
+    ...(samples.length < wanted
+      ? { note: `stopped early: ${samples.length} of ${wanted} samples` }
+      : {}),
   };
 }
 
-const rows: Row[] = [];
-const selected = TRANSPORTS.filter((t) =>
-  !values.only || t.name.includes(values.only)
-);
-console.log(
-  `ipckit cross-process round trips: ${roundTrips} per row after ${warmUp} warm-up`,
-);
-console.log(
-  "transport".padEnd(36),
-  "size".padStart(6),
-  "median µs".padStart(10),
-  "p99 µs".padStart(10),
-);
-for (const transport of selected) {
-  for (const bytes of SIZES) {
-    const row = await measure(transport, bytes);
-    rows.push(row);
-    console.log(
-      row.transport.padEnd(36),
-      String(bytes).padStart(6),
-      row.median.toFixed(1).padStart(10),
-      row.p99.toFixed(1).padStart(10),
-    );
-  }
-}
+const rows: Row[] = selected.map((transport) => ({
+  transport: transport.name,
+  kind: transport.kind,
+  ...(transport.versus ? { versus: transport.versus } : {}),
+  rt64: cellOf(transport, "rt64"),
+  rt4KiB: cellOf(transport, "rt4KiB"),
+  oneWay1MiB: cellOf(transport, "oneWay1MiB"),
+}));
 
-await Deno.writeTextFile(
-  values.out!,
-  JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      deno: Deno.version.deno,
-      os: `${Deno.build.os}/${Deno.build.arch}`,
-      cpus: navigator.hardwareConcurrency,
-      roundTrips,
-      rows,
-    },
-    null,
-    2,
-  ) + "\n",
-);
-console.log(`wrote ${values.out}`);
+const results: Results = {
+  date: new Date().toISOString(),
+  command: `deno task bench:driver${Deno.args.length ? " " : ""}${
+    Deno.args.join(" ")
+  }`,
+  machine,
+  plan,
+  rows,
+};
+console.log(terminalTable(results));
+if (outBase) {
+  const written = await writeReports(results, outBase);
+  console.error(`wrote ${written.join(", ")}`);
+} else {
+  console.error("(quick or partial run: no files written; --out=DIR to write)");
+}

@@ -1,73 +1,45 @@
 /**
- * Cross-process round trip through a pair of POSIX message queues: 64 bytes
- * to an echoing child process and back, waited for with the async
- * `receive()` and with the thread-blocking `receiveSync()`.
+ * In-process cost of a message queue call: a `trySend` + `tryReceive` pair
+ * on one queue (two `mq_*` calls through FFI, the bytes codec, no waiting),
+ * beside the floor of any FFI call (`getpid()`) and the same pair through
+ * the async API when nothing has to wait. The cross-process round trips,
+ * async and sync, are in the driver (`deno task bench:driver`).
  *
  * Run: deno task bench (or deno bench <flags> bench/message_queue_bench.ts)
  *
  * @module
  */
 
+import { libc } from "../ffi/load.ts";
 import { codecs, MessageQueue } from "../mod.ts";
 
-const there = `/ipckit-bench-there-${Deno.pid}`;
-const back = `/ipckit-bench-back-${Deno.pid}`;
-const codec = codecs.bytes();
-const out = MessageQueue.open(there, { create: true, exclusive: true, codec });
-const input = MessageQueue.open(back, { create: true, exclusive: true, codec });
-
-new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-ffi",
-    "--allow-read=/dev/mqueue",
-    "--allow-write=/dev/mqueue",
-    new URL("./fixtures/mq_echo.ts", import.meta.url).pathname,
-    there,
-    back,
-  ],
-}).spawn();
-await input.receive({ timeout: 30_000 });
-// Both processes hold the queues open now: drop the names at once, so even an
-// interrupted run leaves nothing in /dev/mqueue.
-MessageQueue.unlink(there);
-MessageQueue.unlink(back);
-
 const message = new Uint8Array(64).fill(7);
-
-Deno.bench("mq 64 B round trip, async receive()", {
-  group: "mq-round-trip",
-  baseline: true,
-}, async () => {
-  await out.send(message);
-  await input.receive();
-});
-
-Deno.bench("mq 64 B round trip, receiveSync()", {
-  group: "mq-round-trip",
-}, () => {
-  out.sendSync(message);
-  input.receiveSync();
-});
-
 const local = MessageQueue.open(`/ipckit-bench-local-${Deno.pid}`, {
   create: true,
   exclusive: true,
-  codec,
+  codec: codecs.bytes(),
 });
+// deno bench has no teardown hook: the name goes now, the queue stays open.
 local.unlink();
+const symbols = libc().symbols;
+
+Deno.bench("libc getpid() through FFI (the floor of any call)", {
+  group: "mq-calls",
+}, () => {
+  symbols.getpid();
+});
 
 Deno.bench("mq trySend + tryReceive, 64 B, one process", {
   group: "mq-calls",
+  baseline: true,
 }, () => {
   local.trySend(message);
   local.tryReceive();
 });
 
-globalThis.addEventListener("unload", () => {
-  // An empty message tells the echo process to stop.
-  out.trySend(new Uint8Array(0));
-  out.close();
-  input.close();
-  local.close();
+Deno.bench("mq await send + await receive, 64 B, nothing waits", {
+  group: "mq-calls",
+}, async () => {
+  await local.send(message);
+  await local.receive();
 });

@@ -1,0 +1,38 @@
+/**
+ * A Session over any ipckit channel of bytes whose peer follows the
+ * stream_peer rule: echo short messages, acknowledge long ones.
+ *
+ * @module
+ */
+
+import type { Session } from "./_transport.ts";
+
+/** The part of an ipckit `Channel<Uint8Array>` a session uses. */
+export interface BytesChannel {
+  send(value: Uint8Array): Promise<void>;
+  receive(): Promise<{ value: Uint8Array }>;
+}
+
+/**
+ * Round trips are send-then-receive; one-way sends keep sending while the
+ * acknowledgements come back on their own.
+ */
+export function channelSession(
+  channel: BytesChannel,
+  close: () => Promise<void>,
+): Session {
+  return {
+    roundTrip: async (message) => {
+      await channel.send(message);
+      await channel.receive();
+    },
+    sendOneWay: async (message, count) => {
+      const acks = (async () => {
+        for (let i = 0; i < count; i++) await channel.receive();
+      })();
+      for (let i = 0; i < count; i++) await channel.send(message);
+      await acks;
+    },
+    close,
+  };
+}
