@@ -47,7 +47,6 @@ import type { WaitOptions } from "./channel.ts";
 import type { Codec } from "./codec.ts";
 import { closedError } from "./_errors.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
-import { connStreams } from "./_conn_streams.ts";
 import { receiveUntilEnd } from "./_iterate.ts";
 import { KeptOperation, raceDeadline } from "./_race.ts";
 import {
@@ -163,10 +162,10 @@ export class SocketChannel<T> extends FramedChannel<T> {
       // Frames are written whole: waiting to coalesce them only adds latency.
       (conn as Deno.TcpConn).setNoDelay(true);
     }
-    const streams = connStreams(conn);
     super({
-      readable: streams.readable,
-      writable: streams.writable,
+      // Direct reads and writes: a socket needs no Web streams in between,
+      // and conn.closeWrite() is the half-close.
+      io: conn,
       codec: options.codec,
       framing: options.framing,
       maxMessageSize: options.maxMessageSize,
@@ -174,7 +173,6 @@ export class SocketChannel<T> extends FramedChannel<T> {
         `${
           conn.remoteAddr.transport === "unix" ? "Unix socket" : "TCP"
         } connection to ${formatAddr(conn.remoteAddr)}`,
-      onClose: streams.close,
     });
     this.localAddr = conn.localAddr;
     this.remoteAddr = conn.remoteAddr;

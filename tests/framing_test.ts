@@ -150,3 +150,44 @@ Deno.test("FramedChannel.send() given up before its turn writes nothing and keep
   writer.close();
   reader.close();
 });
+
+Deno.test("FramedChannel over a ByteIO frames, half-closes and closes the resource", async () => {
+  const sent: Uint8Array[] = [];
+  let halfClosed = false;
+  let closed = false;
+  const incoming = [new Uint8Array([0, 0, 0, 2, 0x31, 0x32]), null];
+  const channel = new FramedChannel<number>({
+    io: {
+      read: (buffer) => {
+        const next = incoming.shift();
+        if (!next) return Promise.resolve(null);
+        buffer.set(next);
+        return Promise.resolve(next.byteLength);
+      },
+      // Takes at most 3 bytes per call, so partial writes must be continued.
+      write: (bytes) => {
+        sent.push(bytes.slice(0, 3));
+        return Promise.resolve(Math.min(3, bytes.byteLength));
+      },
+      closeWrite: () => Promise.resolve(void (halfClosed = true)),
+      close: () => void (closed = true),
+    },
+  });
+  assert.equal((await channel.receive()).value, 12);
+  await channel.send(7);
+  const written = new Uint8Array(sent.flatMap((chunk) => [...chunk]));
+  assert.deepEqual(written, new Uint8Array([0, 0, 0, 1, 0x37]));
+  await channel.closeWrite();
+  assert.equal(halfClosed, true);
+  await assert.rejects(channel.receive(), Deno.errors.UnexpectedEof);
+  channel.close();
+  assert.equal(closed, true);
+  assert.throws(
+    () =>
+      new FramedChannel({
+        io: channel as never,
+        readable: new ReadableStream(),
+      }),
+    /either io or streams/,
+  );
+});

@@ -23,29 +23,12 @@ function _limit(file: "msgsize_max", fallback: number): number {
   return readMqLimit(file) ?? fallback;
 }
 
-/** How long the "spin" row retries tryReceive() before it parks. */
-const SPIN_MS = 0.05;
-
-type Style = "sync" | "async" | "spin";
-
 /**
- * Receives the way the "spin" row does: retry the non-blocking call for
- * SPIN_MS first, as DESIGN.md suggests where latency matters, and only then
- * park with `receive()`. Uses nothing but the public API.
+ * How each row waits: `sync` and `async` as a user gets them (both spin up to
+ * 50 µs before sleeping, the default); `parked` turns spinning off on both
+ * sides (`spin: 0`), to show what sleeping and waking alone cost.
  */
-async function _spinThenReceive(
-  input: MessageQueue<Uint8Array>,
-): Promise<unknown> {
-  const until = performance.now() + SPIN_MS;
-  do {
-    try {
-      return input.tryReceive();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.WouldBlock)) throw error;
-    }
-  } while (performance.now() < until);
-  return await input.receive();
-}
+type Style = "sync" | "async" | "parked";
 
 async function _connect(size: number, style: Style): Promise<Session> {
   const sync = style === "sync";
@@ -54,16 +37,23 @@ async function _connect(size: number, style: Style): Promise<Session> {
   const back = `/ipckit-bench-back-${suffix}`;
   const messageSize = Math.min(size, _limit("msgsize_max", 8192));
   const codec = codecs.bytes();
+  const spin = style === "parked" ? 0 : undefined;
   const options = {
     create: true,
     exclusive: true,
     codec,
     messageSize,
     maxMessages: DEPTH,
+    spin,
   };
   const out = MessageQueue.open(there, options);
   const input = MessageQueue.open(back, options);
-  const peer = spawnPeer("mq_echo.ts", MQ_FLAGS, [there, back, String(size)]);
+  const peer = spawnPeer("mq_echo.ts", MQ_FLAGS, [
+    there,
+    back,
+    String(size),
+    style === "parked" ? "0" : "50",
+  ]);
   try {
     await input.receive({ timeout: 30_000 });
   } finally {
@@ -79,11 +69,6 @@ async function _connect(size: number, style: Style): Promise<Session> {
       ? (message) => {
         out.sendSync(message);
         input.receiveSync();
-      }
-      : style === "spin"
-      ? async (message) => {
-        await out.send(message);
-        await _spinThenReceive(input);
       }
       : async (message) => {
         await out.send(message);
@@ -132,10 +117,10 @@ export const messageQueueTransports: Transport[] = [
     connect: (size) => _connect(size, "async"),
   },
   {
-    name: "message queue, async, 50 µs spin before parking",
+    name: "message queue, async, spin: 0 (always park)",
     kind: "ipckit",
     unsupported: (bytes) =>
-      bytes > 4096 ? "the spin changes round trips only" : undefined,
-    connect: (size) => _connect(size, "spin"),
+      bytes > 4096 ? "spinning changes round trips only" : undefined,
+    connect: (size) => _connect(size, "parked"),
   },
 ];
