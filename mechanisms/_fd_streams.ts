@@ -78,7 +78,11 @@ export function fdReadable(
   const release = () => _closeWhenIdle(handle, parker);
   const spinner = new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS);
   const readOnce = () =>
-    retryEintr(() => Number(libc().symbols.read(handle.fd, scratch, length)));
+    handle.fd < 0
+      ? -ERRNO.EBADF // closed while spinning: stop at once
+      : retryEintr(() =>
+        Number(libc().symbols.read(handle.fd, scratch, length))
+      );
   const gotData = (count: number) => count !== -ERRNO.EAGAIN;
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
@@ -89,7 +93,8 @@ export function fdReadable(
         // Before the first park of this pull only: a writer answering within
         // microseconds is caught without two cross-thread wake-ups.
         if (!spun && -count === ERRNO.EAGAIN) {
-          count = spinner.spin(count, readOnce, gotData);
+          count = await spinner.spinAsync(count, readOnce, gotData);
+          if (handle.fd < 0) return; // closed while spinning
         }
         if (count > 0) {
           sawWriter = true;
@@ -168,9 +173,9 @@ export function fdWritable(
         let count = writeRest();
         if (-count === ERRNO.EAGAIN) {
           // A full pipe the reader is draining right now frees up at once.
-          count = spinner.spin(
+          count = await spinner.spinAsync(
             count,
-            writeRest,
+            () => handle.fd < 0 ? -ERRNO.EBADF : writeRest(),
             (result) => result !== -ERRNO.EAGAIN,
           );
         }

@@ -90,8 +90,9 @@ export interface MessageQueueOptions<T> {
    * non-blocking call before it sleeps, 0 to 1000. Default 50. Spinning saves
    * the wake-ups of a sleep when the peer answers quickly (request/response;
    * for async calls, two cross-thread wake-ups through the thread pool), at
-   * the price of holding the thread, and so the event loop, that long. It
-   * adapts, pausing after spins that found nothing. 0 never spins.
+   * the price of up to that much CPU once per wait. Async calls yield a
+   * microtask between attempts, so promise continuations keep running, but
+   * timers and I/O callbacks wait up to that long. 0 never spins.
    */
   spin?: number;
 }
@@ -395,7 +396,14 @@ export class MessageQueue<T = unknown>
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const deadline = deadlineOf(options);
-    let errno = this.#sendSpinning(bytes, priority, deadline);
+    let errno = this.#sendOnce(bytes, priority);
+    if (errno === ERRNO.EAGAIN && deadline.timeout !== 0) {
+      errno = await this.#sendSpinner.spinAsync(
+        errno,
+        () => this.#sendOnce(bytes, priority),
+        _notAgain,
+      );
+    }
     for (;; errno = this.#sendOnce(bytes, priority)) {
       if (errno === 0) return;
       if (errno !== ERRNO.EAGAIN) throw this.#sendError(errno);
@@ -476,7 +484,14 @@ export class MessageQueue<T = unknown>
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
     const deadline = deadlineOf(options);
-    let length = this.#receiveSpinning(deadline);
+    let length = this.#receiveOnce();
+    if (length === -ERRNO.EAGAIN && deadline.timeout !== 0) {
+      length = await this.#receiveSpinner.spinAsync(
+        length,
+        () => this.#receiveOnce(),
+        _notNegativeAgain,
+      );
+    }
     for (;; length = this.#receiveOnce()) {
       if (length >= 0) return this.#decode(length);
       if (-length !== ERRNO.EAGAIN) throw this.#receiveError(-length);
@@ -618,7 +633,7 @@ export class MessageQueue<T = unknown>
     return result < 0 ? -result : 0;
   }
 
-  /** mq_send, then a bounded spin while the queue is full (see `spin`). */
+  /** Sync forms: mq_send, then a bounded spin while the queue is full (see `spin`). */
   #sendSpinning(
     bytes: Uint8Array,
     priority: number,
@@ -629,18 +644,18 @@ export class MessageQueue<T = unknown>
     return this.#sendSpinner.spin(
       errno,
       () => this.#sendOnce(bytes, priority),
-      (result) => result !== ERRNO.EAGAIN,
+      _notAgain,
     );
   }
 
-  /** mq_receive, then a bounded spin while the queue is empty (see `spin`). */
+  /** Sync forms: mq_receive, then a bounded spin while the queue is empty (see `spin`). */
   #receiveSpinning(deadline: Deadline): number {
     const length = this.#receiveOnce();
     if (length !== -ERRNO.EAGAIN || deadline.timeout === 0) return length;
     return this.#receiveSpinner.spin(
       length,
       () => this.#receiveOnce(),
-      (result) => result !== -ERRNO.EAGAIN,
+      _notNegativeAgain,
     );
   }
 
@@ -688,6 +703,16 @@ export class MessageQueue<T = unknown>
       errno === ERRNO.EAGAIN ? "the queue is empty" : undefined,
     );
   }
+}
+
+/** Whether an errno result is final (not EAGAIN). */
+function _notAgain(errno: number): boolean {
+  return errno !== ERRNO.EAGAIN;
+}
+
+/** Whether a length-or-minus-errno result is final (not -EAGAIN). */
+function _notNegativeAgain(result: number): boolean {
+  return result !== -ERRNO.EAGAIN;
 }
 
 function _readAttributes(fd: number, what: string): QueueAttributes {

@@ -92,9 +92,10 @@ export interface SemaphoreOptions {
   /**
    * Microseconds that `wait()`/`waitSync()` retry `sem_trywait` before they
    * sleep, 0 to 1000. Default 50. Saves the wake-ups of a sleep when the
-   * count is posted soon (ping-pong between processes), at the price of
-   * holding the thread (and event loop) that long; it pauses after spins
-   * that found nothing. 0 never spins.
+   * count is posted soon (ping-pong between processes), at the price of up
+   * to that much CPU once per wait; `wait()` yields a microtask between
+   * attempts, so promise continuations keep running, but timers and I/O
+   * callbacks wait up to that long. 0 never spins.
    */
   spin?: number;
 }
@@ -120,9 +121,10 @@ export interface InMemorySemaphoreOptions {
   /**
    * Microseconds that `wait()`/`waitSync()` retry `sem_trywait` before they
    * sleep, 0 to 1000. Default 50. Saves the wake-ups of a sleep when the
-   * count is posted soon (ping-pong between processes), at the price of
-   * holding the thread (and event loop) that long; it pauses after spins
-   * that found nothing. 0 never spins.
+   * count is posted soon (ping-pong between processes), at the price of up
+   * to that much CPU once per wait; `wait()` yields a microtask between
+   * attempts, so promise continuations keep running, but timers and I/O
+   * callbacks wait up to that long. 0 never spins.
    */
   spin?: number;
 }
@@ -160,6 +162,9 @@ function _failed(pointer: Deno.PointerValue): boolean {
   const value = Deno.UnsafePointer.value(pointer);
   return value === 0n || value === 0xffff_ffff_ffff_ffffn;
 }
+
+/** What the async spin returns when its caller aborted or closed the handle. */
+const _STOPPED = -1;
 
 /**
  * A POSIX semaphore: a count that processes take (`wait`) and give
@@ -478,7 +483,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const action = `wait on ${this.#what}`;
-    const errno = this.#tryWaitSpinning(deadline);
+    const errno = semTryWait(this.#sem);
     if (errno === 0) return Promise.resolve();
     if (errno !== ERRNO.EAGAIN) {
       return Promise.reject(systemError("sem_trywait", action, errno));
@@ -486,7 +491,32 @@ export class Semaphore implements Disposable, AsyncDisposable {
     if (performance.now() >= deadline.at) {
       return Promise.reject(timeoutError(action, deadline.timeout));
     }
-    return this.#parker.wait(deadline, signal, action);
+    return this.#spinThenPark(deadline, signal, action);
+  }
+
+  /**
+   * The slow path of `wait()`: spin (yielding microtasks), then park. The
+   * spin stops at once when the caller aborts or the handle closes, so a
+   * cancelled wait never takes a count.
+   */
+  async #spinThenPark(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    const errno = await this.#spinner.spinAsync(
+      ERRNO.EAGAIN,
+      () => signal?.aborted || this.#closed ? _STOPPED : semTryWait(this.#sem),
+      (result) => result !== ERRNO.EAGAIN,
+    );
+    if (errno === 0) return;
+    if (signal?.aborted) throw signal.reason;
+    this.#checkOpen("wait on");
+    if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
+    if (performance.now() >= deadline.at) {
+      throw timeoutError(action, deadline.timeout);
+    }
+    return await this.#parker.wait(deadline, signal, action);
   }
 
   /**
@@ -580,7 +610,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     await this.#released;
   }
 
-  /** sem_trywait, then a bounded spin while the count is 0 (see `spin`). */
+  /** For waitSync(): sem_trywait, then a bounded spin while the count is 0 (see `spin`). */
   #tryWaitSpinning(deadline: Deadline): number {
     const errno = semTryWait(this.#sem);
     if (errno !== ERRNO.EAGAIN || deadline.timeout === 0) return errno;

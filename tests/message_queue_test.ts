@@ -177,6 +177,29 @@ Deno.test(
 );
 
 Deno.test(
+  "MessageQueue.receive() lets promise continuations run while it spins",
+  leakChecked(async () => {
+    using queue = MessageQueue.open<string>(uniqueName("mq-yield"), {
+      create: true,
+      unlinkOnClose: true,
+      spin: 1000,
+    });
+    const order: string[] = [];
+    const received = queue.receive().then(({ value }) => order.push(value));
+    // Sent by a promise continuation, as an RPC client sends its next request.
+    Promise.resolve().then(() => queue.trySend("from a microtask"));
+    // A long chain of continuations: a spin that held the thread would miss
+    // the message, park, and be woken only after this whole chain has run.
+    const chain = (async () => {
+      for (let i = 0; i < 1000; i++) await undefined;
+      order.push("chain done");
+    })();
+    await Promise.all([received, chain]);
+    assert.deepEqual(order, ["from a microtask", "chain done"]);
+  }),
+);
+
+Deno.test(
   "MessageQueue.receive() rejects after its timeout",
   leakChecked(async () => {
     using queue = MessageQueue.open(uniqueName("mq-timeout"), {
