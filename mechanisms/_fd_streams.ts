@@ -86,6 +86,7 @@ export function fdReadable(
   const gotData = (count: number) => count !== -ERRNO.EAGAIN;
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
+      let started = -1;
       for (let spun = false;; spun = true) {
         const fd = handle.fd;
         if (fd < 0) return;
@@ -93,10 +94,13 @@ export function fdReadable(
         // Before the first park of this pull only: a writer answering within
         // microseconds is caught without two cross-thread wake-ups.
         if (!spun && -count === ERRNO.EAGAIN) {
+          started = performance.now();
           count = await spinner.spinAsync(count, readOnce, gotData);
           if (handle.fd < 0) return; // closed while spinning
         }
         if (count > 0) {
+          // Slept after a fruitless spin: let the next spin catch this one.
+          if (spun && started >= 0) spinner.slept(performance.now() - started);
           sawWriter = true;
           // One copy of what arrived: the scratch buffer serves every read.
           controller.enqueue(scratch.slice(0, count));

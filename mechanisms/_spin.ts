@@ -9,11 +9,18 @@
  * `budgetMicros` of CPU before it sleeps, once per wait, however long the
  * wait then lasts.
  *
- * It is deliberately not adaptive. An earlier version paused spinning after
- * a few fruitless spins; in a request/response pair that let both sides fall
- * into a steady state where each parked, so each answer took a wake-up
- * longer than the spin, so the other side's spin failed too (measured: RPC
- * over two message queues at ~200 us per call instead of ~17 us).
+ * The budget adapts upwards only. A request/response pair is bistable: once
+ * one side sleeps, its answer takes a wake-up (70-100 us on the development
+ * VM), longer than the other side's spin, so that side sleeps too, and so on
+ * (measured: RPC over two message queues at ~180 us per call instead of
+ * ~15 us, once a timer per request had disturbed it). So when a wait that
+ * spun in vain ends soon after it went to sleep, the next spin is made long
+ * enough to have caught it, up to 10 times the configured budget (500 us by
+ * default; 4 times was not enough to escape here); a wait that ends later
+ * resets the budget. The price: a receiver whose messages arrive every
+ * 50-400 us spins instead of sleeping, which buys latency with CPU; set
+ * `spin: 0` where CPU matters more. An earlier version instead paused spinning
+ * after fruitless spins, which locked the pair into the slow state for good.
  *
  * Async callers spin with {@linkcode Spinner.spinAsync}, which yields a
  * microtask between attempts. That matters: a receive loop that runs ahead
@@ -44,13 +51,36 @@ export function checkSpinMicros(value: unknown, action: string): number {
   return value;
 }
 
+/** How far a spin may grow past the configured budget. */
+const _GROWTH_LIMIT = 10;
+
 /** How long one channel direction spins before it sleeps. */
 export class Spinner {
+  #baseMs: number;
   #budgetMs: number;
 
   /** @param budgetMicros how long one spin may last; 0 disables spinning */
   constructor(budgetMicros: number) {
-    this.#budgetMs = budgetMicros / 1000;
+    this.#baseMs = budgetMicros / 1000;
+    this.#budgetMs = this.#baseMs;
+  }
+
+  /** The current spin budget in microseconds (for tests and benchmarks). */
+  get budgetMicros(): number {
+    return this.#budgetMs * 1000;
+  }
+
+  /**
+   * Reports a wait that spun in vain and then slept, `waitedMs` from its
+   * first attempt to its success: the next spin lasts long enough to have
+   * caught it, within the growth limit, or returns to the configured budget.
+   */
+  slept(waitedMs: number): void {
+    if (this.#baseMs === 0) return;
+    const limit = this.#baseMs * _GROWTH_LIMIT;
+    this.#budgetMs = waitedMs * 1.25 <= limit
+      ? Math.max(this.#baseMs, waitedMs * 1.25)
+      : this.#baseMs;
   }
 
   /**
@@ -85,5 +115,65 @@ export class Spinner {
       result = attempt();
     } while (!done(result) && performance.now() < until);
     return result;
+  }
+}
+
+/** What {@linkcode retryAsync} and {@linkcode retrySync} need from a mechanism. */
+export interface RetryPlan<R> {
+  /** One non-blocking attempt. */
+  attempt: () => R;
+  /** Whether a result means "would block, try again later". */
+  wouldBlock: (result: R) => boolean;
+  /** Spins before the first sleep, and learns how long sleeps lasted. */
+  spinner: Spinner;
+  /** Whether to spin: not when the caller allows no waiting (`timeout: 0`). */
+  mayWait: boolean;
+}
+
+/**
+ * Attempts until the result is final: once, then a spin, then sleeping with
+ * `park` between attempts. Returns the final result (success or an error
+ * code) or whatever `park` throws (timeout, abort, close); with `mayWait`
+ * false it skips the spin, and `park` is expected to throw the timeout.
+ */
+export async function retryAsync<R>(
+  plan: RetryPlan<R>,
+  park: () => Promise<void>,
+): Promise<R> {
+  let result = plan.attempt();
+  const done = (value: R) => !plan.wouldBlock(value);
+  if (done(result)) return result;
+  const started = performance.now();
+  if (plan.mayWait) {
+    result = await plan.spinner.spinAsync(result, plan.attempt, done);
+    if (done(result)) return result;
+  }
+  for (;;) {
+    await park();
+    result = plan.attempt();
+    if (done(result)) {
+      plan.spinner.slept(performance.now() - started);
+      return result;
+    }
+  }
+}
+
+/** The blocking form of {@linkcode retryAsync}: `block` sleeps the thread. */
+export function retrySync<R>(plan: RetryPlan<R>, block: () => void): R {
+  let result = plan.attempt();
+  const done = (value: R) => !plan.wouldBlock(value);
+  if (done(result)) return result;
+  const started = performance.now();
+  if (plan.mayWait) {
+    result = plan.spinner.spin(result, plan.attempt, done);
+    if (done(result)) return result;
+  }
+  for (;;) {
+    block();
+    result = plan.attempt();
+    if (done(result)) {
+      plan.spinner.slept(performance.now() - started);
+      return result;
+    }
   }
 }

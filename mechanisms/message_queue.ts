@@ -34,7 +34,13 @@ import { defaultMqLimit, MQ_PROC_DIR, readMqLimit } from "./_mq_limits.ts";
 import { validateIpcName } from "./_names.ts";
 import { type Access, requirePermissions } from "./_permissions.ts";
 import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait.ts";
-import { checkSpinMicros, Spinner } from "./_spin.ts";
+import {
+  checkSpinMicros,
+  retryAsync,
+  type RetryPlan,
+  retrySync,
+  Spinner,
+} from "./_spin.ts";
 
 /** Where Linux shows message queues as files; the permission checks use it. */
 export const MQUEUE_DIR = "/dev/mqueue";
@@ -90,7 +96,8 @@ export interface MessageQueueOptions<T> {
    * non-blocking call before it sleeps, 0 to 1000. Default 50. Spinning saves
    * the wake-ups of a sleep when the peer answers quickly (request/response;
    * for async calls, two cross-thread wake-ups through the thread pool), at
-   * the price of up to that much CPU once per wait. Async calls yield a
+   * the price of up to that much CPU once per wait (more, up to 10 times,
+   * when recent sleeps ended soon after the spin gave up). Async calls yield a
    * microtask between attempts, so promise continuations keep running, but
    * timers and I/O callbacks wait up to that long. 0 never spins.
    */
@@ -396,23 +403,12 @@ export class MessageQueue<T = unknown>
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const deadline = deadlineOf(options);
-    let errno = this.#sendOnce(bytes, priority);
-    if (errno === ERRNO.EAGAIN && deadline.timeout !== 0) {
-      errno = await this.#sendSpinner.spinAsync(
-        errno,
-        () => this.#sendOnce(bytes, priority),
-        _notAgain,
-      );
-    }
-    for (;; errno = this.#sendOnce(bytes, priority)) {
-      if (errno === 0) return;
-      if (errno !== ERRNO.EAGAIN) throw this.#sendError(errno);
-      await this.#writable.park(
-        deadline,
-        options.signal,
-        `send to ${this.#what}`,
-      );
-    }
+    const action = `send to ${this.#what}`;
+    const errno = await retryAsync(
+      this.#sendPlan(bytes, priority, deadline),
+      () => this.#writable.park(deadline, options.signal, action),
+    );
+    if (errno !== 0) throw this.#sendError(errno);
   }
 
   /**
@@ -437,12 +433,11 @@ export class MessageQueue<T = unknown>
     const priority = _checkPriority(options.priority, this.#what);
     const deadline = deadlineOf(options);
     const action = `send to ${this.#what}`;
-    let errno = this.#sendSpinning(bytes, priority, deadline);
-    for (;; errno = this.#sendOnce(bytes, priority)) {
-      if (errno === 0) return;
-      if (errno !== ERRNO.EAGAIN) throw this.#sendError(errno);
-      this.#waitSync(POLL.OUT, deadline, action);
-    }
+    const errno = retrySync(
+      this.#sendPlan(bytes, priority, deadline),
+      () => this.#waitSync(POLL.OUT, deadline, action),
+    );
+    if (errno !== 0) throw this.#sendError(errno);
   }
 
   /**
@@ -484,23 +479,13 @@ export class MessageQueue<T = unknown>
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
     const deadline = deadlineOf(options);
-    let length = this.#receiveOnce();
-    if (length === -ERRNO.EAGAIN && deadline.timeout !== 0) {
-      length = await this.#receiveSpinner.spinAsync(
-        length,
-        () => this.#receiveOnce(),
-        _notNegativeAgain,
-      );
-    }
-    for (;; length = this.#receiveOnce()) {
-      if (length >= 0) return this.#decode(length);
-      if (-length !== ERRNO.EAGAIN) throw this.#receiveError(-length);
-      await this.#readable.park(
-        deadline,
-        options.signal,
-        `receive from ${this.#what}`,
-      );
-    }
+    const action = `receive from ${this.#what}`;
+    const length = await retryAsync(
+      this.#receivePlan(deadline),
+      () => this.#readable.park(deadline, options.signal, action),
+    );
+    if (length < 0) throw this.#receiveError(-length);
+    return this.#decode(length);
   }
 
   /**
@@ -520,12 +505,12 @@ export class MessageQueue<T = unknown>
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
     const deadline = deadlineOf(options);
     const action = `receive from ${this.#what}`;
-    let length = this.#receiveSpinning(deadline);
-    for (;; length = this.#receiveOnce()) {
-      if (length >= 0) return this.#decode(length);
-      if (-length !== ERRNO.EAGAIN) throw this.#receiveError(-length);
-      this.#waitSync(POLL.IN, deadline, action);
-    }
+    const length = retrySync(
+      this.#receivePlan(deadline),
+      () => this.#waitSync(POLL.IN, deadline, action),
+    );
+    if (length < 0) throw this.#receiveError(-length);
+    return this.#decode(length);
   }
 
   /**
@@ -633,30 +618,28 @@ export class MessageQueue<T = unknown>
     return result < 0 ? -result : 0;
   }
 
-  /** Sync forms: mq_send, then a bounded spin while the queue is full (see `spin`). */
-  #sendSpinning(
+  /** How a waiting send retries: mq_send until the queue has room. */
+  #sendPlan(
     bytes: Uint8Array,
     priority: number,
     deadline: Deadline,
-  ): number {
-    const errno = this.#sendOnce(bytes, priority);
-    if (errno !== ERRNO.EAGAIN || deadline.timeout === 0) return errno;
-    return this.#sendSpinner.spin(
-      errno,
-      () => this.#sendOnce(bytes, priority),
-      _notAgain,
-    );
+  ): RetryPlan<number> {
+    return {
+      attempt: () => this.#sendOnce(bytes, priority),
+      wouldBlock: _isAgain,
+      spinner: this.#sendSpinner,
+      mayWait: deadline.timeout !== 0,
+    };
   }
 
-  /** Sync forms: mq_receive, then a bounded spin while the queue is empty (see `spin`). */
-  #receiveSpinning(deadline: Deadline): number {
-    const length = this.#receiveOnce();
-    if (length !== -ERRNO.EAGAIN || deadline.timeout === 0) return length;
-    return this.#receiveSpinner.spin(
-      length,
-      () => this.#receiveOnce(),
-      _notNegativeAgain,
-    );
+  /** How a waiting receive retries: mq_receive until a message is there. */
+  #receivePlan(deadline: Deadline): RetryPlan<number> {
+    return {
+      attempt: () => this.#receiveOnce(),
+      wouldBlock: _isMinusAgain,
+      spinner: this.#receiveSpinner,
+      mayWait: deadline.timeout !== 0,
+    };
   }
 
   /** One non-blocking mq_receive; returns the length or -errno. */
@@ -705,14 +688,14 @@ export class MessageQueue<T = unknown>
   }
 }
 
-/** Whether an errno result is final (not EAGAIN). */
-function _notAgain(errno: number): boolean {
-  return errno !== ERRNO.EAGAIN;
+/** Whether an errno result means "would block". */
+function _isAgain(errno: number): boolean {
+  return errno === ERRNO.EAGAIN;
 }
 
-/** Whether a length-or-minus-errno result is final (not -EAGAIN). */
-function _notNegativeAgain(result: number): boolean {
-  return result !== -ERRNO.EAGAIN;
+/** Whether a length-or-minus-errno result means "would block". */
+function _isMinusAgain(result: number): boolean {
+  return result === -ERRNO.EAGAIN;
 }
 
 function _readAttributes(fd: number, what: string): QueueAttributes {

@@ -93,7 +93,8 @@ export interface SemaphoreOptions {
    * Microseconds that `wait()`/`waitSync()` retry `sem_trywait` before they
    * sleep, 0 to 1000. Default 50. Saves the wake-ups of a sleep when the
    * count is posted soon (ping-pong between processes), at the price of up
-   * to that much CPU once per wait; `wait()` yields a microtask between
+   * to that much CPU once per wait (up to 10 times that when recent sleeps
+   * ended soon after the spin gave up); `wait()` yields a microtask between
    * attempts, so promise continuations keep running, but timers and I/O
    * callbacks wait up to that long. 0 never spins.
    */
@@ -122,7 +123,8 @@ export interface InMemorySemaphoreOptions {
    * Microseconds that `wait()`/`waitSync()` retry `sem_trywait` before they
    * sleep, 0 to 1000. Default 50. Saves the wake-ups of a sleep when the
    * count is posted soon (ping-pong between processes), at the price of up
-   * to that much CPU once per wait; `wait()` yields a microtask between
+   * to that much CPU once per wait (up to 10 times that when recent sleeps
+   * ended soon after the spin gave up); `wait()` yields a microtask between
    * attempts, so promise continuations keep running, but timers and I/O
    * callbacks wait up to that long. 0 never spins.
    */
@@ -504,6 +506,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<void> {
+    const started = performance.now();
     const errno = await this.#spinner.spinAsync(
       ERRNO.EAGAIN,
       () => signal?.aborted || this.#closed ? _STOPPED : semTryWait(this.#sem),
@@ -516,7 +519,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
     if (performance.now() >= deadline.at) {
       throw timeoutError(action, deadline.timeout);
     }
-    return await this.#parker.wait(deadline, signal, action);
+    await this.#parker.wait(deadline, signal, action);
+    this.#spinner.slept(performance.now() - started);
   }
 
   /**
@@ -537,12 +541,14 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const deadline = deadlineOf(options);
     this.#checkOpen("wait on");
     const action = `wait on ${this.#what}`;
+    const started = performance.now();
     const errno = this.#tryWaitSpinning(deadline);
     if (errno === 0) return;
     if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
     if (!semWaitSync(this.#sem, deadline, action)) {
       throw timeoutError(action, deadline.timeout);
     }
+    this.#spinner.slept(performance.now() - started);
   }
 
   /**
