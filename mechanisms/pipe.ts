@@ -44,6 +44,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_iterate.ts";
 import { checkFramingOptions } from "./_stream_options.ts";
+import { directStdio } from "./_direct_stdio.ts";
 import { deadlineOf } from "./_wait.ts";
 import { timeoutError } from "./_errors.ts";
 
@@ -70,6 +71,34 @@ export interface PipeChannelOptions<TSend, TReceive>
   receiveCodec?: Codec<TReceive>;
   /** Names the channel in error messages. */
   description?: string;
+}
+
+/**
+ * Options of {@linkcode parentChannel}.
+ *
+ * @example
+ * ```ts
+ * import { codecs, type ParentChannelOptions } from "@ipckit/ipckit";
+ *
+ * const options: ParentChannelOptions<string, string> = {
+ *   direct: true,
+ *   sendCodec: codecs.text(),
+ *   receiveCodec: codecs.text(),
+ * };
+ * ```
+ */
+export interface ParentChannelOptions<TSend, TReceive>
+  extends PipeChannelOptions<TSend, TReceive> {
+  /**
+   * Read stdin and write stdout with non-blocking calls through libc, which
+   * spin briefly before they sleep (see the `spin` option of other
+   * mechanisms), instead of Deno's own stdio, which hands every read and
+   * write to its blocking thread pool. Needs `--allow-ffi` in the child, and
+   * both descriptors must be pipes (as `spawn` makes them): ipckit sets
+   * `O_NONBLOCK` on them, which a terminal shared with a shell must not get.
+   * Default `false`.
+   */
+  direct?: boolean;
 }
 
 /**
@@ -555,19 +584,22 @@ export function spawn<TSend = unknown, TReceive = TSend>(
  * ```
  */
 export function parentChannel<TSend = unknown, TReceive = TSend>(
-  options: PipeChannelOptions<TSend, TReceive> = {},
+  options: ParentChannelOptions<TSend, TReceive> = {},
 ): PipeChannel<TSend, TReceive> {
-  checkFramingOptions(
-    { ...options, codec: options.sendCodec },
-    "open the channel to the parent",
-  );
-  checkFramingOptions(
-    { codec: options.receiveCodec },
-    "open the channel to the parent",
-  );
+  const action = "open the channel to the parent";
+  checkFramingOptions({ ...options, codec: options.sendCodec }, action);
+  checkFramingOptions({ codec: options.receiveCodec }, action);
+  const description = options.description ?? "parent process";
+  if (options.direct) {
+    const { readable, writable } = directStdio(description, action);
+    return new PipeChannel<TSend, TReceive>(readable, writable, {
+      ...options,
+      description,
+    });
+  }
   return new PipeChannel<TSend, TReceive>(
     Deno.stdin.readable,
     Deno.stdout.writable,
-    { ...options, description: options.description ?? "parent process" },
+    { ...options, description },
   );
 }

@@ -10,7 +10,10 @@ import { leakChecked } from "./_helpers.ts";
 
 const CHILD = new URL("./fixtures/pipe_child.ts", import.meta.url).pathname;
 
-/** Starts the pipe fixture in `mode`; the child needs no permissions at all. */
+/**
+ * Starts the pipe fixture in `mode`; the child needs no permissions at all,
+ * but `--allow-ffi` for the `direct` modes.
+ */
 function spawnChild<TSend, TReceive>(
   mode: string,
   ...args: string[]
@@ -18,6 +21,7 @@ function spawnChild<TSend, TReceive>(
   return spawn<TSend, TReceive>(Deno.execPath(), [
     "run",
     "--quiet",
+    ...(mode.includes("direct") ? ["--allow-ffi"] : []),
     CHILD,
     mode,
     ...args,
@@ -40,30 +44,32 @@ async function processEntry(pid: number): Promise<string | undefined> {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
 }
 
-Deno.test(
-  "spawn() answers 10,000 requests through a Deno child's parentChannel, none lost",
-  leakChecked(async () => {
-    await using child = spawnChild<
-      { n: number },
-      { n: number; doubled: number }
-    >(
-      "double",
-    );
-    const count = 10_000;
-    const sending = (async () => {
-      for (let n = 0; n < count; n++) await child.send({ n });
-      await child.closeWrite();
-    })();
-    let expected = 0;
-    for await (const { value } of child) {
-      assert.deepEqual(value, { n: expected, doubled: expected * 2 });
-      expected++;
-    }
-    await sending;
-    assert.equal(expected, count);
-    assert.equal((await child.status).code, 0);
-  }),
-);
+for (const mode of ["double", "double-direct"]) {
+  Deno.test(
+    `spawn() answers 10,000 requests through a Deno child's parentChannel${
+      mode === "double" ? "" : " in direct mode"
+    }, none lost`,
+    leakChecked(async () => {
+      await using child = spawnChild<
+        { n: number },
+        { n: number; doubled: number }
+      >(mode);
+      const count = 10_000;
+      const sending = (async () => {
+        for (let n = 0; n < count; n++) await child.send({ n });
+        await child.closeWrite();
+      })();
+      let expected = 0;
+      for await (const { value } of child) {
+        assert.deepEqual(value, { n: expected, doubled: expected * 2 });
+        expected++;
+      }
+      await sending;
+      assert.equal(expected, count);
+      assert.equal((await child.status).code, 0);
+    }),
+  );
+}
 
 Deno.test(
   "A child that exits with a non-zero code surfaces as ChildProcessError with the code, and is reaped",
@@ -197,6 +203,23 @@ Deno.test(
     assert.throws(
       () => spawn("ipckit-no-such-command-here"),
       Deno.errors.NotFound,
+    );
+  },
+);
+
+Deno.test(
+  "parentChannel({ direct: true }) refuses a stdin that is not a pipe",
+  async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--allow-ffi", CHILD, "direct-error"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    assert.match(
+      stderr,
+      /^TypeError: Cannot open the channel to the parent: stdin is .+, not a pipe/,
     );
   },
 );

@@ -20,13 +20,14 @@ import {
 const PEER = new URL("../fixtures/stream_peer.ts", import.meta.url).pathname;
 const PIPE_ROW = "pipe to a child (spawn), async";
 
-function _ipckit(): Promise<Session> {
+function _ipckit(direct: boolean): Promise<Session> {
   const bytes = codecs.bytes();
   const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), [
     "run",
     "--quiet",
+    ...(direct ? ["--allow-ffi"] : []),
     PEER,
-    "pipe",
+    direct ? "pipe-direct" : "pipe",
   ], { sendCodec: bytes, receiveCodec: bytes });
   return Promise.resolve(
     channelSession(child, () => child[Symbol.asyncDispose]()),
@@ -110,7 +111,12 @@ function _fork(): Promise<Session> {
 
 /** The pipe rows of the driver: ipckit and the two alternatives. */
 export const pipeTransports: Transport[] = [
-  { name: PIPE_ROW, kind: "ipckit", connect: _ipckit },
+  { name: PIPE_ROW, kind: "ipckit", connect: () => _ipckit(false) },
+  {
+    name: "pipe to a child (spawn), child with direct: true",
+    kind: "ipckit",
+    connect: () => _ipckit(true),
+  },
   {
     name: "Deno.Command stdin/stdout (raw bytes)",
     kind: "alternative",
