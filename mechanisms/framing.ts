@@ -497,6 +497,26 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     return this.#buffer.subarray(start, end);
   }
 
+  /**
+   * The size of the frame that starts at #start, header included, once its
+   * header has arrived (in the buffer, or partly in `chunk`); 0 when unknown,
+   * for lines, or when the header announces more than maxMessageSize (which
+   * #takeMessage rejects: nothing is allocated for it).
+   */
+  #frameBytes(chunk: Uint8Array): number {
+    if (this.#framing !== "frames") return 0;
+    const pending = this.#end - this.#start;
+    if (pending + chunk.byteLength < FRAME_HEADER_BYTES) return 0;
+    let length = 0;
+    for (let i = 0; i < FRAME_HEADER_BYTES; i++) {
+      const byte = i < pending
+        ? this.#buffer[this.#start + i]
+        : chunk[i - pending];
+      length = length * 256 + byte;
+    }
+    return length > this.#maxMessageSize ? 0 : FRAME_HEADER_BYTES + length;
+  }
+
   #append(chunk: Uint8Array): void {
     const pending = this.#end - this.#start;
     if (pending === 0) {
@@ -513,7 +533,12 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       this.#end += chunk.byteLength;
       return;
     }
-    const grown = new Uint8Array(Math.max(needed, pending * 2, 4096));
+    // Room for the whole frame at once when its header is in: a large
+    // message arriving in many chunks is then copied once, not doubled into
+    // ever larger buffers.
+    const grown = new Uint8Array(
+      Math.max(needed, pending * 2, 4096, this.#frameBytes(chunk)),
+    );
     grown.set(this.#buffer.subarray(this.#start, this.#end));
     grown.set(chunk, pending);
     this.#buffer = grown;

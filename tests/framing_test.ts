@@ -191,3 +191,21 @@ Deno.test("FramedChannel over a ByteIO frames, half-closes and closes the resour
     /either io or streams/,
   );
 });
+
+Deno.test("FramedChannel reassembles a large frame that arrives in many small chunks", async () => {
+  const payload = new Uint8Array(300_000).map((_, i) => (i * 7) % 256);
+  const frame = new Uint8Array(4 + payload.byteLength);
+  new DataView(frame.buffer).setUint32(0, payload.byteLength);
+  frame.set(payload, 4);
+  // 3-byte chunks first, so the header itself is split, then 4 KiB ones.
+  const chunks: Uint8Array[] = [frame.subarray(0, 3), frame.subarray(3, 6)];
+  for (let at = 6; at < frame.byteLength; at += 4096) {
+    chunks.push(frame.subarray(at, at + 4096));
+  }
+  const channel = new FramedChannel<Uint8Array>({
+    readable: ReadableStream.from(chunks),
+    codec: codecs.bytes(),
+  });
+  assert.deepEqual((await channel.receive()).value, payload);
+  await assert.rejects(channel.receive(), Deno.errors.UnexpectedEof);
+});
