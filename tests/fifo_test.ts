@@ -102,7 +102,7 @@ Deno.test(
 );
 
 Deno.test(
-  "cat reads the JSON lines a FIFO writer sends",
+  "coreutils cat reads the JSON lines a FIFO writer sends",
   inTempDir(async (dir) => {
     using fifo = Fifo.create(`${dir}/to-cat`);
     const cat = new Deno.Command("cat", {

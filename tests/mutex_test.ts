@@ -42,7 +42,7 @@ for (const mode of ["async", "sync"]) {
 }
 
 Deno.test(
-  "without the Mutex the same two processes lose increments (so the test above can fail)",
+  "Without the Mutex the same two processes lose increments (so the test above can fail)",
   leakChecked(async () => {
     // One run can, rarely, see the children not overlap at all; three
     // runs all coming out exact would mean the race is not being exercised.
@@ -60,7 +60,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a guard releases the lock at the end of its scope, also when the block throws",
+  "A MutexGuard releases the lock at the end of its scope, also when the block throws",
   leakChecked(async () => {
     const name = uniqueName("mutex-scope");
     using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
@@ -91,7 +91,7 @@ Deno.test(
 );
 
 Deno.test(
-  "lock() waits for another async holder in the same process and wakes when it releases",
+  "Mutex.lock() waits for another async holder in the same process and wakes when it releases",
   leakChecked(async () => {
     const name = uniqueName("mutex-wait");
     using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
@@ -110,7 +110,7 @@ Deno.test(
 );
 
 Deno.test(
-  "lock() times out and aborts while a live process holds the mutex",
+  "Mutex.lock() times out and aborts while a live process holds the mutex",
   leakChecked(async () => {
     const name = uniqueName("mutex-timeout");
     using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
@@ -178,7 +178,7 @@ for (const when of ["before", "while"]) {
 }
 
 Deno.test(
-  "a recovered Mutex works normally afterwards, and tryLock() recovers too",
+  "A recovered Mutex works normally afterwards, and tryLock() recovers too",
   leakChecked(async () => {
     const name = uniqueName("mutex-after");
     using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
@@ -199,7 +199,7 @@ Deno.test(
 );
 
 Deno.test(
-  "close() releases the locks held through the handle and rejects later calls",
+  "Mutex.close() releases the locks held through the handle and rejects later calls",
   leakChecked(async () => {
     const name = uniqueName("mutex-close");
     const mutex = Mutex.open(name, { create: true });
@@ -216,7 +216,7 @@ Deno.test(
 );
 
 Deno.test(
-  "closing the shared memory closes a Mutex inside it and releases its locks",
+  "Closing the shared memory closes a Mutex inside it and releases its locks",
   leakChecked(async () => {
     const name = uniqueName("mutex-region");
     using keeper = SharedMemory.open(name, {

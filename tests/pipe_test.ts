@@ -149,7 +149,7 @@ Deno.test(
 );
 
 Deno.test(
-  "close() ends a child that is still running, and nothing is left behind",
+  "ChildChannel.close() ends a child that is still running, and nothing is left behind",
   leakChecked(async () => {
     const child = spawnChild<string, string>("ignore-stdin");
     child.close();
@@ -161,7 +161,7 @@ Deno.test(
 );
 
 Deno.test(
-  "await using gives a child that ignores stdin exitTimeout, then kills it",
+  "await using on a ChildChannel gives a child that ignores stdin exitTimeout, then kills it",
   leakChecked(async () => {
     let child: ChildChannel<string, string> | undefined;
     {

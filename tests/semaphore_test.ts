@@ -68,7 +68,7 @@ Deno.test(
 );
 
 Deno.test(
-  "tryWait() takes a count only while the value is above zero and post() gives one back",
+  "Semaphore.tryWait() takes a count only while the value is above zero and post() gives one back",
   leakChecked(() => {
     const name = uniqueName("sem-try");
     using semaphore = Semaphore.open(name, {
@@ -86,7 +86,7 @@ Deno.test(
 );
 
 Deno.test(
-  "wait() and waitSync() time out on the monotonic clock and leave the count alone",
+  "Semaphore.wait() and waitSync() time out on the monotonic clock and leave the count alone",
   leakChecked(async () => {
     const name = uniqueName("sem-timeout");
     using semaphore = Semaphore.open(name, {
@@ -119,7 +119,7 @@ Deno.test(
 );
 
 Deno.test(
-  "an aborted wait() rejects with the signal's reason and never takes a count, even one posted as it is cancelled",
+  "An aborted Semaphore.wait() rejects with the signal's reason and never takes a count, even one posted as it is cancelled",
   leakChecked(async () => {
     const name = uniqueName("sem-abort");
     using semaphore = Semaphore.open(name, {
@@ -157,7 +157,7 @@ Deno.test(
 );
 
 Deno.test(
-  "several async waiters each get exactly one count",
+  "Several async Semaphore waiters each get exactly one count",
   leakChecked(async () => {
     const name = uniqueName("sem-many");
     using semaphore = Semaphore.open(name, {
@@ -182,7 +182,7 @@ Deno.test(
 );
 
 Deno.test(
-  "close() rejects a parked wait() with BadResource and later calls too",
+  "Semaphore.close() rejects a parked wait() with BadResource and later calls too",
   leakChecked(async () => {
     const name = uniqueName("sem-close");
     const semaphore = Semaphore.open(name, {
@@ -289,7 +289,7 @@ for (const style of ["async", "sync"]) {
 }
 
 Deno.test(
-  "the sem_timedwait fallback (musl has no sem_clockwait) waits, times out and cancels the same way",
+  "The sem_timedwait fallback (musl has no sem_clockwait) waits, times out and cancels the same way",
   leakChecked(async () => {
     _tuneSemWait({ forceRealtime: true });
     try {
@@ -324,7 +324,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a semaphore in shared memory is initialized by the handle given `initial` and shared with other handles",
+  "A semaphore in shared memory is initialized by the handle given `initial` and shared with other handles",
   leakChecked(() => {
     const name = uniqueName("sem-mem");
     using memory = SharedMemory.open(name, {
@@ -344,7 +344,7 @@ Deno.test(
 );
 
 Deno.test(
-  "closing the shared memory closes its semaphores and unmaps only after a parked wait returns",
+  "Closing the shared memory closes its semaphores and unmaps only after a parked wait returns",
   leakChecked(async () => {
     const name = uniqueName("sem-unmap");
     const memory = SharedMemory.open(name, {
@@ -365,7 +365,7 @@ Deno.test(
 );
 
 Deno.test(
-  "post() at SEM_VALUE_MAX fails with EOVERFLOW and a clear message",
+  "Semaphore.post() at SEM_VALUE_MAX fails with EOVERFLOW and a clear message",
   leakChecked(() => {
     const name = uniqueName("sem-max");
     using semaphore = Semaphore.open(name, {
@@ -455,7 +455,7 @@ Deno.test(
 );
 
 Deno.test(
-  "opening a semaphore without write permission on /dev/shm/sem.<name> names the flag to add",
+  "Opening a semaphore without write permission on /dev/shm/sem.<name> names the flag to add",
   leakChecked(async () => {
     const name = uniqueName("sem-perm");
     using _semaphore = Semaphore.open(name, {

@@ -261,7 +261,7 @@ Deno.test(
 );
 
 Deno.test(
-  "closeWrite() half-closes: the peer's iteration ends and it can still answer",
+  "SocketChannel.closeWrite() half-closes: the peer's iteration ends and it can still answer",
   leakChecked(() =>
     withTempDir(async (dir) => {
       const path = `${dir}/half.sock`;
