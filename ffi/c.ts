@@ -204,21 +204,3 @@ export const TIMESPEC_SIZE = 16;
 
 /** `sizeof(sem_t)` on LP64 glibc and musl, and its required alignment. */
 export const SEM_T = { SIZE_OF: 32, ALIGN: 8 } as const;
-
-/**
- * Writes a relative timeout in milliseconds into `target` as an absolute
- * `struct timespec` on `clock`, as the timed POSIX waits expect.
- */
-export function absoluteTimespec(
-  target: DataView,
-  clock: number,
-  timeoutMs: number,
-): void {
-  const now = new DataView(new ArrayBuffer(TIMESPEC_SIZE));
-  libc().symbols.clock_gettime(clock, new Uint8Array(now.buffer));
-  const seconds = now.getBigInt64(0, true);
-  const nanos = now.getBigInt64(8, true) +
-    BigInt(Math.round(timeoutMs * 1e6));
-  target.setBigInt64(0, seconds + nanos / 1_000_000_000n, true);
-  target.setBigInt64(8, nanos % 1_000_000_000n, true);
-}

@@ -190,11 +190,6 @@ export class SemParker {
     this.#what = what;
   }
 
-  /** Whether a slice is on the thread pool right now. */
-  get parked(): boolean {
-    return this.#inFlight;
-  }
-
   /**
    * Waits for a count, which the caller owns when the promise resolves. The
    * caller has just failed a `sem_trywait`. Rejects with `TimedOut` at the

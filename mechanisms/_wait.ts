@@ -121,11 +121,6 @@ export class FdParker {
     this.#what = what;
   }
 
-  /** Whether a poll is parked on the thread pool right now. */
-  get parked(): boolean {
-    return this.#inFlight !== undefined;
-  }
-
   /**
    * Waits until the descriptor may be ready. Resolves when the caller should
    * retry; rejects with `TimedOut` at the deadline, with the signal's reason on
