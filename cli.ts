@@ -34,8 +34,12 @@ import { type Codec, codecs } from "./mechanisms/codec.ts";
 import { DecodeError } from "./mechanisms/errors.ts";
 import { MessageQueue } from "./mechanisms/message_queue.ts";
 import { Semaphore } from "./mechanisms/semaphore.ts";
-import { planCollection } from "./mechanisms/_collect.ts";
-import { fileKey, type Holder, scanHolders } from "./mechanisms/_holders.ts";
+import { planCollection } from "./mechanisms/_inventory/collect.ts";
+import {
+  fileKey,
+  type Holder,
+  scanHolders,
+} from "./mechanisms/_inventory/holders.ts";
 import {
   findObjects,
   IPC_KINDS,
@@ -45,8 +49,8 @@ import {
   listObjects,
   readQueueStatus,
   unlinkObject,
-} from "./mechanisms/_inventory.ts";
-import { NAME_MAX, validateIpcName } from "./mechanisms/_names.ts";
+} from "./mechanisms/_inventory/objects.ts";
+import { NAME_MAX, validateIpcName } from "./mechanisms/_kernel/names.ts";
 
 /** The permission flags every command works with. */
 const _FLAGS =

@@ -58,7 +58,7 @@ export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
 export * from "./mechanisms/layout.ts";
 export * from "./mechanisms/shared_memory.ts";
-export * from "./mechanisms/memory_map.ts";
+export * from "./mechanisms/mapped_file.ts";
 export * from "./mechanisms/socket.ts";
 export * from "./mechanisms/datagram.ts";
 export * from "./mechanisms/signal.ts";

@@ -14,7 +14,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Semaphore, SharedMemory } from "../mod.ts";
-import { _tuneSemWait } from "../mechanisms/_sem_wait.ts";
+import { _tuneSemWait } from "../mechanisms/_wait/semaphore_parker.ts";
 import { summarize } from "./_stats.ts";
 
 const { values } = parseArgs({

@@ -29,7 +29,7 @@
 import { deserialize, serialize } from "node:v8";
 import { DecodeError } from "./errors.ts";
 import type { Layout, LayoutSpec, RecordOf } from "./layout.ts";
-import { structCodec } from "./_struct.ts";
+import { structCodec } from "./_record/struct.ts";
 
 /**
  * Turns values of type `T` into bytes and back.

@@ -41,22 +41,22 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError } from "./_errors.ts";
-import { receiveUntilEnd } from "./_iterate.ts";
-import { KeptOperation, raceDeadline } from "./_race.ts";
+import { closedError } from "./_common/system_error.ts";
+import { receiveUntilEnd } from "./_common/iterate.ts";
+import { KeptOperation, raceDeadline } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
   describeAddress,
   formatAddr,
-} from "./_socket_options.ts";
+} from "./_kernel/socket_address.ts";
 import {
   type BoundSocketFile,
   boundSocketFile,
   closeBoundSocket,
   freeUnixPathForListening,
-} from "./_unix_path.ts";
-import { deadlineOf } from "./_wait.ts";
+} from "./_kernel/socket_file.ts";
+import { deadlineOf } from "./_wait/fd.ts";
 
 /** The largest UDP payload over IPv4: 65,535 minus the IP and UDP headers. */
 export const UDP_MAX_PAYLOAD_IPV4 = 65_507;

@@ -52,18 +52,18 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
-import { checkMode } from "./_checks.ts";
-import { systemError, timeoutError } from "./_errors.ts";
-import { type FdHandle, fdReadable, fdWritable } from "./_fd_streams.ts";
+import { checkMode } from "./_common/checks.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
+import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
 import {
   describeFileType,
   fstatType,
   isFifoType,
   lstatType,
-} from "./_file_type.ts";
-import { requirePermission } from "./_permissions.ts";
-import { checkFramingOptions } from "./_stream_options.ts";
-import { type Deadline, deadlineOf } from "./_wait.ts";
+} from "./_kernel/file_type.ts";
+import { requirePermission } from "./_kernel/permissions.ts";
+import { checkFramingOptions } from "./_stream/options.ts";
+import { type Deadline, deadlineOf } from "./_wait/fd.ts";
 
 /**
  * How to create a FIFO.

@@ -33,9 +33,9 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_errors.ts";
-import { receiveUntilEnd } from "./_iterate.ts";
-import { deadlineOf } from "./_wait.ts";
+import { closedError, timeoutError } from "./_common/system_error.ts";
+import { receiveUntilEnd } from "./_common/iterate.ts";
+import { deadlineOf } from "./_wait/fd.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer

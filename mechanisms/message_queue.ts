@@ -27,20 +27,28 @@ import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkMode } from "./_checks.ts";
-import { closedError, systemError, timeoutError } from "./_errors.ts";
-import { receiveUntilEnd } from "./_iterate.ts";
-import { defaultMqLimit, MQ_PROC_DIR, readMqLimit } from "./_mq_limits.ts";
-import { validateIpcName } from "./_names.ts";
-import { type Access, requirePermissions } from "./_permissions.ts";
-import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait.ts";
+import { checkMode } from "./_common/checks.ts";
+import {
+  closedError,
+  systemError,
+  timeoutError,
+} from "./_common/system_error.ts";
+import { receiveUntilEnd } from "./_common/iterate.ts";
+import {
+  defaultMqLimit,
+  MQ_PROC_DIR,
+  readMqLimit,
+} from "./_kernel/mq_limits.ts";
+import { validateIpcName } from "./_kernel/names.ts";
+import { type Access, requirePermissions } from "./_kernel/permissions.ts";
+import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait/fd.ts";
 import {
   checkSpinMicros,
   retryAsync,
   type RetryPlan,
   retrySync,
   Spinner,
-} from "./_spin.ts";
+} from "./_wait/spin.ts";
 
 /** Where Linux shows message queues as files; the permission checks use it. */
 export const MQUEUE_DIR = "/dev/mqueue";

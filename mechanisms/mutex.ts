@@ -73,9 +73,9 @@
 import { ERRNO, lastErrno } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
-import { timeoutError } from "./_errors.ts";
-import { mappingOf } from "./_mapping.ts";
-import { deadlineOf } from "./_wait.ts";
+import { timeoutError } from "./_common/system_error.ts";
+import { mappingOf } from "./_memory/mapping.ts";
+import { deadlineOf } from "./_wait/fd.ts";
 import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
 import { SharedMemory, type SharedMemoryOptions } from "./shared_memory.ts";
 

@@ -42,11 +42,11 @@
 import type { Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
-import { receiveUntilEnd } from "./_iterate.ts";
-import { checkFramingOptions } from "./_stream_options.ts";
-import { directStdio } from "./_direct_stdio.ts";
-import { deadlineOf } from "./_wait.ts";
-import { timeoutError } from "./_errors.ts";
+import { receiveUntilEnd } from "./_common/iterate.ts";
+import { checkFramingOptions } from "./_stream/options.ts";
+import { directStdio } from "./_stream/direct_stdio.ts";
+import { deadlineOf } from "./_wait/fd.ts";
+import { timeoutError } from "./_common/system_error.ts";
 
 /**
  * How to build a {@linkcode PipeChannel}: a stream each way, a codec each

@@ -33,8 +33,8 @@
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_errors.ts";
-import { deadlineOf } from "./_wait.ts";
+import { closedError, timeoutError } from "./_common/system_error.ts";
+import { deadlineOf } from "./_wait/fd.ts";
 
 /**
  * An error as it crosses the channel.

@@ -13,7 +13,7 @@
  * the event loop, `tryWait()` never waits, `waitSync()` blocks the thread
  * like C. How `wait()` parks, why its cancellation never loses or takes a
  * count, and which clock the timeouts use on glibc and musl is explained in
- * `mechanisms/_sem_wait.ts`.
+ * `mechanisms/_wait/semaphore_parker.ts`.
  *
  * @example Take turns with another process
  * ```ts ignore
@@ -35,11 +35,15 @@ import { cString, O, SEM_T } from "../ffi/c.ts";
 import { ERRNO, lastErrno, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
-import { closedError, systemError, timeoutError } from "./_errors.ts";
-import { checkFlag, checkMode } from "./_checks.ts";
-import { type Mapping, mappingOf } from "./_mapping.ts";
-import { NAME_MAX, validateIpcName } from "./_names.ts";
-import { requirePermissions } from "./_permissions.ts";
+import {
+  closedError,
+  systemError,
+  timeoutError,
+} from "./_common/system_error.ts";
+import { checkFlag, checkMode } from "./_common/checks.ts";
+import { type Mapping, mappingOf } from "./_memory/mapping.ts";
+import { NAME_MAX, validateIpcName } from "./_kernel/names.ts";
+import { requirePermissions } from "./_kernel/permissions.ts";
 import {
   SEM_VALUE_MAX,
   SemParker,
@@ -48,12 +52,12 @@ import {
   semTryWait,
   semValue,
   semWaitSync,
-} from "./_sem_wait.ts";
-import { type Deadline, deadlineOf } from "./_wait.ts";
-import { checkSpinMicros, Spinner } from "./_spin.ts";
+} from "./_wait/semaphore_parker.ts";
+import { type Deadline, deadlineOf } from "./_wait/fd.ts";
+import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 
-export { SEM_VALUE_MAX } from "./_sem_wait.ts";
+export { SEM_VALUE_MAX } from "./_wait/semaphore_parker.ts";
 
 /** Where Linux keeps named semaphores, as `sem.<name>` files. */
 export const SEM_DIR = "/dev/shm";

@@ -64,7 +64,7 @@ import { cString, O } from "../ffi/c.ts";
 import { retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
-import { systemError } from "./_errors.ts";
+import { systemError } from "./_common/system_error.ts";
 import {
   checkRegionOptions,
   Mapping,
@@ -73,12 +73,12 @@ import {
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
-} from "./_mapping.ts";
-import { validateIpcName } from "./_names.ts";
-import { type Access, requirePermissions } from "./_permissions.ts";
-import { checkRecordLayout, ownedStruct, structIn } from "./_region.ts";
+} from "./_memory/mapping.ts";
+import { validateIpcName } from "./_kernel/names.ts";
+import { type Access, requirePermissions } from "./_kernel/permissions.ts";
+import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 
-export type { TypedArray, TypedArrayConstructor } from "./_mapping.ts";
+export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
 /** Where Linux shows shared memory objects as files; permission checks use it. */
 export const SHM_DIR = "/dev/shm";

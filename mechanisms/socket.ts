@@ -45,23 +45,23 @@
 
 import type { WaitOptions } from "./channel.ts";
 import type { Codec } from "./codec.ts";
-import { closedError } from "./_errors.ts";
+import { closedError } from "./_common/system_error.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
-import { receiveUntilEnd } from "./_iterate.ts";
-import { KeptOperation, raceDeadline } from "./_race.ts";
+import { receiveUntilEnd } from "./_common/iterate.ts";
+import { KeptOperation, raceDeadline } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
   describeAddress,
   formatAddr,
-} from "./_socket_options.ts";
+} from "./_kernel/socket_address.ts";
 import {
   type BoundSocketFile,
   boundSocketFile,
   closeBoundSocket,
   freeUnixPathForListening,
-} from "./_unix_path.ts";
-import { deadlineOf } from "./_wait.ts";
+} from "./_kernel/socket_file.ts";
+import { deadlineOf } from "./_wait/fd.ts";
 
 /**
  * How messages are carried on a stream socket.

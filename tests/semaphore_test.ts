@@ -6,7 +6,7 @@ import {
   SEMAPHORE_SIZE,
   SharedMemory,
 } from "../mod.ts";
-import { _tuneSemWait } from "../mechanisms/_sem_wait.ts";
+import { _tuneSemWait } from "../mechanisms/_wait/semaphore_parker.ts";
 import {
   leakChecked,
   runFixture,

@@ -5,7 +5,7 @@ import {
   retryAsync,
   retrySync,
   Spinner,
-} from "../mechanisms/_spin.ts";
+} from "../mechanisms/_wait/spin.ts";
 
 Deno.test("Spinner grows after a sleep that ended soon and resets after a long one", () => {
   const spinner = new Spinner(50);

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { readMqLimit } from "../../mechanisms/_mq_limits.ts";
+import { readMqLimit } from "../../mechanisms/_kernel/mq_limits.ts";
 import { codecs, MessageQueue } from "../../mod.ts";
 import { type Session, spawnPeer, type Transport } from "./_transport.ts";
 

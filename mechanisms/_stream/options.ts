@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { FramedChannelOptions } from "./framing.ts";
+import type { FramedChannelOptions } from "../framing.ts";
 
 /**
  * The framing options every stream mechanism takes: those of

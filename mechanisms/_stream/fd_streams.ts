@@ -15,12 +15,12 @@
  * @module
  */
 
-import { POLL } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
-import { systemError } from "./_errors.ts";
-import { type Deadline, FdParker, pollSync } from "./_wait.ts";
-import { DEFAULT_SPIN_MICROS, Spinner } from "./_spin.ts";
+import { POLL } from "../../ffi/c.ts";
+import { ERRNO, retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
+import { systemError } from "../_common/system_error.ts";
+import { type Deadline, FdParker, pollSync } from "../_wait/fd.ts";
+import { DEFAULT_SPIN_MICROS, Spinner } from "../_wait/spin.ts";
 
 /** The largest single read(): the default pipe capacity on Linux. */
 const _READ_CHUNK = 64 * 1024;

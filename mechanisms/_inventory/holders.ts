@@ -14,12 +14,12 @@
  * @module
  */
 
-import { listDirectory } from "../ffi/dir.ts";
-import { ERRNO } from "../ffi/errno.ts";
-import { readWholeFile } from "../ffi/file.ts";
-import { libc } from "../ffi/load.ts";
-import { statPath } from "../ffi/stat.ts";
-import { requirePermission } from "./_permissions.ts";
+import { listDirectory } from "../../ffi/dir.ts";
+import { ERRNO } from "../../ffi/errno.ts";
+import { readWholeFile } from "../../ffi/file.ts";
+import { libc } from "../../ffi/load.ts";
+import { statPath } from "../../ffi/stat.ts";
+import { requirePermission } from "../_kernel/permissions.ts";
 
 /** A process that has an object open or mapped. */
 export interface Holder {

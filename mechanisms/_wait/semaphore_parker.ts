@@ -44,11 +44,15 @@
  * @module
  */
 
-import { CLOCK, requireSymbol, TIMESPEC_SIZE } from "../ffi/c.ts";
-import { ERRNO, lastErrno, retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
-import { closedError, systemError, timeoutError } from "./_errors.ts";
-import type { Deadline } from "./_wait.ts";
+import { CLOCK, requireSymbol, TIMESPEC_SIZE } from "../../ffi/c.ts";
+import { ERRNO, lastErrno, retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
+import {
+  closedError,
+  systemError,
+  timeoutError,
+} from "../_common/system_error.ts";
+import type { Deadline } from "./fd.ts";
 
 /** The largest value a semaphore can hold on Linux (glibc and musl: INT_MAX). */
 export const SEM_VALUE_MAX = 2147483647;

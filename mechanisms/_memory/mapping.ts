@@ -20,11 +20,18 @@
  * @module
  */
 
-import { MAP_FAILED, MMAP, O, requireSymbol, STAT, STATVFS } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
-import { checkFlag, checkMode } from "./_checks.ts";
-import { closedError, systemError } from "./_errors.ts";
+import {
+  MAP_FAILED,
+  MMAP,
+  O,
+  requireSymbol,
+  STAT,
+  STATVFS,
+} from "../../ffi/c.ts";
+import { ERRNO, retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
+import { checkFlag, checkMode } from "../_common/checks.ts";
+import { closedError, systemError } from "../_common/system_error.ts";
 
 /** Any typed array over a plain `ArrayBuffer`. */
 export type TypedArray =

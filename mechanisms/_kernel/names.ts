@@ -4,7 +4,7 @@
  * @module
  */
 
-import { utf8Length } from "../ffi/c.ts";
+import { utf8Length } from "../../ffi/c.ts";
 
 /** Longest file name Linux accepts (NAME_MAX), in bytes. */
 export const NAME_MAX = 255;

@@ -3,7 +3,7 @@ import { IpcError, MappedFile } from "../mod.ts";
 import { sensor } from "./fixtures/_sensor.ts";
 import { cString, O } from "../ffi/c.ts";
 import { libc } from "../ffi/load.ts";
-import { reserve } from "../mechanisms/_mapping.ts";
+import { reserve } from "../mechanisms/_memory/mapping.ts";
 import { commandSucceeds, leakChecked, runFixture } from "./_helpers.ts";
 
 function tempFile(): { dir: string; path: string } & Disposable {

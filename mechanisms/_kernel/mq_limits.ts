@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readSmallFile } from "../ffi/file.ts";
+import { readSmallFile } from "../../ffi/file.ts";
 
 /** Where Linux publishes the message queue limits. */
 export const MQ_PROC_DIR = "/proc/sys/fs/mqueue";

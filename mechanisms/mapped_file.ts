@@ -39,8 +39,8 @@ import { cString, O, S_IFMT, S_IFREG } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
-import { systemError } from "./_errors.ts";
-import { checkFlag } from "./_checks.ts";
+import { systemError } from "./_common/system_error.ts";
+import { checkFlag } from "./_common/checks.ts";
 import {
   checkRegionOptions,
   checkSize,
@@ -52,9 +52,9 @@ import {
   statFd,
   type TypedArray,
   type TypedArrayConstructor,
-} from "./_mapping.ts";
-import { type Access, requirePermissions } from "./_permissions.ts";
-import { checkRecordLayout, ownedStruct, structIn } from "./_region.ts";
+} from "./_memory/mapping.ts";
+import { type Access, requirePermissions } from "./_kernel/permissions.ts";
+import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 
 // msync needs a page-aligned start; 64 KiB is a multiple of every page size
 // Linux uses on x86_64 and aarch64 (4, 16 and 64 KiB).

@@ -10,12 +10,16 @@
  * @module
  */
 
-import { FCNTL, O } from "../ffi/c.ts";
-import { retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
-import { systemError } from "./_errors.ts";
-import { fdReadable, fdWritable } from "./_fd_streams.ts";
-import { describeFileType, fstatType, isFifoType } from "./_file_type.ts";
+import { FCNTL, O } from "../../ffi/c.ts";
+import { retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
+import { systemError } from "../_common/system_error.ts";
+import { fdReadable, fdWritable } from "./fd_streams.ts";
+import {
+  describeFileType,
+  fstatType,
+  isFifoType,
+} from "../_kernel/file_type.ts";
 
 const _STDIN = 0;
 const _STDOUT = 1;

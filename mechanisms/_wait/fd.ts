@@ -12,11 +12,15 @@
  * @module
  */
 
-import { EFD, POLL, POLLFD_SIZE } from "../ffi/c.ts";
-import { retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
-import type { WaitOptions } from "./channel.ts";
-import { closedError, systemError, timeoutError } from "./_errors.ts";
+import { EFD, POLL, POLLFD_SIZE } from "../../ffi/c.ts";
+import { retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
+import type { WaitOptions } from "../channel.ts";
+import {
+  closedError,
+  systemError,
+  timeoutError,
+} from "../_common/system_error.ts";
 
 /** Without an eventfd (macOS) a parked poll rechecks this often. */
 const _FALLBACK_SLICE_MS = 50;

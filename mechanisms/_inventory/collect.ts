@@ -19,14 +19,14 @@
  * @module
  */
 
-import { libc } from "../ffi/load.ts";
-import { fileKey, type Holder, scanHolders } from "./_holders.ts";
+import { libc } from "../../ffi/load.ts";
+import { fileKey, type Holder, scanHolders } from "./holders.ts";
 import {
   type IpcKind,
   type IpcObject,
   listObjects,
   type Unlisted,
-} from "./_inventory.ts";
+} from "./objects.ts";
 
 /** What to consider for collection. */
 export interface CollectOptions {

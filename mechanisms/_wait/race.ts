@@ -5,8 +5,8 @@
  * @module
  */
 
-import { timeoutError } from "./_errors.ts";
-import type { Deadline } from "./_wait.ts";
+import { timeoutError } from "../_common/system_error.ts";
+import type { Deadline } from "./fd.ts";
 
 /**
  * Settles with `operation`, or rejects when the deadline passes or `signal`

@@ -19,9 +19,9 @@ import {
   S_IFREG,
   S_IFSOCK,
   STAT,
-} from "../ffi/c.ts";
-import { retryEintr } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
+} from "../../ffi/c.ts";
+import { retryEintr } from "../../ffi/errno.ts";
+import { libc } from "../../ffi/load.ts";
 
 function _typeOf(stat: Uint8Array<ArrayBuffer>): number {
   const view = new DataView(stat.buffer);

@@ -10,15 +10,15 @@
  * @module
  */
 
-import { DT_DIR, DT_REG, listDirectory } from "../ffi/dir.ts";
-import { errnoName } from "../ffi/errno.ts";
-import { readWholeFile } from "../ffi/file.ts";
-import { S_IFMT, S_IFREG } from "../ffi/c.ts";
-import { statPath } from "../ffi/stat.ts";
-import { MessageQueue, MQUEUE_DIR } from "./message_queue.ts";
-import { requirePermission } from "./_permissions.ts";
-import { Semaphore } from "./semaphore.ts";
-import { SharedMemory, SHM_DIR } from "./shared_memory.ts";
+import { DT_DIR, DT_REG, listDirectory } from "../../ffi/dir.ts";
+import { errnoName } from "../../ffi/errno.ts";
+import { readWholeFile } from "../../ffi/file.ts";
+import { S_IFMT, S_IFREG } from "../../ffi/c.ts";
+import { statPath } from "../../ffi/stat.ts";
+import { MessageQueue, MQUEUE_DIR } from "../message_queue.ts";
+import { requirePermission } from "../_kernel/permissions.ts";
+import { Semaphore } from "../semaphore.ts";
+import { SharedMemory, SHM_DIR } from "../shared_memory.ts";
 
 /** The kinds of named POSIX IPC object: message queue, shared memory, semaphore. */
 export type IpcKind = "mq" | "shm" | "sem";

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { ERRNO, errnoName, lastErrno } from "../ffi/errno.ts";
-import { IpcError, type SystemErrorDetails } from "./errors.ts";
+import { ERRNO, errnoName, lastErrno } from "../../ffi/errno.ts";
+import { IpcError, type SystemErrorDetails } from "../errors.ts";
 
 /** What each errno means, phrased to follow "Cannot <action>: ". */
 const _REASONS: Partial<Record<string, string>> = {

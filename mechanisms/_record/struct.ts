@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Codec } from "./codec.ts";
-import { DecodeError } from "./errors.ts";
+import type { Codec } from "../codec.ts";
+import { DecodeError } from "../errors.ts";
 import type {
   AtomicField,
   AtomicFieldsOf,
@@ -17,8 +17,8 @@ import type {
   RecordOf,
   ScalarType,
   StructView,
-} from "./layout.ts";
-import { closedError } from "./_errors.ts";
+} from "../layout.ts";
+import { closedError } from "../_common/system_error.ts";
 
 /** Whether this machine stores multi-byte values little-end first. */
 export const NATIVE_LITTLE_ENDIAN =

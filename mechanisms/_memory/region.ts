@@ -5,9 +5,14 @@
  * @module
  */
 
-import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
-import type { Mapping } from "./_mapping.ts";
-import { bindStruct } from "./_struct.ts";
+import type {
+  Layout,
+  LayoutSpec,
+  MappedStruct,
+  StructView,
+} from "../layout.ts";
+import type { Mapping } from "./mapping.ts";
+import { bindStruct } from "../_record/struct.ts";
 
 /**
  * Checks, before anything is opened, that `layout` is one a record can be
