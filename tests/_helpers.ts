@@ -5,7 +5,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import { assertEquals } from "@std/assert";
 import { listDirectory } from "../ffi/dir.ts";
 
 /** A name no other test or run uses: prefix, pid and a random suffix. */
@@ -96,7 +96,7 @@ export function leakChecked(
     const leaked = [..._ipcEntries()].filter((entry) =>
       !before.has(entry) && entry.includes("ipckit-test-")
     );
-    assert.deepEqual(leaked, [], `objects left behind: ${leaked.join(", ")}`);
+    assertEquals(leaked, [], `objects left behind: ${leaked.join(", ")}`);
   };
 }
 

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import {
   codecs,
   MessageQueue,
@@ -52,7 +52,7 @@ async function ipckit(
 /** Runs the CLI and asserts it succeeded, showing its stderr if not. */
 async function ipckitOk(args: string[]): Promise<string> {
   const result = await ipckit(args);
-  assert.equal(result.code, 0, `ipckit ${args.join(" ")}: ${result.stderr}`);
+  assertEquals(result.code, 0, `ipckit ${args.join(" ")}: ${result.stderr}`);
   return result.stdout;
 }
 
@@ -158,26 +158,26 @@ Deno.test(
         ];
         for (const [name, kind, size] of expected) {
           const object = byName.get(name);
-          assert.ok(object, `${name} is not listed`);
-          assert.equal(object.kind, kind, name);
-          assert.equal(object.size, size, name);
-          assert.equal(object.mode, "0600", name);
+          assert(object, `${name} is not listed`);
+          assertEquals(object.kind, kind, name);
+          assertEquals(object.size, size, name);
+          assertEquals(object.mode, "0600", name);
         }
         for (const name of [mq, shm, sem]) {
-          assert.deepEqual(
+          assertEquals(
             byName.get(name)!.holders.map((holder) => holder.pid),
             [child.pid],
             `holders of ${name}`,
           );
         }
-        assert.deepEqual(byName.get(unheld)!.holders, []);
+        assertEquals(byName.get(unheld)!.holders, []);
 
         const table = await ipckitOk(["ls", "--kind", "shm"]);
         const row = table.split("\n").find((line) => line.includes(shm));
-        assert.ok(row, table);
-        assert.match(row, new RegExp(`^shm\\s+${shm}\\s+12288\\s+0600\\s`));
-        assert.ok(row.includes(`${child.pid} (deno)`), row);
-        assert.ok(!table.includes(mq), "--kind shm listed a queue");
+        assert(row, table);
+        assertMatch(row, new RegExp(`^shm\\s+${shm}\\s+12288\\s+0600\\s`));
+        assert(row.includes(`${child.pid} (deno)`), row);
+        assert(!table.includes(mq), "--kind shm listed a queue");
       } finally {
         await stop(child);
       }
@@ -209,27 +209,27 @@ Deno.test(
       SharedMemory.open(shm, { create: true, size: 8192 }).close();
 
       const [details] = JSON.parse(await ipckitOk(["stat", mq, "--json"]));
-      assert.equal(details.kind, "mq");
-      assert.equal(details.maxMessages, 4);
-      assert.equal(details.messageSize, 128);
-      assert.equal(details.currentMessages, 2);
-      assert.equal(details.queuedBytes, 8);
+      assertEquals(details.kind, "mq");
+      assertEquals(details.maxMessages, 4);
+      assertEquals(details.messageSize, 128);
+      assertEquals(details.currentMessages, 2);
+      assertEquals(details.queuedBytes, 8);
 
       const text = await ipckitOk(["stat", mq.slice(1), "--kind", "mq"]);
-      assert.match(text, /^\s+max messages:\s+4$/m);
-      assert.match(text, /^\s+current messages:\s+2$/m);
+      assertMatch(text, /^\s+max messages:\s+4$/m);
+      assertMatch(text, /^\s+current messages:\s+2$/m);
 
       const shmText = await ipckitOk(["stat", shm]);
-      assert.match(shmText, new RegExp(`^${shm} \\(shared memory\\)$`, "m"));
-      assert.match(shmText, /^\s+size:\s+8192 bytes$/m);
+      assertMatch(shmText, new RegExp(`^${shm} \\(shared memory\\)$`, "m"));
+      assertMatch(shmText, /^\s+size:\s+8192 bytes$/m);
 
       // Reading the attributes took nothing off the queue.
       await using queue = MessageQueue.open(mq, { codec: codecs.text() });
-      assert.equal(queue.attributes().currentMessages, 2);
+      assertEquals(queue.attributes().currentMessages, 2);
 
       const missing = await ipckit(["stat", uniqueName("cli-stat-none")]);
-      assert.equal(missing.code, 1);
-      assert.match(
+      assertEquals(missing.code, 1);
+      assertMatch(
         missing.stderr,
         /no message queue, shared memory or semaphore named/,
       );
@@ -255,26 +255,26 @@ Deno.test(
       SharedMemory.open(shared, { create: true, size: 64 }).close();
 
       const removed = await ipckitOk(["rm", mq, shm, sem.slice(1)]);
-      assert.match(removed, new RegExp(`removed message queue ${mq}`));
-      assert.match(removed, new RegExp(`removed shared memory ${shm}`));
-      assert.match(removed, new RegExp(`removed semaphore ${sem}`));
-      assert.equal(exists("mq", mq), false);
-      assert.equal(exists("shm", shm), false);
-      assert.equal(exists("sem", sem), false);
+      assertMatch(removed, new RegExp(`removed message queue ${mq}`));
+      assertMatch(removed, new RegExp(`removed shared memory ${shm}`));
+      assertMatch(removed, new RegExp(`removed semaphore ${sem}`));
+      assertEquals(exists("mq", mq), false);
+      assertEquals(exists("shm", shm), false);
+      assertEquals(exists("sem", sem), false);
 
       const ambiguous = await ipckit(["rm", shared]);
-      assert.equal(ambiguous.code, 2);
-      assert.match(ambiguous.stderr, /add --kind mq or --kind shm/);
-      assert.equal(exists("mq", shared), true);
-      assert.equal(exists("shm", shared), true);
+      assertEquals(ambiguous.code, 2);
+      assertMatch(ambiguous.stderr, /add --kind mq or --kind shm/);
+      assertEquals(exists("mq", shared), true);
+      assertEquals(exists("shm", shared), true);
 
       await ipckitOk(["rm", "--kind", "shm", shared]);
-      assert.equal(exists("shm", shared), false);
-      assert.equal(exists("mq", shared), true);
+      assertEquals(exists("shm", shared), false);
+      assertEquals(exists("mq", shared), true);
 
       const again = await ipckit(["rm", "--kind", "shm", shared]);
-      assert.equal(again.code, 1);
-      assert.match(
+      assertEquals(again.code, 1);
+      assertMatch(
         again.stderr,
         /Cannot unlink shared memory ".*": it does not exist/,
       );
@@ -313,46 +313,46 @@ Deno.test(
       const child = await holdInChild([`sem:${heldSem}`, `shm:${heldShm}`]);
       try {
         const dry = await ipckitOk(["gc", "--prefix", prefix, "--dry-run"]);
-        assert.match(
+        assertMatch(
           dry,
           new RegExp(`^would remove\\s+shm\\s+${freeShm}\\s`, "m"),
         );
-        assert.match(
+        assertMatch(
           dry,
           new RegExp(`^would remove\\s+mq\\s+${freeMq}\\s`, "m"),
         );
-        assert.match(
+        assertMatch(
           dry,
           new RegExp(
             `^kept\\s+sem\\s+${heldSem}\\s+held by pid ${child.pid}$`,
             "m",
           ),
         );
-        assert.match(dry, new RegExp(`^kept\\s+shm\\s+${heldShm}\\s`, "m"));
-        assert.match(dry, /would remove 2, keep 2 .*nothing was removed/);
-        assert.ok(!dry.includes(outside), "gc looked outside its prefix");
+        assertMatch(dry, new RegExp(`^kept\\s+shm\\s+${heldShm}\\s`, "m"));
+        assertMatch(dry, /would remove 2, keep 2 .*nothing was removed/);
+        assert(!dry.includes(outside), "gc looked outside its prefix");
         for (const [kind, name] of all) {
-          assert.equal(exists(kind, name), true, `--dry-run removed ${name}`);
+          assertEquals(exists(kind, name), true, `--dry-run removed ${name}`);
         }
 
         const real = await ipckitOk(["gc", "--prefix", prefix]);
-        assert.match(real, new RegExp(`^removed\\s+shm\\s+${freeShm}\\s`, "m"));
-        assert.match(real, new RegExp(`^removed\\s+mq\\s+${freeMq}\\s`, "m"));
-        assert.match(real, /removed 2, kept 2/);
-        assert.equal(exists("shm", freeShm), false);
-        assert.equal(exists("mq", freeMq), false);
-        assert.equal(exists("sem", heldSem), true);
-        assert.equal(exists("shm", heldShm), true);
-        assert.equal(exists("shm", outside), true);
+        assertMatch(real, new RegExp(`^removed\\s+shm\\s+${freeShm}\\s`, "m"));
+        assertMatch(real, new RegExp(`^removed\\s+mq\\s+${freeMq}\\s`, "m"));
+        assertMatch(real, /removed 2, kept 2/);
+        assertEquals(exists("shm", freeShm), false);
+        assertEquals(exists("mq", freeMq), false);
+        assertEquals(exists("sem", heldSem), true);
+        assertEquals(exists("shm", heldShm), true);
+        assertEquals(exists("shm", outside), true);
       } finally {
         await stop(child);
       }
       // Once the holder is gone, so is the reason to keep its objects.
       const after = await ipckitOk(["gc", "--prefix", prefix]);
-      assert.match(after, /removed 2, kept 0/);
-      assert.equal(exists("sem", heldSem), false);
-      assert.equal(exists("shm", heldShm), false);
-      assert.equal(exists("shm", outside), true);
+      assertMatch(after, /removed 2, kept 0/);
+      assertEquals(exists("sem", heldSem), false);
+      assertEquals(exists("shm", heldShm), false);
+      assertEquals(exists("shm", outside), true);
     } finally {
       for (const [kind, name] of all) unlinkQuietly(kind, name);
     }
@@ -409,7 +409,7 @@ Deno.test(
         SharedMemory.open("${privateToNobody}", { create: true, size: 64 }).close();
         SharedMemory.open("${sharedByNobody}", { create: true, size: 64, mode: 0o644 }).close();`,
       ]);
-      assert.equal(created.code, 0, created.stderr);
+      assertEquals(created.code, 0, created.stderr);
 
       const gc = await asNobody(denoDir, [
         "run",
@@ -420,29 +420,29 @@ Deno.test(
         "--prefix",
         prefix,
       ]);
-      assert.equal(gc.code, 0, gc.stderr);
-      assert.match(gc.stdout, /note: \d+ processes could not be inspected/);
-      assert.match(
+      assertEquals(gc.code, 0, gc.stderr);
+      assertMatch(gc.stdout, /note: \d+ processes could not be inspected/);
+      assertMatch(
         gc.stdout,
         new RegExp(
           `^kept\\s+shm\\s+${rootOwned}\\s+it belongs to uid 0 and`,
           "m",
         ),
       );
-      assert.match(
+      assertMatch(
         gc.stdout,
         new RegExp(
           `^kept\\s+shm\\s+${sharedByNobody}\\s+its mode 0644 lets other users`,
           "m",
         ),
       );
-      assert.match(
+      assertMatch(
         gc.stdout,
         new RegExp(`^removed\\s+shm\\s+${privateToNobody}\\s`, "m"),
       );
-      assert.equal(exists("shm", rootOwned), true);
-      assert.equal(exists("shm", sharedByNobody), true);
-      assert.equal(exists("shm", privateToNobody), false);
+      assertEquals(exists("shm", rootOwned), true);
+      assertEquals(exists("shm", sharedByNobody), true);
+      assertEquals(exists("shm", privateToNobody), false);
     } finally {
       for (const name of [rootOwned, privateToNobody, sharedByNobody]) {
         unlinkQuietly("shm", name);
@@ -470,22 +470,22 @@ Deno.test(
         watcher.stderr,
         (text) => text.includes("\n"),
       );
-      assert.match(banner, /watching message queue .* consumes/);
+      assertMatch(banner, /watching message queue .* consumes/);
       await queue.send({ n: 1 });
       await queue.send({ n: 2 });
       const printed = await readUntil(
         watcher.stdout,
         (text) => text.split("\n").length > 2,
       );
-      assert.deepEqual(printed.split("\n").slice(0, 2), ['{"n":1}', '{"n":2}']);
-      assert.equal(queue.attributes().currentMessages, 0);
+      assertEquals(printed.split("\n").slice(0, 2), ['{"n":1}', '{"n":2}']);
+      assertEquals(queue.attributes().currentMessages, 0);
     } finally {
       watcher.kill("SIGINT");
     }
     const status = await watcher.status;
     await watcher.stdout.cancel().catch(() => {});
     await watcher.stderr.cancel().catch(() => {});
-    assert.equal(status.code, 0, "watch should end cleanly on Ctrl-C");
+    assertEquals(status.code, 0, "watch should end cleanly on Ctrl-C");
   }),
 );
 
@@ -508,16 +508,16 @@ Deno.test(
     ];
     for (const [args, message] of cases) {
       const result = await ipckit(args);
-      assert.equal(
+      assertEquals(
         result.code,
         2,
         `ipckit ${args.join(" ")}: ${result.stderr}`,
       );
-      assert.match(result.stderr, message, `ipckit ${args.join(" ")}`);
+      assertMatch(result.stderr, message, `ipckit ${args.join(" ")}`);
     }
     const help = await ipckit(["watch", "--help"]);
-    assert.equal(help.code, 0);
-    assert.match(help.stdout, /every message it prints is taken off/);
+    assertEquals(help.code, 0);
+    assertMatch(help.stdout, /every message it prints is taken off/);
   },
 );
 
@@ -528,8 +528,8 @@ Deno.test(
       "--allow-ffi",
       "--allow-read=/dev/shm,/dev/mqueue",
     ]);
-    assert.equal(noProc.code, 1);
-    assert.match(
+    assertEquals(noProc.code, 1);
+    assertMatch(
       noProc.stderr,
       /Requires read access to "\/proc", run again with --allow-read=\/proc/,
     );
@@ -538,13 +538,13 @@ Deno.test(
       ["rm", "--kind", "shm", uniqueName("cli-perm")],
       ["--allow-ffi", "--allow-read=/dev/shm,/dev/mqueue,/proc"],
     );
-    assert.equal(noWrite.code, 1);
-    assert.match(noWrite.stderr, /run again with --allow-write=\/dev\/shm/);
+    assertEquals(noWrite.code, 1);
+    assertMatch(noWrite.stderr, /run again with --allow-write=\/dev\/shm/);
 
     const noFfi = await ipckit(["ls"], [
       "--allow-read=/dev/shm,/dev/mqueue,/proc",
     ]);
-    assert.equal(noFfi.code, 1);
-    assert.match(noFfi.stderr, /--allow-ffi/);
+    assertEquals(noFfi.code, 1);
+    assertMatch(noFfi.stderr, /--allow-ffi/);
   },
 );

@@ -1,4 +1,11 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
 import { codecs, DecodeError, Fifo, IpcError } from "../mod.ts";
 import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
 
@@ -15,7 +22,7 @@ function inTempDir(
       await body(dir);
       if (expectEmpty) {
         const left = [...Deno.readDirSync(dir)].map((entry) => entry.name);
-        assert.deepEqual(left, [], `left behind in ${dir}: ${left.join(", ")}`);
+        assertEquals(left, [], `left behind in ${dir}: ${left.join(", ")}`);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -34,7 +41,7 @@ async function symlink(target: string, path: string): Promise<void> {
     args: ["-s", target, path],
   })
     .output();
-  assert.ok(success, `ln -s ${target} ${path} failed`);
+  assert(success, `ln -s ${target} ${path} failed`);
 }
 
 Deno.test(
@@ -53,13 +60,13 @@ Deno.test(
       })();
       for (let expected = 0; expected < count; expected++) {
         const { value } = await server.receive({ timeout: 30_000 });
-        assert.deepEqual(value, { seq: expected, echoed: true });
+        assertEquals(value, { seq: expected, echoed: true });
       }
       await sending;
     }
     // The server closed: the client's iteration ended and it exited cleanly.
     const output = await child.output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
   }),
 );
 
@@ -75,11 +82,11 @@ Deno.test(
     ]);
     let expected = 0;
     for await (const { value } of reader) {
-      assert.equal(value.seq, expected++);
+      assertEquals(value.seq, expected++);
     }
-    assert.equal(expected, 10_000);
+    assertEquals(expected, 10_000);
     const output = await child.output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
   }),
 );
 
@@ -96,8 +103,8 @@ Deno.test(
     );
     const lines: string[] = [];
     for await (const { value } of reader) lines.push(value);
-    assert.equal((await writing).code, 0);
-    assert.deepEqual(lines, ["hello", "wörld", "no newline"]);
+    assertEquals((await writing).code, 0);
+    assertEquals(lines, ["hello", "wörld", "no newline"]);
   }),
 );
 
@@ -117,7 +124,7 @@ Deno.test(
       for (let n = 0; n < 3; n++) await writer.send({ n });
     }
     const output = await cat;
-    assert.equal(
+    assertEquals(
       new TextDecoder().decode(output.stdout),
       '{"n":0}\n{"n":1}\n{"n":2}\n',
     );
@@ -143,8 +150,8 @@ Deno.test(
     const receiving = reader.receive({ timeout: 30_000 });
     await writer.send(big);
     const { value } = await receiving;
-    assert.equal(value.byteLength, big.byteLength);
-    assert.ok(value.every((byte, i) => byte === big[i]), "bytes differ");
+    assertEquals(value.byteLength, big.byteLength);
+    assert(value.every((byte, i) => byte === big[i]), "bytes differ");
   }),
 );
 
@@ -160,11 +167,11 @@ Deno.test(
       let settled = false;
       receiving.then(() => settled = true, () => settled = true);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.ok(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
-      assert.equal(settled, false, "receive() settled with no writer");
+      assert(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
+      assertEquals(settled, false, "receive() settled with no writer");
       // A writer comes and goes without a byte: that is the end of stream.
-      assert.equal((await sh(`: > '${fifo.path}'`)).code, 0);
-      await assert.rejects(receiving, Deno.errors.UnexpectedEof);
+      assertEquals((await sh(`: > '${fifo.path}'`)).code, 0);
+      await assertRejects(() => receiving, Deno.errors.UnexpectedEof);
     } finally {
       clearInterval(interval);
     }
@@ -178,25 +185,24 @@ Deno.test(
     let ticks = 0;
     const interval = setInterval(() => ticks++, 10);
     try {
-      await assert.rejects(
-        fifo.openWriter({ timeout: 300 }),
-        (error: Error) =>
-          error instanceof Deno.errors.TimedOut &&
-          /timed out after 300 ms/.test(error.message),
+      await assertRejects(
+        () => fifo.openWriter({ timeout: 300 }),
+        Deno.errors.TimedOut,
+        "timed out after 300 ms",
       );
-      assert.ok(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
+      assert(ticks >= 10, `only ${ticks} timer ticks in 300 ms`);
       const reason = new Error("stop waiting");
-      await assert.rejects(
-        fifo.openWriter({ signal: AbortSignal.abort(reason) }),
-        (error) => error === reason,
+      const error = await assertRejects(
+        () => fifo.openWriter({ signal: AbortSignal.abort(reason) }),
       );
+      assertStrictEquals(error, reason);
       // A reader that comes later lets a waiting writer in.
       const opening = fifo.openWriter<string>({ timeout: 10_000 });
       await new Promise((resolve) => setTimeout(resolve, 50));
       await using reader = await fifo.openReader<string>();
       await using writer = await opening;
       await writer.send("late");
-      assert.equal((await reader.receive({ timeout: 1000 })).value, "late");
+      assertEquals((await reader.receive({ timeout: 1000 })).value, "late");
     } finally {
       clearInterval(interval);
     }
@@ -207,13 +213,13 @@ Deno.test(
   "Fifo.openWriter with nonBlocking and no reader fails with ENXIO",
   inTempDir(async (dir) => {
     using fifo = Fifo.create(`${dir}/enxio`);
-    await assert.rejects(
-      fifo.openWriter({ nonBlocking: true }),
-      (error: Error) =>
-        error instanceof IpcError && error.code === "ENXIO" &&
-        error.syscall === "open" &&
-        /no process has it open for reading/.test(error.message),
+    const error = await assertRejects(
+      () => fifo.openWriter({ nonBlocking: true }),
+      IpcError,
+      "no process has it open for reading",
     );
+    assertEquals(error.code, "ENXIO");
+    assertEquals(error.syscall, "open");
   }),
 );
 
@@ -225,12 +231,12 @@ Deno.test(
     await using writer = await fifo.openWriter<string>({ timeout: 1000 });
     await writer.send("first");
     reader.close();
-    await assert.rejects(
-      writer.send("second"),
-      (error: Error & { code?: string }) =>
-        error instanceof Deno.errors.BrokenPipe && error.code === "EPIPE" &&
-        /reading end is closed/.test(error.message),
+    const error: Error & { code?: string } = await assertRejects(
+      () => writer.send("second"),
+      Deno.errors.BrokenPipe,
+      "reading end is closed",
     );
+    assertEquals(error.code, "EPIPE");
     // SIGPIPE is ignored by the Deno runtime: bit 13 of SigIgn is set.
     // (Deno's file API asks for --allow-all under /proc, so cat reads it.)
     const { stdout } = await new Deno.Command("cat", {
@@ -238,7 +244,7 @@ Deno.test(
     }).output();
     const status = new TextDecoder().decode(stdout);
     const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(status)![1]}`);
-    assert.equal((ignored >> 12n) & 1n, 1n);
+    assertEquals((ignored >> 12n) & 1n, 1n);
   }),
 );
 
@@ -256,21 +262,20 @@ Deno.test(
         ["link", "a symbolic link"],
       ]
     ) {
-      assert.throws(
+      const error: Error & { code?: string } = assertThrows(
         () => Fifo.create(`${dir}/${name}`),
-        (error: Error & { code?: string }) =>
-          error instanceof Deno.errors.AlreadyExists &&
-          error.code === "EEXIST" &&
-          error.message.includes(`is ${kind}, not a FIFO`),
+        Deno.errors.AlreadyExists,
+        `is ${kind}, not a FIFO`,
       );
+      assertEquals(error.code, "EEXIST");
     }
-    assert.equal(await Deno.readTextFile(`${dir}/file`), "keep me");
+    assertEquals(await Deno.readTextFile(`${dir}/file`), "keep me");
     {
       using adopted = Fifo.create(target.path);
-      assert.equal(adopted.created, false);
+      assertEquals(adopted.created, false);
     }
-    assert.ok((await Deno.lstat(target.path)).isFifo, "adopter removed it");
-    assert.throws(
+    assert((await Deno.lstat(target.path)).isFifo, "adopter removed it");
+    assertThrows(
       () => Fifo.create(target.path, { exclusive: true }),
       Deno.errors.AlreadyExists,
     );
@@ -287,32 +292,31 @@ Deno.test(
     await Deno.mkdir(`${dir}/dir`);
     using target = Fifo.create(`${dir}/target`);
     await symlink(target.path, `${dir}/link`);
-    await assert.rejects(
-      Fifo.openReader(`${dir}/missing`),
-      (error: Error) =>
-        error instanceof Deno.errors.NotFound &&
-        /it does not exist/.test(error.message),
+    await assertRejects(
+      () => Fifo.openReader(`${dir}/missing`),
+      Deno.errors.NotFound,
+      "it does not exist",
     );
-    await assert.rejects(
-      Fifo.openWriter(`${dir}/missing`, { nonBlocking: true }),
+    await assertRejects(
+      () => Fifo.openWriter(`${dir}/missing`, { nonBlocking: true }),
       Deno.errors.NotFound,
     );
     for (
       const [name, kind] of [["file", "regular file"], ["dir", "directory"]]
     ) {
-      await assert.rejects(
-        Fifo.openReader(`${dir}/${name}`),
-        (error: Error) =>
-          error instanceof IpcError && error.code === "EINVAL" &&
-          error.message.includes(`it is a ${kind}, not a FIFO`),
+      const error = await assertRejects(
+        () => Fifo.openReader(`${dir}/${name}`),
+        IpcError,
+        `it is a ${kind}, not a FIFO`,
       );
+      assertEquals(error.code, "EINVAL");
     }
-    await assert.rejects(
-      Fifo.openReader(`${dir}/link`),
-      (error: Error) =>
-        error instanceof IpcError && error.code === "ELOOP" &&
-        /does not follow symbolic links/.test(error.message),
+    const error = await assertRejects(
+      () => Fifo.openReader(`${dir}/link`),
+      IpcError,
+      "does not follow symbolic links",
     );
+    assertEquals(error.code, "ELOOP");
     await Deno.remove(`${dir}/link`);
     await Deno.remove(`${dir}/dir`);
     await Deno.remove(`${dir}/file`);
@@ -322,11 +326,10 @@ Deno.test(
 Deno.test(
   "Fifo.create reports a missing parent directory, and one the kernel will not let this user write",
   inTempDir(async (dir) => {
-    assert.throws(
+    assertThrows(
       () => Fifo.create(`${dir}/no/such/parent`),
-      (error: Error) =>
-        error instanceof Deno.errors.NotFound &&
-        /parent directory does not exist/.test(error.message),
+      Deno.errors.NotFound,
+      "parent directory does not exist",
     );
     const setpriv = await new Deno.Command("sh", {
       args: ["-c", "command -v setpriv"],
@@ -362,8 +365,8 @@ Deno.test(
       stderr: "piped",
     }).output().finally(() => Deno.remove(denoDir, { recursive: true }));
     const stdout = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.match(
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertMatch(
       stdout,
       /^PermissionDenied: Cannot create FIFO ".*\/denied": the kernel denied write access to its parent directory/,
     );
@@ -377,8 +380,8 @@ Deno.test(
       "--allow-ffi",
       "--allow-read=/tmp",
     ], ["create", `${dir}/nope`]);
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(
       result.stdout.trim(),
       `NotCapable: Requires write access to "${dir}/nope", run again with --allow-write=${dir}/nope`,
     );
@@ -392,15 +395,13 @@ Deno.test(
     await using reader = await fifo.openReader({ maxMessageSize: 1024 });
     // Only the header is written: the reader must not wait for 2 GiB.
     const writing = sh(`printf '\\177\\377\\377\\377' > '${fifo.path}'`);
-    await assert.rejects(
-      reader.receive({ timeout: 5000 }),
-      (error: Error) =>
-        error instanceof DecodeError &&
-        /announces 2147483647 bytes, above maxMessageSize 1024/.test(
-          error.message,
-        ) && error.bytes.length === 4,
+    const error = await assertRejects(
+      () => reader.receive({ timeout: 5000 }),
+      DecodeError,
+      "announces 2147483647 bytes, above maxMessageSize 1024",
     );
-    assert.equal((await writing).code, 0);
+    assertEquals(error.bytes.length, 4);
+    assertEquals((await writing).code, 0);
   }),
 );
 
@@ -410,41 +411,40 @@ Deno.test(
     using fifo = Fifo.create(`${dir}/cut`);
     await using reader = await fifo.openReader();
     const writing = sh(`printf '\\0\\0\\0\\144abc' > '${fifo.path}'`);
-    await assert.rejects(
-      reader.receive({ timeout: 5000 }),
-      (error: Error) =>
-        error instanceof DecodeError &&
-        /ended inside a message, after 7 bytes/.test(error.message) &&
-        new TextDecoder().decode(error.bytes.subarray(4)) === "abc",
+    const error = await assertRejects(
+      () => reader.receive({ timeout: 5000 }),
+      DecodeError,
+      "ended inside a message, after 7 bytes",
     );
-    assert.equal((await writing).code, 0);
+    assertEquals(new TextDecoder().decode(error.bytes.subarray(4)), "abc");
+    assertEquals((await writing).code, 0);
   }),
 );
 
 Deno.test(
   "Fifo rejects bad arguments with TypeError or RangeError before any system call",
   async () => {
-    assert.throws(() => Fifo.create(""), TypeError);
-    assert.throws(() => Fifo.create("/tmp/a\0b"), TypeError);
-    assert.throws(
+    assertThrows(() => Fifo.create(""), TypeError);
+    assertThrows(() => Fifo.create("/tmp/a\0b"), TypeError);
+    assertThrows(
       () => Fifo.create(new URL("https://example.com/x")),
       TypeError,
     );
-    assert.throws(() => Fifo.create("/tmp/x", { mode: 0o1777 }), RangeError);
-    await assert.rejects(
-      Fifo.openReader("/tmp/x", { framing: "words" as "lines" }),
+    assertThrows(() => Fifo.create("/tmp/x", { mode: 0o1777 }), RangeError);
+    await assertRejects(
+      () => Fifo.openReader("/tmp/x", { framing: "words" as "lines" }),
       TypeError,
     );
-    await assert.rejects(
-      Fifo.openWriter("/tmp/x", { maxMessageSize: 0 }),
+    await assertRejects(
+      () => Fifo.openWriter("/tmp/x", { maxMessageSize: 0 }),
       RangeError,
     );
-    await assert.rejects(
-      Fifo.openWriter("/tmp/x", { timeout: -1 }),
+    await assertRejects(
+      () => Fifo.openWriter("/tmp/x", { timeout: -1 }),
       RangeError,
     );
-    await assert.rejects(
-      Fifo.duplex("/tmp/x", { role: "peer" as "server" }),
+    await assertRejects(
+      () => Fifo.duplex("/tmp/x", { role: "peer" as "server" }),
       TypeError,
     );
   },

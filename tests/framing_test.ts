@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { codecs, DecodeError, FramedChannel } from "../mod.ts";
 
 const encoder = new TextEncoder();
@@ -40,7 +40,7 @@ Deno.test("FramedChannel carries a 10 MiB message intact", async () => {
   });
   const received = into.receive();
   await out.send(big);
-  assert.deepEqual((await received).value, big);
+  assertEquals((await received).value, big);
   out.close();
   into.close();
 });
@@ -51,7 +51,7 @@ Deno.test("FramedChannel splits lines across chunk boundaries and drops a CR", a
   });
   const values: string[] = [];
   for await (const { value } of reader) values.push(value);
-  assert.deepEqual(values, ["hello", "world", "last"]);
+  assertEquals(values, ["hello", "world", "last"]);
 });
 
 Deno.test("FramedChannel iteration ends cleanly when the writer closes", async () => {
@@ -63,32 +63,28 @@ Deno.test("FramedChannel iteration ends cleanly when the writer closes", async (
   const values: number[] = [];
   for await (const { value } of reader) values.push(value);
   await sent;
-  assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => i));
+  assertEquals(values, Array.from({ length: 100 }, (_, i) => i));
 });
 
 Deno.test("FramedChannel rejects a frame header above maxMessageSize and closes", async () => {
   const readable = ReadableStream.from([encoder.encode("GET / HTTP/1.1\r\n")]);
   const channel = new FramedChannel({ readable, maxMessageSize: 1024 });
-  await assert.rejects(
-    channel.receive(),
-    (error: unknown) =>
-      error instanceof DecodeError &&
-      /announces 1195725856 bytes, above maxMessageSize 1024/.test(
-        error.message,
-      ) &&
-      error.bytes.length === 4,
+  const error = await assertRejects(
+    () => channel.receive(),
+    DecodeError,
+    "announces 1195725856 bytes, above maxMessageSize 1024",
   );
-  assert.equal(channel.closed, true);
+  assertEquals(error.bytes.length, 4);
+  assertEquals(channel.closed, true);
 });
 
 Deno.test("FramedChannel reports a stream that ends inside a frame with the partial bytes", async () => {
   const frame = new Uint8Array([0, 0, 0, 10, 1, 2, 3]);
   const channel = new FramedChannel({ readable: ReadableStream.from([frame]) });
-  await assert.rejects(
-    channel.receive(),
-    (error: unknown) =>
-      error instanceof DecodeError &&
-      /ended inside a message, after 7 bytes/.test(error.message),
+  await assertRejects(
+    () => channel.receive(),
+    DecodeError,
+    "ended inside a message, after 7 bytes",
   );
 });
 
@@ -104,15 +100,18 @@ Deno.test("FramedChannel keeps going after a payload the codec cannot decode", a
   const channel = new FramedChannel<{ ok: number }>({
     readable: ReadableStream.from(frames),
   });
-  await assert.rejects(channel.receive(), DecodeError);
-  assert.deepEqual((await channel.receive()).value, { ok: 1 });
+  await assertRejects(() => channel.receive(), DecodeError);
+  assertEquals((await channel.receive()).value, { ok: 1 });
 });
 
 Deno.test("FramedChannel.receive() rejects after its timeout and the next receive gets the data", async () => {
   const { writer, reader } = pipePair<string>();
-  await assert.rejects(reader.receive({ timeout: 20 }), Deno.errors.TimedOut);
+  await assertRejects(
+    () => reader.receive({ timeout: 20 }),
+    Deno.errors.TimedOut,
+  );
   await writer.send("later");
-  assert.equal((await reader.receive({ timeout: 1000 })).value, "later");
+  assertEquals((await reader.receive({ timeout: 1000 })).value, "later");
   writer.close();
   reader.close();
 });
@@ -127,8 +126,16 @@ Deno.test("FramedChannel refuses to send a message that breaks its framing", asy
     framing: "lines",
     codec: codecs.text(),
   });
-  await assert.rejects(text.send("two\nlines"), /contains a newline/);
-  await assert.rejects(writer.send("much too long"), /maxMessageSize is 8/);
+  await assertRejects(
+    () => text.send("two\nlines"),
+    Error,
+    "contains a newline",
+  );
+  await assertRejects(
+    () => writer.send("much too long"),
+    Error,
+    "maxMessageSize is 8",
+  );
   text.close();
   writer.close();
   reader.close();
@@ -140,13 +147,13 @@ Deno.test("FramedChannel.send() given up before its turn writes nothing and keep
   const stop = new AbortController();
   const second = writer.send("second", { signal: stop.signal });
   stop.abort(new Error("not needed"));
-  assert.equal((await reader.receive()).value, "first");
+  assertEquals((await reader.receive()).value, "first");
   await first;
-  await assert.rejects(second, /not needed/);
-  assert.equal(writer.closed, false);
+  await assertRejects(() => second, Error, "not needed");
+  assertEquals(writer.closed, false);
   const third = reader.receive();
   await writer.send("third");
-  assert.equal((await third).value, "third");
+  assertEquals((await third).value, "third");
   writer.close();
   reader.close();
 });
@@ -173,22 +180,23 @@ Deno.test("FramedChannel over a ByteIO frames, half-closes and closes the resour
       close: () => void (closed = true),
     },
   });
-  assert.equal((await channel.receive()).value, 12);
+  assertEquals((await channel.receive()).value, 12);
   await channel.send(7);
   const written = new Uint8Array(sent.flatMap((chunk) => [...chunk]));
-  assert.deepEqual(written, new Uint8Array([0, 0, 0, 1, 0x37]));
+  assertEquals(written, new Uint8Array([0, 0, 0, 1, 0x37]));
   await channel.closeWrite();
-  assert.equal(halfClosed, true);
-  await assert.rejects(channel.receive(), Deno.errors.UnexpectedEof);
+  assertEquals(halfClosed, true);
+  await assertRejects(() => channel.receive(), Deno.errors.UnexpectedEof);
   channel.close();
-  assert.equal(closed, true);
-  assert.throws(
+  assertEquals(closed, true);
+  assertThrows(
     () =>
       new FramedChannel({
         io: channel as never,
         readable: new ReadableStream(),
       }),
-    /either io or streams/,
+    Error,
+    "either io or streams",
   );
 });
 
@@ -206,6 +214,6 @@ Deno.test("FramedChannel reassembles a large frame that arrives in many small ch
     readable: ReadableStream.from(chunks),
     codec: codecs.bytes(),
   });
-  assert.deepEqual((await channel.receive()).value, payload);
-  await assert.rejects(channel.receive(), Deno.errors.UnexpectedEof);
+  assertEquals((await channel.receive()).value, payload);
+  await assertRejects(() => channel.receive(), Deno.errors.UnexpectedEof);
 });

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   array,
   codecs,
@@ -18,7 +18,7 @@ Deno.test("layout() places fields at their natural alignment like a C compiler",
     samples: array("f32", 64),
   });
   // struct { uint32_t id; double t; int32_t count; char label[32]; float s[64]; }
-  assert.deepEqual(
+  assertEquals(
     sensor.fields.map((f) => [f.name, f.offset, f.size]),
     [
       ["id", 0, 4],
@@ -28,38 +28,41 @@ Deno.test("layout() places fields at their natural alignment like a C compiler",
       ["samples", 52, 256],
     ],
   );
-  assert.equal(sensor.align, 8);
-  assert.equal(sensor.size, 312);
+  assertEquals(sensor.align, 8);
+  assertEquals(sensor.size, 312);
   const packed = layout({ tag: "u8", value: "f64" }, { packed: true });
-  assert.equal(packed.fields[1].offset, 1);
-  assert.equal(packed.size, 9);
+  assertEquals(packed.fields[1].offset, 1);
+  assertEquals(packed.size, 9);
   const placed = layout({ a: "u32", b: { type: "u16", offset: 10 }, c: "u8" });
-  assert.deepEqual(placed.fields.map((f) => f.offset), [0, 10, 12]);
-  assert.equal(placed.size, 16);
+  assertEquals(placed.fields.map((f) => f.offset), [0, 10, 12]);
+  assertEquals(placed.size, 16);
 });
 
 Deno.test("layout() rejects unknown types, overlaps and bad sizes", () => {
-  assert.throws(
+  assertThrows(
     () => layout({ x: "u31" as "u32" }),
-    /field "x" has unknown type "u31"/,
+    Error,
+    'field "x" has unknown type "u31"',
   );
-  assert.throws(() => layout({ x: { kind: "blob" } as never }), TypeError);
-  assert.throws(
+  assertThrows(() => layout({ x: { kind: "blob" } as never }), TypeError);
+  assertThrows(
     () => layout({ a: "u32", b: { type: "u16", offset: 2 } }),
-    /field "b" \(bytes 2-3\) overlaps field "a" \(bytes 0-3\)/,
+    Error,
+    'field "b" (bytes 2-3) overlaps field "a" (bytes 0-3)',
   );
-  assert.throws(
+  assertThrows(
     () => layout({ a: { type: "u32", offset: 2 } }),
-    /not aligned to 4 bytes/,
+    Error,
+    "not aligned to 4 bytes",
   );
-  assert.throws(() => layout({ a: { type: "u32", offset: -4 } }), RangeError);
-  assert.throws(() => utf8(0), RangeError);
-  assert.throws(() => utf8(1.5), RangeError);
-  assert.throws(() => array("f32", -1), RangeError);
-  assert.throws(() => array("f16" as "f32", 4), TypeError);
-  assert.throws(() => layout({}), RangeError);
-  assert.throws(() => layout({ $atomic: "u8" }), /reserved/);
-  assert.throws(
+  assertThrows(() => layout({ a: { type: "u32", offset: -4 } }), RangeError);
+  assertThrows(() => utf8(0), RangeError);
+  assertThrows(() => utf8(1.5), RangeError);
+  assertThrows(() => array("f32", -1), RangeError);
+  assertThrows(() => array("f16" as "f32", 4), TypeError);
+  assertThrows(() => layout({}), RangeError);
+  assertThrows(() => layout({ $atomic: "u8" }), Error, "reserved");
+  assertThrows(
     () => layout({ a: "u8" }, { endian: "middle" as "big" }),
     TypeError,
   );
@@ -81,8 +84,8 @@ Deno.test("codecs.struct() round-trips a record and writes the layout's byte ord
     name: "cam",
     points: new Int16Array([1, -2]),
   });
-  assert.equal(bytes.byteLength, frame.size);
-  assert.deepEqual(
+  assertEquals(bytes.byteLength, frame.size);
+  assertEquals(
     [...bytes],
     [
       ...[0, 0, 0, 0, 0, 0, 1, 2], // seq, big-endian
@@ -96,40 +99,42 @@ Deno.test("codecs.struct() round-trips a record and writes the layout's byte ord
     ],
   );
   const decoded = codec.decode(bytes);
-  assert.equal(decoded.seq, 258n);
-  assert.equal(decoded.width, 0x0102);
-  assert.equal(decoded.delta, -1);
-  assert.equal(decoded.name, "cam");
-  assert.deepEqual([...decoded.points], [1, -2]);
-  assert.ok(decoded.points instanceof Int16Array);
+  assertEquals(decoded.seq, 258n);
+  assertEquals(decoded.width, 0x0102);
+  assertEquals(decoded.delta, -1);
+  assertEquals(decoded.name, "cam");
+  assertEquals([...decoded.points], [1, -2]);
+  assert(decoded.points instanceof Int16Array);
 });
 
 Deno.test("codecs.struct() rejects bad values before writing and bad bytes as DecodeError", () => {
   const codec = codecs.struct(layout({ n: "u8", s: utf8(4), big: "i64" }));
   const ok = { n: 1, s: "ab", big: 1n };
-  assert.throws(() => codec.encode({ ...ok, n: 256 }), RangeError);
-  assert.throws(() => codec.encode({ ...ok, n: 1.5 }), RangeError);
-  assert.throws(
+  assertThrows(() => codec.encode({ ...ok, n: 256 }), RangeError);
+  assertThrows(() => codec.encode({ ...ok, n: 1.5 }), RangeError);
+  assertThrows(
     () => codec.encode({ ...ok, big: 1 as unknown as bigint }),
     TypeError,
   );
-  assert.throws(() => codec.encode({ ...ok, big: 2n ** 63n }), RangeError);
-  assert.throws(
+  assertThrows(() => codec.encode({ ...ok, big: 2n ** 63n }), RangeError);
+  assertThrows(
     () => codec.encode({ ...ok, s: "héllo" }),
-    /6 bytes of UTF-8, the field holds 4/,
+    Error,
+    "6 bytes of UTF-8, the field holds 4",
   );
-  assert.throws(
+  assertThrows(
     () => codec.encode({ n: 1, s: "ab" } as typeof ok),
-    /field "big" is missing/,
+    Error,
+    'field "big" is missing',
   );
-  assert.throws(
+  const error = assertThrows(
     () => codec.decode(new Uint8Array(3)),
-    (error: unknown) =>
-      error instanceof DecodeError && error.bytes.byteLength === 3,
+    DecodeError,
   );
+  assertEquals(error.bytes.byteLength, 3);
   const invalidUtf8 = codec.encode(ok);
   invalidUtf8[1] = 0xff;
-  assert.throws(() => codec.decode(invalidUtf8), DecodeError);
+  assertThrows(() => codec.decode(invalidUtf8), DecodeError);
 });
 
 Deno.test(
@@ -142,14 +147,14 @@ Deno.test(
       { create: true, unlinkOnClose: true },
     );
     record.label = "short";
-    assert.throws(() => (record.label = "much too long"), RangeError);
-    assert.equal(record.label, "short");
-    assert.throws(() => (record.n = 70_000), RangeError);
-    assert.throws(() => (record.n = -1), RangeError);
-    assert.equal(record.n, 0);
+    assertThrows(() => (record.label = "much too long"), RangeError);
+    assertEquals(record.label, "short");
+    assertThrows(() => (record.n = 70_000), RangeError);
+    assertThrows(() => (record.n = -1), RangeError);
+    assertEquals(record.n, 0);
     // A shorter string clears the rest of the field.
     record.label = "ab";
-    assert.deepEqual([...record.$region.bytes().subarray(0, 8)], [
+    assertEquals([...record.$region.bytes().subarray(0, 8)], [
       0x61,
       0x62,
       0,
@@ -185,12 +190,16 @@ Deno.test(
       tag: "hi",
       v: new Uint16Array([1, 2, 3]),
     });
-    assert.deepEqual(record.$region.bytes(), encoded);
+    assertEquals(record.$region.bytes(), encoded);
     // Types follow the layout: this line would not compile otherwise.
     const typed: { x: number; id: bigint; tag: string; v: Uint16Array } =
       record;
-    assert.equal(typed.v.length, 3);
-    assert.throws(() => (record.v = new Uint16Array(2)), /exactly 3 elements/);
+    assertEquals(typed.v.length, 3);
+    assertThrows(
+      () => (record.v = new Uint16Array(2)),
+      Error,
+      "exactly 3 elements",
+    );
   }),
 );
 
@@ -206,21 +215,21 @@ Deno.test(
       unlinkOnClose: true,
     });
     const { a, b, c } = record.$atomic;
-    assert.equal(a.add(5), 0);
-    assert.equal(a.sub(2), 5);
-    assert.equal(a.exchange(10), 3);
-    assert.equal(a.compareExchange(10, 11), 10);
-    assert.equal(a.compareExchange(10, 12), 11);
-    assert.equal(a.load(), 11);
-    assert.equal(a.store(-4), -4);
-    assert.equal(record.a, -4);
-    assert.throws(() => a.add(1.5), TypeError);
-    assert.throws(() => a.store(2 ** 31), RangeError);
-    assert.throws(() => b.add(1), /not aligned/);
+    assertEquals(a.add(5), 0);
+    assertEquals(a.sub(2), 5);
+    assertEquals(a.exchange(10), 3);
+    assertEquals(a.compareExchange(10, 11), 10);
+    assertEquals(a.compareExchange(10, 12), 11);
+    assertEquals(a.load(), 11);
+    assertEquals(a.store(-4), -4);
+    assertEquals(record.a, -4);
+    assertThrows(() => a.add(1.5), TypeError);
+    assertThrows(() => a.store(2 ** 31), RangeError);
+    assertThrows(() => b.add(1), Error, "not aligned");
     record.b = 7; // unaligned plain access still works
-    assert.equal(record.b, 7);
+    assertEquals(record.b, 7);
     // c sits at offset 7 in this packed layout: also not atomic
-    assert.throws(() => c.load(), /not aligned/);
-    assert.equal("f" in record.$atomic, false);
+    assertThrows(() => c.load(), Error, "not aligned");
+    assertEquals("f" in record.$atomic, false);
   }),
 );

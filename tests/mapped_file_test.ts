@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { IpcError, MappedFile } from "../mod.ts";
 import { sensor } from "./fixtures/_sensor.ts";
 import { cString, O } from "../ffi/c.ts";
@@ -20,23 +20,23 @@ Deno.test(
   leakChecked(() => {
     using tmp = tempFile();
     using file = MappedFile.open(tmp.path, { create: true, size: 8192 });
-    assert.equal(file.size, 8192);
-    assert.equal(file.shared, true);
-    assert.equal(Deno.statSync(tmp.path).size, 8192);
-    assert.equal(Deno.statSync(tmp.path).mode! & 0o777, 0o600);
+    assertEquals(file.size, 8192);
+    assertEquals(file.shared, true);
+    assertEquals(Deno.statSync(tmp.path).size, 8192);
+    assertEquals(Deno.statSync(tmp.path).mode! & 0o777, 0o600);
     file.bytes().set(new TextEncoder().encode("hello"), 4096);
     file.flush({ byteOffset: 4096, byteLength: 5 });
     file.flush({ async: true });
     const onDisk = Deno.readFileSync(tmp.path);
-    assert.equal(
+    assertEquals(
       new TextDecoder().decode(onDisk.subarray(4096, 4101)),
       "hello",
     );
     using again = MappedFile.open(new URL(`file://${tmp.path}`));
-    assert.equal(again.size, 8192);
-    assert.equal(again.bytes()[4096], "h".charCodeAt(0));
-    assert.throws(() => file.flush({ byteOffset: 8193 }), RangeError);
-    assert.throws(() => file.flush({ byteLength: 8193 }), RangeError);
+    assertEquals(again.size, 8192);
+    assertEquals(again.bytes()[4096], "h".charCodeAt(0));
+    assertThrows(() => file.flush({ byteOffset: 8193 }), RangeError);
+    assertThrows(() => file.flush({ byteLength: 8193 }), RangeError);
   }),
 );
 
@@ -46,15 +46,15 @@ Deno.test(
     using tmp = tempFile();
     Deno.writeFileSync(tmp.path, new Uint8Array([1, 2, 3, 4]));
     using file = MappedFile.open(tmp.path, { shared: false });
-    assert.equal(file.shared, false);
+    assertEquals(file.shared, false);
     file.bytes()[0] = 9;
-    assert.equal(file.bytes()[0], 9);
-    assert.deepEqual([...Deno.readFileSync(tmp.path)], [1, 2, 3, 4]);
-    assert.throws(() => file.resize(8), /mapped privately/);
+    assertEquals(file.bytes()[0], 9);
+    assertEquals([...Deno.readFileSync(tmp.path)], [1, 2, 3, 4]);
+    assertThrows(() => file.resize(8), Error, "mapped privately");
     using readOnly = MappedFile.open(tmp.path, { readOnly: true });
     readOnly.bytes()[1] = 9; // private copy: no crash, no change
-    assert.deepEqual([...Deno.readFileSync(tmp.path)], [1, 2, 3, 4]);
-    assert.throws(() => readOnly.resize(8), /mapped read-only/);
+    assertEquals([...Deno.readFileSync(tmp.path)], [1, 2, 3, 4]);
+    assertThrows(() => readOnly.resize(8), Error, "mapped read-only");
   }),
 );
 
@@ -66,18 +66,18 @@ Deno.test(
     const before = file.bytes();
     before[0] = 5;
     file.resize(3 * 4096);
-    assert.equal(before.length, 0);
-    assert.equal(file.size, 3 * 4096);
-    assert.equal(Deno.statSync(tmp.path).size, 3 * 4096);
+    assertEquals(before.length, 0);
+    assertEquals(file.size, 3 * 4096);
+    assertEquals(Deno.statSync(tmp.path).size, 3 * 4096);
     const grown = file.bytes();
-    assert.equal(grown[0], 5);
+    assertEquals(grown[0], 5);
     grown[3 * 4096 - 1] = 6;
     file.resize(100);
-    assert.equal(grown.length, 0);
-    assert.equal(Deno.statSync(tmp.path).size, 100);
-    assert.equal(file.bytes()[0], 5);
-    assert.throws(() => file.resize(0), RangeError);
-    assert.throws(() => file.resize(2.5), RangeError);
+    assertEquals(grown.length, 0);
+    assertEquals(Deno.statSync(tmp.path).size, 100);
+    assertEquals(file.bytes()[0], 5);
+    assertThrows(() => file.resize(0), RangeError);
+    assertThrows(() => file.resize(2.5), RangeError);
   }),
 );
 
@@ -85,31 +85,33 @@ Deno.test(
   "MappedFile rejects bad paths, sizes and option combinations",
   leakChecked(() => {
     using tmp = tempFile();
-    assert.throws(() => MappedFile.open(""), TypeError);
-    assert.throws(() => MappedFile.open("/tmp/a\0b"), TypeError);
-    assert.throws(
+    assertThrows(() => MappedFile.open(""), TypeError);
+    assertThrows(() => MappedFile.open("/tmp/a\0b"), TypeError);
+    assertThrows(
       () =>
         MappedFile.open(tmp.path, { create: true, size: 8, readOnly: true }),
-      /readOnly cannot be combined with create/,
+      Error,
+      "readOnly cannot be combined with create",
     );
     for (const size of [0, -1, 0.5, Number.MAX_SAFE_INTEGER + 1]) {
-      assert.throws(
+      assertThrows(
         () => MappedFile.open(tmp.path, { create: true, size }),
         RangeError,
       );
     }
-    assert.throws(() => MappedFile.open(tmp.path), Deno.errors.NotFound);
-    assert.throws(() => MappedFile.open(tmp.dir), /it is a directory/);
+    assertThrows(() => MappedFile.open(tmp.path), Deno.errors.NotFound);
+    assertThrows(() => MappedFile.open(tmp.dir), Error, "it is a directory");
     const fifo = `${tmp.dir}/fifo`;
     new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
     // O_RDWR does not wait for a peer on a FIFO (Linux), so this reaches fstat.
-    assert.throws(() => MappedFile.open(fifo), /not a regular file/);
+    assertThrows(() => MappedFile.open(fifo), Error, "not a regular file");
     Deno.writeFileSync(tmp.path, new Uint8Array(0));
-    assert.throws(() => MappedFile.open(tmp.path), /it is empty/);
+    assertThrows(() => MappedFile.open(tmp.path), Error, "it is empty");
     Deno.writeFileSync(tmp.path, new Uint8Array(64));
-    assert.throws(
+    assertThrows(
       () => MappedFile.open(tmp.path, { size: 32 }),
-      /larger than the 32 bytes requested/,
+      Error,
+      "larger than the 32 bytes requested",
     );
   }),
 );
@@ -129,10 +131,10 @@ Deno.test(
       tmp.path,
       "file",
     ]);
-    assert.equal(wrote.code, 0, wrote.stderr);
-    assert.equal(record.$atomic.ready.load(), 1);
-    assert.equal(record.label, "kitchen ☀");
-    assert.equal(record.samples[63], 63 / 4);
+    assertEquals(wrote.code, 0, wrote.stderr);
+    assertEquals(record.$atomic.ready.load(), 1);
+    assertEquals(record.label, "kitchen ☀");
+    assertEquals(record.samples[63], 63 / 4);
   }),
 );
 
@@ -147,7 +149,7 @@ Deno.test(
       tmp.path,
       "{}",
     ]);
-    assert.equal(
+    assertEquals(
       shared.stdout.trim(),
       `NotCapable: Requires write access to "${tmp.path}", run again with --allow-write=${tmp.path}`,
     );
@@ -156,7 +158,7 @@ Deno.test(
       tmp.path,
       JSON.stringify({ readOnly: true }),
     ]);
-    assert.equal(
+    assertEquals(
       unread.stdout.trim(),
       `NotCapable: Requires read access to "${tmp.path}", run again with --allow-read=${tmp.path}`,
     );
@@ -166,7 +168,7 @@ Deno.test(
       tmp.path,
       JSON.stringify({ shared: false }),
     ]);
-    assert.equal(priv.stdout.trim(), "ok 16");
+    assertEquals(priv.stdout.trim(), "ok 16");
   }),
 );
 
@@ -188,25 +190,22 @@ Deno.test(
     }
     try {
       const path = `${tmp.dir}/big.bin`;
-      assert.throws(
+      const error = assertThrows(
         () => MappedFile.open(path, { create: true, size: 1 << 20 }),
-        (error: unknown) =>
-          error instanceof IpcError && error.code === "ENOSPC",
+        IpcError,
       );
-      assert.throws(() => Deno.statSync(path), Deno.errors.NotFound);
+      assertEquals(error.code, "ENOSPC");
+      assertThrows(() => Deno.statSync(path), Deno.errors.NotFound);
       using small = MappedFile.open(path, { create: true, size: 128 * 1024 });
       await t.step(
         "growing past the free space fails and keeps the mapping",
         () => {
           const view = small.bytes();
-          assert.throws(
-            () => small.resize(1 << 20),
-            (error: unknown) =>
-              error instanceof IpcError && error.code === "ENOSPC",
-          );
-          assert.equal(small.size, 128 * 1024);
+          const error = assertThrows(() => small.resize(1 << 20), IpcError);
+          assertEquals(error.code, "ENOSPC");
+          assertEquals(small.size, 128 * 1024);
           view[128 * 1024 - 1] = 1; // still mapped: growing failed before unmapping
-          assert.equal(small.bytes()[128 * 1024 - 1], 1);
+          assertEquals(small.bytes()[128 * 1024 - 1], 1);
         },
       );
       small.close();
@@ -219,17 +218,17 @@ Deno.test(
             O.RDWR | O.CREAT,
             0o600,
           );
-          assert.ok(fd >= 0);
+          assert(fd >= 0);
           try {
             // Overstating what is already allocated skips the fstatvfs check,
             // as a race with another process would: the reservation still fails.
-            assert.throws(
+            const error = assertThrows(
               () => reserve(fd, 1 << 30, 1 << 20, "reserve raced.bin", "tmpfs"),
-              (error: unknown) =>
-                error instanceof IpcError && error.code === "ENOSPC" &&
-                error.syscall === "posix_fallocate",
+              IpcError,
             );
-            assert.equal(Deno.statSync(raced).size, 0);
+            assertEquals(error.code, "ENOSPC");
+            assertEquals(error.syscall, "posix_fallocate");
+            assertEquals(Deno.statSync(raced).size, 0);
           } finally {
             libc().symbols.close(fd);
           }

@@ -1,4 +1,10 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
 import { codecs, DecodeError, MessageQueue } from "../mod.ts";
 import {
   leakChecked,
@@ -39,19 +45,19 @@ Deno.test(
       await queue.send({ seq }, { priority: seq % 4, timeout: 30_000 });
     }
     const output = await consumer.output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
     const received: [number, number][] = JSON.parse(
       new TextDecoder().decode(output.stdout),
     );
-    assert.equal(received.length, count);
-    assert.deepEqual(
+    assertEquals(received.length, count);
+    assertEquals(
       received.map(([seq]) => seq).sort((a, b) => a - b),
       Array.from({ length: count }, (_, i) => i),
     );
     const lastSeqByPriority = new Map<number, number>();
     for (const [seq, priority] of received) {
-      assert.equal(priority, seq % 4);
-      assert.ok(
+      assertEquals(priority, seq % 4);
+      assert(
         seq > (lastSeqByPriority.get(priority) ?? -1),
         `seq ${seq} of priority ${priority} arrived out of order`,
       );
@@ -76,15 +82,15 @@ Deno.test(
     ]);
     const seen = new Set<number>();
     for await (const { value } of queue) {
-      assert.ok(!seen.has(value.seq), `seq ${value.seq} arrived twice`);
+      assert(!seen.has(value.seq), `seq ${value.seq} arrived twice`);
       seen.add(value.seq);
       if (seen.size === count) break;
     }
     const status = await producer.status;
     await producer.stdout.cancel();
     await producer.stderr.cancel();
-    assert.equal(status.code, 0);
-    assert.equal(seen.size, count);
+    assertEquals(status.code, 0);
+    assertEquals(seen.size, count);
   }),
 );
 
@@ -109,13 +115,13 @@ Deno.test(
     ]);
     for (let i = 0; i < 100; i++) {
       out.sendSync([i, i * 2]);
-      assert.deepEqual(input.receiveSync({ timeout: 10_000 }).value, [
+      assertEquals(input.receiveSync({ timeout: 10_000 }).value, [
         i,
         i * 2,
       ]);
     }
     const output = await echo.output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
   }),
 );
 
@@ -129,9 +135,9 @@ Deno.test(
     await queue.send("low", { priority: 1 });
     await queue.send("high", { priority: 30 });
     await queue.send("low again", { priority: 1 });
-    assert.deepEqual(await queue.receive(), { value: "high", priority: 30 });
-    assert.deepEqual(await queue.receive(), { value: "low", priority: 1 });
-    assert.deepEqual(queue.tryReceive(), { value: "low again", priority: 1 });
+    assertEquals(await queue.receive(), { value: "high", priority: 30 });
+    assertEquals(await queue.receive(), { value: "low", priority: 1 });
+    assertEquals(queue.tryReceive(), { value: "low again", priority: 1 });
   }),
 );
 
@@ -147,9 +153,9 @@ Deno.test(
     const sender = setTimeout(() => queue.trySend("late"), 300);
     try {
       const { value } = await queue.receive({ timeout: 10_000 });
-      assert.equal(value, "late");
+      assertEquals(value, "late");
       // A blocked loop would fire no interval tick at all before the sender.
-      assert.ok(ticks >= 5, `only ${ticks} timer ticks while receive() waited`);
+      assert(ticks >= 5, `only ${ticks} timer ticks while receive() waited`);
     } finally {
       clearInterval(interval);
       clearTimeout(sender);
@@ -167,11 +173,14 @@ Deno.test(
         spin,
       });
       const late = setTimeout(() => queue.trySend(spin), 30);
-      assert.equal((await queue.receive({ timeout: 5000 })).value, spin);
+      assertEquals((await queue.receive({ timeout: 5000 })).value, spin);
       clearTimeout(late);
-      await assert.rejects(queue.receive({ timeout: 5 }), Deno.errors.TimedOut);
+      await assertRejects(
+        () => queue.receive({ timeout: 5 }),
+        Deno.errors.TimedOut,
+      );
       queue.trySend(1);
-      assert.equal(queue.receiveSync({ timeout: 1000 }).value, 1);
+      assertEquals(queue.receiveSync({ timeout: 1000 }).value, 1);
     }
   }),
 );
@@ -195,7 +204,7 @@ Deno.test(
       order.push("chain done");
     })();
     await Promise.all([received, chain]);
-    assert.deepEqual(order, ["from a microtask", "chain done"]);
+    assertEquals(order, ["from a microtask", "chain done"]);
   }),
 );
 
@@ -206,15 +215,17 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    await assert.rejects(
-      queue.receive({ timeout: 50 }),
-      (error: Error & { code?: string }) =>
-        error instanceof Deno.errors.TimedOut &&
-        /timed out after 50 ms/.test(error.message) &&
-        error.code === "ETIMEDOUT",
+    const error: Error & { code?: string } = await assertRejects(
+      () => queue.receive({ timeout: 50 }),
+      Deno.errors.TimedOut,
+      "timed out after 50 ms",
     );
-    await assert.rejects(queue.receive({ timeout: 0 }), Deno.errors.TimedOut);
-    assert.throws(
+    assertEquals(error.code, "ETIMEDOUT");
+    await assertRejects(
+      () => queue.receive({ timeout: 0 }),
+      Deno.errors.TimedOut,
+    );
+    assertThrows(
       () => queue.receiveSync({ timeout: 20 }),
       Deno.errors.TimedOut,
     );
@@ -231,9 +242,9 @@ Deno.test(
     const controller = new AbortController();
     const pending = queue.receive({ signal: controller.signal });
     setTimeout(() => controller.abort(new Error("cancelled")), 20);
-    await assert.rejects(pending, /cancelled/);
+    await assertRejects(() => pending, Error, "cancelled");
     queue.trySend(7);
-    assert.equal((await queue.receive({ timeout: 1000 })).value, 7);
+    assertEquals((await queue.receive({ timeout: 1000 })).value, 7);
   }),
 );
 
@@ -248,12 +259,15 @@ Deno.test(
     });
     queue.trySend(1);
     queue.trySend(2);
-    assert.throws(() => queue.trySend(3), Deno.errors.WouldBlock);
-    await assert.rejects(queue.send(3, { timeout: 30 }), Deno.errors.TimedOut);
+    assertThrows(() => queue.trySend(3), Deno.errors.WouldBlock);
+    await assertRejects(
+      () => queue.send(3, { timeout: 30 }),
+      Deno.errors.TimedOut,
+    );
     const blocked = queue.send(3, { timeout: 5000 });
-    assert.equal(queue.tryReceive().value, 1);
+    assertEquals(queue.tryReceive().value, 1);
     await blocked;
-    assert.deepEqual(queue.attributes(), {
+    assertEquals(queue.attributes(), {
       maxMessages: 2,
       messageSize: 64,
       currentMessages: 2,
@@ -268,11 +282,10 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    assert.throws(
+    assertThrows(
       () => queue.tryReceive(),
-      (error: Error) =>
-        error instanceof Deno.errors.WouldBlock &&
-        /the queue is empty/.test(error.message),
+      Deno.errors.WouldBlock,
+      "the queue is empty",
     );
   }),
 );
@@ -287,8 +300,8 @@ Deno.test(
     const pending = queue.receive();
     queue.close();
     queue.close();
-    await assert.rejects(pending, Deno.errors.BadResource);
-    assert.equal(queue.closed, true);
+    await assertRejects(() => pending, Deno.errors.BadResource);
+    assertEquals(queue.closed, true);
   }),
 );
 
@@ -298,8 +311,8 @@ Deno.test(
     const result = await runFixture("mq_pending_close.ts", MQ_FLAGS, [
       uniqueName("mq-exit"),
     ]);
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout.trim(), "BadResource");
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(result.stdout.trim(), "BadResource");
   }),
 );
 
@@ -312,14 +325,13 @@ Deno.test(
       unlinkOnClose: true,
     });
     const sender = await runFixture("mq_peer.ts", MQ_FLAGS, ["raw", name]);
-    assert.equal(sender.code, 0, sender.stderr);
-    await assert.rejects(
-      queue.receive({ timeout: 5000 }),
-      (error: unknown) =>
-        error instanceof DecodeError &&
-        new TextDecoder().decode(error.bytes) === "{not json",
+    assertEquals(sender.code, 0, sender.stderr);
+    const error = await assertRejects(
+      () => queue.receive({ timeout: 5000 }),
+      DecodeError,
     );
-    assert.deepEqual((await queue.receive({ timeout: 5000 })).value, {
+    assertEquals(new TextDecoder().decode(error.bytes), "{not json");
+    assertEquals((await queue.receive({ timeout: 5000 })).value, {
       seq: 1,
     });
   }),
@@ -334,7 +346,7 @@ Deno.test(
     );
     await queue.send(new Map([["big", 2n ** 80n]]));
     const { value } = await queue.receive();
-    assert.equal(value.get("big"), 2n ** 80n);
+    assertEquals(value.get("big"), 2n ** 80n);
   }),
 );
 
@@ -351,13 +363,17 @@ Deno.test(
       [42, /expected a string/],
     ];
     for (const [name, message] of cases) {
-      assert.throws(
+      const error = assertThrows(
         () => MessageQueue.open(name as string, { create: true }),
-        (error: Error) =>
-          (error instanceof TypeError || error instanceof RangeError) &&
-          message.test(error.message),
+        Error,
+        undefined,
         `name ${JSON.stringify(name)}`,
       );
+      assert(
+        error instanceof TypeError || error instanceof RangeError,
+        `name ${JSON.stringify(name)}`,
+      );
+      assertMatch(error.message, message, `name ${JSON.stringify(name)}`);
     }
   },
 );
@@ -370,12 +386,13 @@ Deno.test(
       unlinkOnClose: true,
       messageSize: 16,
     });
-    await assert.rejects(
-      queue.send("x".repeat(32)),
-      /the message is 34 bytes, the queue's messageSize is 16/,
+    await assertRejects(
+      () => queue.send("x".repeat(32)),
+      Error,
+      "the message is 34 bytes, the queue's messageSize is 16",
     );
-    assert.throws(() => queue.trySend("x".repeat(32)), RangeError);
-    assert.equal(queue.attributes().currentMessages, 0);
+    assertThrows(() => queue.trySend("x".repeat(32)), RangeError);
+    assertEquals(queue.attributes().currentMessages, 0);
   }),
 );
 
@@ -384,31 +401,32 @@ Deno.test(
   async () => {
     const limit = await readLimit("msg_max");
     const sizeLimit = await readLimit("msgsize_max");
-    assert.throws(
+    assertThrows(
       () =>
         MessageQueue.open(uniqueName("mq-limit"), {
           create: true,
           maxMessages: limit + 1,
         }),
-      (error: Error) =>
-        error instanceof RangeError &&
-        error.message.includes(`/proc/sys/fs/mqueue/msg_max = ${limit}`),
+      RangeError,
+      `/proc/sys/fs/mqueue/msg_max = ${limit}`,
     );
-    assert.throws(
+    assertThrows(
       () =>
         MessageQueue.open(uniqueName("mq-limit"), {
           create: true,
           messageSize: sizeLimit + 1,
         }),
-      /msgsize_max/,
+      Error,
+      "msgsize_max",
     );
-    assert.throws(
+    assertThrows(
       () =>
         MessageQueue.open(uniqueName("mq-limit"), {
           create: true,
           maxMessages: 0,
         }),
-      /maxMessages must be a positive integer/,
+      Error,
+      "maxMessages must be a positive integer",
     );
   },
 );
@@ -417,14 +435,16 @@ Deno.test(
   "MessageQueue.open() without create fails with NotFound for a missing queue",
   () => {
     const name = uniqueName("mq-missing");
-    assert.throws(
+    const error: Error & { code?: string; syscall?: string } = assertThrows(
       () => MessageQueue.open(name),
-      (error: Error & { code?: string; syscall?: string }) =>
-        error instanceof Deno.errors.NotFound &&
-        error.message ===
-          `Cannot open message queue "${name}": it does not exist` &&
-        error.code === "ENOENT" && error.syscall === "mq_open",
+      Deno.errors.NotFound,
     );
+    assertEquals(
+      error.message,
+      `Cannot open message queue "${name}": it does not exist`,
+    );
+    assertEquals(error.code, "ENOENT");
+    assertEquals(error.syscall, "mq_open");
   },
 );
 
@@ -437,8 +457,8 @@ Deno.test(
       exclusive: true,
       unlinkOnClose: true,
     });
-    assert.equal(first.name, name);
-    assert.throws(
+    assertEquals(first.name, name);
+    assertThrows(
       () => MessageQueue.open(name, { create: true, exclusive: true }),
       Deno.errors.AlreadyExists,
     );
@@ -453,11 +473,11 @@ Deno.test(
       unlinkOnClose: true,
     });
     queue.close();
-    assert.throws(() => queue.trySend(1), Deno.errors.BadResource);
-    assert.throws(() => queue.tryReceive(), Deno.errors.BadResource);
-    assert.throws(() => queue.attributes(), Deno.errors.BadResource);
-    await assert.rejects(queue.send(1), Deno.errors.BadResource);
-    await assert.rejects(queue.receive(), Deno.errors.BadResource);
+    assertThrows(() => queue.trySend(1), Deno.errors.BadResource);
+    assertThrows(() => queue.tryReceive(), Deno.errors.BadResource);
+    assertThrows(() => queue.attributes(), Deno.errors.BadResource);
+    await assertRejects(() => queue.send(1), Deno.errors.BadResource);
+    await assertRejects(() => queue.receive(), Deno.errors.BadResource);
   }),
 );
 
@@ -467,8 +487,8 @@ Deno.test(
     const name = uniqueName("mq-unlink");
     MessageQueue.open(name, { create: true }).close();
     MessageQueue.unlink(name);
-    assert.throws(() => MessageQueue.open(name), Deno.errors.NotFound);
-    assert.throws(() => MessageQueue.unlink(name), Deno.errors.NotFound);
+    assertThrows(() => MessageQueue.open(name), Deno.errors.NotFound);
+    assertThrows(() => MessageQueue.unlink(name), Deno.errors.NotFound);
   }),
 );
 
@@ -476,27 +496,30 @@ Deno.test(
   "MessageQueue options are checked before any system call",
   () => {
     const name = uniqueName("mq-options");
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { read: false, write: false }),
-      /read and write are both false/,
+      Error,
+      "read and write are both false",
     );
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { exclusive: true }),
-      /exclusive needs create/,
+      Error,
+      "exclusive needs create",
     );
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { create: true, mode: 0o1777 }),
       RangeError,
     );
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { create: true, messageSize: 1.5 }),
       RangeError,
     );
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { create: true, spin: 5000 }),
-      /spin must be 0 to 1000 microseconds, got 5000/,
+      Error,
+      "spin must be 0 to 1000 microseconds, got 5000",
     );
-    assert.throws(
+    assertThrows(
       () => MessageQueue.open(name, { create: true, spin: -1 }),
       RangeError,
     );
@@ -510,11 +533,14 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    assert.throws(() => queue.trySend(1, { priority: 32768 }), RangeError);
-    assert.throws(() => queue.trySend(1, { priority: -1 }), RangeError);
-    await assert.rejects(queue.send(1, { timeout: -5 }), RangeError);
-    await assert.rejects(queue.receive({ timeout: Number.NaN }), TypeError);
-    assert.equal(queue.attributes().currentMessages, 0);
+    assertThrows(() => queue.trySend(1, { priority: 32768 }), RangeError);
+    assertThrows(() => queue.trySend(1, { priority: -1 }), RangeError);
+    await assertRejects(() => queue.send(1, { timeout: -5 }), RangeError);
+    await assertRejects(
+      () => queue.receive({ timeout: Number.NaN }),
+      TypeError,
+    );
+    assertEquals(queue.attributes().currentMessages, 0);
   }),
 );
 
@@ -526,7 +552,7 @@ Deno.test(
       name,
       "read",
     ]);
-    assert.equal(
+    assertEquals(
       result.stdout.trim(),
       `NotCapable: Requires read access to "/dev/mqueue${name}", run again with --allow-read=/dev/mqueue`,
     );
@@ -542,7 +568,7 @@ Deno.test(
       ["--allow-ffi", "--allow-read=/dev/mqueue"],
       [name, "write"],
     );
-    assert.equal(
+    assertEquals(
       result.stdout.trim(),
       `NotCapable: Requires write access to "/dev/mqueue${name}", run again with --allow-write=/dev/mqueue`,
     );

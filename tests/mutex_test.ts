@@ -1,4 +1,10 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
 import { Mutex, MUTEX_SIZE, SharedMemory } from "../mod.ts";
 import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
 
@@ -26,8 +32,8 @@ async function countInTwoProcesses(mode: string): Promise<number> {
   Atomics.store(memory.view(Int32Array, MUTEX_SIZE + 8, 1), 0, 1);
   const outputs = await Promise.all(children.map((child) => child.output()));
   for (const output of outputs) {
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.equal(new TextDecoder().decode(output.stdout), "done\n");
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(new TextDecoder().decode(output.stdout), "done\n");
   }
   return memory.view(Float64Array, MUTEX_SIZE, 1)[0];
 }
@@ -36,7 +42,7 @@ for (const mode of ["async", "sync"]) {
   Deno.test(
     `two processes incrementing a plain counter 200,000 times each under the Mutex (${mode}) get exactly 400,000`,
     leakChecked(async () => {
-      assert.equal(await countInTwoProcesses(mode), 2 * ITERATIONS);
+      assertEquals(await countInTwoProcesses(mode), 2 * ITERATIONS);
     }),
   );
 }
@@ -52,7 +58,7 @@ Deno.test(
       totals.push(total);
       if (total < 2 * ITERATIONS) break;
     }
-    assert.ok(
+    assert(
       totals.some((total) => total < 2 * ITERATIONS),
       `every unlocked run was exact: ${totals.join(", ")}`,
     );
@@ -66,27 +72,29 @@ Deno.test(
     using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
     {
       using guard = await mutex.lock();
-      assert.equal(guard.recovered, false);
-      assert.equal(mutex.owner, Deno.pid);
-      assert.equal(mutex.locked, true);
-      assert.equal(mutex.tryLock(), undefined);
+      assertEquals(guard.recovered, false);
+      assertEquals(mutex.owner, Deno.pid);
+      assertEquals(mutex.locked, true);
+      assertEquals(mutex.tryLock(), undefined);
     }
-    assert.equal(mutex.locked, false);
-    await assert.rejects(
-      mutex.withLock(() => {
-        assert.equal(mutex.locked, true);
-        throw new Error("inside");
-      }),
-      { message: "inside" },
+    assertEquals(mutex.locked, false);
+    const error = await assertRejects(
+      () =>
+        mutex.withLock(() => {
+          assertEquals(mutex.locked, true);
+          throw new Error("inside");
+        }),
+      Error,
     );
-    assert.equal(mutex.locked, false);
-    assert.equal(await mutex.withLock(() => 42), 42);
+    assertEquals(error.message, "inside");
+    assertEquals(mutex.locked, false);
+    assertEquals(await mutex.withLock(() => 42), 42);
     const guard = mutex.tryLock();
-    assert.ok(guard);
+    assert(guard);
     guard.release();
     guard.release();
-    assert.equal(guard.held, false);
-    assert.equal(mutex.owner, undefined);
+    assertEquals(guard.held, false);
+    assertEquals(mutex.owner, undefined);
   }),
 );
 
@@ -105,7 +113,7 @@ Deno.test(
     order.push("first releases");
     first.release();
     await second;
-    assert.deepEqual(order, ["first releases", "second"]);
+    assertEquals(order, ["first releases", "second"]);
   }),
 );
 
@@ -118,27 +126,29 @@ Deno.test(
     try {
       const reader = holder.stdout.pipeThrough(new TextDecoderStream())
         .getReader();
-      assert.equal((await reader.read()).value, "locked false\n");
+      assertEquals((await reader.read()).value, "locked false\n");
       reader.releaseLock();
       const start = performance.now();
-      await assert.rejects(
-        mutex.lock({ timeout: 120 }),
-        (error: Error) =>
-          error instanceof Deno.errors.TimedOut &&
-          error.message ===
-            `Cannot lock mutex "${name}": timed out after 120 ms`,
+      const error = await assertRejects(
+        () => mutex.lock({ timeout: 120 }),
+        Deno.errors.TimedOut,
       );
-      assert.ok(performance.now() - start >= 119);
-      assert.throws(
+      assertEquals(
+        error.message,
+        `Cannot lock mutex "${name}": timed out after 120 ms`,
+      );
+      assert(performance.now() - start >= 119);
+      assertThrows(
         () => mutex.lockSync({ timeout: 60 }),
         Deno.errors.TimedOut,
       );
       const controller = new AbortController();
       const pending = mutex.lock({ signal: controller.signal });
       setTimeout(() => controller.abort(new Error("enough")), 30);
-      await assert.rejects(pending, { message: "enough" });
-      assert.equal(mutex.tryLock(), undefined);
-      assert.equal(mutex.recoveries, 0);
+      const abortError = await assertRejects(() => pending, Error);
+      assertEquals(abortError.message, "enough");
+      assertEquals(mutex.tryLock(), undefined);
+      assertEquals(mutex.recoveries, 0);
     } finally {
       holder.kill("SIGKILL");
       await holder.status;
@@ -156,9 +166,9 @@ for (const when of ["before", "while"]) {
       const holder = spawnFixture("mutex_hold.ts", ALL, [name]);
       const reader = holder.stdout.pipeThrough(new TextDecoderStream())
         .getReader();
-      assert.equal((await reader.read()).value, "locked false\n");
+      assertEquals((await reader.read()).value, "locked false\n");
       reader.releaseLock();
-      assert.equal(mutex.owner, holder.pid);
+      assertEquals(mutex.owner, holder.pid);
       let waiting: Promise<unknown> | undefined;
       if (when === "while") {
         waiting = mutex.lock({ timeout: 10_000 });
@@ -170,9 +180,9 @@ for (const when of ["before", "while"]) {
       using guard = waiting
         ? (await waiting) as Disposable & { recovered: boolean }
         : await mutex.lock({ timeout: 10_000 });
-      assert.equal(guard.recovered, true);
-      assert.equal(mutex.owner, Deno.pid);
-      assert.equal(mutex.recoveries, 1);
+      assertEquals(guard.recovered, true);
+      assertEquals(mutex.owner, Deno.pid);
+      assertEquals(mutex.recoveries, 1);
     }),
   );
 }
@@ -185,16 +195,16 @@ Deno.test(
     const holder = spawnFixture("mutex_hold.ts", ALL, [name]);
     const reader = holder.stdout.pipeThrough(new TextDecoderStream())
       .getReader();
-    assert.equal((await reader.read()).value, "locked false\n");
+    assertEquals((await reader.read()).value, "locked false\n");
     reader.releaseLock();
     holder.kill("SIGKILL");
     await holder.status;
     await holder.stderr.cancel();
     const guard = mutex.tryLock();
-    assert.equal(guard?.recovered, true);
+    assertStrictEquals(guard?.recovered, true);
     guard.release();
     using again = mutex.lockSync({ timeout: 0 });
-    assert.equal(again.recovered, false);
+    assertEquals(again.recovered, false);
   }),
 );
 
@@ -205,12 +215,12 @@ Deno.test(
     const mutex = Mutex.open(name, { create: true });
     using other = Mutex.open(name, { unlinkOnClose: true });
     const guard = await mutex.lock();
-    assert.equal(other.locked, true);
+    assertEquals(other.locked, true);
     mutex.close();
-    assert.equal(other.locked, false);
+    assertEquals(other.locked, false);
     guard.release();
-    await assert.rejects(mutex.lock(), Deno.errors.BadResource);
-    assert.throws(() => mutex.tryLock(), Deno.errors.BadResource);
+    await assertRejects(() => mutex.lock(), Deno.errors.BadResource);
+    assertThrows(() => mutex.tryLock(), Deno.errors.BadResource);
     mutex.close();
   }),
 );
@@ -228,10 +238,10 @@ Deno.test(
     const memory = SharedMemory.open(name);
     const mutex = Mutex.inMemory(memory, MUTEX_SIZE);
     await mutex.lock();
-    assert.equal(watcher.locked, true);
+    assertEquals(watcher.locked, true);
     memory.close();
-    assert.equal(mutex.closed, true);
-    assert.equal(watcher.locked, false);
+    assertEquals(mutex.closed, true);
+    assertEquals(watcher.locked, false);
   }),
 );
 
@@ -244,12 +254,12 @@ Deno.test(
       size: 100,
       unlinkOnClose: true,
     });
-    assert.throws(() => Mutex.inMemory(memory, 4), RangeError);
-    assert.throws(() => Mutex.inMemory(memory, 40), RangeError);
-    assert.throws(() => Mutex.inMemory({} as SharedMemory, 0), TypeError);
+    assertThrows(() => Mutex.inMemory(memory, 4), RangeError);
+    assertThrows(() => Mutex.inMemory(memory, 40), RangeError);
+    assertThrows(() => Mutex.inMemory({} as SharedMemory, 0), TypeError);
     using readOnly = SharedMemory.open(name, { readOnly: true });
-    assert.throws(() => Mutex.inMemory(readOnly, 0), TypeError);
+    assertThrows(() => Mutex.inMemory(readOnly, 0), TypeError);
     memory.view(Int32Array, 32, 1)[0] = 7;
-    assert.throws(() => Mutex.inMemory(memory, 0), /do not hold a mutex/);
+    assertThrows(() => Mutex.inMemory(memory, 0), Error, "do not hold a mutex");
   }),
 );

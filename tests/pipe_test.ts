@@ -1,4 +1,9 @@
-import assert from "node:assert/strict";
+import {
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
 import {
   type Channel,
   type ChildChannel,
@@ -61,12 +66,12 @@ for (const mode of ["double", "double-direct"]) {
       })();
       let expected = 0;
       for await (const { value } of child) {
-        assert.deepEqual(value, { n: expected, doubled: expected * 2 });
+        assertEquals(value, { n: expected, doubled: expected * 2 });
         expected++;
       }
       await sending;
-      assert.equal(expected, count);
-      assert.equal((await child.status).code, 0);
+      assertEquals(expected, count);
+      assertEquals((await child.status).code, 0);
     }),
   );
 }
@@ -76,21 +81,22 @@ Deno.test(
   leakChecked(async () => {
     await using child = spawnChild<string, string>("exit", "3");
     await child.send("x");
-    assert.equal((await child.receive({ timeout: 10_000 })).value, "bye x");
-    await assert.rejects(
-      child.receive({ timeout: 10_000 }),
-      (error: Error) =>
-        error instanceof ChildProcessError && error.exitCode === 3 &&
-        error.signal === null && error.pid === child.pid &&
-        /exited with code 3/.test(error.message),
+    assertEquals((await child.receive({ timeout: 10_000 })).value, "bye x");
+    const error = await assertRejects(
+      () => child.receive({ timeout: 10_000 }),
+      ChildProcessError,
+      "exited with code 3",
     );
+    assertEquals(error.exitCode, 3);
+    assertEquals(error.signal, null);
+    assertEquals(error.pid, child.pid);
     // Sending to the dead child reports how it ended too.
-    await assert.rejects(
-      child.send("again"),
-      (error: Error) =>
-        error instanceof ChildProcessError && error.exitCode === 3,
+    const sendError = await assertRejects(
+      () => child.send("again"),
+      ChildProcessError,
     );
-    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+    assertEquals(sendError.exitCode, 3);
+    assertEquals(await processEntry(child.pid), undefined, "child not reaped");
   }),
 );
 
@@ -100,16 +106,17 @@ Deno.test(
     await using child = spawnChild<string, string>("kill-self");
     await child.send("now");
     const messages: string[] = [];
-    await assert.rejects(
-      (async () => {
+    const error = await assertRejects(
+      async () => {
         for await (const { value } of child) messages.push(value);
-      })(),
-      (error: Error) =>
-        error instanceof ChildProcessError && error.signal === "SIGKILL" &&
-        error.exitCode === 137 && /killed by SIGKILL/.test(error.message),
+      },
+      ChildProcessError,
+      "killed by SIGKILL",
     );
-    assert.deepEqual(messages, ["dying now"]);
-    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+    assertEquals(error.signal, "SIGKILL");
+    assertEquals(error.exitCode, 137);
+    assertEquals(messages, ["dying now"]);
+    assertEquals(await processEntry(child.pid), undefined, "child not reaped");
   }),
 );
 
@@ -117,16 +124,15 @@ Deno.test(
   "A frame cut short when the child exits is a DecodeError with the bytes received",
   leakChecked(async () => {
     await using child = spawnChild<string, string>("truncated");
-    await assert.rejects(
-      child.receive({ timeout: 10_000 }),
-      (error: Error) =>
-        error instanceof DecodeError &&
-        /after 7 bytes/.test(error.message) &&
-        error.bytes.join() === "0,0,0,100,1,2,3",
+    const error = await assertRejects(
+      () => child.receive({ timeout: 10_000 }),
+      DecodeError,
+      "after 7 bytes",
     );
+    assertEquals(error.bytes.join(), "0,0,0,100,1,2,3");
     // The child exited 0: what follows is the plain end of the stream.
-    await assert.rejects(
-      child.receive({ timeout: 10_000 }),
+    await assertRejects(
+      () => child.receive({ timeout: 10_000 }),
       Deno.errors.UnexpectedEof,
     );
   }),
@@ -144,7 +150,7 @@ Deno.test(
     await cat.closeWrite();
     const words: string[] = [];
     for await (const { value } of channel) words.push(value.word);
-    assert.deepEqual(words, ["one", "two", "three"]);
+    assertEquals(words, ["one", "two", "three"]);
   }),
 );
 
@@ -154,8 +160,8 @@ Deno.test(
     const child = spawnChild<string, string>("ignore-stdin");
     child.close();
     const status = await child.status;
-    assert.equal(status.signal, "SIGTERM");
-    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+    assertEquals(status.signal, "SIGTERM");
+    assertEquals(await processEntry(child.pid), undefined, "child not reaped");
     child.close(); // idempotent
   }),
 );
@@ -174,33 +180,33 @@ Deno.test(
       child = running;
     }
     // It ignored its closed stdin, so the dispose had to kill it.
-    assert.equal((await child.status).signal, "SIGKILL");
-    assert.equal(await processEntry(child.pid), undefined, "child not reaped");
+    assertEquals((await child.status).signal, "SIGKILL");
+    assertEquals(await processEntry(child.pid), undefined, "child not reaped");
   }),
 );
 
 Deno.test(
   "spawn() rejects bad arguments before starting anything",
   () => {
-    assert.throws(
+    assertThrows(
       () => spawn(42 as unknown as string),
       TypeError,
     );
-    assert.throws(
+    assertThrows(
       () => spawn("cat", ["ok", 1 as unknown as string]),
       TypeError,
     );
-    assert.throws(
+    assertThrows(
       () => spawn("cat", [], { framing: "csv" as "lines" }),
       TypeError,
     );
-    assert.throws(() => spawn("cat", [], { maxMessageSize: -1 }), RangeError);
-    assert.throws(
+    assertThrows(() => spawn("cat", [], { maxMessageSize: -1 }), RangeError);
+    assertThrows(
       () => spawn("cat", [], { stderr: "file" as "null" }),
       TypeError,
     );
-    assert.throws(() => spawn("cat", [], { exitTimeout: -5 }), RangeError);
-    assert.throws(
+    assertThrows(() => spawn("cat", [], { exitTimeout: -5 }), RangeError);
+    assertThrows(
       () => spawn("ipckit-no-such-command-here"),
       Deno.errors.NotFound,
     );
@@ -217,7 +223,7 @@ Deno.test(
       stderr: "piped",
     }).output();
     const stderr = new TextDecoder().decode(output.stderr).trim();
-    assert.match(
+    assertMatch(
       stderr,
       /^TypeError: Cannot open the channel to the parent: stdin is .+, not a pipe/,
     );

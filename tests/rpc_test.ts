@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import {
   bindDatagram,
   type Channel,
@@ -42,45 +42,44 @@ async function exercise(channel: RpcChannel): Promise<void> {
       return value;
     }),
   );
-  assert.deepEqual(results, Array.from({ length: 10 }, (_, i) => ({ i })));
-  assert.ok(
+  assertEquals(results, Array.from({ length: 10 }, (_, i) => ({ i })));
+  assert(
     finished.indexOf(9) < finished.indexOf(0),
     `responses came back in request order: ${finished}`,
   );
 
   // A handler's error arrives as an error, without the remote stack.
-  await assert.rejects(
-    calls.request({ op: "fail", name: "RangeError", message: "no such job" }),
-    (error: Error) => {
-      assert.ok(error instanceof RemoteError);
-      assert.equal(error.name, "RangeError");
-      assert.equal(error.message, "no such job");
-      assert.equal(error.remoteStack, undefined);
-      assert.ok(!error.stack?.includes("_rpc_handler"), error.stack);
-      return true;
-    },
+  const error = await assertRejects(
+    () =>
+      calls.request({ op: "fail", name: "RangeError", message: "no such job" }),
+    RemoteError,
   );
+  assertEquals(error.name, "RangeError");
+  assertEquals(error.message, "no such job");
+  assertEquals(error.remoteStack, undefined);
+  assert(!error.stack?.includes("_rpc_handler"), error.stack);
 
   // A timeout and an abort leave nothing pending.
-  await assert.rejects(
-    calls.request({ op: "echo", value: "slow", delay: 300 }, { timeout: 20 }),
+  await assertRejects(
+    () =>
+      calls.request({ op: "echo", value: "slow", delay: 300 }, { timeout: 20 }),
     Deno.errors.TimedOut,
   );
-  assert.equal(calls.pending, 0);
+  assertEquals(calls.pending, 0);
   const stop = new AbortController();
   const aborted = calls.request({ op: "echo", value: "slow", delay: 300 }, {
     signal: stop.signal,
   });
   stop.abort(new Error("changed my mind"));
-  await assert.rejects(aborted, /changed my mind/);
-  assert.equal(calls.pending, 0);
+  await assertRejects(() => aborted, Error, "changed my mind");
+  assertEquals(calls.pending, 0);
 
   // Late answers to those are dropped; the channel still serves.
-  assert.equal(
+  assertEquals(
     await calls.request({ op: "echo", value: "after", delay: 400 }),
     "after",
   );
-  assert.equal(calls.pending, 0);
+  assertEquals(calls.pending, 0);
 }
 
 async function firstLine(child: Deno.ChildProcess): Promise<string> {
@@ -106,7 +105,7 @@ async function finished(
     new Response(child.stderr).text(),
     child.stdout.cancel(),
   ]);
-  if (!killed) assert.equal(status.code, 0, stderr);
+  if (!killed) assertEquals(status.code, 0, stderr);
 }
 
 const socketFlags = (dir: string, path = "") => [
@@ -128,7 +127,7 @@ const transports: Record<string, () => Promise<Transport>> = {
       ["--allow-ffi", "--allow-read=/dev/mqueue", "--allow-write=/dev/mqueue"],
       ["mq", requests, replies],
     );
-    assert.equal(await firstLine(server), "ready");
+    assertEquals(await firstLine(server), "ready");
     return {
       channel,
       close: async () => {
@@ -183,7 +182,7 @@ const transports: Record<string, () => Promise<Transport>> = {
           new Response(child.stderr).text(),
         ]);
         channel.close();
-        assert.equal(status.code, 0, stderr);
+        assertEquals(status.code, 0, stderr);
       },
     });
   },
@@ -269,8 +268,8 @@ Deno.test("A server can send its handler's stack when asked", async () => {
   using calls = client<Ask, unknown>(channel);
   const error = await calls.request({ op: "fail", name: "E", message: "m" })
     .catch((error) => error);
-  assert.ok(error instanceof RemoteError);
-  assert.match(error.remoteStack ?? "", /_rpc_handler\.ts/);
+  assert(error instanceof RemoteError);
+  assertMatch(error.remoteStack ?? "", /_rpc_handler\.ts/);
 });
 
 Deno.test("A client closed with requests pending rejects them all", async () => {
@@ -284,11 +283,11 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
   const waiting = [1, 2, 3].map((value) =>
     calls.request({ op: "echo", value })
   );
-  assert.equal(calls.pending, 3);
+  assertEquals(calls.pending, 3);
   calls.close();
   for (const request of waiting) {
-    await assert.rejects(request, Deno.errors.BadResource);
+    await assertRejects(() => request, Deno.errors.BadResource);
   }
-  assert.equal(calls.pending, 0);
+  assertEquals(calls.pending, 0);
   await pipe.readable.cancel();
 });

@@ -1,4 +1,10 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
 import {
   IpcError,
   SEM_VALUE_MAX,
@@ -31,15 +37,15 @@ Deno.test(
   leakChecked(() => {
     const name = uniqueName("sem-file");
     const semaphore = Semaphore.open(name, { create: true, initial: 3 });
-    assert.equal(semFileMode(name), 0o600);
-    assert.equal(semaphore.value, 3);
-    assert.equal(semaphore.name, name);
+    assertEquals(semFileMode(name), 0o600);
+    assertEquals(semaphore.value, 3);
+    assertEquals(semaphore.name, name);
     using again = Semaphore.open(name);
-    assert.equal(again.value, 3);
+    assertEquals(again.value, 3);
     semaphore.unlink();
-    assert.equal(semFileMode(name), null);
+    assertEquals(semFileMode(name), null);
     semaphore.close();
-    assert.throws(() => Semaphore.open(name), Deno.errors.NotFound);
+    assertThrows(() => Semaphore.open(name), Deno.errors.NotFound);
   }),
 );
 
@@ -53,17 +59,18 @@ Deno.test(
       unlinkOnClose: true,
       mode: 0o640,
     });
-    assert.equal(semFileMode(name), 0o640);
-    assert.throws(
+    assertEquals(semFileMode(name), 0o640);
+    const error = assertThrows(
       () => Semaphore.open(name, { create: true, exclusive: true }),
-      (error: Error) =>
-        error instanceof Deno.errors.AlreadyExists &&
-        error.message ===
-          `Cannot open semaphore "${name}": it already exists`,
+      Deno.errors.AlreadyExists,
+    );
+    assertEquals(
+      error.message,
+      `Cannot open semaphore "${name}": it already exists`,
     );
     using second = Semaphore.open(name, { create: true, initial: 9 });
-    assert.equal(second.value, 2);
-    assert.equal(first.value, 2);
+    assertEquals(second.value, 2);
+    assertEquals(first.value, 2);
   }),
 );
 
@@ -76,12 +83,12 @@ Deno.test(
       initial: 2,
       unlinkOnClose: true,
     });
-    assert.equal(semaphore.tryWait(), true);
-    assert.equal(semaphore.tryWait(), true);
-    assert.equal(semaphore.tryWait(), false);
-    assert.equal(semaphore.value, 0);
+    assertEquals(semaphore.tryWait(), true);
+    assertEquals(semaphore.tryWait(), true);
+    assertEquals(semaphore.tryWait(), false);
+    assertEquals(semaphore.value, 0);
     semaphore.post();
-    assert.equal(semaphore.value, 1);
+    assertEquals(semaphore.value, 1);
   }),
 );
 
@@ -94,27 +101,31 @@ Deno.test(
       unlinkOnClose: true,
     });
     let start = performance.now();
-    await assert.rejects(
-      semaphore.wait({ timeout: 60 }),
-      (error: Error) =>
-        error instanceof Deno.errors.TimedOut &&
-        error.message ===
-          `Cannot wait on semaphore "${name}": timed out after 60 ms`,
+    const error = await assertRejects(
+      () => semaphore.wait({ timeout: 60 }),
+      Deno.errors.TimedOut,
     );
-    assert.ok(performance.now() - start >= 59, "returned before the timeout");
+    assertEquals(
+      error.message,
+      `Cannot wait on semaphore "${name}": timed out after 60 ms`,
+    );
+    assert(performance.now() - start >= 59, "returned before the timeout");
     start = performance.now();
-    assert.throws(
+    assertThrows(
       () => semaphore.waitSync({ timeout: 40 }),
       Deno.errors.TimedOut,
     );
-    assert.ok(performance.now() - start >= 39, "returned before the timeout");
-    await assert.rejects(semaphore.wait({ timeout: 0 }), Deno.errors.TimedOut);
-    assert.equal(semaphore.value, 0);
+    assert(performance.now() - start >= 39, "returned before the timeout");
+    await assertRejects(
+      () => semaphore.wait({ timeout: 0 }),
+      Deno.errors.TimedOut,
+    );
+    assertEquals(semaphore.value, 0);
     semaphore.post();
     await semaphore.wait({ timeout: 0 });
     semaphore.post();
     semaphore.waitSync({ timeout: 0 });
-    assert.equal(semaphore.value, 0);
+    assertEquals(semaphore.value, 0);
   }),
 );
 
@@ -132,10 +143,11 @@ Deno.test(
     const reason = new Error("stop waiting");
     const aborted = performance.now();
     controller.abort(reason);
-    await assert.rejects(pending, (error) => error === reason);
+    const error = await assertRejects(() => pending);
+    assertStrictEquals(error, reason);
     // Cancellation is prompt: bounded by one park slice, not by a wake-up.
-    assert.ok(performance.now() - aborted < 1000, "abort was not noticed");
-    assert.equal(semaphore.value, 0);
+    assert(performance.now() - aborted < 1000, "abort was not noticed");
+    assertEquals(semaphore.value, 0);
     // The race that matters: a count posted while the cancelled wait is
     // still parked on the thread pool may be taken by that park; it must be
     // given back before the rejection is seen. Repeat to hit both orders.
@@ -145,14 +157,15 @@ Deno.test(
       await new Promise((resolve) => setTimeout(resolve, 1));
       control.abort();
       semaphore.post();
-      await assert.rejects(waiting, { name: "AbortError" });
-      assert.equal(semaphore.value, 1, `round ${round}: the count was lost`);
-      assert.equal(semaphore.tryWait(), true);
+      const abortError = await assertRejects(() => waiting, Error);
+      assertEquals(abortError.name, "AbortError");
+      assertEquals(semaphore.value, 1, `round ${round}: the count was lost`);
+      assertEquals(semaphore.tryWait(), true);
     }
-    await assert.rejects(
-      semaphore.wait({ signal: AbortSignal.abort("early") }),
-      (error) => error === "early",
+    const early = await assertRejects(
+      () => semaphore.wait({ signal: AbortSignal.abort("early") }),
     );
+    assertStrictEquals(early, "early");
   }),
 );
 
@@ -171,13 +184,13 @@ Deno.test(
     await new Promise((resolve) => setTimeout(resolve, 20));
     for (let i = 0; i < 3; i++) semaphore.post();
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(results.length, 3);
-    assert.equal(semaphore.value, 0);
+    assertEquals(results.length, 3);
+    assertEquals(semaphore.value, 0);
     semaphore.post();
     semaphore.post();
     await Promise.all(waits);
-    assert.equal(results.length, 5);
-    assert.equal(semaphore.value, 0);
+    assertEquals(results.length, 5);
+    assertEquals(semaphore.value, 0);
   }),
 );
 
@@ -192,19 +205,23 @@ Deno.test(
     const pending = semaphore.wait();
     await new Promise((resolve) => setTimeout(resolve, 10));
     await semaphore[Symbol.asyncDispose]();
-    await assert.rejects(
-      pending,
-      (error: Error) =>
-        error instanceof Deno.errors.BadResource &&
-        error.message === `Cannot use semaphore "${name}": it is closed`,
+    const error = await assertRejects(
+      () => pending,
+      Deno.errors.BadResource,
     );
-    assert.equal(semaphore.closed, true);
+    assertEquals(error.message, `Cannot use semaphore "${name}": it is closed`);
+    assertEquals(semaphore.closed, true);
     const closed = { name: "BadResource" };
-    await assert.rejects(semaphore.wait(), closed);
-    assert.throws(() => semaphore.waitSync(), closed);
-    assert.throws(() => semaphore.tryWait(), closed);
-    assert.throws(() => semaphore.post(), closed);
-    assert.throws(() => semaphore.value, closed);
+    const waitError = await assertRejects(() => semaphore.wait(), Error);
+    assertEquals(waitError.name, closed.name);
+    const waitSyncError = assertThrows(() => semaphore.waitSync(), Error);
+    assertEquals(waitSyncError.name, closed.name);
+    const tryWaitError = assertThrows(() => semaphore.tryWait(), Error);
+    assertEquals(tryWaitError.name, closed.name);
+    const postError = assertThrows(() => semaphore.post(), Error);
+    assertEquals(postError.name, closed.name);
+    const valueError = assertThrows(() => semaphore.value, Error);
+    assertEquals(valueError.name, closed.name);
     semaphore.close();
   }),
 );
@@ -228,9 +245,9 @@ for (const kind of ["named", "memory"]) {
       const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       const { code, stdout } = await child.output();
       clearTimeout(timer);
-      assert.equal(code, 0, "the child was killed: it did not exit alone");
-      assert.equal(new TextDecoder().decode(stdout), "rejected BadResource\n");
-      assert.equal(semaphore.value, 0, "the closed wait took a count");
+      assertEquals(code, 0, "the child was killed: it did not exit alone");
+      assertEquals(new TextDecoder().decode(stdout), "rejected BadResource\n");
+      assertEquals(semaphore.value, 0, "the closed wait took a count");
     }),
   );
 }
@@ -269,10 +286,10 @@ for (const style of ["async", "sync"]) {
             else await pong.wait({ timeout: 10_000 });
           }
           const { code, stdout } = await child.output();
-          assert.equal(code, 0);
-          assert.equal(new TextDecoder().decode(stdout), "done\n");
-          assert.equal(ping.value, 0);
-          assert.equal(pong.value, 0);
+          assertEquals(code, 0);
+          assertEquals(new TextDecoder().decode(stdout), "done\n");
+          assertEquals(ping.value, 0);
+          assertEquals(pong.value, 0);
         } finally {
           if (kind === "named") {
             ping.unlink();
@@ -299,13 +316,13 @@ Deno.test(
         unlinkOnClose: true,
       });
       const start = performance.now();
-      assert.throws(
+      assertThrows(
         () => semaphore.waitSync({ timeout: 250 }),
         Deno.errors.TimedOut,
       );
-      assert.ok(performance.now() - start >= 249);
-      await assert.rejects(
-        semaphore.wait({ timeout: 30 }),
+      assert(performance.now() - start >= 249);
+      await assertRejects(
+        () => semaphore.wait({ timeout: 30 }),
         Deno.errors.TimedOut,
       );
       setTimeout(() => semaphore.post(), 20);
@@ -313,10 +330,11 @@ Deno.test(
       const controller = new AbortController();
       const pending = semaphore.wait({ signal: controller.signal });
       setTimeout(() => controller.abort(), 10);
-      await assert.rejects(pending, { name: "AbortError" });
+      const error = await assertRejects(() => pending, Error);
+      assertEquals(error.name, "AbortError");
       semaphore.post();
       semaphore.waitSync({ timeout: 1000 });
-      assert.equal(semaphore.value, 0);
+      assertEquals(semaphore.value, 0);
     } finally {
       _tuneSemWait({ forceRealtime: false });
     }
@@ -335,11 +353,11 @@ Deno.test(
     using creator = Semaphore.inMemory(memory, 64, { initial: 5 });
     using other = SharedMemory.open(name);
     using attached = Semaphore.inMemory(other, 64);
-    assert.equal(attached.value, 5);
-    assert.equal(attached.tryWait(), true);
-    assert.equal(creator.value, 4);
-    assert.equal(creator.name, undefined);
-    assert.throws(() => creator.unlink(), TypeError);
+    assertEquals(attached.value, 5);
+    assertEquals(attached.tryWait(), true);
+    assertEquals(creator.value, 4);
+    assertEquals(creator.name, undefined);
+    assertThrows(() => creator.unlink(), TypeError);
   }),
 );
 
@@ -356,8 +374,8 @@ Deno.test(
     const pending = semaphore.wait();
     await new Promise((resolve) => setTimeout(resolve, 10));
     memory.close();
-    assert.equal(semaphore.closed, true);
-    await assert.rejects(pending, Deno.errors.BadResource);
+    assertEquals(semaphore.closed, true);
+    await assertRejects(() => pending, Deno.errors.BadResource);
     // Were the memory unmapped under the parked sem_clockwait, the process
     // would have crashed by now; the next test would not run.
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -373,56 +391,57 @@ Deno.test(
       initial: SEM_VALUE_MAX,
       unlinkOnClose: true,
     });
-    assert.equal(semaphore.value, 2147483647);
-    assert.throws(
-      () => semaphore.post(),
-      (error: Error) =>
-        error instanceof IpcError && error.code === "EOVERFLOW" &&
-        error.syscall === "sem_post" &&
-        error.message ===
-          `Cannot post semaphore "${name}": its value is already SEM_VALUE_MAX (2147483647)`,
+    assertEquals(semaphore.value, 2147483647);
+    const error = assertThrows(() => semaphore.post(), IpcError);
+    assertEquals(error.code, "EOVERFLOW");
+    assertEquals(error.syscall, "sem_post");
+    assertEquals(
+      error.message,
+      `Cannot post semaphore "${name}": its value is already SEM_VALUE_MAX (2147483647)`,
     );
-    assert.equal(semaphore.value, SEM_VALUE_MAX);
+    assertEquals(semaphore.value, SEM_VALUE_MAX);
   }),
 );
 
 Deno.test("Semaphore.open() rejects bad input before any system call", () => {
   const name = uniqueName("sem-bad");
   for (const initial of [-1, 2147483648, 1.5, Infinity]) {
-    assert.throws(
+    assertThrows(
       () => Semaphore.open(name, { create: true, initial }),
       RangeError,
+      undefined,
       `initial ${initial}`,
     );
   }
-  assert.throws(
+  assertThrows(
     () => Semaphore.open(name, { create: true, initial: "1" as never }),
     TypeError,
   );
-  assert.throws(() => Semaphore.open(name, { initial: 1 }), TypeError);
-  assert.throws(() => Semaphore.open(name, { exclusive: true }), TypeError);
-  assert.throws(
+  assertThrows(() => Semaphore.open(name, { initial: 1 }), TypeError);
+  assertThrows(() => Semaphore.open(name, { exclusive: true }), TypeError);
+  assertThrows(
     () => Semaphore.open(name, { create: true, mode: 0o1000 }),
     RangeError,
   );
-  assert.throws(
+  assertThrows(
     () => Semaphore.open(name, { create: true, spin: 1001 }),
-    /spin must be 0 to 1000 microseconds/,
+    Error,
+    "spin must be 0 to 1000 microseconds",
   );
   for (const bad of ["lock", "/", "/a/b", "/a\0b", "/..", 42]) {
-    assert.throws(() => Semaphore.open(bad as string), TypeError);
+    assertThrows(() => Semaphore.open(bad as string), TypeError);
   }
   // Linux prefixes "sem.", so 251 bytes is the longest name.
-  assert.throws(
+  assertThrows(
     () => Semaphore.open("/" + "x".repeat(252)),
-    (error: Error) =>
-      error instanceof RangeError && /the limit is 251/.test(error.message),
+    RangeError,
+    "the limit is 251",
   );
-  assert.throws(
+  assertThrows(
     () => Semaphore.open("/" + "x".repeat(251)),
     Deno.errors.NotFound,
   );
-  assert.throws(() => Semaphore.inMemory({} as SharedMemory, 0), TypeError);
+  assertThrows(() => Semaphore.inMemory({} as SharedMemory, 0), TypeError);
 });
 
 Deno.test(
@@ -434,23 +453,27 @@ Deno.test(
       size: 64,
       unlinkOnClose: true,
     });
-    assert.throws(
+    assertThrows(
       () => Semaphore.inMemory(memory, 4),
-      /not a multiple of 8, the alignment of sem_t/,
+      Error,
+      "not a multiple of 8, the alignment of sem_t",
     );
-    assert.throws(() => Semaphore.inMemory(memory, 40), RangeError);
-    assert.throws(() => Semaphore.inMemory(memory, -8), RangeError);
-    assert.throws(
+    assertThrows(() => Semaphore.inMemory(memory, 40), RangeError);
+    assertThrows(() => Semaphore.inMemory(memory, -8), RangeError);
+    assertThrows(
       () => Semaphore.inMemory(memory, 0, { initial: -1 }),
       RangeError,
     );
     using semaphore = Semaphore.inMemory(memory, 32, { initial: 0 });
     using readOnly = SharedMemory.open(name, { readOnly: true });
-    assert.throws(() => Semaphore.inMemory(readOnly, 0), TypeError);
-    await assert.rejects(semaphore.wait({ timeout: 0 }), Deno.errors.TimedOut);
+    assertThrows(() => Semaphore.inMemory(readOnly, 0), TypeError);
+    await assertRejects(
+      () => semaphore.wait({ timeout: 0 }),
+      Deno.errors.TimedOut,
+    );
     const closed = SharedMemory.open(name);
     closed.close();
-    assert.throws(() => Semaphore.inMemory(closed, 0), Deno.errors.BadResource);
+    assertThrows(() => Semaphore.inMemory(closed, 0), Deno.errors.BadResource);
   }),
 );
 
@@ -468,14 +491,14 @@ Deno.test(
       ["--allow-ffi", "--allow-read=/dev/shm"],
       [name],
     );
-    assert.equal(
+    assertEquals(
       readOnly.stdout,
       `NotCapable: Requires write access to "${path}", run again with --allow-write=/dev/shm\n`,
     );
     const nothing = await runFixture("sem_open_only.ts", ["--allow-ffi"], [
       name,
     ]);
-    assert.equal(
+    assertEquals(
       nothing.stdout,
       `NotCapable: Requires read access to "${path}", run again with --allow-read=/dev/shm\n`,
     );
@@ -484,11 +507,11 @@ Deno.test(
       ["--allow-ffi", "--allow-read=/dev/shm"],
       [name, "unlink"],
     );
-    assert.equal(
+    assertEquals(
       unlink.stdout,
       `NotCapable: Requires write access to "${path}", run again with --allow-write=/dev/shm\n`,
     );
     const allowed = await runFixture("sem_open_only.ts", ALL, [name]);
-    assert.equal(allowed.stdout, "ok\n");
+    assertEquals(allowed.stdout, "ok\n");
   }),
 );

@@ -1,4 +1,11 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotMatch,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
 import { IpcError, layout, SharedMemory, utf8 } from "../mod.ts";
 import { counter, sensor } from "./fixtures/_sensor.ts";
 import {
@@ -35,13 +42,13 @@ Deno.test(
       size: 10_000,
       unlinkOnClose: true,
     });
-    assert.equal(created.size, 10_000);
-    assert.deepEqual(shmStat(name), { size: 10_000, mode: 0o600 });
+    assertEquals(created.size, 10_000);
+    assertEquals(shmStat(name), { size: 10_000, mode: 0o600 });
     using opened = SharedMemory.open(name);
-    assert.equal(opened.size, 10_000);
+    assertEquals(opened.size, 10_000);
     created.bytes()[9_999] = 0xab;
-    assert.equal(opened.bytes()[9_999], 0xab);
-    assert.equal(opened.name, name);
+    assertEquals(opened.bytes()[9_999], 0xab);
+    assertEquals(opened.name, name);
   }),
 );
 
@@ -54,16 +61,16 @@ Deno.test(
       size: 64,
       unlinkOnClose: true,
     });
-    assert.equal(memory.buffer, memory.buffer);
+    assertStrictEquals(memory.buffer, memory.buffer);
     const floats = memory.view(Float64Array, 8, 2);
     floats[1] = 1.5;
-    assert.equal(new DataView(memory.buffer).getFloat64(16, true), 1.5);
-    assert.equal(memory.view(Uint8Array).length, 64);
-    assert.equal(memory.view(Int32Array, 60).length, 1);
-    assert.throws(() => memory.view(Int32Array, 2), RangeError);
-    assert.throws(() => memory.view(Int32Array, 0, 17), RangeError);
-    assert.throws(() => memory.view(Int32Array, 68), RangeError);
-    assert.throws(
+    assertEquals(new DataView(memory.buffer).getFloat64(16, true), 1.5);
+    assertEquals(memory.view(Uint8Array).length, 64);
+    assertEquals(memory.view(Int32Array, 60).length, 1);
+    assertThrows(() => memory.view(Int32Array, 2), RangeError);
+    assertThrows(() => memory.view(Int32Array, 0, 17), RangeError);
+    assertThrows(() => memory.view(Int32Array, 68), RangeError);
+    assertThrows(
       () => memory.view(Array as unknown as Int32ArrayConstructor),
       TypeError,
     );
@@ -88,17 +95,17 @@ Deno.test(
     record.id = 5;
     memory.close();
     memory.close(); // idempotent
-    assert.equal(memory.closed, true);
-    assert.equal(buffer.detached, true);
-    assert.equal(bytes.length, 0);
-    assert.equal(bytes[0], undefined);
-    assert.equal(floats[0], undefined);
-    assert.throws(() => data.getUint8(0), TypeError);
-    assert.throws(() => record.id, Deno.errors.BadResource);
-    assert.throws(() => (record.name = "x"), Deno.errors.BadResource);
-    assert.throws(() => record.$atomic.id.add(1), Deno.errors.BadResource);
-    assert.throws(() => memory.bytes(), Deno.errors.BadResource);
-    assert.throws(() => memory.view(Uint8Array), Deno.errors.BadResource);
+    assertEquals(memory.closed, true);
+    assertEquals(buffer.detached, true);
+    assertEquals(bytes.length, 0);
+    assertEquals(bytes[0], undefined);
+    assertEquals(floats[0], undefined);
+    assertThrows(() => data.getUint8(0), TypeError);
+    assertThrows(() => record.id, Deno.errors.BadResource);
+    assertThrows(() => (record.name = "x"), Deno.errors.BadResource);
+    assertThrows(() => record.$atomic.id.add(1), Deno.errors.BadResource);
+    assertThrows(() => memory.bytes(), Deno.errors.BadResource);
+    assertThrows(() => memory.view(Uint8Array), Deno.errors.BadResource);
   }),
 );
 
@@ -113,12 +120,12 @@ Deno.test(
     });
     memory.bytes()[10] = 7;
     const moved = new Uint8Array(memory.buffer.transfer());
-    assert.equal(moved[10], 7);
+    assertEquals(moved[10], 7);
     memory.close();
     // The range was replaced by zero pages: reading it does not crash.
-    assert.equal(moved[10], 0);
+    assertEquals(moved[10], 0);
     moved[10] = 1;
-    assert.equal(moved[10], 1);
+    assertEquals(moved[10], 1);
   }),
 );
 
@@ -127,13 +134,14 @@ Deno.test(
   leakChecked(() => {
     const name = uniqueName("shm-bad");
     for (const size of [0, -1, 1.5, Number.MAX_SAFE_INTEGER + 1, NaN]) {
-      assert.throws(
+      assertThrows(
         () => SharedMemory.open(name, { create: true, size }),
         RangeError,
+        undefined,
         `size ${size}`,
       );
     }
-    assert.throws(
+    assertThrows(
       () =>
         SharedMemory.open(name, {
           create: true,
@@ -142,26 +150,29 @@ Deno.test(
       TypeError,
     );
     for (const bad of ["", "noslash", "/a/b", "/", "/a\0b", "/.."]) {
-      assert.throws(() => SharedMemory.open(bad), TypeError, bad);
+      assertThrows(() => SharedMemory.open(bad), TypeError, undefined, bad);
     }
-    assert.throws(() => SharedMemory.open("/" + "x".repeat(256)), RangeError);
-    assert.throws(
+    assertThrows(() => SharedMemory.open("/" + "x".repeat(256)), RangeError);
+    assertThrows(
       () => SharedMemory.open(name, { create: true, size: 8, readOnly: true }),
-      /readOnly cannot be combined with create/,
+      Error,
+      "readOnly cannot be combined with create",
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { create: true }),
-      /create needs a size/,
+      Error,
+      "create needs a size",
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { exclusive: true }),
-      /exclusive needs create/,
+      Error,
+      "exclusive needs create",
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { create: true, size: 8, mode: 0o1000 }),
       RangeError,
     );
-    assert.throws(() => SharedMemory.open(name), Deno.errors.NotFound);
+    assertThrows(() => SharedMemory.open(name), Deno.errors.NotFound);
   }),
 );
 
@@ -174,26 +185,28 @@ Deno.test(
       size: 8192,
       unlinkOnClose: true,
     });
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { size: 4096 }),
-      /it is 8192 bytes, larger than the 4096 bytes requested/,
+      Error,
+      "it is 8192 bytes, larger than the 4096 bytes requested",
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { create: true, size: 4096 }),
       RangeError,
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { size: 16384 }),
-      /smaller than the 16384 bytes requested/,
+      Error,
+      "smaller than the 16384 bytes requested",
     );
-    assert.throws(
+    assertThrows(
       () => SharedMemory.open(name, { create: true, exclusive: true, size: 8 }),
       Deno.errors.AlreadyExists,
     );
     // With create, a smaller object grows (its creator may not have sized it).
     using grown = SharedMemory.open(name, { create: true, size: 16384 });
-    assert.equal(grown.size, 16384);
-    assert.equal(memory.size, 8192);
+    assertEquals(grown.size, 16384);
+    assertEquals(memory.size, 8192);
   }),
 );
 
@@ -201,17 +214,14 @@ Deno.test(
   "SharedMemory.open() fails with ENOSPC instead of SIGBUS when /dev/shm has no room, and leaves nothing behind",
   leakChecked(() => {
     const name = uniqueName("shm-nospace");
-    const error = assert.throws(
+    const error = assertThrows(
       () => SharedMemory.open(name, { create: true, size: 2 ** 50 }),
-      (error: unknown) => {
-        assert.ok(error instanceof IpcError);
-        assert.equal(error.code, "ENOSPC");
-        assert.match(error.message, /\/dev\/shm has \d+ free/);
-        return true;
-      },
+      IpcError,
     );
+    assertEquals(error.code, "ENOSPC");
+    assertMatch(error.message, /\/dev\/shm has \d+ free/);
     void error;
-    assert.equal(shmStat(name), null);
+    assertEquals(shmStat(name), null);
   }),
 );
 
@@ -225,22 +235,22 @@ Deno.test(
       unlinkOnClose: true,
     });
     using reader = SharedMemory.open(name, { readOnly: true });
-    assert.equal(reader.readOnly, true);
+    assertEquals(reader.readOnly, true);
     // Writes by others show through pages this handle has not written.
     writer.bytes()[0] = 1;
     writer.bytes()[4096] = 2;
-    assert.equal(reader.bytes()[0], 1);
+    assertEquals(reader.bytes()[0], 1);
     // A write through the read-only handle stays in its private copy.
     reader.bytes()[4096] = 99;
-    assert.equal(reader.bytes()[4096], 99);
-    assert.equal(writer.bytes()[4096], 2);
+    assertEquals(reader.bytes()[4096], 99);
+    assertEquals(writer.bytes()[4096], 2);
     using again = SharedMemory.open(name, { readOnly: true });
-    assert.equal(again.bytes()[4096], 2);
+    assertEquals(again.bytes()[4096], 2);
     // Records refuse writes outright.
     const record = reader.struct(layout({ flag: "u32" }));
-    assert.throws(() => (record.flag = 1), /opened read-only/);
-    assert.throws(() => record.$atomic.flag.add(1), /opened read-only/);
-    assert.equal(record.$atomic.flag.load(), 1);
+    assertThrows(() => (record.flag = 1), Error, "opened read-only");
+    assertThrows(() => record.$atomic.flag.add(1), Error, "opened read-only");
+    assertEquals(record.$atomic.flag.load(), 1);
   }),
 );
 
@@ -252,15 +262,15 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    assert.equal(record.$region.size, sensor.size);
+    assertEquals(record.$region.size, sensor.size);
     const wrote = await runFixture("shm_sensor.ts", ALL, ["write", name]);
-    assert.equal(wrote.code, 0, wrote.stderr);
-    assert.equal(record.$atomic.ready.load(), 1);
-    assert.equal(record.id, 7);
-    assert.equal(record.temperature, 21.5);
-    assert.equal(record.label, "kitchen ☀");
-    assert.equal(record.count, 1);
-    assert.deepEqual(
+    assertEquals(wrote.code, 0, wrote.stderr);
+    assertEquals(record.$atomic.ready.load(), 1);
+    assertEquals(record.id, 7);
+    assertEquals(record.temperature, 21.5);
+    assertEquals(record.label, "kitchen ☀");
+    assertEquals(record.count, 1);
+    assertEquals(
       [...record.samples],
       [...Array(64).keys()].map((i) => i / 4),
     );
@@ -268,11 +278,11 @@ Deno.test(
     record.label = "parent";
     record.count = -3;
     const read = await runFixture("shm_sensor.ts", ALL, ["read", name]);
-    assert.equal(read.code, 0, read.stderr);
+    assertEquals(read.code, 0, read.stderr);
     const seen = JSON.parse(read.stdout);
-    assert.equal(seen.label, "parent");
-    assert.equal(seen.count, -3);
-    assert.equal(seen.id, 7);
+    assertEquals(seen.label, "parent");
+    assertEquals(seen.count, -3);
+    assertEquals(seen.id, 7);
   }),
 );
 
@@ -293,10 +303,10 @@ Deno.test(
     record.$atomic.start.store(1);
     const results = await Promise.all(children.map((child) => child.output()));
     for (const result of results) {
-      assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+      assertEquals(result.code, 0, new TextDecoder().decode(result.stderr));
     }
-    assert.equal(record.$atomic.count.load(), 2 * iterations);
-    assert.equal(record.$atomic.big.load(), BigInt(2 * iterations));
+    assertEquals(record.$atomic.count.load(), 2 * iterations);
+    assertEquals(record.$atomic.big.load(), BigInt(2 * iterations));
   }),
 );
 
@@ -310,7 +320,7 @@ Deno.test(
       name,
       JSON.stringify({ create: true, size: 64 }),
     ]);
-    assert.equal(
+    assertEquals(
       noRead.stdout.trim(),
       `NotCapable: Requires read access to "/dev/shm/${base}", run again with --allow-read=/dev/shm`,
     );
@@ -319,7 +329,7 @@ Deno.test(
       ["--allow-ffi", "--allow-read=/dev/shm"],
       ["shm", name, JSON.stringify({ create: true, size: 64 })],
     );
-    assert.equal(
+    assertEquals(
       noWrite.stdout.trim(),
       `NotCapable: Requires write access to "/dev/shm/${base}", run again with --allow-write=/dev/shm`,
     );
@@ -333,7 +343,7 @@ Deno.test(
       ["--allow-ffi", `--allow-read=/dev/shm/${base}`],
       ["shm", name, JSON.stringify({ readOnly: true })],
     );
-    assert.equal(readOnly.stdout.trim(), "ok 64");
+    assertEquals(readOnly.stdout.trim(), "ok 64");
   }),
 );
 
@@ -398,15 +408,15 @@ Deno.test(
       return;
     }
     const stderr = new TextDecoder().decode(attached.stderr);
-    assert.equal(attached.code, 0, stderr);
-    assert.equal(
+    assertEquals(attached.code, 0, stderr);
+    assertEquals(
       new TextDecoder().decode(attached.stdout).trim(),
       `4096 ${0xc0ffee} from ipckit`,
     );
     // Python's resource tracker neither warned nor removed our object.
-    assert.doesNotMatch(stderr, /leaked|resource_tracker/);
-    assert.equal(shmStat(name)?.size, 4096);
-    assert.equal(
+    assertNotMatch(stderr, /leaked|resource_tracker/);
+    assertEquals(shmStat(name)?.size, 4096);
+    assertEquals(
       new TextDecoder().decode(memory.bytes().subarray(100, 105)),
       "hello",
     );
@@ -415,11 +425,11 @@ Deno.test(
     // open it for writing (which reserves its pages), read, then remove it.
     const other = uniqueName("shm-python-made");
     const made = await _python(["create", other.slice(1)]);
-    assert.ok(made);
-    assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+    assert(made);
+    assertEquals(made.code, 0, new TextDecoder().decode(made.stderr));
     using theirs = SharedMemory.open(other, { unlinkOnClose: true });
-    assert.equal(theirs.size, 8192);
-    assert.equal(
+    assertEquals(theirs.size, 8192);
+    assertEquals(
       new TextDecoder().decode(theirs.bytes().subarray(0, 5)),
       "py-ok",
     );

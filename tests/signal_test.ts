@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { onSignal, sendSignal, signals } from "../mod.ts";
 import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
 
@@ -40,18 +40,18 @@ Deno.test(
       String(Deno.pid),
     ]);
     const { line, reader } = await firstLine(child);
-    assert.equal(line, "ready");
+    assertEquals(line, "ready");
     sendSignal(child.pid, "SIGUSR1");
     const answer = await withTimeout(
       answers.next(),
       10_000,
       "SIGUSR2 from the child",
     );
-    assert.deepEqual(answer, { done: false, value: "SIGUSR2" });
+    assertEquals(answer, { done: false, value: "SIGUSR2" });
     reader.releaseLock();
     const output = await child.output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.equal(new TextDecoder().decode(output.stdout), "answered\n");
+    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    assertEquals(new TextDecoder().decode(output.stdout), "answered\n");
   }),
 );
 
@@ -64,14 +64,14 @@ Deno.test(
     using all = signals("SIGUSR1");
     {
       using subscription = onSignal("SIGUSR1", (name) => seen.push(name));
-      assert.equal(subscription.active, true);
+      assertEquals(subscription.active, true);
       sendSignal(Deno.pid, "SIGUSR1");
       await withTimeout(all.next(), 5000, "first SIGUSR1");
-      assert.deepEqual(seen, ["SIGUSR1"]);
+      assertEquals(seen, ["SIGUSR1"]);
     }
     sendSignal(Deno.pid, "SIGUSR1");
     await withTimeout(all.next(), 5000, "second SIGUSR1");
-    assert.deepEqual(seen, ["SIGUSR1"]);
+    assertEquals(seen, ["SIGUSR1"]);
   },
 );
 
@@ -83,61 +83,62 @@ Deno.test(
     sendSignal(Deno.pid, "SIGUSR2");
     let count = 0;
     for await (const name of stream) {
-      assert.equal(name, "SIGUSR2");
+      assertEquals(name, "SIGUSR2");
       count++;
       stop.abort();
     }
-    assert.equal(count, 1);
+    assertEquals(count, 1);
   },
 );
 
 Deno.test("Signals that cannot be caught or do not exist are TypeErrors that say why", () => {
   for (const name of ["SIGKILL", "SIGSTOP"]) {
-    assert.throws(
+    const error = assertThrows(
       () => onSignal(name as never, () => {}),
-      (error: Error) => {
-        assert.ok(error instanceof TypeError);
-        assert.equal(
-          error.message,
-          `Cannot listen for ${name}: it cannot be caught, the kernel acts on it without asking the process`,
-        );
-        return true;
-      },
+      TypeError,
+    );
+    assertEquals(
+      error.message,
+      `Cannot listen for ${name}: it cannot be caught, the kernel acts on it without asking the process`,
     );
   }
-  assert.throws(
+  assertThrows(
     () => signals("SIGSEGV" as never),
-    /reports a fault in the process/,
+    Error,
+    "reports a fault in the process",
   );
   if (Deno.build.os === "linux") {
-    assert.throws(
+    assertThrows(
       () => onSignal("SIGINFO", () => {}),
-      /Cannot listen for SIGINFO: linux has no such signal/,
+      Error,
+      "Cannot listen for SIGINFO: linux has no such signal",
     );
   }
-  assert.throws(
+  assertThrows(
     () => onSignal("SIGNOPE" as never, () => {}),
-    /SIGNOPE: no such signal/,
+    Error,
+    "SIGNOPE: no such signal",
   );
-  assert.throws(
+  assertThrows(
     () => sendSignal(1.5, "SIGTERM"),
-    /pid must be a non-zero integer/,
+    Error,
+    "pid must be a non-zero integer",
   );
-  assert.throws(() => sendSignal(0, "SIGTERM"), TypeError);
+  assertThrows(() => sendSignal(0, "SIGTERM"), TypeError);
 });
 
 Deno.test("sendSignal() to a process that does not exist is NotFound", () => {
   // Linux process ids stay below pid_max, which is at most 2^22 on 64-bit
   // systems (PID_MAX_LIMIT), so 2^22 is never a process.
   const pidMax = 2 ** 22;
-  assert.throws(() => sendSignal(pidMax, "SIGUSR1"), (error: Error) => {
-    assert.ok(error instanceof Deno.errors.NotFound);
-    assert.equal(
-      error.message,
-      `Cannot send SIGUSR1 to process ${pidMax}: no such process`,
-    );
-    return true;
-  });
+  const error = assertThrows(
+    () => sendSignal(pidMax, "SIGUSR1"),
+    Deno.errors.NotFound,
+  );
+  assertEquals(
+    error.message,
+    `Cannot send SIGUSR1 to process ${pidMax}: no such process`,
+  );
 });
 
 Deno.test("sendSignal() needs --allow-run", async () => {
@@ -145,5 +146,5 @@ Deno.test("sendSignal() needs --allow-run", async () => {
     "send-only",
     String(Deno.pid),
   ]);
-  assert.match(result.stdout, /^NotCapable: Requires run access/);
+  assertMatch(result.stdout, /^NotCapable: Requires run access/);
 });

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import {
   bindDatagram,
   codecs,
@@ -78,20 +78,20 @@ async function exchangeWithChild(
   ]);
   await using connection = await server.accept({ timeout: 10_000 });
   const hello = await connection.receive({ timeout: 10_000 });
-  assert.equal(hello.value.n, 0);
-  assert.equal(hello.value.pid, child.pid);
+  assertEquals(hello.value.n, 0);
+  assertEquals(hello.value.pid, child.pid);
   for (const n of [10, 20, 30]) {
     await connection.send({ n, pid: Deno.pid });
     const { value } = await connection.receive({ timeout: 10_000 });
-    assert.deepEqual(value, { n: n + 1, pid: child.pid });
+    assertEquals(value, { n: n + 1, pid: child.pid });
   }
   await connection.closeWrite();
   // The child's loop ends at our half-close; then it closes, ending ours.
   const rest = [];
   for await (const message of connection) rest.push(message);
-  assert.deepEqual(rest, []);
+  assertEquals(rest, []);
   const output = await child.output();
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
 }
 
 Deno.test(
@@ -100,7 +100,7 @@ Deno.test(
     withTempDir(async (dir) => {
       const path = `${dir}/peer.sock`;
       await using server = await listen<Numbered>({ path });
-      assert.equal((server.addr as Deno.UnixAddr).path, path);
+      assertEquals((server.addr as Deno.UnixAddr).path, path);
       await exchangeWithChild(server, { path }, dir);
     })
   ),
@@ -112,7 +112,7 @@ Deno.test(
     withTempDir(async (dir) => {
       await using server = await listen<Numbered>({ port: 0 });
       const { hostname, port } = server.addr as Deno.NetAddr;
-      assert.equal(hostname, "127.0.0.1");
+      assertEquals(hostname, "127.0.0.1");
       await exchangeWithChild(server, { hostname, port }, dir);
     })
   ),
@@ -141,25 +141,25 @@ for (const kind of ["udp", "unix"] as const) {
           ],
         );
         const hello = await socket.receive({ timeout: 10_000 });
-        assert.deepEqual(hello.value, { n: 0, pid: child.pid });
+        assertEquals(hello.value, { n: 0, pid: child.pid });
         if (kind === "unix") {
-          assert.deepEqual(hello.from, {
+          assertEquals(hello.from, {
             transport: "unixpacket",
-            path: childAddress.path,
+            path: childAddress.path!,
           });
         } else {
-          assert.equal(hello.from.transport, "udp");
-          assert.equal((hello.from as Deno.NetAddr).hostname, "127.0.0.1");
+          assertEquals(hello.from.transport, "udp");
+          assertEquals((hello.from as Deno.NetAddr).hostname, "127.0.0.1");
         }
         await socket.send({ n: 41, pid: Deno.pid }, { to: hello.from });
         const answer = await socket.receive({ timeout: 10_000 });
-        assert.deepEqual(answer.value, { n: 42, pid: child.pid });
+        assertEquals(answer.value, { n: 42, pid: child.pid });
         const output = await child.output();
-        assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+        assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
         if (kind === "unix") {
-          assert.equal(await exists(childAddress.path!), false);
+          assertEquals(await exists(childAddress.path!), false);
           socket.close();
-          assert.equal(await exists(own.path!), false);
+          assertEquals(await exists(own.path!), false);
         }
       })
     ),
@@ -200,13 +200,13 @@ Deno.test(
           "20",
         ],
       );
-      assert.equal(result.code, 0, result.stderr);
+      assertEquals(result.code, 0, result.stderr);
       await serving;
       const answered: number[] = JSON.parse(result.stdout);
-      assert.equal(answered.length, 50);
-      assert.deepEqual(answered, new Array(50).fill(20));
+      assertEquals(answered.length, 50);
+      assertEquals(answered, new Array(50).fill(20));
       // Clients were served side by side, not one after another.
-      assert.ok(mostOpen > 1, `at most ${mostOpen} connection(s) open at once`);
+      assert(mostOpen > 1, `at most ${mostOpen} connection(s) open at once`);
     })
   ),
 );
@@ -243,19 +243,19 @@ Deno.test(
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const bufferedBytes = sent * message.byteLength;
-      assert.ok(sent < total, "every send completed although nobody read");
+      assert(sent < total, "every send completed although nobody read");
       // What is in flight is bounded by the kernel's socket buffers.
-      assert.ok(
+      assert(
         bufferedBytes <= 16 * 1024 * 1024,
         `${bufferedBytes} bytes were accepted with no reader`,
       );
       for (let i = 0; i < total; i++) {
         const { value } = await reader.receive({ timeout: 10_000 });
-        assert.equal(value.byteLength, message.byteLength);
-        assert.equal(value[0], i & 0xff);
+        assertEquals(value.byteLength, message.byteLength);
+        assertEquals(value[0], i & 0xff);
       }
       await sending;
-      assert.equal(sent, total);
+      assertEquals(sent, total);
     })
   ),
 );
@@ -277,12 +277,12 @@ Deno.test(
       await client.closeWrite();
       const received = [];
       for await (const { value } of peer) received.push(value);
-      assert.deepEqual(received, ["a", "b"]);
+      assertEquals(received, ["a", "b"]);
       await peer.send("got 2");
-      assert.equal((await client.receive({ timeout: 5000 })).value, "got 2");
+      assertEquals((await client.receive({ timeout: 5000 })).value, "got 2");
       peer.close();
-      await assert.rejects(
-        client.receive({ timeout: 5000 }),
+      await assertRejects(
+        () => client.receive({ timeout: 5000 }),
         Deno.errors.UnexpectedEof,
       );
     })
@@ -303,31 +303,34 @@ Deno.test(
         ],
       );
       const reader = await waitForLine(crashed, "listening");
-      await assert.rejects(listen({ path }), (error: Error) => {
-        assert.ok(error instanceof Deno.errors.AddrInUse);
-        assert.match(error.message, /another process is using it/);
-        return true;
-      });
+      const listenError = await assertRejects(
+        () => listen({ path }),
+        Deno.errors.AddrInUse,
+      );
+      assertMatch(listenError.message, /another process is using it/);
       crashed.kill("SIGKILL");
       await crashed.status;
       reader.releaseLock();
       await crashed.stdout.cancel();
       await crashed.stderr.cancel();
-      assert.equal((await Deno.lstat(path)).isSocket, true);
-      await assert.rejects(connect({ path }), (error: Error) => {
-        assert.ok(error instanceof Deno.errors.ConnectionRefused);
-        assert.match(error.message, /stale\.sock": nothing is listening there/);
-        return true;
-      });
+      assertEquals((await Deno.lstat(path)).isSocket, true);
+      const connectError = await assertRejects(
+        () => connect({ path }),
+        Deno.errors.ConnectionRefused,
+      );
+      assertMatch(
+        connectError.message,
+        /stale\.sock": nothing is listening there/,
+      );
 
       const server = await listen<string>({ path });
       const connecting = connect<string>({ path });
       await using accepted = await server.accept({ timeout: 5000 });
       await using client = await connecting;
       await client.send("still works");
-      assert.equal((await accepted.receive()).value, "still works");
+      assertEquals((await accepted.receive()).value, "still works");
       server.close();
-      assert.equal(await exists(path), false);
+      assertEquals(await exists(path), false);
     })
   ),
 );
@@ -338,12 +341,12 @@ Deno.test(
     withTempDir(async (dir) => {
       const path = `${dir}/notes.txt`;
       await Deno.writeTextFile(path, "keep me");
-      await assert.rejects(listen({ path }), (error: Error) => {
-        assert.ok(error instanceof Deno.errors.AlreadyExists);
-        assert.match(error.message, /exists and is not a socket/);
-        return true;
-      });
-      assert.equal(await Deno.readTextFile(path), "keep me");
+      const error = await assertRejects(
+        () => listen({ path }),
+        Deno.errors.AlreadyExists,
+      );
+      assertMatch(error.message, /exists and is not a socket/);
+      assertEquals(await Deno.readTextFile(path), "keep me");
     })
   ),
 );
@@ -352,25 +355,22 @@ Deno.test(
   "connect() names the address when nothing listens there",
   leakChecked(() =>
     withTempDir(async (dir) => {
-      await assert.rejects(
-        connect({ path: `${dir}/missing.sock` }),
-        (error: Error) => {
-          assert.ok(error instanceof Deno.errors.NotFound);
-          assert.match(error.message, /missing\.sock.*no socket file exists/);
-          return true;
-        },
+      const pathError = await assertRejects(
+        () => connect({ path: `${dir}/missing.sock` }),
+        Deno.errors.NotFound,
       );
+      assertMatch(pathError.message, /missing\.sock.*no socket file exists/);
       await using server = await listen({ port: 0 });
       const { port } = server.addr as Deno.NetAddr;
       server.close();
-      await assert.rejects(connect({ port }), (error: Error) => {
-        assert.ok(error instanceof Deno.errors.ConnectionRefused);
-        assert.match(
-          error.message,
-          /TCP 127\.0\.0\.1:\d+: nothing is listening/,
-        );
-        return true;
-      });
+      const portError = await assertRejects(
+        () => connect({ port }),
+        Deno.errors.ConnectionRefused,
+      );
+      assertMatch(
+        portError.message,
+        /TCP 127\.0\.0\.1:\d+: nothing is listening/,
+      );
     })
   ),
 );
@@ -378,26 +378,27 @@ Deno.test(
 Deno.test(
   "Bad socket options are rejected before any system call",
   async () => {
-    await assert.rejects(listen({ port: 70000 }), RangeError);
-    await assert.rejects(listen({ path: "" }), TypeError);
-    await assert.rejects(
-      listen({ path: `/tmp/${"x".repeat(120)}` }),
+    await assertRejects(() => listen({ port: 70000 }), RangeError);
+    await assertRejects(() => listen({ path: "" }), TypeError);
+    await assertRejects(
+      () => listen({ path: `/tmp/${"x".repeat(120)}` }),
       RangeError,
     );
-    await assert.rejects(
-      listen({ path: "/tmp/a", port: 1 } as never),
-      /either path or hostname\/port/,
+    await assertRejects(
+      () => listen({ path: "/tmp/a", port: 1 } as never),
+      Error,
+      "either path or hostname/port",
     );
-    await assert.rejects(
-      listen({ port: 0, framing: "words" as never }),
+    await assertRejects(
+      () => listen({ port: 0, framing: "words" as never }),
       TypeError,
     );
-    await assert.rejects(
-      connect({ port: 1, maxMessageSize: 0 }),
+    await assertRejects(
+      () => connect({ port: 1, maxMessageSize: 0 }),
       RangeError,
     );
-    await assert.rejects(
-      bindDatagram({ port: 0, maxMessageSize: 70_000 }),
+    await assertRejects(
+      () => bindDatagram({ port: 0, maxMessageSize: 70_000 }),
       RangeError,
     );
   },
@@ -437,18 +438,18 @@ Deno.test(
         const raw = await Deno.connect({ transport: "unix", path });
         await raw.write(garbage);
         // The server closes the connection: we read end-of-stream.
-        assert.equal(await raw.read(new Uint8Array(16)), null);
+        assertEquals(await raw.read(new Uint8Array(16)), null);
         raw.close();
       }
       await using good = await connect<unknown>({ path });
       await good.send({ still: "served" });
-      assert.deepEqual((await good.receive({ timeout: 5000 })).value, {
+      assertEquals((await good.receive({ timeout: 5000 })).value, {
         still: "served",
       });
-      assert.equal(errors.length, 2);
+      assertEquals(errors.length, 2);
       for (const error of errors) {
-        assert.ok(error instanceof DecodeError);
-        assert.match(error.message, /above maxMessageSize 1024/);
+        assert(error instanceof DecodeError);
+        assertMatch(error.message, /above maxMessageSize 1024/);
       }
       server.close();
       await serving;
@@ -468,19 +469,16 @@ Deno.test(
       codec: codecs.bytes(),
       peer: receiver.addr,
     });
-    await assert.rejects(
-      sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4 + 1)),
-      (error: Error) => {
-        assert.ok(error instanceof RangeError);
-        assert.match(error.message, /above the datagram limit of 65507 bytes/);
-        return true;
-      },
+    const error = await assertRejects(
+      () => sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4 + 1)),
+      RangeError,
     );
+    assertMatch(error.message, /above the datagram limit of 65507 bytes/);
     await sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4));
     const { value } = await receiver.receive({ timeout: 5000 });
-    assert.equal(value.byteLength, UDP_MAX_PAYLOAD_IPV4);
-    await assert.rejects(
-      receiver.receive({ timeout: 50 }),
+    assertEquals(value.byteLength, UDP_MAX_PAYLOAD_IPV4);
+    await assertRejects(
+      () => receiver.receive({ timeout: 50 }),
       Deno.errors.TimedOut,
     );
   }),
@@ -495,7 +493,7 @@ Deno.test(
       const tcp = await runFixture("socket_connect_only.ts", [], [
         JSON.stringify({ port }),
       ]);
-      assert.match(
+      assertMatch(
         tcp.stdout,
         /^NotCapable: Requires net access to "127\.0\.0\.1:\d+"/,
       );
@@ -506,7 +504,7 @@ Deno.test(
         [`--allow-read=${dir}`, `--allow-write=${dir}`],
         [JSON.stringify({ path })],
       );
-      assert.equal(
+      assertEquals(
         withoutNet.stdout,
         `NotCapable: Requires net access to "unix:${path}", run again with the --allow-net flag\n`,
       );
@@ -515,7 +513,7 @@ Deno.test(
         [`--allow-read=${dir}`, `--allow-net=unix:${path}`],
         [JSON.stringify({ path })],
       );
-      assert.equal(
+      assertEquals(
         withoutWrite.stdout,
         `NotCapable: Requires write access to "${path}", run again with the --allow-write flag\n`,
       );
@@ -528,7 +526,7 @@ Deno.test(
         ],
         [JSON.stringify({ path })],
       );
-      assert.equal(enough.stdout, "connected\n");
+      assertEquals(enough.stdout, "connected\n");
       unixServer.close();
     })
   ),
@@ -571,8 +569,8 @@ Deno.test({
       await writer.close();
       const { stdout, success } = await output;
       await serving;
-      assert.ok(success);
-      assert.equal(
+      assert(success);
+      assertEquals(
         new TextDecoder().decode(stdout),
         '{"job":"RESIZE"}\n{"job":"CROP"}\n',
       );
@@ -594,13 +592,13 @@ Deno.test({
         }
       }
       await channel.send({ job: "echo me" });
-      assert.deepEqual((await channel.receive({ timeout: 5000 })).value, {
+      assertEquals((await channel.receive({ timeout: 5000 })).value, {
         job: "echo me",
       });
       await channel.closeWrite();
-      assert.deepEqual(await Array.fromAsync(channel), []);
+      assertEquals(await Array.fromAsync(channel), []);
       channel.close();
-      assert.ok((await echo.status).success);
+      assert((await echo.status).success);
       await echo.stderr.cancel();
     })
   ),
@@ -613,18 +611,15 @@ Deno.test(
       await using a = await bindDatagram<string>({ path: `${dir}/a.dg` });
       await using b = await bindDatagram<string>({ path: `${dir}/b.dg` });
       const waiting = a.receive({ timeout: 5000 });
-      await assert.rejects(
-        a.send("hi", { to: b.addr }),
-        (error: Error) => {
-          assert.ok(error instanceof Deno.errors.Busy);
-          assert.match(error.message, /a receive\(\) is waiting on it/);
-          return true;
-        },
+      const error = await assertRejects(
+        () => a.send("hi", { to: b.addr }),
+        Deno.errors.Busy,
       );
+      assertMatch(error.message, /a receive\(\) is waiting on it/);
       await b.send("unblock", { to: a.addr });
-      assert.equal((await waiting).value, "unblock");
+      assertEquals((await waiting).value, "unblock");
       await a.send("now it can", { to: b.addr });
-      assert.equal((await b.receive({ timeout: 5000 })).value, "now it can");
+      assertEquals((await b.receive({ timeout: 5000 })).value, "now it can");
     })
   ),
 );

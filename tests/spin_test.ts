@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertEquals, assertThrows } from "@std/assert";
 import {
   checkSpinMicros,
   DEFAULT_SPIN_MICROS,
@@ -9,32 +9,32 @@ import {
 
 Deno.test("Spinner grows after a sleep that ended soon and resets after a long one", () => {
   const spinner = new Spinner(50);
-  assert.equal(spinner.budgetMicros, 50);
+  assertEquals(spinner.budgetMicros, 50);
   spinner.slept(0.2); // 200 us: the next spin should have caught it
-  assert.equal(spinner.budgetMicros, 250);
+  assertEquals(spinner.budgetMicros, 250);
   spinner.slept(0.01); // shorter than the base: never below it
-  assert.equal(spinner.budgetMicros, 50);
+  assertEquals(spinner.budgetMicros, 50);
   spinner.slept(0.45); // 450 us * 1.25 is past 10 x 50 us: back to the base
-  assert.equal(spinner.budgetMicros, 50);
+  assertEquals(spinner.budgetMicros, 50);
   const off = new Spinner(0);
   off.slept(0.1);
-  assert.equal(off.budgetMicros, 0);
+  assertEquals(off.budgetMicros, 0);
 });
 
 Deno.test("Spinner with a zero budget never retries", async () => {
   let attempts = 0;
   const attempt = () => ++attempts;
   const spinner = new Spinner(0);
-  assert.equal(spinner.spin(0, attempt, () => false), 0);
-  assert.equal(await spinner.spinAsync(0, attempt, () => false), 0);
-  assert.equal(attempts, 0);
+  assertEquals(spinner.spin(0, attempt, () => false), 0);
+  assertEquals(await spinner.spinAsync(0, attempt, () => false), 0);
+  assertEquals(attempts, 0);
 });
 
 Deno.test("Spinner.spinAsync() lets a promise continuation deliver what it waits for", async () => {
   let ready = false;
   Promise.resolve().then(() => (ready = true));
   const spinner = new Spinner(1000);
-  assert.equal(
+  assertEquals(
     await spinner.spinAsync(false, () => ready, (done) => done),
     true,
   );
@@ -57,16 +57,16 @@ Deno.test("retryAsync() and retrySync() park until the attempt stops blocking", 
     const result = mode === "async"
       ? await retryAsync(plan, () => Promise.resolve(park()))
       : retrySync(plan, park);
-    assert.equal(result, 7, mode);
-    assert.equal(parks, 3, mode);
+    assertEquals(result, 7, mode);
+    assertEquals(parks, 3, mode);
   }
 });
 
 Deno.test("checkSpinMicros() accepts 0 to 1000 and defaults to 50", () => {
-  assert.equal(checkSpinMicros(undefined, "x"), DEFAULT_SPIN_MICROS);
-  assert.equal(checkSpinMicros(0, "x"), 0);
-  assert.equal(checkSpinMicros(1000, "x"), 1000);
+  assertEquals(checkSpinMicros(undefined, "x"), DEFAULT_SPIN_MICROS);
+  assertEquals(checkSpinMicros(0, "x"), 0);
+  assertEquals(checkSpinMicros(1000, "x"), 1000);
   for (const bad of [-1, 1001, Number.NaN, "5"]) {
-    assert.throws(() => checkSpinMicros(bad, "open it"), RangeError);
+    assertThrows(() => checkSpinMicros(bad, "open it"), RangeError);
   }
 });
