@@ -20,8 +20,10 @@ export interface BytesChannel {
 export function channelSession(
   channel: BytesChannel,
   close: () => Promise<void>,
+  peers?: readonly number[],
 ): Session {
   return {
+    ...(peers ? { peers } : {}),
     roundTrip: async (message) => {
       await channel.send(message);
       await channel.receive();

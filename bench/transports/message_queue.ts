@@ -9,7 +9,12 @@
 
 import { readMqLimit } from "../../mechanisms/_kernel/mq_limits.ts";
 import { codecs, MessageQueue } from "../../mod.ts";
-import { type Session, spawnPeer, type Transport } from "./_transport.ts";
+import {
+  type ConnectOptions,
+  type Session,
+  spawnPeer,
+  type Transport,
+} from "./_transport.ts";
 
 const MQ_FLAGS = [
   "--allow-ffi",
@@ -30,7 +35,11 @@ function _limit(file: "msgsize_max", fallback: number): number {
  */
 type Style = "sync" | "async" | "parked";
 
-async function _connect(size: number, style: Style): Promise<Session> {
+async function _connect(
+  size: number,
+  style: Style,
+  connectOptions: ConnectOptions = {},
+): Promise<Session> {
   const sync = style === "sync";
   const suffix = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const there = `/ipckit-bench-there-${suffix}`;
@@ -53,6 +62,7 @@ async function _connect(size: number, style: Style): Promise<Session> {
     back,
     String(size),
     style === "parked" ? "0" : "50",
+    ...(connectOptions.oneWay ? ["--ack"] : []),
   ]);
   try {
     await input.receive({ timeout: 30_000 });
@@ -65,6 +75,7 @@ async function _connect(size: number, style: Style): Promise<Session> {
   // more pile up than it holds, or both sides would block.
   const window = DEPTH - 1;
   return {
+    peers: [peer.pid],
     roundTrip: sync
       ? (message) => {
         out.sendSync(message);
@@ -109,16 +120,22 @@ export const messageQueueTransports: Transport[] = [
   {
     name: "message queue, sync",
     kind: "ipckit",
+    limit: { mechanism: "mq", waiting: "busy" },
     connect: (size) => _connect(size, "sync"),
   },
   {
     name: "message queue, async",
     kind: "ipckit",
-    connect: (size) => _connect(size, "async"),
+    limit: { mechanism: "mq", waiting: "busy" },
+    concurrent: true,
+    throughput: true,
+    connect: (size, options) => _connect(size, "async", options),
   },
   {
     name: "message queue, async, spin: 0 (always park)",
     kind: "ipckit",
+    limit: { mechanism: "mq", waiting: "blocking" },
+    concurrent: true,
     unsupported: (bytes) =>
       bytes > 4096 ? "spinning changes round trips only" : undefined,
     connect: (size) => _connect(size, "parked"),

@@ -30,7 +30,7 @@ function _ipckit(direct: boolean): Promise<Session> {
     direct ? "pipe-direct" : "pipe",
   ], { sendCodec: bytes, receiveCodec: bytes });
   return Promise.resolve(
-    channelSession(child, () => child[Symbol.asyncDispose]()),
+    channelSession(child, () => child[Symbol.asyncDispose](), [child.pid]),
   );
 }
 
@@ -59,6 +59,7 @@ function _command(size: number): Promise<Session> {
     }
   };
   return Promise.resolve({
+    peers: [child.pid],
     roundTrip: async (message) => {
       await writer.write(message);
       await readBytes(message.byteLength);
@@ -91,6 +92,7 @@ function _fork(): Promise<Session> {
   child.on("message", () => waiting.shift()?.());
   const next = () => new Promise<void>((resolve) => waiting.push(resolve));
   return Promise.resolve({
+    ...(child.pid ? { peers: [child.pid] } : {}),
     roundTrip: (message) => {
       const reply = next();
       child.send(message);
@@ -111,22 +113,33 @@ function _fork(): Promise<Session> {
 
 /** The pipe rows of the driver: ipckit and the two alternatives. */
 export const pipeTransports: Transport[] = [
-  { name: PIPE_ROW, kind: "ipckit", connect: () => _ipckit(false) },
+  // The parent's end is a Deno stream: it sleeps in Deno's runtime at once,
+  // so the C limit is the blocking one (with `direct: true` only the child spins).
+  {
+    name: PIPE_ROW,
+    kind: "ipckit",
+    limit: { mechanism: "pipe", waiting: "blocking" },
+    connect: () => _ipckit(false),
+  },
   {
     name: "pipe to a child (spawn), child with direct: true",
     kind: "ipckit",
+    limit: { mechanism: "pipe", waiting: "blocking" },
     connect: () => _ipckit(true),
   },
   {
     name: "Deno.Command stdin/stdout (raw bytes)",
     kind: "alternative",
     versus: PIPE_ROW,
+    limit: { mechanism: "pipe", waiting: "blocking" },
     connect: _command,
   },
   {
+    // Node's IPC channel is a Unix socketpair under the hood.
     name: "node:child_process fork() IPC",
     kind: "alternative",
     versus: PIPE_ROW,
+    limit: { mechanism: "unix-stream", waiting: "blocking" },
     connect: _fork,
   },
 ];

@@ -32,10 +32,12 @@ type RpcChannel = Channel<Envelope, Message<Envelope>>;
 function _session(
   channel: RpcChannel,
   stop: () => Promise<void>,
+  peer: Deno.ChildProcess,
 ): Session {
   const calls = client<string, string>(channel);
   let payload = "";
   return {
+    peers: [peer.pid],
     roundTrip: async (message) => {
       if (payload.length !== message.byteLength) {
         payload = "x".repeat(message.byteLength);
@@ -72,7 +74,7 @@ async function _unix(): Promise<Session> {
     channel.close();
     await stopPeer(peer);
     await Deno.remove(dir, { recursive: true });
-  });
+  }, peer);
 }
 
 async function _messageQueue(size: number): Promise<Session> {
@@ -101,7 +103,7 @@ async function _messageQueue(size: number): Promise<Session> {
     peer.kill("SIGTERM");
     await stopPeer(peer);
     channel.close();
-  });
+  }, peer);
 }
 
 const latencyOnly = (bytes: number) =>
@@ -112,12 +114,14 @@ export const rpcTransports: Transport[] = [
   {
     name: "RPC request over a Unix socket, async",
     kind: "ipckit",
+    limit: { mechanism: "unix-stream", waiting: "blocking" },
     unsupported: latencyOnly,
     connect: _unix,
   },
   {
     name: "RPC request over message queues, async",
     kind: "ipckit",
+    limit: { mechanism: "mq", waiting: "busy" },
     unsupported: latencyOnly,
     connect: _messageQueue,
   },

@@ -2,7 +2,9 @@
  * Shared memory + two semaphores to an echoing process: the message is
  * copied into a SharedMemory region, "ping" is posted, the peer copies it
  * out and back and posts "pong". Measured with `await wait()` and with
- * `waitSync()` on this side; the peer always blocks with `waitSync()`.
+ * `waitSync()` on this side (both spin 50 µs before they sleep, the
+ * default), and with `await wait()` and `spin: 0` on both sides; the peer
+ * waits with `waitSync()`.
  *
  * @module
  */
@@ -17,7 +19,10 @@ const FLAGS = [
 ];
 const DATA = 128;
 
-async function _connect(messageSize: number, sync: boolean): Promise<Session> {
+/** How this side waits for "pong"; `parked` also sets `spin: 0` on the peer. */
+type Style = "sync" | "async" | "parked";
+
+async function _connect(messageSize: number, style: Style): Promise<Session> {
   const name = `/ipckit-bench-shm-${Deno.pid}-${
     crypto.randomUUID().slice(0, 8)
   }`;
@@ -26,12 +31,16 @@ async function _connect(messageSize: number, sync: boolean): Promise<Session> {
     exclusive: true,
     size: DATA + messageSize,
   });
-  const ping = Semaphore.inMemory(memory, 0, { initial: 0 });
-  const pong = Semaphore.inMemory(memory, 32, { initial: 0 });
+  const spin = style === "parked" ? 0 : undefined;
+  const ping = Semaphore.inMemory(memory, 0, { initial: 0, spin });
+  const pong = Semaphore.inMemory(memory, 32, { initial: 0, spin });
   const length = memory.view(Uint32Array, 64, 1);
   const data = memory.view(Uint8Array, DATA);
   const reply = new Uint8Array(messageSize);
-  const peer = spawnPeer("shm_echo.ts", FLAGS, [name]);
+  const peer = spawnPeer("shm_echo.ts", FLAGS, [
+    name,
+    style === "parked" ? "0" : "50",
+  ]);
   try {
     await pong.wait({ timeout: 30_000 });
   } finally {
@@ -45,7 +54,8 @@ async function _connect(messageSize: number, sync: boolean): Promise<Session> {
   };
   const receive = () => reply.set(data.subarray(0, length[0]));
   return {
-    roundTrip: sync
+    peers: [peer.pid],
+    roundTrip: style === "sync"
       ? (message) => {
         send(message);
         pong.waitSync();
@@ -70,11 +80,22 @@ export const sharedMemoryTransports: Transport[] = [
   {
     name: "shared memory + semaphores, async",
     kind: "ipckit",
-    connect: (size) => _connect(size, false),
+    limit: { mechanism: "sem", waiting: "busy" },
+    concurrent: true,
+    connect: (size) => _connect(size, "async"),
   },
   {
     name: "shared memory + semaphores, sync",
     kind: "ipckit",
-    connect: (size) => _connect(size, true),
+    limit: { mechanism: "sem", waiting: "busy" },
+    connect: (size) => _connect(size, "sync"),
+  },
+  {
+    name: "shared memory + semaphores, async, spin: 0 (always park)",
+    kind: "ipckit",
+    limit: { mechanism: "sem", waiting: "blocking" },
+    unsupported: (bytes) =>
+      bytes > 4096 ? "spinning changes round trips only" : undefined,
+    connect: (size) => _connect(size, "parked"),
   },
 ];

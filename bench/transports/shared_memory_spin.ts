@@ -10,13 +10,17 @@
 import { SharedMemory } from "../../mod.ts";
 import { control, DATA, spinUntil, STOP } from "../fixtures/_shm_spin.ts";
 import {
+  type ConnectOptions,
   type Session,
   spawnPeer,
   stopPeer,
   type Transport,
 } from "./_transport.ts";
 
-function _connect(size: number): Promise<Session> {
+function _connect(
+  size: number,
+  options: ConnectOptions = {},
+): Promise<Session> {
   const name = `/ipckit-bench-spin-${Deno.pid}-${
     crypto.randomUUID().slice(0, 8)
   }`;
@@ -33,7 +37,7 @@ function _connect(size: number): Promise<Session> {
     "--allow-ffi",
     "--allow-read=/dev/shm",
     "--allow-write=/dev/shm",
-  ], [name]);
+  ], [name, ...(options.oneWay ? ["--ack"] : [])]);
   let seq = 0;
   const post = (message: Uint8Array) => {
     data.set(message);
@@ -51,6 +55,7 @@ function _connect(size: number): Promise<Session> {
   }
   memory.unlink(); // both have it mapped: nothing can leak now
   return Promise.resolve({
+    peers: [peer.pid],
     roundTrip: (message) => {
       post(message);
       spinUntil(acked);
@@ -76,6 +81,8 @@ export const sharedMemorySpinTransports: Transport[] = [
   {
     name: "shared memory, spin on atomics (sync)",
     kind: "ipckit",
+    limit: { mechanism: "shm", waiting: "busy" },
+    throughput: true,
     connect: _connect,
   },
 ];

@@ -15,6 +15,7 @@ import {
 import { FrameReader, writeFrame } from "../fixtures/_deno_framing.ts";
 import { channelSession } from "./_channel_session.ts";
 import {
+  type ConnectOptions,
   firstLine,
   orStopPeer,
   type Session,
@@ -35,13 +36,16 @@ function _netFlags(dir?: string, path?: string): string[] {
   return flags;
 }
 
-async function _unix(): Promise<Session> {
+async function _unix(
+  _size: number,
+  options: ConnectOptions = {},
+): Promise<Session> {
   const dir = await tempDir();
   const path = `${dir}/bench.sock`;
   const peer = spawnPeer(
     "stream_peer.ts",
     _netFlags(dir, path),
-    ["unix", path],
+    ["unix", path, ...(options.oneWay ? ["--ack"] : [])],
     "piped",
   );
   const channel = await orStopPeer(
@@ -54,7 +58,7 @@ async function _unix(): Promise<Session> {
     channel.close();
     await stopPeer(peer);
     await Deno.remove(dir, { recursive: true });
-  });
+  }, [peer.pid]);
 }
 
 async function _tcp(): Promise<Session> {
@@ -64,7 +68,7 @@ async function _tcp(): Promise<Session> {
   return channelSession(channel, async () => {
     channel.close();
     await stopPeer(peer);
-  });
+  }, [peer.pid]);
 }
 
 async function _udp(): Promise<Session> {
@@ -79,7 +83,7 @@ async function _udp(): Promise<Session> {
     socket.close();
     peer.kill("SIGTERM");
     await stopPeer(peer);
-  });
+  }, [peer.pid]);
 }
 
 /** Deno.connect on a Unix socket, frames written and parsed by hand. */
@@ -100,6 +104,7 @@ async function _denoUnix(): Promise<Session> {
   );
   const frames = new FrameReader(conn);
   return {
+    peers: [peer.pid],
     roundTrip: async (message) => {
       await writeFrame(conn, message);
       await frames.read();
@@ -121,17 +126,33 @@ async function _denoUnix(): Promise<Session> {
 
 /** The socket rows of the driver. */
 export const socketTransports: Transport[] = [
-  { name: UNIX_ROW, kind: "ipckit", connect: _unix },
+  // Deno's runtime owns these descriptors: a wait sleeps in its event loop
+  // at once, so their C limit is the blocking one.
+  {
+    name: UNIX_ROW,
+    kind: "ipckit",
+    limit: { mechanism: "unix-stream", waiting: "blocking" },
+    concurrent: true,
+    throughput: true,
+    connect: _unix,
+  },
   {
     name: "Deno.connect Unix socket + hand-written frames",
     kind: "alternative",
     versus: UNIX_ROW,
+    limit: { mechanism: "unix-stream", waiting: "blocking" },
     connect: _denoUnix,
   },
-  { name: "TCP 127.0.0.1, async", kind: "ipckit", connect: _tcp },
+  {
+    name: "TCP 127.0.0.1, async",
+    kind: "ipckit",
+    limit: { mechanism: "tcp", waiting: "blocking" },
+    connect: _tcp,
+  },
   {
     name: "UDP 127.0.0.1, async",
     kind: "ipckit",
+    limit: { mechanism: "udp", waiting: "blocking" },
     unsupported: (bytes) =>
       bytes > UDP_MAX_PAYLOAD_IPV4
         ? `a ${bytes}-byte message does not fit in one UDP datagram (at most ${UDP_MAX_PAYLOAD_IPV4} bytes)`

@@ -59,6 +59,7 @@ export const zeromqTransports: Transport[] = [
     name: "npm:zeromq REQ/REP over ipc://",
     kind: "alternative",
     versus: "Unix socket, async",
+    limit: { mechanism: "unix-stream", waiting: "blocking" },
     unsupported: () =>
       _installed()
         ? undefined
