@@ -1,70 +1,35 @@
 /**
  * Renders the driver's results: a terminal table, bench/results.json,
- * bench/results.md and an SVG bar chart of the 64-byte round trips (log
- * scale, written as text).
+ * bench/results.md and the two charts (bench/_charts.ts).
  *
  * @module
  */
 
-import type { Machine } from "./_machine.ts";
+import { cpuChart, latencyChart } from "./_charts.ts";
+import {
+  byName,
+  floorRowOf,
+  limitRowOf,
+  ordered,
+  ratio,
+  type Results,
+  type Row,
+  type ScalingRow,
+  type SizeKey,
+  SIZES,
+  type SweepRow,
+} from "./_results.ts";
 
-/** The measured sizes, by key. */
-export const SIZES = {
-  rt64: { bytes: 64, label: "64 B round trip" },
-  rt4KiB: { bytes: 4096, label: "4 KiB round trip" },
-  oneWay1MiB: { bytes: 1 << 20, label: "1 MiB one way" },
-} as const;
-/** A key of {@linkcode SIZES}. */
-export type SizeKey = keyof typeof SIZES;
-
-/** One measurement: µs for round trips, MiB/s for one way; or why not. */
-export interface Cell {
-  median?: number;
-  p99?: number;
-  count?: number;
-  note?: string;
-}
-
-/** One transport's cells. */
-export interface Row {
-  transport: string;
-  kind: "ipckit" | "alternative";
-  versus?: string;
-  rt64: Cell;
-  rt4KiB: Cell;
-  oneWay1MiB: Cell;
-}
-
-/** Everything a run produced. */
-export interface Results {
-  date: string;
-  command: string;
-  machine: Machine;
-  plan: {
-    rounds: number;
-    roundTrips: number;
-    warmUp: number;
-    samples: number;
-    count: number;
-  };
-  rows: Row[];
-}
-
-/** Rows in table order: each alternative right after the row it faces. */
-export function ordered(rows: readonly Row[]): Row[] {
-  const out = rows.filter((row) => !row.versus || !byName(rows, row.versus));
-  for (const row of rows) {
-    if (!row.versus || !byName(rows, row.versus)) continue;
-    let at = out.findIndex((r) => r.transport === row.versus);
-    while (out[at + 1]?.versus === row.versus) at++;
-    out.splice(at + 1, 0, row);
-  }
-  return out;
-}
-
-function byName(rows: readonly Row[], name: string): Row | undefined {
-  return rows.find((row) => row.transport === name);
-}
+const fixed = (value: number | undefined, digits: number) =>
+  value === undefined ? "—" : value.toFixed(digits);
+const times = (value: number | undefined) =>
+  value === undefined ? "—" : `${value.toFixed(2)}×`;
+/** A number with thousands separators. */
+const grouped = (value: number | undefined, digits = 0) =>
+  value === undefined ? "—" : value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
 
 /** The sync row of an async one ("…, async" -> "…, sync"), if measured. */
 function syncOf(rows: readonly Row[], row: Row): Row | undefined {
@@ -72,75 +37,87 @@ function syncOf(rows: readonly Row[], row: Row): Row | undefined {
   return byName(rows, row.transport.replace(/, async$/, ", sync"));
 }
 
-/** `a / b` when both are measured. */
-function ratio(
-  a: number | undefined,
-  b: number | undefined,
-): number | undefined {
-  return a !== undefined && b !== undefined ? a / b : undefined;
+/** Round trips: ipckit ÷ C. One way: C's rate ÷ ipckit's. Above 1: C is faster. */
+export function limitRatios(rows: readonly Row[], row: Row): {
+  rt64?: number;
+  rt4KiB?: number;
+  oneWay1MiB?: number;
+  floor64?: number;
+} {
+  const c = limitRowOf(rows, row);
+  const floor = floorRowOf(rows, row);
+  return {
+    rt64: ratio(row.rt64.median, c?.rt64.median),
+    rt4KiB: ratio(row.rt4KiB.median, c?.rt4KiB.median),
+    oneWay1MiB: ratio(c?.oneWay1MiB.median, row.oneWay1MiB.median),
+    floor64: ratio(row.rt64.median, floor?.rt64.median),
+  };
 }
 
-const fixed = (value: number | undefined, digits: number) =>
-  value === undefined ? "—" : value.toFixed(digits);
-const times = (value: number | undefined) =>
-  value === undefined ? "—" : `${value.toFixed(2)}×`;
+/** Percent of a core the idle peer used. */
+export function idlePercent(row: Row): number | undefined {
+  const idle = row.idle;
+  return idle?.cpuMillis !== undefined && idle.seconds
+    ? idle.cpuMillis / 10 / idle.seconds
+    : undefined;
+}
 
-/** What the last column says about a row: against ipckit, or async/sync. */
-function comparison(rows: readonly Row[], row: Row): string {
-  const versus = row.versus ? byName(rows, row.versus) : undefined;
-  if (versus) {
-    const r = ratio(row.rt64.median, versus.rt64.median);
-    return r === undefined ? "" : `${times(r)} ipckit's time`;
-  }
-  const sync = syncOf(rows, row);
-  const r = ratio(row.rt64.median, sync?.rt64.median);
-  return r === undefined ? "" : `${times(r)} the sync time`;
+function _label(row: Row): string {
+  return (row.kind === "alternative" ? "  ↳ " : "") + row.transport;
 }
 
 /** The table printed at the end of a run. */
 export function terminalTable(results: Results): string {
   const rows = ordered(results.rows);
-  const width = Math.max(...rows.map((row) => row.transport.length)) + 4;
+  if (rows.length === 0) return "(no rows)";
+  const width = Math.max(...rows.map((row) => _label(row).length)) + 2;
   const head = [
     "transport".padEnd(width),
     "64 B µs".padStart(9),
     "p99".padStart(8),
+    "CPU µs".padStart(8),
     "4 KiB µs".padStart(9),
-    "p99".padStart(8),
+    "CPU µs".padStart(8),
     "1 MiB MiB/s".padStart(12),
-    "  64 B vs",
+    "idle %".padStart(8),
+    "  ÷ C (64 B)",
   ].join("");
-  const lines = [head, "-".repeat(head.length + 20)];
+  const lines = [head, "-".repeat(head.length)];
   for (const row of rows) {
-    const name = (row.kind === "alternative" ? "  ↳ " : "") + row.transport;
     lines.push(
       [
-        name.padEnd(width),
+        _label(row).padEnd(width),
         fixed(row.rt64.median, 1).padStart(9),
         fixed(row.rt64.p99, 1).padStart(8),
+        fixed(row.rt64.cpuMicros, 1).padStart(8),
         fixed(row.rt4KiB.median, 1).padStart(9),
-        fixed(row.rt4KiB.p99, 1).padStart(8),
+        fixed(row.rt4KiB.cpuMicros, 1).padStart(8),
         fixed(row.oneWay1MiB.median, 0).padStart(12),
-        "  " + comparison(results.rows, row),
+        fixed(idlePercent(row), 2).padStart(8),
+        "  " + times(limitRatios(results.rows, row).rt64),
       ].join(""),
     );
   }
-  const notes = _notes(rows);
+  const notes = _notes(results);
   if (notes.length) lines.push("", ...notes.map((note) => `- ${note}`));
   return lines.join("\n");
 }
 
-function _notes(rows: readonly Row[]): string[] {
-  const notes: string[] = [];
-  for (const row of rows) {
+function _notes(results: Results): string[] {
+  const notes: string[] = [...(results.notes ?? [])];
+  for (const row of ordered(results.rows)) {
     const said = new Set<string>();
-    for (const key of Object.keys(SIZES) as SizeKey[]) {
-      const note = row[key].note;
+    const cells: [string, string | undefined][] = [
+      ...(Object.keys(SIZES) as SizeKey[]).map((k) =>
+        [SIZES[k].label, row[k].note] as [string, string | undefined]
+      ),
+      ["idle", row.idle?.note],
+    ];
+    for (const [, note] of cells) {
       if (!note || said.has(note)) continue;
       said.add(note);
-      const where = (Object.keys(SIZES) as SizeKey[])
-        .filter((k) => row[k].note === note)
-        .map((k) => SIZES[k].label).join(", ");
+      const where = cells.filter(([, n]) => n === note).map(([label]) => label)
+        .join(", ");
       notes.push(`${row.transport} (${where}): ${note}`);
     }
   }
@@ -155,10 +132,68 @@ function _machineLine(results: Results): string {
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel} (${m.os}), Deno ${m.deno} (V8 ${m.v8})${mq}`;
 }
 
+function _name(row: Row): string {
+  if (row.kind === "alternative") return `↳ *${row.transport}* (alternative)`;
+  if (row.kind === "limit") return row.transport;
+  return `**${row.transport}**`;
+}
+
+/** "64 B", "4 KiB", "4 MiB". */
+export const sizeLabel = (bytes: number): string =>
+  bytes >= 1 << 20
+    ? `${bytes / (1 << 20)} MiB`
+    : bytes >= 1024
+    ? `${bytes / 1024} KiB`
+    : `${bytes} B`;
+
+function _method(results: Results): string {
+  const { plan } = results;
+  return [
+    `Method: the run makes ${plan.rounds} pass${
+      plan.rounds > 1 ? "es" : ""
+    } over every row and pools each cell's samples, so a change in the ` +
+    `machine's load hits every row alike; each pass of a cell starts a ` +
+    `fresh peer process. A round trip sends a message and waits for the ` +
+    `echo: ${plan.roundTrips} sequential round trips are timed per cell, ` +
+    `after ${plan.warmUp} untimed ones per connection (median and p99, µs). ` +
+    `One way: ${plan.samples} timed bursts of ${plan.count} messages of ` +
+    `1 MiB, each pass after one untimed burst; the peer copies each message ` +
+    `out and acknowledges it; the median burst rate is shown in MiB/s.`,
+    "",
+    "**The limit.** Every mechanism is also measured in C (bench/c/, " +
+    "compiled by the run with the system's `cc`): a client and the server " +
+    "it forks, both C, in two waiting policies. *Busy-wait* never sleeps: " +
+    "it retries a non-blocking call, or re-reads a word of shared memory, " +
+    "until it succeeds, at the price of a core per waiting process. " +
+    "*Blocking* sleeps in the kernel (read, mq_receive, sem_wait, futex). " +
+    "Each ipckit row is compared with the C row of the same mechanism and " +
+    "the same policy: rows that spin before they sleep (ipckit's `spin`, " +
+    "50 µs by default) with busy-wait, rows that sleep at once (`spin: 0`, " +
+    "and every descriptor Deno's own runtime waits on) with blocking.",
+    "",
+    "**The CPU price.** Each cell also reports the CPU time (user + " +
+    "system) of both processes during its timed part, read from the " +
+    "kernel's process CPU clocks (nanosecond resolution; every thread, " +
+    "Deno's included), divided by the round trips (µs per round trip) or " +
+    "by the MiB moved; *cores* is that time over the wall time. *Idle* is " +
+    `the CPU a peer waiting for a message uses over ${
+      plan.idleSeconds ?? 10
+    } s in which none comes, after a warm-up.`,
+    "",
+    `**Concurrency** runs ${(plan.pairs ?? []).join(", ")} pairs at once for ${
+      plan.concurrentSeconds ?? "—"
+    } s each, 64-byte ` +
+    "round trips: ipckit rows as one Deno process with that many sessions " +
+    "(one event loop, one peer process per session), C rows as that many " +
+    "client processes, each with its own server. **Throughput** sends " +
+    `bursts one way at each size (${plan.sizeSamples ?? "—"} timed bursts ` +
+    "of about 4 MiB, 4 to 4096 messages, after an untimed one).",
+  ].join("\n");
+}
+
 /** bench/results.md. */
 export function markdown(results: Results): string {
   const rows = ordered(results.rows);
-  const { plan } = results;
   const out: string[] = [];
   out.push(
     "# ipckit benchmark results",
@@ -169,36 +204,63 @@ export function markdown(results: Results): string {
     `Machine: ${_machineLine(results)}. The machine is shared and noisy: ` +
       "compare rows of this run with each other, not with another run.",
     "",
-    `Method: the run makes ${plan.rounds} pass${
-      plan.rounds > 1 ? "es" : ""
-    } over every transport and pools each cell's samples, so a change in ` +
-      `the machine's load hits every row alike; each pass of a cell starts ` +
-      `a fresh peer process. A round trip sends a message and waits for the ` +
-      `echo: ${plan.roundTrips} sequential round trips are timed per cell, ` +
-      `after ${plan.warmUp} untimed ones per connection (median and p99, ` +
-      `µs). One way: ${plan.samples} timed bursts of ${plan.count} messages ` +
-      `of 1 MiB, each pass after one untimed burst; the peer copies each message out ` +
-      `and acknowledges it; the median burst rate is shown in MiB/s. ` +
-      `Every waiting process sleeps in the kernel unless a row says it ` +
-      `spins, so each round trip pays at least two wake-ups: on a virtual ` +
-      `machine whose idle cores halt, a wake-up costs tens of µs and the ` +
-      `absolute numbers move with the host's load between runs.`,
+    _method(results),
     "",
-    "![64-byte round trip per mechanism, log scale](results.svg)",
+    "![64-byte round trip per mechanism beside its C limit, log scale](results.svg)",
     "",
-    "## Every mechanism",
+    "![CPU per round trip and CPU of an idle waiter](results-cpu.svg)",
     "",
-    "| transport | 64 B median µs | 64 B p99 µs | 4 KiB median µs | 4 KiB p99 µs | 1 MiB one way, MiB/s |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "## Round trips and their CPU price",
+    "",
+    "| transport | 64 B median µs | 64 B p99 µs | 64 B CPU µs | cores | 4 KiB median µs | 4 KiB p99 µs | 4 KiB CPU µs |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   );
   for (const row of rows) {
-    const name = row.kind === "alternative"
-      ? `↳ *${row.transport}* (alternative)`
-      : `**${row.transport}**`;
     out.push(
-      `| ${name} | ${fixed(row.rt64.median, 1)} | ${fixed(row.rt64.p99, 1)} | ${
+      `| ${_name(row)} | ${fixed(row.rt64.median, 1)} | ${
+        fixed(row.rt64.p99, 1)
+      } | ${fixed(row.rt64.cpuMicros, 1)} | ${fixed(row.rt64.cores, 2)} | ${
         fixed(row.rt4KiB.median, 1)
-      } | ${fixed(row.rt4KiB.p99, 1)} | ${fixed(row.oneWay1MiB.median, 0)} |`,
+      } | ${fixed(row.rt4KiB.p99, 1)} | ${fixed(row.rt4KiB.cpuMicros, 1)} |`,
+    );
+  }
+  out.push(
+    "",
+    "## ipckit against the limit",
+    "",
+    "Each row's time ÷ its C row's (the same mechanism, the same waiting); " +
+      "for one way, C's rate ÷ the row's. 1.00× is the limit; above it, the " +
+      "price of Deno and ipckit. The last column divides by the mechanism's " +
+      "busy-waiting C row, the fastest it can go.",
+    "",
+    "| row | its C row | 64 B | 4 KiB | 1 MiB one way | 64 B ÷ C busy-wait |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+  );
+  for (const row of rows) {
+    if (row.kind === "limit") continue;
+    const c = limitRowOf(results.rows, row);
+    const r = limitRatios(results.rows, row);
+    out.push(
+      `| ${_name(row)} | ${c?.transport ?? "—"} | ${times(r.rt64)} | ${
+        times(r.rt4KiB)
+      } | ${times(r.oneWay1MiB)} | ${times(r.floor64)} |`,
+    );
+  }
+  out.push(
+    "",
+    "## One way and idle",
+    "",
+    `| transport | 1 MiB one way, MiB/s | CPU ms per MiB | idle: waiting peer's CPU, ms over ${
+      results.plan.idleSeconds ?? 10
+    } s | % of a core |`,
+    "| --- | ---: | ---: | ---: | ---: |",
+  );
+  for (const row of rows) {
+    const perMiB = row.oneWay1MiB.cpuMicros;
+    out.push(
+      `| ${_name(row)} | ${grouped(row.oneWay1MiB.median)} | ${
+        fixed(perMiB === undefined ? undefined : perMiB / 1000, 2)
+      } | ${fixed(row.idle?.cpuMillis, 1)} | ${fixed(idlePercent(row), 2)} |`,
     );
   }
   out.push(
@@ -243,102 +305,94 @@ export function markdown(results: Results): string {
       );
     }
   }
-  const notes = _notes(rows);
+  out.push(..._scalingTable(results.concurrency ?? []));
+  out.push(..._sweepTables(results.throughput ?? []));
+  const notes = _notes(results);
   if (notes.length) {
     out.push("", "## Cells not measured", "", ...notes.map((n) => `- ${n}`));
   }
   return out.join("\n") + "\n";
 }
 
-const _escape = (text: string) =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-
-/** bench/results.svg: 64 B round-trip medians as bars on a log scale. */
-export function svgChart(results: Results): string {
-  const rows = ordered(results.rows);
-  const values = rows.map((row) => row.rt64.median).filter((v) =>
-    v !== undefined
-  ) as number[];
-  const low = 10 ** Math.floor(Math.log10(Math.min(...values, 10)));
-  const high = 10 ** Math.ceil(Math.log10(Math.max(...values, 100)));
-  const labelWidth = 360, barWidth = 400, rowHeight = 24, top = 56;
-  const width = labelWidth + barWidth + 90;
-  const height = top + rows.length * rowHeight + 40;
-  const x = (value: number) =>
-    labelWidth +
-    (barWidth * Math.log10(value / low)) / Math.log10(high / low);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
-    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="12" y="22" font-size="15" font-weight="bold">64-byte round trip to another process, median µs (log scale, shorter is faster)</text>`,
-    `<text x="12" y="40" fill="#555">${
-      _escape(
-        `${
-          results.date.slice(0, 10)
-        }: ${results.machine.cpu}, ${results.machine.cores} cores, Linux ${results.machine.kernel}, Deno ${results.machine.deno}`,
-      )
-    }</text>`,
-    `<rect x="${width - 250}" y="30" width="12" height="12" fill="#2563eb"/>`,
-    `<text x="${width - 234}" y="40">ipckit</text>`,
-    `<rect x="${width - 170}" y="30" width="12" height="12" fill="#ea580c"/>`,
-    `<text x="${width - 154}" y="40">alternative</text>`,
+function _scalingTable(rows: readonly ScalingRow[]): string[] {
+  if (rows.length === 0) return [];
+  const counts = [...new Set(rows.flatMap((r) => r.cells.map((c) => c.pairs)))]
+    .sort((a, b) => a - b);
+  const out = [
+    "",
+    "## How cost grows with the number of pairs",
+    "",
+    "Each cell: median / p99 µs per 64-byte round trip · round trips per " +
+    "second, all pairs together · CPU µs (every process) per round trip.",
+    "",
+    `| row | ${
+      counts.map((n) => `${n} pair${n > 1 ? "s" : ""}`).join(" | ")
+    } |`,
+    `| --- |${counts.map(() => " ---: |").join("")}`,
   ];
-  for (let tick = low; tick <= high; tick *= 10) {
-    const tx = x(tick).toFixed(1);
-    const bottom = top + rows.length * rowHeight;
-    parts.push(
-      `<line x1="${tx}" y1="${
-        top - 4
-      }" x2="${tx}" y2="${bottom}" stroke="#ddd"/>`,
-      `<text x="${tx}" y="${
-        bottom + 16
-      }" text-anchor="middle" fill="#555">${tick} µs</text>`,
-    );
+  for (const row of rows) {
+    const cells = counts.map((n) => {
+      const cell = row.cells.find((c) => c.pairs === n);
+      if (!cell) return "—";
+      if (cell.median === undefined) return `— (${cell.note ?? "no samples"})`;
+      return `${fixed(cell.median, 1)} / ${fixed(cell.p99, 0)} µs · ${
+        grouped(cell.rate)
+      }/s · ${fixed(cell.cpuMicros, 1)} µs CPU`;
+    });
+    const name = row.kind === "limit" ? row.transport : `**${row.transport}**`;
+    out.push(`| ${name} | ${cells.join(" | ")} |`);
   }
-  rows.forEach((row, i) => {
-    const y = top + i * rowHeight;
-    const alternative = row.kind === "alternative";
-    const label = alternative ? `↳ ${row.transport}` : row.transport;
-    parts.push(
-      `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end"${
-        alternative ? ' font-style="italic"' : ""
-      }>${_escape(label)}</text>`,
-    );
-    const value = row.rt64.median;
-    if (value === undefined) {
-      parts.push(
-        `<text x="${labelWidth + 4}" y="${
-          y + 16
-        }" fill="#999">not measured (see results.md)</text>`,
-      );
-      return;
-    }
-    const end = x(value);
-    parts.push(
-      `<rect x="${labelWidth}" y="${y + 4}" width="${
-        Math.max(1, end - labelWidth).toFixed(1)
-      }" height="${rowHeight - 8}" fill="${
-        alternative ? "#ea580c" : "#2563eb"
-      }"/>`,
-      `<text x="${(end + 6).toFixed(1)}" y="${y + 16}">${
-        value.toFixed(1)
-      }</text>`,
-    );
-  });
-  parts.push("</svg>");
-  return parts.join("\n") + "\n";
+  return out;
 }
 
-/** Writes results.json, results.md and results.svg into `dir`. */
+function _sweepTables(rows: readonly SweepRow[]): string[] {
+  if (rows.length === 0) return [];
+  const sizes = [...new Set(rows.flatMap((r) => r.cells.map((c) => c.bytes)))]
+    .sort((a, b) => a - b);
+  const head = [
+    `| row | ${sizes.map(sizeLabel).join(" | ")} |`,
+    `| --- |${sizes.map(() => " ---: |").join("")}`,
+  ];
+  const table = (value: (bytes: number, row: SweepRow) => string) =>
+    rows.map((row) => {
+      const name = row.kind === "limit"
+        ? row.transport
+        : `**${row.transport}**`;
+      return `| ${name} | ${sizes.map((b) => value(b, row)).join(" | ")} |`;
+    });
+  const cellAt = (row: SweepRow, bytes: number) =>
+    row.cells.find((c) => c.bytes === bytes);
+  return [
+    "",
+    "## Throughput against message size",
+    "",
+    "One way, median MiB/s (the peer acknowledges every message).",
+    "",
+    ...head,
+    ...table((bytes, row) => grouped(cellAt(row, bytes)?.median)),
+    "",
+    "CPU ms (both processes) per MiB moved, at each size.",
+    "",
+    ...head,
+    ...table((bytes, row) => {
+      const cpu = cellAt(row, bytes)?.cpuMicros;
+      return fixed(cpu === undefined ? undefined : cpu / 1000, 2);
+    }),
+  ];
+}
+
+/** Writes results.json, results.md, results.svg and results-cpu.svg into `dir`. */
 export async function writeReports(
   results: Results,
   dir: string,
 ): Promise<string[]> {
   const base = dir.endsWith("/") ? dir : `${dir}/`;
+  await Deno.mkdir(base, { recursive: true });
   const files: [string, string][] = [
     ["results.json", JSON.stringify(results, null, 2) + "\n"],
     ["results.md", markdown(results)],
-    ["results.svg", svgChart(results)],
+    ["results.svg", latencyChart(results)],
+    ["results-cpu.svg", cpuChart(results)],
   ];
   for (const [name, text] of files) {
     await Deno.writeTextFile(base + name, text);

@@ -1,37 +1,60 @@
 /**
- * The cross-process benchmark driver: for every ipckit mechanism, and for
- * what a Deno user would pick instead, in one run against a peer process:
+ * The cross-process benchmark driver: every ipckit mechanism, what a Deno
+ * user would pick instead, and the same mechanisms in C (the limit), in one
+ * run against peer processes.
  *
- * - the round trip of a 64-byte and of a 4 KiB message (median and p99 over
- *   many sequential round trips after a warm-up),
- * - one-way throughput of 1 MiB messages (median of timed samples, each a
- *   burst of messages the peer acknowledges one by one).
+ * Sections:
+ * - cells: the round trip of a 64-byte and of a 4 KiB message (median and
+ *   p99 over many sequential round trips after a warm-up) and one-way
+ *   throughput of 1 MiB messages, each with its CPU price: the CPU time of
+ *   both processes per round trip (or per MiB);
+ * - idle: the CPU a waiting peer uses while nothing arrives;
+ * - concurrency: round trips with 1, 4, 16 and 64 pairs at once;
+ * - throughput: one way at every size from 64 B to 4 MiB, for the rows that
+ *   say `throughput: true` (the fastest mechanisms).
  *
  *   deno task bench:driver               full run (10,000 round trips per cell)
  *   deno task bench:driver --quick       under a minute, for development
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
+ *   deno task bench:driver --sections=cells,idle,concurrency,throughput
  *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
  *
- * Prints progress and a table, and writes bench/results.json,
- * bench/results.md and bench/results.svg (the full run only, unless --out
- * says where).
+ * Shows a progress bar, prints a table, and writes bench/results.json,
+ * bench/results.md, bench/results.svg and bench/results-cpu.svg (the full
+ * run only, unless --out says where).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { summarize } from "./_stats.ts";
 import { machineFacts } from "./_machine.ts";
 import {
+  Pool,
+  timeConcurrent,
+  timeIdle,
+  timeOneWay,
+  timeRoundTrips,
+} from "./_measure.ts";
+import { Progress, type Step } from "./_progress.ts";
+import { sizeLabel, terminalTable, writeReports } from "./_report.ts";
+import {
   type Cell,
+  type IdleCell,
   type Results,
   type Row,
+  type ScalingRow,
   type SizeKey,
   SIZES,
-  terminalTable,
-  writeReports,
-} from "./_report.ts";
-import type { Session, Transport } from "./transports/_transport.ts";
+  type SweepRow,
+} from "./_results.ts";
+import { summarize } from "./_stats.ts";
+import type {
+  Measurement,
+  Plan,
+  Session,
+  Transport,
+} from "./transports/_transport.ts";
+import { cTransports, haveCompiler, removeCPrograms } from "./transports/c.ts";
 import { fifoTransports } from "./transports/fifo.ts";
 import { messageQueueTransports } from "./transports/message_queue.ts";
 import { pipeTransports } from "./transports/pipe.ts";
@@ -52,7 +75,11 @@ const TRANSPORTS: Transport[] = [
   ...socketTransports,
   ...zeromqTransports,
   ...rpcTransports,
+  ...cTransports,
 ];
+
+const SECTIONS = ["cells", "idle", "concurrency", "throughput"] as const;
+type Section = typeof SECTIONS[number];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -60,12 +87,13 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     out: { type: "string" },
+    sections: { type: "string", default: SECTIONS.join(",") },
     "no-install": { type: "boolean", default: false },
     render: { type: "string" },
   },
 });
 if (values.render) {
-  // Re-renders results.md and results.svg from a results.json, measuring nothing.
+  // Re-renders the reports from a results.json, measuring nothing.
   const saved: Results = JSON.parse(await Deno.readTextFile(values.render));
   const dir = new URL(".", `file://${await Deno.realPath(values.render)}`);
   console.error(
@@ -73,12 +101,23 @@ if (values.render) {
   );
   Deno.exit(0);
 }
+const sections = new Set(values.sections.split(",") as Section[]);
+for (const section of sections) {
+  if (!SECTIONS.includes(section)) {
+    throw new TypeError(
+      `Cannot run the benchmark: unknown section "${section}", expected some of ${
+        SECTIONS.join(", ")
+      }`,
+    );
+  }
+}
 
 const quick = values.quick;
+const KiB = 1024, MiB = 1 << 20;
 /**
- * Totals per cell. A full run splits them over `rounds` passes through every
- * transport, so a change in the shared machine's load between minutes hits
- * every row alike instead of whichever rows ran at that moment.
+ * What the run measures. A full run splits each cell over `rounds` passes
+ * through every transport, so a change in the shared machine's load between
+ * minutes hits every row alike instead of whichever rows ran at that moment.
  */
 const plan = {
   rounds: quick ? 1 : 5,
@@ -86,6 +125,13 @@ const plan = {
   warmUp: quick ? 100 : 500,
   samples: quick ? 3 : 15,
   count: quick ? 8 : 32,
+  idleSeconds: quick ? 0.5 : 10,
+  pairs: quick ? [1, 8] : [1, 4, 16, 64],
+  concurrentSeconds: quick ? 0.3 : 3,
+  sizes: quick
+    ? [64, 4 * KiB, 256 * KiB, 4 * MiB]
+    : [64, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB],
+  sizeSamples: quick ? 2 : 5,
 };
 /** What one pass asks of each cell (warm-up is per connection). */
 const perRound = {
@@ -94,16 +140,22 @@ const perRound = {
   samples: plan.samples / plan.rounds,
   count: plan.count,
 };
+/** A one-way burst in the throughput section: about 4 MiB, 4 to 4096 messages. */
+const burstCount = (bytes: number) =>
+  Math.min(4096, Math.max(4, Math.ceil((4 * MiB) / bytes)));
 /** No cell may run longer than this per pass; a slower one stops early. */
 const CELL_BUDGET_MS = quick ? 20_000 : 60_000;
 const CONNECT_TIMEOUT_MS = 30_000;
-const MiB = 1 << 20;
+/** Sessions opened at once when a concurrency cell starts its peers. */
+const CONNECT_BATCH = 8;
 
 const selected = TRANSPORTS.filter((t) =>
   !values.only || t.name.toLowerCase().includes(values.only.toLowerCase())
 );
 const outBase = values.out ??
-  (quick || values.only ? undefined : new URL("./", import.meta.url).pathname);
+  (quick || values.only || sections.size < SECTIONS.length
+    ? undefined
+    : new URL("./", import.meta.url).pathname);
 
 if (!values["no-install"] && selected.some((t) => t.name.includes("zeromq"))) {
   await ensureZeromq();
@@ -126,152 +178,444 @@ function withTimeout<T>(
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Times sequential round trips; µs each. */
-async function roundTrips(session: Session, bytes: number): Promise<number[]> {
-  const message = new Uint8Array(bytes).fill(0x5a);
-  const stopAt = performance.now() + CELL_BUDGET_MS;
-  for (let i = 0; i < perRound.warmUp; i++) await session.roundTrip(message);
-  const samples: number[] = [];
-  for (let i = 0; i < perRound.roundTrips && performance.now() < stopAt; i++) {
-    const start = performance.now();
-    await session.roundTrip(message);
-    samples.push((performance.now() - start) * 1000);
-  }
-  return samples;
-}
-
-/** Times bursts of one-way messages; MiB/s per burst, the first untimed. */
-async function oneWay(session: Session, bytes: number): Promise<number[]> {
-  const message = new Uint8Array(bytes).fill(0x5a);
-  const stopAt = performance.now() + CELL_BUDGET_MS;
-  const rates: number[] = [];
-  for (let i = 0; i <= perRound.samples && performance.now() < stopAt; i++) {
-    const start = performance.now();
-    await session.sendOneWay!(message, perRound.count);
-    const seconds = (performance.now() - start) / 1000;
-    if (i > 0) rates.push((perRound.count * bytes) / MiB / seconds);
-  }
-  return rates;
-}
-
-/** One pass of one cell: its samples, or a note saying why there are none. */
-async function measurePass(
+/** Measures `plan` elsewhere; a string says why not. */
+async function elsewhere(
   transport: Transport,
-  key: SizeKey,
-): Promise<number[] | string> {
-  const bytes = SIZES[key].bytes;
-  const reason = transport.unsupported?.(bytes);
-  if (reason) return reason;
-  const isOneWay = key === "oneWay1MiB";
-  if (transport.measureElsewhere) {
-    return await transport.measureElsewhere({ bytes, ...perRound });
-  }
+  plan: Plan,
+): Promise<Measurement | string> {
+  const result = await transport.measureElsewhere!(plan);
+  return Array.isArray(result) ? { samples: result } : result;
+}
+
+/** Connects, runs `measure` on the session, and closes it. */
+async function withSession(
+  transport: Transport,
+  bytes: number,
+  measure: (session: Session) => Promise<Measurement | string>,
+  oneWay = false,
+): Promise<Measurement | string> {
   const session = await withTimeout(
-    transport.connect(bytes),
+    transport.connect(bytes, oneWay ? { oneWay } : undefined),
     CONNECT_TIMEOUT_MS,
     "connecting",
   );
   try {
-    if (isOneWay && !session.sendOneWay) {
-      return "this transport does not measure one-way sends";
-    }
-    return isOneWay
-      ? await oneWay(session, bytes)
-      : await roundTrips(session, bytes);
+    return await measure(session);
   } finally {
     await withTimeout(session.close(), CONNECT_TIMEOUT_MS, "closing");
   }
 }
 
-function show(samples: number[] | string, key: SizeKey): string {
-  if (typeof samples === "string") return `— (${samples})`;
-  if (samples.length === 0) return "no samples";
-  const { median, p99 } = summarize(samples);
-  return key === "oneWay1MiB"
-    ? `${median.toFixed(0)} MiB/s`
-    : `${median.toFixed(1)} µs (p99 ${p99.toFixed(1)})`;
+/** One pass of one main-table cell. */
+function measureCell(
+  transport: Transport,
+  key: SizeKey,
+): Promise<Measurement | string> {
+  const bytes = SIZES[key].bytes;
+  const reason = transport.unsupported?.(bytes);
+  if (reason) return Promise.resolve(reason);
+  if (transport.measureElsewhere) {
+    return elsewhere(transport, { bytes, ...perRound });
+  }
+  return withSession(transport, bytes, (session) => {
+    if (key !== "oneWay1MiB") {
+      return timeRoundTrips(session, bytes, {
+        ...perRound,
+        budgetMs: CELL_BUDGET_MS,
+      });
+    }
+    if (!session.sendOneWay) {
+      return Promise.resolve("this transport does not measure one-way sends");
+    }
+    return timeOneWay(session, bytes, {
+      ...perRound,
+      budgetMs: CELL_BUDGET_MS,
+    });
+  });
 }
 
-const machine = machineFacts();
-const keys = Object.keys(SIZES) as SizeKey[];
-const cells = selected.length * keys.length * plan.rounds;
-console.error(
-  `ipckit benchmark${
-    quick ? " (quick)" : ""
-  }: ${selected.length} transports; ` +
-    `per cell ${plan.roundTrips} round trips (${perRound.warmUp} warm-up per ` +
-    `connection) or ${plan.samples} samples of ${plan.count} × 1 MiB one way, ` +
-    `in ${plan.rounds} pass${plan.rounds > 1 ? "es" : ""} over every transport`,
-);
-const collected = new Map<string, number[]>();
-const notes = new Map<string, string>();
-const failed = new Map<Transport, string>();
-let done = 0;
-for (let round = 1; round <= plan.rounds; round++) {
-  for (const transport of selected) {
-    for (const key of keys) {
-      done++;
-      const id = `${transport.name}\0${key}`;
-      if (notes.has(id)) continue;
-      const started = performance.now();
-      let pass: number[] | string;
-      try {
-        pass = failed.get(transport) ?? await measurePass(transport, key);
-      } catch (error) {
-        pass = error instanceof Error ? error.message : String(error);
-        failed.set(transport, pass);
-      }
-      if (typeof pass === "string") notes.set(id, pass);
-      else collected.set(id, [...(collected.get(id) ?? []), ...pass]);
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      console.error(
-        `[${String(done).padStart(3)}/${cells}] ${
-          plan.rounds > 1 ? `pass ${round}: ` : ""
-        }${transport.name}, ${SIZES[key].label}: ${
-          show(pass, key)
-        } in ${seconds} s`,
+function measureIdle(transport: Transport): Promise<Measurement | string> {
+  if (transport.measureElsewhere) {
+    return elsewhere(transport, {
+      bytes: 64,
+      ...perRound,
+      idleSeconds: plan.idleSeconds,
+    });
+  }
+  return withSession(
+    transport,
+    64,
+    (session) =>
+      timeIdle(session, { warmUp: plan.warmUp, seconds: plan.idleSeconds }),
+  );
+}
+
+async function measureConcurrent(
+  transport: Transport,
+  pairs: number,
+): Promise<Measurement | string> {
+  const warmUp = Math.min(plan.warmUp, 100);
+  if (transport.measureElsewhere) {
+    return elsewhere(transport, {
+      bytes: 64,
+      ...perRound,
+      warmUp,
+      pairs,
+      seconds: plan.concurrentSeconds,
+    });
+  }
+  const sessions: Session[] = [];
+  try {
+    while (sessions.length < pairs) {
+      const batch = Math.min(CONNECT_BATCH, pairs - sessions.length);
+      const opened = await Promise.allSettled(
+        Array.from(
+          { length: batch },
+          () =>
+            withTimeout(
+              transport.connect(64),
+              CONNECT_TIMEOUT_MS,
+              "connecting",
+            ),
+        ),
       );
+      for (const result of opened) {
+        if (result.status === "fulfilled") sessions.push(result.value);
+      }
+      const failure = opened.find((r) => r.status === "rejected");
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+    }
+    return await timeConcurrent(sessions, {
+      warmUp,
+      seconds: plan.concurrentSeconds,
+    });
+  } finally {
+    await Promise.allSettled(
+      sessions.map((s) =>
+        withTimeout(s.close(), CONNECT_TIMEOUT_MS, "closing")
+      ),
+    );
+  }
+}
+
+function measureSize(
+  transport: Transport,
+  bytes: number,
+): Promise<Measurement | string> {
+  const reason = transport.unsupported?.(bytes);
+  if (reason) return Promise.resolve(reason);
+  const burst = {
+    samples: plan.sizeSamples,
+    count: burstCount(bytes),
+  };
+  if (transport.measureElsewhere) {
+    return elsewhere(transport, {
+      bytes,
+      ...perRound,
+      ...burst,
+      oneWay: true,
+    });
+  }
+  return withSession(
+    transport,
+    bytes,
+    (session) =>
+      session.sendOneWay
+        ? timeOneWay(session, bytes, { ...burst, budgetMs: CELL_BUDGET_MS })
+        : Promise.resolve("this transport does not measure one-way sends"),
+    true,
+  );
+}
+
+function show(result: Measurement | string, unit: "µs" | "MiB/s"): string {
+  if (typeof result === "string") return `— (${result})`;
+  const stats = result.summary ??
+    (result.samples?.length ? summarize(result.samples) : undefined);
+  const cpu = result.cpuNanos !== undefined && result.operations
+    ? `, CPU ${(result.cpuNanos / 1000 / result.operations).toFixed(1)} µs/op`
+    : "";
+  if (!stats) {
+    return result.peerCpuNanos !== undefined
+      ? `peer CPU ${(result.peerCpuNanos / 1e6).toFixed(1)} ms`
+      : "no samples";
+  }
+  return unit === "MiB/s"
+    ? `${stats.median.toFixed(0)} MiB/s${cpu}`
+    : `${stats.median.toFixed(1)} µs (p99 ${stats.p99.toFixed(1)})${cpu}`;
+}
+
+// ---------------------------------------------------------------- the plan
+
+const keys = Object.keys(SIZES) as SizeKey[];
+// Idle: rows measured in the driver, and C rows (whose program has an idle
+// mode); a quick run measures ipckit's rows only.
+const idleRows = selected.filter((t) =>
+  quick ? t.kind === "ipckit" : !t.measureElsewhere || t.kind === "limit"
+);
+const concurrentRows = selected.filter((t) => t.concurrent);
+const throughputRows = selected.filter((t) => t.throughput);
+const isC = (t: Transport) => t.kind === "limit";
+
+interface Work extends Step {
+  run: () => Promise<string>;
+}
+const work: Work[] = [];
+const runNotes: string[] = [];
+
+if (selected.some(isC) && !(await haveCompiler())) {
+  runNotes.push(
+    "No C compiler (`cc`, or $CC) on this machine: the C rows were skipped. " +
+      "Install gcc (`apt-get install gcc`) to measure them.",
+  );
+}
+const cFailed = () => runNotes.length > 0;
+
+// Cells: every pass through every transport, pooled per cell.
+const cellPools = new Map<string, Pool>();
+const cellNotes = new Map<string, string>();
+const failed = new Map<Transport, string>();
+for (let round = 1; round <= plan.rounds; round++) {
+  for (const transport of sections.has("cells") ? selected : []) {
+    for (const key of keys) {
+      const id = `${transport.name}\0${key}`;
+      work.push({
+        id: `cell ${id}`,
+        label: `${
+          plan.rounds > 1 ? `pass ${round}/${plan.rounds} · ` : ""
+        }${transport.name} · ${SIZES[key].label}`,
+        estimateSeconds: isC(transport)
+          ? 0.3
+          : key === "oneWay1MiB"
+          ? 1
+          : 0.5 + perRound.roundTrips * 25e-6,
+        run: async () => {
+          if (cellNotes.has(id)) return cellNotes.get(id)!;
+          let result: Measurement | string;
+          try {
+            result = failed.get(transport) ??
+              (isC(transport) && cFailed()
+                ? "no C compiler"
+                : await measureCell(transport, key));
+          } catch (error) {
+            result = error instanceof Error ? error.message : String(error);
+            failed.set(transport, result);
+          }
+          if (typeof result === "string") cellNotes.set(id, result);
+          else {
+            const pool = cellPools.get(id) ?? new Pool();
+            pool.add(result);
+            cellPools.set(id, pool);
+          }
+          return show(result, key === "oneWay1MiB" ? "MiB/s" : "µs");
+        },
+      });
     }
   }
 }
 
+// Idle: the CPU of a peer that waits for a message that does not come.
+const idleCells = new Map<string, IdleCell>();
+for (const transport of sections.has("idle") ? idleRows : []) {
+  work.push({
+    id: `idle ${transport.name}`,
+    label: `idle ${plan.idleSeconds} s · ${transport.name}`,
+    estimateSeconds: plan.idleSeconds + (isC(transport) ? 0.2 : 1),
+    run: async () => {
+      let result: Measurement | string;
+      try {
+        result = isC(transport) && cFailed()
+          ? "no C compiler"
+          : failed.get(transport) ?? await measureIdle(transport);
+      } catch (error) {
+        result = error instanceof Error ? error.message : String(error);
+      }
+      if (typeof result === "string") {
+        idleCells.set(transport.name, { note: result });
+      } else if (result.peerCpuNanos === undefined) {
+        idleCells.set(transport.name, {
+          note: "the peer's CPU clock could not be read",
+        });
+      } else {
+        idleCells.set(transport.name, {
+          seconds: result.seconds,
+          cpuMillis: result.peerCpuNanos / 1e6,
+        });
+      }
+      return show(result, "µs");
+    },
+  });
+}
+
+// Concurrency: many pairs at once.
+const scaling = new Map<string, Map<number, Measurement | string>>();
+for (const transport of sections.has("concurrency") ? concurrentRows : []) {
+  for (const pairs of plan.pairs) {
+    work.push({
+      id: `pairs ${transport.name} ${pairs}`,
+      label: `${pairs} pair${pairs > 1 ? "s" : ""} at once · ${transport.name}`,
+      estimateSeconds: plan.concurrentSeconds +
+        (isC(transport) ? 0.3 : 0.5 + pairs * 0.25),
+      run: async () => {
+        let result: Measurement | string;
+        try {
+          result = isC(transport) && cFailed()
+            ? "no C compiler"
+            : await measureConcurrent(transport, pairs);
+        } catch (error) {
+          result = error instanceof Error ? error.message : String(error);
+        }
+        const cells = scaling.get(transport.name) ?? new Map();
+        cells.set(pairs, result);
+        scaling.set(transport.name, cells);
+        return show(result, "µs");
+      },
+    });
+  }
+}
+
+// Throughput against message size.
+const sweep = new Map<string, Map<number, Measurement | string>>();
+for (const transport of sections.has("throughput") ? throughputRows : []) {
+  for (const bytes of plan.sizes) {
+    work.push({
+      id: `size ${transport.name} ${bytes}`,
+      label: `one way, ${sizeLabel(bytes)} · ${transport.name}`,
+      estimateSeconds: isC(transport) ? 0.3 : 1,
+      run: async () => {
+        let result: Measurement | string;
+        try {
+          result = isC(transport) && cFailed()
+            ? "no C compiler"
+            : await measureSize(transport, bytes);
+        } catch (error) {
+          result = error instanceof Error ? error.message : String(error);
+        }
+        const cells = sweep.get(transport.name) ?? new Map();
+        cells.set(bytes, result);
+        sweep.set(transport.name, cells);
+        return show(result, "MiB/s");
+      },
+    });
+  }
+}
+
+// ----------------------------------------------------------------- the run
+
+console.error(
+  `ipckit benchmark${quick ? " (quick)" : ""}: ${selected.length} rows, ` +
+    `${work.length} cells (${[...sections].join(", ")}); per cell ` +
+    `${plan.roundTrips} round trips or ${plan.samples} bursts of ` +
+    `${plan.count} × 1 MiB, in ${plan.rounds} pass${
+      plan.rounds > 1 ? "es" : ""
+    } over every row`,
+);
+const progress = new Progress(work);
+for (const note of runNotes) progress.note(note);
+try {
+  for (const step of work) {
+    progress.start();
+    progress.done(await step.run());
+  }
+} finally {
+  await progress.stop();
+  await removeCPrograms();
+}
+
+// ------------------------------------------------------------- the results
+
 function cellOf(transport: Transport, key: SizeKey): Cell {
   const id = `${transport.name}\0${key}`;
-  const note = notes.get(id);
+  const note = cellNotes.get(id);
   if (note) return { note };
-  const samples = collected.get(id) ?? [];
-  if (samples.length === 0) return { note: "no samples" };
+  const pool = cellPools.get(id);
+  if (!pool) return { note: "not measured" };
+  const cell = pool.cell(key === "oneWay1MiB" ? "MiB" : "round trip");
   const wanted = key === "oneWay1MiB" ? plan.samples : plan.roundTrips;
-  return {
-    ...summarize(samples),
-    ...(samples.length < wanted
-      ? { note: `stopped early: ${samples.length} of ${wanted} samples` }
-      : {}),
-  };
+  if (pool.count < wanted) {
+    cell.note = `stopped early: ${pool.count} of ${wanted} samples`;
+  }
+  return cell;
 }
 
 const rows: Row[] = selected.map((transport) => ({
   transport: transport.name,
   kind: transport.kind,
   ...(transport.versus ? { versus: transport.versus } : {}),
+  ...(transport.limit ? { limit: transport.limit } : {}),
   rt64: cellOf(transport, "rt64"),
   rt4KiB: cellOf(transport, "rt4KiB"),
   oneWay1MiB: cellOf(transport, "oneWay1MiB"),
+  ...(idleCells.has(transport.name)
+    ? { idle: idleCells.get(transport.name) }
+    : {}),
 }));
+
+function pooled(result: Measurement | string): Pool | string {
+  if (typeof result === "string") return result;
+  const pool = new Pool();
+  pool.add(result);
+  return pool;
+}
+
+const concurrency: ScalingRow[] = concurrentRows
+  .filter((t) => scaling.has(t.name))
+  .map((transport) => ({
+    transport: transport.name,
+    kind: transport.kind,
+    ...(transport.limit ? { limit: transport.limit } : {}),
+    cells: [...scaling.get(transport.name)!].map(([pairs, result]) => {
+      const pool = pooled(result);
+      if (typeof pool === "string") return { pairs, note: pool };
+      const cell = pool.cell("round trip");
+      return {
+        pairs,
+        ...(cell.median !== undefined
+          ? { median: cell.median, p99: cell.p99 }
+          : {}),
+        ...(pool.seconds > 0 ? { rate: pool.operations / pool.seconds } : {}),
+        ...(cell.cpuMicros !== undefined ? { cpuMicros: cell.cpuMicros } : {}),
+        ...(cell.note ? { note: cell.note } : {}),
+      };
+    }),
+  }));
+
+const throughput: SweepRow[] = throughputRows
+  .filter((t) => sweep.has(t.name))
+  .map((transport) => ({
+    transport: transport.name,
+    kind: transport.kind,
+    ...(transport.limit ? { limit: transport.limit } : {}),
+    cells: [...sweep.get(transport.name)!].map(([bytes, result]) => {
+      const pool = pooled(result);
+      if (typeof pool === "string") return { bytes, note: pool };
+      const cell = pool.cell("MiB");
+      return {
+        bytes,
+        ...(cell.median !== undefined ? { median: cell.median } : {}),
+        ...(cell.cpuMicros !== undefined ? { cpuMicros: cell.cpuMicros } : {}),
+        ...(cell.note ? { note: cell.note } : {}),
+      };
+    }),
+  }));
 
 const results: Results = {
   date: new Date().toISOString(),
   command: `deno task bench:driver${Deno.args.length ? " " : ""}${
     Deno.args.join(" ")
   }`,
-  machine,
+  machine: machineFacts(),
   plan,
   rows,
+  concurrency,
+  throughput,
+  ...(runNotes.length ? { notes: runNotes } : {}),
 };
 console.log(terminalTable(results));
 if (outBase) {
   const written = await writeReports(results, outBase);
   console.error(`wrote ${written.join(", ")}`);
 } else {
-  console.error("(quick or partial run: no files written; --out=DIR to write)");
+  console.error(
+    "(quick or partial run: no files written; --out=DIR to write them)",
+  );
 }
