@@ -1,0 +1,326 @@
+/**
+ * The README's benchmark section, written from a results.json: the table of
+ * ipckit's rows against their C limits and the answers to the questions
+ * the README asks of the numbers. Every figure in it comes from the
+ * results; bench/readme.ts puts it between the markers and checks it.
+ *
+ * @module
+ */
+
+import { idlePercent, limitRatios } from "./_report.ts";
+import {
+  byName,
+  limitRowOf,
+  ordered,
+  type Results,
+  type Row,
+  type ScalingRow,
+} from "./_results.ts";
+
+/** The line before the generated section. */
+export const BEGIN =
+  "<!-- bench:begin (generated from bench/results.json by `deno task bench:readme`: edit bench/_readme.ts, not this section) -->";
+/** The line after it. */
+export const END = "<!-- bench:end -->";
+
+/** The rows the prose talks about, by their driver names. */
+const ROWS = {
+  shmSpin: "shared memory, spin on atomics (sync)",
+  shmSemSync: "shared memory + semaphores, sync",
+  shmSemAsync: "shared memory + semaphores, async",
+  mqSync: "message queue, sync",
+  mqAsync: "message queue, async",
+  mqParked: "message queue, async, spin: 0 (always park)",
+  fifo: "FIFO pair, async",
+  pipe: "pipe to a child (spawn), async",
+  pipeDirect: "pipe to a child (spawn), child with direct: true",
+  command: "Deno.Command stdin/stdout (raw bytes)",
+  fork: "node:child_process fork() IPC",
+  unix: "Unix socket, async",
+  denoUnix: "Deno.connect Unix socket + hand-written frames",
+  tcp: "TCP 127.0.0.1, async",
+  rpcMq: "RPC request over message queues, async",
+  cMqBusy: "C: POSIX message queue, busy-wait",
+  cMqBlocking: "C: POSIX message queue, blocking",
+  cUnixBlocking: "C: Unix stream socket, blocking",
+} as const;
+
+const NOT_MEASURED = "(not measured)";
+
+/** A duration in µs as the README prints it. */
+function _us(value: number | undefined): string {
+  if (value === undefined) return NOT_MEASURED;
+  return `${value < 10 ? value.toFixed(1) : value.toFixed(0)} µs`;
+}
+
+function _rate(value: number | undefined): string {
+  if (value === undefined) return NOT_MEASURED;
+  return `${Math.round(value).toLocaleString("en-US")} MiB/s`;
+}
+
+function _times(value: number | undefined): string {
+  return value === undefined ? NOT_MEASURED : `${value.toFixed(1)}×`;
+}
+
+function _percent(value: number | undefined): string {
+  if (value === undefined) return NOT_MEASURED;
+  return `${value < 1 ? value.toFixed(2) : value.toFixed(0)}% of a core`;
+}
+
+/** "faster than" / "slower than" / "about as fast as", for two times. */
+function _than(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined) return "against";
+  if (a < b * 0.9) return "faster than";
+  if (a > b * 1.1) return "slower than";
+  return "about as fast as";
+}
+
+/** Mentions of a row's alternatives: "`Deno.Command` 26 µs". */
+function _alternatives(rows: readonly Row[], row: Row): string {
+  const short: Record<string, string> = {
+    [ROWS.command]: "`Deno.Command`",
+    [ROWS.fork]: "`node:child_process` `fork()`",
+    [ROWS.denoUnix]: "`Deno.connect` + hand-written frames",
+    "npm:zeromq REQ/REP over ipc://": "`npm:zeromq`",
+  };
+  return rows.filter((r) => r.versus === row.transport)
+    .map((r) =>
+      r.rt64.median === undefined
+        ? `${short[r.transport] ?? r.transport}: not measured`
+        : `${short[r.transport] ?? r.transport} ${_us(r.rt64.median)}`
+    ).join("; ");
+}
+
+function _table(results: Results): string[] {
+  const rows = ordered(results.rows);
+  const out = [
+    "| mechanism (ipckit) | 64 B round trip | its C limit | ÷ limit | CPU per round trip | 4 KiB round trip | 1 MiB one way | idle receiver | alternative without ipckit, 64 B (same run) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
+  for (const row of rows) {
+    if (row.kind !== "ipckit") continue;
+    const c = limitRowOf(results.rows, row);
+    const limit = c
+      ? `${_us(c.rt64.median)} (${
+        c.limit?.waiting === "busy" ? "busy" : "blocking"
+      })`
+      : "";
+    out.push(
+      `| ${row.transport} | ${_us(row.rt64.median)} | ${limit} | ${
+        c ? _times(limitRatios(results.rows, row).rt64) : ""
+      } | ${_us(row.rt64.cpuMicros)} | ${_us(row.rt4KiB.median)} | ${
+        row.oneWay1MiB.median === undefined ? "" : _rate(row.oneWay1MiB.median)
+      } | ${
+        idlePercent(row) === undefined ? "" : _percent(idlePercent(row))
+      } | ${_alternatives(rows, row)} |`,
+    );
+  }
+  return out;
+}
+
+function _scaling(
+  rows: readonly ScalingRow[],
+  name: string,
+  pairs: number,
+): number | undefined {
+  return byName(rows, name)?.cells.find((c) => c.pairs === pairs)?.rate;
+}
+
+/** The section between the markers, before `deno fmt` wraps it. */
+export function readmeSection(results: Results): string {
+  const rows = results.rows;
+  const get = (key: keyof typeof ROWS): Row | undefined =>
+    byName(rows, ROWS[key]);
+  const rt = (key: keyof typeof ROWS) => get(key)?.rt64.median;
+  const rt4 = (key: keyof typeof ROWS) => get(key)?.rt4KiB.median;
+  const mib = (key: keyof typeof ROWS) => get(key)?.oneWay1MiB.median;
+  const cpu = (key: keyof typeof ROWS) => get(key)?.rt64.cpuMicros;
+  const m = results.machine;
+  const idleSeconds = results.plan.idleSeconds ?? 10;
+  const scaling = results.concurrency ?? [];
+  const most = Math.max(
+    0,
+    ...scaling.flatMap((r) => r.cells.map((c) => c.pairs)),
+  );
+  const mqAsync = get("mqAsync");
+  const cMqBusy = get("cMqBusy");
+  const ratioOf = (key: keyof typeof ROWS) => {
+    const row = get(key);
+    return row ? limitRatios(rows, row).rt64 : undefined;
+  };
+  const out: string[] = [
+    BEGIN,
+    "",
+    `What they cost, measured by \`deno task bench\` (the driver in ` +
+    `\`bench/driver.ts\`) on ${
+      results.date.slice(0, 10)
+    }, on the ${m.cores}-core ` +
+    `virtual machine ipckit is developed on (${m.cpu}, Linux ${m.kernel}, ` +
+    `Deno ${m.deno}): round trips to another process, medians over ` +
+    `${results.plan.roundTrips.toLocaleString("en-US")} round trips, beside ` +
+    "the same mechanism in C on the same machine in the same run " +
+    "([bench/c/](bench/c/), both ends C): the limit. A row that spins " +
+    "before it sleeps is compared with C that busy-waits, a row that sleeps " +
+    "at once with C that blocks. The full tables, with p99, the method, the " +
+    "CPU price, concurrency and throughput against message size, are in " +
+    "[bench/results.md](bench/results.md).",
+    "",
+    "![64-byte round trip per mechanism beside its C limit, log scale](bench/results.svg)",
+    "",
+    ..._table(results),
+    "",
+    "These are one run on a shared virtual machine: take ratios within the " +
+    "run, not absolute numbers, and run `deno task bench` on your machine. " +
+    "The rows where ipckit can retry a non-blocking call before it sleeps " +
+    "(shared memory, message queues, FIFOs, a child with " +
+    "`parentChannel({ direct: true })`: the `spin` option, 50 µs by " +
+    "default) pay no wake-up when the answer comes quickly: " +
+    `${_us(rt("mqAsync"))} for a message queue against ` +
+    `${_us(rt("mqParked"))} with \`spin: 0\`. Where Deno's runtime owns ` +
+    "the descriptor (sockets, pipes to a child) every answer wakes its event " +
+    "loop, and waking that loop costs more than the kernel waking a C process: " +
+    `${_us(rt("unix"))} for a Unix socket against ` +
+    `${_us(rt("cUnixBlocking"))} for C blocking on one.`,
+    "",
+    "**How far is ipckit from the limit?** The message queue takes " +
+    `${_times(ratioOf("mqAsync"))} the time of C busy-waiting on the same ` +
+    `queue (${_us(rt("mqAsync"))} against ${_us(rt("cMqBusy"))}), shared ` +
+    `memory with spinning ${_times(ratioOf("shmSpin"))}, a FIFO pair ` +
+    `${_times(ratioOf("fifo"))}, a Unix socket ${_times(ratioOf("unix"))} ` +
+    "blocking C. What is left is the price of the runtime: every libc call " +
+    "crosses from V8 through `Deno.dlopen`, every wake-up of the event loop " +
+    "passes through Deno's own threads, and every message is a JavaScript " +
+    "object. [bench/results.md](bench/results.md) has every row's ratio.",
+    "",
+    "**What does spinning cost?** CPU. A 64-byte message queue round trip " +
+    `costs ${_us(cpu("mqAsync"))} of CPU (both processes, user and system) ` +
+    `with the default spin and ${_us(cpu("mqParked"))} with \`spin: 0\`; C ` +
+    `costs ${_us(cpu("cMqBusy"))} busy-waiting and ` +
+    `${_us(cpu("cMqBlocking"))} blocking. A spin is bounded, so an idle ` +
+    `receiver sleeps: waiting ${idleSeconds} s for a message that does not ` +
+    `come, an ipckit message queue receiver used ` +
+    `${_percent(mqAsync && idlePercent(mqAsync))}, a C receiver that ` +
+    `busy-waits ${_percent(cMqBusy && idlePercent(cMqBusy))}. ` +
+    (most > 1
+      ? `And spinning stops paying once processes outnumber cores: with ${most} ` +
+        `pairs at once on ${m.cores} cores, the message queue made ` +
+        `${_roundTrips(_scaling(scaling, ROWS.mqAsync, most))} with the ` +
+        `default spin and ${
+          _roundTrips(_scaling(scaling, ROWS.mqParked, most))
+        } with \`spin: 0\`; C made ${
+          _roundTrips(_scaling(scaling, ROWS.cMqBusy, most))
+        } busy-waiting and ${
+          _roundTrips(_scaling(scaling, ROWS.cMqBlocking, most))
+        } blocking. `
+      : "") +
+    "Set `spin: 0` where CPU matters more than latency.",
+    "",
+    "**Shared memory or a message queue?** Shared memory moves data without " +
+    `a system call: a 64-byte round trip through it is ${_us(rt("shmSpin"))} ` +
+    `(${_us(rt("shmSemSync"))} with semaphores to take turns) against ` +
+    `${_us(rt("mqSync"))} for a message queue, and 1 MiB moves at ` +
+    `${_rate(mib("shmSpin"))} against ${_rate(mib("mqSync"))} (a queue ` +
+    "carries at most `msgsize_max`" +
+    (m.mqueue ? `, ${m.mqueue.msgsizeMax / 1024} KiB here,` : "") +
+    " per message, so 1 MiB is many messages and as many copies each way). " +
+    "The price is everything a queue does for you: message boundaries, " +
+    "priorities, blocking when empty or full, and a consistent message even " +
+    "when a process dies mid-write. Choose a message queue for discrete " +
+    "jobs and events, and shared memory when the data is large or hot " +
+    "(frames, sensor arrays, a shared table) and you can afford to " +
+    "synchronise it yourself, with semaphores, a `Mutex` or atomics.",
+    "",
+    "**What does a Unix socket cost over a pipe?** It depends on who does " +
+    "the I/O. A Deno process does its own stdin and stdout I/O on its " +
+    "blocking thread pool (`strace -f` shows the child's `write(1, …)` on " +
+    "pool threads), so each message through a pipe to a Deno child that uses " +
+    "Deno's stdio pays thread hand-offs that a socket, polled by the event " +
+    `loop, does not: ${_us(rt("pipe"))} for \`spawn()\` pipes against ` +
+    `${_us(rt("unix"))} for a Unix socket, and \`node:child_process\` ` +
+    `\`fork()\` (a socket under the hood, ${_us(rt("fork"))}) is ` +
+    `${_than(rt("fork"), rt("pipe"))} plain pipes. A child that opens its ` +
+    "channel with `parentChannel({ direct: true })` (and `--allow-ffi`) " +
+    "reads and writes the pipes itself, non-blocking, spinning before it " +
+    `sleeps: ${_us(rt("pipeDirect"))}, ${
+      _than(rt("pipeDirect"), rt("unix"))
+    } ` +
+    "the socket. Pick a pipe for what only a pipe gives: a child that needs " +
+    "no name, no file and no permission beyond `--allow-run`, and " +
+    "interoperability with any program that reads stdin.",
+    "",
+    "**What does crossing the event loop cost, compared with `*Sync`?** " +
+    `${_us(rt("mqAsync"))} for \`await receive()\` against ` +
+    `${_us(rt("mqSync"))} for \`receiveSync()\`` +
+    (rt("mqAsync") && rt("mqSync")
+      ? ` (${(rt("mqAsync")! / rt("mqSync")!).toFixed(2)}×)`
+      : "") +
+    ", because both first retry the non-blocking call for up to 50 µs, and " +
+    "the async form yields to other promise continuations while it does. " +
+    "When a wait outlasts the spin, the async form parks and is woken from " +
+    `another thread, two thread hand-offs: \`spin: 0\` shows that price, ` +
+    `${_us(rt("mqParked"))} per round trip.`,
+    "",
+    "**How does IPC extend to a distributed system?** Everything above stays " +
+    "on one machine except TCP and UDP. A TCP round trip on loopback costs " +
+    `${_us(rt("tcp"))} against ${_us(rt("unix"))} for a Unix socket, and ` +
+    "ipckit's `listen`/`connect` use the same framing for both, so a service " +
+    "can move from a Unix socket to TCP by changing its address. " +
+    "Request/response (`serve`/`client`) runs unchanged on any channel " +
+    `(${_us(rt("rpcMq"))} per request over two message queues). Past one ` +
+    "machine, and past a handful of peers, put a broker (NATS, Redis, a " +
+    "message queue service) between processes instead of connecting every " +
+    "pair.",
+    "",
+    "**How do I remove an IPC bottleneck?** Measure first (`deno task " +
+    "bench`, then `deno run --cpu-prof` and `strace -c -f` on your own " +
+    "code), then:",
+    "",
+    `- copy less: shared memory lets both processes use the same pages ` +
+    `(${_rate(mib("shmSpin"))} against ${_rate(mib("mqSync"))} through a ` +
+    "message queue);",
+    "- batch: a round trip costs little more for 4 KiB than for 64 bytes " +
+    `(${_us(rt4("mqAsync"))} and ${_us(rt("mqAsync"))} through a message ` +
+    "queue), so send fewer, larger messages;",
+    "- spin before sleeping where latency matters and a core is free " +
+    `(${_us(rt("mqAsync"))} against ${_us(rt("mqParked"))} on a message ` +
+    "queue with `spin: 0`), and not where processes outnumber cores;",
+    "- make fewer system calls and thread hand-offs: " +
+    "`parentChannel({ direct: true })` in a Deno child, a message queue or " +
+    "shared memory rather than a socket when both ends are on this machine.",
+    "",
+    END,
+  ];
+  return out.join("\n");
+}
+
+function _roundTrips(rate: number | undefined): string {
+  return rate === undefined
+    ? NOT_MEASURED
+    : `${Math.round(rate).toLocaleString("en-US")} round trips per second`;
+}
+
+/** `readme` with the text between the markers (markers included) replaced. */
+export function replaceSection(readme: string, section: string): string {
+  const begin = readme.indexOf(BEGIN);
+  const end = readme.indexOf(END);
+  if (begin < 0 || end < begin) {
+    throw new Error(
+      `Cannot update README.md: it lacks the markers ${BEGIN} and ${END}`,
+    );
+  }
+  return readme.slice(0, begin) + section + readme.slice(end + END.length);
+}
+
+/**
+ * Measured-looking figures ("7.1 µs", "1,149 MiB/s") outside the generated
+ * section: figures copied by hand, which go stale with the next run.
+ */
+export function handCopiedFigures(readme: string): string[] {
+  const begin = readme.indexOf(BEGIN);
+  const end = readme.indexOf(END);
+  const outside = begin < 0 || end < begin
+    ? readme
+    : readme.slice(0, begin) + readme.slice(end + END.length);
+  const pattern = /\b\d[\d,]*\.\d+\s?(?:µs|ms|ns|s)\b|\b\d[\d,]*\s?MiB\/s/g;
+  return [...outside.matchAll(pattern)].map((match) => match[0]);
+}

@@ -1,0 +1,244 @@
+/**
+ * The README's benchmark numbers come from bench/results.json: bench/readme.ts
+ * writes the section between the markers, and `--check` (run by `deno task
+ * check`) fails when they disagree or when a figure was copied by hand.
+ */
+
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  BEGIN,
+  END,
+  handCopiedFigures,
+  readmeSection,
+  replaceSection,
+} from "../bench/_readme.ts";
+import type { Results, Row } from "../bench/_results.ts";
+
+const SCRIPT = new URL("../bench/readme.ts", import.meta.url).pathname;
+
+function cell(median: number, cpuMicros: number): Row["rt64"] {
+  return { median, p99: median * 3, count: 100, cpuMicros, cores: 1 };
+}
+
+function row(
+  transport: string,
+  kind: Row["kind"],
+  mechanism: string,
+  waiting: "busy" | "blocking",
+  median: number,
+): Row {
+  return {
+    transport,
+    kind,
+    limit: { mechanism, waiting },
+    rt64: cell(median, median * 1.5),
+    rt4KiB: cell(median * 2, median * 3),
+    oneWay1MiB: { median: 1000 / median, count: 10 },
+    idle: { seconds: 10, cpuMillis: kind === "limit" ? 9990 : 3 },
+  };
+}
+
+/** A small results.json: the message queue rows and their C limits. */
+const RESULTS: Results = {
+  date: "2026-12-01T12:00:00.000Z",
+  command: "deno task bench:driver",
+  machine: {
+    cpu: "Test CPU",
+    cores: 2,
+    memoryGiB: 4,
+    kernel: "6.1.0",
+    os: "linux/x86_64",
+    deno: "2.9.6",
+    v8: "15.0",
+    mqueue: { msgsizeMax: 8192, msgMax: 10 },
+  },
+  plan: {
+    rounds: 5,
+    roundTrips: 10_000,
+    warmUp: 500,
+    samples: 15,
+    count: 32,
+    idleSeconds: 10,
+  },
+  rows: [
+    row("message queue, sync", "ipckit", "mq", "busy", 4.25),
+    row("message queue, async", "ipckit", "mq", "busy", 4.75),
+    row(
+      "message queue, async, spin: 0 (always park)",
+      "ipckit",
+      "mq",
+      "blocking",
+      61.5,
+    ),
+    row("C: POSIX message queue, busy-wait", "limit", "mq", "busy", 1.85),
+    row("C: POSIX message queue, blocking", "limit", "mq", "blocking", 21.5),
+  ],
+};
+
+const README = [
+  "# Project",
+  "",
+  "Intro: the spin is 50 µs by default.",
+  "",
+  BEGIN,
+  END,
+  "",
+  "## Later",
+  "",
+].join("\n");
+
+async function run(
+  ...args: string[]
+): Promise<{ code: number; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      SCRIPT,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  return {
+    code: output.code,
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+async function withFiles(
+  body: (readme: string, results: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-readme-" });
+  try {
+    await Deno.writeTextFile(`${dir}/README.md`, README);
+    await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(RESULTS));
+    await body(`${dir}/README.md`, `${dir}/results.json`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("readmeSection() takes every figure from the results", () => {
+  const section = readmeSection(RESULTS);
+  assert(section.startsWith(BEGIN) && section.endsWith(END));
+  // The async row: 4.75 µs, against 1.85 µs for busy-waiting C: 2.6×.
+  assertMatch(
+    section,
+    /\| message queue, async \| 4\.8 µs \| 1\.9 µs \(busy\) \| 2\.6× \| 7\.1 µs \|/,
+  );
+  assertStringIncludes(section, "4.8 µs for a message queue against 62 µs");
+  // Rows the results lack are said to be missing, never invented.
+  assertStringIncludes(section, "(not measured) for a Unix socket");
+});
+
+Deno.test("replaceSection() refuses a README without the markers", () => {
+  assertThrows(
+    () => replaceSection("# No markers\n", "x"),
+    Error,
+    "lacks the markers",
+  );
+});
+
+Deno.test("handCopiedFigures() finds measured figures outside the section only", () => {
+  const inside = replaceSection(
+    README,
+    `${BEGIN}\n7.1 µs and 1,149 MiB/s\n${END}`,
+  );
+  assertEquals(handCopiedFigures(inside), []);
+  assertEquals(
+    handCopiedFigures(inside + "\nA round trip takes 7.3 µs, 959 MiB/s.\n"),
+    ["7.3 µs", "959 MiB/s"],
+  );
+});
+
+Deno.test("bench/readme.ts --check passes once the section is written", async () => {
+  await withFiles(async (readme, results) => {
+    const before = await run(
+      "--check",
+      `--readme=${readme}`,
+      `--results=${results}`,
+    );
+    assertEquals(before.code, 1);
+    assertStringIncludes(before.stderr, "does not match bench/results.json");
+
+    const written = await run(`--readme=${readme}`, `--results=${results}`);
+    assertEquals(written.code, 0, written.stderr);
+    const text = await Deno.readTextFile(readme);
+    assertStringIncludes(text, "Intro: the spin is 50 µs by default.");
+    assertStringIncludes(text, "## Later");
+
+    const after = await run(
+      "--check",
+      `--readme=${readme}`,
+      `--results=${results}`,
+    );
+    assertEquals(after.code, 0, after.stderr);
+  });
+});
+
+Deno.test("bench/readme.ts --check fails when README and results.json disagree", async () => {
+  await withFiles(async (readme, results) => {
+    assertEquals(
+      (await run(`--readme=${readme}`, `--results=${results}`)).code,
+      0,
+    );
+    const text = await Deno.readTextFile(readme);
+    // A figure edited by hand inside the section.
+    await Deno.writeTextFile(readme, text.replace("4.8 µs", "3.9 µs"));
+    const edited = await run(
+      "--check",
+      `--readme=${readme}`,
+      `--results=${results}`,
+    );
+    assertEquals(edited.code, 1);
+    assertStringIncludes(edited.stderr, "run `deno task bench:readme`");
+
+    // A new run whose numbers the README does not show yet.
+    await Deno.writeTextFile(readme, text);
+    const newer = structuredClone(RESULTS);
+    newer.rows[1].rt64.median = 9.5;
+    await Deno.writeTextFile(results, JSON.stringify(newer));
+    const stale = await run(
+      "--check",
+      `--readme=${readme}`,
+      `--results=${results}`,
+    );
+    assertEquals(stale.code, 1);
+    assertStringIncludes(stale.stderr, "does not match bench/results.json");
+  });
+});
+
+Deno.test("bench/readme.ts --check fails on a figure copied outside the section", async () => {
+  await withFiles(async (readme, results) => {
+    assertEquals(
+      (await run(`--readme=${readme}`, `--results=${results}`)).code,
+      0,
+    );
+    const text = await Deno.readTextFile(readme);
+    await Deno.writeTextFile(
+      readme,
+      text.replace("## Later\n", "## Later\n\nA queue answers in 4.8 µs.\n"),
+    );
+    const copied = await run(
+      "--check",
+      `--readme=${readme}`,
+      `--results=${results}`,
+    );
+    assertEquals(copied.code, 1);
+    assertStringIncludes(
+      copied.stderr,
+      "outside the generated section: 4.8 µs",
+    );
+  });
+});
