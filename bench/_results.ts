@@ -28,6 +28,7 @@ export type SizeKey = keyof typeof SIZES;
 export interface Cell {
   median?: number;
   p99?: number;
+  mean?: number;
   count?: number;
   cpuMicros?: number;
   cores?: number;

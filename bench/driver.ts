@@ -16,8 +16,15 @@
  *   deno task bench:driver               full run (10,000 round trips per cell)
  *   deno task bench:driver --quick       under a minute, for development
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
+ *                                        (or the one row with exactly that name)
  *   deno task bench:driver --sections=cells,idle,concurrency,throughput
  *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
+ *   deno task bench:driver --round-trips=100000   more per cell (profiling)
+ *   deno task bench:driver --cells=rt64  only some cells: rt64, rt4KiB, oneWay1MiB
+ *
+ * To see where the time goes, run it under `deno run --cpu-prof` or
+ * `strace -c -f`, with IPCKIT_BENCH_PEER_FLAGS="--cpu-prof
+ * --cpu-prof-dir=DIR" for the peers.
  *
  * Shows a progress bar, prints a table, and writes bench/results.json,
  * bench/results.md, bench/results.svg and bench/results-cpu.svg (the full
@@ -90,6 +97,8 @@ const { values } = parseArgs({
     sections: { type: "string", default: SECTIONS.join(",") },
     "no-install": { type: "boolean", default: false },
     render: { type: "string" },
+    "round-trips": { type: "string" },
+    cells: { type: "string" },
   },
 });
 if (values.render) {
@@ -121,7 +130,7 @@ const KiB = 1024, MiB = 1 << 20;
  */
 const plan = {
   rounds: quick ? 1 : 5,
-  roundTrips: quick ? 1_000 : 10_000,
+  roundTrips: Number(values["round-trips"] ?? (quick ? 1_000 : 10_000)),
   warmUp: quick ? 100 : 500,
   samples: quick ? 3 : 15,
   count: quick ? 8 : 32,
@@ -149,11 +158,14 @@ const CONNECT_TIMEOUT_MS = 30_000;
 /** Sessions opened at once when a concurrency cell starts its peers. */
 const CONNECT_BATCH = 8;
 
-const selected = TRANSPORTS.filter((t) =>
-  !values.only || t.name.toLowerCase().includes(values.only.toLowerCase())
-);
+const only = values.only?.toLowerCase();
+const exact = TRANSPORTS.filter((t) => t.name.toLowerCase() === only);
+const selected = exact.length
+  ? exact
+  : TRANSPORTS.filter((t) => !only || t.name.toLowerCase().includes(only));
 const outBase = values.out ??
-  (quick || values.only || sections.size < SECTIONS.length
+  (quick || values.only || values.cells || values["round-trips"] ||
+      sections.size < SECTIONS.length
     ? undefined
     : new URL("./", import.meta.url).pathname);
 
@@ -346,7 +358,16 @@ function show(result: Measurement | string, unit: "µs" | "MiB/s"): string {
 
 // ---------------------------------------------------------------- the plan
 
-const keys = Object.keys(SIZES) as SizeKey[];
+const keys = (values.cells?.split(",") ?? Object.keys(SIZES)) as SizeKey[];
+for (const key of keys) {
+  if (!(key in SIZES)) {
+    throw new TypeError(
+      `Cannot run the benchmark: unknown cell "${key}", expected some of ${
+        Object.keys(SIZES).join(", ")
+      }`,
+    );
+  }
+}
 // Idle: rows measured in the driver, and C rows (whose program has an idle
 // mode); a quick run measures ipckit's rows only.
 const idleRows = selected.filter((t) =>

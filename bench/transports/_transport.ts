@@ -147,6 +147,21 @@ export interface Transport {
   measureElsewhere?(plan: Plan): Promise<number[] | Measurement | string>;
 }
 
+/**
+ * Extra `deno run` flags for every peer, from the environment: e.g.
+ * `IPCKIT_BENCH_PEER_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` profiles
+ * the peers of a run (where the time goes on the other side).
+ */
+export function peerFlags(): string[] {
+  const flags = Deno.permissions.querySync({
+      name: "env",
+      variable: "IPCKIT_BENCH_PEER_FLAGS",
+    }).state === "granted"
+    ? Deno.env.get("IPCKIT_BENCH_PEER_FLAGS")
+    : undefined;
+  return flags ? flags.split(" ").filter(Boolean) : [];
+}
+
 /** Starts a bench fixture in a second Deno process. */
 export function spawnPeer(
   fixture: string,
@@ -159,6 +174,7 @@ export function spawnPeer(
       "run",
       "--quiet",
       ...flags,
+      ...peerFlags(),
       new URL(`../fixtures/${fixture}`, import.meta.url).pathname,
       ...args,
     ],

@@ -252,8 +252,7 @@ function _row(mechanism: CMechanism, waiting: Waiting): Transport {
     kind: "limit",
     limit,
     ...(mechanism.concurrent ? { concurrent: true } : {}),
-    // Throughput is about the fastest case: the busy-waiting row only.
-    ...(mechanism.throughput && waiting === "busy" ? { throughput: true } : {}),
+    ...(mechanism.throughput ? { throughput: true } : {}),
     connect: () =>
       Promise.reject(new Error("a C row is measured by its own program")),
     measureElsewhere: (plan) => _measure(mechanism, waiting, plan),

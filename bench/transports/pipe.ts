@@ -12,6 +12,7 @@ import { codecs, spawn } from "../../mod.ts";
 import { channelSession } from "./_channel_session.ts";
 import {
   ONE_WAY_BYTES,
+  peerFlags,
   type Session,
   stopPeer,
   type Transport,
@@ -26,6 +27,7 @@ function _ipckit(direct: boolean): Promise<Session> {
     "run",
     "--quiet",
     ...(direct ? ["--allow-ffi"] : []),
+    ...peerFlags(),
     PEER,
     direct ? "pipe-direct" : "pipe",
   ], { sendCodec: bytes, receiveCodec: bytes });
@@ -41,6 +43,7 @@ function _command(size: number): Promise<Session> {
     args: [
       "run",
       "--quiet",
+      ...peerFlags(),
       PEER,
       ...(oneWay ? ["raw-sink", `${size}`] : [
         "raw-echo",

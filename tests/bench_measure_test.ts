@@ -1,0 +1,80 @@
+/**
+ * How the benchmark driver pools the passes of a cell (bench/_measure.ts):
+ * samples joined, CPU time divided by what the passes did.
+ */
+
+import { assertAlmostEquals, assertEquals } from "@std/assert";
+import { Pool } from "../bench/_measure.ts";
+
+Deno.test("Pool.cell() divides the CPU of every pass by their round trips", () => {
+  const pool = new Pool();
+  pool.add({
+    samples: [1, 2, 3],
+    cpuNanos: 9_000,
+    peerCpuNanos: 4_000,
+    operations: 3,
+    bytes: 192,
+    seconds: 0.000006,
+  });
+  pool.add({
+    samples: [4, 5],
+    cpuNanos: 6_000,
+    peerCpuNanos: 1_000,
+    operations: 2,
+    bytes: 128,
+    seconds: 0.000009,
+  });
+  const cell = pool.cell("round trip");
+  assertEquals(cell.count, 5);
+  assertEquals(cell.median, 3);
+  assertEquals(cell.cpuMicros, 3); // 15 µs of CPU over 5 round trips
+  assertAlmostEquals(cell.cores!, 1); // 15 µs of CPU in 15 µs
+  assertEquals(pool.peerCpuMillis, 0.005);
+});
+
+Deno.test("Pool.cell() divides one-way CPU by the MiB moved", () => {
+  const pool = new Pool();
+  pool.add({
+    samples: [900, 1100, 1000],
+    cpuNanos: 6_000_000,
+    operations: 3,
+    bytes: 3 << 20,
+    seconds: 0.003,
+  });
+  const cell = pool.cell("MiB");
+  assertEquals(cell.median, 1000);
+  assertEquals(cell.cpuMicros, 2000);
+});
+
+Deno.test("Pool.cell() reports no CPU when a pass could not read it", () => {
+  const pool = new Pool();
+  pool.add({ samples: [1], cpuNanos: 1000, operations: 1, seconds: 1e-6 });
+  pool.add({ samples: [2], operations: 1, seconds: 1e-6 });
+  const cell = pool.cell("round trip");
+  assertEquals(cell.cpuMicros, undefined);
+  assertEquals(cell.cores, undefined);
+  assertEquals(pool.peerCpuMillis, undefined);
+});
+
+Deno.test("Pool.add() takes passes of hundreds of thousands of samples", () => {
+  // Concurrent cells of fast rows produce this many round trips in seconds.
+  const pool = new Pool();
+  const samples = Array.from({ length: 300_000 }, (_, i) => i % 100);
+  pool.add({ samples, operations: samples.length, seconds: 1 });
+  pool.add({ samples, operations: samples.length, seconds: 1 });
+  assertEquals(pool.count, 600_000);
+  assertEquals(pool.cell("round trip").median, 49);
+});
+
+Deno.test("Pool.cell() keeps a summary made elsewhere", () => {
+  const pool = new Pool();
+  pool.add({
+    summary: { median: 2.5, p99: 9, count: 1000 },
+    cpuNanos: 5_000_000,
+    operations: 1000,
+    seconds: 0.01,
+  });
+  const cell = pool.cell("round trip");
+  assertEquals([cell.median, cell.p99, cell.count], [2.5, 9, 1000]);
+  assertEquals(cell.cpuMicros, 5);
+});
