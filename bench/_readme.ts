@@ -64,6 +64,7 @@ function _times(value: number | undefined): string {
 
 function _percent(value: number | undefined): string {
   if (value === undefined) return NOT_MEASURED;
+  if (value < 0.01) return "less than 0.01% of a core";
   return `${value < 1 ? value.toFixed(2) : value.toFixed(0)}% of a core`;
 }
 
@@ -193,14 +194,15 @@ export function readmeSection(results: Results): string {
     "object. [bench/results.md](bench/results.md) has every row's ratio.",
     "",
     "**What does spinning cost?** CPU. A 64-byte message queue round trip " +
-    `costs ${_us(cpu("mqAsync"))} of CPU (both processes, user and system) ` +
-    `with the default spin and ${_us(cpu("mqParked"))} with \`spin: 0\`; C ` +
-    `costs ${_us(cpu("cMqBusy"))} busy-waiting and ` +
-    `${_us(cpu("cMqBlocking"))} blocking. A spin is bounded, so an idle ` +
+    `costs on average ${_us(cpu("mqAsync"))} of CPU (both processes, user ` +
+    `and system) with the default spin and ${_us(cpu("mqParked"))} with ` +
+    `\`spin: 0\`; C costs ${_us(cpu("cMqBusy"))} busy-waiting and ` +
+    `${_us(cpu("cMqBlocking"))} blocking (on a shared machine the average ` +
+    "includes the round trips that waited for a descheduled peer, which a " +
+    "busy-waiting one spins through). A spin is bounded, so an idle " +
     `receiver sleeps: waiting ${idleSeconds} s for a message that does not ` +
-    `come, an ipckit message queue receiver used ` +
-    `${_percent(mqAsync && idlePercent(mqAsync))}, a C receiver that ` +
-    `busy-waits ${_percent(cMqBusy && idlePercent(cMqBusy))}. ` +
+    `come, an ipckit message queue receiver used ${_idle(mqAsync)}, a C ` +
+    `receiver that busy-waits ${_idle(cMqBusy)}. ` +
     (most > 1
       ? `And spinning stops paying once processes outnumber cores: with ${most} ` +
         `pairs at once on ${m.cores} cores, the message queue made ` +
@@ -278,9 +280,14 @@ export function readmeSection(results: Results): string {
     `- copy less: shared memory lets both processes use the same pages ` +
     `(${_rate(mib("shmSpin"))} against ${_rate(mib("mqSync"))} through a ` +
     "message queue);",
-    "- batch: a round trip costs little more for 4 KiB than for 64 bytes " +
-    `(${_us(rt4("mqAsync"))} and ${_us(rt("mqAsync"))} through a message ` +
-    "queue), so send fewer, larger messages;",
+    "- batch: a round trip through a message queue costs " +
+    `${_us(rt4("mqAsync"))} for 4 KiB and ${_us(rt("mqAsync"))} for 64 bytes` +
+    (rt4("mqAsync") && rt("mqAsync")
+      ? `, so a byte sent in a 4 KiB message costs ${
+        ((rt("mqAsync")! / 64) / (rt4("mqAsync")! / 4096)).toFixed(0)
+      } times less`
+      : "") +
+    ": send fewer, larger messages;",
     "- spin before sleeping where latency matters and a core is free " +
     `(${_us(rt("mqAsync"))} against ${_us(rt("mqParked"))} on a message ` +
     "queue with `spin: 0`), and not where processes outnumber cores;",
@@ -291,6 +298,14 @@ export function readmeSection(results: Results): string {
     END,
   ];
   return out.join("\n");
+}
+
+/** "1.4 ms of CPU in 10 s (0.01% of a core)". */
+function _idle(row: Row | undefined): string {
+  const idle = row?.idle;
+  if (idle?.cpuMillis === undefined || !idle.seconds) return NOT_MEASURED;
+  return `${idle.cpuMillis.toFixed(idle.cpuMillis < 10 ? 1 : 0)} ms of CPU ` +
+    `(${_percent(idlePercent(row!))})`;
 }
 
 function _roundTrips(rate: number | undefined): string {

@@ -166,6 +166,10 @@ function _method(results: Results): string {
     "it retries a non-blocking call, or re-reads a word of shared memory, " +
     "until it succeeds, at the price of a core per waiting process. " +
     "*Blocking* sleeps in the kernel (read, mq_receive, sem_wait, futex). " +
+    "On a virtual machine blocking C is bimodal: when the scheduler keeps " +
+    "both processes on one core a wake-up is a context switch, when it has " +
+    "to wake an idle virtual CPU it costs tens of µs; the p99 and the " +
+    "concurrency table show both. " +
     "Each ipckit row is compared with the C row of the same mechanism and " +
     "the same policy: rows that spin before they sleep (ipckit's `spin`, " +
     "50 µs by default) with busy-wait, rows that sleep at once (`spin: 0`, " +
