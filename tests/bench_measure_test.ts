@@ -1,10 +1,12 @@
 /**
  * How the benchmark driver pools the passes of a cell (bench/_measure.ts):
- * samples joined, CPU time divided by what the passes did.
+ * samples joined, CPU time divided by what the passes did; and how a
+ * session's one-way burst fails when its peer goes away.
  */
 
-import { assertAlmostEquals, assertEquals } from "@std/assert";
+import { assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
 import { Pool } from "../bench/_measure.ts";
+import { channelSession } from "../bench/transports/_channel_session.ts";
 
 Deno.test("Pool.cell() divides the CPU of every pass by their round trips", () => {
   const pool = new Pool();
@@ -77,4 +79,21 @@ Deno.test("Pool.cell() keeps a summary made elsewhere", () => {
   const cell = pool.cell("round trip");
   assertEquals([cell.median, cell.p99, cell.count], [2.5, 9, 1000]);
   assertEquals(cell.cpuMicros, 5);
+});
+
+Deno.test("channelSession().sendOneWay() rejects when the peer goes away mid-burst", async () => {
+  // The acknowledgements fail at once while the sends still take time: the
+  // burst must fail with that error, not end the whole run with an
+  // unhandled rejection.
+  const channel = {
+    send: () => new Promise<void>((resolve) => setTimeout(resolve, 5)),
+    receive: () =>
+      Promise.reject(new Deno.errors.UnexpectedEof("the other end closed it")),
+  };
+  const session = channelSession(channel, () => Promise.resolve());
+  await assertRejects(
+    async () => await session.sendOneWay!(new Uint8Array(8), 4),
+    Deno.errors.UnexpectedEof,
+    "the other end closed it",
+  );
 });

@@ -32,6 +32,10 @@ export function channelSession(
       const acks = (async () => {
         for (let i = 0; i < count; i++) await channel.receive();
       })();
+      // Handled at once: if the peer goes away mid-burst, the acks fail
+      // while sends are still awaited, and an unhandled rejection would end
+      // the whole run instead of this cell. The burst rejects below.
+      acks.catch(() => {});
       for (let i = 0; i < count; i++) await channel.send(message);
       await acks;
     },

@@ -69,6 +69,7 @@ function _command(size: number): Promise<Session> {
     },
     sendOneWay: async (message, count) => {
       const acks = readBytes(count);
+      acks.catch(() => {}); // rejected below; see channelSession
       for (let i = 0; i < count; i++) await writer.write(message);
       await acks;
     },
