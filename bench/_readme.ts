@@ -41,8 +41,10 @@ const ROWS = {
   tcp: "TCP 127.0.0.1, async",
   rpcMq: "RPC request over message queues, async",
   cMqBusy: "C: POSIX message queue, busy-wait",
-  cMqBlocking: "C: POSIX message queue, blocking",
-  cUnixBlocking: "C: Unix stream socket, blocking",
+  cMqBlocking: "C: POSIX message queue, blocking (two CPUs)",
+  cUnixBusy: "C: Unix stream socket, busy-wait",
+  cUnixBlocking: "C: Unix stream socket, blocking (two CPUs)",
+  cUnixOneCpu: "C: Unix stream socket, blocking (one CPU)",
 } as const;
 
 const NOT_MEASURED = "(not measured)";
@@ -162,7 +164,8 @@ export function readmeSection(results: Results): string {
     "the same mechanism in C on the same machine in the same run " +
     "([bench/c/](bench/c/), both ends C): the limit. A row that spins " +
     "before it sleeps is compared with C that busy-waits, a row that sleeps " +
-    "at once with C that blocks. The full tables, with p99, the method, the " +
+    "at once with C that blocks, its two processes pinned to two CPUs. The " +
+    "full tables, with p99, the method, the " +
     "CPU price, concurrency and throughput against message size, are in " +
     "[bench/results.md](bench/results.md).",
     "",
@@ -178,17 +181,23 @@ export function readmeSection(results: Results): string {
     "default) pay no wake-up when the answer comes quickly: " +
     `${_us(rt("mqAsync"))} for a message queue against ` +
     `${_us(rt("mqParked"))} with \`spin: 0\`. Where Deno's runtime owns ` +
-    "the descriptor (sockets, pipes to a child) every answer wakes its event " +
-    "loop, and waking that loop costs more than the kernel waking a C process: " +
-    `${_us(rt("unix"))} for a Unix socket against ` +
-    `${_us(rt("cUnixBlocking"))} for C blocking on one.`,
+    "the descriptor (sockets, pipes to a child) every answer waits in its " +
+    `event loop: ${_us(rt("unix"))} for a Unix socket, against ` +
+    `${_us(rt("cUnixBusy"))} for C busy-waiting on one, and for C blocking ` +
+    `${_us(rt("cUnixBlocking"))} with its two processes on two CPUs and ` +
+    `${_us(rt("cUnixOneCpu"))} on one: on a virtual machine, a wake-up on ` +
+    "another CPU may first have to wake that CPU from idle.",
     "",
     "**How far is ipckit from the limit?** The message queue takes " +
     `${_times(ratioOf("mqAsync"))} the time of C busy-waiting on the same ` +
     `queue (${_us(rt("mqAsync"))} against ${_us(rt("cMqBusy"))}), shared ` +
     `memory with spinning ${_times(ratioOf("shmSpin"))}, a FIFO pair ` +
     `${_times(ratioOf("fifo"))}, a Unix socket ${_times(ratioOf("unix"))} ` +
-    "blocking C. What is left is the price of the runtime: every libc call " +
+    "blocking C on two CPUs" +
+    ((ratioOf("unix") ?? 1) < 1
+      ? " (below 1: Deno's wake-ups cost less here than C's cross-CPU ones)"
+      : "") +
+    ". What is left is the price of the runtime: every libc call " +
     "crosses from V8 through `Deno.dlopen`, every wake-up of the event loop " +
     "passes through Deno's own threads, and every message is a JavaScript " +
     "object. [bench/results.md](bench/results.md) has every row's ratio.",

@@ -165,11 +165,14 @@ function _method(results: Results): string {
     "it forks, both C, in two waiting policies. *Busy-wait* never sleeps: " +
     "it retries a non-blocking call, or re-reads a word of shared memory, " +
     "until it succeeds, at the price of a core per waiting process. " +
-    "*Blocking* sleeps in the kernel (read, mq_receive, sem_wait, futex). " +
-    "On a virtual machine blocking C is bimodal: when the scheduler keeps " +
-    "both processes on one core a wake-up is a context switch, when it has " +
-    "to wake an idle virtual CPU it costs tens of µs; the p99 and the " +
-    "concurrency table show both. " +
+    "*Blocking* sleeps in the kernel (read, mq_receive, sem_wait, futex), " +
+    "measured twice: with the client and the server pinned to two CPUs " +
+    "(the limit rows are compared with) and to one. On a virtual machine " +
+    "the two differ: on one CPU a wake-up is a context switch, on two the " +
+    "kernel may first have to wake the other virtual CPU from idle; left to " +
+    "the scheduler, a blocking pair flips between the two from run to run. " +
+    "Busy-waiting C is left to the scheduler, which spreads two spinners " +
+    "over two CPUs. " +
     "Each ipckit row is compared with the C row of the same mechanism and " +
     "the same policy: rows that spin before they sleep (ipckit's `spin`, " +
     "50 µs by default) with busy-wait, rows that sleep at once (`spin: 0`, " +

@@ -130,9 +130,13 @@ export function byName<T extends { transport: string }>(
   return rows.find((row) => row.transport === name);
 }
 
-/** Whether two limits name the same C row. */
-export function sameLimit(a?: Limit, b?: Limit): boolean {
-  return !!a && !!b && a.mechanism === b.mechanism && a.waiting === b.waiting;
+/**
+ * Whether C row `c` is the limit `wanted` names: the same mechanism and
+ * waiting; the one-CPU blocking row is context, never the limit.
+ */
+export function sameLimit(c?: Limit, wanted?: Limit): boolean {
+  return !!c && !!wanted && c.mechanism === wanted.mechanism &&
+    c.waiting === wanted.waiting && c.cpus !== "one";
 }
 
 /** The C row a row is compared with (same mechanism, same waiting). */

@@ -138,7 +138,7 @@ const plan = {
   pairs: quick ? [1, 8] : [1, 4, 16, 64],
   concurrentSeconds: quick ? 0.3 : 3,
   sizes: quick
-    ? [64, 4 * KiB, 256 * KiB, 4 * MiB]
+    ? [64, 16 * KiB, 4 * MiB]
     : [64, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB],
   sizeSamples: quick ? 2 : 5,
 };
@@ -149,9 +149,9 @@ const perRound = {
   samples: plan.samples / plan.rounds,
   count: plan.count,
 };
-/** A one-way burst in the throughput section: about 4 MiB, 4 to 4096 messages. */
+/** A one-way burst in the throughput section: about 4 MiB, 4 to 4096 messages (1,024 when quick). */
 const burstCount = (bytes: number) =>
-  Math.min(4096, Math.max(4, Math.ceil((4 * MiB) / bytes)));
+  Math.min(quick ? 1024 : 4096, Math.max(4, Math.ceil((4 * MiB) / bytes)));
 /** No cell may run longer than this per pass; a slower one stops early. */
 const CELL_BUDGET_MS = quick ? 20_000 : 60_000;
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -160,9 +160,14 @@ const CONNECT_BATCH = 8;
 
 const only = values.only?.toLowerCase();
 const exact = TRANSPORTS.filter((t) => t.name.toLowerCase() === only);
-const selected = exact.length
+const matching = exact.length
   ? exact
   : TRANSPORTS.filter((t) => !only || t.name.toLowerCase().includes(only));
+// A quick run leaves out the alternatives that run in their own process
+// (npm:zeromq: an install and a 10 s timeout) unless --only names them.
+const selected = quick && !only
+  ? matching.filter((t) => !(t.kind === "alternative" && t.measureElsewhere))
+  : matching;
 const outBase = values.out ??
   (quick || values.only || values.cells || values["round-trips"] ||
       sections.size < SECTIONS.length

@@ -41,7 +41,10 @@ const PLAN: Plan = {
 
 function row(key: string, waiting: "busy" | "blocking"): Transport {
   const mechanism = C_MECHANISMS.find((m) => m.key === key)!;
-  return cTransports.find((t) => t.name === cRowName(mechanism, waiting))!;
+  const cpus = waiting === "blocking" ? "two" : undefined;
+  return cTransports.find((t) =>
+    t.name === cRowName(mechanism, waiting, cpus)
+  )!;
 }
 
 async function measure(
@@ -227,13 +230,15 @@ Deno.test({
         await Deno.readTextFile(`${dir}/results.json`),
       );
       const names = results.rows.map((r: { transport: string }) => r.transport);
-      for (const waiting of ["busy", "blocking"] as const) {
-        assert(
-          names.includes(cRowName(
-            C_MECHANISMS.find((m) => m.key === "mq")!,
-            waiting,
-          )),
-        );
+      const mq = C_MECHANISMS.find((m) => m.key === "mq")!;
+      for (
+        const name of [
+          cRowName(mq, "busy"),
+          cRowName(mq, "blocking", "two"),
+          cRowName(mq, "blocking", "one"),
+        ]
+      ) {
+        assert(names.includes(name), `${name} is not in ${names}`);
       }
       const c = results.rows.find((r: { kind: string }) => r.kind === "limit");
       assert(c.rt64.cpuMicros > 0, JSON.stringify(c.rt64));
@@ -242,10 +247,15 @@ Deno.test({
         markdown,
         /\| \*\*message queue, async\*\* \| C: POSIX message queue, busy-wait \| \d+\.\d\d× \|/,
       );
+      // spin: 0 faces blocking C on two CPUs, not the one-CPU context row.
+      assertMatch(
+        markdown,
+        /\| \*\*message queue, async, spin: 0 \(always park\)\*\* \| C: POSIX message queue, blocking \(two CPUs\) \| \d+\.\d\d× \|/,
+      );
       for (const chart of ["results.svg", "results-cpu.svg"]) {
         assertStringIncludes(
           await Deno.readTextFile(`${dir}/${chart}`),
-          "C: POSIX message queue, blocking",
+          "C: POSIX message queue, blocking (one CPU)",
         );
       }
     } finally {

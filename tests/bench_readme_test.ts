@@ -77,7 +77,13 @@ const RESULTS: Results = {
       61.5,
     ),
     row("C: POSIX message queue, busy-wait", "limit", "mq", "busy", 1.85),
-    row("C: POSIX message queue, blocking", "limit", "mq", "blocking", 21.5),
+    row(
+      "C: POSIX message queue, blocking (two CPUs)",
+      "limit",
+      "mq",
+      "blocking",
+      21.5,
+    ),
   ],
 };
 

@@ -24,15 +24,23 @@
  * larger than the mechanism can carry prints {"unsupported": "..."}; a
  * failure prints {"error": "..."} and exits with status 1.
  *
+ * --cpus=one pins every client and server to the first CPU this program may
+ * use, --cpus=two pins clients to the first and servers to the second (on
+ * a virtual machine a wake-up on the same CPU is a context switch, one on
+ * another CPU may first have to wake that virtual CPU from idle); without
+ * it the scheduler places them.
+ *
  * Processes: this one forks a client per pair, and each client forks its
  * server, so the client can read its server's CPU clock. Every child dies
  * with its parent (PR_SET_PDEATHSIG), and this program with an alarm after
  * --timeout seconds, so an aborted run leaves nothing behind.
  */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "_harness.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -60,6 +68,8 @@ static struct {
   double seconds;
   const char *scratch;
   unsigned timeout;
+  int cpus; /* 0: the scheduler's choice; 1: one CPU; 2: two CPUs */
+  int cpu[2]; /* the CPUs the client and the server are pinned to */
 } options = {
     .round_trips = 1000,
     .warm_up = 100,
@@ -138,6 +148,28 @@ static double bucket_micros(unsigned b) {
   return ((double)m + 0.5) * (double)(1ull << (e - 6u)) / 1000.0;
 }
 
+/** Pins the calling process to one CPU, if --cpus asked for it. */
+static void pin(enum side side) {
+  if (!options.cpus) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(options.cpu[side], &set);
+  if (sched_setaffinity(0, sizeof set, &set) < 0) fail("sched_setaffinity");
+}
+
+/** Finds the CPUs for --cpus; 0, or -1 when there are too few. */
+static int choose_cpus(void) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) < 0) fail("sched_getaffinity");
+  int found = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && found < options.cpus; cpu++) {
+    if (CPU_ISSET(cpu, &allowed)) options.cpu[found++] = cpu;
+  }
+  if (found < options.cpus) return -1;
+  if (options.cpus == 1) options.cpu[SERVER] = options.cpu[CLIENT];
+  return 0;
+}
+
 static void round_trip(struct channel *channel, char *message, char *reply) {
   if (MECHANISM.send(channel, CLIENT, message, options.bytes) < 0) fail("send");
   if (MECHANISM.receive(channel, CLIENT, reply, options.bytes) < 0) {
@@ -193,9 +225,11 @@ static void run_pair(int index) {
   if (server < 0) fail("fork");
   if (server == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pin(SERVER);
     if (MECHANISM.attach(&channel, SERVER) < 0) fail("attach (server)");
     serve(&channel);
   }
+  pin(CLIENT);
   if (MECHANISM.attach(&channel, CLIENT) < 0) fail("attach");
   char *message = malloc(options.bytes), *reply = malloc(options.bytes);
   if (!message || !reply) fail("malloc");
@@ -281,6 +315,7 @@ static void parse(int argc, char **argv) {
       {"seconds", required_argument, 0, 't'},
       {"scratch", required_argument, 0, 'd'},
       {"timeout", required_argument, 0, 'T'},
+      {"cpus", required_argument, 0, 'C'},
       {0, 0, 0, 0},
   };
   int option;
@@ -306,6 +341,11 @@ static void parse(int argc, char **argv) {
       case 't': options.seconds = atof(optarg); break;
       case 'd': options.scratch = optarg; break;
       case 'T': options.timeout = (unsigned)atoi(optarg); break;
+      case 'C':
+        if (strcmp(optarg, "one") == 0) options.cpus = 1;
+        else if (strcmp(optarg, "two") == 0) options.cpus = 2;
+        else goto usage;
+        break;
       default: goto usage;
     }
   }
@@ -319,7 +359,7 @@ usage:
   printf("{\"error\":\"usage: --waiting=busy|blocking "
          "--mode=round-trips|one-way|concurrent|idle --bytes=N [--round-trips=N "
          "--warm-up=N --samples=N --count=N --pairs=N --seconds=S "
-         "--scratch=DIR --timeout=S]\"}\n");
+         "--scratch=DIR --timeout=S --cpus=one|two]\"}\n");
   exit(2);
 }
 
@@ -375,6 +415,10 @@ int main(int argc, char **argv) {
   parse(argc, argv);
   if (MECHANISM.max_bytes && options.bytes > MECHANISM.max_bytes) {
     printf("{\"unsupported\":\"%s\"}\n", MECHANISM.why_not);
+    return 0;
+  }
+  if (options.cpus && choose_cpus() < 0) {
+    printf("{\"unsupported\":\"fewer than %d CPUs to pin to\"}\n", options.cpus);
     return 0;
   }
   if (options.mode == ONE_WAY && MECHANISM.no_one_way) {

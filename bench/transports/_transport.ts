@@ -35,6 +35,14 @@ export interface Limit {
   /** A mechanism key of bench/transports/c.ts, e.g. `mq`, `unix-stream`. */
   mechanism: string;
   waiting: Waiting;
+  /**
+   * For a C row: its two processes pinned to one CPU or to two; absent,
+   * where the scheduler puts them. Blocking C is measured on two CPUs (the
+   * row others are compared with) and on one (for context): on a virtual
+   * machine a wake-up on the same CPU is a context switch, one on the other
+   * CPU may first have to wake it from idle.
+   */
+  cpus?: "one" | "two";
 }
 
 /** One connected pair: this process and a peer process. */

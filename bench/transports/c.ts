@@ -161,9 +161,10 @@ export async function haveCompiler(): Promise<boolean> {
 }
 
 /** The program's arguments for a plan. */
-function _arguments(plan: Plan, waiting: Waiting, scratch: string): string[] {
+function _arguments(plan: Plan, limit: Limit, scratch: string): string[] {
   const common = [
-    `--waiting=${waiting}`,
+    `--waiting=${limit.waiting}`,
+    ...(limit.cpus ? [`--cpus=${limit.cpus}`] : []),
     `--bytes=${plan.bytes}`,
     `--scratch=${scratch}`,
     `--timeout=${RUN_TIMEOUT_S}`,
@@ -203,13 +204,16 @@ function _arguments(plan: Plan, waiting: Waiting, scratch: string): string[] {
 
 async function _measure(
   mechanism: CMechanism,
-  waiting: Waiting,
+  limit: Limit,
   plan: Plan,
 ): Promise<Measurement | string> {
+  if (limit.cpus === "one" && plan.idleSeconds !== undefined) {
+    return "measured on the two-CPU row: a blocked process uses no CPU wherever it runs";
+  }
   const program = await _build(mechanism);
   const scratch = await _workDirectory();
   const { stdout, stderr, success } = await new Deno.Command(program, {
-    args: _arguments(plan, waiting, scratch),
+    args: _arguments(plan, limit, scratch),
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout((RUN_TIMEOUT_S + 10) * 1000),
@@ -239,28 +243,53 @@ export async function removeCPrograms(): Promise<void> {
 }
 
 /** The row label of a mechanism's C row with one waiting policy. */
-export function cRowName(mechanism: CMechanism, waiting: Waiting): string {
+export function cRowName(
+  mechanism: CMechanism,
+  waiting: Waiting,
+  cpus?: Limit["cpus"],
+): string {
   const policy = mechanism.policies?.[waiting] ??
     (waiting === "busy" ? "busy-wait" : "blocking");
-  return `C: ${mechanism.label}, ${policy}`;
+  const where = cpus === "one"
+    ? " (one CPU)"
+    : cpus === "two"
+    ? " (two CPUs)"
+    : "";
+  return `C: ${mechanism.label}, ${policy}${where}`;
 }
 
-function _row(mechanism: CMechanism, waiting: Waiting): Transport {
-  const limit: Limit = { mechanism: mechanism.key, waiting };
+function _row(
+  mechanism: CMechanism,
+  waiting: Waiting,
+  cpus?: Limit["cpus"],
+): Transport {
+  const limit: Limit = {
+    mechanism: mechanism.key,
+    waiting,
+    ...(cpus ? { cpus } : {}),
+  };
+  // The one-CPU row is context for the blocking limit: round trips only.
+  const context = cpus === "one";
   return {
-    name: cRowName(mechanism, waiting),
+    name: cRowName(mechanism, waiting, cpus),
     kind: "limit",
     limit,
-    ...(mechanism.concurrent ? { concurrent: true } : {}),
-    ...(mechanism.throughput ? { throughput: true } : {}),
+    ...(mechanism.concurrent && !context ? { concurrent: true } : {}),
+    ...(mechanism.throughput && !context ? { throughput: true } : {}),
     connect: () =>
       Promise.reject(new Error("a C row is measured by its own program")),
-    measureElsewhere: (plan) => _measure(mechanism, waiting, plan),
+    measureElsewhere: (plan) => _measure(mechanism, limit, plan),
   };
 }
 
-/** The C rows of the driver: every mechanism, busy-waiting and blocking. */
+/**
+ * The C rows of the driver: every mechanism busy-waiting (where the
+ * scheduler puts the two processes: it spreads two spinners over two CPUs),
+ * blocking with the two processes pinned to two CPUs (the limit of ipckit's
+ * rows that sleep), and blocking on one CPU.
+ */
 export const cTransports: Transport[] = C_MECHANISMS.flatMap((mechanism) => [
   _row(mechanism, "busy"),
-  _row(mechanism, "blocking"),
+  _row(mechanism, "blocking", "two"),
+  _row(mechanism, "blocking", "one"),
 ]);
