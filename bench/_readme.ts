@@ -41,10 +41,10 @@ const ROWS = {
   tcp: "TCP 127.0.0.1, async",
   rpcMq: "RPC request over message queues, async",
   cMqBusy: "C: POSIX message queue, busy-wait",
-  cMqBlocking: "C: POSIX message queue, blocking (two CPUs)",
+  cMqBlocking: "C: POSIX message queue, blocking (one CPU)",
   cUnixBusy: "C: Unix stream socket, busy-wait",
-  cUnixBlocking: "C: Unix stream socket, blocking (two CPUs)",
-  cUnixOneCpu: "C: Unix stream socket, blocking (one CPU)",
+  cUnixBlocking: "C: Unix stream socket, blocking (one CPU)",
+  cUnixTwoCpus: "C: Unix stream socket, blocking (two CPUs)",
 } as const;
 
 const NOT_MEASURED = "(not measured)";
@@ -164,7 +164,7 @@ export function readmeSection(results: Results): string {
     "the same mechanism in C on the same machine in the same run " +
     "([bench/c/](bench/c/), both ends C): the limit. A row that spins " +
     "before it sleeps is compared with C that busy-waits, a row that sleeps " +
-    "at once with C that blocks, its two processes pinned to two CPUs. The " +
+    "at once with C that blocks, its two processes pinned to one CPU. The " +
     "full tables, with p99, the method, the " +
     "CPU price, concurrency and throughput against message size, are in " +
     "[bench/results.md](bench/results.md).",
@@ -184,20 +184,16 @@ export function readmeSection(results: Results): string {
     "the descriptor (sockets, pipes to a child) every answer waits in its " +
     `event loop: ${_us(rt("unix"))} for a Unix socket, against ` +
     `${_us(rt("cUnixBusy"))} for C busy-waiting on one, and for C blocking ` +
-    `${_us(rt("cUnixBlocking"))} with its two processes on two CPUs and ` +
-    `${_us(rt("cUnixOneCpu"))} on one: on a virtual machine, a wake-up on ` +
-    "another CPU may first have to wake that CPU from idle.",
+    `${_us(rt("cUnixBlocking"))} with its two processes on one CPU and ` +
+    `${_us(rt("cUnixTwoCpus"))} on two: on a virtual machine, a wake-up on ` +
+    "another CPU may first have to bring that CPU out of idle.",
     "",
     "**How far is ipckit from the limit?** The message queue takes " +
     `${_times(ratioOf("mqAsync"))} the time of C busy-waiting on the same ` +
     `queue (${_us(rt("mqAsync"))} against ${_us(rt("cMqBusy"))}), shared ` +
     `memory with spinning ${_times(ratioOf("shmSpin"))}, a FIFO pair ` +
     `${_times(ratioOf("fifo"))}, a Unix socket ${_times(ratioOf("unix"))} ` +
-    "blocking C on two CPUs" +
-    ((ratioOf("unix") ?? 1) < 1
-      ? " (below 1: Deno's wake-ups cost less here than C's cross-CPU ones)"
-      : "") +
-    ". What is left is the price of the runtime: every libc call " +
+    "blocking C. What is left is the price of the runtime: every libc call " +
     "crosses from V8 through `Deno.dlopen`, every wake-up of the event loop " +
     "passes through Deno's own threads, and every message is a JavaScript " +
     "object. [bench/results.md](bench/results.md) has every row's ratio.",

@@ -166,11 +166,12 @@ function _method(results: Results): string {
     "it retries a non-blocking call, or re-reads a word of shared memory, " +
     "until it succeeds, at the price of a core per waiting process. " +
     "*Blocking* sleeps in the kernel (read, mq_receive, sem_wait, futex), " +
-    "measured twice: with the client and the server pinned to two CPUs " +
-    "(the limit rows are compared with) and to one. On a virtual machine " +
-    "the two differ: on one CPU a wake-up is a context switch, on two the " +
-    "kernel may first have to wake the other virtual CPU from idle; left to " +
-    "the scheduler, a blocking pair flips between the two from run to run. " +
+    "measured twice: with the client and the server pinned to one CPU " +
+    "(the limit other rows are compared with: each wake-up is a context " +
+    "switch) and to two. On a virtual machine the two differ: across CPUs " +
+    "the kernel may first have to bring the other virtual CPU out of idle; " +
+    "left to the scheduler, a blocking pair flips between the two from run " +
+    "to run. " +
     "Busy-waiting C is left to the scheduler, which spreads two spinners " +
     "over two CPUs. " +
     "Each ipckit row is compared with the C row of the same mechanism and " +

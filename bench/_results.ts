@@ -132,11 +132,11 @@ export function byName<T extends { transport: string }>(
 
 /**
  * Whether C row `c` is the limit `wanted` names: the same mechanism and
- * waiting; the one-CPU blocking row is context, never the limit.
+ * waiting; the two-CPU blocking row is context, never the limit.
  */
 export function sameLimit(c?: Limit, wanted?: Limit): boolean {
   return !!c && !!wanted && c.mechanism === wanted.mechanism &&
-    c.waiting === wanted.waiting && c.cpus !== "one";
+    c.waiting === wanted.waiting && c.cpus !== "two";
 }
 
 /** The C row a row is compared with (same mechanism, same waiting). */

@@ -41,7 +41,7 @@ const PLAN: Plan = {
 
 function row(key: string, waiting: "busy" | "blocking"): Transport {
   const mechanism = C_MECHANISMS.find((m) => m.key === key)!;
-  const cpus = waiting === "blocking" ? "two" : undefined;
+  const cpus = waiting === "blocking" ? "one" : undefined;
   return cTransports.find((t) =>
     t.name === cRowName(mechanism, waiting, cpus)
   )!;
@@ -247,15 +247,15 @@ Deno.test({
         markdown,
         /\| \*\*message queue, async\*\* \| C: POSIX message queue, busy-wait \| \d+\.\d\d× \|/,
       );
-      // spin: 0 faces blocking C on two CPUs, not the one-CPU context row.
+      // spin: 0 faces blocking C on one CPU, not the two-CPU context row.
       assertMatch(
         markdown,
-        /\| \*\*message queue, async, spin: 0 \(always park\)\*\* \| C: POSIX message queue, blocking \(two CPUs\) \| \d+\.\d\d× \|/,
+        /\| \*\*message queue, async, spin: 0 \(always park\)\*\* \| C: POSIX message queue, blocking \(one CPU\) \| \d+\.\d\d× \|/,
       );
       for (const chart of ["results.svg", "results-cpu.svg"]) {
         assertStringIncludes(
           await Deno.readTextFile(`${dir}/${chart}`),
-          "C: POSIX message queue, blocking (one CPU)",
+          "C: POSIX message queue, blocking (two CPUs)",
         );
       }
     } finally {

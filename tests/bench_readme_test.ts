@@ -78,7 +78,7 @@ const RESULTS: Results = {
     ),
     row("C: POSIX message queue, busy-wait", "limit", "mq", "busy", 1.85),
     row(
-      "C: POSIX message queue, blocking (two CPUs)",
+      "C: POSIX message queue, blocking (one CPU)",
       "limit",
       "mq",
       "blocking",

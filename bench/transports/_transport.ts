@@ -37,10 +37,11 @@ export interface Limit {
   waiting: Waiting;
   /**
    * For a C row: its two processes pinned to one CPU or to two; absent,
-   * where the scheduler puts them. Blocking C is measured on two CPUs (the
-   * row others are compared with) and on one (for context): on a virtual
-   * machine a wake-up on the same CPU is a context switch, one on the other
-   * CPU may first have to wake it from idle.
+   * where the scheduler puts them. Blocking C is measured on one CPU (the
+   * row others are compared with: each wake-up is a context switch, the
+   * fastest a sleeping pair can go) and on two (for context): on a virtual
+   * machine a wake-up on the other CPU may first have to bring it out of
+   * idle, and left to itself the scheduler flips between the two.
    */
   cpus?: "one" | "two";
 }

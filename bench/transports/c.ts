@@ -207,8 +207,8 @@ async function _measure(
   limit: Limit,
   plan: Plan,
 ): Promise<Measurement | string> {
-  if (limit.cpus === "one" && plan.idleSeconds !== undefined) {
-    return "measured on the two-CPU row: a blocked process uses no CPU wherever it runs";
+  if (limit.cpus === "two" && plan.idleSeconds !== undefined) {
+    return "measured on the one-CPU row: a blocked process uses no CPU wherever it runs";
   }
   const program = await _build(mechanism);
   const scratch = await _workDirectory();
@@ -268,8 +268,8 @@ function _row(
     waiting,
     ...(cpus ? { cpus } : {}),
   };
-  // The one-CPU row is context for the blocking limit: round trips only.
-  const context = cpus === "one";
+  // The two-CPU row is context for the blocking limit: the main cells only.
+  const context = cpus === "two";
   return {
     name: cRowName(mechanism, waiting, cpus),
     kind: "limit",
@@ -285,11 +285,12 @@ function _row(
 /**
  * The C rows of the driver: every mechanism busy-waiting (where the
  * scheduler puts the two processes: it spreads two spinners over two CPUs),
- * blocking with the two processes pinned to two CPUs (the limit of ipckit's
- * rows that sleep), and blocking on one CPU.
+ * blocking with both processes pinned to one CPU (the limit of ipckit's rows
+ * that sleep: each wake-up a context switch), and blocking pinned to two CPUs
+ * (for context: what a wake-up across CPUs adds on this machine).
  */
 export const cTransports: Transport[] = C_MECHANISMS.flatMap((mechanism) => [
   _row(mechanism, "busy"),
-  _row(mechanism, "blocking", "two"),
   _row(mechanism, "blocking", "one"),
+  _row(mechanism, "blocking", "two"),
 ]);
