@@ -7,7 +7,8 @@
  * same signal before the handler runs may merge into one. Use it to wake or
  * stop a process, and a channel to tell it what to do.
  *
- * Permissions: listening needs none; `sendSignal()` needs `--allow-run`.
+ * Permissions: listening needs none; `sendSignal()` needs `--allow-run`
+ * without a list of programs (Deno's rule for `Deno.kill`).
  *
  * @example Reload on SIGHUP until SIGTERM
  * ```ts ignore
@@ -331,12 +332,52 @@ export function signals(
 }
 
 /**
- * Sends signal `name` to process `pid` (a negative `pid` addresses the
- * process group `-pid`). Needs `--allow-run`.
+ * Options for {@linkcode sendSignal}.
  *
- * @throws {TypeError} for a pid that is not a non-zero integer, or a name this
+ * @example
+ * ```ts
+ * import type { SendSignalOptions } from "@ipckit/ipckit";
+ *
+ * const wholeGroup: SendSignalOptions = { processGroup: true };
+ * ```
+ */
+export interface SendSignalOptions {
+  /**
+   * Treat the id as a process group id and signal every process in that
+   * group (`kill(-pgid, sig)`). Default `false`: the id is one process.
+   * Group 1 is refused, because `kill(-1)` means every process the caller
+   * may signal, not group 1.
+   */
+  processGroup?: boolean;
+}
+
+/** The largest `pid_t` (a signed 32-bit integer on Linux and macOS). */
+const _PID_T_MAX = 0x7fff_ffff;
+
+/**
+ * Sends signal `name` to process `pid`, or with `{ processGroup: true }` to
+ * every process in the group `pid`.
+ *
+ * Only a positive integer that fits `pid_t` is accepted: `kill(2)` gives 0,
+ * -1 and negative ids other meanings (the caller's group, every process it
+ * may signal, a group), and a larger number would wrap around to one of
+ * them, so those are refused before anything is sent.
+ *
+ * Permissions: `--allow-run` with no list of programs, Deno's rule for
+ * `Deno.kill` (`--allow-run=sleep` is not enough), for a process and for a
+ * group alike. The kernel then allows signalling only processes of the same
+ * user (or any, for root).
+ *
+ * @param pid a process id, or with `processGroup` a process group id: an
+ * integer from 1 (2 for a group) to 2147483647
+ * @param name the signal, e.g. `"SIGTERM"`
+ * @param options `{ processGroup: true }` to signal a process group
+ * @throws {TypeError} for an id that is not an integer, or a name this
  * platform does not have
- * @throws {Deno.errors.NotFound} when no such process exists
+ * @throws {RangeError} for an id outside 1 to 2147483647 (2 to 2147483647
+ * for a group)
+ * @throws {Deno.errors.NotCapable} without `--allow-run`
+ * @throws {Deno.errors.NotFound} when no such process (or group) exists
  * @throws {Deno.errors.PermissionDenied} when the OS forbids signalling it
  *
  * @example
@@ -348,32 +389,66 @@ export function signals(
  * console.log((await child.status).signal); // SIGTERM
  * ```
  */
-export function sendSignal(pid: number, name: SignalName): void {
-  // Deno.kill truncates a fractional pid (1.5 becomes init, pid 1), and 0
-  // would signal our own process group: both are refused here.
-  if (!Number.isSafeInteger(pid) || pid === 0) {
+export function sendSignal(
+  pid: number,
+  name: SignalName,
+  options: SendSignalOptions = {},
+): void {
+  const group = options?.processGroup;
+  if (group !== undefined && typeof group !== "boolean") {
     throw new TypeError(
-      `Cannot send a signal: pid must be a non-zero integer, got ${
-        String(pid)
+      `Cannot send a signal: processGroup must be a boolean, got ${typeof group}`,
+    );
+  }
+  const what = group ? "process group id" : "pid";
+  if (typeof pid !== "number" || !Number.isInteger(pid)) {
+    throw new TypeError(
+      `Cannot send a signal: ${what} must be an integer, got ${
+        typeof pid === "number" ? String(pid) : typeof pid
+      }`,
+    );
+  }
+  const lowest = group ? 2 : 1;
+  if (pid < lowest || pid > _PID_T_MAX) {
+    throw new RangeError(
+      `Cannot send a signal: ${what} must be from ${lowest} to ${_PID_T_MAX}, got ${pid}${
+        _whyRefused(pid, group ?? false)
       }`,
     );
   }
   const signal = _checkExists(name, "send");
+  const target = group ? `process group ${pid}` : `process ${pid}`;
   try {
-    Deno.kill(pid, signal);
+    Deno.kill(group ? -pid : pid, signal);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Deno.errors.NotFound(
-        `Cannot send ${signal} to process ${pid}: no such process`,
+        `Cannot send ${signal} to ${target}: no such ${
+          group ? "process group" : "process"
+        }`,
         { cause: error },
       );
     }
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new Deno.errors.PermissionDenied(
-        `Cannot send ${signal} to process ${pid}: the OS does not permit it`,
+        `Cannot send ${signal} to ${target}: the OS does not permit it`,
         { cause: error },
       );
     }
     throw error;
   }
+}
+
+/** What kill(2) would have made of an id that is refused, for the message. */
+function _whyRefused(pid: number, group: boolean): string {
+  if (pid === 0) return " (kill(0) would signal this process's own group)";
+  if (pid === -1 || (group && pid === 1)) {
+    return " (kill(-1) would signal every process this user may signal)";
+  }
+  if (pid < 0) {
+    return group
+      ? " (give the group id itself, without a minus sign)"
+      : " (a negative pid is a process group: pass { processGroup: true } and the positive group id)";
+  }
+  return " (it does not fit pid_t, so it would wrap around)";
 }
