@@ -43,7 +43,11 @@ export function requireSymbol<K extends keyof _Symbols>(
 const _isDarwin = Deno.build.os === "darwin";
 const _isAarch64 = Deno.build.arch === "aarch64";
 
-/** open(2)/mq_open(3)/shm_open(3) flags. aarch64 Linux moves O_NOFOLLOW and O_DIRECTORY. */
+/**
+ * open(2)/mq_open(3)/shm_open(3) flags. aarch64 Linux moves O_NOFOLLOW and
+ * O_DIRECTORY. macOS has no O_PATH: it is 0 there, and the code that needs it
+ * refuses to run on macOS (see `ffi/dir_fd.ts`).
+ */
 export const O = _isDarwin
   ? {
     RDONLY: 0x0,
@@ -53,6 +57,8 @@ export const O = _isDarwin
     CREAT: 0x200,
     EXCL: 0x800,
     NOFOLLOW: 0x100,
+    DIRECTORY: 0x100000,
+    PATH: 0,
     CLOEXEC: 0x1000000,
   } as const
   : {
@@ -63,8 +69,18 @@ export const O = _isDarwin
     CREAT: 0o100,
     EXCL: 0o200,
     NOFOLLOW: _isAarch64 ? 0o100000 : 0o400000,
+    DIRECTORY: _isAarch64 ? 0o40000 : 0o200000,
+    PATH: 0o10000000,
     CLOEXEC: 0o2000000,
   } as const;
+
+/** The `*at()` calls' special directory and flags. */
+export const AT = _isDarwin
+  ? { FDCWD: -2, SYMLINK_NOFOLLOW: 0x20 } as const
+  : { FDCWD: -100, SYMLINK_NOFOLLOW: 0x100 } as const;
+
+/** renameat2(2) flags (Linux). */
+export const RENAME = { NOREPLACE: 1, EXCHANGE: 2 } as const;
 
 /** poll(2) event bits (the same on Linux and macOS). */
 export const POLL = {
@@ -150,6 +166,8 @@ export const STAT = _isDarwin
     SIZE: 96,
     MODE: 4,
     MODE_BYTES: 2,
+    NLINK: 6,
+    NLINK_BYTES: 2,
     UID: 16,
     MTIME: 48,
     SIZE_OF: 144,
@@ -162,6 +180,8 @@ export const STAT = _isDarwin
     SIZE: 48,
     MODE: 16,
     MODE_BYTES: 4,
+    NLINK: 20,
+    NLINK_BYTES: 4,
     UID: 24,
     MTIME: 88,
     SIZE_OF: 128,
@@ -173,6 +193,8 @@ export const STAT = _isDarwin
     SIZE: 48,
     MODE: 24,
     MODE_BYTES: 4,
+    NLINK: 16,
+    NLINK_BYTES: 8,
     UID: 28,
     MTIME: 88,
     SIZE_OF: 144,

@@ -7,7 +7,7 @@
  * `null` there and {@link import("./c.ts").requireSymbol} turns that into a
  * clear `NotSupported` error.
  *
- * Variadic functions (`open`, `mq_open`, `sem_open`, `fcntl`) are declared with
+ * Variadic functions (`open`, `openat`, `mq_open`, `sem_open`, `fcntl`) are declared with
  * fixed parameters. That is only sound where variadic and fixed integer and
  * pointer arguments are passed the same way, which holds on x86_64 and aarch64
  * Linux; on aarch64 macOS variadic arguments go on the stack, so those
@@ -25,6 +25,8 @@ export const LIBC_SYMBOLS = {
   getpid: { parameters: [], result: "i32" },
   // uid_t getuid(void);
   getuid: { parameters: [], result: "u32" },
+  // uid_t geteuid(void);  the uid the kernel checks permissions against
+  geteuid: { parameters: [], result: "u32" },
   // int kill(pid_t pid, int sig);
   kill: { parameters: ["i32", "i32"], result: "i32" },
 
@@ -36,12 +38,38 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // int open(const char *path, int flags, ... /* mode_t mode */);  variadic, see above
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int openat(int dirfd, const char *path, int flags, ... /* mode_t mode */);  variadic, see above
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   // int fcntl(int fd, int cmd, ... /* int arg */);  variadic, see above
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int pipe2(int pipefd[2], int flags);  Linux only
   pipe2: { parameters: ["buffer", "i32"], result: "i32", optional: true },
   // int mkfifo(const char *path, mode_t mode);
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  // int mkfifoat(int dirfd, const char *path, mode_t mode);
+  mkfifoat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int unlinkat(int dirfd, const char *path, int flags);
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+  renameat: {
+    parameters: ["i32", "buffer", "i32", "buffer"],
+    result: "i32",
+  },
+  // int renameat2(int olddirfd, const char *oldpath, int newdirfd,
+  //               const char *newpath, unsigned int flags);  glibc >= 2.28, Linux only
+  renameat2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // ssize_t readlink(const char *path, char *buf, size_t size);  no NUL is added
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  // int fstatat(int dirfd, const char *path, struct stat *st, int flags);  glibc >= 2.33 and musl export it
+  fstatat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
   // int fstat(int fd, struct stat *st);  glibc >= 2.33 and musl export it
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   // int lstat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it

@@ -1,13 +1,14 @@
 /**
- * stat(2) and lstat(2) through libc, decoded into the fields ipckit reads.
- * Callers check Deno's read permission for the path first: these functions
- * do not.
+ * stat(2), lstat(2), fstat(2) and fstatat(2) through libc, decoded into the
+ * fields ipckit reads. Callers check Deno's read permission for the path
+ * first: these functions do not.
  *
  * @module
  */
 
-import { cString, requireSymbol, STAT } from "./c.ts";
+import { AT, cString, requireSymbol, STAT } from "./c.ts";
 import { retryEintr } from "./errno.ts";
+import { libc } from "./load.ts";
 
 /** The fields of `struct stat` that ipckit uses. */
 export interface FileStatus {
@@ -17,12 +18,37 @@ export interface FileStatus {
   ino: bigint;
   /** `st_mode`: file type and permission bits. */
   mode: number;
+  /** `st_nlink`, the number of hard links (names) the file has. */
+  nlink: number;
   /** `st_uid`, the owner. */
   uid: number;
   /** `st_size` in bytes. */
   size: number;
   /** `st_mtime` in milliseconds since the epoch. */
   mtimeMs: number;
+}
+
+/** Decodes the fields ipckit reads from a filled `struct stat`. */
+function _decode(buffer: Uint8Array<ArrayBuffer>): FileStatus {
+  const view = new DataView(buffer.buffer);
+  return {
+    dev: STAT.DEV_BYTES === 4
+      ? BigInt(view.getInt32(STAT.DEV, true))
+      : view.getBigUint64(STAT.DEV, true),
+    ino: view.getBigUint64(STAT.INO, true),
+    mode: STAT.MODE_BYTES === 2
+      ? view.getUint16(STAT.MODE, true)
+      : view.getUint32(STAT.MODE, true),
+    nlink: STAT.NLINK_BYTES === 2
+      ? view.getUint16(STAT.NLINK, true)
+      : STAT.NLINK_BYTES === 4
+      ? view.getUint32(STAT.NLINK, true)
+      : Number(view.getBigUint64(STAT.NLINK, true)),
+    uid: view.getUint32(STAT.UID, true),
+    size: Number(view.getBigInt64(STAT.SIZE, true)),
+    mtimeMs: Number(view.getBigInt64(STAT.MTIME, true)) * 1000 +
+      Math.floor(Number(view.getBigInt64(STAT.MTIME + 8, true)) / 1e6),
+  };
 }
 
 /**
@@ -37,19 +63,34 @@ export function statPath(
   const buffer = new Uint8Array(STAT.SIZE_OF);
   const cPath = cString(path);
   const result = retryEintr(() => call(cPath, buffer));
-  if (result < 0) return result;
-  const view = new DataView(buffer.buffer);
-  return {
-    dev: STAT.DEV_BYTES === 4
-      ? BigInt(view.getInt32(STAT.DEV, true))
-      : view.getBigUint64(STAT.DEV, true),
-    ino: view.getBigUint64(STAT.INO, true),
-    mode: STAT.MODE_BYTES === 2
-      ? view.getUint16(STAT.MODE, true)
-      : view.getUint32(STAT.MODE, true),
-    uid: view.getUint32(STAT.UID, true),
-    size: Number(view.getBigInt64(STAT.SIZE, true)),
-    mtimeMs: Number(view.getBigInt64(STAT.MTIME, true)) * 1000 +
-      Math.floor(Number(view.getBigInt64(STAT.MTIME + 8, true)) / 1e6),
-  };
+  return result < 0 ? result : _decode(buffer);
+}
+
+/** Stats the file open on `fd`. Returns `-errno` when the call fails. */
+export function statFd(fd: number): FileStatus | number {
+  const buffer = new Uint8Array(STAT.SIZE_OF);
+  const result = retryEintr(() => libc().symbols.fstat(fd, buffer));
+  return result < 0 ? result : _decode(buffer);
+}
+
+/**
+ * Stats `name` in the directory open on `dirfd`, never following a final
+ * symbolic link. Returns `-errno` when the call fails.
+ */
+export function statAt(dirfd: number, name: string): FileStatus | number {
+  const fstatat = requireSymbol("fstatat");
+  const buffer = new Uint8Array(STAT.SIZE_OF);
+  const cName = cString(name);
+  const result = retryEintr(() =>
+    fstatat(dirfd, cName, buffer, AT.SYMLINK_NOFOLLOW)
+  );
+  return result < 0 ? result : _decode(buffer);
+}
+
+/** Whether two statuses describe the same file (device and inode). */
+export function sameFile(
+  a: Pick<FileStatus, "dev" | "ino">,
+  b: Pick<FileStatus, "dev" | "ino">,
+): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
 }
