@@ -22,14 +22,21 @@
  * - Reads and writes then park on the descriptor with `poll()` on the thread
  *   pool when they would block.
  *
- * Safety: a final symbolic link is never followed (`O_NOFOLLOW`, and lstat
- * before open), and anything at the path that is not a FIFO is refused, both
- * before and after opening. Writing after the reader has gone fails with
- * `Deno.errors.BrokenPipe`; the process is never killed by SIGPIPE, which
- * Deno ignores.
+ * Safety: the path checked is the path opened. Its directory is opened
+ * first and Deno's permission is checked on the directory's real path
+ * (symbolic links followed) joined with the file name, so a link inside an
+ * allowed directory does not reach outside it; the FIFO is then opened
+ * relative to that directory, a final symbolic link is never followed
+ * (`O_NOFOLLOW`), and anything at the path that is not a FIFO is refused,
+ * both before and after opening. `Fifo.create` adopts an existing FIFO only
+ * when it is the caller's own (see {@linkcode FifoCreateOptions.adopt});
+ * removing a FIFO never removes another file put in its place. Writing
+ * after the reader has gone fails with `Deno.errors.BrokenPipe`; the process
+ * is never killed by SIGPIPE, which Deno ignores.
  *
  * Permissions: `--allow-ffi`, plus `--allow-write` on the path to create,
- * remove or write, `--allow-read` on the path to read.
+ * remove or write, `--allow-read` on the path to read: on the path as given
+ * and on its real location, where they differ.
  *
  * @example Lines that `echo` and `cat` understand
  * ```ts ignore
@@ -47,20 +54,23 @@
  * @module
  */
 
-import { cString, O, S_IFLNK } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { O, S_IFLNK, S_IFMT } from "../ffi/c.ts";
+import { ERRNO } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
-import { checkMode } from "./_common/checks.ts";
+import { checkFlag, checkMode } from "./_common/checks.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
+import { checkAdoptOption, requireAdoptable } from "./_kernel/adoption.ts";
+import { AnchoredPath } from "./_kernel/anchored_path.ts";
 import {
   describeFileType,
-  fstatType,
   isFifoType,
   lstatType,
 } from "./_kernel/file_type.ts";
+import { checkFilePath } from "./_kernel/paths.ts";
 import { requirePermission } from "./_kernel/permissions.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { type Deadline, deadlineOf } from "./_wait/fd.ts";
@@ -80,9 +90,19 @@ export interface FifoCreateOptions {
   mode?: number;
   /**
    * Fail with `AlreadyExists` if a FIFO is already at the path. Default
-   * `false`: an existing FIFO is used (and not removed on dispose).
+   * `false`: an existing FIFO is used (and not removed on dispose), as
+   * `adopt` allows.
    */
   exclusive?: boolean;
+  /**
+   * Which existing FIFO to use when one is already at the path.
+   * `"owned"` (default): only one owned by this process's effective uid,
+   * whose mode grants nothing beyond `mode` and which has no other hard
+   * link; any other fails with `PermissionDenied` naming its owner and
+   * mode. `"any-owner"`: any FIFO, whoever made it. Cannot be combined with
+   * `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
 }
 
 /**
@@ -143,6 +163,11 @@ export interface FifoDuplexOptions<T>
   role: "server" | "client";
   /** Permission bits of FIFOs the server creates. Default `0o600`. */
   mode?: number;
+  /**
+   * Which existing FIFOs the server uses, as {@linkcode FifoCreateOptions.adopt}.
+   * Server only. Default `"owned"`.
+   */
+  adopt?: "owned" | "any-owner";
 }
 
 /** Suffix of the FIFO that carries client-to-server messages in {@linkcode Fifo.duplex}. */
@@ -182,25 +207,29 @@ const _leaked = new FinalizationRegistry<FdHandle[]>((handles) => {
 export class Fifo implements Disposable {
   #path: string;
   #created: boolean;
+  #identity: _Identity;
   #removed = false;
 
-  private constructor(path: string, created: boolean) {
+  private constructor(path: string, created: boolean, identity: _Identity) {
     this.#path = path;
     this.#created = created;
+    this.#identity = identity;
   }
 
   /**
    * Creates a FIFO at `path` with `mkfifo(3)`, or adopts a FIFO already
-   * there (unless `exclusive`).
+   * there (unless `exclusive`; only the caller's own, unless `adopt`).
    *
    * @throws {TypeError} for an invalid path or mode, before any system call
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   * (as given and where it really leads)
    * @throws {Deno.errors.AlreadyExists} when something that is not a FIFO
    * (a file, a directory, a symbolic link) is at the path, or with
    * `exclusive` when a FIFO is
+   * @throws {Deno.errors.PermissionDenied} when the FIFO there belongs to
+   * another user, has a wider mode than `mode` or another hard link (see
+   * `adopt`), or when the kernel denies writing the parent directory
    * @throws {Deno.errors.NotFound} when the parent directory does not exist
-   * @throws {Deno.errors.PermissionDenied} when the kernel denies writing the
-   * parent directory
    *
    * @example
    * ```ts ignore
@@ -211,21 +240,28 @@ export class Fifo implements Disposable {
    * ```
    */
   static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
-    const file = _checkPath(path, "create FIFO");
+    const file = checkFilePath(path, "create FIFO");
     const action = `create FIFO "${file}"`;
     // Only undefined means the default: a null mode is an error here.
     const mode = checkMode(
       options.mode === undefined ? 0o600 : options.mode,
       action,
     );
-    requirePermission("write", file);
-    const cPath = cString(file);
-    const result = retryEintr(() => libc().symbols.mkfifo(cPath, mode));
-    if (result === 0) return new Fifo(file, true);
-    const errno = -result;
+    checkFlag(options.exclusive, "exclusive", action);
+    const adopt = checkAdoptOption(
+      options.adopt,
+      true,
+      options.exclusive,
+      action,
+    );
+    using at = AnchoredPath.open(file, ["write"], action);
+    const made = at.makeFifo(mode);
+    if (made === 0) return new Fifo(file, true, _fifoAt(at, action));
+    const errno = -made;
     if (errno !== ERRNO.EEXIST) throw _createError(file, errno);
-    const type = lstatType(file);
-    if (type < 0) throw systemError("lstat", action, -type);
+    const status = at.stat();
+    if (typeof status === "number") throw systemError("lstat", action, -status);
+    const type = status.mode & S_IFMT;
     if (!isFifoType(type)) {
       throw systemError(
         "mkfifo",
@@ -244,16 +280,20 @@ export class Fifo implements Disposable {
         "a FIFO already exists there (exclusive: true)",
       );
     }
-    return new Fifo(file, false);
+    requireAdoptable(status, mode, adopt, "mkfifo", action);
+    return new Fifo(file, false, status);
   }
 
   /**
    * Removes the FIFO at `path`. Processes that have it open keep their
-   * descriptors; the pipe goes away when the last one closes.
+   * descriptors; the pipe goes away when the last one closes. Anything else
+   * at the path is left alone, also when it takes the FIFO's place while
+   * this runs.
    *
    * @throws {Deno.errors.NotFound} when nothing is at the path
    * @throws {Deno.errors.AlreadyExists} when the path is not a FIFO (it is left alone)
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   * (as given and where it really leads)
    *
    * @example
    * ```ts ignore
@@ -263,15 +303,8 @@ export class Fifo implements Disposable {
    * ```
    */
   static unlink(path: string | URL): void {
-    const file = _checkPath(path, "remove FIFO");
-    const action = `remove FIFO "${file}"`;
-    requirePermission("write", file);
-    const type = lstatType(file);
-    if (type < 0) throw systemError("lstat", action, -type);
-    if (!isFifoType(type)) {
-      throw _notFifoError("unlink", action, type, ERRNO.EEXIST);
-    }
-    Deno.removeSync(file);
+    const file = checkFilePath(path, "remove FIFO");
+    _removeFifo(file, undefined);
   }
 
   /**
@@ -279,7 +312,8 @@ export class Fifo implements Disposable {
    * does not wait for a writer, its first `receive()` does. Iteration ends
    * when the last writer closes after having written.
    *
-   * @throws {Deno.errors.NotCapable} without `--allow-read` on the path
+   * @throws {Deno.errors.NotCapable} without `--allow-read` on the path (as
+   * given and where it really leads)
    * @throws {Deno.errors.NotFound} when nothing is at the path
    * @throws {IpcError} when the path is not a FIFO (code `EINVAL`) or is a
    * symbolic link (code `ELOOP`)
@@ -296,12 +330,19 @@ export class Fifo implements Disposable {
     path: string | URL,
     options: FifoReaderOptions<T> = {},
   ): Promise<FramedChannel<T>> {
+    return Fifo.#openReader(path, options, undefined);
+  }
+
+  static #openReader<T>(
+    path: string | URL,
+    options: FifoReaderOptions<T>,
+    expected: _Identity | undefined,
+  ): Promise<FramedChannel<T>> {
     try {
-      const file = _checkPath(path, "open FIFO");
+      const file = checkFilePath(path, "open FIFO");
       const action = `open FIFO "${file}" for reading`;
       checkFramingOptions(options, action);
-      requirePermission("read", file);
-      const handle = { fd: _tryOpenFifo(file, O.RDONLY, action) };
+      const handle = { fd: _openFifo(file, O.RDONLY, action, expected) };
       const channel = new FramedChannel<T>({
         ...options,
         readable: fdReadable(handle, `FIFO "${file}"`, {
@@ -321,7 +362,8 @@ export class Fifo implements Disposable {
    * Opens the writing end of the FIFO at `path`, waiting (without blocking
    * the event loop) until some process has it open for reading.
    *
-   * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on the path (as
+   * given and where it really leads)
    * @throws {Deno.errors.NotFound} when nothing is at the path
    * @throws {Deno.errors.TimedOut} when no reader comes before `timeout`
    * @throws {IpcError} code `ENXIO` with `nonBlocking: true` and no reader;
@@ -335,16 +377,26 @@ export class Fifo implements Disposable {
    * await writer.send({ id: 1 });
    * ```
    */
-  static async openWriter<T = unknown>(
+  static openWriter<T = unknown>(
     path: string | URL,
     options: FifoWriterOptions<T> = {},
   ): Promise<FramedChannel<T>> {
-    const file = _checkPath(path, "open FIFO");
+    return Fifo.#openWriter(path, options, undefined);
+  }
+
+  static async #openWriter<T>(
+    path: string | URL,
+    options: FifoWriterOptions<T>,
+    expected: _Identity | undefined,
+  ): Promise<FramedChannel<T>> {
+    const file = checkFilePath(path, "open FIFO");
     const action = `open FIFO "${file}" for writing`;
     checkFramingOptions(options, action);
     const deadline = deadlineOf(options);
+    // As Deno would check it, before any system call; each attempt checks
+    // the real location again.
     requirePermission("write", file);
-    const fd = await _openWriterFd(file, action, options, deadline);
+    const fd = await _openWriterFd(file, action, options, deadline, expected);
     const handle = { fd };
     const channel = new FramedChannel<T>({
       ...options,
@@ -380,7 +432,7 @@ export class Fifo implements Disposable {
     basePath: string | URL,
     options: FifoDuplexOptions<T>,
   ): Promise<FramedChannel<T>> {
-    const base = _checkPath(basePath, "open FIFO pair");
+    const base = checkFilePath(basePath, "open FIFO pair");
     const role = options?.role;
     if (role !== "server" && role !== "client") {
       throw new TypeError(
@@ -396,9 +448,15 @@ export class Fifo implements Disposable {
       options.mode === undefined ? 0o600 : options.mode,
       action,
     );
+    const adopt = checkAdoptOption(
+      options.adopt,
+      role === "server",
+      false,
+      action,
+    );
     const deadline = deadlineOf(options);
-    const toServer = base + TO_SERVER_SUFFIX;
-    const toClient = base + TO_CLIENT_SUFFIX;
+    const toServer = checkFilePath(base + TO_SERVER_SUFFIX, action);
+    const toClient = checkFilePath(base + TO_CLIENT_SUFFIX, action);
     for (const file of [toServer, toClient]) {
       requirePermission("read", file);
       requirePermission("write", file);
@@ -419,7 +477,7 @@ export class Fifo implements Disposable {
     try {
       if (role === "server") {
         for (const file of [toServer, toClient]) {
-          const fifo = Fifo.create(file, { mode });
+          const fifo = Fifo.create(file, { mode, adopt });
           if (fifo.created) created.push(fifo);
         }
       } else {
@@ -427,7 +485,7 @@ export class Fifo implements Disposable {
       }
       // The reading end first: it opens at once, and lets the peer's writer in.
       const readHandle = {
-        fd: _tryOpenFifo(incoming, O.RDONLY, `${action}: ${incoming}`),
+        fd: _openFifo(incoming, O.RDONLY, `${action}: ${incoming}`),
       };
       handles.push(readHandle);
       const writeHandle = {
@@ -436,6 +494,7 @@ export class Fifo implements Disposable {
           `${action}: ${outgoing}`,
           options,
           deadline,
+          undefined,
         ),
       };
       handles.push(writeHandle);
@@ -470,6 +529,8 @@ export class Fifo implements Disposable {
 
   /**
    * Opens the reading end of this FIFO; see {@linkcode Fifo.openReader}.
+   * Fails with `NotFound` when the FIFO at the path is no longer the one
+   * this handle created or adopted.
    *
    * @example
    * ```ts ignore
@@ -482,11 +543,13 @@ export class Fifo implements Disposable {
   openReader<T = unknown>(
     options: FifoReaderOptions<T> = {},
   ): Promise<FramedChannel<T>> {
-    return Fifo.openReader<T>(this.#path, options);
+    return Fifo.#openReader<T>(this.#path, options, this.#identity);
   }
 
   /**
    * Opens the writing end of this FIFO; see {@linkcode Fifo.openWriter}.
+   * Fails with `NotFound` when the FIFO at the path is no longer the one
+   * this handle created or adopted.
    *
    * @example
    * ```ts ignore
@@ -499,12 +562,13 @@ export class Fifo implements Disposable {
   openWriter<T = unknown>(
     options: FifoWriterOptions<T> = {},
   ): Promise<FramedChannel<T>> {
-    return Fifo.openWriter<T>(this.#path, options);
+    return Fifo.#openWriter<T>(this.#path, options, this.#identity);
   }
 
   /**
-   * Removes the FIFO now, whether or not this handle created it; idempotent
-   * for this handle.
+   * Removes this handle's FIFO now, whether it created or adopted it;
+   * idempotent for this handle. A different file at the path (another FIFO
+   * included) is left alone, and the call fails with `NotFound`.
    *
    * @example
    * ```ts ignore
@@ -516,46 +580,70 @@ export class Fifo implements Disposable {
    */
   unlink(): void {
     if (this.#removed) return;
-    Fifo.unlink(this.#path);
+    _removeFifo(this.#path, this.#identity);
     this.#removed = true;
   }
 
-  /** Removes the FIFO if this handle created it and it is still there. */
+  /**
+   * Removes the FIFO if this handle created it and it is still there: that
+   * FIFO, never one put in its place.
+   */
   [Symbol.dispose](): void {
     if (!this.#created || this.#removed) return;
     try {
       this.unlink();
     } catch (error) {
-      // Somebody else removed it first: the goal is reached.
+      // Somebody else removed it first (or replaced it: the replacement is
+      // not ours to remove): the goal is reached.
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       this.#removed = true;
     }
   }
 }
 
-function _checkPath(path: unknown, action: string): string {
-  let file: string;
-  if (path instanceof URL) {
-    if (path.protocol !== "file:") {
-      throw new TypeError(
-        `Cannot ${action}: a URL path must use file:, got ${path.protocol}`,
-      );
+/** The device and inode of the FIFO a handle created or adopted. */
+type _Identity = Pick<FileStatus, "dev" | "ino">;
+
+/** The FIFO just made at `at`: its identity, after checking it is still a FIFO. */
+function _fifoAt(at: AnchoredPath, action: string): _Identity {
+  const status = at.stat();
+  if (typeof status === "number") throw systemError("lstat", action, -status);
+  if (!isFifoType(status.mode & S_IFMT)) throw _replacedError(action, false);
+  return status;
+}
+
+/**
+ * The error for a path whose FIFO is not the one a handle knows (`known`),
+ * or whose file changed between the look before opening and the open.
+ */
+function _replacedError(action: string, known: boolean): Error {
+  return systemError(
+    "lstat",
+    action,
+    ERRNO.ENOENT,
+    known
+      ? "the FIFO this handle knows is no longer there: another file took its place, so it was left alone"
+      : "another file took its place while it was being opened",
+  );
+}
+
+/**
+ * Removes the FIFO at `file` (checked), or only the one `expected`
+ * identifies; anything else there is left alone, also when it is swapped in
+ * during the removal.
+ */
+function _removeFifo(file: string, expected: _Identity | undefined): void {
+  const action = `remove FIFO "${file}"`;
+  using at = AnchoredPath.open(file, ["write"], action);
+  at.remove((status) => {
+    if (expected && !sameFile(status, expected)) {
+      return _replacedError(action, true);
     }
-    file = decodeURIComponent(path.pathname);
-  } else if (typeof path === "string") {
-    file = path;
-  } else {
-    throw new TypeError(
-      `Cannot ${action}: path must be a string or a file: URL, got ${typeof path}`,
-    );
-  }
-  if (file.length === 0) throw new TypeError(`Cannot ${action}: path is empty`);
-  if (file.includes("\0")) {
-    throw new TypeError(
-      `Cannot ${action} ${JSON.stringify(file)}: path contains a NUL character`,
-    );
-  }
-  return file;
+    const type = status.mode & S_IFMT;
+    return isFifoType(type)
+      ? undefined
+      : _notFifoError("unlink", action, type, ERRNO.EEXIST);
+  }, action);
 }
 
 function _createError(file: string, errno: number): Error {
@@ -604,33 +692,46 @@ function _notFifoError(
 }
 
 /**
- * Opens `file` with O_NONBLOCK, O_NOFOLLOW and O_CLOEXEC after checking with
- * lstat that it is a FIFO, and checks again with fstat on the descriptor (the
- * path may have been replaced in between). Returns the descriptor, or for a
- * writer without a reader `-ENXIO`.
+ * Opens the FIFO at `file` with O_NONBLOCK, O_NOFOLLOW and O_CLOEXEC,
+ * relative to its checked directory (see `AnchoredPath`): lstat first says
+ * it is a FIFO (and, with `expected`, the one a handle knows), and fstat on
+ * the descriptor confirms that the same file was opened. Returns the
+ * descriptor, or for a writer without a reader `-ENXIO`.
  */
-function _tryOpenFifo(file: string, access: number, action: string): number {
-  const before = lstatType(file);
-  if (before < 0) throw systemError("lstat", action, -before);
-  if (!isFifoType(before)) {
+function _openFifo(
+  file: string,
+  access: number,
+  action: string,
+  expected?: _Identity,
+): number {
+  using at = AnchoredPath.open(
+    file,
+    [access === O.RDONLY ? "read" : "write"],
+    action,
+  );
+  const before = at.stat();
+  if (typeof before === "number") throw systemError("lstat", action, -before);
+  const type = before.mode & S_IFMT;
+  if (!isFifoType(type)) {
     throw _notFifoError(
       "lstat",
       action,
-      before,
-      before === S_IFLNK ? ERRNO.ELOOP : ERRNO.EINVAL,
+      type,
+      type === S_IFLNK ? ERRNO.ELOOP : ERRNO.EINVAL,
     );
   }
-  const cPath = cString(file);
-  const flags = access | O.NONBLOCK | O.NOFOLLOW | O.CLOEXEC;
-  const fd = retryEintr(() => libc().symbols.open(cPath, flags, 0));
+  if (expected && !sameFile(before, expected)) {
+    throw _replacedError(action, true);
+  }
+  const fd = at.open(access | O.NONBLOCK, 0);
   if (fd === -ERRNO.ENXIO && access === O.WRONLY) return fd;
   if (fd < 0) throw systemError("open", action, -fd);
-  const after = fstatType(fd);
-  if (!isFifoType(after)) {
+  const after = statFd(fd);
+  if (typeof after === "number" || !sameFile(after, before)) {
     libc().symbols.close(fd);
-    throw after < 0
+    throw typeof after === "number"
       ? systemError("fstat", action, -after)
-      : _notFifoError("fstat", action, after, ERRNO.EINVAL);
+      : _replacedError(action, false);
   }
   return fd;
 }
@@ -641,10 +742,11 @@ async function _openWriterFd(
   action: string,
   options: { nonBlocking?: boolean; signal?: AbortSignal },
   deadline: Deadline,
+  expected: _Identity | undefined,
 ): Promise<number> {
   let delay = 1;
   for (;;) {
-    const fd = _tryOpenFifo(file, O.WRONLY, action);
+    const fd = _openFifo(file, O.WRONLY, action, expected);
     if (fd >= 0) return fd;
     if (options.nonBlocking) {
       throw systemError(

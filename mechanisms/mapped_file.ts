@@ -7,7 +7,16 @@
  * Permissions: `--allow-read=<path>` always; `--allow-write=<path>` when the
  * file is opened for writing (a shared writable mapping, `create`, or
  * `resize()`), and `--allow-ffi`. A private mapping of an existing file only
- * reads it, so it needs only `--allow-read`.
+ * reads it, so it needs only `--allow-read`. Both are checked on the path as
+ * given and on where it really leads: the file is opened relative to its
+ * directory, whose real path (symbolic links followed) is what the second
+ * check sees, and a final symbolic link is never followed.
+ *
+ * Only regular files are mapped: anything else is refused before it is
+ * opened (opening a FIFO would wait for a peer). With `create`, an existing
+ * file is used only if it is the caller's own (see
+ * {@linkcode MappedFileOptions.adopt}); a failed `create` removes only the
+ * file it made.
  *
  * The lifecycle and safety rules are those of `SharedMemory` (the two share
  * one implementation): views are detached before unmapping, read-only
@@ -34,10 +43,10 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
-import { cString, O, S_IFMT, S_IFREG } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { O, S_IFLNK, S_IFMT, S_IFREG } from "../ffi/c.ts";
+import { ERRNO } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
 import { checkFlag } from "./_common/checks.ts";
@@ -45,15 +54,21 @@ import {
   checkRegionOptions,
   checkSize,
   Mapping,
-  openTracked,
   reserve,
   setLength,
   settleSize,
-  statFd,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./_memory/mapping.ts";
-import { type Access, requirePermissions } from "./_kernel/permissions.ts";
+import {
+  checkAdoptOption,
+  openTracked,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
+import { AnchoredPath } from "./_kernel/anchored_path.ts";
+import { describeFileType } from "./_kernel/file_type.ts";
+import { checkFilePath } from "./_kernel/paths.ts";
+import type { Access } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 
 // msync needs a page-aligned start; 64 KiB is a multiple of every page size
@@ -75,6 +90,14 @@ export interface MappedFileOptions {
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing file to use. `"owned"` (default): only one
+   * owned by this process's effective uid, whose mode grants nothing beyond
+   * `mode` and which has no other hard link; any other fails with
+   * `PermissionDenied` naming its owner and mode. `"any-owner"`: any file
+   * this process may open. Cannot be combined with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /**
    * Size in bytes. A created file gets exactly this size (reserved on disk).
    * An existing file larger than this is an error; a smaller one grows with
@@ -167,7 +190,7 @@ export class MappedFile implements Disposable {
    * ```
    */
   static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
-    const filePath = _checkPath(path);
+    const filePath = checkFilePath(path, "map file");
     const action = `map file "${filePath}"`;
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
       options,
@@ -175,32 +198,39 @@ export class MappedFile implements Disposable {
       "file",
       ["shared", options.shared],
     );
+    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
     const shared = !readOnly && (options.shared ?? true);
     const writableFd = create || shared;
 
     const accesses: Access[] = ["read"];
     if (writableFd) accesses.push("write");
-    requirePermissions(accesses, filePath);
-
-    const cPath = cString(filePath);
-    const open = libc().symbols.open;
-    const flags = (writableFd ? O.RDWR : O.RDONLY) | O.CLOEXEC;
+    using at = AnchoredPath.open(filePath, accesses, action);
+    // Refuse anything but a regular file before opening it: open(2) of a
+    // FIFO without a peer would block this thread, and opening a device can
+    // act on it. O_NONBLOCK covers a FIFO swapped in after this look.
+    const existing = at.stat();
+    if (typeof existing !== "number") _requireRegularFile(existing, action);
+    else if (-existing !== ERRNO.ENOENT) {
+      throw systemError("lstat", action, -existing);
+    }
+    const flags = (writableFd ? O.RDWR : O.RDONLY) | O.NONBLOCK;
     const { fd, created } = openTracked(
-      (extra) => retryEintr(() => open(cPath, flags | extra, mode)),
-      "open",
-      action,
+      (extra) => at.open(flags | extra, mode),
+      (errno, reason) => systemError("open", action, errno, reason),
       create,
       exclusive,
     );
     let mapping: Mapping;
+    let opened: FileStatus | undefined;
     try {
-      if ((statFd(fd, action).mode & S_IFMT) !== S_IFREG) {
-        throw systemError(
-          "mmap",
-          action,
-          ERRNO.ENODEV,
-          "it is not a regular file",
-        );
+      const status = statFd(fd);
+      if (typeof status === "number") {
+        throw systemError("fstat", action, -status);
+      }
+      opened = status;
+      _requireRegularFile(status, action);
+      if (create && !created) {
+        requireAdoptable(status, mode, adopt, "open", action);
       }
       const mapped = settleSize(fd, {
         created,
@@ -213,7 +243,7 @@ export class MappedFile implements Disposable {
       mapping = new Mapping(fd, mapped, shared, `mapped file "${filePath}"`);
     } catch (error) {
       libc().symbols.close(fd);
-      if (created) Deno.removeSync(filePath);
+      if (created && opened) _removeCreated(at, opened, action);
       throw error;
     }
     return new MappedFile(filePath, mapping, readOnly, shared, writableFd);
@@ -450,21 +480,42 @@ export class MappedFile implements Disposable {
   }
 }
 
-function _checkPath(path: unknown): string {
-  if (path instanceof URL) return fileURLToPath(path);
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(
-      `Cannot map a file: path must be a non-empty string or a file: URL, got ${
-        typeof path === "string" ? "an empty string" : typeof path
-      }`,
+/** Refuses anything but a regular file, naming what it is. */
+function _requireRegularFile(status: FileStatus, action: string): void {
+  const type = status.mode & S_IFMT;
+  if (type === S_IFREG) return;
+  const link = type === S_IFLNK;
+  throw systemError(
+    link ? "open" : "mmap",
+    action,
+    link ? ERRNO.ELOOP : ERRNO.ENODEV,
+    `it is ${describeFileType(type)}, not a regular file${
+      link ? "; ipckit does not follow symbolic links" : ""
+    }`,
+  );
+}
+
+/**
+ * Removes the file this call created, after a later step failed: only if
+ * the name still leads to that very file (device and inode), never to one
+ * put in its place. Best effort: the error that led here is what the caller
+ * reports.
+ */
+function _removeCreated(
+  at: AnchoredPath,
+  created: FileStatus,
+  action: string,
+): void {
+  try {
+    at.remove(
+      (status) =>
+        sameFile(status, created)
+          ? undefined
+          : new Deno.errors.NotFound("another file took its place"),
+      `remove the file made for ${action}`,
     );
+  } catch {
+    // Nothing of ours is left to remove, or it cannot be removed: either
+    // way the original error matters more.
   }
-  if (path.includes("\0")) {
-    throw new TypeError(
-      `Cannot map file ${
-        JSON.stringify(path)
-      }: the path contains a NUL character`,
-    );
-  }
-  return path;
 }

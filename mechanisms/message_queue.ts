@@ -25,6 +25,7 @@
 
 import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { checkMode } from "./_common/checks.ts";
@@ -39,6 +40,11 @@ import {
   MQ_PROC_DIR,
   readMqLimit,
 } from "./_kernel/mq_limits.ts";
+import {
+  checkAdoptOption,
+  openTracked,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait/fd.ts";
@@ -77,6 +83,15 @@ export interface MessageQueueOptions<T> {
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if the queue exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing queue to use. `"owned"` (default): only
+   * one owned by this process's effective uid whose mode grants nothing
+   * beyond `mode`; any other fails with `PermissionDenied` naming its owner
+   * and mode (another user may have created it first to read what this
+   * process sends). `"any-owner"`: any queue this process may open. Cannot
+   * be combined with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /** Permission bits of a created queue. Default `0o600`. */
   mode?: number;
   /**
@@ -250,6 +265,8 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.NotCapable} without the read/write permission on `/dev/mqueue/<name>`
    * @throws {Deno.errors.NotFound} when the queue does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * queue belongs to another user or has a wider mode (see `adopt`)
    * @throws {Deno.errors.NotSupported} where the OS has no POSIX message queues (macOS)
    *
    * @example
@@ -282,6 +299,13 @@ export class MessageQueue<T = unknown>
       `open message queue "${name}"`,
     );
     checkSpinMicros(options.spin, `open message queue "${name}"`);
+    const action = `open message queue "${name}"`;
+    const adopt = checkAdoptOption(
+      options.adopt,
+      options.create,
+      options.exclusive,
+      action,
+    );
     const attr = options.create ? _createAttributes(name, options) : undefined;
 
     const accesses: Access[] = [];
@@ -292,16 +316,27 @@ export class MessageQueue<T = unknown>
     requirePermissions(accesses, `${MQUEUE_DIR}/${base}`, MQUEUE_DIR);
 
     const mqOpen = requireSymbol("mq_open");
-    let flags = (read && write ? O.RDWR : write ? O.WRONLY : O.RDONLY) |
+    const flags = (read && write ? O.RDWR : write ? O.WRONLY : O.RDONLY) |
       O.NONBLOCK | O.CLOEXEC;
-    if (options.create) flags |= O.CREAT;
-    if (options.exclusive) flags |= O.EXCL;
     const cName = cString(name);
-    const fd = retryEintr(() => mqOpen(cName, flags, mode, attr ?? null));
-    if (fd < 0) throw _openError(name, -fd, options);
+    const { fd, created } = openTracked(
+      (extra) =>
+        retryEintr(() => mqOpen(cName, flags | extra, mode, attr ?? null)),
+      (errno, reason) => _openError(name, errno, options, reason),
+      options.create ?? false,
+      options.exclusive ?? false,
+    );
 
     let messageSize: number;
     try {
+      if (options.create && !created) {
+        // Checked on the descriptor: exactly the queue that was opened.
+        const status = statFd(fd);
+        if (typeof status === "number") {
+          throw systemError("fstat", action, -status);
+        }
+        requireAdoptable(status, mode, adopt, "mq_open", action);
+      }
       // An existing queue keeps the sizes it was created with: ask the kernel.
       messageSize = _readAttributes(fd, `message queue "${name}"`).messageSize;
     } catch (error) {
@@ -790,8 +825,12 @@ function _openError(
   name: string,
   errno: number,
   options: MessageQueueOptions<unknown>,
+  reason?: string,
 ): Error {
   const action = `open message queue "${name}"`;
+  if (reason !== undefined) {
+    return systemError("mq_open", action, errno, reason);
+  }
   switch (errno) {
     case ERRNO.EINVAL:
       return systemError(

@@ -113,7 +113,7 @@ const _PID_MASK = _SLEEPERS - 1;
  */
 export type MutexOptions = Pick<
   SharedMemoryOptions,
-  "create" | "exclusive" | "mode" | "unlinkOnClose"
+  "create" | "exclusive" | "adopt" | "mode" | "unlinkOnClose"
 >;
 
 function _alive(pid: number): boolean {
@@ -227,6 +227,9 @@ export class Mutex implements Disposable {
    *
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * object belongs to another user or has a wider mode (see
+   * `SharedMemoryOptions.adopt`)
    *
    * @example
    * ```ts ignore
@@ -239,6 +242,7 @@ export class Mutex implements Disposable {
     const memory = SharedMemory.open(name, {
       create: options.create,
       exclusive: options.exclusive,
+      adopt: options.adopt,
       mode: options.mode,
       unlinkOnClose: options.unlinkOnClose,
       size: MUTEX_SIZE,

@@ -34,6 +34,8 @@
 import { cString, O, SEM_T } from "../ffi/c.ts";
 import { ERRNO, lastErrno, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { mappingBackedBy } from "../ffi/maps.ts";
+import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import {
   closedError,
@@ -42,6 +44,11 @@ import {
 } from "./_common/system_error.ts";
 import { checkFlag, checkMode } from "./_common/checks.ts";
 import { type Mapping, mappingOf } from "./_memory/mapping.ts";
+import {
+  type AdoptPolicy,
+  checkAdoptOption,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
 import { NAME_MAX, validateIpcName } from "./_kernel/names.ts";
 import { requirePermissions } from "./_kernel/permissions.ts";
 import {
@@ -83,6 +90,15 @@ export interface SemaphoreOptions {
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing semaphore to use. `"owned"` (default):
+   * only one whose file is owned by this process's effective uid, whose
+   * mode grants nothing beyond `mode` and which has no other hard link; any
+   * other fails with `PermissionDenied` naming its owner and mode.
+   * `"any-owner"`: any semaphore this process may open. Cannot be combined
+   * with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /**
    * The value of a created semaphore, 0 to `SEM_VALUE_MAX`. Default 0.
    * Ignored when `create` finds an existing one (POSIX keeps its value).
@@ -169,6 +185,118 @@ function _failed(pointer: Deno.PointerValue): boolean {
   return value === 0n || value === 0xffff_ffff_ffff_ffffn;
 }
 
+/** sem_open, retrying EINTR; returns the semaphore or throws for its errno. */
+function _semOpen(
+  name: string,
+  flags: number,
+  mode: number,
+  initial: number,
+  action: string,
+): SemPointer {
+  const cName = cString(name);
+  const semOpen = libc().symbols.sem_open;
+  for (;;) {
+    const sem = semOpen(cName, flags, mode, initial);
+    if (!_failed(sem)) return sem!;
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw systemError("sem_open", action, errno);
+  }
+}
+
+/**
+ * `create: true`: creates the semaphore exclusively, or opens the existing
+ * one and adopts it only as `adopt` allows. sem_open keeps no descriptor, so
+ * the file it mapped is found through the mapping itself (its device and
+ * inode in /proc/self/maps) and compared with the file at the name, whose
+ * owner and mode are then checked: exactly the object that was opened.
+ */
+function _createOrAdopt(
+  name: string,
+  base: string,
+  mode: number,
+  initial: number,
+  exclusive: boolean,
+  adopt: AdoptPolicy,
+): SemPointer {
+  const action = `open semaphore "${name}"`;
+  // A few rounds cover a semaphore removed between our two attempts.
+  for (let round = 0; round < 8; round++) {
+    try {
+      return _semOpen(name, O.CREAT | O.EXCL, mode, initial, action);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists) || exclusive) {
+        throw error;
+      }
+    }
+    let sem: SemPointer;
+    try {
+      sem = _semOpen(name, 0, mode, initial, action);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    try {
+      requireAdoptable(
+        _adoptedFile(sem, base, action),
+        mode,
+        adopt,
+        "sem_open",
+        action,
+      );
+      return sem;
+    } catch (error) {
+      libc().symbols.sem_close(sem);
+      throw error;
+    }
+  }
+  throw systemError(
+    "sem_open",
+    action,
+    ERRNO.EEXIST,
+    "it kept appearing and disappearing while opening it",
+  );
+}
+
+/**
+ * The status of the file sem_open mapped at `sem`. glibc creates a
+ * semaphore as a temporary file that it links to the name and then
+ * unlinks, so for a moment a fresh one has two links: that moment is waited
+ * out (briefly) rather than taken for a planted hard link.
+ */
+function _adoptedFile(
+  sem: SemPointer,
+  base: string,
+  action: string,
+): FileStatus {
+  const address = BigInt(Deno.UnsafePointer.value(sem));
+  const changed = () =>
+    systemError(
+      "sem_open",
+      action,
+      ERRNO.ENOENT,
+      "it was replaced while it was being opened",
+    );
+  for (let attempt = 0;; attempt++) {
+    const status = statPath(_pathOf(base), false);
+    if (typeof status === "number") throw changed();
+    const backed = mappingBackedBy(address, status);
+    if (backed === undefined) {
+      throw systemError(
+        "sem_open",
+        action,
+        ERRNO.ENOENT,
+        "ipckit checks who owns an existing semaphore through /proc/self/maps, and /proc is not mounted",
+      );
+    }
+    if (!backed) throw changed();
+    if (status.nlink <= 1 || attempt >= 20) return status;
+    Atomics.wait(_pause, 0, 0, 1);
+  }
+}
+
+/** A word nobody changes, to sleep on for a millisecond. */
+const _pause = new Int32Array(new SharedArrayBuffer(4));
+
 /** What the async spin returns when its caller aborted or closed the handle. */
 const _STOPPED = -1;
 
@@ -229,6 +357,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/sem.<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * semaphore belongs to another user or has a wider mode (see `adopt`)
    *
    * @example
    * ```ts ignore
@@ -257,18 +387,12 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const initial = _checkInitial(options.initial ?? 0, action);
     const mode = checkMode(options.mode ?? 0o600, action);
     const spin = checkSpinMicros(options.spin, action);
+    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
     requirePermissions(["read", "write"], _pathOf(base), SEM_DIR);
 
-    const flags = create ? O.CREAT | (exclusive ? O.EXCL : 0) : 0;
-    const cName = cString(name);
-    const semOpen = libc().symbols.sem_open;
-    let sem: Deno.PointerValue;
-    for (;;) {
-      sem = semOpen(cName, flags, mode, initial);
-      if (!_failed(sem)) break;
-      const errno = lastErrno();
-      if (errno !== ERRNO.EINTR) throw systemError("sem_open", action, errno);
-    }
+    const sem = create
+      ? _createOrAdopt(name, base, mode, initial, exclusive ?? false, adopt)
+      : _semOpen(name, 0, mode, initial, action);
     const named: _Named = { sem };
     const handle = new Semaphore(
       sem!,

@@ -63,17 +63,22 @@
 import { cString, O } from "../ffi/c.ts";
 import { retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
 import {
   checkRegionOptions,
   Mapping,
-  openTracked,
   registerRegion,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./_memory/mapping.ts";
+import {
+  checkAdoptOption,
+  openTracked,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
@@ -98,6 +103,15 @@ export interface SharedMemoryOptions {
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing object to use. `"owned"` (default): only
+   * one owned by this process's effective uid, whose mode grants nothing
+   * beyond `mode` and which has no other hard link; any other fails with
+   * `PermissionDenied` naming its owner and mode (another user may have
+   * created it first to read what this process writes). `"any-owner"`: any
+   * object this process may open. Cannot be combined with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /**
    * Size in bytes. A created object gets exactly this size (reserved in
    * `/dev/shm`). An existing object larger than this is an error; a smaller
@@ -162,6 +176,8 @@ export class SharedMemory implements Disposable {
    * @throws {Deno.errors.NotCapable} without read/write permission on `/dev/shm/<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * object belongs to another user or has a wider mode (see `adopt`)
    * @throws {IpcError} with code `ENOSPC` when `/dev/shm` has no room for it
    *
    * @example
@@ -182,6 +198,7 @@ export class SharedMemory implements Disposable {
       ["unlinkOnClose", options.unlinkOnClose],
     );
     const unlinkOnClose = options.unlinkOnClose ?? false;
+    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
 
     const path = `${SHM_DIR}/${base}`;
     const accesses: Access[] = ["read"];
@@ -193,13 +210,20 @@ export class SharedMemory implements Disposable {
     const flags = (readOnly ? O.RDONLY : O.RDWR) | O.CLOEXEC;
     const { fd, created } = openTracked(
       (extra) => retryEintr(() => shmOpen(cName, flags | extra, mode)),
-      "shm_open",
-      action,
+      (errno, reason) => systemError("shm_open", action, errno, reason),
       create,
       exclusive,
     );
     let mapping: Mapping;
     try {
+      if (create && !created) {
+        // Checked on the descriptor: exactly the object that was opened.
+        const status = statFd(fd);
+        if (typeof status === "number") {
+          throw systemError("fstat", action, -status);
+        }
+        requireAdoptable(status, mode, adopt, "shm_open", action);
+      }
       const mapped = settleSize(fd, {
         created,
         requested: size,

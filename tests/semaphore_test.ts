@@ -68,7 +68,17 @@ Deno.test(
       error.message,
       `Cannot open semaphore "${name}": it already exists`,
     );
-    using second = Semaphore.open(name, { create: true, initial: 9 });
+    // Adopting it asks for a mode at least as wide as the one it has.
+    assertThrows(
+      () => Semaphore.open(name, { create: true }),
+      Deno.errors.PermissionDenied,
+      "with mode 0o640",
+    );
+    using second = Semaphore.open(name, {
+      create: true,
+      initial: 9,
+      mode: 0o640,
+    });
     assertEquals(second.value, 2);
     assertEquals(first.value, 2);
   }),

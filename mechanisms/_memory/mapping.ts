@@ -20,14 +20,7 @@
  * @module
  */
 
-import {
-  MAP_FAILED,
-  MMAP,
-  O,
-  requireSymbol,
-  STAT,
-  STATVFS,
-} from "../../ffi/c.ts";
+import { MAP_FAILED, MMAP, requireSymbol, STAT, STATVFS } from "../../ffi/c.ts";
 import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { checkFlag, checkMode } from "../_common/checks.ts";
@@ -128,46 +121,6 @@ export function checkRegionOptions(
       : checkSize(options.size, action),
     mode: checkMode(options.mode ?? 0o600, action),
   };
-}
-
-/**
- * Opens an object with `attempt(extraFlags)` (a shm_open or open that
- * returns the descriptor or -errno), telling an object this call created
- * from one that already existed: with `create` but not `exclusive` it first
- * tries `O_CREAT | O_EXCL`, so the caller knows whether it must size the new
- * object, and remove it if anything later fails.
- */
-export function openTracked(
-  attempt: (extraFlags: number) => number,
-  syscall: string,
-  action: string,
-  create: boolean,
-  exclusive: boolean,
-): { fd: number; created: boolean } {
-  if (!create) {
-    const fd = attempt(0);
-    if (fd < 0) throw systemError(syscall, action, -fd);
-    return { fd, created: false };
-  }
-  // A few rounds cover an object removed between our two attempts.
-  for (let round = 0; round < 8; round++) {
-    const fd = attempt(O.CREAT | O.EXCL);
-    if (fd >= 0) return { fd, created: true };
-    if (-fd !== ERRNO.EEXIST || exclusive) {
-      throw systemError(syscall, action, -fd);
-    }
-    const existing = attempt(0);
-    if (existing >= 0) return { fd: existing, created: false };
-    if (-existing !== ERRNO.ENOENT) {
-      throw systemError(syscall, action, -existing);
-    }
-  }
-  throw systemError(
-    syscall,
-    action,
-    ERRNO.EEXIST,
-    "it kept appearing and disappearing while opening it",
-  );
 }
 
 /** What fstat(2) says about a descriptor. */
