@@ -23,7 +23,6 @@ import { effectiveUid } from "../../ffi/dir_fd.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import type { FileStatus } from "../../ffi/stat.ts";
 import { withDetails } from "../_common/system_error.ts";
-import type { SystemErrorDetails } from "../errors.ts";
 
 /**
  * Which existing objects `create: true` uses: `"owned"` (the default) only
@@ -121,11 +120,7 @@ export function requireAdoptable(
   const single = status.nlink <= 1;
   if (owned && narrow && single) return;
   const links = single ? "" : ` and ${status.nlink} hard links`;
-  const details: SystemErrorDetails = {
-    code: "EACCES",
-    errno: ERRNO.EACCES,
-    syscall,
-  };
+  const details = { code: "EACCES", errno: ERRNO.EACCES, syscall };
   throw withDetails(
     new Deno.errors.PermissionDenied(
       `Cannot ${action}: it already exists, owned by ${
