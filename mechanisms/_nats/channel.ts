@@ -14,6 +14,7 @@ import { receiveUntilEnd } from "../_common/iterate.ts";
 import { deadlineOf } from "../_wait/fd.ts";
 import type { Link } from "./link.ts";
 import { Mailbox } from "./mailbox.ts";
+import { plainBytes } from "./bytes.ts";
 
 /**
  * A message received on a NATS subject.
@@ -185,7 +186,7 @@ export class NatsChannel<T>
       `receive on ${this.#describe()}`,
     );
     const received: NatsMessage<T> = {
-      value: this.#options.codec.decode(message.data),
+      value: this.#options.codec.decode(plainBytes(message.data)),
       subject: message.subject,
     };
     if (message.reply) received.reply = message.reply;

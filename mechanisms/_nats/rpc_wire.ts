@@ -17,6 +17,7 @@
 
 import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node";
 import type { RpcErrorInfo } from "../rpc.ts";
+import { plainBytes } from "./bytes.ts";
 
 /** The header that marks an error response, as NATS micro services use it. */
 export const ERROR_HEADER = "Nats-Service-Error";
@@ -70,7 +71,9 @@ export function readAnswer(message: Msg): Answer {
   ) {
     return { kind: "no-responders" };
   }
-  if (!h?.has(ERROR_HEADER)) return { kind: "value", data: message.data };
+  if (!h?.has(ERROR_HEADER)) {
+    return { kind: "value", data: plainBytes(message.data) };
+  }
   const fallback: RpcErrorInfo = {
     name: "Error",
     message: h.get(ERROR_HEADER),

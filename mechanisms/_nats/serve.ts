@@ -13,6 +13,7 @@ import type { RequestContext, RpcServer } from "../rpc.ts";
 import type { NatsMessage } from "./channel.ts";
 import type { Link } from "./link.ts";
 import { errorInfoOf, errorResponse } from "./rpc_wire.ts";
+import { plainBytes } from "./bytes.ts";
 
 /** What `serve()` is given, checked by `Nats.serve()`. */
 export interface ResolvedServeOptions<Req, Res> {
@@ -76,7 +77,7 @@ export function serveOnLink<Req, Res>(
     nextId = nextId >= 0x7fff_ffff ? 1 : nextId + 1;
     let request: Req;
     try {
-      request = options.requestCodec.decode(message.data);
+      request = options.requestCodec.decode(plainBytes(message.data));
     } catch (error) {
       options.onError(error);
       const { headers, data } = errorResponse(errorInfoOf(error, false), 500);

@@ -30,6 +30,7 @@ import {
   type WorkMessage,
   WorkMessageImpl,
 } from "./work_message.ts";
+import { plainBytes } from "./bytes.ts";
 
 /**
  * Options for one `WorkQueue.send()`.
@@ -161,6 +162,8 @@ export class WorkQueue<T>
   /** Received and not yet settled: handed back when the queue closes. */
   readonly #outstanding = new Set<WorkMessageImpl<unknown>>();
   #consuming: Promise<ConsumerMessages> | undefined;
+  /** Aborted by `close()`: ends the waits of a consumer still starting. */
+  readonly #stopping = new AbortController();
   #closed = false;
 
   /** @internal Made by `Nats.workQueue()`, which creates the streams first. */
@@ -291,7 +294,11 @@ export class WorkQueue<T>
     const deadline = deadlineOf(options);
     const action = `receive from work queue "${this.name}"`;
     if (this.#closed) throw closedError(`work queue "${this.name}"`);
-    this.#consuming ??= this.#consume();
+    // A failed start is forgotten, so that the next receive tries again.
+    this.#consuming ??= this.#consume().catch((error) => {
+      this.#consuming = undefined;
+      throw error;
+    });
     await raceDeadline(this.#consuming, deadline, options?.signal, action);
     for (;;) {
       const message = await this.#mailbox.take(
@@ -309,7 +316,7 @@ export class WorkQueue<T>
       }
       let value: T;
       try {
-        value = this.#options.codec.decode(message.data);
+        value = this.#options.codec.decode(plainBytes(message.data));
       } catch (error) {
         // Its bytes will not decode on another try: keep them in the
         // dead letters, and tell the caller.
@@ -318,7 +325,7 @@ export class WorkQueue<T>
           `Cannot decode a message of work queue "${this.name}": ${
             (error as Error).message
           }`,
-          message.data,
+          plainBytes(message.data),
           { cause: error },
         );
       }
@@ -451,6 +458,7 @@ export class WorkQueue<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopping.abort();
     this.#stop(() => closedError(`work queue "${this.name}"`));
   }
 
@@ -466,22 +474,43 @@ export class WorkQueue<T>
     await messages?.closed();
   }
 
+  /**
+   * Starts pulling from the durable consumer, retrying while the server is
+   * away or its JetStream is still starting (after a restart).
+   */
   async #consume(): Promise<ConsumerMessages> {
     const layout = this.#options.layout;
-    const consumer = await this.#js.consumers.get(
-      layout.stream,
-      layout.consumer,
-    );
-    const messages = await consumer.consume({
-      max_messages: this.#options.prefetch,
-    });
-    if (this.#closed) messages.stop();
-    (async () => {
-      for await (const message of messages) {
-        if (!this.#mailbox.push(message)) message.nak();
+    const forever = { at: Infinity, timeout: Infinity };
+    let pause = 50;
+    for (;;) {
+      if (this.#closed) throw closedError(`work queue "${this.name}"`);
+      try {
+        await this.#link.whenConnected(
+          forever,
+          this.#stopping.signal,
+          "consume",
+        );
+        const consumer = await this.#js.consumers.get(
+          layout.stream,
+          layout.consumer,
+        );
+        const messages = await consumer.consume({
+          max_messages: this.#options.prefetch,
+        });
+        if (this.#closed) messages.stop();
+        (async () => {
+          for await (const message of messages) {
+            if (!this.#mailbox.push(message)) message.nak();
+          }
+        })().catch((error) => this.#mailbox.close(() => error));
+        return messages;
+      } catch (error) {
+        if (this.#closed) throw closedError(`work queue "${this.name}"`);
+        if (!_worthRetrying(error)) throw error;
       }
-    })().catch((error) => this.#mailbox.close(() => error));
-    return messages;
+      await _sleep(pause, this.#stopping.signal).catch(() => {});
+      pause = Math.min(pause * 2, 1_000);
+    }
   }
 
   #stop(error: () => unknown): void {
