@@ -40,18 +40,28 @@ import {
 } from "@nats-io/transport-node";
 import type { WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { RemoteError, type RpcServer, type ServeOptions } from "./rpc.ts";
-import { checkFlag, checkInteger, checkOptionKeys } from "./_common/checks.ts";
+import { RemoteError, type RpcServer } from "./rpc.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { deadlineOf } from "./_wait/fd.ts";
 import { raceDeadline } from "./_wait/race.ts";
 import { Link } from "./_nats/link.ts";
 import { NatsChannel } from "./_nats/channel.ts";
-import { parseServers, requireNetPermission } from "./_nats/servers.ts";
-import { checkName, checkSubject } from "./_nats/subjects.ts";
+import { requireNetPermission } from "./_nats/servers.ts";
 import { type NatsHandler, serveOnLink } from "./_nats/serve.ts";
 import { readAnswer } from "./_nats/rpc_wire.ts";
 import { WorkQueue } from "./_nats/work_queue.ts";
+import {
+  type NatsChannelOptions,
+  type NatsClientOptions,
+  type NatsOptions,
+  type NatsServeOptions,
+  resolveChannel,
+  resolveClient,
+  resolveConnect,
+  resolveServe,
+  resolveWorkQueue,
+  type WorkQueueOptions,
+} from "./_nats/options.ts";
 
 // The types this module's API is written in, so that it is complete on its
 // own (and `deno doc` of this entry point lists them).
@@ -72,238 +82,13 @@ export type {
   WorkSendOptions,
 } from "./_nats/work_queue.ts";
 export type { DeadLetterInfo, WorkMessage } from "./_nats/work_message.ts";
-
-/**
- * How to reach NATS and how to behave when the server goes away.
- *
- * @example
- * ```ts
- * import type { NatsOptions } from "@ipckit/ipckit/nats";
- *
- * const options: NatsOptions = {
- *   servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"],
- *   name: "thumbnailer",
- *   reconnectWait: 250,
- * };
- * ```
- */
-export interface NatsOptions {
-  /**
-   * One server or several of one cluster: `nats://host:port`, `tls://…`,
-   * `host:port` or `host` (port 4222). Default `127.0.0.1:4222`.
-   */
-  servers?: string | string[];
-  /** The name this client shows in the server's monitoring. */
-  name?: string;
-  /** User name, with `pass`, when the server wants them. */
-  user?: string;
-  /** Password for `user`. */
-  pass?: string;
-  /** Token, when the server authenticates with one. */
-  token?: string;
-  /** Milliseconds the first connection may take. Default 10,000. */
-  timeout?: number;
-  /** Milliseconds between attempts to reconnect. Default 500. */
-  reconnectWait?: number;
-  /**
-   * Attempts per server before the connection gives up for good; `-1`
-   * (the default) keeps trying.
-   */
-  maxReconnectAttempts?: number;
-  /**
-   * Bytes of messages kept while the server is away, sent in order once it
-   * is back; beyond that, sends wait for the reconnect. Default 8 MiB.
-   */
-  reconnectBufferBytes?: number;
-  /**
-   * Milliseconds `close()` gives buffered messages and open subscriptions
-   * to finish before it closes the socket anyway. Default 10,000.
-   */
-  drainTimeout?: number;
-}
-
-/**
- * How a channel on a subject behaves.
- *
- * @example
- * ```ts
- * import { codecs } from "@ipckit/ipckit";
- * import type { NatsChannelOptions } from "@ipckit/ipckit/nats";
- *
- * const workers: NatsChannelOptions<string> = { codec: codecs.text(), queue: "workers" };
- * ```
- */
-export interface NatsChannelOptions<T> {
-  /** How values become bytes and back. Default `codecs.json()`. */
-  codec?: Codec<T>;
-  /**
-   * A queue group: channels with the same group on a subject split its
-   * messages (each goes to one). Without one, every channel gets every
-   * message.
-   */
-  queue?: string;
-  /** Subscribe, to receive. Default `true`; `false` for a send-only channel. */
-  read?: boolean;
-  /** Allow `send()`. Default `true`. */
-  write?: boolean;
-  /** A reply subject set on every message sent, so answers go there. */
-  replyTo?: string;
-  /** Messages kept for `receive()` before more are dropped. Default 65,536. */
-  maxPending?: number;
-}
-
-/**
- * How `Nats.serve()` answers requests. Besides the options of `serve()` for
- * local channels (`exposeStack`, `onError`, `signal`):
- *
- * @example
- * ```ts
- * import type { NatsServeOptions } from "@ipckit/ipckit/nats";
- *
- * const options: NatsServeOptions<string, number> = { queue: "sizes", maxInFlight: 8 };
- * ```
- */
-export interface NatsServeOptions<Req, Res> extends ServeOptions {
-  /**
-   * The queue group servers of this subject share, so each request reaches
-   * one of them. Default `"ipckit"`; `false` lets every server answer.
-   */
-  queue?: string | false;
-  /** How requests are decoded. Default `codecs.json()`. */
-  requestCodec?: Codec<Req>;
-  /** How responses are encoded. Default `codecs.json()`. */
-  responseCodec?: Codec<Res>;
-  /** Handlers running at once. Default 64. */
-  maxInFlight?: number;
-  /**
-   * Requests kept waiting for a free handler; past that, a request is
-   * answered at once with a `Busy` error (status 503). Default 1,024.
-   */
-  maxQueued?: number;
-}
-
-/**
- * How `Nats.client()` encodes requests and decodes responses.
- *
- * @example
- * ```ts
- * import { codecs } from "@ipckit/ipckit";
- * import type { NatsClientOptions } from "@ipckit/ipckit/nats";
- *
- * const options: NatsClientOptions<string, string> = {
- *   requestCodec: codecs.text(),
- *   responseCodec: codecs.text(),
- * };
- * ```
- */
-export interface NatsClientOptions<Req, Res> {
-  /** How requests are encoded. Default `codecs.json()`. */
-  requestCodec?: Codec<Req>;
-  /** How responses are decoded. Default `codecs.json()`. */
-  responseCodec?: Codec<Res>;
-}
-
-/**
- * How a durable work queue is laid out on JetStream. Every process that
- * opens the queue must give the same layout (subject, consumer, `ackWait`,
- * `duplicateWindow`, `replicas`): the first one creates the streams.
- *
- * @example
- * ```ts
- * import type { WorkQueueOptions } from "@ipckit/ipckit/nats";
- *
- * const options: WorkQueueOptions<{ file: string }> = {
- *   maxDeliveries: 3,
- *   retryDelay: 2_000,
- *   ackWait: 60_000,
- * };
- * ```
- */
-export interface WorkQueueOptions<T> {
-  /** The subject messages are published to. Default: the queue's name. */
-  subject?: string;
-  /** How values become bytes and back. Default `codecs.json()`. */
-  codec?: Codec<T>;
-  /**
-   * Deliveries a message gets before it goes to the dead letters: a handler
-   * that threw, or a worker that died holding it, each use one. Default 5.
-   */
-  maxDeliveries?: number;
-  /** Milliseconds before a retried message is delivered again. Default 1,000. */
-  retryDelay?: number;
-  /**
-   * Milliseconds a worker may hold a message without settling it before the
-   * server gives it to another (`inProgress()` restarts the clock).
-   * Default 30,000.
-   */
-  ackWait?: number;
-  /**
-   * The subject dead letters go to, kept in the stream `<name>_dead`.
-   * Default `<subject>.dead`; `false` drops them instead.
-   */
-  deadLetter?: string | false;
-  /** The durable consumer every worker shares. Default `"workers"`. */
-  consumer?: string;
-  /** Messages fetched ahead by each process. Default 16. */
-  prefetch?: number;
-  /**
-   * Milliseconds within which sends with the same id are stored once.
-   * Default 120,000 (JetStream's own default).
-   */
-  duplicateWindow?: number;
-  /** Copies of each message in a cluster (1, 3 or 5). Default 1. */
-  replicas?: number;
-}
-
-const _NATS_OPTIONS = [
-  "servers",
-  "name",
-  "user",
-  "pass",
-  "token",
-  "timeout",
-  "reconnectWait",
-  "maxReconnectAttempts",
-  "reconnectBufferBytes",
-  "drainTimeout",
-] as const;
-
-const _CHANNEL_OPTIONS = [
-  "codec",
-  "queue",
-  "read",
-  "write",
-  "replyTo",
-  "maxPending",
-] as const;
-
-const _SERVE_OPTIONS = [
-  "queue",
-  "requestCodec",
-  "responseCodec",
-  "maxInFlight",
-  "maxQueued",
-  "exposeStack",
-  "onError",
-  "signal",
-] as const;
-
-const _CLIENT_OPTIONS = ["requestCodec", "responseCodec"] as const;
-
-const _WORK_QUEUE_OPTIONS = [
-  "subject",
-  "codec",
-  "maxDeliveries",
-  "retryDelay",
-  "ackWait",
-  "deadLetter",
-  "consumer",
-  "prefetch",
-  "duplicateWindow",
-  "replicas",
-] as const;
-
-const _MiB = 1024 * 1024;
+export type {
+  NatsChannelOptions,
+  NatsClientOptions,
+  NatsOptions,
+  NatsServeOptions,
+  WorkQueueOptions,
+} from "./_nats/options.ts";
 
 /**
  * A connection to NATS, from which channels, servers, clients and work
@@ -349,59 +134,10 @@ export class Nats implements AsyncDisposable {
    * ```
    */
   static async connect(options: NatsOptions = {}): Promise<Nats> {
-    const action = "connect to NATS";
-    checkOptionKeys(options, _NATS_OPTIONS, action);
-    const servers = parseServers(options.servers, action);
-    for (const key of ["name", "user", "pass", "token"] as const) {
-      if (options[key] !== undefined && typeof options[key] !== "string") {
-        throw new TypeError(`Cannot ${action}: ${key} must be a string`);
-      }
-    }
-    const linkOptions = {
-      servers,
-      name: options.name,
-      user: options.user,
-      pass: options.pass,
-      token: options.token,
-      connectTimeout: checkInteger(
-        options.timeout,
-        "timeout",
-        action,
-        10_000,
-        1,
-      ),
-      reconnectWait: checkInteger(
-        options.reconnectWait,
-        "reconnectWait",
-        action,
-        500,
-        0,
-      ),
-      maxReconnectAttempts: checkInteger(
-        options.maxReconnectAttempts,
-        "maxReconnectAttempts",
-        action,
-        -1,
-        -1,
-      ),
-      reconnectBufferBytes: checkInteger(
-        options.reconnectBufferBytes,
-        "reconnectBufferBytes",
-        action,
-        8 * _MiB,
-        0,
-      ),
-      drainTimeout: checkInteger(
-        options.drainTimeout,
-        "drainTimeout",
-        action,
-        10_000,
-        0,
-      ),
-    };
-    requireNetPermission(servers);
+    const linkOptions = resolveConnect(options);
+    requireNetPermission(linkOptions.servers);
     const link = await Link.open(linkOptions);
-    return new Nats(link, servers.map((server) => server.hostPort));
+    return new Nats(link, linkOptions.servers.map((server) => server.hostPort));
   }
 
   /** The servers this connection was given, as `host:port`. */
@@ -446,39 +182,15 @@ export class Nats implements AsyncDisposable {
     subject: string,
     options: NatsChannelOptions<T> = {},
   ): Promise<NatsChannel<T>> {
-    const action = `open a channel on NATS subject "${subject}"`;
-    checkOptionKeys(options, _CHANNEL_OPTIONS, action);
-    checkFlag(options.read, "read", action);
-    checkFlag(options.write, "write", action);
-    const read = options.read ?? true;
-    const write = options.write ?? true;
-    if (!read && !write) {
-      throw new TypeError(`Cannot ${action}: read and write are both false`);
-    }
-    checkSubject(subject, !write, action);
-    if (options.queue !== undefined) {
-      checkName(options.queue, "queue group", action);
-    }
-    if (options.replyTo !== undefined) {
-      checkSubject(options.replyTo, false, action);
-    }
+    const checked = resolveChannel(subject, options);
+    if (this.#link.closed) throw this.#link.endError();
     const channel = new NatsChannel<T>(this.#link, subject, {
-      codec: _codec(options.codec, action),
-      queue: options.queue,
-      read,
-      write,
-      replyTo: options.replyTo,
-      maxPending: checkInteger(
-        options.maxPending,
-        "maxPending",
-        action,
-        65_536,
-        1,
-      ),
+      ...checked,
+      codec: checked.codec ?? codecs.json<T>(),
     });
     // While reconnecting, the subscription reaches the server with the
     // reconnect: nothing to wait for here.
-    if (read && this.#link.connected) await this.flush();
+    if (checked.read && this.#link.connected) await this.flush();
     return channel;
   }
 
@@ -518,42 +230,12 @@ export class Nats implements AsyncDisposable {
     handler: NatsHandler<Req, Res>,
     options: NatsServeOptions<Req, Res> = {},
   ): Promise<RpcServer> {
-    const action = `serve NATS subject "${subject}"`;
-    checkOptionKeys(options, _SERVE_OPTIONS, action);
-    checkSubject(subject, true, action);
-    if (typeof handler !== "function") {
-      throw new TypeError(`Cannot ${action}: the handler must be a function`);
-    }
-    if (options.queue !== undefined && options.queue !== false) {
-      checkName(options.queue, "queue group", action);
-    }
-    checkFlag(options.exposeStack, "exposeStack", action);
-    if (
-      options.onError !== undefined && typeof options.onError !== "function"
-    ) {
-      throw new TypeError(`Cannot ${action}: onError must be a function`);
-    }
-    if (
-      options.signal !== undefined && !(options.signal instanceof AbortSignal)
-    ) {
-      throw new TypeError(`Cannot ${action}: signal must be an AbortSignal`);
-    }
+    const checked = resolveServe(subject, handler, options);
     if (this.#link.closed) throw this.#link.endError();
     const server = serveOnLink(this.#link, subject, handler, {
-      queue: options.queue === false ? undefined : options.queue ?? "ipckit",
-      requestCodec: _codec(options.requestCodec, action),
-      responseCodec: _codec(options.responseCodec, action),
-      maxInFlight: checkInteger(
-        options.maxInFlight,
-        "maxInFlight",
-        action,
-        64,
-        1,
-      ),
-      maxQueued: checkInteger(options.maxQueued, "maxQueued", action, 1024, 0),
-      exposeStack: options.exposeStack ?? false,
-      onError: options.onError ?? (() => {}),
-      signal: options.signal,
+      ...checked,
+      requestCodec: checked.requestCodec ?? codecs.json<Req>(),
+      responseCodec: checked.responseCodec ?? codecs.json<Res>(),
     });
     if (this.#link.connected) await this.flush();
     return server;
@@ -579,15 +261,13 @@ export class Nats implements AsyncDisposable {
     subject: string,
     options: NatsClientOptions<Req, Res> = {},
   ): NatsClient<Req, Res> {
-    const action = `make a client for NATS subject "${subject}"`;
-    checkOptionKeys(options, _CLIENT_OPTIONS, action);
-    checkSubject(subject, false, action);
+    const checked = resolveClient(subject, options);
     if (this.#link.closed) throw this.#link.endError();
     return new NatsClient<Req, Res>(
       this.#link,
       subject,
-      _codec(options.requestCodec, action),
-      _codec(options.responseCodec, action),
+      checked.requestCodec ?? codecs.json<Req>(),
+      checked.responseCodec ?? codecs.json<Res>(),
     );
   }
 
@@ -619,78 +299,12 @@ export class Nats implements AsyncDisposable {
     name: string,
     options: WorkQueueOptions<T> = {},
   ): Promise<WorkQueue<T>> {
-    const action = `open work queue "${name}"`;
-    checkOptionKeys(options, _WORK_QUEUE_OPTIONS, action);
-    checkName(name, "name", action);
-    const subject = checkSubject(options.subject ?? name, false, action);
-    let deadLetter: { stream: string; subject: string } | undefined;
-    if (options.deadLetter !== false) {
-      const deadSubject = checkSubject(
-        options.deadLetter ?? `${subject}.dead`,
-        false,
-        action,
-      );
-      if (deadSubject === subject) {
-        throw new TypeError(
-          `Cannot ${action}: the dead-letter subject must differ from the queue's subject "${subject}"`,
-        );
-      }
-      deadLetter = { stream: `${name}_dead`, subject: deadSubject };
-    }
-    const consumer = checkName(
-      options.consumer ?? "workers",
-      "consumer",
-      action,
-    );
-    const replicas = checkInteger(
-      options.replicas,
-      "replicas",
-      action,
-      1,
-      1,
-      5,
-    );
-    const resolved = {
-      codec: _codec(options.codec, action),
-      maxDeliveries: checkInteger(
-        options.maxDeliveries,
-        "maxDeliveries",
-        action,
-        5,
-        1,
-      ),
-      retryDelay: checkInteger(
-        options.retryDelay,
-        "retryDelay",
-        action,
-        1_000,
-        0,
-      ),
-      prefetch: checkInteger(options.prefetch, "prefetch", action, 16, 1),
-      layout: {
-        stream: name,
-        subject,
-        deadLetter,
-        consumer,
-        ackWaitMs: checkInteger(
-          options.ackWait,
-          "ackWait",
-          action,
-          30_000,
-          1_000,
-        ),
-        duplicateWindowMs: checkInteger(
-          options.duplicateWindow,
-          "duplicateWindow",
-          action,
-          120_000,
-          1_000,
-        ),
-        replicas,
-      },
-    };
+    const checked = resolveWorkQueue(name, options);
     if (this.#link.closed) throw this.#link.endError();
-    return await WorkQueue.open<T>(this.#link, resolved);
+    return await WorkQueue.open<T>(this.#link, {
+      ...checked,
+      codec: checked.codec ?? codecs.json<T>(),
+    });
   }
 
   /**
@@ -788,6 +402,7 @@ export class NatsClient<Req, Res> implements Disposable {
   readonly #inbox: string;
   readonly #subscription: Subscription;
   readonly #pending = new Map<string, _Waiting<Res>>();
+  readonly #forgetEnd: () => void;
   #nextId = 1;
   #closed = false;
 
@@ -811,7 +426,7 @@ export class NatsClient<Req, Res> implements Disposable {
         else this.#answer(message);
       },
     });
-    link.nc.closed().then(() => this.#failAll(link.endError()));
+    this.#forgetEnd = link.onEnd(() => this.#failAll(link.endError()));
   }
 
   /** Requests waiting for their response. */
@@ -905,6 +520,7 @@ export class NatsClient<Req, Res> implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#forgetEnd();
     this.#failAll(
       closedError(`the NATS client for NATS subject "${this.subject}"`),
     );
@@ -944,16 +560,4 @@ export class NatsClient<Req, Res> implements Disposable {
   #failAll(error: unknown): void {
     for (const waiter of [...this.#pending.values()]) waiter.reject(error);
   }
-}
-
-function _codec<T>(codec: Codec<T> | undefined, action: string): Codec<T> {
-  if (codec === undefined) return codecs.json<T>();
-  if (
-    typeof codec?.encode !== "function" || typeof codec.decode !== "function"
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: codec must have encode and decode functions`,
-    );
-  }
-  return codec;
 }

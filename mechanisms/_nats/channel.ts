@@ -81,6 +81,7 @@ export class NatsChannel<T>
   readonly #options: ResolvedChannelOptions<T>;
   readonly #subscription: Subscription | undefined;
   readonly #mailbox: Mailbox<Msg>;
+  #forgetEnd: () => void = () => {};
   #closed = false;
 
   /** @internal Made by `Nats.channel()`, which waits for the subscription. */
@@ -102,7 +103,7 @@ export class NatsChannel<T>
         },
       });
       // When the connection ends, what already arrived can still be read.
-      link.nc.closed().then(() =>
+      this.#forgetEnd = link.onEnd(() =>
         this.#mailbox.close(() => link.endError(), true)
       );
     }
@@ -238,6 +239,7 @@ export class NatsChannel<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#forgetEnd();
     this.#mailbox.close(() => closedError(this.#describe()));
     if (!this.#link.nc.isClosed()) this.#subscription?.unsubscribe();
   }

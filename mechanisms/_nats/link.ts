@@ -71,6 +71,7 @@ export class Link {
   /** The drain hooks finished: nothing is published any more. */
   #sealed = false;
   #drainHooks = new Set<() => Promise<void>>();
+  #endListeners = new Set<() => void>();
   #lost: Error | undefined;
   #outbox: _Outgoing[] = [];
   #outboxBytes = 0;
@@ -94,6 +95,8 @@ export class Link {
       }
       this.#failOutbox(this.#lost ?? closedError("NATS connection"));
       this.#wakeReconnectWaiters();
+      for (const listener of [...this.#endListeners]) listener();
+      this.#endListeners.clear();
     });
   }
 
@@ -156,6 +159,21 @@ export class Link {
   /** The error for using the connection after it ended. */
   endError(): Error {
     return this.#lost ?? closedError("NATS connection");
+  }
+
+  /**
+   * Calls `listener` once the socket is closed for good (by `close()` or
+   * because the server could not be reached again). Returns the
+   * unregistration, for a channel closed before that: a long-lived
+   * connection must not keep every channel it ever had.
+   */
+  onEnd(listener: () => void): () => void {
+    if (this.nc.isClosed()) {
+      queueMicrotask(listener);
+      return () => {};
+    }
+    this.#endListeners.add(listener);
+    return () => this.#endListeners.delete(listener);
   }
 
   /**

@@ -167,7 +167,8 @@ export function serveOnLink<Req, Res>(
   // finish and be answered before the socket closes.
   const unhook = link.onDrain(() => (close(), finished.promise));
   finished.promise.then(unhook);
-  link.nc.closed().then(close);
+  const forgetEnd = link.onEnd(close);
+  finished.promise.then(forgetEnd);
   options.signal?.addEventListener("abort", close, { once: true });
   if (options.signal?.aborted) close();
   return { done: finished.promise, close, [Symbol.dispose]: close };

@@ -164,6 +164,7 @@ export class WorkQueue<T>
   #consuming: Promise<ConsumerMessages> | undefined;
   /** Aborted by `close()`: ends the waits of a consumer still starting. */
   readonly #stopping = new AbortController();
+  readonly #forgetEnd: () => void;
   #closed = false;
 
   /** @internal Made by `Nats.workQueue()`, which creates the streams first. */
@@ -176,7 +177,7 @@ export class WorkQueue<T>
     this.#js = jetstream(link.nc);
     // Room for two pulls' worth: a message past that is handed back.
     this.#mailbox = new Mailbox<JsMsg>(options.prefetch * 2);
-    link.nc.closed().then(() => this.#stop(() => link.endError()));
+    this.#forgetEnd = link.onEnd(() => this.#stop(() => link.endError()));
   }
 
   /** @internal Creates the streams and the consumer, then the queue. */
@@ -458,6 +459,7 @@ export class WorkQueue<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#forgetEnd();
     this.#stopping.abort();
     this.#stop(() => closedError(`work queue "${this.name}"`));
   }
