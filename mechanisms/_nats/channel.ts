@@ -65,10 +65,11 @@ export interface ResolvedChannelOptions<T> {
  *
  * await using nats = await Nats.connect({ servers: "127.0.0.1:4222" });
  * using audit = await nats.channel<string>("orders", { write: false });
- * using worker = await nats.channel<string>("orders", { queue: "workers" });
- * await nats.channel<string>("orders", { read: false }).then((c) => c.send("order 1"));
- * console.log((await audit.receive({ timeout: 1000 })).value); // order 1
- * console.log((await worker.receive({ timeout: 1000 })).value); // order 1
+ * using worker = await nats.channel<string>("orders", { queue: "workers", write: false });
+ * using orders = await nats.channel<string>("orders", { read: false });
+ * await orders.send("order 1");
+ * console.log((await audit.receive({ timeout: 1000 })).value); // order 1: every subscriber
+ * console.log((await worker.receive({ timeout: 1000 })).value); // order 1: one of the group
  * ```
  */
 export class NatsChannel<T>
