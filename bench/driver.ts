@@ -34,6 +34,7 @@ import {
 import type { Session, Transport } from "./transports/_transport.ts";
 import { fifoTransports } from "./transports/fifo.ts";
 import { messageQueueTransports } from "./transports/message_queue.ts";
+import { natsTransports } from "./transports/nats.ts";
 import { pipeTransports } from "./transports/pipe.ts";
 import { rpcTransports } from "./transports/rpc.ts";
 import { sharedMemoryTransports } from "./transports/shared_memory.ts";
@@ -52,6 +53,7 @@ const TRANSPORTS: Transport[] = [
   ...socketTransports,
   ...zeromqTransports,
   ...rpcTransports,
+  ...natsTransports,
 ];
 
 const { values } = parseArgs({

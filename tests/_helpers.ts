@@ -93,8 +93,13 @@ export function leakChecked(
     await ensureMqueueMounted();
     const before = _ipcEntries();
     await body(t);
+    // Other test runs on the same machine make and remove objects of their
+    // own meanwhile: only this process's count, and uniqueName() puts its
+    // pid in every name (fixtures are given names made here).
+    const ours = `ipckit-test-`;
+    const mine = `-${Deno.pid}-`;
     const leaked = [..._ipcEntries()].filter((entry) =>
-      !before.has(entry) && entry.includes("ipckit-test-")
+      !before.has(entry) && entry.includes(ours) && entry.includes(mine)
     );
     assertEquals(leaked, [], `objects left behind: ${leaked.join(", ")}`);
   };
