@@ -43,7 +43,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { KeptOperation, raceDeadline } from "./_wait/race.ts";
+import { KeptOperation } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -56,7 +56,7 @@ import {
   closeBoundSocket,
   freeUnixPathForListening,
 } from "./_kernel/socket_file.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /** The largest UDP payload over IPv4: 65,535 minus the IP and UDP headers. */
 export const UDP_MAX_PAYLOAD_IPV4 = 65_507;

@@ -35,7 +35,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -285,10 +285,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
       }
-      return this.#withDeadline(
+      return raceDeadline(
         writer.write(frame),
-        deadline.at,
-        deadline.timeout,
+        deadline,
         options.signal,
         action,
       ).catch((error) => {
@@ -319,7 +318,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     }
     const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
-      this.#receiveFrame(deadline.at, deadline.timeout, options.signal)
+      this.#receiveFrame(deadline, options.signal)
     );
     this.#receiveTurn = turn.catch(() => {});
     return turn;
@@ -412,8 +411,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   async #receiveFrame(
-    deadline: number,
-    timeout: number,
+    deadline: Deadline,
     signal: AbortSignal | undefined,
   ): Promise<Message<T>> {
     for (;;) {
@@ -429,10 +427,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       }
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await this.#withDeadline(
+        result = await raceDeadline(
           this.#pendingRead,
           deadline,
-          timeout,
           signal,
           `receive from ${this.#what}`,
         );
@@ -567,29 +564,5 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     throw new Deno.errors.UnexpectedEof(
       `Cannot receive from ${this.#what}: the other end closed it`,
     );
-  }
-
-  /** Races `operation` against the deadline and the signal, without cancelling it. */
-  #withDeadline<R>(
-    operation: Promise<R>,
-    deadline: number,
-    timeout: number,
-    signal: AbortSignal | undefined,
-    action: string,
-  ): Promise<R> {
-    if (deadline === Infinity && !signal) return operation;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<R>();
-    const timer = deadline === Infinity ? undefined : setTimeout(
-      () => reject(timeoutError(action, timeout)),
-      Math.max(0, deadline - performance.now()),
-    );
-    const onAbort = () => reject(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    operation.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-    return promise;
   }
 }

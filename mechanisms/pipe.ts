@@ -45,8 +45,7 @@ import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
-import { deadlineOf } from "./_wait/fd.ts";
-import { timeoutError } from "./_common/system_error.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * How to build a {@linkcode PipeChannel}: a stream each way, a codec each
@@ -482,25 +481,12 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
   /** The exit status, waiting for it within the caller's timeout and signal. */
   #waitForExit(options: WaitOptions): Promise<Deno.CommandStatus> {
     if (this.#exit) return Promise.resolve(this.#exit);
-    const deadline = deadlineOf(options);
-    const signal = options.signal;
-    if (deadline.at === Infinity && !signal) return this.#process.status;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<
-      Deno.CommandStatus
-    >();
-    const action = `learn how child process "${this.#command}" ended`;
-    const timer = deadline.at === Infinity ? undefined : setTimeout(
-      () => reject(timeoutError(action, deadline.timeout)),
-      Math.max(0, deadline.at - performance.now()),
+    return raceDeadline(
+      this.#process.status,
+      deadlineOf(options),
+      options.signal,
+      `learn how child process "${this.#command}" ended`,
     );
-    const onAbort = () => reject(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#process.status.then(resolve).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-    return promise;
   }
 }
 

@@ -12,7 +12,7 @@ import {
   SEMAPHORE_SIZE,
   SharedMemory,
 } from "../mod.ts";
-import { _tuneSemWait } from "../mechanisms/_wait/semaphore_parker.ts";
+import { _tuneSemWait } from "../mechanisms/_wait/semaphore_calls.ts";
 import {
   leakChecked,
   runFixture,
