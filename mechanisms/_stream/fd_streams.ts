@@ -30,8 +30,10 @@ const _READ_CHUNK = 64 * 1024;
 
 /**
  * One scratch buffer for every read of every stream in the process: a
- * read() is synchronous, and what it brings is copied out before anything
- * else runs, so 10,000 streams cost 64 KiB, not 10,000 times that.
+ * read() is synchronous, and what it brings is copied out in the same
+ * attempt, before anything else can run (never after an `await`: another
+ * stream's read would overwrite it), so 10,000 streams cost 64 KiB, not
+ * 10,000 times that.
  */
 const _scratch = new Uint8Array(_READ_CHUNK);
 const _scratchLength = BigInt(_READ_CHUNK);
@@ -90,7 +92,9 @@ export function fdReadable(
     retryEintr(() =>
       Number(libc().symbols.read(handle.fd, _scratch, _scratchLength))
     );
-  const plan: RetryPlan<number> = {
+  // A read's result: the bytes (copied out of the scratch buffer at once),
+  // or 0 at end of stream, or -errno.
+  const plan: RetryPlan<Uint8Array | number> = {
     attempt: () => {
       // Closed while spinning or parked: stop at once.
       if (handle.fd < 0) return -ERRNO.EBADF;
@@ -104,7 +108,7 @@ export function fdReadable(
       }
       // EAGAIN, not 0: a writer has the other end open.
       if (count > 0 || count === -ERRNO.EAGAIN) sawWriter = true;
-      return count;
+      return count > 0 ? _scratch.slice(0, count) : count;
     },
     wouldBlock: (count) => count === -ERRNO.EAGAIN,
     spinner: new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS),
@@ -116,17 +120,16 @@ export function fdReadable(
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
       if (handle.fd < 0) return;
-      const count = await retryAsync(plan, park);
+      const result = await retryAsync(plan, park);
       if (handle.fd < 0) return; // closed meanwhile
-      if (count > 0) {
-        // One copy of what arrived: the scratch buffer serves every read.
-        controller.enqueue(_scratch.slice(0, count));
-      } else if (count === 0) {
+      if (typeof result !== "number") {
+        controller.enqueue(result);
+      } else if (result === 0) {
         controller.close();
         _close(handle);
       } else {
         _close(handle);
-        throw systemError("read", action, -count);
+        throw systemError("read", action, -result);
       }
     },
     cancel(): void {
