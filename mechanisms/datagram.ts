@@ -324,6 +324,33 @@ export class DatagramChannel<T>
     return { value: this.#codec.decode(bytes), from };
   }
 
+  /**
+   * Waits until a datagram has arrived, without taking it: the next
+   * `receive()` returns it at once (see `Selectable.ready`). The datagram
+   * is received into this channel meanwhile, so on a Unix datagram socket a
+   * `send()` fails with `Busy` while `ready()` waits, as it does while a
+   * `receive()` waits.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the socket is closed
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const deadline = deadlineOf(options);
+    if (this.#closed) throw closedError(this.#what);
+    try {
+      await this.#receives.ready(
+        () => this.#conn.receive(this.#buffer),
+        deadline,
+        options.signal,
+        `wait for a datagram on ${this.#what}`,
+      );
+    } catch (error) {
+      if (this.#closed) throw closedError(this.#what);
+      throw error;
+    }
+    if (this.#closed) throw closedError(this.#what);
+  }
+
   /** Receives until the socket is closed. */
   [Symbol.asyncIterator](): AsyncGenerator<DatagramMessage<T>, void> {
     return receiveUntilEnd(

@@ -32,7 +32,7 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
   constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
     if (!_isChannel(sendSide) || !_isChannel(receiveSide)) {
       throw new TypeError(
-        "Cannot join channels: both sides must have send, receive and close",
+        "Cannot join channels: both sides must have send, receive, ready and close",
       );
     }
     this.#sendSide = sendSide;
@@ -52,6 +52,11 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
   /** Receives from the receive side, with whatever metadata it adds. */
   receive(options?: WaitOptions): Promise<M> {
     return this.#receiveSide.receive(options);
+  }
+
+  /** Waits until the receive side has a message, without taking it. */
+  ready(options?: WaitOptions): Promise<void> {
+    return this.#receiveSide.ready(options);
   }
 
   /** Iterates the receive side. */
@@ -115,5 +120,6 @@ function _isChannel(value: unknown): boolean {
   const channel = value as Partial<Channel<unknown>> | null;
   return typeof channel?.send === "function" &&
     typeof channel.receive === "function" &&
+    typeof channel.ready === "function" &&
     typeof channel.close === "function";
 }

@@ -44,7 +44,12 @@ import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { deadlineOf } from "./_wait/deadline.ts";
 import { type Direction, pollSync } from "./_wait/poll_sync.ts";
 import { reactor } from "./_wait/reactor.ts";
-import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
+import {
+  type ParkBounds,
+  retryAsync,
+  type RetryPlan,
+  retrySync,
+} from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
 /** Where Linux shows message queues as files; the permission checks use it. */
@@ -475,6 +480,40 @@ export class MessageQueue<T = unknown>
   }
 
   /**
+   * Waits until the queue holds a message, without taking it (see
+   * `Selectable.ready`); `select()` is built on it. Another
+   * receiver, in this process or another, may take that message first.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
+   * @throws {TypeError} when the queue was opened with `read: false`
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * await queue.ready({ timeout: 1000 });
+   * const { value } = queue.tryReceive(); // there is one, unless another receiver took it
+   * ```
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const plan: RetryPlan<boolean> = {
+      attempt: () => {
+        this.#checkReadable();
+        return _readAttributes(this.#handle.fd, this.#what).currentMessages >
+          0;
+      },
+      wouldBlock: (hasMessage) => !hasMessage,
+      spinner: this.#receiveSpinner,
+      deadline: deadlineOf(options),
+      signal: options.signal,
+      action: `wait for a message on ${this.#what}`,
+    };
+    await retryAsync(plan, () => this.#park("read", plan));
+  }
+
+  /**
    * Receives a message, blocking the calling thread while the queue is empty.
    * Meant for Workers and scripts; it stops the event loop while it waits.
    *
@@ -623,14 +662,19 @@ export class MessageQueue<T = unknown>
     };
   }
 
-  /** One non-blocking mq_receive; returns the length or -errno. */
-  #receiveOnce(): number {
+  /** Throws unless the queue is open for receiving. */
+  #checkReadable(): void {
     if (this.#closed) throw closedError(this.#what);
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
       );
     }
+  }
+
+  /** One non-blocking mq_receive; returns the length or -errno. */
+  #receiveOnce(): number {
+    this.#checkReadable();
     const mqReceive = requireSymbol("mq_receive");
     const fd = this.#handle.fd;
     const buffer = this.#receiveBuffer;
@@ -645,7 +689,7 @@ export class MessageQueue<T = unknown>
   }
 
   /** Parks an async wait on the reactor until the queue may be ready. */
-  #park(direction: Direction, plan: RetryPlan<number>): Promise<void> {
+  #park(direction: Direction, plan: ParkBounds): Promise<void> {
     return reactor().park(
       this.#handle.fd,
       direction,
@@ -657,7 +701,7 @@ export class MessageQueue<T = unknown>
   }
 
   /** Blocks the thread until the queue may be ready, or throws the timeout. */
-  #waitSync(direction: Direction, plan: RetryPlan<number>): undefined {
+  #waitSync(direction: Direction, plan: ParkBounds): undefined {
     if (!pollSync(this.#handle.fd, direction, plan.deadline, plan.action)) {
       throw timeoutError(plan.action, plan.deadline.timeout);
     }

@@ -39,7 +39,7 @@
  * @module
  */
 
-import type { Message, WaitOptions } from "./channel.ts";
+import type { Message, Selectable, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
@@ -114,7 +114,11 @@ export interface ParentChannelOptions<TSend, TReceive>
  * ```
  */
 export class PipeChannel<TSend = unknown, TReceive = TSend>
-  implements AsyncIterable<Message<TReceive>>, Disposable, AsyncDisposable {
+  implements
+    AsyncIterable<Message<TReceive>>,
+    Selectable,
+    Disposable,
+    AsyncDisposable {
   #outgoing: FramedChannel<TSend>;
   #incoming: FramedChannel<TReceive>;
   #closed = false;
@@ -195,6 +199,25 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     } catch (error) {
       throw await this.explainReceiveError(error, options);
     }
+  }
+
+  /**
+   * Waits until a whole message has arrived (or the other end closed),
+   * without taking it: the next `receive()` does not wait (see
+   * `Selectable.ready`). `select()` is built on it.
+   *
+   * @example
+   * ```ts ignore
+   * import { spawn } from "@ipckit/ipckit";
+   *
+   * await using child = spawn<string, string>("cat");
+   * await child.send("hello");
+   * await child.ready({ timeout: 1000 });
+   * const { value } = await child.receive({ timeout: 0 });
+   * ```
+   */
+  ready(options: WaitOptions = {}): Promise<void> {
+    return this.#incoming.ready(options);
   }
 
   /** Receives until the other end closes; an error on the way is thrown. */

@@ -22,6 +22,23 @@ export class KeptOperation<R> {
     return this.#pending;
   }
 
+  /**
+   * Waits until the pending operation, or one made by `start()`, has
+   * settled, without taking its outcome: the next {@linkcode KeptOperation.run}
+   * gets it at once (its value, or its error).
+   */
+  async ready(
+    start: () => Promise<R>,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    this.#pending ??= start();
+    // A failure is what the next run() reports; here it only means "settled".
+    const settled = this.#pending.then(() => {}, () => {});
+    await raceDeadline(settled, deadline, signal, action);
+  }
+
   /** Awaits the pending operation, or one made by `start()`, until the deadline. */
   async run(
     start: () => Promise<R>,

@@ -37,6 +37,12 @@ export interface RetryPlan<R> {
   action: string;
 }
 
+/** What bounds a park: the plan's deadline, signal and action. */
+export type ParkBounds = Pick<
+  RetryPlan<unknown>,
+  "deadline" | "signal" | "action"
+>;
+
 /**
  * Attempts until the result is final: once, then a spin (unless the
  * caller allows no waiting), then `park` between attempts. Returns the
@@ -117,7 +123,7 @@ export function retrySync<R>(
 export function backoffPark(
   firstMs: number,
   maxMs: number,
-  plan: Pick<RetryPlan<unknown>, "deadline" | "signal" | "action">,
+  plan: ParkBounds,
 ): () => Promise<void> {
   let delay = firstMs;
   return () => {

@@ -26,8 +26,7 @@
  */
 
 import { GlibcSemaphore, isGlibc } from "../../ffi/glibc_sem.ts";
-import type { RetryPlan } from "./retry.ts";
-import { backoffPark } from "./retry.ts";
+import { backoffPark, type ParkBounds } from "./retry.ts";
 import {
   FALLBACK_MAX_MS,
   lanesAvailable,
@@ -55,7 +54,7 @@ export class SemaphorePark {
    * and call the returned `end` once the wait is over, however it ended.
    */
   parkFor(
-    plan: Pick<RetryPlan<unknown>, "deadline" | "signal" | "action">,
+    plan: ParkBounds,
   ): { park: () => Promise<void>; end: () => void } {
     const glibc = this.#glibc;
     if (!glibc) {
