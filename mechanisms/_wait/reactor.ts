@@ -135,6 +135,10 @@ export class Reactor {
         };
         this.#registrations.set(fd, registration);
       }
+      // A handle dropped without close() (its descriptor closed by the
+      // safety net, not released) leaves its registration behind: the next
+      // owner of the number takes it over under its own name.
+      registration.what = what;
       const waiters = direction === "read"
         ? registration.readers
         : registration.writers;
