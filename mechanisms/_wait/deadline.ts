@@ -17,7 +17,6 @@
  * @module
  */
 
-import type { WaitOptions } from "../channel.ts";
 import { timeoutError } from "../_common/system_error.ts";
 
 /** When a wait must end, on the monotonic clock of `performance.now()`. */
@@ -26,6 +25,14 @@ export interface Deadline {
   readonly at: number;
   /** The timeout the caller asked for, for error messages. */
   readonly timeout: number;
+}
+
+/** The options every waiting call takes (the public `WaitOptions`). */
+export interface WaitBounds {
+  /** Milliseconds before `TimedOut`; unset: no limit; 0: do not wait. */
+  timeout?: number;
+  /** Aborting ends the wait with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** No deadline. */
@@ -37,7 +44,7 @@ export const FOREVER: Deadline = { at: Infinity, timeout: Infinity };
  * @throws {TypeError} when `timeout` is not a number or `signal` not an AbortSignal
  * @throws {RangeError} for a negative timeout
  */
-export function deadlineOf(options: WaitOptions | undefined): Deadline {
+export function deadlineOf(options: WaitBounds | undefined): Deadline {
   const timeout = options?.timeout;
   if (timeout !== undefined) {
     if (typeof timeout !== "number" || Number.isNaN(timeout)) {
