@@ -333,6 +333,15 @@ export class DatagramChannel<T>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    * @throws {Deno.errors.BadResource} when the socket is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { bindDatagram } from "@ipckit/ipckit";
+   *
+   * using server = await bindDatagram<string>({ port: 9000 });
+   * await server.ready({ timeout: 1000 });
+   * const { value, from } = await server.receive({ timeout: 0 });
+   * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
     const deadline = deadlineOf(options);

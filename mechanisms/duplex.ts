@@ -54,7 +54,18 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
     return this.#receiveSide.receive(options);
   }
 
-  /** Waits until the receive side has a message, without taking it. */
+  /**
+   * Waits until the receive side has a message, without taking it (see
+   * `Selectable.ready`).
+   *
+   * @example
+   * ```ts ignore
+   * import { duplex, MessageQueue } from "@ipckit/ipckit";
+   *
+   * using channel = duplex(MessageQueue.open("/requests"), MessageQueue.open("/replies"));
+   * await channel.ready({ timeout: 1000 }); // a reply is waiting in /replies
+   * ```
+   */
   ready(options?: WaitOptions): Promise<void> {
     return this.#receiveSide.ready(options);
   }

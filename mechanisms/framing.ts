@@ -333,6 +333,19 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {Deno.errors.TimedOut} when `timeout` passes first; what was
    * read meanwhile stays buffered for the next call
    * @throws {Deno.errors.BadResource} when the channel is closed
+   *
+   * @example
+   * ```ts
+   * import { FramedChannel } from "@ipckit/ipckit";
+   *
+   * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+   * const writer = new FramedChannel<string>({ writable: pipe.writable });
+   * const reader = new FramedChannel<string>({ readable: pipe.readable });
+   * const sent = writer.send("hello");
+   * await reader.ready({ timeout: 1000 });
+   * await sent;
+   * console.log((await reader.receive({ timeout: 0 })).value); // hello
+   * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
     if (this.#closed) return Promise.reject(closedError(this.#what));

@@ -104,7 +104,13 @@ export function select<const C extends readonly Selectable[]>(
       // Stops the losers' waits once the race is settled, whoever settled it.
       const stop = new AbortController();
       channels.forEach((channel) => {
-        channel.ready({ signal: stop.signal }).then(
+        let ready: Promise<void>;
+        try {
+          ready = channel.ready({ signal: stop.signal });
+        } catch (error) {
+          ready = Promise.reject(error); // a hand-written ready() that throws
+        }
+        ready.then(
           () => settle.resolve(channel),
           (error) => {
             if (!stop.signal.aborted) settle.reject(error);

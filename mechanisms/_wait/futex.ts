@@ -122,10 +122,13 @@ class _Lane {
     this.#parked = true;
     this.#bumped = false;
     this.dirty = false;
-    futexWaitvAsync(list, this.#issued.length + 1).then((index) => {
-      this.#parked = false;
-      onReturn(this, index);
-    });
+    // -1 for "no word named": the words are read afterwards either way.
+    futexWaitvAsync(list, this.#issued.length + 1).catch(() => -1).then(
+      (index) => {
+        this.#parked = false;
+        onReturn(this, index);
+      },
+    );
   }
 
   /** The slots of the call that just returned, with their index in it. */
