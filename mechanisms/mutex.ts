@@ -442,12 +442,20 @@ export class Mutex implements Disposable {
   ): RetryPlan<"acquired" | "recovered" | undefined> {
     const deadline = deadlineOf(options);
     this.#checkOpen("lock");
+    let first = true;
     return {
       attempt: () => {
         this.#checkOpen("lock");
-        if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
+        // Only before this lock has contended may it take a free word
+        // without the sleepers flag: afterwards others may sleep too, and
+        // the unlock must post for them (#contend sets the flag).
+        if (
+          first &&
+          Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0
+        ) {
           return "acquired";
         }
+        first = false;
         return this.#contend();
       },
       wouldBlock: (outcome) => outcome === undefined,
