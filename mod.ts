@@ -54,6 +54,7 @@
 export * from "./mechanisms/errors.ts";
 export * from "./mechanisms/codec.ts";
 export * from "./mechanisms/channel.ts";
+export * from "./mechanisms/select.ts";
 export * from "./mechanisms/message_queue.ts";
 export * from "./mechanisms/framing.ts";
 export * from "./mechanisms/layout.ts";

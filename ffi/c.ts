@@ -130,6 +130,8 @@ export const CLOCK = {
 
 /** fcntl(2) commands and flags. */
 export const FCNTL = {
+  F_SETFD: 2,
+  FD_CLOEXEC: 1,
   F_GETFL: 3,
   F_SETFL: 4,
   F_GETPIPE_SZ: 1032,
@@ -223,6 +225,17 @@ export const MQ_ATTR = {
 
 /** `struct timespec { time_t tv_sec; long tv_nsec; }` on LP64: 16 bytes. */
 export const TIMESPEC_SIZE = 16;
+
+/**
+ * `getrlimit`/`setrlimit` resource numbers, and `struct rlimit { rlim_t
+ * rlim_cur, rlim_max; }`: two 64-bit counts (`RLIM_INFINITY` is all ones).
+ */
+export const RLIMIT = {
+  NOFILE: _isDarwin ? 8 : 7,
+  SIZE_OF: 16,
+  CUR: 0,
+  MAX: 8,
+} as const;
 
 /** `sizeof(sem_t)` on LP64 glibc and musl, and its required alignment. */
 export const SEM_T = { SIZE_OF: 32, ALIGN: 8 } as const;

@@ -52,6 +52,42 @@ export interface Message<T> {
 }
 
 /**
+ * Anything that can say when receiving from it would not wait: every
+ * {@linkcode Channel}, and `PipeChannel`. What `select()` takes.
+ *
+ * @example Wait until a channel has a message, without taking it
+ * ```ts
+ * import type { Selectable } from "@ipckit/ipckit";
+ *
+ * async function hasMessageWithin(channel: Selectable, ms: number): Promise<boolean> {
+ *   try {
+ *     await channel.ready({ timeout: ms });
+ *     return true;
+ *   } catch (error) {
+ *     if (error instanceof Deno.errors.TimedOut) return false;
+ *     throw error;
+ *   }
+ * }
+ * ```
+ */
+export interface Selectable {
+  /**
+   * Resolves once a `receive()` called now would not wait: a message is
+   * there (for stream channels, a whole frame has been read into the
+   * channel's buffer), or the peer has closed its end so `receive()` would
+   * report that at once. Takes nothing: the message stays for the next
+   * `receive()`. Another consumer of the same queue may take it first, so
+   * a `receive()` after `ready()` can still wait when several processes
+   * or calls receive from one queue.
+   *
+   * Rejects with `Deno.errors.TimedOut` after `timeout`, with the signal's
+   * reason on abort, and with `Deno.errors.BadResource` when the channel is
+   * closed (before or meanwhile).
+   */
+  ready(options?: WaitOptions): Promise<void>;
+}
+
+/**
  * A typed, bidirectional or one-way message channel.
  *
  * Iterating a channel receives until the channel is closed (locally, or by the
@@ -73,7 +109,7 @@ export interface Message<T> {
  * ```
  */
 export interface Channel<T, M extends Message<T> = Message<T>>
-  extends AsyncIterable<M>, Disposable {
+  extends AsyncIterable<M>, Disposable, Selectable {
   /** Sends one value; waits (without blocking the event loop) while the channel is full. */
   send(value: T, options?: WaitOptions): Promise<void>;
   /** Receives one message; waits (without blocking the event loop) until one arrives. */

@@ -43,7 +43,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { KeptOperation, raceDeadline } from "./_wait/race.ts";
+import { KeptOperation } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -56,7 +56,7 @@ import {
   closeBoundSocket,
   freeUnixPathForListening,
 } from "./_kernel/socket_file.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /** The largest UDP payload over IPv4: 65,535 minus the IP and UDP headers. */
 export const UDP_MAX_PAYLOAD_IPV4 = 65_507;
@@ -322,6 +322,42 @@ export class DatagramChannel<T>
       );
     }
     return { value: this.#codec.decode(bytes), from };
+  }
+
+  /**
+   * Waits until a datagram has arrived, without taking it: the next
+   * `receive()` returns it at once (see `Selectable.ready`). The datagram
+   * is received into this channel meanwhile, so on a Unix datagram socket a
+   * `send()` fails with `Busy` while `ready()` waits, as it does while a
+   * `receive()` waits.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the socket is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { bindDatagram } from "@ipckit/ipckit";
+   *
+   * using server = await bindDatagram<string>({ port: 9000 });
+   * await server.ready({ timeout: 1000 });
+   * const { value, from } = await server.receive({ timeout: 0 });
+   * ```
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const deadline = deadlineOf(options);
+    if (this.#closed) throw closedError(this.#what);
+    try {
+      await this.#receives.ready(
+        () => this.#conn.receive(this.#buffer),
+        deadline,
+        options.signal,
+        `wait for a datagram on ${this.#what}`,
+      );
+    } catch (error) {
+      if (this.#closed) throw closedError(this.#what);
+      throw error;
+    }
+    if (this.#closed) throw closedError(this.#what);
   }
 
   /** Receives until the socket is closed. */

@@ -32,7 +32,7 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
   constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
     if (!_isChannel(sendSide) || !_isChannel(receiveSide)) {
       throw new TypeError(
-        "Cannot join channels: both sides must have send, receive and close",
+        "Cannot join channels: both sides must have send, receive, ready and close",
       );
     }
     this.#sendSide = sendSide;
@@ -52,6 +52,22 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
   /** Receives from the receive side, with whatever metadata it adds. */
   receive(options?: WaitOptions): Promise<M> {
     return this.#receiveSide.receive(options);
+  }
+
+  /**
+   * Waits until the receive side has a message, without taking it (see
+   * `Selectable.ready`).
+   *
+   * @example
+   * ```ts ignore
+   * import { duplex, MessageQueue } from "@ipckit/ipckit";
+   *
+   * using channel = duplex(MessageQueue.open("/requests"), MessageQueue.open("/replies"));
+   * await channel.ready({ timeout: 1000 }); // a reply is waiting in /replies
+   * ```
+   */
+  ready(options?: WaitOptions): Promise<void> {
+    return this.#receiveSide.ready(options);
   }
 
   /** Iterates the receive side. */
@@ -115,5 +131,6 @@ function _isChannel(value: unknown): boolean {
   const channel = value as Partial<Channel<unknown>> | null;
   return typeof channel?.send === "function" &&
     typeof channel.receive === "function" &&
+    typeof channel.ready === "function" &&
     typeof channel.close === "function";
 }

@@ -19,8 +19,8 @@
  *   retries with a short backoff (1 ms doubling to 25 ms) until a reader
  *   comes, the `timeout` passes or the `signal` aborts. `{ nonBlocking: true }`
  *   fails at once instead.
- * - Reads and writes then park on the descriptor with `poll()` on the thread
- *   pool when they would block.
+ * - Reads and writes then park on the reactor (one `epoll_wait` for every
+ *   descriptor of the process) when they would block.
  *
  * Safety: the path checked is the path opened. Its directory is opened
  * first and Deno's permission is checked on the directory's real path
@@ -61,7 +61,7 @@ import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { checkFlag, checkMode } from "./_common/checks.ts";
-import { systemError, timeoutError } from "./_common/system_error.ts";
+import { systemError } from "./_common/system_error.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
 import { checkAdoptOption, requireAdoptable } from "./_kernel/adoption.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
@@ -73,7 +73,8 @@ import {
 import { checkFilePath } from "./_kernel/paths.ts";
 import { requirePermission } from "./_kernel/permissions.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
-import { type Deadline, deadlineOf } from "./_wait/fd.ts";
+import { type Deadline, deadlineOf } from "./_wait/deadline.ts";
+import { backoffPark, retryAsync } from "./_wait/retry.ts";
 
 /**
  * How to create a FIFO.
@@ -175,7 +176,11 @@ export const TO_SERVER_SUFFIX = ".to-server";
 /** Suffix of the FIFO that carries server-to-client messages in {@linkcode Fifo.duplex}. */
 export const TO_CLIENT_SUFFIX = ".to-client";
 
-/** Longest wait between two attempts to open a writer or find a path. */
+/**
+ * First and longest wait between two attempts to open a writer or find a
+ * path: neither a missing reader nor a missing path can be waited on.
+ */
+const _FIRST_BACKOFF_MS = 1;
 const _MAX_BACKOFF_MS = 25;
 
 // A safety net for channels dropped without close(); close() is the contract.
@@ -744,21 +749,25 @@ async function _openWriterFd(
   deadline: Deadline,
   expected: _Identity | undefined,
 ): Promise<number> {
-  let delay = 1;
-  for (;;) {
-    const fd = _openFifo(file, O.WRONLY, action, expected);
-    if (fd >= 0) return fd;
-    if (options.nonBlocking) {
-      throw systemError(
-        "open",
-        action,
-        -fd,
-        "no process has it open for reading, and nonBlocking: true does not wait for one",
-      );
-    }
-    await _sleep(delay, deadline, options.signal, action);
-    delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
-  }
+  const plan = {
+    attempt: () => _openFifo(file, O.WRONLY, action, expected),
+    // -ENXIO: no reader yet.
+    wouldBlock: (fd: number) => fd < 0 && !options.nonBlocking,
+    deadline,
+    signal: options.signal,
+    action,
+  };
+  const fd = await retryAsync(
+    plan,
+    backoffPark(_FIRST_BACKOFF_MS, _MAX_BACKOFF_MS, plan),
+  );
+  if (fd >= 0) return fd;
+  throw systemError(
+    "open",
+    action,
+    -fd,
+    "no process has it open for reading, and nonBlocking: true does not wait for one",
+  );
 }
 
 /** Waits until every path exists (a client waiting for its server). */
@@ -768,39 +777,23 @@ async function _waitForPaths(
   deadline: Deadline,
   options: WaitOptions,
 ): Promise<void> {
-  let delay = 1;
-  for (const file of files) {
-    for (;;) {
-      const type = lstatType(file);
-      if (type >= 0) break;
-      if (-type !== ERRNO.ENOENT) throw systemError("lstat", action, -type);
-      await _sleep(delay, deadline, options.signal, action);
-      delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
-    }
-  }
-}
-
-/** Sleeps on a timer (the event loop runs), bounded by the deadline and the signal. */
-function _sleep(
-  ms: number,
-  deadline: Deadline,
-  signal: AbortSignal | undefined,
-  action: string,
-): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  const remaining = deadline.at - performance.now();
-  if (remaining <= 0) {
-    return Promise.reject(timeoutError(action, deadline.timeout));
-  }
-  const { promise, resolve, reject } = Promise.withResolvers<void>();
-  const onAbort = () => {
-    clearTimeout(timer);
-    reject(signal!.reason);
+  const plan = {
+    // The first path that is still missing, or the lstat error, or 0.
+    attempt: () => {
+      for (const file of files) {
+        const type = lstatType(file);
+        if (type < 0) return type;
+      }
+      return 0;
+    },
+    wouldBlock: (result: number) => result === -ERRNO.ENOENT,
+    deadline,
+    signal: options.signal,
+    action,
   };
-  const timer = setTimeout(() => {
-    signal?.removeEventListener("abort", onAbort);
-    resolve();
-  }, Math.min(ms, Math.ceil(remaining)));
-  signal?.addEventListener("abort", onAbort, { once: true });
-  return promise;
+  const result = await retryAsync(
+    plan,
+    backoffPark(_FIRST_BACKOFF_MS, _MAX_BACKOFF_MS, plan),
+  );
+  if (result < 0) throw systemError("lstat", action, -result);
 }

@@ -35,7 +35,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -285,10 +285,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
       }
-      return this.#withDeadline(
+      return raceDeadline(
         writer.write(frame),
-        deadline.at,
-        deadline.timeout,
+        deadline,
         options.signal,
         action,
       ).catch((error) => {
@@ -319,7 +318,45 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     }
     const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
-      this.#receiveFrame(deadline.at, deadline.timeout, options.signal)
+      this.#receiveFrame(deadline, options.signal)
+    );
+    this.#receiveTurn = turn.catch(() => {});
+    return turn;
+  }
+
+  /**
+   * Waits until a whole message has been read into the channel's buffer (or
+   * the peer closed its end), without taking it: the next `receive()` then
+   * does not wait. It reads ahead into the channel's own buffer, in turn
+   * with `receive()` calls made before it. `select()` is built on it.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first; what was
+   * read meanwhile stays buffered for the next call
+   * @throws {Deno.errors.BadResource} when the channel is closed
+   *
+   * @example
+   * ```ts
+   * import { FramedChannel } from "@ipckit/ipckit";
+   *
+   * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+   * const writer = new FramedChannel<string>({ writable: pipe.writable });
+   * const reader = new FramedChannel<string>({ readable: pipe.readable });
+   * const sent = writer.send("hello");
+   * await reader.ready({ timeout: 1000 });
+   * await sent;
+   * console.log((await reader.receive({ timeout: 0 })).value); // hello
+   * ```
+   */
+  ready(options: WaitOptions = {}): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError(this.#what));
+    if (!this.#reader) {
+      return Promise.reject(
+        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
+      );
+    }
+    const deadline = deadlineOf(options);
+    const turn = this.#receiveTurn.then(() =>
+      this.#waitForMessage(deadline, options.signal)
     );
     this.#receiveTurn = turn.catch(() => {});
     return turn;
@@ -412,8 +449,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   async #receiveFrame(
-    deadline: number,
-    timeout: number,
+    deadline: Deadline,
     signal: AbortSignal | undefined,
   ): Promise<Message<T>> {
     for (;;) {
@@ -421,30 +457,72 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       const payload = this.#takeMessage();
       if (payload) return { value: this.#codec.decode(payload) };
       if (this.#ended) return this.#atEnd();
-      if (!this.#pendingRead) {
-        this.#pendingRead = this.#reader!.read();
-        // A read left pending by a timeout may fail after nobody awaits it
-        // (close() interrupts it): that must not be an unhandled rejection.
-        this.#pendingRead.catch(() => {});
-      }
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await this.#withDeadline(
-          this.#pendingRead,
-          deadline,
-          timeout,
-          signal,
-          `receive from ${this.#what}`,
-        );
-      } catch (error) {
-        // A read cut short by close() fails with whatever the resource says.
-        if (this.#closed) throw closedError(this.#what);
-        throw error;
-      }
-      this.#pendingRead = undefined;
-      if (result.done) this.#ended = true;
-      else this.#append(result.value);
+      await this.#readMore(deadline, signal, `receive from ${this.#what}`);
     }
+  }
+
+  async #waitForMessage(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    for (;;) {
+      if (this.#closed) throw closedError(this.#what);
+      if (this.#ended || this.#messageBuffered()) return;
+      await this.#readMore(
+        deadline,
+        signal,
+        `wait for a message on ${this.#what}`,
+      );
+    }
+  }
+
+  /**
+   * Reads one more chunk into the buffer, or notes the end of the stream.
+   * A read the deadline or the signal gives up on stays pending, and the
+   * next call takes what it brings: nothing read is lost.
+   */
+  async #readMore(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    if (!this.#pendingRead) {
+      this.#pendingRead = this.#reader!.read();
+      // A read left pending by a timeout may fail after nobody awaits it
+      // (close() interrupts it): that must not be an unhandled rejection.
+      this.#pendingRead.catch(() => {});
+    }
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await raceDeadline(this.#pendingRead, deadline, signal, action);
+    } catch (error) {
+      // A read cut short by close() fails with whatever the resource says.
+      if (this.#closed) throw closedError(this.#what);
+      throw error;
+    }
+    this.#pendingRead = undefined;
+    if (result.done) this.#ended = true;
+    else this.#append(result.value);
+  }
+
+  /**
+   * Whether the buffer holds a whole message, or something `receive()`
+   * reports at once (a frame header or a line beyond maxMessageSize).
+   */
+  #messageBuffered(): boolean {
+    const available = this.#end - this.#start;
+    if (this.#framing === "lines") {
+      return available > this.#maxMessageSize ||
+        this.#buffer.subarray(this.#start, this.#end).includes(_NEWLINE);
+    }
+    if (available < FRAME_HEADER_BYTES) return false;
+    const length = new DataView(
+      this.#buffer.buffer,
+      this.#buffer.byteOffset + this.#start,
+      FRAME_HEADER_BYTES,
+    ).getUint32(0, false);
+    return length > this.#maxMessageSize ||
+      available >= FRAME_HEADER_BYTES + length;
   }
 
   /** The next complete message in the buffer, or undefined if more bytes are needed. */
@@ -567,29 +645,5 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     throw new Deno.errors.UnexpectedEof(
       `Cannot receive from ${this.#what}: the other end closed it`,
     );
-  }
-
-  /** Races `operation` against the deadline and the signal, without cancelling it. */
-  #withDeadline<R>(
-    operation: Promise<R>,
-    deadline: number,
-    timeout: number,
-    signal: AbortSignal | undefined,
-    action: string,
-  ): Promise<R> {
-    if (deadline === Infinity && !signal) return operation;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<R>();
-    const timer = deadline === Infinity ? undefined : setTimeout(
-      () => reject(timeoutError(action, timeout)),
-      Math.max(0, deadline - performance.now()),
-    );
-    const onAbort = () => reject(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    operation.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-    return promise;
   }
 }

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
+import { cString, MQ_ATTR, O, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
@@ -47,14 +47,16 @@ import {
 } from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
-import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait/fd.ts";
+import { deadlineOf } from "./_wait/deadline.ts";
+import { type Direction, pollSync } from "./_wait/poll_sync.ts";
+import { reactor } from "./_wait/reactor.ts";
 import {
-  checkSpinMicros,
+  type ParkBounds,
   retryAsync,
   type RetryPlan,
   retrySync,
-  Spinner,
-} from "./_wait/spin.ts";
+} from "./_wait/retry.ts";
+import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
 /** Where Linux shows message queues as files; the permission checks use it. */
 export const MQUEUE_DIR = "/dev/mqueue";
@@ -221,10 +223,6 @@ export class MessageQueue<T = unknown>
   #unlinkOnClose: boolean;
   #messageSize: number;
   #closed = false;
-  #released: Promise<void>;
-  #markReleased!: () => void;
-  #readable: FdParker;
-  #writable: FdParker;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
   // Allocated once per queue: every message is received into the same buffer.
@@ -248,12 +246,9 @@ export class MessageQueue<T = unknown>
     this.#messageSize = messageSize;
     this.#receiveBuffer = new Uint8Array(this.#canRead ? messageSize : 0);
     this.#receiveLength = BigInt(this.#receiveBuffer.byteLength);
-    this.#readable = new FdParker(fd, POLL.IN, this.#what);
-    this.#writable = new FdParker(fd, POLL.OUT, this.#what);
     const spin = checkSpinMicros(options.spin, `open ${this.#what}`);
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
-    this.#released = new Promise((resolve) => (this.#markReleased = resolve));
     _leaked.register(this, this.#handle, this);
   }
 
@@ -445,12 +440,8 @@ export class MessageQueue<T = unknown>
   async send(value: T, options: SendOptions = {}): Promise<void> {
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
-    const deadline = deadlineOf(options);
-    const action = `send to ${this.#what}`;
-    const errno = await retryAsync(
-      this.#sendPlan(bytes, priority, deadline),
-      () => this.#writable.park(deadline, options.signal, action),
-    );
+    const plan = this.#sendPlan(bytes, priority, options);
+    const errno = await retryAsync(plan, () => this.#park("write", plan));
     if (errno !== 0) throw this.#sendError(errno);
   }
 
@@ -474,12 +465,8 @@ export class MessageQueue<T = unknown>
   ): void {
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
-    const deadline = deadlineOf(options);
-    const action = `send to ${this.#what}`;
-    const errno = retrySync(
-      this.#sendPlan(bytes, priority, deadline),
-      () => this.#waitSync(POLL.OUT, deadline, action),
-    );
+    const plan = this.#sendPlan(bytes, priority, options);
+    const errno = retrySync(plan, () => this.#waitSync("write", plan));
     if (errno !== 0) throw this.#sendError(errno);
   }
 
@@ -521,14 +508,44 @@ export class MessageQueue<T = unknown>
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
-    const deadline = deadlineOf(options);
-    const action = `receive from ${this.#what}`;
-    const length = await retryAsync(
-      this.#receivePlan(deadline),
-      () => this.#readable.park(deadline, options.signal, action),
-    );
+    const plan = this.#receivePlan(options);
+    const length = await retryAsync(plan, () => this.#park("read", plan));
     if (length < 0) throw this.#receiveError(-length);
     return this.#decode(length);
+  }
+
+  /**
+   * Waits until the queue holds a message, without taking it (see
+   * `Selectable.ready`); `select()` is built on it. Another
+   * receiver, in this process or another, may take that message first.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
+   * @throws {TypeError} when the queue was opened with `read: false`
+   *
+   * @example
+   * ```ts ignore
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>("/jobs");
+   * await queue.ready({ timeout: 1000 });
+   * const { value } = queue.tryReceive(); // there is one, unless another receiver took it
+   * ```
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const plan: RetryPlan<boolean> = {
+      attempt: () => {
+        this.#checkReadable();
+        return _readAttributes(this.#handle.fd, this.#what).currentMessages >
+          0;
+      },
+      wouldBlock: (hasMessage) => !hasMessage,
+      spinner: this.#receiveSpinner,
+      deadline: deadlineOf(options),
+      signal: options.signal,
+      action: `wait for a message on ${this.#what}`,
+    };
+    await retryAsync(plan, () => this.#park("read", plan));
   }
 
   /**
@@ -546,12 +563,8 @@ export class MessageQueue<T = unknown>
    * ```
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
-    const deadline = deadlineOf(options);
-    const action = `receive from ${this.#what}`;
-    const length = retrySync(
-      this.#receivePlan(deadline),
-      () => this.#waitSync(POLL.IN, deadline, action),
-    );
+    const plan = this.#receivePlan(options);
+    const length = retrySync(plan, () => this.#waitSync("read", plan));
     if (length < 0) throw this.#receiveError(-length);
     return this.#decode(length);
   }
@@ -593,9 +606,9 @@ export class MessageQueue<T = unknown>
 
   /**
    * Closes the queue; idempotent. Pending `send`/`receive` calls reject with
-   * `Deno.errors.BadResource`. The descriptor is released as soon as no
-   * parked wait uses it (at once, unless one is parked). With `unlinkOnClose`
-   * the name is removed too.
+   * `Deno.errors.BadResource`, and the descriptor is closed at once (a
+   * parked wait holds no reference to it). With `unlinkOnClose` the name is
+   * removed too.
    *
    * @example
    * ```ts ignore
@@ -610,15 +623,10 @@ export class MessageQueue<T = unknown>
     if (this.#closed) return;
     this.#closed = true;
     _leaked.unregister(this);
-    let pending = 2;
-    const releaseWhenIdle = () => {
-      if (--pending > 0) return;
-      requireSymbol("mq_close")(this.#handle.fd);
-      this.#handle.fd = -1;
-      this.#markReleased();
-    };
-    this.#readable.close(releaseWhenIdle);
-    this.#writable.close(releaseWhenIdle);
+    // Waiters first, with the "it is closed" error; then the descriptor.
+    reactor().release(this.#handle.fd);
+    requireSymbol("mq_close")(this.#handle.fd);
+    this.#handle.fd = -1;
     if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
   }
 
@@ -627,10 +635,10 @@ export class MessageQueue<T = unknown>
     this.close();
   }
 
-  /** Closes the queue and waits until its descriptor is released. */
-  async [Symbol.asyncDispose](): Promise<void> {
+  /** Closes the queue; see {@linkcode MessageQueue.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    await this.#released;
+    return Promise.resolve();
   }
 
   #encode(value: T): Uint8Array {
@@ -665,34 +673,43 @@ export class MessageQueue<T = unknown>
   #sendPlan(
     bytes: Uint8Array,
     priority: number,
-    deadline: Deadline,
+    options: WaitOptions,
   ): RetryPlan<number> {
     return {
       attempt: () => this.#sendOnce(bytes, priority),
       wouldBlock: _isAgain,
       spinner: this.#sendSpinner,
-      mayWait: deadline.timeout !== 0,
+      deadline: deadlineOf(options),
+      signal: options.signal,
+      action: `send to ${this.#what}`,
     };
   }
 
   /** How a waiting receive retries: mq_receive until a message is there. */
-  #receivePlan(deadline: Deadline): RetryPlan<number> {
+  #receivePlan(options: WaitOptions): RetryPlan<number> {
     return {
       attempt: () => this.#receiveOnce(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
-      mayWait: deadline.timeout !== 0,
+      deadline: deadlineOf(options),
+      signal: options.signal,
+      action: `receive from ${this.#what}`,
     };
   }
 
-  /** One non-blocking mq_receive; returns the length or -errno. */
-  #receiveOnce(): number {
+  /** Throws unless the queue is open for receiving. */
+  #checkReadable(): void {
     if (this.#closed) throw closedError(this.#what);
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
       );
     }
+  }
+
+  /** One non-blocking mq_receive; returns the length or -errno. */
+  #receiveOnce(): number {
+    this.#checkReadable();
     const mqReceive = requireSymbol("mq_receive");
     const fd = this.#handle.fd;
     const buffer = this.#receiveBuffer;
@@ -706,9 +723,22 @@ export class MessageQueue<T = unknown>
     return { value, priority: this.#priority[0] };
   }
 
-  #waitSync(events: number, deadline: Deadline, action: string): void {
-    if (!pollSync(this.#handle.fd, events, deadline, action)) {
-      throw timeoutError(action, deadline.timeout);
+  /** Parks an async wait on the reactor until the queue may be ready. */
+  #park(direction: Direction, plan: ParkBounds): Promise<void> {
+    return reactor().park(
+      this.#handle.fd,
+      direction,
+      this.#what,
+      plan.deadline,
+      plan.signal,
+      plan.action,
+    );
+  }
+
+  /** Blocks the thread until the queue may be ready, or throws the timeout. */
+  #waitSync(direction: Direction, plan: ParkBounds): undefined {
+    if (!pollSync(this.#handle.fd, direction, plan.deadline, plan.action)) {
+      throw timeoutError(plan.action, plan.deadline.timeout);
     }
   }
 

@@ -75,7 +75,13 @@ import { libc } from "../ffi/load.ts";
 import type { WaitOptions } from "./channel.ts";
 import { timeoutError } from "./_common/system_error.ts";
 import { mappingOf } from "./_memory/mapping.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import {
+  type Deadline,
+  deadlineOf,
+  expired,
+  remainingMs,
+} from "./_wait/deadline.ts";
+import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
 import { SharedMemory, type SharedMemoryOptions } from "./shared_memory.ts";
 
@@ -389,29 +395,19 @@ export class Mutex implements Disposable {
    * ```
    */
   async lock(options: WaitOptions = {}): Promise<MutexGuard> {
-    const deadline = deadlineOf(options);
-    this.#checkOpen("lock");
-    if (options.signal?.aborted) throw options.signal.reason;
-    const action = `lock ${this.#what}`;
-    if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
-      return this.#guard(false);
-    }
-    for (;;) {
-      const outcome = this.#contend();
-      if (outcome !== undefined) return this.#guard(outcome === "recovered");
-      const remaining = deadline.at - performance.now();
-      if (remaining <= 0) throw timeoutError(action, deadline.timeout);
+    const plan = this.#lockPlan(options);
+    const outcome = await retryAsync(plan, async () => {
       try {
         await this.#wake.wait({
-          signal: options.signal,
-          timeout: Math.min(remaining, OWNER_CHECK_MS),
+          signal: plan.signal,
+          timeout: this.#ownerCheckIn(plan.deadline),
         });
       } catch (error) {
-        // Our own short timeout: look at the owner again.
+        // The owner check is due (or the deadline, which the loop reports).
         if (!(error instanceof Deno.errors.TimedOut)) throw error;
       }
-      this.#checkOpen("lock");
-    }
+    });
+    return this.#guard(outcome === "recovered");
   }
 
   /**
@@ -429,23 +425,58 @@ export class Mutex implements Disposable {
    * ```
    */
   lockSync(options: { timeout?: number } = {}): MutexGuard {
-    const deadline = deadlineOf(options);
-    this.#checkOpen("lock");
-    const action = `lock ${this.#what}`;
-    if (Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0) {
-      return this.#guard(false);
-    }
-    for (;;) {
-      const outcome = this.#contend();
-      if (outcome !== undefined) return this.#guard(outcome === "recovered");
-      const remaining = deadline.at - performance.now();
-      if (remaining <= 0) throw timeoutError(action, deadline.timeout);
+    const plan = this.#lockPlan(options);
+    const outcome = retrySync(plan, () => {
       try {
-        this.#wake.waitSync({ timeout: Math.min(remaining, OWNER_CHECK_MS) });
+        this.#wake.waitSync({ timeout: this.#ownerCheckIn(plan.deadline) });
       } catch (error) {
         if (!(error instanceof Deno.errors.TimedOut)) throw error;
       }
-    }
+      return undefined;
+    });
+    return this.#guard(outcome === "recovered");
+  }
+
+  /**
+   * How a lock retries: take the word if it is free or its holder is dead,
+   * else make sure the holder posts the wake semaphore when it unlocks.
+   */
+  #lockPlan(
+    options: WaitOptions,
+  ): RetryPlan<"acquired" | "recovered" | undefined> {
+    const deadline = deadlineOf(options);
+    this.#checkOpen("lock");
+    let first = true;
+    return {
+      attempt: () => {
+        this.#checkOpen("lock");
+        // Only before this lock has contended may it take a free word
+        // without the sleepers flag: afterwards others may sleep too, and
+        // the unlock must post for them (#contend sets the flag).
+        if (
+          first &&
+          Atomics.compareExchange(this.#words, _OWNER, 0, Deno.pid) === 0
+        ) {
+          return "acquired";
+        }
+        first = false;
+        return this.#contend();
+      },
+      wouldBlock: (outcome) => outcome === undefined,
+      deadline,
+      signal: options.signal,
+      action: `lock ${this.#what}`,
+    };
+  }
+
+  /**
+   * How long one sleep on the wake semaphore may last: until the next look
+   * at whether the holder is alive, or the deadline if that comes first.
+   */
+  #ownerCheckIn(deadline: Deadline): number {
+    if (expired(deadline)) return 0;
+    const left = remainingMs(deadline);
+    return left < 0 ? OWNER_CHECK_MS : Math.min(left, OWNER_CHECK_MS);
   }
 
   /**

@@ -39,14 +39,13 @@
  * @module
  */
 
-import type { Message, WaitOptions } from "./channel.ts";
+import type { Message, Selectable, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
-import { deadlineOf } from "./_wait/fd.ts";
-import { timeoutError } from "./_common/system_error.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * How to build a {@linkcode PipeChannel}: a stream each way, a codec each
@@ -115,7 +114,11 @@ export interface ParentChannelOptions<TSend, TReceive>
  * ```
  */
 export class PipeChannel<TSend = unknown, TReceive = TSend>
-  implements AsyncIterable<Message<TReceive>>, Disposable, AsyncDisposable {
+  implements
+    AsyncIterable<Message<TReceive>>,
+    Selectable,
+    Disposable,
+    AsyncDisposable {
   #outgoing: FramedChannel<TSend>;
   #incoming: FramedChannel<TReceive>;
   #closed = false;
@@ -196,6 +199,25 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     } catch (error) {
       throw await this.explainReceiveError(error, options);
     }
+  }
+
+  /**
+   * Waits until a whole message has arrived (or the other end closed),
+   * without taking it: the next `receive()` does not wait (see
+   * `Selectable.ready`). `select()` is built on it.
+   *
+   * @example
+   * ```ts ignore
+   * import { spawn } from "@ipckit/ipckit";
+   *
+   * await using child = spawn<string, string>("cat");
+   * await child.send("hello");
+   * await child.ready({ timeout: 1000 });
+   * const { value } = await child.receive({ timeout: 0 });
+   * ```
+   */
+  ready(options: WaitOptions = {}): Promise<void> {
+    return this.#incoming.ready(options);
   }
 
   /** Receives until the other end closes; an error on the way is thrown. */
@@ -482,25 +504,12 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
   /** The exit status, waiting for it within the caller's timeout and signal. */
   #waitForExit(options: WaitOptions): Promise<Deno.CommandStatus> {
     if (this.#exit) return Promise.resolve(this.#exit);
-    const deadline = deadlineOf(options);
-    const signal = options.signal;
-    if (deadline.at === Infinity && !signal) return this.#process.status;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<
-      Deno.CommandStatus
-    >();
-    const action = `learn how child process "${this.#command}" ended`;
-    const timer = deadline.at === Infinity ? undefined : setTimeout(
-      () => reject(timeoutError(action, deadline.timeout)),
-      Math.max(0, deadline.at - performance.now()),
+    return raceDeadline(
+      this.#process.status,
+      deadlineOf(options),
+      options.signal,
+      `learn how child process "${this.#command}" ended`,
     );
-    const onAbort = () => reject(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#process.status.then(resolve).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-    return promise;
   }
 }
 

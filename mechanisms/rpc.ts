@@ -33,8 +33,8 @@
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_common/system_error.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { closedError } from "./_common/system_error.ts";
+import { bounded, deadlineOf } from "./_wait/deadline.ts";
 
 /**
  * An error as it crosses the channel.
@@ -365,46 +365,29 @@ export class RpcClient<Req, Res> implements Disposable {
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
     const deadline = deadlineOf(options);
     if (this.#closed) return Promise.reject(closedError("RPC client"));
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId;
     // Ids wrap well before they lose precision; a wrapped id cannot still be pending.
     this.#nextId = id >= 0x7fff_ffff ? 1 : id + 1;
-    const { promise, resolve, reject } = Promise.withResolvers<Res>();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => settle(() => reject(signal!.reason));
-    const settle = (action: () => void) => {
-      if (!this.#pending.delete(id)) return;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      action();
-    };
-    this.#pending.set(id, {
-      resolve: (result) => settle(() => resolve(result)),
-      reject: (error) => settle(() => reject(error)),
-    });
-    if (deadline.at !== Infinity) {
-      timer = setTimeout(
-        () =>
-          settle(() =>
-            reject(timeoutError("get an RPC response", deadline.timeout))
-          ),
-        Math.max(0, deadline.at - performance.now()),
-      );
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#reading ??= this.#read();
-    const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
-    // The send gets no timeout or signal of its own: giving up on one
-    // request must not cut a frame short, which would break the channel for
-    // every other request. A send still queued when the request gives up
-    // goes out, and its late answer is dropped.
-    try {
-      this.#channel.send({ kind: "request", id, value }).catch(failed);
-    } catch (error) {
-      failed(error); // some channels throw at once, e.g. for a value too large
-    }
-    return promise;
+    return bounded<Res>(
+      deadline,
+      options.signal,
+      "get an RPC response",
+      (settle) => {
+        this.#pending.set(id, settle);
+        this.#reading ??= this.#read();
+        const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
+        // The send gets no timeout or signal of its own: giving up on one
+        // request must not cut a frame short, which would break the channel
+        // for every other request. A send still queued when the request
+        // gives up goes out, and its late answer is dropped.
+        try {
+          this.#channel.send({ kind: "request", id, value }).catch(failed);
+        } catch (error) {
+          failed(error); // some channels throw at once, e.g. for a value too large
+        }
+        return () => this.#pending.delete(id);
+      },
+    );
   }
 
   /** Rejects every pending request with `BadResource` and stops reading; idempotent. */

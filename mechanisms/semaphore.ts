@@ -11,9 +11,10 @@
  *
  * Waiting comes in three forms: `wait()` returns a Promise and never blocks
  * the event loop, `tryWait()` never waits, `waitSync()` blocks the thread
- * like C. How `wait()` parks, why its cancellation never loses or takes a
- * count, and which clock the timeouts use on glibc and musl is explained in
- * `mechanisms/_wait/semaphore_parker.ts`.
+ * like C. How `wait()` sleeps (on the semaphore's own futex word, with no
+ * thread of its own, on glibc) and why its cancellation never takes a count
+ * is explained in `mechanisms/_wait/semaphore_park.ts`; which clock the
+ * timeouts use on glibc and musl in `mechanisms/_wait/semaphore_calls.ts`.
  *
  * @example Take turns with another process
  * ```ts ignore
@@ -53,18 +54,19 @@ import { NAME_MAX, validateIpcName } from "./_kernel/names.ts";
 import { requirePermissions } from "./_kernel/permissions.ts";
 import {
   SEM_VALUE_MAX,
-  SemParker,
   type SemPointer,
   semPost,
   semTryWait,
   semValue,
   semWaitSync,
-} from "./_wait/semaphore_parker.ts";
-import { type Deadline, deadlineOf } from "./_wait/fd.ts";
+} from "./_wait/semaphore_calls.ts";
+import { SemaphorePark } from "./_wait/semaphore_park.ts";
+import { deadlineOf } from "./_wait/deadline.ts";
+import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 
-export { SEM_VALUE_MAX } from "./_wait/semaphore_parker.ts";
+export { SEM_VALUE_MAX } from "./_wait/semaphore_calls.ts";
 
 /** Where Linux keeps named semaphores, as `sem.<name>` files. */
 export const SEM_DIR = "/dev/shm";
@@ -297,8 +299,10 @@ function _adoptedFile(
 /** A word nobody changes, to sleep on for a millisecond. */
 const _pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** What the async spin returns when its caller aborted or closed the handle. */
-const _STOPPED = -1;
+/** Whether an errno result means "the count is 0, wait". */
+function _isAgain(errno: number): boolean {
+  return errno === ERRNO.EAGAIN;
+}
 
 /**
  * A POSIX semaphore: a count that processes take (`wait`) and give
@@ -321,12 +325,12 @@ export class Semaphore implements Disposable, AsyncDisposable {
   #name: string | undefined;
   #what: string;
   #sem: SemPointer;
-  #parker: SemParker;
+  #park: SemaphorePark;
+  // Aborted by close(): every parked wait() rejects with "it is closed".
+  #closing = new AbortController();
   #closed = false;
   #release: () => void;
   #unlinkOnClose: boolean;
-  #released: Promise<void>;
-  #markReleased!: () => void;
   #stopWatchingRegion: (() => void) | undefined;
   #spinner: Spinner;
 
@@ -344,8 +348,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.#name = name;
     this.#release = release;
     this.#unlinkOnClose = unlinkOnClose;
-    this.#parker = new SemParker(sem, what);
-    this.#released = new Promise((resolve) => (this.#markReleased = resolve));
+    this.#park = new SemaphorePark(sem);
   }
 
   /**
@@ -427,8 +430,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * waiting on undefined. The semaphore lives as long as the memory; to
    * reset it, initialize again while no process uses it.
    *
-   * Closing the region closes this semaphore too. The region is unmapped
-   * only after a parked `wait()` has returned from the thread pool.
+   * Closing the region closes this semaphore too, and rejects its parked
+   * `wait()` calls first.
    *
    * @throws {TypeError} when `memory` is not an open, writable `SharedMemory`
    * @throws {RangeError} for an offset that is unaligned or leaves no room for a `sem_t`
@@ -474,8 +477,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
         throw systemError("sem_init", `initialize ${what}`, lastErrno());
       }
     }
-    // Keep the memory mapped until this semaphore is released: a parked
-    // slice on the thread pool may still be inside sem_clockwait on it.
+    // Keep the memory mapped until this semaphore is closed: its waits
+    // read the sem_t until then.
     const letGo = mapping.retain();
     const handle = new Semaphore(sem, what, undefined, letGo, false, spin);
     handle.#stopWatchingRegion = mapping.onClose(() => handle.close());
@@ -588,7 +591,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
   /**
    * Takes one from the count, waiting without blocking the event loop while
    * it is 0. When the promise rejects (timeout, abort, close) no count was
-   * taken, and an abort or close is noticed within one park slice (4 ms).
+   * taken. Spins briefly first (the `spin` option), then sleeps without a
+   * thread of its own (see the module doc).
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms, monotonic) passes first
    * @throws {Deno.errors.BadResource} when the semaphore is closed before or meanwhile
@@ -602,53 +606,20 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * await ready.wait({ timeout: 1000, signal: AbortSignal.timeout(5000) });
    * ```
    */
-  wait(options: WaitOptions = {}): Promise<void> {
-    let deadline;
+  async wait(options: WaitOptions = {}): Promise<void> {
+    const plan = this.#waitPlan(options);
+    const closing = this.#closing.signal;
+    plan.signal = options.signal
+      ? AbortSignal.any([options.signal, closing])
+      : closing;
+    const { park, end } = this.#park.parkFor(plan);
+    let errno: number;
     try {
-      deadline = deadlineOf(options);
-      this.#checkOpen("wait on");
-    } catch (error) {
-      return Promise.reject(error);
+      errno = await retryAsync(plan, park);
+    } finally {
+      end();
     }
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const action = `wait on ${this.#what}`;
-    const errno = semTryWait(this.#sem);
-    if (errno === 0) return Promise.resolve();
-    if (errno !== ERRNO.EAGAIN) {
-      return Promise.reject(systemError("sem_trywait", action, errno));
-    }
-    if (performance.now() >= deadline.at) {
-      return Promise.reject(timeoutError(action, deadline.timeout));
-    }
-    return this.#spinThenPark(deadline, signal, action);
-  }
-
-  /**
-   * The slow path of `wait()`: spin (yielding microtasks), then park. The
-   * spin stops at once when the caller aborts or the handle closes, so a
-   * cancelled wait never takes a count.
-   */
-  async #spinThenPark(
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-    action: string,
-  ): Promise<void> {
-    const started = performance.now();
-    const errno = await this.#spinner.spinAsync(
-      ERRNO.EAGAIN,
-      () => signal?.aborted || this.#closed ? _STOPPED : semTryWait(this.#sem),
-      (result) => result !== ERRNO.EAGAIN,
-    );
-    if (errno === 0) return;
-    if (signal?.aborted) throw signal.reason;
-    this.#checkOpen("wait on");
-    if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
-    if (performance.now() >= deadline.at) {
-      throw timeoutError(action, deadline.timeout);
-    }
-    await this.#parker.wait(deadline, signal, action);
-    this.#spinner.slept(performance.now() - started);
+    if (errno !== 0) throw systemError("sem_trywait", plan.action, errno);
   }
 
   /**
@@ -666,17 +637,30 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```
    */
   waitSync(options: { timeout?: number } = {}): void {
+    const plan = this.#waitPlan(options);
+    // sem_clockwait takes the count itself when it returns in time.
+    const errno = retrySync(plan, () => {
+      if (semWaitSync(this.#sem, plan.deadline, plan.action)) return 0;
+      throw timeoutError(plan.action, plan.deadline.timeout);
+    });
+    if (errno !== 0) throw systemError("sem_trywait", plan.action, errno);
+  }
+
+  /** How a wait retries: sem_trywait until it takes a count. */
+  #waitPlan(options: WaitOptions): RetryPlan<number> {
     const deadline = deadlineOf(options);
     this.#checkOpen("wait on");
-    const action = `wait on ${this.#what}`;
-    const started = performance.now();
-    const errno = this.#tryWaitSpinning(deadline);
-    if (errno === 0) return;
-    if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
-    if (!semWaitSync(this.#sem, deadline, action)) {
-      throw timeoutError(action, deadline.timeout);
-    }
-    this.#spinner.slept(performance.now() - started);
+    return {
+      attempt: () => {
+        // Closed while spinning: the sem_t may be gone, never touch it.
+        this.#checkOpen("wait on");
+        return semTryWait(this.#sem);
+      },
+      wouldBlock: _isAgain,
+      spinner: this.#spinner,
+      deadline,
+      action: `wait on ${this.#what}`,
+    };
   }
 
   /**
@@ -701,9 +685,9 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /**
    * Closes the handle; idempotent. Pending `wait()` calls reject with
-   * `BadResource` within one park slice, without taking a count. The
-   * `sem_t` is released (`sem_close`, or the region let go) once no parked
-   * wait is on the thread pool. With `unlinkOnClose` the name is removed.
+   * `BadResource` at once, without taking a count, and the `sem_t` is
+   * released (`sem_close`, or the region let go). With `unlinkOnClose` the
+   * name is removed.
    *
    * @example
    * ```ts ignore
@@ -719,10 +703,11 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.#closed = true;
     _leaked.unregister(this);
     this.#stopWatchingRegion?.();
-    this.#parker.close(() => {
-      this.#release();
-      this.#markReleased();
-    });
+    // Off the waiter count, then every parked wait rejected (which stops it
+    // reading the sem_t), then the sem_t released.
+    this.#park.close();
+    this.#closing.abort(closedError(this.#what));
+    this.#release();
     if (this.#unlinkOnClose && this.#name !== undefined) {
       try {
         Semaphore.unlink(this.#name);
@@ -738,21 +723,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.close();
   }
 
-  /** Closes the handle and waits until no parked wait uses the `sem_t`. */
-  async [Symbol.asyncDispose](): Promise<void> {
+  /** Closes the handle; see {@linkcode Semaphore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    await this.#released;
-  }
-
-  /** For waitSync(): sem_trywait, then a bounded spin while the count is 0 (see `spin`). */
-  #tryWaitSpinning(deadline: Deadline): number {
-    const errno = semTryWait(this.#sem);
-    if (errno !== ERRNO.EAGAIN || deadline.timeout === 0) return errno;
-    return this.#spinner.spin(
-      errno,
-      () => semTryWait(this.#sem),
-      (result) => result !== ERRNO.EAGAIN,
-    );
+    return Promise.resolve();
   }
 
   #checkOpen(verb: string): void {

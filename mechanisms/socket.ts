@@ -48,7 +48,7 @@ import type { Codec } from "./codec.ts";
 import { closedError } from "./_common/system_error.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { KeptOperation, raceDeadline } from "./_wait/race.ts";
+import { KeptOperation } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -61,7 +61,7 @@ import {
   closeBoundSocket,
   freeUnixPathForListening,
 } from "./_kernel/socket_file.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * How messages are carried on a stream socket.

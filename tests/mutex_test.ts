@@ -263,3 +263,36 @@ Deno.test(
     assertThrows(() => Mutex.inMemory(memory, 0), Error, "do not hold a mutex");
   }),
 );
+
+Deno.test(
+  "A waiter that takes the lock while another waiter sleeps keeps the sleepers flag, so its unlock wakes the other",
+  leakChecked(async () => {
+    const name = uniqueName("mutex-sleepers");
+    using memory = SharedMemory.open(name, {
+      create: true,
+      size: MUTEX_SIZE,
+      unlinkOnClose: true,
+    });
+    using mutex = Mutex.inMemory(memory, 0);
+    // The owner word follows the 32-byte sem_t and the state word (see
+    // mechanisms/mutex.ts); bit 30 says "somebody may be sleeping".
+    const owner = memory.view(Int32Array, 36, 1);
+    const sleepers = 0x4000_0000;
+    const held = await mutex.lock();
+    const first = mutex.lock({ timeout: 5000 });
+    const second = mutex.lock({ timeout: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // both asleep
+    held.release();
+    const winner = await Promise.race([first, second]);
+    assertEquals(
+      Atomics.load(owner, 0) & sleepers,
+      sleepers,
+      "the winner dropped the flag: its unlock would leave the other asleep",
+    );
+    winner.release();
+    const [a, b] = await Promise.all([first, second]);
+    assertEquals(a === winner || b === winner, true);
+    (a === winner ? b : a).release();
+    assertEquals(mutex.locked, false);
+  }),
+);

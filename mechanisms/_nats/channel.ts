@@ -11,7 +11,7 @@ import type { Channel, Message, WaitOptions } from "../channel.ts";
 import type { Codec } from "../codec.ts";
 import { closedError } from "../_common/system_error.ts";
 import { receiveUntilEnd } from "../_common/iterate.ts";
-import { deadlineOf } from "../_wait/fd.ts";
+import { deadlineOf } from "../_wait/deadline.ts";
 import type { Link } from "./link.ts";
 import { Mailbox } from "./mailbox.ts";
 import { plainBytes } from "./bytes.ts";
@@ -193,6 +193,43 @@ export class NatsChannel<T>
     };
     if (message.reply) received.reply = message.reply;
     return received;
+  }
+
+  /**
+   * Resolves once a message has arrived for `receive()`, without taking it
+   * (see `Selectable.ready` in `@ipckit/ipckit`); `select()` uses it.
+   *
+   * @throws {TypeError} when the channel was opened with `read: false`
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the channel is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { Nats } from "@ipckit/ipckit/nats";
+   *
+   * await using nats = await Nats.connect({ servers: "127.0.0.1:4222" });
+   * const events = await nats.channel<string>("events");
+   * await events.ready({ timeout: 1000 });
+   * console.log(events.pending); // at least 1
+   * ```
+   */
+  ready(options?: WaitOptions): Promise<void> {
+    try {
+      const deadline = deadlineOf(options);
+      if (this.#closed) throw closedError(this.#describe());
+      if (!this.#options.read) {
+        throw new TypeError(
+          `Cannot wait on ${this.#describe()}: it was opened with read: false`,
+        );
+      }
+      return this.#mailbox.ready(
+        deadline,
+        options?.signal,
+        `wait for a message on ${this.#describe()}`,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

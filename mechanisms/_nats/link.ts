@@ -21,7 +21,7 @@ import {
   type NatsConnection,
 } from "@nats-io/transport-node";
 import { closedError, timeoutError } from "../_common/system_error.ts";
-import type { Deadline } from "../_wait/fd.ts";
+import type { Deadline } from "../_wait/deadline.ts";
 import type { ServerAddress } from "./servers.ts";
 
 /** What the connection is given, already checked. */

@@ -1,24 +1,20 @@
 /**
  * Where messages that NATS pushes to a subscription wait for `receive()`:
  * a bounded FIFO, and a FIFO of callers waiting for it, so that concurrent
- * `receive()` calls each get their own message, in arrival order.
+ * `receive()` calls each get their own message, in arrival order; `ready()`
+ * callers only learn that one is there.
  *
  * @module
  */
 
-import { timeoutError } from "../_common/system_error.ts";
-import type { Deadline } from "../_wait/fd.ts";
-
-interface _Waiter<M> {
-  resolve(item: M): void;
-  reject(error: unknown): void;
-}
+import { bounded, type Deadline, type Settle } from "../_wait/deadline.ts";
 
 /** A bounded queue of items that callers take, waiting when it is empty. */
 export class Mailbox<M> {
   #items: M[] = [];
   #head = 0;
-  #waiters = new Set<_Waiter<M>>();
+  #waiters = new Set<Settle<M>>();
+  #watchers = new Set<Settle<void>>();
   #limit: number;
   #closedWith: (() => unknown) | undefined;
   #dropped = 0;
@@ -60,6 +56,9 @@ export class Mailbox<M> {
       return false;
     }
     this.#items.push(item);
+    const watchers = [...this.#watchers];
+    this.#watchers.clear();
+    for (const watcher of watchers) watcher.resolve();
     return true;
   }
 
@@ -88,35 +87,30 @@ export class Mailbox<M> {
   ): Promise<M> {
     if (this.size > 0) return Promise.resolve(this.tryTake()!);
     if (this.#closedWith) return Promise.reject(this.#closedWith());
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (deadline.at <= performance.now()) {
-      return Promise.reject(timeoutError(action, deadline.timeout));
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<M>();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const cleanUp = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    // push() and close() remove the waiter before they call it; a timeout
-    // or an abort removes it here, so exactly one of them settles it.
-    const waiter: _Waiter<M> = {
-      resolve: (item) => (cleanUp(), resolve(item)),
-      reject: (error) => (cleanUp(), reject(error)),
-    };
-    const giveUp = (error: unknown) => {
-      if (this.#waiters.delete(waiter)) waiter.reject(error);
-    };
-    const onAbort = () => giveUp(signal!.reason);
-    this.#waiters.add(waiter);
-    if (deadline.at !== Infinity) {
-      timer = setTimeout(
-        () => giveUp(timeoutError(action, deadline.timeout)),
-        Math.max(0, deadline.at - performance.now()),
-      );
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-    return promise;
+    // push() and close() remove the waiter before they settle it; a timeout
+    // or an abort removes it in the clean-up, so exactly one settles it.
+    return bounded<M>(deadline, signal, action, (settle) => {
+      this.#waiters.add(settle);
+      return () => this.#waiters.delete(settle);
+    });
+  }
+
+  /**
+   * Resolves once an item is there to take, without taking it: what a
+   * channel's `ready()` waits for. Rejects like `take()` once the mailbox is
+   * closed and empty.
+   */
+  ready(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    if (this.size > 0) return Promise.resolve();
+    if (this.#closedWith) return Promise.reject(this.#closedWith());
+    return bounded<void>(deadline, signal, action, (settle) => {
+      this.#watchers.add(settle);
+      return () => this.#watchers.delete(settle);
+    });
   }
 
   /**
@@ -132,8 +126,9 @@ export class Mailbox<M> {
       this.#items = [];
       this.#head = 0;
     }
-    const waiters = [...this.#waiters];
+    const waiters = [...this.#waiters, ...this.#watchers];
     this.#waiters.clear();
+    this.#watchers.clear();
     for (const waiter of waiters) waiter.reject(error());
   }
 

@@ -20,8 +20,7 @@ import type { Codec } from "../codec.ts";
 import { DecodeError } from "../errors.ts";
 import { closedError, timeoutError } from "../_common/system_error.ts";
 import { checkOptionKeys } from "../_common/checks.ts";
-import { type Deadline, deadlineOf } from "../_wait/fd.ts";
-import { raceDeadline } from "../_wait/race.ts";
+import { type Deadline, deadlineOf, raceDeadline } from "../_wait/deadline.ts";
 import type { Link } from "./link.ts";
 import { Mailbox } from "./mailbox.ts";
 import { ensureQueue, type QueueLayout } from "./streams.ts";
@@ -279,6 +278,38 @@ export class WorkQueue<T>
       await _sleep(pause, signal);
       pause = Math.min(pause * 2, 1_000);
     }
+  }
+
+  /**
+   * Resolves once a message has been fetched for `receive()`, without taking
+   * it (see `Selectable.ready` in `@ipckit/ipckit`); starts consuming like
+   * `receive()`. A message past its last delivery is still dead-lettered by
+   * the `receive()` that meets it, so that call may wait again.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the queue or connection is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { Nats } from "@ipckit/ipckit/nats";
+   *
+   * await using nats = await Nats.connect({ servers: "127.0.0.1:4222" });
+   * const jobs = await nats.workQueue<string>("jobs");
+   * await jobs.ready({ timeout: 1000 });
+   * const job = await jobs.receive();
+   * await job.ack();
+   * ```
+   */
+  async ready(options?: WaitOptions): Promise<void> {
+    const deadline = deadlineOf(options);
+    const action = `wait for a message on work queue "${this.name}"`;
+    if (this.#closed) throw closedError(`work queue "${this.name}"`);
+    this.#consuming ??= this.#consume().catch((error) => {
+      this.#consuming = undefined;
+      throw error;
+    });
+    await raceDeadline(this.#consuming, deadline, options?.signal, action);
+    await this.#mailbox.ready(deadline, options?.signal, action);
   }
 
   /**

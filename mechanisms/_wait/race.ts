@@ -1,54 +1,11 @@
 /**
- * Giving up on a promise that cannot be cancelled (an accept, a connect, a
- * datagram receive) when a deadline passes or a signal aborts.
+ * Keeping an operation that cannot be cancelled (an accept, a datagram
+ * receive) for the next caller when one gives up on it.
  *
  * @module
  */
 
-import { timeoutError } from "../_common/system_error.ts";
-import type { Deadline } from "./fd.ts";
-
-/**
- * Settles with `operation`, or rejects when the deadline passes or `signal`
- * aborts. The operation keeps running: `onLate` receives its value if it
- * arrives after the caller gave up (to close a connection nobody will use).
- */
-export function raceDeadline<R>(
-  operation: Promise<R>,
-  deadline: Deadline,
-  signal: AbortSignal | undefined,
-  action: string,
-  onLate?: (value: R) => void,
-): Promise<R> {
-  if (deadline.at === Infinity && !signal) return operation;
-  if (signal?.aborted) {
-    if (onLate) operation.then(onLate, () => {});
-    return Promise.reject(signal.reason);
-  }
-  const { promise, resolve, reject } = Promise.withResolvers<R>();
-  let gaveUp = false;
-  const giveUp = (reason: unknown) => {
-    gaveUp = true;
-    reject(reason);
-  };
-  const timer = deadline.at === Infinity ? undefined : setTimeout(
-    () => giveUp(timeoutError(action, deadline.timeout)),
-    Math.max(0, deadline.at - performance.now()),
-  );
-  const onAbort = () => giveUp(signal!.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  operation.then(
-    (value) => {
-      if (gaveUp) onLate?.(value);
-      else resolve(value);
-    },
-    reject,
-  ).finally(() => {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
-  });
-  return promise;
-}
+import { type Deadline, raceDeadline } from "./deadline.ts";
 
 /**
  * One operation that cannot be cancelled (an accept, a datagram receive),
@@ -63,6 +20,23 @@ export class KeptOperation<R> {
   /** The operation in progress, if one is. */
   get pending(): Promise<R> | undefined {
     return this.#pending;
+  }
+
+  /**
+   * Waits until the pending operation, or one made by `start()`, has
+   * settled, without taking its outcome: the next {@linkcode KeptOperation.run}
+   * gets it at once (its value, or its error).
+   */
+  async ready(
+    start: () => Promise<R>,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    this.#pending ??= start();
+    // A failure is what the next run() reports; here it only means "settled".
+    const settled = this.#pending.then(() => {}, () => {});
+    await raceDeadline(settled, deadline, signal, action);
   }
 
   /** Awaits the pending operation, or one made by `start()`, until the deadline. */
