@@ -212,7 +212,8 @@ export class MessageQueue<T = unknown>
   #writable: FdParker;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
-  // Allocated once per queue: every message is received into the same buffer.
+  // Allocated once per queue: every message is received into the same
+  // buffer and decoded before anything else can run (#receiveAndDecode).
   #receiveBuffer: Uint8Array<ArrayBuffer>;
   #receiveLength: bigint;
   #priority = new Uint32Array(1);
@@ -464,9 +465,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   tryReceive(): QueueMessage<T> {
-    const length = this.#receiveOnce();
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    return this.#received(this.#receiveAndDecode());
   }
 
   /**
@@ -488,12 +487,11 @@ export class MessageQueue<T = unknown>
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
     const deadline = deadlineOf(options);
     const action = `receive from ${this.#what}`;
-    const length = await retryAsync(
+    const result = await retryAsync(
       this.#receivePlan(deadline),
       () => this.#readable.park(deadline, options.signal, action),
     );
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    return this.#received(result);
   }
 
   /**
@@ -513,12 +511,11 @@ export class MessageQueue<T = unknown>
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
     const deadline = deadlineOf(options);
     const action = `receive from ${this.#what}`;
-    const length = retrySync(
+    const result = retrySync(
       this.#receivePlan(deadline),
       () => this.#waitSync(POLL.IN, deadline, action),
     );
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    return this.#received(result);
   }
 
   /**
@@ -641,9 +638,9 @@ export class MessageQueue<T = unknown>
   }
 
   /** How a waiting receive retries: mq_receive until a message is there. */
-  #receivePlan(deadline: Deadline): RetryPlan<number> {
+  #receivePlan(deadline: Deadline): RetryPlan<QueueMessage<T> | number> {
     return {
-      attempt: () => this.#receiveOnce(),
+      attempt: () => this.#receiveAndDecode(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
       mayWait: deadline.timeout !== 0,
@@ -666,9 +663,27 @@ export class MessageQueue<T = unknown>
     return retryEintr(() => Number(mqReceive(fd, buffer, length, priority)));
   }
 
-  #decode(length: number): QueueMessage<T> {
+  /**
+   * One non-blocking mq_receive, decoded in the same synchronous step:
+   * the message, or -errno. The receive buffer and the priority word are
+   * shared by every call on this handle, so nothing may run between filling
+   * them and decoding them; another receive in flight (woken by the same
+   * poll) would overwrite them at its own attempt. Decoding here, before
+   * any await, is what gives each concurrent receive its own message
+   * without a buffer per call. A DecodeError thrown here has consumed its
+   * message and carries a copy of its bytes.
+   */
+  #receiveAndDecode(): QueueMessage<T> | number {
+    const length = this.#receiveOnce();
+    if (length < 0) return length;
     const value = this.#codec.decode(this.#receiveBuffer.subarray(0, length));
     return { value, priority: this.#priority[0] };
+  }
+
+  /** The message of a receive attempt, or its errno as the error to throw. */
+  #received(result: QueueMessage<T> | number): QueueMessage<T> {
+    if (typeof result === "number") throw this.#receiveError(-result);
+    return result;
   }
 
   #waitSync(events: number, deadline: Deadline, action: string): void {
@@ -701,8 +716,8 @@ function _isAgain(errno: number): boolean {
   return errno === ERRNO.EAGAIN;
 }
 
-/** Whether a length-or-minus-errno result means "would block". */
-function _isMinusAgain(result: number): boolean {
+/** Whether a message-or-minus-errno result means "would block". */
+function _isMinusAgain(result: unknown): boolean {
   return result === -ERRNO.EAGAIN;
 }
 
