@@ -36,6 +36,7 @@ import { DecodeError } from "./errors.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { deadlineOf } from "./_wait/fd.ts";
+import { KeptOperation } from "./_wait/race.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -210,8 +211,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #ownsBuffer = false;
   #start = 0;
   #end = 0;
-  // At most one read is outstanding; a receive that times out leaves it for the next.
-  #pendingRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  // At most one read is outstanding; a receive that times out leaves it for
+  // the next, and leaves nothing of its own attached to it.
+  #reads = new KeptOperation<ReadableStreamReadResult<Uint8Array>>();
   // Receives and sends each run one at a time, in call order.
   #receiveTurn: Promise<unknown> = Promise.resolve();
   #sendTurn: Promise<unknown> = Promise.resolve();
@@ -354,6 +356,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#reads.close(closedError(this.#what));
     this.#reader?.cancel().catch(() => {});
     this.#writer?.abort().catch(() => {});
     this.#reader = undefined;
@@ -421,18 +424,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       const payload = this.#takeMessage();
       if (payload) return { value: this.#codec.decode(payload) };
       if (this.#ended) return this.#atEnd();
-      if (!this.#pendingRead) {
-        this.#pendingRead = this.#reader!.read();
-        // A read left pending by a timeout may fail after nobody awaits it
-        // (close() interrupts it): that must not be an unhandled rejection.
-        this.#pendingRead.catch(() => {});
-      }
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await this.#withDeadline(
-          this.#pendingRead,
-          deadline,
-          timeout,
+        result = await this.#reads.run(
+          () => this.#reader!.read(),
+          { at: deadline, timeout },
           signal,
           `receive from ${this.#what}`,
         );
@@ -441,7 +437,6 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         if (this.#closed) throw closedError(this.#what);
         throw error;
       }
-      this.#pendingRead = undefined;
       if (result.done) this.#ended = true;
       else this.#append(result.value);
     }

@@ -204,7 +204,8 @@ export class SocketServer<T>
   #what: string;
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
-  // An accept that outlived its caller's timeout; the next accept takes it.
+  // Accepts one at a time, each connection to exactly one caller; one
+  // accepted after its caller gave up goes to the next caller.
   #accepts = new KeptOperation<Deno.Conn>();
 
   private constructor(
@@ -302,8 +303,8 @@ export class SocketServer<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // A connection accepted after the caller gave up on it: nobody owns it.
-    this.#accepts.pending?.then((conn) => conn.close(), () => {});
+    // A connection accepted after its caller gave up: nobody owns it.
+    this.#accepts.close(closedError(this.#what), (conn) => conn.close());
     closeBoundSocket(this.#listener, this.#socketFile);
   }
 
