@@ -14,6 +14,20 @@
  * One client per channel: two clients reading the same channel would take
  * each other's responses.
  *
+ * Bytes from another process are never trusted: every envelope field is
+ * checked on both sides. A malformed envelope becomes a `DecodeError` whose
+ * `value` is what arrived. The client rejects the request it concerns with
+ * it (an error envelope whose `error` is not an error description), or
+ * drops it, counts it in `dropped` and tells `onError` when it concerns no
+ * pending request; the server tells its `onError` and goes on serving.
+ * Neither ever ends the process with an unhandled rejection.
+ *
+ * A server answers at most `maxInFlight` requests at a time per channel
+ * (default {@linkcode DEFAULT_MAX_IN_FLIGHT}); at the bound it stops
+ * receiving, so a client that sends faster than it reads the answers is
+ * slowed by the channel's own backpressure instead of growing the
+ * server's memory.
+ *
  * @example A calculator served over a Unix socket
  * ```ts ignore
  * import { client, connect, listen, type RpcEnvelope, serve } from "@ipckit/ipckit";
@@ -140,12 +154,26 @@ export interface ServeOptions {
   exposeStack?: boolean;
   /**
    * Told about messages that could not be handled: undecodable ones, ones
-   * that are not requests, responses that could not be sent. Default: ignored.
+   * that are not well-formed requests (a `DecodeError` whose `value` is the
+   * envelope), responses that could not be sent. Default: ignored.
    */
   onError?: (error: unknown) => void;
   /** Stops the server when aborted. */
   signal?: AbortSignal;
+  /**
+   * How many requests may be in progress at once (handler running, or its
+   * answer being sent). At the bound the server stops receiving until one
+   * finishes. A positive integer; default {@linkcode DEFAULT_MAX_IN_FLIGHT}.
+   */
+  maxInFlight?: number;
 }
+
+/**
+ * Requests a server works on at once per channel unless `maxInFlight` says
+ * otherwise: HTTP/2's recommended minimum for concurrent streams, plenty
+ * for pipelining, and a bound on what one client can make a server hold.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 100;
 
 /**
  * A running server; `done` settles when its channel ends.
@@ -215,11 +243,29 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
   ) {
     throw new TypeError("Cannot serve: options.signal must be an AbortSignal");
   }
+  if (options.onError !== undefined && typeof options.onError !== "function") {
+    throw new TypeError("Cannot serve: options.onError must be a function");
+  }
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
+    throw new RangeError(
+      `Cannot serve: maxInFlight must be a positive integer, got ${
+        String(options.maxInFlight)
+      }`,
+    );
+  }
   const stop = new AbortController();
   const onOuterAbort = () => stop.abort();
   options.signal?.addEventListener("abort", onOuterAbort, { once: true });
   if (options.signal?.aborted) stop.abort();
-  const report = options.onError ?? (() => {});
+  const onError = options.onError ?? (() => {});
+  const report = (error: unknown) => {
+    try {
+      onError(error);
+    } catch {
+      // A failing onError must not stop the server (done never rejects).
+    }
+  };
   const replying = channel as unknown as Partial<
     _Replying<RpcEnvelope<Req, Res>, M>
   >;
@@ -260,8 +306,18 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
     }
   };
 
+  // Requests being answered; at maxInFlight the loop waits for one to end.
+  const inFlight = new Set<Promise<void>>();
+  const stopped = _aborted(stop.signal);
   const loop = async () => {
     while (!stop.signal.aborted && !channel.closed) {
+      if (inFlight.size >= maxInFlight) {
+        // Backpressure: stop reading until an answer is out. What the client
+        // keeps sending waits in the channel (the kernel's buffers, a full
+        // queue), which in turn makes its sends wait.
+        await Promise.race([...inFlight, stopped]);
+        continue;
+      }
       let message: M;
       try {
         message = await channel.receive({ signal: stop.signal });
@@ -276,14 +332,15 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
         report(error);
         return;
       }
-      const envelope = message.value as Partial<RpcEnvelope<Req, Res>>;
-      if (envelope?.kind !== "request" || !Number.isSafeInteger(envelope.id)) {
-        report(
-          new TypeError("Cannot serve a message: it is not an RPC request"),
-        );
+      const request = _checkRequest<Req>(message.value);
+      if (request instanceof DecodeError) {
+        report(request);
         continue;
       }
-      answer(message, envelope.id!, (envelope as { value: Req }).value);
+      const answering = answer(message, request.id, request.value)
+        .catch(report)
+        .finally(() => inFlight.delete(answering));
+      inFlight.add(answering);
     }
   };
 
@@ -305,6 +362,27 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
  * ```
  */
 export type RequestOptions = WaitOptions;
+
+/**
+ * How a client behaves.
+ *
+ * @example
+ * ```ts
+ * import type { ClientOptions } from "@ipckit/ipckit";
+ *
+ * const options: ClientOptions = { onError: (error) => console.warn(error) };
+ * ```
+ */
+export interface ClientOptions {
+  /**
+   * Told about what arrived but concerns no pending request and is not a
+   * late answer: a malformed envelope without a usable id, a request sent
+   * to the client (`DecodeError`s whose `value` is the envelope), or a
+   * message that could not be decoded. Each is also counted in `dropped`.
+   * Default: ignored.
+   */
+  onError?: (error: unknown) => void;
+}
 
 /**
  * The calling side of a channel.
@@ -330,10 +408,13 @@ export class RpcClient<Req, Res> implements Disposable {
   #closed = false;
   #stop = new AbortController();
   #reading: Promise<void> | undefined;
+  #onError: (error: unknown) => void;
+  #dropped = 0;
 
   /** Wraps `channel`; the client does not own it. Use {@linkcode client}. */
   constructor(
     channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,
+    options: ClientOptions = {},
   ) {
     if (
       typeof channel?.send !== "function" ||
@@ -341,12 +422,30 @@ export class RpcClient<Req, Res> implements Disposable {
     ) {
       throw new TypeError("Cannot make an RPC client: expected a Channel");
     }
+    if (
+      options.onError !== undefined && typeof options.onError !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot make an RPC client: options.onError must be a function",
+      );
+    }
     this.#channel = channel;
+    this.#onError = options.onError ?? (() => {});
   }
 
   /** Requests waiting for their response. */
   get pending(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * Messages received and thrown away: late answers to requests that timed
+   * out or were aborted, and messages that concern no pending request
+   * (malformed, undecodable, or not a response; those also go to
+   * `onError`).
+   */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Whether `close()` has been called. */
@@ -393,7 +492,11 @@ export class RpcClient<Req, Res> implements Disposable {
       );
     }
     signal?.addEventListener("abort", onAbort, { once: true });
-    this.#reading ??= this.#read();
+    this.#reading ??= this.#read().catch((error) => {
+      // Not expected: #read handles what arrives. Never unhandled, though.
+      this.#reading = undefined;
+      this.#failAll(error);
+    });
     const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
     // The send gets no timeout or signal of its own: giving up on one
     // request must not cut a frame short, which would break the channel for
@@ -427,7 +530,10 @@ export class RpcClient<Req, Res> implements Disposable {
         message = await this.#channel.receive({ signal: this.#stop.signal });
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof DecodeError && !this.#channel.closed) continue;
+        if (error instanceof DecodeError && !this.#channel.closed) {
+          this.#drop(error);
+          continue;
+        }
         // The channel ended or broke: no response can arrive any more.
         this.#failAll(
           _isEnd(error)
@@ -440,13 +546,40 @@ export class RpcClient<Req, Res> implements Disposable {
         this.#reading = undefined;
         return;
       }
-      const envelope = message.value;
-      const waiter = this.#pending.get(envelope?.id);
-      if (!waiter) continue; // a late response to a request that timed out
-      if (envelope.kind === "response") waiter.resolve(envelope.value);
-      else if (envelope.kind === "error") {
-        waiter.reject(new RemoteError(envelope.error));
-      }
+      this.#deliver(message.value);
+    }
+  }
+
+  /** Hands one envelope to the request it answers, or drops it. */
+  #deliver(envelope: unknown): void {
+    const response = _checkResponse<Res>(envelope);
+    if (response instanceof DecodeError) {
+      // A malformed answer whose id names a pending request: that caller
+      // learns why. Anything else concerns no request.
+      const { kind, id } = (envelope ?? {}) as { kind?: unknown; id?: unknown };
+      const answers = kind === "response" || kind === "error";
+      const waiter = answers && typeof id === "number"
+        ? this.#pending.get(id)
+        : undefined;
+      if (waiter) waiter.reject(response);
+      else this.#drop(response);
+      return;
+    }
+    const waiter = this.#pending.get(response.id);
+    if (!waiter) {
+      this.#dropped++; // a late answer to a request that timed out
+      return;
+    }
+    if (response.kind === "response") waiter.resolve(response.value);
+    else waiter.reject(new RemoteError(response.error));
+  }
+
+  #drop(error: unknown): void {
+    this.#dropped++;
+    try {
+      this.#onError(error);
+    } catch {
+      // A failing onError must not stop the client from reading.
     }
   }
 
@@ -469,8 +602,105 @@ export class RpcClient<Req, Res> implements Disposable {
  */
 export function client<Req, Res>(
   channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,
+  options: ClientOptions = {},
 ): RpcClient<Req, Res> {
-  return new RpcClient<Req, Res>(channel);
+  return new RpcClient<Req, Res>(channel, options);
+}
+
+/** A promise that rejects never and resolves when `signal` aborts. */
+function _aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+}
+
+/** Whether `id` is a correlation id: a safe integer, as both sides make them. */
+function _isId(id: unknown): id is number {
+  return typeof id === "number" && Number.isSafeInteger(id);
+}
+
+function _malformed(what: string, why: string, value: unknown): DecodeError {
+  return new DecodeError(
+    `Cannot accept an RPC ${what}: ${why}`,
+    new Uint8Array(0),
+    { value },
+  );
+}
+
+/** A well-formed request, or the DecodeError that says what is wrong with it. */
+function _checkRequest<Req>(
+  envelope: unknown,
+): { id: number; value: Req } | DecodeError {
+  if (typeof envelope !== "object" || envelope === null) {
+    return _malformed("request", "it is not an object", envelope);
+  }
+  const { kind, id, value } = envelope as Record<string, unknown>;
+  if (kind !== "request") {
+    return _malformed(
+      "request",
+      `its kind is ${JSON.stringify(kind) ?? String(kind)}, not "request"`,
+      envelope,
+    );
+  }
+  if (!_isId(id)) {
+    return _malformed("request", "its id is not a safe integer", envelope);
+  }
+  // A missing value is a request for undefined (JSON drops undefined).
+  return { id, value: value as Req };
+}
+
+/** A well-formed response or error, or the DecodeError that says what is wrong. */
+function _checkResponse<Res>(
+  envelope: unknown,
+):
+  | { kind: "response"; id: number; value: Res }
+  | { kind: "error"; id: number; error: RpcErrorInfo }
+  | DecodeError {
+  if (typeof envelope !== "object" || envelope === null) {
+    return _malformed("response", "it is not an object", envelope);
+  }
+  const { kind, id, value, error } = envelope as Record<string, unknown>;
+  if (kind !== "response" && kind !== "error") {
+    return _malformed(
+      "response",
+      `its kind is ${
+        JSON.stringify(kind) ?? String(kind)
+      }, not "response" or "error"`,
+      envelope,
+    );
+  }
+  if (!_isId(id)) {
+    return _malformed("response", "its id is not a safe integer", envelope);
+  }
+  if (kind === "response") return { kind, id, value: value as Res };
+  const info = _checkErrorInfo(error);
+  if (typeof info === "string") {
+    return _malformed("error response", info, envelope);
+  }
+  return { kind, id, error: info };
+}
+
+/** The error description as sent, or why it is not one. */
+function _checkErrorInfo(error: unknown): RpcErrorInfo | string {
+  if (typeof error !== "object" || error === null) {
+    return "its error is not an object with a name and a message";
+  }
+  const { name, message, code, stack } = error as Record<string, unknown>;
+  if (typeof name !== "string" || typeof message !== "string") {
+    return "its error's name and message are not strings";
+  }
+  if (code !== undefined && typeof code !== "string") {
+    return "its error's code is not a string";
+  }
+  if (stack !== undefined && typeof stack !== "string") {
+    return "its error's stack is not a string";
+  }
+  // Only the known fields: nothing else from the peer rides along.
+  const info: RpcErrorInfo = { name, message };
+  if (code !== undefined) info.code = code;
+  if (stack !== undefined) info.stack = stack;
+  return info;
 }
 
 /** Whether a receive failed because the channel ended (peer or local close). */

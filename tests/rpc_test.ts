@@ -1,9 +1,16 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
 import {
   bindDatagram,
   type Channel,
   client,
   connect,
+  DecodeError,
   duplex,
   Fifo,
   FramedChannel,
@@ -14,6 +21,7 @@ import {
   serve,
 } from "../mod.ts";
 import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import { bounded } from "./_bounded.ts";
 import { type Ask, handle } from "./fixtures/_rpc_handler.ts";
 
 type Envelope = RpcEnvelope<Ask, unknown>;
@@ -290,4 +298,193 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
   }
   assertEquals(calls.pending, 0);
   await pipe.readable.cancel();
+});
+
+/** Two framed channels joined back to back in memory. */
+function loopback(): [FramedChannel<Envelope>, FramedChannel<Envelope>] {
+  const pipes = [
+    new TransformStream<Uint8Array, Uint8Array>(),
+    new TransformStream<Uint8Array, Uint8Array>(),
+  ];
+  return [
+    new FramedChannel<Envelope>({
+      readable: pipes[0].readable,
+      writable: pipes[1].writable,
+    }),
+    new FramedChannel<Envelope>({
+      readable: pipes[1].readable,
+      writable: pipes[0].writable,
+    }),
+  ];
+}
+
+/** Sends values as they are, whatever their shape: a hostile peer. */
+function rawSide(
+  channel: FramedChannel<Envelope>,
+): (value: unknown) => Promise<void> {
+  return (value) => channel.send(value as Envelope, { timeout: 5000 });
+}
+
+Deno.test(
+  "RpcClient rejects the request a malformed error response concerns with a DecodeError, and goes on",
+  leakChecked(async () => {
+    const [peer, channel] = loopback();
+    using _peer = peer;
+    using _channel = channel;
+    using calls = client<Ask, unknown>(channel);
+    const first = calls.request({ op: "echo", value: 1 }, { timeout: 5000 });
+    const second = calls.request({ op: "echo", value: 2 }, { timeout: 5000 });
+    const ids: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      ids.push((await peer.receive({ timeout: 5000 })).value.id);
+    }
+    const send = rawSide(peer);
+    await send({ kind: "error", id: ids[0], error: null });
+    const error = await assertRejects(() => first, DecodeError);
+    assertMatch(error.message, /its error is not an object/);
+    assertEquals(error.value, { kind: "error", id: ids[0], error: null });
+    await send({ kind: "response", id: ids[1], value: "fine" });
+    assertEquals(await second, "fine");
+    assertEquals(calls.pending, 0);
+  }),
+);
+
+Deno.test(
+  "RpcClient drops and reports every envelope that concerns no pending request",
+  leakChecked(async () => {
+    const [peer, channel] = loopback();
+    using _peer = peer;
+    using _channel = channel;
+    const reported: unknown[] = [];
+    using calls = client<Ask, unknown>(channel, {
+      onError: (error) => reported.push(error),
+    });
+    const waiting = calls.request({ op: "echo", value: 0 }, { timeout: 5000 });
+    const { id } = (await peer.receive({ timeout: 5000 })).value;
+    const hostile: unknown[] = [
+      null,
+      42,
+      "response",
+      [],
+      { kind: "bogus", id },
+      { kind: "response" },
+      { kind: "response", id: String(id), value: 1 },
+      { kind: "response", id: 2 ** 60, value: 1 },
+      { kind: "request", id, value: 1 },
+      { kind: "error", id: id + 1000, error: { name: 1, message: "x" } },
+    ];
+    const send = rawSide(peer);
+    for (const value of hostile) await send(value);
+    await send({ kind: "response", id, value: "still served" });
+    assertEquals(await waiting, "still served");
+    assertEquals(reported.length, hostile.length);
+    for (const [i, error] of reported.entries()) {
+      assert(error instanceof DecodeError, `case ${i}: ${error}`);
+      assertEquals(error.value, hostile[i], `case ${i}`);
+    }
+    assertEquals(calls.dropped, hostile.length);
+    // A late answer is dropped quietly.
+    await send({ kind: "response", id, value: "late" });
+    await send({ kind: "response", id: -7, value: "unknown id" });
+    const after = calls.request({ op: "echo", value: 1 }, { timeout: 5000 });
+    const next = (await peer.receive({ timeout: 5000 })).value.id;
+    await send({ kind: "response", id: next, value: 1 });
+    assertEquals(await after, 1);
+    assertEquals(calls.dropped, hostile.length + 2);
+    assertEquals(reported.length, hostile.length);
+  }),
+);
+
+Deno.test(
+  "serve() reports malformed requests as DecodeErrors and keeps serving",
+  leakChecked(async () => {
+    const [serverSide, peer] = loopback();
+    using _serverSide = serverSide;
+    using _peer = peer;
+    const reported: unknown[] = [];
+    const server = serve(serverSide, handle, {
+      onError: (error) => reported.push(error),
+    });
+    const hostile: unknown[] = [
+      null,
+      "request",
+      { kind: "response", id: 1, value: 1 },
+      { kind: "request" },
+      { kind: "request", id: 1.5, value: 1 },
+      { kind: "request", id: "7", value: 1 },
+    ];
+    const send = rawSide(peer);
+    for (const value of hostile) await send(value);
+    await send({ kind: "request", id: 9, value: { op: "echo", value: "ok" } });
+    assertEquals((await peer.receive({ timeout: 5000 })).value, {
+      kind: "response",
+      id: 9,
+      value: "ok",
+    });
+    assertEquals(reported.length, hostile.length);
+    for (const [i, error] of reported.entries()) {
+      assert(error instanceof DecodeError, `case ${i}: ${error}`);
+      assertEquals(error.value, hostile[i], `case ${i}`);
+    }
+    server.close();
+    await bounded(server.done, 5000, "the server to stop");
+  }),
+);
+
+Deno.test(
+  "serve() works on at most maxInFlight requests at once and stops receiving at the bound",
+  leakChecked(async () => {
+    const [serverSide, peer] = loopback();
+    using _serverSide = serverSide;
+    using _peer = peer;
+    const gate = Promise.withResolvers<void>();
+    let started = 0;
+    const numbers = serverSide as unknown as Channel<
+      RpcEnvelope<number, number>
+    >;
+    const server = serve(numbers, async (n: number) => {
+      started++;
+      await gate.promise;
+      return n * 2;
+    }, { maxInFlight: 3 });
+    const send = rawSide(peer);
+    // Not awaited one by one: once the server stops reading, the in-memory
+    // pipe stops taking frames, and these sends wait (backpressure).
+    const sends = Array.from(
+      { length: 10 },
+      (_, i) => send({ kind: "request", id: i + 1, value: i + 1 }),
+    );
+    // Give the server every chance to take more than it should.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(started, 3);
+    gate.resolve();
+    const answered = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      const { value } = await peer.receive({ timeout: 5000 });
+      assertEquals(value.kind, "response");
+      answered.add(value.id);
+    }
+    await bounded(Promise.all(sends), 5000, "the requests to be sent");
+    assertEquals(answered.size, 10);
+    assertEquals(started, 10);
+    server.close();
+    await bounded(server.done, 5000, "the server to stop");
+  }),
+);
+
+Deno.test("serve() checks maxInFlight and onError before it starts", () => {
+  const [serverSide, peer] = loopback();
+  for (const maxInFlight of [0, -1, 1.5, Number.NaN, "4" as never]) {
+    assertThrows(
+      () => serve(serverSide, handle, { maxInFlight }),
+      RangeError,
+      "maxInFlight must be a positive integer",
+    );
+  }
+  assertThrows(
+    () => serve(serverSide, handle, { onError: "log" as never }),
+    TypeError,
+  );
+  serverSide.close();
+  peer.close();
 });
