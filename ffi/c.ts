@@ -120,6 +120,13 @@ export const FCNTL = {
   F_SETPIPE_SZ: 1031,
 } as const;
 
+/**
+ * PIPE_BUF: the largest write(2) to a pipe or FIFO that the kernel performs
+ * whole, never interleaved with another writer's bytes, also with
+ * O_NONBLOCK (all of it, or EAGAIN). 4096 on Linux, 512 on macOS.
+ */
+export const PIPE_BUF = _isDarwin ? 512 : 4096;
+
 /** `st_mode` file type bits. */
 export const S_IFMT = 0o170000;
 /** `st_mode` type of a FIFO. */
