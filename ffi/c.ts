@@ -92,6 +92,12 @@ export const MMAP = {
   MAP_NORESERVE: _isDarwin ? 0x40 : 0x4000,
   MS_ASYNC: 0x1,
   MS_SYNC: _isDarwin ? 0x10 : 0x4,
+  /**
+   * madvise(2): fault every page in for reading now, and fail with EFAULT
+   * where a touch would raise SIGBUS (Linux 5.14; EINVAL before; none on
+   * macOS, where it is -1).
+   */
+  MADV_POPULATE_READ: _isDarwin ? -1 : 22,
 } as const;
 
 /** `(void *) -1`, what mmap(2) returns on failure. */
@@ -155,6 +161,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 4,
     INO: 8,
     SIZE: 96,
+    BLOCKS: 104,
     MODE: 4,
     MODE_BYTES: 2,
     UID: 16,
@@ -167,6 +174,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 16,
     MODE_BYTES: 4,
     UID: 24,
@@ -178,6 +186,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 24,
     MODE_BYTES: 4,
     UID: 28,
