@@ -15,6 +15,7 @@ import {
   runFixture,
   spawnFixture,
 } from "./_helpers.ts";
+import { bounded, LineReader } from "./_bounded.ts";
 
 type Numbered = { n: number; pid: number };
 
@@ -620,6 +621,65 @@ Deno.test(
       assertEquals((await waiting).value, "unblock");
       await a.send("now it can", { to: b.addr });
       assertEquals((await b.receive({ timeout: 5000 })).value, "now it can");
+    })
+  ),
+);
+
+Deno.test(
+  "for await over a SocketServer survives EMFILE: it reports it, backs off, and accepts again once descriptors are free",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/emfile.sock`;
+      const script = new URL("./fixtures/socket_emfile.ts", import.meta.url)
+        .pathname;
+      const flags = childFlags(dir, path).join(" ");
+      // 64 descriptors: Deno needs some, the rest runs out after a few dozen.
+      const server = new Deno.Command("sh", {
+        args: [
+          "-c",
+          `ulimit -n 64 && exec "$0" run --quiet ${flags} "$1" "$2" 100`,
+          Deno.execPath(),
+          script,
+          path,
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const lines = new LineReader(server.stdout);
+      const stdin = server.stdin.getWriter();
+      const clients: SocketChannel<unknown>[] = [];
+      try {
+        assertEquals(await lines.next(), "ready");
+        // The backlog holds what the server cannot accept yet.
+        for (let i = 0; i < 100; i++) {
+          clients.push(await connect({ path, timeout: 5000 }));
+        }
+        let errors = 0;
+        let line = await lines.next();
+        while (line.startsWith("error ")) {
+          assertEquals(line, "error EMFILE");
+          errors++;
+          // Free its descriptors: the same iteration must go on accepting.
+          await stdin.write(new TextEncoder().encode("release\n"));
+          line = await lines.next();
+        }
+        assert(errors > 0, "the server never ran out of descriptors");
+        assertMatch(line, /^accepted 100 after \d+ failed accepts$/);
+        const status = await bounded(server.status, 10_000, "the server");
+        assertEquals(status.code, 0);
+      } finally {
+        for (const client of clients) client.close();
+        await stdin.close().catch(() => {});
+        try {
+          server.kill("SIGKILL");
+        } catch {
+          // It exited already, as it should.
+        }
+        await bounded(server.status, 10_000, "the server to exit");
+        await lines.cancel();
+        await server.stderr.cancel();
+      }
     })
   ),
 );
