@@ -750,13 +750,13 @@ function _checkPriority(priority: unknown, what: string): number {
   return priority as number;
 }
 
-/** Checks a size option and the system limit it must respect. */
-function _checkSize(
+/** Checks the shape of a size option: a positive safe integer, or unset. */
+function _checkSizeShape(
   name: string,
   option: "maxMessages" | "messageSize",
   value: unknown,
-  limitFile: "msg_max" | "msgsize_max",
-): number {
+): void {
+  if (value === undefined) return;
   if (!Number.isSafeInteger(value) || (value as number) < 1) {
     throw new RangeError(
       `Cannot create message queue "${name}": ${option} must be a positive integer, got ${
@@ -764,6 +764,16 @@ function _checkSize(
       }`,
     );
   }
+}
+
+/** Checks a size option and the system limit it must respect. */
+function _checkSize(
+  name: string,
+  option: "maxMessages" | "messageSize",
+  value: unknown,
+  limitFile: "msg_max" | "msgsize_max",
+): number {
+  _checkSizeShape(name, option, value);
   const limit = readMqLimit(limitFile);
   if (limit !== undefined && (value as number) > limit) {
     throw new RangeError(
@@ -783,6 +793,10 @@ function _createAttributes(
   if (options.maxMessages === undefined && options.messageSize === undefined) {
     return undefined;
   }
+  // Both shapes first: reading a default or a limit from /proc is a system
+  // call, and bad input must fail before any.
+  _checkSizeShape(name, "maxMessages", options.maxMessages);
+  _checkSizeShape(name, "messageSize", options.messageSize);
   const maxMessages = _checkSize(
     name,
     "maxMessages",

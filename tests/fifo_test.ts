@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
 import { bounded, LineReader } from "./_bounded.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
 import {
   checksum,
   exactlyOnceProblems,
@@ -436,31 +437,50 @@ Deno.test(
 
 Deno.test(
   "Fifo rejects bad arguments with TypeError or RangeError before any system call",
-  async () => {
-    assertThrows(() => Fifo.create(""), TypeError);
-    assertThrows(() => Fifo.create("/tmp/a\0b"), TypeError);
-    assertThrows(
-      () => Fifo.create(new URL("https://example.com/x")),
-      TypeError,
-    );
-    assertThrows(() => Fifo.create("/tmp/x", { mode: 0o1777 }), RangeError);
-    await assertRejects(
-      () => Fifo.openReader("/tmp/x", { framing: "words" as "lines" }),
-      TypeError,
-    );
-    await assertRejects(
-      () => Fifo.openWriter("/tmp/x", { maxMessageSize: 0 }),
-      RangeError,
-    );
-    await assertRejects(
-      () => Fifo.openWriter("/tmp/x", { timeout: -1 }),
-      RangeError,
-    );
-    await assertRejects(
-      () => Fifo.duplex("/tmp/x", { role: "peer" as "server" }),
-      TypeError,
-    );
-  },
+  inTempDir(async (dir) => {
+    const path = `${dir}/x`;
+    type Case = [string, () => unknown, typeof TypeError | typeof RangeError];
+    const cases: Case[] = [
+      ["an empty path", () => Fifo.create(""), TypeError],
+      ["a NUL", () => Fifo.create(`${dir}/a\0b`), TypeError],
+      [
+        "an https: URL",
+        () => Fifo.create(new URL("https://example.com/x")),
+        TypeError,
+      ],
+      ["mode 0o1777", () => Fifo.create(path, { mode: 0o1777 }), RangeError],
+      [
+        "framing words",
+        () => Fifo.openReader(path, { framing: "words" as "lines" }),
+        TypeError,
+      ],
+      [
+        "maxMessageSize 0",
+        () => Fifo.openWriter(path, { maxMessageSize: 0 }),
+        RangeError,
+      ],
+      ["timeout -1", () => Fifo.openWriter(path, { timeout: -1 }), RangeError],
+      [
+        "a shared writer's maxMessageSize",
+        () =>
+          Fifo.openWriter(path, { sharedWriters: true, maxMessageSize: 1e6 }),
+        RangeError,
+      ],
+      [
+        "role peer",
+        () => Fifo.duplex(path, { role: "peer" as "server" }),
+        TypeError,
+      ],
+      [
+        "duplex mode",
+        () => Fifo.duplex(path, { role: "server", mode: -1 }),
+        RangeError,
+      ],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, [dir], what);
+    }
+  }),
 );
 
 const SHARED_FLAGS = (dir: string) => [

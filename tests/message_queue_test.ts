@@ -5,13 +5,20 @@ import {
   assertRejects,
   assertThrows,
 } from "@std/assert";
-import { codecs, DecodeError, MessageQueue } from "../mod.ts";
 import {
+  codecs,
+  DecodeError,
+  MessageQueue,
+  type MessageQueueOptions,
+} from "../mod.ts";
+import {
+  IPC_DIRS,
   leakChecked,
   runFixture,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
 
 const MQ_FLAGS = [
   "--allow-ffi",
@@ -352,30 +359,33 @@ Deno.test(
 
 Deno.test(
   "MessageQueue.open() rejects invalid names before any system call",
-  () => {
-    const cases: [unknown, RegExp][] = [
-      ["", /it is empty/],
-      ["jobs", /must start with "\/"/],
-      ["/", /needs characters/],
-      ["/a/b", /must not contain "\/" after the first/],
-      ["/a\0b", /NUL/],
-      ["/" + "x".repeat(256), /256 bytes long, the limit is 255/],
-      [42, /expected a string/],
+  leakChecked(async () => {
+    const cases: [unknown, RegExp, typeof TypeError | typeof RangeError][] = [
+      ["", /it is empty/, TypeError],
+      ["jobs", /must start with "\/"/, TypeError],
+      ["/", /needs characters/, TypeError],
+      ["/a/b", /must not contain "\/" after the first/, TypeError],
+      ["/a\0b", /NUL/, TypeError],
+      ["/" + "x".repeat(256), /256 bytes long, the limit is 255/, RangeError],
+      [42, /expected a string/, TypeError],
     ];
-    for (const [name, message] of cases) {
+    for (const [name, message, ErrorClass] of cases) {
+      const what = `name ${JSON.stringify(name)}`;
       const error = assertThrows(
         () => MessageQueue.open(name as string, { create: true }),
-        Error,
+        ErrorClass,
         undefined,
-        `name ${JSON.stringify(name)}`,
+        what,
       );
-      assert(
-        error instanceof TypeError || error instanceof RangeError,
-        `name ${JSON.stringify(name)}`,
+      assertMatch(error.message, message, what);
+      await rejectsBeforeAnySystemCall(
+        () => MessageQueue.open(name as string, { create: true }),
+        ErrorClass,
+        IPC_DIRS,
+        what,
       );
-      assertMatch(error.message, message, `name ${JSON.stringify(name)}`);
     }
-  },
+  }),
 );
 
 Deno.test(
@@ -494,36 +504,47 @@ Deno.test(
 
 Deno.test(
   "MessageQueue options are checked before any system call",
-  () => {
+  leakChecked(async () => {
     const name = uniqueName("mq-options");
-    assertThrows(
-      () => MessageQueue.open(name, { read: false, write: false }),
-      Error,
-      "read and write are both false",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { exclusive: true }),
-      Error,
-      "exclusive needs create",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, mode: 0o1777 }),
-      RangeError,
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, messageSize: 1.5 }),
-      RangeError,
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, spin: 5000 }),
-      Error,
-      "spin must be 0 to 1000 microseconds, got 5000",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, spin: -1 }),
-      RangeError,
-    );
-  },
+    const cases: [
+      MessageQueueOptions<unknown>,
+      typeof TypeError | typeof RangeError,
+      string,
+    ][] = [
+      [
+        { read: false, write: false },
+        TypeError,
+        "read and write are both false",
+      ],
+      [{ exclusive: true }, TypeError, "exclusive needs create"],
+      [{ create: true, mode: 0o1777 }, RangeError, ""],
+      [{ create: true, messageSize: 1.5 }, RangeError, "positive integer"],
+      [{ create: true, maxMessages: 0 }, RangeError, "positive integer"],
+      [
+        { create: true, spin: 5000 },
+        RangeError,
+        "spin must be 0 to 1000 microseconds, got 5000",
+      ],
+      [{ create: true, spin: -1 }, RangeError, ""],
+    ];
+    for (const [options, ErrorClass, message] of cases) {
+      const what = JSON.stringify(options);
+      assertThrows(
+        () => MessageQueue.open(name, options),
+        ErrorClass,
+        message,
+        what,
+      );
+      await rejectsBeforeAnySystemCall(
+        () => MessageQueue.open(name, options),
+        ErrorClass,
+        IPC_DIRS,
+        what,
+      );
+    }
+    // Nothing was created under the name either.
+    assertThrows(() => MessageQueue.open(name), Deno.errors.NotFound);
+  }),
 );
 
 Deno.test(
@@ -533,13 +554,24 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    assertThrows(() => queue.trySend(1, { priority: 32768 }), RangeError);
-    assertThrows(() => queue.trySend(1, { priority: -1 }), RangeError);
-    await assertRejects(() => queue.send(1, { timeout: -5 }), RangeError);
-    await assertRejects(
-      () => queue.receive({ timeout: Number.NaN }),
-      TypeError,
-    );
+    const cases: [
+      string,
+      () => unknown,
+      typeof TypeError | typeof RangeError,
+    ][] = [
+      [
+        "priority 32768",
+        () => queue.trySend(1, { priority: 32768 }),
+        RangeError,
+      ],
+      ["priority -1", () => queue.trySend(1, { priority: -1 }), RangeError],
+      ["timeout -5", () => queue.send(1, { timeout: -5 }), RangeError],
+      ["timeout NaN", () => queue.receive({ timeout: Number.NaN }), TypeError],
+      ["signal", () => queue.receive({ signal: {} as AbortSignal }), TypeError],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, IPC_DIRS, what);
+    }
     assertEquals(queue.attributes().currentMessages, 0);
   }),
 );
