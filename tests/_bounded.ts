@@ -60,3 +60,27 @@ export class LineReader {
     await this.#reader.cancel();
   }
 }
+
+/**
+ * Collects what `iterable` yields until it ends, each step bounded by `ms`:
+ * a `for await` whose end a regression would never bring fails instead.
+ */
+export async function collectWithin<T>(
+  iterable: AsyncIterable<T>,
+  ms: number,
+  what: string,
+): Promise<T[]> {
+  const iterator = iterable[Symbol.asyncIterator]();
+  const items: T[] = [];
+  try {
+    for (;;) {
+      const step = await bounded(iterator.next(), ms, what);
+      if (step.done) return items;
+      items.push(step.value);
+    }
+  } catch (error) {
+    // Let the iterator go; whatever it was waiting for is abandoned.
+    void iterator.return?.()?.catch?.(() => {});
+    throw error;
+  }
+}

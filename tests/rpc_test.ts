@@ -59,7 +59,10 @@ async function exercise(channel: RpcChannel): Promise<void> {
   // A handler's error arrives as an error, without the remote stack.
   const error = await assertRejects(
     () =>
-      calls.request({ op: "fail", name: "RangeError", message: "no such job" }),
+      calls.request(
+        { op: "fail", name: "RangeError", message: "no such job" },
+        { timeout: 20_000 },
+      ),
     RemoteError,
   );
   assertEquals(error.name, "RangeError");
@@ -77,6 +80,7 @@ async function exercise(channel: RpcChannel): Promise<void> {
   const stop = new AbortController();
   const aborted = calls.request({ op: "echo", value: "slow", delay: 300 }, {
     signal: stop.signal,
+    timeout: 20_000,
   });
   stop.abort(new Error("changed my mind"));
   await assertRejects(() => aborted, Error, "changed my mind");
@@ -84,7 +88,9 @@ async function exercise(channel: RpcChannel): Promise<void> {
 
   // Late answers to those are dropped; the channel still serves.
   assertEquals(
-    await calls.request({ op: "echo", value: "after", delay: 400 }),
+    await calls.request({ op: "echo", value: "after", delay: 400 }, {
+      timeout: 20_000,
+    }),
     "after",
   );
   assertEquals(calls.pending, 0);
@@ -95,7 +101,11 @@ async function firstLine(child: Deno.ChildProcess): Promise<string> {
   const decoder = new TextDecoder();
   let text = "";
   while (!text.includes("\n")) {
-    const { done, value } = await reader.read();
+    const { done, value } = await bounded(
+      reader.read(),
+      20_000,
+      "the server's first line",
+    );
     if (done) throw new Error(`the server ended early: ${text}`);
     text += decoder.decode(value, { stream: true });
   }
@@ -108,11 +118,15 @@ async function finished(
   killed = false,
 ): Promise<void> {
   if (killed) child.kill("SIGTERM");
-  const [status, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-    child.stdout.cancel(),
-  ]);
+  const [status, stderr] = await bounded(
+    Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+      child.stdout.cancel(),
+    ]),
+    20_000,
+    "the server to exit",
+  );
   if (!killed) assertEquals(status.code, 0, stderr);
 }
 
@@ -160,7 +174,8 @@ const transports: Record<string, () => Promise<Transport>> = {
     return {
       channel,
       close: async () => {
-        await channel.closeWrite(); // the server's iteration ends, it exits
+        // The server's iteration ends, it exits.
+        await bounded(channel.closeWrite(), 10_000, "the half-close");
         channel.close();
         await finished(server);
         await Deno.remove(dir, { recursive: true });
@@ -184,11 +199,13 @@ const transports: Record<string, () => Promise<Transport>> = {
     return Promise.resolve({
       channel,
       close: async () => {
-        await channel.closeWrite(); // end of stdin: the child's server ends
-        const [status, stderr] = await Promise.all([
-          child.status,
-          new Response(child.stderr).text(),
-        ]);
+        // End of stdin: the child's server ends.
+        await bounded(channel.closeWrite(), 10_000, "the half-close");
+        const [status, stderr] = await bounded(
+          Promise.all([child.status, new Response(child.stderr).text()]),
+          20_000,
+          "the child to exit",
+        );
         channel.close();
         assertEquals(status.code, 0, stderr);
       },
@@ -203,7 +220,7 @@ const transports: Record<string, () => Promise<Transport>> = {
       path,
     ]);
     await firstLine(server);
-    const channel = await connect<Envelope>({ path });
+    const channel = await connect<Envelope>({ path, timeout: 10_000 });
     return {
       channel,
       close: async () => {
@@ -219,7 +236,7 @@ const transports: Record<string, () => Promise<Transport>> = {
       "tcp",
     ]);
     const { port } = JSON.parse(await firstLine(server));
-    const channel = await connect<Envelope>({ port });
+    const channel = await connect<Envelope>({ port, timeout: 10_000 });
     return {
       channel,
       close: async () => {
@@ -274,8 +291,9 @@ Deno.test("A server can send its handler's stack when asked", async () => {
   });
   using _server = serve(serverSide, handle, { exposeStack: true });
   using calls = client<Ask, unknown>(channel);
-  const error = await calls.request({ op: "fail", name: "E", message: "m" })
-    .catch((error) => error);
+  const error = await calls.request({ op: "fail", name: "E", message: "m" }, {
+    timeout: 5000,
+  }).catch((error) => error);
   assert(error instanceof RemoteError);
   assertMatch(error.remoteStack ?? "", /_rpc_handler\.ts/);
 });
@@ -289,7 +307,7 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
   });
   const calls = client<Ask, unknown>(channel);
   const waiting = [1, 2, 3].map((value) =>
-    calls.request({ op: "echo", value })
+    calls.request({ op: "echo", value }, { timeout: 5000 })
   );
   assertEquals(calls.pending, 3);
   calls.close();
@@ -297,7 +315,7 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
     await assertRejects(() => request, Deno.errors.BadResource);
   }
   assertEquals(calls.pending, 0);
-  await pipe.readable.cancel();
+  await bounded(pipe.readable.cancel(), 5000, "the pipe to cancel");
 });
 
 /** Two framed channels joined back to back in memory. */
