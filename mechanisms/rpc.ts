@@ -459,7 +459,9 @@ export class RpcClient<Req, Res> implements Disposable {
    * @throws {RemoteError} when the handler threw
    * @throws {Deno.errors.TimedOut} when `timeout` passes first; the late
    * response, if any, is dropped
-   * @throws {Deno.errors.BadResource} when the client or channel closes first
+   * @throws {Deno.errors.BadResource} when the client or channel closes
+   * first, or the channel breaks (the server died), with the channel's error
+   * as its `cause`
    */
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
     const deadline = deadlineOf(options);
@@ -534,14 +536,18 @@ export class RpcClient<Req, Res> implements Disposable {
           this.#drop(error);
           continue;
         }
-        // The channel ended or broke: no response can arrive any more.
+        // The channel ended or broke (the server died: end of stream, or a
+        // reset): no response can arrive any more. One error class for
+        // both, which says so; the channel's own error is its cause.
         this.#failAll(
-          _isEnd(error)
-            ? new Deno.errors.BadResource(
-              "Cannot get an RPC response: the channel closed",
-              { cause: error },
-            )
-            : error,
+          new Deno.errors.BadResource(
+            _isEnd(error)
+              ? "Cannot get an RPC response: the channel closed"
+              : `Cannot get an RPC response: the channel broke: ${
+                (error as Error)?.message ?? String(error)
+              }`,
+            { cause: error },
+          ),
         );
         this.#reading = undefined;
         return;
