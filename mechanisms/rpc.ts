@@ -307,15 +307,24 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
   };
 
   // Requests being answered; at maxInFlight the loop waits for one to end.
-  const inFlight = new Set<Promise<void>>();
-  const stopped = _aborted(stop.signal);
+  // It waits on a callback, not Promise.race over long-lived promises: each
+  // race would leave a reaction on them, and a server that meets its bound
+  // a million times would keep a million.
+  let inFlight = 0;
+  let slotFreed: (() => void) | undefined;
+  const freeSlot = () => {
+    const wake = slotFreed;
+    slotFreed = undefined;
+    wake?.();
+  };
+  stop.signal.addEventListener("abort", freeSlot, { once: true });
   const loop = async () => {
     while (!stop.signal.aborted && !channel.closed) {
-      if (inFlight.size >= maxInFlight) {
+      if (inFlight >= maxInFlight) {
         // Backpressure: stop reading until an answer is out. What the client
         // keeps sending waits in the channel (the kernel's buffers, a full
         // queue), which in turn makes its sends wait.
-        await Promise.race([...inFlight, stopped]);
+        await new Promise<void>((resolve) => (slotFreed = resolve));
         continue;
       }
       let message: M;
@@ -332,20 +341,31 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
         report(error);
         return;
       }
-      const request = _checkRequest<Req>(message.value);
+      let request: { id: number; value: Req } | DecodeError;
+      try {
+        request = _checkRequest<Req>(message.value);
+      } catch (error) {
+        // Not expected (the checks only read fields); never fatal, though.
+        report(error);
+        continue;
+      }
       if (request instanceof DecodeError) {
         report(request);
         continue;
       }
-      const answering = answer(message, request.id, request.value)
+      inFlight++;
+      answer(message, request.id, request.value)
         .catch(report)
-        .finally(() => inFlight.delete(answering));
-      inFlight.add(answering);
+        .finally(() => {
+          inFlight--;
+          freeSlot();
+        });
     }
   };
 
   const done = loop().finally(() => {
     options.signal?.removeEventListener("abort", onOuterAbort);
+    stop.signal.removeEventListener("abort", freeSlot);
   });
   const close = () => stop.abort();
   return { done, close, [Symbol.dispose]: close };
@@ -552,7 +572,12 @@ export class RpcClient<Req, Res> implements Disposable {
         this.#reading = undefined;
         return;
       }
-      this.#deliver(message.value);
+      try {
+        this.#deliver(message.value);
+      } catch (error) {
+        // Not expected (the checks only read fields); never fatal, though.
+        this.#drop(error);
+      }
     }
   }
 
@@ -613,17 +638,22 @@ export function client<Req, Res>(
   return new RpcClient<Req, Res>(channel, options);
 }
 
-/** A promise that rejects never and resolves when `signal` aborts. */
-function _aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
-}
-
 /** Whether `id` is a correlation id: a safe integer, as both sides make them. */
 function _isId(id: unknown): id is number {
   return typeof id === "number" && Number.isSafeInteger(id);
+}
+
+/** A short, safe description of a value from the peer, for messages. */
+function _describe(value: unknown): string {
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
+  }
+  if (value === null || typeof value !== "object") {
+    // bigint, symbol, undefined, numbers: never JSON.stringify (it throws
+    // for bigints, which the v8 codec carries).
+    return typeof value === "bigint" ? `${value}n` : String(value);
+  }
+  return Array.isArray(value) ? "an array" : "an object";
 }
 
 function _malformed(what: string, why: string, value: unknown): DecodeError {
@@ -645,7 +675,7 @@ function _checkRequest<Req>(
   if (kind !== "request") {
     return _malformed(
       "request",
-      `its kind is ${JSON.stringify(kind) ?? String(kind)}, not "request"`,
+      `its kind is ${_describe(kind)}, not "request"`,
       envelope,
     );
   }
@@ -670,9 +700,7 @@ function _checkResponse<Res>(
   if (kind !== "response" && kind !== "error") {
     return _malformed(
       "response",
-      `its kind is ${
-        JSON.stringify(kind) ?? String(kind)
-      }, not "response" or "error"`,
+      `its kind is ${_describe(kind)}, not "response" or "error"`,
       envelope,
     );
   }
