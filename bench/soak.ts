@@ -21,6 +21,10 @@
  * Everything runs in this one process (both ends of each channel), so its
  * RSS is the number to watch. At the end it prints the RSS series and how
  * much the second half grew over the first: flat means a few MiB at most.
+ * The rates are what each loop gets while it shares one thread with all the
+ * others (the loops that never wait move in step, a macrotask turn every 64
+ * rounds; the stream loops wait for I/O turns): they show that every
+ * mechanism keeps moving, not how fast one is alone (`deno task bench`).
  *
  * @module
  */
