@@ -219,8 +219,16 @@ const transports: Record<string, () => Promise<Transport>> = {
       "unix",
       path,
     ]);
-    await firstLine(server);
-    const channel = await connect<Envelope>({ path, timeout: 10_000 });
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      channel = await connect<Envelope>({ path, timeout: 10_000 });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
     return {
       channel,
       close: async () => {
@@ -235,8 +243,14 @@ const transports: Record<string, () => Promise<Transport>> = {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "tcp",
     ]);
-    const { port } = JSON.parse(await firstLine(server));
-    const channel = await connect<Envelope>({ port, timeout: 10_000 });
+    let channel: RpcChannel;
+    try {
+      const { port } = JSON.parse(await firstLine(server));
+      channel = await connect<Envelope>({ port, timeout: 10_000 });
+    } catch (error) {
+      await finished(server, true); // set-up failed: leave no server behind
+      throw error;
+    }
     return {
       channel,
       close: async () => {
