@@ -108,6 +108,12 @@ export const MMAP = {
   MAP_NORESERVE: _isDarwin ? 0x40 : 0x4000,
   MS_ASYNC: 0x1,
   MS_SYNC: _isDarwin ? 0x10 : 0x4,
+  /**
+   * madvise(2): fault every page in for reading now, and fail with EFAULT
+   * where a touch would raise SIGBUS (Linux 5.14; EINVAL before; none on
+   * macOS, where it is -1).
+   */
+  MADV_POPULATE_READ: _isDarwin ? -1 : 22,
 } as const;
 
 /** `(void *) -1`, what mmap(2) returns on failure. */
@@ -138,6 +144,13 @@ export const FCNTL = {
   F_SETPIPE_SZ: 1031,
 } as const;
 
+/**
+ * PIPE_BUF: the largest write(2) to a pipe or FIFO that the kernel performs
+ * whole, never interleaved with another writer's bytes, also with
+ * O_NONBLOCK (all of it, or EAGAIN). 4096 on Linux, 512 on macOS.
+ */
+export const PIPE_BUF = _isDarwin ? 512 : 4096;
+
 /** `st_mode` file type bits. */
 export const S_IFMT = 0o170000;
 /** `st_mode` type of a FIFO. */
@@ -166,6 +179,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 4,
     INO: 8,
     SIZE: 96,
+    BLOCKS: 104,
     MODE: 4,
     MODE_BYTES: 2,
     NLINK: 6,
@@ -180,6 +194,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 16,
     MODE_BYTES: 4,
     NLINK: 20,
@@ -193,6 +208,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 24,
     MODE_BYTES: 4,
     NLINK: 16,

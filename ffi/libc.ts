@@ -199,6 +199,8 @@ export const LIBC_SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // int msync(void *addr, size_t len, int flags);
   msync: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // int madvise(void *addr, size_t len, int advice);
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 
   // sem_t *sem_open(const char *name, int oflag, ... /* mode_t mode, unsigned value */);
   // variadic, see above

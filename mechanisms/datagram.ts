@@ -176,9 +176,12 @@ export class DatagramChannel<T>
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
   // One byte more than the limit, so a truncated oversized datagram shows.
+  // Every receive reuses it: a datagram is decoded as soon as it arrives,
+  // before the next receive can start (see #receiveOne).
   #buffer: Uint8Array<ArrayBuffer>;
-  // A receive that outlived its caller's timeout; the next receive takes it.
-  #receives = new KeptOperation<[Uint8Array, Deno.Addr]>();
+  // Receives one at a time, each datagram to exactly one caller; a datagram
+  // that arrives after its caller gave up goes to the next caller.
+  #receives = new KeptOperation<DatagramMessage<T>>();
 
   private constructor(
     conn: Deno.DatagramConn,
@@ -263,7 +266,7 @@ export class DatagramChannel<T>
         `Cannot send from ${this.#what}: give { to } or bind it with a peer`,
       );
     }
-    if (this.#transport === "unixpacket" && this.#receives.pending) {
+    if (this.#transport === "unixpacket" && this.#receives.inFlight) {
       // Deno 2.9 holds a Unix datagram socket exclusively while a receive
       // waits, and would fail this send with a bare "Socket already in use".
       throw new Deno.errors.Busy(
@@ -300,11 +303,9 @@ export class DatagramChannel<T>
   async receive(options: WaitOptions = {}): Promise<DatagramMessage<T>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
-    let bytes: Uint8Array;
-    let from: Deno.Addr;
     try {
-      [bytes, from] = await this.#receives.run(
-        () => this.#conn.receive(this.#buffer),
+      return await this.#receives.run(
+        () => this.#receiveOne(),
         deadline,
         options.signal,
         `receive from ${this.#what}`,
@@ -313,6 +314,14 @@ export class DatagramChannel<T>
       if (this.#closed) throw closedError(this.#what);
       throw error;
     }
+  }
+
+  /**
+   * One datagram, decoded in the continuation of the receive that filled
+   * the shared buffer, before another receive can reuse it.
+   */
+  async #receiveOne(): Promise<DatagramMessage<T>> {
+    const [bytes, from] = await this.#conn.receive(this.#buffer);
     if (bytes.byteLength > this.#max) {
       throw new DecodeError(
         `Cannot receive from ${this.#what}: a datagram from ${
@@ -348,7 +357,7 @@ export class DatagramChannel<T>
     if (this.#closed) throw closedError(this.#what);
     try {
       await this.#receives.ready(
-        () => this.#conn.receive(this.#buffer),
+        () => this.#receiveOne(),
         deadline,
         options.signal,
         `wait for a datagram on ${this.#what}`,
@@ -390,6 +399,7 @@ export class DatagramChannel<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#receives.close(closedError(this.#what));
     closeBoundSocket(this.#conn, this.#socketFile);
   }
 

@@ -34,6 +34,13 @@
  *   with `posix_fallocate` when it is created or grown, and when it is opened
  *   for writing (which fills holes left by other programs' `ftruncate`). A
  *   full `/dev/shm` is an `IpcError` with code `ENOSPC`, never SIGBUS.
+ *   A `readOnly` handle cannot reserve (that needs write access), yet on
+ *   tmpfs even reading a hole allocates a page, and raises SIGBUS where
+ *   there is none: so a read-only open of a sparse object faults its holes
+ *   in at once (`MADV_POPULATE_READ`), or fails with `ENOSPC` when they do
+ *   not fit. On kernels before 5.14 only the free space is checked, and a
+ *   writer filling `/dev/shm` between that check and a read can still
+ *   cause SIGBUS.
  * - Using a view after `close()`: every buffer handed out is detached
  *   first, so typed arrays read `undefined` (length 0), DataViews throw
  *   `TypeError` and record fields throw `BadResource`.
@@ -237,6 +244,15 @@ export class SharedMemory implements Disposable {
       libc().symbols.close(fd);
       if (created) libc().symbols.shm_unlink(cName);
       throw error;
+    }
+    if (readOnly) {
+      // No write access, so no reserving: make sure reading cannot SIGBUS.
+      try {
+        mapping.backHoles(action, SHM_DIR);
+      } catch (error) {
+        mapping.close();
+        throw error;
+      }
     }
     return new SharedMemory(name, mapping, readOnly, unlinkOnClose);
   }

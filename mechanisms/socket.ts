@@ -119,6 +119,32 @@ export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
 }
 
 /**
+ * What only a listener takes.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "@ipckit/ipckit";
+ *
+ * const options: ListenOptions = {
+ *   onAcceptError: (error) => console.error("accept is failing:", error.message),
+ * };
+ * ```
+ */
+export interface ListenOptions {
+  /**
+   * Told when iterating the server (`for await`) meets an accept that fails
+   * for a reason that passes once resources are free again: too many open
+   * descriptors in this process (`EMFILE`) or the system (`ENFILE`), no
+   * buffer space or memory (`ENOBUFS`, `ENOMEM`), or a connection reset
+   * before it was taken (`ECONNABORTED`). The iteration does not end: it
+   * retries with a backoff from 5 ms doubling to 1 s, and calls this for
+   * every failed attempt. Default: one `console.warn` per episode (until an
+   * accept succeeds again).
+   */
+  onAcceptError?: (error: Error) => void;
+}
+
+/**
  * `{ path }` for a Unix socket, `{ hostname, port }` for TCP.
  *
  * @example
@@ -204,16 +230,23 @@ export class SocketServer<T>
   #what: string;
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
-  // An accept that outlived its caller's timeout; the next accept takes it.
+  // Aborted by close(), so that a backoff between failed accepts ends at once.
+  #closing = new AbortController();
+  #onAcceptError: (error: Error) => void;
+  #warned = false;
+  // Accepts one at a time, each connection to exactly one caller; one
+  // accepted after its caller gave up goes to the next caller.
   #accepts = new KeptOperation<Deno.Conn>();
 
   private constructor(
     listener: Deno.Listener,
     address: CheckedAddress,
     options: SocketChannelOptions<T>,
+    onAcceptError: ((error: Error) => void) | undefined,
   ) {
     this.#listener = listener;
     this.#options = options;
+    this.#onAcceptError = onAcceptError ?? ((error) => this.#warnOnce(error));
     this.#what = describeAddress(
       address.transport === "unix" ? address : {
         ...address,
@@ -227,9 +260,17 @@ export class SocketServer<T>
   }
 
   /** Opens the listener; use {@linkcode listen}. */
-  static async listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
+  static async listen<T>(
+    options: SocketOptions<T> & ListenOptions,
+  ): Promise<SocketServer<T>> {
     const address = checkAddress(options, "listen on a socket", true);
     const channelOptions = _channelOptions(options);
+    const onAcceptError = options.onAcceptError;
+    if (onAcceptError !== undefined && typeof onAcceptError !== "function") {
+      throw new TypeError(
+        "Cannot listen on a socket: onAcceptError must be a function",
+      );
+    }
     let listener: Deno.Listener;
     if (address.transport === "unix") {
       await freeUnixPathForListening(
@@ -244,7 +285,12 @@ export class SocketServer<T>
         port: address.port,
       });
     }
-    return new SocketServer<T>(listener, address, channelOptions);
+    return new SocketServer<T>(
+      listener,
+      address,
+      channelOptions,
+      onAcceptError,
+    );
   }
 
   /** The address the server listens on (with the real port when `0` was asked). */
@@ -289,12 +335,45 @@ export class SocketServer<T>
     return new SocketChannel<T>(conn, this.#options);
   }
 
-  /** Yields each client until the server is closed. */
+  /**
+   * Yields each client until the server is closed. An accept that fails
+   * for want of descriptors or memory does not end the iteration: it is
+   * retried with a backoff and reported (see `onAcceptError`).
+   */
   [Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
     return receiveUntilEnd(
-      () => this.accept(),
+      () => this.#acceptRetrying(),
       () => this.#closed,
       false,
+    );
+  }
+
+  /** accept(), retrying failures that pass once resources are free again. */
+  async #acceptRetrying(): Promise<SocketChannel<T>> {
+    let delay = _FIRST_BACKOFF_MS;
+    for (;;) {
+      try {
+        const connection = await this.accept();
+        this.#warned = false;
+        return connection;
+      } catch (error) {
+        if (this.#closed || !_passes(error)) throw error;
+        try {
+          this.#onAcceptError(error as Error);
+        } catch {
+          // A failing reporter must not end the server.
+        }
+        await _sleep(delay, this.#closing.signal);
+        delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  #warnOnce(error: Error): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    console.warn(
+      `Warning: accepting on ${this.#what} fails (${error.message}); retrying with a backoff up to ${_MAX_BACKOFF_MS} ms until resources are free`,
     );
   }
 
@@ -302,8 +381,9 @@ export class SocketServer<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // A connection accepted after the caller gave up on it: nobody owns it.
-    this.#accepts.pending?.then((conn) => conn.close(), () => {});
+    this.#closing.abort();
+    // A connection accepted after its caller gave up: nobody owns it.
+    this.#accepts.close(closedError(this.#what), (conn) => conn.close());
     closeBoundSocket(this.#listener, this.#socketFile);
   }
 
@@ -343,8 +423,42 @@ export class SocketServer<T>
  * }
  * ```
  */
-export function listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
+export function listen<T>(
+  options: SocketOptions<T> & ListenOptions,
+): Promise<SocketServer<T>> {
   return SocketServer.listen<T>(options);
+}
+
+/** The first wait after a failed accept; it doubles up to the next. */
+const _FIRST_BACKOFF_MS = 5;
+/** The longest wait between two accepts that fail. */
+const _MAX_BACKOFF_MS = 1000;
+/** accept() errors that pass once resources are free: the listener is fine. */
+const _PASSING_ACCEPT_ERRORS = new Set([
+  "EMFILE",
+  "ENFILE",
+  "ENOBUFS",
+  "ENOMEM",
+  "ECONNABORTED",
+]);
+
+function _passes(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && _PASSING_ACCEPT_ERRORS.has(code);
+}
+
+/** Waits `ms`, or less when `signal` aborts (the caller then sees the close). */
+function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
