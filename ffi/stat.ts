@@ -1,13 +1,14 @@
 /**
- * stat(2) and lstat(2) through libc, decoded into the fields ipckit reads.
- * Callers check Deno's read permission for the path first: these functions
- * do not.
+ * stat(2), lstat(2), fstat(2) and statfs(2) through libc, decoded into the
+ * fields ipckit reads. Callers check Deno's read permission for the path
+ * first: these functions do not.
  *
  * @module
  */
 
-import { cString, requireSymbol, STAT } from "./c.ts";
+import { cString, requireSymbol, STAT, STATFS } from "./c.ts";
 import { retryEintr } from "./errno.ts";
+import { libc } from "./load.ts";
 
 /** The fields of `struct stat` that ipckit uses. */
 export interface FileStatus {
@@ -26,18 +27,45 @@ export interface FileStatus {
 }
 
 /**
- * Stats `path`, following a final symbolic link unless `follow` is false.
- * Returns `-errno` when the call fails.
+ * Stats `path` (a string, or the exact bytes of a name that is not UTF-8),
+ * following a final symbolic link unless `follow` is false. Returns `-errno`
+ * when the call fails.
  */
 export function statPath(
-  path: string,
+  path: string | Uint8Array,
   follow: boolean = true,
 ): FileStatus | number {
   const call = requireSymbol(follow ? "stat" : "lstat");
   const buffer = new Uint8Array(STAT.SIZE_OF);
   const cPath = cString(path);
   const result = retryEintr(() => call(cPath, buffer));
+  return result < 0 ? result : _decode(buffer);
+}
+
+/** Stats the file open on `fd`, or returns `-errno`. */
+export function statDescriptor(fd: number): FileStatus | number {
+  const buffer = new Uint8Array(STAT.SIZE_OF);
+  const result = retryEintr(() => libc().symbols.fstat(fd, buffer));
+  return result < 0 ? result : _decode(buffer);
+}
+
+/**
+ * The `f_type` of the file system that holds `path` (statfs(2), Linux), or
+ * `-errno`. Compare with the `*_MAGIC` constants in c.ts.
+ */
+export function fileSystemType(path: string | Uint8Array): number {
+  const statfs = requireSymbol("statfs");
+  const buffer = new Uint8Array(STATFS.SIZE_OF);
+  const cPath = cString(path);
+  const result = retryEintr(() => statfs(cPath, buffer));
   if (result < 0) return result;
+  // f_type is a long; every magic number fits in 32 bits.
+  return Number(
+    new DataView(buffer.buffer).getBigInt64(STATFS.TYPE, true) & 0xffffffffn,
+  );
+}
+
+function _decode(buffer: Uint8Array<ArrayBuffer>): FileStatus {
   const view = new DataView(buffer.buffer);
   return {
     dev: STAT.DEV_BYTES === 4

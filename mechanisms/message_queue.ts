@@ -40,6 +40,7 @@ import {
   readMqLimit,
 } from "./_kernel/mq_limits.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { MQUEUE_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait/fd.ts";
 import {
@@ -50,8 +51,7 @@ import {
   Spinner,
 } from "./_wait/spin.ts";
 
-/** Where Linux shows message queues as files; the permission checks use it. */
-export const MQUEUE_DIR = "/dev/mqueue";
+export { MQUEUE_DIR };
 
 /** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
 export const MQ_PRIO_MAX = 32768;
