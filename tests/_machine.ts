@@ -159,8 +159,11 @@ export async function otherUserDeno(): Promise<OtherUserDeno> {
       "--clear-groups",
     ];
     if (
+      // Through env, as the children run: setpriv itself keeps root's
+      // capabilities until it execs, so it could start what env cannot.
       !(await commandSucceeds(asOther[0], [
         ...asOther.slice(1),
+        "env",
         deno,
         "--version",
       ]))
