@@ -6,6 +6,7 @@
  * @module
  */
 
+import { fromFileUrl } from "@std/path";
 import { AssertionError } from "@std/assert";
 import { listDirectory } from "../ffi/dir.ts";
 import { readLink } from "../ffi/file.ts";
@@ -226,7 +227,7 @@ export async function runFixture(
   flags: string[],
   args: string[] = [],
 ): Promise<ChildResult> {
-  const script = new URL(`./fixtures/${fixture}`, import.meta.url).pathname;
+  const script = fromFileUrl(new URL(`./fixtures/${fixture}`, import.meta.url));
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...flags, script, ...args],
     stdout: "piped",
@@ -246,7 +247,7 @@ export function spawnFixture(
   flags: string[],
   args: string[] = [],
 ): Deno.ChildProcess {
-  const script = new URL(`./fixtures/${fixture}`, import.meta.url).pathname;
+  const script = fromFileUrl(new URL(`./fixtures/${fixture}`, import.meta.url));
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...flags, script, ...args],
     stdout: "piped",

@@ -1,8 +1,9 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { leakChecked } from "./_helpers.ts";
 import { runArgv } from "./_machine.ts";
 
-const DRIVER = new URL("../bench/driver.ts", import.meta.url).pathname;
+const DRIVER = fromFileUrl(new URL("../bench/driver.ts", import.meta.url));
 
 Deno.test(
   "bench:driver --out= a missing directory fails before it measures anything",

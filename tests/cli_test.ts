@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import {
   codecs,
@@ -42,8 +43,8 @@ const HOLD_FLAGS = [
   "--allow-read=/dev/shm,/dev/mqueue",
   "--allow-write=/dev/shm,/dev/mqueue",
 ];
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
+const FIXTURES = fromFileUrl(new URL("./fixtures/", import.meta.url));
 const decoder = new TextDecoder();
 
 interface CliResult {

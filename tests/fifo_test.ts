@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -343,7 +344,9 @@ Deno.test({
   fn: inTempDir(async (dir) => {
     // As root every directory is writable, so run the child as nobody.
     await Deno.chmod(dir, 0o755);
-    const script = new URL("./fixtures/fifo_peer.ts", import.meta.url).pathname;
+    const script = fromFileUrl(
+      new URL("./fixtures/fifo_peer.ts", import.meta.url),
+    );
     await using nobody = await otherUserDeno();
     const output = await runArgv(
       nobody.argv([

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { MessageQueue, SharedMemory } from "../mod.ts";
 import { objectExists, removeObject } from "../mechanisms/inventory.ts";
@@ -8,7 +9,9 @@ import {
   withoutQueueDirectory,
 } from "./_machine.ts";
 
-const FIXTURE = new URL("./fixtures/leak_probe.ts", import.meta.url).pathname;
+const FIXTURE = fromFileUrl(
+  new URL("./fixtures/leak_probe.ts", import.meta.url),
+);
 
 Deno.test({
   name:

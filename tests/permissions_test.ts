@@ -9,6 +9,8 @@
  * @module
  */
 
+import { emptyDir } from "@std/fs";
+import { fromFileUrl } from "@std/path";
 import { assertEquals, assertMatch } from "@std/assert";
 import {
   bindDatagram,
@@ -20,8 +22,9 @@ import {
 } from "../mod.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
-const PROBE = new URL("./fixtures/permission_probe.ts", import.meta.url)
-  .pathname;
+const PROBE = fromFileUrl(
+  new URL("./fixtures/permission_probe.ts", import.meta.url),
+);
 
 /** What a row needs set up, the flags it claims, and how to undo it. */
 interface Prepared {
@@ -220,6 +223,23 @@ const ROWS: Row[] = [
         argument: fifo.path,
         flags: ["--allow-ffi", `--allow-read=${dir}`],
         cleanup: () => fifo[Symbol.dispose](),
+      };
+    },
+  },
+  {
+    operation: "open a FIFO to write",
+    probe: "fifo-write",
+    prepare: async (dir) => {
+      const fifo = Fifo.create(`${dir}/jobs.fifo`);
+      // A writer's open waits for a reader: this process is the reader.
+      const reader = await Fifo.openReader(fifo.path);
+      return {
+        argument: fifo.path,
+        flags: ["--allow-ffi", `--allow-write=${dir}`],
+        cleanup: async () => {
+          await reader.close();
+          fifo[Symbol.dispose]();
+        },
       };
     },
   },
@@ -464,9 +484,7 @@ for (const row of ROWS) {
           } finally {
             await prepared.cleanup?.();
           }
-          for await (const entry of Deno.readDir(dir)) {
-            await Deno.remove(`${dir}/${entry.name}`, { recursive: true });
-          }
+          await emptyDir(dir);
         }
       } finally {
         await Deno.remove(dir, { recursive: true });
