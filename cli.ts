@@ -37,6 +37,7 @@ import { Spinner } from "@std/cli/unstable-spinner";
 import { type Codec, codecs } from "./mechanisms/codec.ts";
 import { DecodeError } from "./mechanisms/errors.ts";
 import {
+  checkObjectName,
   type CollectionPlan,
   findObjects,
   formatObjectName,
@@ -315,36 +316,9 @@ function _kinds(value: string | boolean | undefined): IpcKind[] {
 function _name(value: string, kinds: IpcKind[]): Uint8Array {
   try {
     const bytes = parseObjectName(value.startsWith("/") ? value : `/${value}`);
-    _checkName(bytes, kinds.includes("sem") ? 251 : 255);
-    return bytes;
+    return checkObjectName(bytes, kinds);
   } catch (error) {
     throw new _UsageError((error as Error).message);
-  }
-}
-
-/** The same checks the library makes, up front, so they are usage errors. */
-function _checkName(bytes: Uint8Array, maxBytes: number): void {
-  const shown = JSON.stringify(formatObjectName(bytes));
-  const base = bytes.subarray(1);
-  if (base.length === 0) {
-    throw new Error(
-      `Cannot use object name ${shown}: it needs characters after the "/"`,
-    );
-  }
-  if (base.includes(0x2f)) {
-    throw new Error(
-      `Cannot use object name ${shown}: it must not contain "/" after the first`,
-    );
-  }
-  if (base.includes(0)) {
-    throw new Error(
-      `Cannot use object name ${shown}: it must not contain a NUL character`,
-    );
-  }
-  if (base.length > maxBytes) {
-    throw new Error(
-      `Cannot use object name ${shown}: it is ${base.length} bytes long, the limit is ${maxBytes}`,
-    );
   }
 }
 

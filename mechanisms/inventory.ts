@@ -220,11 +220,7 @@ export async function findObjects(
   options: FindOptions = {},
 ): Promise<Inventory> {
   const kinds = _kinds(options.kinds);
-  const bytes = nameBytes(name);
-  validateNameBytes(
-    bytes,
-    kinds.has("sem") ? OBJECT_KINDS.sem.maxNameBytes : 255,
-  );
+  const bytes = checkObjectName(name, kinds);
   const holders = options.holders ?? true;
   checkReadable(kinds, holders);
   return await takeInventory({
@@ -458,6 +454,42 @@ export function objectDetails(object: IpcObject): ObjectDetails {
     throw systemError("sem_open", `open semaphore "${object.name}"`, -value);
   }
   return { value };
+}
+
+/**
+ * Checks an object name the way every function here does before any
+ * system call: one leading `/`, no other `/`, no NUL, not `.` or `..`, at
+ * most NAME_MAX bytes after the slash (4 fewer for a semaphore, whose file
+ * is `sem.<name>`).
+ *
+ * @param name `/jobs`: a string (exact UTF-8) or the exact bytes
+ * @param kinds the kinds it will be used for; the tightest limit applies
+ * @returns the name as bytes
+ * @throws {TypeError} when the name is malformed or has a lone surrogate
+ * @throws {RangeError} when it is too long
+ *
+ * @example
+ * ```ts
+ * import { checkObjectName } from "@ipckit/ipckit/inventory";
+ *
+ * checkObjectName("/jobs"); // fine
+ * try {
+ *   checkObjectName("/a/b");
+ * } catch (error) {
+ *   console.log((error as Error).message); // … it must not contain "/" after the first
+ * }
+ * ```
+ */
+export function checkObjectName(
+  name: string | Uint8Array,
+  kinds: Iterable<IpcKind> = IPC_KINDS,
+): Uint8Array {
+  const bytes = nameBytes(name);
+  const limit = Math.min(
+    ...[..._kinds(kinds)].map((kind) => OBJECT_KINDS[kind].maxNameBytes),
+  );
+  validateNameBytes(bytes, limit);
+  return bytes;
 }
 
 /**

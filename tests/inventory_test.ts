@@ -3,6 +3,7 @@ import { MessageQueue, SharedMemory } from "../mod.ts";
 import {
   findObjects,
   formatObjectName,
+  type ListedObject,
   listObjects,
   objectDetails,
   objectExists,
@@ -12,7 +13,6 @@ import {
   type UninspectedProcess,
 } from "../mechanisms/inventory.ts";
 import { judge } from "../mechanisms/_inventory/collect.ts";
-import type { ListedObject } from "../mechanisms/_inventory/objects.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
