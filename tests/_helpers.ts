@@ -108,7 +108,7 @@ function _trackedObjects(prune: boolean): Set<string> {
   for (const name of _tracked) {
     let any = false;
     for (const kind of IPC_KINDS) {
-      if (objectExists(kind, name)) {
+      if (_exists(kind, name)) {
         found.add(`${_KIND_LABELS[kind]} ${name}`);
         any = true;
       }
@@ -116,6 +116,16 @@ function _trackedObjects(prune: boolean): Set<string> {
     if (prune && !any) _tracked.delete(name);
   }
   return found;
+}
+
+/** A name that is not valid for a kind (too long for a semaphore) names none. */
+function _exists(kind: IpcKind, name: string): boolean {
+  try {
+    return objectExists(kind, name);
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) return false;
+    throw error;
+  }
 }
 
 const _KIND_LABELS: Record<IpcKind, string> = {

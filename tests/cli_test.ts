@@ -359,7 +359,7 @@ Deno.test({
         assert(!result.stdout.includes(unheld), result.stdout);
         assertMatch(
           result.stdout,
-          /^note: \/dev\/mqueue is (not mounted|a plain directory, not the mqueue file system), so only queues that a process holds open are listed \(to list all: (mkdir -p \/dev\/mqueue && )?mount -t mqueue none \/dev\/mqueue, as root\)$/m,
+          /^note: \/dev\/mqueue is (not mounted|a plain directory, not the mqueue file system), so only the queues held open by processes you can inspect are listed \(to list all: (mkdir -p \/dev\/mqueue && )?mount -t mqueue none \/dev\/mqueue, as root\)$/m,
         );
 
         // stat and rm reach a queue by name without the mount.
@@ -424,48 +424,54 @@ async function testUserMissing(): Promise<string | undefined> {
 }
 
 const TEST_USER_MISSING = await testUserMissing();
-const GC_MISSING = TEST_USER_MISSING ?? QUEUE_DIRECTORY_MISSING;
 
 function fixture(name: string, flags: string[], args: string[]): string[] {
   return ["run", "--quiet", ...flags, `${FIXTURES}${name}`, ...args];
 }
 
+/** Runs `ipckit gc <args>` as `user`, in a namespace with /dev/mqueue if asked. */
+async function gcAs(
+  user: TestUser,
+  args: string[],
+  queues = false,
+): Promise<string> {
+  const argv = user.deno(cliArgs(["gc", ...args]));
+  await using prepared = queues
+    ? await withQueueDirectory(argv)
+    : { argv, [Symbol.asyncDispose]: () => Promise.resolve() };
+  const result = await runArgv(prepared.argv);
+  assertEquals(result.code, 0, `gc ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
+}
+
 Deno.test({
   name:
     "ipckit gc --dry-run lists but keeps, and gc --prefix removes only unheld objects",
-  ignore: skip("ipckit gc --dry-run", GC_MISSING),
+  ignore: skip("ipckit gc --dry-run", TEST_USER_MISSING),
   fn: leakChecked(async () => {
     const prefix = `${uniqueName("cli-gc")}-`;
     const freeShm = trackName(`${prefix}free-shm`);
-    const freeMq = trackName(`${prefix}free-mq`);
+    const freeSem = trackName(`${prefix}free-sem`);
     const heldSem = trackName(`${prefix}held-sem`);
     const heldShm = trackName(`${prefix}held-shm`);
     const outside = uniqueName("cli-gc-outside");
     const all: [IpcKind, string][] = [
       ["shm", freeShm],
-      ["mq", freeMq],
+      ["sem", freeSem],
       ["sem", heldSem],
       ["shm", heldShm],
       ["shm", outside],
     ];
     await using user = await testUser();
-    const gc = async (args: string[]) => {
-      await using prepared = await withQueueDirectory(
-        user.deno(cliArgs(["gc", ...args])),
-      );
-      const result = await runArgv(prepared.argv);
-      assertEquals(result.code, 0, `gc ${args.join(" ")}: ${result.stderr}`);
-      return result.stdout;
-    };
     try {
       const created = await runArgv(
-        user.deno(fixture("ipc_create.ts", HOLD_FLAGS, [
-          `shm:${freeShm}`,
-          `mq:${freeMq}`,
-          `sem:${heldSem}`,
-          `shm:${heldShm}`,
-          `shm:${outside}`,
-        ])),
+        user.deno(
+          fixture(
+            "ipc_create.ts",
+            HOLD_FLAGS,
+            all.map(([kind, name]) => `${kind}:${name}`),
+          ),
+        ),
       );
       assertEquals(created.code, 0, created.stderr);
       const child = await holding(
@@ -477,14 +483,14 @@ Deno.test({
         ),
       );
       try {
-        const dry = await gc(["--prefix", prefix, "--dry-run"]);
+        const dry = await gcAs(user, ["--prefix", prefix, "--dry-run"]);
         assertMatch(
           dry,
           new RegExp(`^would remove\\s+shm\\s+${freeShm}\\s`, "m"),
         );
         assertMatch(
           dry,
-          new RegExp(`^would remove\\s+mq\\s+${freeMq}\\s`, "m"),
+          new RegExp(`^would remove\\s+sem\\s+${freeSem}\\s`, "m"),
         );
         assertMatch(
           dry,
@@ -500,12 +506,12 @@ Deno.test({
           assertEquals(exists(kind, name), true, `--dry-run removed ${name}`);
         }
 
-        const real = await gc(["--prefix", prefix]);
+        const real = await gcAs(user, ["--prefix", prefix]);
         assertMatch(real, new RegExp(`^removed\\s+shm\\s+${freeShm}\\s`, "m"));
-        assertMatch(real, new RegExp(`^removed\\s+mq\\s+${freeMq}\\s`, "m"));
+        assertMatch(real, new RegExp(`^removed\\s+sem\\s+${freeSem}\\s`, "m"));
         assertMatch(real, /removed 2, kept 2/);
         assertEquals(exists("shm", freeShm), false);
-        assertEquals(exists("mq", freeMq), false);
+        assertEquals(exists("sem", freeSem), false);
         assertEquals(exists("sem", heldSem), true);
         assertEquals(exists("shm", heldShm), true);
         assertEquals(exists("shm", outside), true);
@@ -513,13 +519,57 @@ Deno.test({
         await stop(child);
       }
       // Once the holder is gone, so is the reason to keep its objects.
-      const after = await gc(["--prefix", prefix]);
+      const after = await gcAs(user, ["--prefix", prefix]);
       assertMatch(after, /removed 2, kept 0/);
       assertEquals(exists("sem", heldSem), false);
       assertEquals(exists("shm", heldShm), false);
       assertEquals(exists("shm", outside), true);
     } finally {
       for (const [kind, name] of all) unlinkQuietly(kind, name);
+    }
+  }),
+});
+
+Deno.test({
+  name:
+    "ipckit gc --prefix removes a message queue that no process holds and keeps one that a process holds",
+  ignore: skip(
+    "ipckit gc of message queues",
+    TEST_USER_MISSING ?? QUEUE_DIRECTORY_MISSING,
+  ),
+  fn: leakChecked(async () => {
+    const prefix = `${uniqueName("cli-gc-mq")}-`;
+    const free = trackName(`${prefix}free`);
+    const held = trackName(`${prefix}held`);
+    await using user = await testUser();
+    try {
+      const created = await runArgv(
+        user.deno(
+          fixture("ipc_create.ts", HOLD_FLAGS, [`mq:${free}`, `mq:${held}`]),
+        ),
+      );
+      assertEquals(created.code, 0, created.stderr);
+      const child = await holding(
+        user.deno(fixture("ipc_hold.ts", HOLD_FLAGS, [`mq:${held}`])),
+      );
+      try {
+        const gc = await gcAs(user, ["--prefix", prefix], true);
+        assertMatch(gc, new RegExp(`^removed\\s+mq\\s+${free}\\s`, "m"));
+        assertMatch(
+          gc,
+          new RegExp(
+            `^kept\\s+mq\\s+${held}\\s+held by pid ${child.pid}$`,
+            "m",
+          ),
+        );
+        assertEquals(exists("mq", free), false);
+        assertEquals(exists("mq", held), true);
+      } finally {
+        await stop(child);
+      }
+    } finally {
+      unlinkQuietly("mq", free);
+      unlinkQuietly("mq", held);
     }
   }),
 });
@@ -588,13 +638,13 @@ Deno.test({
 Deno.test({
   name:
     "ipckit gc keeps the objects of a same-user process that is not dumpable, and says why",
-  ignore: skip("ipckit gc and an undumpable holder", GC_MISSING),
+  ignore: skip("ipckit gc and an undumpable holder", TEST_USER_MISSING),
   fn: leakChecked(async () => {
     const prefix = `${uniqueName("cli-gc-undumpable")}-`;
     const objects: [IpcKind, string][] = [
-      ["mq", trackName(`${prefix}mq`)],
       ["shm", trackName(`${prefix}shm`)],
       ["sem", trackName(`${prefix}sem`)],
+      ["shm", trackName(`${prefix}frame`)],
     ];
     await using user = await testUser();
     try {
@@ -604,14 +654,10 @@ Deno.test({
         ...objects.map(([kind, name]) => `${kind}:${name}`),
       ])));
       try {
-        await using prepared = await withQueueDirectory(
-          user.deno(cliArgs(["gc", "--prefix", prefix])),
-        );
-        const gc = await runArgv(prepared.argv);
-        assertEquals(gc.code, 0, gc.stderr);
+        const gc = await gcAs(user, ["--prefix", prefix]);
         for (const [kind, name] of objects) {
           assertMatch(
-            gc.stdout,
+            gc,
             new RegExp(
               `^kept\\s+${kind}\\s+${name}\\s+pid ${child.pid} \\(deno\\) runs as you and could not be inspected: it is not dumpable$`,
               "m",
@@ -619,7 +665,7 @@ Deno.test({
           );
           assertEquals(exists(kind, name), true, `gc removed ${name}`);
         }
-        assertMatch(gc.stdout, /removed 0, kept 3/);
+        assertMatch(gc, /removed 0, kept 3/);
       } finally {
         await stop(child);
       }

@@ -215,11 +215,11 @@ function _listQueueDirectory(): IpcObject[] | string {
   const how =
     `mkdir -p ${MQUEUE_DIR} && mount -t mqueue none ${MQUEUE_DIR}, as root`;
   if (type === -ERRNO.ENOENT) {
-    return `${MQUEUE_DIR} is not mounted, so only queues that a process holds open are listed (to list all: ${how})`;
+    return `${MQUEUE_DIR} is not mounted, so only the queues held open by processes you can inspect are listed (to list all: ${how})`;
   }
   if (type < 0) return `cannot read ${MQUEUE_DIR}: ${errnoName(-type)}`;
   if (type !== MQUEUE_MAGIC) {
-    return `${MQUEUE_DIR} is a plain directory, not the mqueue file system, so only queues that a process holds open are listed (to list all: mount -t mqueue none ${MQUEUE_DIR}, as root)`;
+    return `${MQUEUE_DIR} is a plain directory, not the mqueue file system, so only the queues held open by processes you can inspect are listed (to list all: mount -t mqueue none ${MQUEUE_DIR}, as root)`;
   }
   const entries = listDirectory(MQUEUE_DIR);
   if (typeof entries === "number") {
@@ -290,11 +290,12 @@ function _queueFromSighting(
 ): IpcObject | undefined {
   const suffix = new TextEncoder().encode(" (deleted)");
   const { link, status } = sighting;
-  const candidates = [link];
-  if (
-    link.length > suffix.length &&
-    equalBytes(link.subarray(link.length - suffix.length), suffix)
-  ) candidates.unshift(link.subarray(0, link.length - suffix.length));
+  const marked = link.length > suffix.length &&
+    equalBytes(link.subarray(link.length - suffix.length), suffix);
+  // The name without the mark first: an unlinked queue is the likely case.
+  const candidates = marked
+    ? [link.subarray(0, link.length - suffix.length), link]
+    : [link];
   for (const name of candidates) {
     if (name[0] !== 0x2f || name.subarray(1).includes(0x2f)) continue;
     const probe = probeQueue(name);
@@ -303,7 +304,7 @@ function _queueFromSighting(
       return _objectOf("mq", name.subarray(1), probe.status, probe.queuedBytes);
     }
     // A queue you may not open: trust a link the kernel did not mark deleted.
-    if (-probe === ERRNO.EACCES && name === link) {
+    if (-probe === ERRNO.EACCES && !marked) {
       return _objectOf("mq", name.subarray(1), status, undefined);
     }
   }
