@@ -5,7 +5,8 @@
  * - a /dev/mqueue that lists every queue, for a child process: the host's
  *   where it is mounted, otherwise (as root, with `unshare`) a private
  *   mount namespace for that child alone, so the host never gets a mount;
- * - another user to run Deno as, with a Deno binary that user can execute
+ * - another user to run Deno as (a uid of its own, see {@linkcode OTHER_UID}),
+ *   with a Deno binary that user can execute
  *   (Deno from npm lives in root's cache, which others cannot enter).
  *
  * Every directory these create is removed by the `dispose` they return.
@@ -16,18 +17,25 @@
 import { queueDirectoryMounted } from "../mechanisms/inventory.ts";
 import { commandSucceeds } from "./_helpers.ts";
 
-/** The uid and gid tests run other-user children as: `nobody`. */
-export const OTHER_UID = 65534;
+/**
+ * The uid and gid tests run other-user children as: a number no account
+ * and no other process uses (the kernel takes any uid; no entry in
+ * /etc/passwd is needed), distinct per test process. With a shared one
+ * such as `nobody`, another test run's process (an undumpable holder) would
+ * run as the same user, and gc would rightly keep that user's objects.
+ */
+export const OTHER_UID = 2_000_000_000 + Deno.pid;
 
 const _isRoot = Deno.uid() === 0;
 
 /**
  * Whether this process may make private mount namespaces (root, with
- * util-linux's `unshare`), asked once. The host's own /dev/mqueue may be
+ * util-linux's `unshare` and `flock`), asked once. The host's own /dev/mqueue may be
  * mounted or unmounted by someone else while the tests run, so the
  * functions below look at it each time they are called.
  */
 const _CAN_UNSHARE = _isRoot &&
+  await commandSucceeds("flock", ["--version"]) &&
   await commandSucceeds("unshare", [
     "--mount",
     "--propagation",
@@ -42,7 +50,7 @@ const _CAN_UNSHARE = _isRoot &&
 export const QUEUE_DIRECTORY_MISSING: string | undefined =
   _CAN_UNSHARE || queueDirectoryMounted()
     ? undefined
-    : "/dev/mqueue is not mounted, and mounting it in a private namespace needs root and unshare";
+    : "/dev/mqueue is not mounted, and mounting it in a private namespace needs root, unshare and flock";
 
 /** A command line and how to undo what preparing it created. */
 export interface Prepared extends AsyncDisposable {
@@ -51,38 +59,53 @@ export interface Prepared extends AsyncDisposable {
 }
 
 /**
+ * The script that gives `"$@"` a /dev/mqueue: under an exclusive `flock` on
+ * /dev (so concurrent test runs take turns: removing the directory while
+ * another run's namespace has the file system mounted on it would unmount
+ * it there), it creates the directory if it is missing, runs `"$@"` in a
+ * private mount namespace that mounts the mqueue file system on it, and
+ * removes the directory again if it created it.
+ */
+const _WITH_QUEUE_DIRECTORY = `
+created=
+if [ ! -d /dev/mqueue ]; then mkdir /dev/mqueue && created=1; fi
+unshare --mount --propagation private sh -c 'mount -t mqueue none /dev/mqueue && exec "$@"' sh "$@"
+code=$?
+if [ -n "$created" ]; then rmdir /dev/mqueue; fi
+exit $code`;
+
+/**
  * Prepares `argv` to run with /dev/mqueue listing every queue. Where the
  * host has it mounted, `argv` runs as it is. Otherwise it runs in a private
  * mount namespace (`unshare --mount --propagation private`) that mounts the
- * mqueue file system on /dev/mqueue for that process alone; the directory,
- * if this created it, is removed on dispose. Check
- * {@linkcode QUEUE_DIRECTORY_MISSING} first.
+ * mqueue file system on /dev/mqueue for that process alone; a directory
+ * created for it is removed when it exits, so the host keeps neither a
+ * mount nor a directory. Check {@linkcode QUEUE_DIRECTORY_MISSING} first.
  */
-export async function withQueueDirectory(argv: string[]): Promise<Prepared> {
+export function withQueueDirectory(argv: string[]): Promise<Prepared> {
   if (queueDirectoryMounted()) {
-    return { argv, [Symbol.asyncDispose]: () => Promise.resolve() };
+    return Promise.resolve({
+      argv,
+      [Symbol.asyncDispose]: () => Promise.resolve(),
+    });
   }
   if (!_CAN_UNSHARE) {
     throw new Error(`Cannot mount /dev/mqueue: ${QUEUE_DIRECTORY_MISSING}`);
   }
-  // Deno's own mkdir and remove under /dev need --allow-all: use the tools.
-  const created = await commandSucceeds("mkdir", ["/dev/mqueue"]);
-  return {
+  return Promise.resolve({
+    // Bounded: a run that held the lock for a minute has hung anyway.
     argv: [
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
+      "flock",
+      "--timeout=60",
+      "/dev",
       "sh",
       "-c",
-      'mount -t mqueue none /dev/mqueue && exec "$@"',
+      _WITH_QUEUE_DIRECTORY,
       "sh",
       ...argv,
     ],
-    async [Symbol.asyncDispose](): Promise<void> {
-      if (created) await commandSucceeds("rmdir", ["/dev/mqueue"]);
-    },
-  };
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  });
 }
 
 /**
@@ -137,7 +160,7 @@ export interface OtherUserDeno extends AsyncDisposable {
 }
 
 /**
- * Prepares to run Deno as `nobody`. `Deno.execPath()` is used where that
+ * Prepares to run Deno as {@linkcode OTHER_UID}. `Deno.execPath()` is used where that
  * user can execute it; otherwise (Deno from npm, in root's cache) a hard
  * link to it, or a copy, in a world-readable temporary directory. Check
  * {@linkcode OTHER_USER_MISSING} first.

@@ -387,7 +387,7 @@ Deno.test({
 });
 
 /**
- * The user the gc tests run their children as: `nobody` when the tests run
+ * The user the gc tests run their children as: another user when the tests run
  * as root (some root processes cannot be inspected even by root, such as
  * this machine's pid 1, and gc rightly keeps root's objects for them), this
  * user otherwise.
@@ -581,21 +581,21 @@ Deno.test({
   fn: leakChecked(async () => {
     const prefix = `${uniqueName("cli-gc-user")}-`;
     const rootOwned = trackName(`${prefix}root`);
-    const privateToNobody = trackName(`${prefix}private`);
-    const sharedByNobody = trackName(`${prefix}shared`);
-    await using nobody = await otherUserDeno();
+    const privateToOther = trackName(`${prefix}private`);
+    const sharedByOther = trackName(`${prefix}shared`);
+    await using other = await otherUserDeno();
     try {
       SharedMemory.open(rootOwned, { create: true, size: 64 }).close();
       const created = await runArgv(
-        nobody.argv(fixture("ipc_create.ts", HOLD_FLAGS, [
-          `shm:${privateToNobody}`,
-          `shm:${sharedByNobody}:644`,
+        other.argv(fixture("ipc_create.ts", HOLD_FLAGS, [
+          `shm:${privateToOther}`,
+          `shm:${sharedByOther}:644`,
         ])),
       );
       assertEquals(created.code, 0, created.stderr);
 
       const gc = await runArgv(
-        nobody.argv(cliArgs(["gc", "--prefix", prefix])),
+        other.argv(cliArgs(["gc", "--prefix", prefix])),
       );
       assertEquals(gc.code, 0, gc.stderr);
       assertMatch(
@@ -614,21 +614,21 @@ Deno.test({
       assertMatch(
         gc.stdout,
         new RegExp(
-          `^kept\\s+shm\\s+${sharedByNobody}\\s+its mode 0644 lets other users open it, and pid \\d+ \\(.*\\), which runs as root, could not be inspected: it runs as another user`,
+          `^kept\\s+shm\\s+${sharedByOther}\\s+its mode 0644 lets other users open it, and pid \\d+ \\(.*\\), which runs as root, could not be inspected: it runs as another user`,
           "m",
         ),
       );
       // The one gap: root's processes are not assumed to hold a user's private objects.
       assertMatch(
         gc.stdout,
-        new RegExp(`^removed\\s+shm\\s+${privateToNobody}\\s`, "m"),
+        new RegExp(`^removed\\s+shm\\s+${privateToOther}\\s`, "m"),
       );
       assert(!/needs root/.test(gc.stdout), gc.stdout);
       assertEquals(exists("shm", rootOwned), true);
-      assertEquals(exists("shm", sharedByNobody), true);
-      assertEquals(exists("shm", privateToNobody), false);
+      assertEquals(exists("shm", sharedByOther), true);
+      assertEquals(exists("shm", privateToOther), false);
     } finally {
-      for (const name of [rootOwned, privateToNobody, sharedByNobody]) {
+      for (const name of [rootOwned, privateToOther, sharedByOther]) {
         unlinkQuietly("shm", name);
       }
     }

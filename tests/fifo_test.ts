@@ -342,14 +342,14 @@ Deno.test({
     "Fifo.create reports a parent directory the kernel will not let this user write",
   ignore: skip("the unwritable-parent test", OTHER_USER_MISSING),
   fn: inTempDir(async (dir) => {
-    // As root every directory is writable, so run the child as nobody.
+    // As root every directory is writable, so run the child as another user.
     await Deno.chmod(dir, 0o755);
     const script = fromFileUrl(
       new URL("./fixtures/fifo_peer.ts", import.meta.url),
     );
-    await using nobody = await otherUserDeno();
+    await using other = await otherUserDeno();
     const output = await runArgv(
-      nobody.argv([
+      other.argv([
         "run",
         "--quiet",
         ...FLAGS,
