@@ -190,26 +190,18 @@ export function leakChecked(
     // millisecond (MessageQueue.receive with spin: 1000) missed its budget
     // in 3 of 10 runs without this, and in none of 10 with it.
     await new Promise((resolve) => setTimeout(resolve, 0));
-    await body(t);
+    try {
+      await body(t);
+    } catch (error) {
+      // The test fails anyway; still name what it left, for the cleanup.
+      const left = _leakedObjects(listedBefore, trackedBefore);
+      if (left) console.error(`leak check after a failed test: ${left}`);
+      throw error;
+    }
 
     const problems: string[] = [];
-    const leakedFiles = [..._listedObjects()].filter((entry) =>
-      !listedBefore.has(entry)
-    );
-    const leakedNames = [..._trackedObjects(true)].filter((entry) =>
-      !trackedBefore.has(entry)
-    );
-    if (leakedFiles.length > 0 || leakedNames.length > 0) {
-      problems.push(
-        `objects left behind: ${
-          [
-            ...leakedFiles,
-            ...leakedNames.map((entry) => `${entry} (found by name)`),
-          ]
-            .join(", ")
-        }`,
-      );
-    }
+    const left = _leakedObjects(listedBefore, trackedBefore);
+    if (left) problems.push(left);
     let leakedDescriptors = _newDescriptors(descriptorsBefore);
     const deadline = performance.now() + _SETTLE_MS;
     while (leakedDescriptors.length > 0 && performance.now() < deadline) {
@@ -225,6 +217,23 @@ export function leakChecked(
     }
     if (problems.length > 0) throw new AssertionError(problems.join("; "));
   };
+}
+
+/** What is there now and was not before, in words, or `undefined`. */
+function _leakedObjects(
+  listedBefore: Set<string>,
+  trackedBefore: Set<string>,
+): string | undefined {
+  const files = [..._listedObjects()].filter((entry) =>
+    !listedBefore.has(entry)
+  );
+  const names = [..._trackedObjects(true)].filter((entry) =>
+    !trackedBefore.has(entry)
+  );
+  if (files.length === 0 && names.length === 0) return undefined;
+  return `objects left behind: ${
+    [...files, ...names.map((entry) => `${entry} (found by name)`)].join(", ")
+  }`;
 }
 
 /** The result of a child Deno process. */
