@@ -78,6 +78,8 @@ export const LIBC_SYMBOLS = {
   lstat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // int stat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
   stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  // int statfs(const char *path, struct statfs *buf);  Linux layout, see c.ts
+  statfs: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // DIR *opendir(const char *path);
   opendir: { parameters: ["buffer"], result: "pointer" },
   // struct dirent *readdir(DIR *dir);  NULL at the end (errno unchanged) or on error

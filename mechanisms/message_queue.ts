@@ -46,6 +46,7 @@ import {
   requireAdoptable,
 } from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { MQUEUE_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { deadlineOf } from "./_wait/deadline.ts";
 import { type Direction, pollSync } from "./_wait/poll_sync.ts";
@@ -58,8 +59,7 @@ import {
 } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
-/** Where Linux shows message queues as files; the permission checks use it. */
-export const MQUEUE_DIR = "/dev/mqueue";
+export { MQUEUE_DIR };
 
 /** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
 export const MQ_PRIO_MAX = 32768;

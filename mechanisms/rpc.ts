@@ -500,7 +500,12 @@ export class RpcClient<Req, Res> implements Disposable {
           this.#reading = undefined;
           this.#failAll(error);
         });
-        const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
+        // A send that fails because the peer is gone is the same event as
+        // the reader seeing the channel end: one error for both.
+        const failed = (error: unknown) =>
+          this.#pending.get(id)?.reject(
+            _isBroken(error) ? _channelEnded(error) : error,
+          );
         // The send gets no timeout or signal of its own: giving up on one
         // request must not cut a frame short, which would break the channel
         // for every other request. A send still queued when the request
@@ -542,16 +547,7 @@ export class RpcClient<Req, Res> implements Disposable {
         // The channel ended or broke (the server died: end of stream, or a
         // reset): no response can arrive any more. One error class for
         // both, which says so; the channel's own error is its cause.
-        this.#failAll(
-          new Deno.errors.BadResource(
-            _isEnd(error)
-              ? "Cannot get an RPC response: the channel closed"
-              : `Cannot get an RPC response: the channel broke: ${
-                (error as Error)?.message ?? String(error)
-              }`,
-            { cause: error },
-          ),
-        );
+        this.#failAll(_channelEnded(error));
         this.#reading = undefined;
         return;
       }
@@ -738,4 +734,27 @@ function _errorInfo(error: unknown, exposeStack = false): RpcErrorInfo {
     return info;
   }
   return { name: "Error", message: String(error) };
+}
+
+/**
+ * The error every pending request gets when the channel ended (end of
+ * stream) or broke (a reset, a broken pipe): no response can arrive any
+ * more. The channel's own error is its cause.
+ */
+function _channelEnded(error: unknown): Deno.errors.BadResource {
+  return new Deno.errors.BadResource(
+    _isEnd(error)
+      ? "Cannot get an RPC response: the channel closed"
+      : `Cannot get an RPC response: the channel broke: ${
+        (error as Error)?.message ?? String(error)
+      }`,
+    { cause: error },
+  );
+}
+
+/** Whether a send failed because the peer went away. */
+function _isBroken(error: unknown): boolean {
+  return error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.UnexpectedEof;
 }

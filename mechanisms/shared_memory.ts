@@ -87,13 +87,13 @@ import {
   requireAdoptable,
 } from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
-/** Where Linux shows shared memory objects as files; permission checks use it. */
-export const SHM_DIR = "/dev/shm";
+export { SHM_DIR };
 
 /**
  * How to open a shared memory object.

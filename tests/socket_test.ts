@@ -13,6 +13,7 @@ import {
   commandSucceeds,
   leakChecked,
   runFixture,
+  skip,
   spawnFixture,
 } from "./_helpers.ts";
 import { bounded, collectWithin, LineReader } from "./_bounded.ts";
@@ -560,17 +561,14 @@ Deno.test(
   ),
 );
 
-const socat = await commandSucceeds("socat", ["-V"]);
-if (!socat) {
-  console.log(
-    "socket_test: skipping the socat interop tests: socat is not installed (apt-get install socat)",
-  );
-}
+const SOCAT_MISSING = await commandSucceeds("socat", ["-V"])
+  ? undefined
+  : "socat is not installed (apt-get install socat)";
 
 Deno.test({
   name:
     "Line framing talks JSON Lines with socat on both ends of a Unix socket",
-  ignore: !socat,
+  ignore: skip("the socat interop test", SOCAT_MISSING),
   fn: leakChecked(() =>
     withTempDir(async (dir) => {
       // socat is the client: it sends two lines and prints what comes back.
