@@ -7,6 +7,7 @@
  */
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
 
 /**
  * A channel that sends on one channel and receives from another.
@@ -26,7 +27,7 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
   implements Channel<T, M>, AsyncDisposable {
   #sendSide: Channel<T, Message<T>>;
   #receiveSide: Channel<T, M>;
-  #closed = false;
+  #life = new Lifecycle("duplex channel");
 
   /** Joins `sendSide` (used only to send) and `receiveSide` (used only to receive). */
   constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
@@ -41,7 +42,7 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** Sends on the send side. */
@@ -77,13 +78,13 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Closes both sides; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#sendSide.close();
-    } finally {
-      this.#receiveSide.close();
-    }
+    this.#life.close(() => {
+      try {
+        this.#sendSide.close();
+      } finally {
+        this.#receiveSide.close();
+      }
+    });
   }
 
   /** Closes both sides. */
@@ -93,7 +94,8 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Closes both sides, waiting for each where it supports waiting. */
   async [Symbol.asyncDispose](): Promise<void> {
-    this.#closed = true;
+    // Marked closed first, so that close() meanwhile does nothing twice.
+    if (!this.#life.close()) return;
     for (const side of [this.#sendSide, this.#receiveSide]) {
       const asyncDispose = (side as Partial<AsyncDisposable>)[
         Symbol.asyncDispose

@@ -52,11 +52,16 @@
  * remove or write, `--allow-read` on the path to read: on the path as given
  * and on its real location, where they differ.
  *
+ * Cleanup follows the rule of every named object in ipckit: a FIFO stays
+ * in the file system after its handles close, for other processes, unless
+ * the handle that opened it was given `unlinkOnClose: true` (then closing
+ * it removes that FIFO, never another file put in its place).
+ *
  * @example Lines that `echo` and `cat` understand
  * ```ts ignore
  * import { codecs, Fifo } from "@ipckit/ipckit/fifo";
  *
- * using fifo = Fifo.create("/tmp/greetings");
+ * using fifo = Fifo.create("/tmp/greetings", { unlinkOnClose: true });
  * // elsewhere: echo hello > /tmp/greetings
  * await using reader = await Fifo.openReader("/tmp/greetings", {
  *   framing: "lines",
@@ -82,6 +87,7 @@ import {
 } from "./framing.ts";
 import { checkFlag, checkMode } from "./_common/checks.ts";
 import { systemError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly, watchDropped } from "./_common/lifecycle.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
 import { checkAdoptOption, requireAdoptable } from "./_kernel/adoption.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
@@ -111,8 +117,7 @@ export interface FifoCreateOptions {
   mode?: number;
   /**
    * Fail with `AlreadyExists` if a FIFO is already at the path. Default
-   * `false`: an existing FIFO is used (and not removed on dispose), as
-   * `adopt` allows.
+   * `false`: an existing FIFO is used, as `adopt` allows.
    */
   exclusive?: boolean;
   /**
@@ -124,6 +129,12 @@ export interface FifoCreateOptions {
    * `exclusive`.
    */
   adopt?: "owned" | "any-owner";
+  /**
+   * Remove the FIFO when this handle closes, whether it created or adopted
+   * it: that FIFO, never another file put in its place. Default `false`:
+   * the FIFO stays for other processes, like every named object.
+   */
+  unlinkOnClose?: boolean;
 }
 
 /**
@@ -197,10 +208,16 @@ export interface FifoDuplexOptions<T>
     Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize">,
     WaitOptions {
   /**
-   * `"server"` creates both FIFOs (if missing) and removes the ones it
-   * created when the channel closes; `"client"` waits for them to appear.
+   * `"server"` creates both FIFOs (if missing); `"client"` waits for them
+   * to appear.
    */
   role: "server" | "client";
+  /**
+   * Remove both FIFOs when this channel closes (the ones it opened, never
+   * other files put in their place). Default `false`: they stay for the
+   * next client or server, like every named object.
+   */
+  unlinkOnClose?: boolean;
   /** Permission bits of FIFOs the server creates. Default `0o600`. */
   mode?: number;
   /**
@@ -229,42 +246,55 @@ export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
 const _FIRST_BACKOFF_MS = 1;
 const _MAX_BACKOFF_MS = 25;
 
-// A safety net for channels dropped without close(); close() is the contract.
-const _leaked = new FinalizationRegistry<FdHandle[]>((handles) => {
-  for (const handle of handles) {
-    if (handle.fd >= 0) libc().symbols.close(handle.fd);
-  }
-});
+/** Closes the descriptors of a channel dropped without close(). */
+function _closeAll(handles: FdHandle[]): () => void {
+  return () => {
+    for (const handle of handles) {
+      if (handle.fd >= 0) libc().symbols.close(handle.fd);
+      handle.fd = -1;
+    }
+  };
+}
 
 /**
  * A named pipe in the filesystem. `Fifo.create()` makes one; the static
  * `openReader`, `openWriter` and `duplex` open typed channels on any FIFO,
  * created here or by `mkfifo(1)`.
  *
- * Disposing a `Fifo` removes the path if this handle created it.
+ * The FIFO stays at its path when the handle closes, unless it was made
+ * with `unlinkOnClose: true`.
  *
  * @example A writer and a reader in one process
  * ```ts ignore
  * import { Fifo } from "@ipckit/ipckit";
  *
  * const dir = await Deno.makeTempDir();
- * using fifo = Fifo.create(`${dir}/jobs`);
+ * using fifo = Fifo.create(`${dir}/jobs`, { unlinkOnClose: true });
  * await using reader = await fifo.openReader<{ id: number }>();
  * await using writer = await fifo.openWriter<{ id: number }>({ timeout: 1000 });
  * await writer.send({ id: 1 });
  * console.log((await reader.receive()).value.id); // 1
  * ```
  */
-export class Fifo implements Disposable {
+export class Fifo implements Disposable, AsyncDisposable {
   #path: string;
   #created: boolean;
   #identity: _Identity;
+  #unlinkOnClose: boolean;
+  #life: Lifecycle;
   #removed = false;
 
-  private constructor(path: string, created: boolean, identity: _Identity) {
+  private constructor(
+    path: string,
+    created: boolean,
+    identity: _Identity,
+    unlinkOnClose: boolean,
+  ) {
     this.#path = path;
     this.#created = created;
     this.#identity = identity;
+    this.#unlinkOnClose = unlinkOnClose;
+    this.#life = new Lifecycle(`FIFO "${path}"`);
   }
 
   /**
@@ -299,6 +329,8 @@ export class Fifo implements Disposable {
       action,
     );
     checkFlag(options.exclusive, "exclusive", action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+    const unlinkOnClose = options.unlinkOnClose ?? false;
     const adopt = checkAdoptOption(
       options.adopt,
       true,
@@ -307,7 +339,9 @@ export class Fifo implements Disposable {
     );
     using at = AnchoredPath.open(file, ["write"], action);
     const made = at.makeFifo(mode);
-    if (made === 0) return new Fifo(file, true, _fifoAt(at, action));
+    if (made === 0) {
+      return new Fifo(file, true, _fifoAt(at, action), unlinkOnClose);
+    }
     const errno = -made;
     if (errno !== ERRNO.EEXIST) throw _createError(file, errno);
     const status = at.stat();
@@ -332,7 +366,7 @@ export class Fifo implements Disposable {
       );
     }
     requireAdoptable(status, mode, adopt, "mkfifo", action);
-    return new Fifo(file, false, status);
+    return new Fifo(file, false, status, unlinkOnClose);
   }
 
   /**
@@ -408,20 +442,21 @@ export class Fifo implements Disposable {
           throw error;
         }
       }
+      let disarm = () => {};
       const channel = new FramedChannel<T>({
-        ...options,
+        ..._framingOf(options),
         ...shared,
         readable: fdReadable(handle, `FIFO "${file}"`, {
           awaitFirstWriter: true,
         }),
         description: `FIFO "${file}"`,
         onClose: () => {
-          _leaked.unregister(handle);
+          disarm();
           if (keeper.fd >= 0) libc().symbols.close(keeper.fd);
           keeper.fd = -1;
         },
       });
-      _leaked.register(channel, [handle, keeper], handle);
+      disarm = watchDropped(channel, _closeAll([handle, keeper]));
       return Promise.resolve(channel);
     } catch (error) {
       return Promise.reject(error);
@@ -472,14 +507,15 @@ export class Fifo implements Disposable {
     // Each frame is one chunk of the stream, and the stream writes a chunk
     // with one write(2) when it fits PIPE_BUF: the kernel then writes it
     // whole (or, non-blocking, not at all), which is what sharing needs.
+    let disarm = () => {};
     const channel = new FramedChannel<T>({
-      ...options,
+      ..._framingOf(options),
       ...shared,
       writable: fdWritable(handle, `FIFO "${file}"`),
       description: `FIFO "${file}"`,
-      onClose: () => _leaked.unregister(handle),
+      onClose: () => disarm(),
     });
-    _leaked.register(channel, [handle], handle);
+    disarm = watchDropped(channel, _closeAll([handle]));
     return channel;
   }
 
@@ -518,6 +554,7 @@ export class Fifo implements Disposable {
     }
     const action = `open FIFO pair "${base}" as ${role}`;
     checkFramingOptions(options, action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
     // Only undefined means the default: a null mode is an error here.
     const mode = checkMode(
       options.mode === undefined ? 0o600 : options.mode,
@@ -540,14 +577,13 @@ export class Fifo implements Disposable {
       ? [toServer, toClient]
       : [toClient, toServer];
 
+    // A failed join removes the FIFOs it made (and only those); a channel
+    // that closes removes both only with unlinkOnClose.
     const created: Fifo[] = [];
     const handles: FdHandle[] = [];
     const cleanUp = () => {
-      for (const handle of handles) {
-        if (handle.fd >= 0) libc().symbols.close(handle.fd);
-        handle.fd = -1;
-      }
-      for (const fifo of created) fifo[Symbol.dispose]();
+      _closeAll(handles)();
+      for (const fifo of created) unlinkQuietly(() => fifo.unlink());
     };
     try {
       if (role === "server") {
@@ -573,18 +609,28 @@ export class Fifo implements Disposable {
         ),
       };
       handles.push(writeHandle);
+      // What was opened, to remove exactly that on close.
+      const opened: [string, _Identity][] = options.unlinkOnClose
+        ? [
+          [incoming, _identityOf(readHandle.fd, action)],
+          [outgoing, _identityOf(writeHandle.fd, action)],
+        ]
+        : [];
       const what = `FIFO pair "${base}"`;
+      let disarm = () => {};
       const channel = new FramedChannel<T>({
-        ...options,
+        ..._framingOf(options),
         readable: fdReadable(readHandle, what, { awaitFirstWriter: true }),
         writable: fdWritable(writeHandle, what),
         description: what,
         onClose: () => {
-          _leaked.unregister(readHandle);
-          for (const fifo of created) fifo[Symbol.dispose]();
+          disarm();
+          for (const [file, identity] of opened) {
+            unlinkQuietly(() => _removeFifo(file, identity));
+          }
         },
       });
-      _leaked.register(channel, handles, readHandle);
+      disarm = watchDropped(channel, _closeAll(handles));
       return channel;
     } catch (error) {
       cleanUp();
@@ -597,9 +643,14 @@ export class Fifo implements Disposable {
     return this.#path;
   }
 
-  /** Whether this handle created the FIFO (and so removes it on dispose). */
+  /** Whether this handle created the FIFO (rather than adopting one that was there). */
   get created(): boolean {
     return this.#created;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#life.closed;
   }
 
   /**
@@ -618,6 +669,9 @@ export class Fifo implements Disposable {
   openReader<T = unknown>(
     options: FifoReaderOptions<T> = {},
   ): Promise<FramedChannel<T>> {
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("open a reader of"));
+    }
     return Fifo.#openReader<T>(this.#path, options, this.#identity);
   }
 
@@ -637,6 +691,9 @@ export class Fifo implements Disposable {
   openWriter<T = unknown>(
     options: FifoWriterOptions<T> = {},
   ): Promise<FramedChannel<T>> {
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("open a writer of"));
+    }
     return Fifo.#openWriter<T>(this.#path, options, this.#identity);
   }
 
@@ -660,20 +717,55 @@ export class Fifo implements Disposable {
   }
 
   /**
-   * Removes the FIFO if this handle created it and it is still there: that
-   * FIFO, never one put in its place.
+   * Closes the handle; idempotent. Channels opened from it stay open (each
+   * closes on its own). With `unlinkOnClose` the FIFO is removed, if it is
+   * still the one this handle created or adopted; without it, it stays at
+   * its path for other processes.
+   *
+   * @example
+   * ```ts ignore
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * const fifo = Fifo.create("/tmp/jobs", { unlinkOnClose: true });
+   * fifo.close(); // /tmp/jobs is gone
+   * ```
    */
-  [Symbol.dispose](): void {
-    if (!this.#created || this.#removed) return;
-    try {
-      this.unlink();
-    } catch (error) {
-      // Somebody else removed it first (or replaced it: the replacement is
-      // not ours to remove): the goal is reached.
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      this.#removed = true;
-    }
+  close(): void {
+    this.#life.close(() => {
+      if (this.#unlinkOnClose) unlinkQuietly(() => this.unlink());
+    });
   }
+
+  /** Closes the handle; see {@linkcode Fifo.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the handle; see {@linkcode Fifo.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
+  }
+}
+
+/** The options of a FIFO channel that its framing takes. */
+function _framingOf<T>(
+  options: Pick<
+    FramedChannelOptions<T>,
+    "codec" | "framing" | "maxMessageSize"
+  >,
+): Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize"> {
+  return {
+    codec: options.codec,
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+  };
+}
+
+/** The device and inode of the FIFO open on `fd`. */
+function _identityOf(fd: number, action: string): _Identity {
+  const status = statFd(fd);
+  if (typeof status === "number") throw systemError("fstat", action, -status);
+  return status;
 }
 
 /** The device and inode of the FIFO a handle created or adopted. */

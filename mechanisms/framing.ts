@@ -33,7 +33,8 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_common/system_error.ts";
+import { timeoutError } from "./_common/system_error.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 import { KeptOperation } from "./_wait/race.ts";
@@ -207,7 +208,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #reader: _Source | undefined;
   #writer: _Sink | undefined;
   #io: ByteIO | undefined;
-  #closed = false;
+  #life: Lifecycle;
   #ended = false;
   // Bytes read but not yet framed: #buffer[#start, #end).
   #buffer: Uint8Array = new Uint8Array(0);
@@ -253,6 +254,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.#framing = framing;
     this.#maxMessageSize = max;
     this.#what = options.description ?? "framed channel";
+    this.#life = new Lifecycle(this.#what);
     this.#onClose = options.onClose;
     this.#io = options.io;
     if (options.io) {
@@ -266,7 +268,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
 
   /** Whether `close()` has been called (or the channel closed itself). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -287,7 +289,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("send to");
       if (options.signal?.aborted) throw options.signal.reason;
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
@@ -298,7 +300,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         options.signal,
         action,
       ).catch((error) => {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("send to");
         // A partial frame cannot be taken back: later frames would be garbage.
         this.close();
         throw error;
@@ -317,7 +319,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
   receive(options: WaitOptions = {}): Promise<Message<T>> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("receive from"));
+    }
     if (!this.#reader) {
       return Promise.reject(
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
@@ -355,7 +359,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("wait for a message on"));
+    }
     if (!this.#reader) {
       return Promise.reject(
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
@@ -373,7 +379,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -383,7 +389,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * peer's iteration ends, while this side can still receive.
    */
   async closeWrite(): Promise<void> {
-    if (!this.#writer || this.#closed) return;
+    if (!this.#writer || this.#life.closed) return;
     await this.#sendTurn;
     const writer = this.#writer;
     this.#writer = undefined;
@@ -396,21 +402,21 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * the stream.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#reads.close(closedError(this.#what));
-    this.#reader?.cancel().catch(() => {});
-    this.#writer?.abort().catch(() => {});
-    this.#reader = undefined;
-    this.#writer = undefined;
-    try {
-      this.#io?.close();
-    } catch (error) {
-      // Closed already (by the peer's side of the runtime): nothing to release.
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    this.#buffer = new Uint8Array(0);
-    this.#onClose?.();
+    this.#life.close(() => {
+      this.#reads.close(this.#life.closedError("receive from"));
+      this.#reader?.cancel().catch(() => {});
+      this.#writer?.abort().catch(() => {});
+      this.#reader = undefined;
+      this.#writer = undefined;
+      try {
+        this.#io?.close();
+      } catch (error) {
+        // Closed already (by the peer's side of the runtime): nothing to release.
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+      this.#buffer = new Uint8Array(0);
+      this.#onClose?.();
+    });
   }
 
   /** Closes the channel; see {@linkcode FramedChannel.close}. */
@@ -429,7 +435,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   #frame(value: T): Uint8Array<ArrayBuffer> {
-    if (this.#closed) throw closedError(this.#what);
+    if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
     }
@@ -461,7 +467,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): Promise<Message<T>> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       const payload = this.#takeMessage();
       if (payload) return { value: this.#codec.decode(payload) };
       if (this.#ended) return this.#atEnd();
@@ -474,7 +480,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) {
+        throw this.#life.closedError("wait for a message on");
+      }
       if (this.#ended || this.#messageBuffered()) return;
       await this.#readMore(
         deadline,
@@ -504,7 +512,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       );
     } catch (error) {
       // A read cut short by close() fails with whatever the resource says.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       throw error;
     }
     if (result.done) this.#ended = true;

@@ -556,4 +556,6 @@ export type MappedStruct<S extends LayoutSpec, R> = StructView<S> & {
   $close(): void;
   /** Closes the region. */
   [Symbol.dispose](): void;
+  /** Closes the region. */
+  [Symbol.asyncDispose](): Promise<void>;
 };

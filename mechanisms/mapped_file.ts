@@ -31,11 +31,16 @@
  * `flush()` (`msync`) is only about durability: other processes mapping
  * the file see writes at once, through the page cache, with or without it.
  *
+ * Like every named object, the file stays when the handle closes unless it
+ * was opened with `unlinkOnClose: true`, which removes it then (that file,
+ * never another one put at its path meanwhile).
+ *
  * @example Count how often a program ran, in a file
  * ```ts ignore
  * import { layout, MappedFile } from "@ipckit/ipckit";
  *
  * using stats = MappedFile.openStruct("./runs.bin", layout({ runs: "u64" }), { create: true });
+ * // runs.bin stays: the count goes on at the next run
  * stats.$atomic.runs.add(1n);
  * stats.$region.flush();
  * ```
@@ -50,6 +55,7 @@ import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
 import { checkFlag } from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
   checkSize,
@@ -117,6 +123,12 @@ export interface MappedFileOptions {
    * process and the file is opened read-only.
    */
   shared?: boolean;
+  /**
+   * Remove the file when this handle closes: the file this handle mapped,
+   * never another one put at its path meanwhile. Needs `--allow-write` on
+   * the path. Default `false`: the file stays, like every named object.
+   */
+  unlinkOnClose?: boolean;
 }
 
 /**
@@ -150,13 +162,16 @@ export interface FlushOptions {
  * file.flush();
  * ```
  */
-export class MappedFile implements Disposable {
+export class MappedFile implements Disposable, AsyncDisposable {
   #path: string;
   #what: string;
+  #life: Lifecycle;
   #mapping: Mapping;
   #readOnly: boolean;
   #shared: boolean;
   #writableFd: boolean;
+  // The file to remove on close (unlinkOnClose), by device and inode.
+  #removeOnClose: FileStatus | undefined;
 
   private constructor(
     path: string,
@@ -164,9 +179,12 @@ export class MappedFile implements Disposable {
     readOnly: boolean,
     shared: boolean,
     writableFd: boolean,
+    removeOnClose: FileStatus | undefined,
   ) {
+    this.#removeOnClose = removeOnClose;
     this.#path = path;
     this.#what = `mapped file "${path}"`;
+    this.#life = new Lifecycle(this.#what);
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#shared = shared;
@@ -199,11 +217,13 @@ export class MappedFile implements Disposable {
       ["shared", options.shared],
     );
     const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+    const unlinkOnClose = options.unlinkOnClose ?? false;
     const shared = !readOnly && (options.shared ?? true);
     const writableFd = create || shared;
 
     const accesses: Access[] = ["read"];
-    if (writableFd) accesses.push("write");
+    if (writableFd || unlinkOnClose) accesses.push("write");
     using at = AnchoredPath.open(filePath, accesses, action);
     // Refuse anything but a regular file before opening it: open(2) of a
     // FIFO without a peer would block this thread, and opening a device can
@@ -246,7 +266,14 @@ export class MappedFile implements Disposable {
       if (created && opened) _removeCreated(at, opened, action);
       throw error;
     }
-    return new MappedFile(filePath, mapping, readOnly, shared, writableFd);
+    return new MappedFile(
+      filePath,
+      mapping,
+      readOnly,
+      shared,
+      writableFd,
+      unlinkOnClose ? opened : undefined,
+    );
   }
 
   /**
@@ -297,7 +324,7 @@ export class MappedFile implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -391,6 +418,7 @@ export class MappedFile implements Disposable {
    * ```
    */
   flush(options: FlushOptions = {}): void {
+    this.#life.check("flush");
     const size = this.#mapping.size;
     const byteOffset = options.byteOffset ?? 0;
     if (
@@ -439,6 +467,7 @@ export class MappedFile implements Disposable {
   resize(size: number): void {
     const action = `resize ${this.#what}`;
     checkSize(size, action);
+    this.#life.check("resize");
     if (!this.#shared || !this.#writableFd) {
       throw new TypeError(
         `Cannot ${action}: it is mapped ${
@@ -460,7 +489,8 @@ export class MappedFile implements Disposable {
   /**
    * Detaches every buffer and view handed out, unmaps the file and closes
    * the descriptor; idempotent. Does not `flush()`: writes are already in the
-   * page cache and reach the disk in time.
+   * page cache and reach the disk in time. With `unlinkOnClose` the file is
+   * removed too, if it is still the one this handle mapped.
    *
    * @example
    * ```ts ignore
@@ -471,12 +501,33 @@ export class MappedFile implements Disposable {
    * ```
    */
   close(): void {
-    this.#mapping.close();
+    this.#life.close(() => {
+      // Removed while still mapped: the mapping keeps the file's inode
+      // alive, so no file made meanwhile can carry the same inode number
+      // and pass for it.
+      const mapped = this.#removeOnClose;
+      try {
+        if (mapped) {
+          const action = `remove ${this.#what}`;
+          unlinkQuietly(() => {
+            using at = AnchoredPath.open(this.#path, ["write"], action);
+            at.remove((status) => _unlessSameFile(status, mapped), action);
+          });
+        }
+      } finally {
+        this.#mapping.close();
+      }
+    });
   }
 
   /** Closes the file; see {@linkcode MappedFile.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Closes the file; see {@linkcode MappedFile.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }
 
@@ -495,6 +546,16 @@ function _requireRegularFile(status: FileStatus, action: string): void {
   );
 }
 
+/** Refuses to remove any file but `expected` (same device and inode). */
+function _unlessSameFile(
+  status: FileStatus,
+  expected: FileStatus,
+): Error | undefined {
+  return sameFile(status, expected)
+    ? undefined
+    : new Deno.errors.NotFound("another file took its place");
+}
+
 /**
  * Removes the file this call created, after a later step failed: only if
  * the name still leads to that very file (device and inode), never to one
@@ -508,10 +569,7 @@ function _removeCreated(
 ): void {
   try {
     at.remove(
-      (status) =>
-        sameFile(status, created)
-          ? undefined
-          : new Deno.errors.NotFound("another file took its place"),
+      (status) => _unlessSameFile(status, created),
       `remove the file made for ${action}`,
     );
   } catch {

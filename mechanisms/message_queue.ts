@@ -29,11 +29,8 @@ import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { checkMode } from "./_common/checks.ts";
-import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import {
   defaultMqLimit,
@@ -185,11 +182,6 @@ interface _Handle {
   fd: number;
 }
 
-// A safety net for handles dropped without close(); close() is the contract.
-const _leaked = new FinalizationRegistry<_Handle>((handle) => {
-  if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
-});
-
 /**
  * A POSIX message queue carrying values of type `T`.
  *
@@ -222,7 +214,7 @@ export class MessageQueue<T = unknown>
   #canWrite: boolean;
   #unlinkOnClose: boolean;
   #messageSize: number;
-  #closed = false;
+  #life: Lifecycle;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
   // Allocated once per queue: every message is received into the same
@@ -239,7 +231,9 @@ export class MessageQueue<T = unknown>
   ) {
     this.#name = name;
     this.#what = `message queue "${name}"`;
-    this.#handle = { fd };
+    this.#life = new Lifecycle(this.#what);
+    const handle = { fd };
+    this.#handle = handle;
     this.#codec = options.codec ?? codecs.json<T>();
     this.#canRead = options.read ?? true;
     this.#canWrite = options.write ?? true;
@@ -250,7 +244,10 @@ export class MessageQueue<T = unknown>
     const spin = checkSpinMicros(options.spin, `open ${this.#what}`);
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
-    _leaked.register(this, this.#handle, this);
+    // The safety net for a queue dropped without close().
+    this.#life.guard(this, () => {
+      if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+    });
   }
 
   /**
@@ -374,7 +371,7 @@ export class MessageQueue<T = unknown>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** The largest message this queue accepts, in bytes. */
@@ -394,7 +391,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   attributes(): QueueAttributes {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("read attributes of");
     return _readAttributes(this.#handle.fd, this.#what);
   }
 
@@ -581,7 +578,7 @@ export class MessageQueue<T = unknown>
   [Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       false,
     );
   }
@@ -617,14 +614,15 @@ export class MessageQueue<T = unknown>
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    // Waiters first, with the "it is closed" error; then the descriptor.
-    reactor().release(this.#handle.fd);
-    requireSymbol("mq_close")(this.#handle.fd);
-    this.#handle.fd = -1;
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+    this.#life.close(() => {
+      // Waiters first, with the "it is closed" error; then the descriptor.
+      reactor().release(this.#handle.fd);
+      requireSymbol("mq_close")(this.#handle.fd);
+      this.#handle.fd = -1;
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => MessageQueue.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the queue; see {@linkcode MessageQueue.close}. */
@@ -634,12 +632,11 @@ export class MessageQueue<T = unknown>
 
   /** Closes the queue; see {@linkcode MessageQueue.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.#life.closeAsync(() => this.close());
   }
 
   #encode(value: T): Uint8Array {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     if (!this.#canWrite) {
       throw new TypeError(
         `Cannot send to ${this.#what}: it was opened with write: false`,
@@ -656,7 +653,7 @@ export class MessageQueue<T = unknown>
 
   /** One non-blocking mq_send; returns 0 or the errno. */
   #sendOnce(bytes: Uint8Array, priority: number): number {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     const mqSend = requireSymbol("mq_send");
     const fd = this.#handle.fd;
     const length = BigInt(bytes.byteLength);
@@ -696,7 +693,7 @@ export class MessageQueue<T = unknown>
 
   /** Throws unless the queue is open for receiving. */
   #checkReadable(): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("receive from");
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
@@ -916,14 +913,5 @@ function _openError(
       );
     default:
       return systemError("mq_open", action, errno);
-  }
-}
-
-function _unlinkQuietly(name: string): void {
-  try {
-    MessageQueue.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }

@@ -43,6 +43,7 @@ import type { Message, Selectable, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
 import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
@@ -121,7 +122,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     AsyncDisposable {
   #outgoing: FramedChannel<TSend>;
   #incoming: FramedChannel<TReceive>;
-  #closed = false;
+  #life: Lifecycle;
 
   /**
    * Frames messages on `readable` (incoming) and `writable` (outgoing).
@@ -134,6 +135,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     options: PipeChannelOptions<TSend, TReceive> = {},
   ) {
     const what = options.description ?? "pipe";
+    this.#life = new Lifecycle(what);
     const shared = {
       framing: options.framing,
       maxMessageSize: options.maxMessageSize,
@@ -153,7 +155,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -224,7 +226,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
   [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -260,10 +262,13 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#outgoing.close();
-    this.#incoming.close();
+    this.#life.close(() => {
+      try {
+        this.#outgoing.close();
+      } finally {
+        this.#incoming.close();
+      }
+    });
   }
 
   /** Closes the channel; see {@linkcode PipeChannel.close}. */

@@ -47,7 +47,7 @@
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError } from "./_common/system_error.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
 import { bounded, deadlineOf } from "./_wait/deadline.ts";
 
 /**
@@ -186,7 +186,7 @@ export const DEFAULT_MAX_IN_FLIGHT = 100;
  * await server.done;
  * ```
  */
-export interface RpcServer extends Disposable {
+export interface RpcServer extends Disposable, AsyncDisposable {
   /**
    * Resolves when the channel ends, breaks, or the server is closed. It never
    * rejects, so a server per connection needs no handler for it; failures go
@@ -195,6 +195,8 @@ export interface RpcServer extends Disposable {
   readonly done: Promise<void>;
   /** Stops receiving requests; handlers already running finish. Does not close the channel. */
   close(): void;
+  /** Stops receiving (see `close()`), then waits for `done`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -368,7 +370,15 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
     stop.signal.removeEventListener("abort", freeSlot);
   });
   const close = () => stop.abort();
-  return { done, close, [Symbol.dispose]: close };
+  return {
+    done,
+    close,
+    [Symbol.dispose]: close,
+    [Symbol.asyncDispose]: () => {
+      close();
+      return done;
+    },
+  };
 }
 
 /**
@@ -418,14 +428,14 @@ export interface ClientOptions {
  * ]);
  * ```
  */
-export class RpcClient<Req, Res> implements Disposable {
+export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
   #channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>;
   #pending = new Map<
     number,
     { resolve: (value: Res) => void; reject: (error: unknown) => void }
   >();
   #nextId = 1;
-  #closed = false;
+  #life = new Lifecycle("RPC client");
   #stop = new AbortController();
   #reading: Promise<void> | undefined;
   #onError: (error: unknown) => void;
@@ -470,7 +480,7 @@ export class RpcClient<Req, Res> implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -485,7 +495,9 @@ export class RpcClient<Req, Res> implements Disposable {
    */
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
     const deadline = deadlineOf(options);
-    if (this.#closed) return Promise.reject(closedError("RPC client"));
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError());
+    }
     const id = this.#nextId;
     // Ids wrap well before they lose precision; a wrapped id cannot still be pending.
     this.#nextId = id >= 0x7fff_ffff ? 1 : id + 1;
@@ -522,15 +534,20 @@ export class RpcClient<Req, Res> implements Disposable {
 
   /** Rejects every pending request with `BadResource` and stops reading; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop.abort();
-    this.#failAll(closedError("RPC client"));
+    this.#life.close(() => {
+      this.#stop.abort();
+      this.#failAll(this.#life.closedError());
+    });
   }
 
   /** Closes the client; see {@linkcode RpcClient.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Closes the client; see {@linkcode RpcClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 
   async #read(): Promise<void> {
@@ -539,7 +556,7 @@ export class RpcClient<Req, Res> implements Disposable {
       try {
         message = await this.#channel.receive({ signal: this.#stop.signal });
       } catch (error) {
-        if (this.#closed) return;
+        if (this.#life.closed) return;
         if (error instanceof DecodeError && !this.#channel.closed) {
           this.#drop(error);
           continue;

@@ -38,13 +38,10 @@ import { libc } from "../ffi/load.ts";
 import { mappingBackedBy } from "../ffi/maps.ts";
 import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
-import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
 import { checkFlag, checkMode } from "./_common/checks.ts";
-import { type Mapping, mappingOf } from "./_memory/mapping.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { placeIn } from "./_memory/placement.ts";
 import {
   type AdoptPolicy,
   checkAdoptOption,
@@ -152,15 +149,6 @@ export interface InMemorySemaphoreOptions {
    */
   spin?: number;
 }
-
-interface _Named {
-  sem: SemPointer | null;
-}
-
-// A safety net for named semaphores dropped without close().
-const _leaked = new FinalizationRegistry<_Named>((named) => {
-  if (named.sem) libc().symbols.sem_close(named.sem);
-});
 
 function _checkInitial(value: unknown, action: string): number {
   if (typeof value !== "number") {
@@ -328,10 +316,9 @@ export class Semaphore implements Disposable, AsyncDisposable {
   #park: SemaphorePark;
   // Aborted by close(): every parked wait() rejects with "it is closed".
   #closing = new AbortController();
-  #closed = false;
+  #life: Lifecycle;
   #release: () => void;
   #unlinkOnClose: boolean;
-  #stopWatchingRegion: (() => void) | undefined;
   #spinner: Spinner;
 
   private constructor(
@@ -345,6 +332,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.#spinner = new Spinner(spinMicros);
     this.#sem = sem;
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#name = name;
     this.#release = release;
     this.#unlinkOnClose = unlinkOnClose;
@@ -396,19 +384,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const sem = create
       ? _createOrAdopt(name, base, mode, initial, exclusive ?? false, adopt)
       : _semOpen(name, 0, mode, initial, action);
-    const named: _Named = { sem };
     const handle = new Semaphore(
-      sem!,
+      sem,
       `semaphore "${name}"`,
       name,
-      () => {
-        libc().symbols.sem_close(named.sem);
-        named.sem = null;
-      },
+      () => libc().symbols.sem_close(sem),
       unlinkOnClose ?? false,
       spin,
     );
-    _leaked.register(handle, named, handle);
+    // The safety net for a semaphore dropped without close().
+    handle.#life.guard(handle, () => libc().symbols.sem_close(sem));
     return handle;
   }
 
@@ -453,24 +438,19 @@ export class Semaphore implements Disposable, AsyncDisposable {
     options: InMemorySemaphoreOptions = {},
   ): Semaphore {
     const action = "place a semaphore in shared memory";
-    const mapping = mappingOf(memory);
-    if (mapping === undefined) {
-      throw new TypeError(`Cannot ${action}: expected a SharedMemory`);
-    }
-    if (mapping.closed) throw closedError(`shared memory "${memory.name}"`);
-    if (!mapping.shared) {
-      throw new TypeError(
-        `Cannot ${action}: shared memory "${memory.name}" is open readOnly (a private copy), so other processes would never see the semaphore`,
-      );
-    }
-    _checkOffset(mapping, byteOffset, action);
+    const placement = placeIn(memory, byteOffset, {
+      size: SEM_T.SIZE_OF,
+      align: SEM_T.ALIGN,
+      typeName: "sem_t",
+    }, action);
     const spin = checkSpinMicros(options.spin, action);
     const initial = options.initial === undefined
       ? undefined
       : _checkInitial(options.initial, action);
-    const sem = mapping.address(byteOffset);
+    const { mapping } = placement;
+    const sem = mapping.address(placement.byteOffset);
     const what =
-      `semaphore at byte ${byteOffset} of shared memory "${memory.name}"`;
+      `semaphore at byte ${placement.byteOffset} of ${placement.what}`;
     if (initial !== undefined) {
       const result = libc().symbols.sem_init(sem, 1, initial);
       if (result !== 0) {
@@ -478,10 +458,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
       }
     }
     // Keep the memory mapped until this semaphore is closed: its waits
-    // read the sem_t until then.
+    // read the sem_t until then. Closing the region closes it first.
     const letGo = mapping.retain();
-    const handle = new Semaphore(sem, what, undefined, letGo, false, spin);
-    handle.#stopWatchingRegion = mapping.onClose(() => handle.close());
+    let forget = () => {};
+    const handle = new Semaphore(
+      sem,
+      what,
+      undefined,
+      () => {
+        forget();
+        letGo();
+      },
+      false,
+      spin,
+    );
+    forget = placement.own(handle);
     return handle;
   }
 
@@ -517,7 +508,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -699,23 +690,17 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    this.#stopWatchingRegion?.();
-    // Off the waiter count, then every parked wait rejected (which stops it
-    // reading the sem_t), then the sem_t released.
-    this.#park.close();
-    this.#closing.abort(closedError(this.#what));
-    this.#release();
-    if (this.#unlinkOnClose && this.#name !== undefined) {
-      try {
-        Semaphore.unlink(this.#name);
-      } catch (error) {
-        // Somebody else removed it first: the goal is reached.
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+    this.#life.close(() => {
+      // Off the waiter count, then every parked wait rejected (which stops
+      // it reading the sem_t), then the sem_t released.
+      this.#park.close();
+      this.#closing.abort(this.#life.closedError("wait on"));
+      this.#release();
+      if (this.#unlinkOnClose && this.#name !== undefined) {
+        const name = this.#name;
+        unlinkQuietly(() => Semaphore.unlink(name));
       }
-    }
+    });
   }
 
   /** Closes the handle; see {@linkcode Semaphore.close}. */
@@ -725,42 +710,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** Closes the handle; see {@linkcode Semaphore.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.#life.closeAsync(() => this.close());
   }
 
   #checkOpen(verb: string): void {
-    if (this.#closed) {
-      throw new Deno.errors.BadResource(
-        `Cannot ${verb} ${this.#what}: it is closed`,
-      );
-    }
-  }
-}
-
-function _checkOffset(
-  mapping: Mapping,
-  byteOffset: unknown,
-  action: string,
-): void {
-  if (
-    typeof byteOffset !== "number" || !Number.isSafeInteger(byteOffset) ||
-    byteOffset < 0
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset must be an integer of 0 or more, got ${
-        String(byteOffset)
-      }`,
-    );
-  }
-  if (byteOffset % SEM_T.ALIGN !== 0) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset ${byteOffset} is not a multiple of ${SEM_T.ALIGN}, the alignment of sem_t`,
-    );
-  }
-  if (byteOffset + SEM_T.SIZE_OF > mapping.size) {
-    throw new RangeError(
-      `Cannot ${action}: a sem_t is ${SEM_T.SIZE_OF} bytes, which do not fit at byteOffset ${byteOffset} of its ${mapping.size} bytes`,
-    );
+    this.#life.check(verb);
   }
 }

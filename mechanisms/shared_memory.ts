@@ -73,10 +73,10 @@ import { libc } from "../ffi/load.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
   Mapping,
-  registerRegion,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
@@ -90,6 +90,7 @@ import { validateIpcName } from "./_kernel/names.ts";
 import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
+import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
@@ -153,12 +154,13 @@ export interface SharedMemoryOptions {
  * Atomics.add(counter, 0, 1);
  * ```
  */
-export class SharedMemory implements Disposable {
+export class SharedMemory implements Disposable, AsyncDisposable {
   #name: string;
   #what: string;
   #mapping: Mapping;
   #readOnly: boolean;
   #unlinkOnClose: boolean;
+  #life: Lifecycle;
 
   private constructor(
     name: string,
@@ -171,7 +173,23 @@ export class SharedMemory implements Disposable {
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
-    registerRegion(this, mapping);
+    this.#life = new Lifecycle(this.#what);
+  }
+
+  /**
+   * Hands this region's mapping to an object placed inside it
+   * (`Semaphore.inMemory`, `Mutex.inMemory`); see
+   * `mechanisms/_memory/placement.ts`. Such objects close before the
+   * region does.
+   *
+   * @ignore
+   */
+  [PLACEMENT](): PlacementHost {
+    return {
+      mapping: this.#mapping,
+      what: this.#what,
+      own: (child) => this.#life.own(child),
+    };
   }
 
   /**
@@ -342,7 +360,7 @@ export class SharedMemory implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -446,8 +464,11 @@ export class SharedMemory implements Disposable {
   }
 
   /**
-   * Detaches every buffer and view handed out, unmaps the memory and closes
-   * the descriptor; idempotent. With `unlinkOnClose` the name is removed too.
+   * Closes what was placed inside the region (semaphores, mutexes) first,
+   * then detaches every buffer and view handed out, unmaps the memory and
+   * closes the descriptor; idempotent. With `unlinkOnClose` the name is
+   * removed too; without it the object stays for other processes (and
+   * `SharedMemory.unlink` or `ipckit rm` removes it).
    *
    * @example
    * ```ts ignore
@@ -460,22 +481,21 @@ export class SharedMemory implements Disposable {
    * ```
    */
   close(): void {
-    if (this.#mapping.closed) return;
-    this.#mapping.close();
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+    this.#life.close(() => {
+      this.#mapping.close();
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => SharedMemory.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the handle; see {@linkcode SharedMemory.close}. */
   [Symbol.dispose](): void {
     this.close();
   }
-}
 
-function _unlinkQuietly(name: string): void {
-  try {
-    SharedMemory.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  /** Closes the handle; see {@linkcode SharedMemory.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }

@@ -85,13 +85,17 @@ export type CatchableSignal = Exclude<
  * subscription.unsubscribe();
  * ```
  */
-export interface SignalSubscription extends Disposable {
+export interface SignalSubscription extends Disposable, AsyncDisposable {
   /** The signal this subscription listens for. */
   readonly name: CatchableSignal;
   /** Whether the handler is still registered. */
   readonly active: boolean;
   /** Removes the handler; idempotent. */
   unsubscribe(): void;
+  /** Removes the handler; the same as `unsubscribe()`. */
+  close(): void;
+  /** Removes the handler; the same as `unsubscribe()`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Only keeps the event loop busy; the interval's length does not matter. */
@@ -232,7 +236,9 @@ export function onSignal(
       return active;
     },
     unsubscribe,
+    close: unsubscribe,
     [Symbol.dispose]: unsubscribe,
+    [Symbol.asyncDispose]: () => Promise.resolve(unsubscribe()),
   };
 }
 
@@ -249,9 +255,13 @@ export function onSignal(
  * ```
  */
 export interface SignalStream
-  extends AsyncIterableIterator<CatchableSignal>, Disposable {
+  extends AsyncIterableIterator<CatchableSignal>, Disposable, AsyncDisposable {
   /** Stops listening; a pending `next()` resolves as done. */
   return(): Promise<IteratorResult<CatchableSignal, undefined>>;
+  /** Stops listening, as `return()` does; idempotent. */
+  close(): void;
+  /** Stops listening, as `return()` does. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -324,8 +334,14 @@ export function signals(
     [Symbol.asyncIterator](): SignalStream {
       return stream;
     },
+    close(): void {
+      void finish();
+    },
     [Symbol.dispose](): void {
       void finish();
+    },
+    async [Symbol.asyncDispose](): Promise<void> {
+      await finish();
     },
   };
   return stream;

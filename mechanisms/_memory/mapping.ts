@@ -24,7 +24,8 @@ import { MAP_FAILED, MMAP, requireSymbol, STAT, STATVFS } from "../../ffi/c.ts";
 import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { checkFlag, checkMode } from "../_common/checks.ts";
-import { closedError, systemError } from "../_common/system_error.ts";
+import { Lifecycle } from "../_common/lifecycle.ts";
+import { systemError } from "../_common/system_error.ts";
 
 /** Any typed array over a plain `ArrayBuffer`. */
 export type TypedArray =
@@ -302,18 +303,8 @@ function _retireInPlace(raw: _Raw): void {
   );
 }
 
-// Safety net for mappings dropped without close(). It runs only when no
-// buffer we made is reachable (each one keeps its Mapping alive through
-// _owners), but a buffer moved away with transfer() could still be, and we
-// cannot tell from here: so it retires the range in place instead of
-// unmapping it.
-const _leaked = new FinalizationRegistry<_Raw>((raw) => {
-  if (raw.pointer) _retireInPlace(raw);
-  if (raw.fd >= 0) libc().symbols.close(raw.fd);
-});
-
 // Every buffer we hand out keeps its Mapping reachable, so the safety net
-// above can never run while a view of the memory is alive.
+// (see the constructor) can never run while a view of the memory is alive.
 const _owners = new WeakMap<ArrayBuffer, Mapping>();
 
 /**
@@ -327,12 +318,11 @@ export class Mapping {
   #what: string;
   #buffers: ArrayBuffer[] = [];
   #current: ArrayBuffer | undefined;
-  #closed = false;
+  #life: Lifecycle;
   // C code on another thread (a parked sem_clockwait) may hold an address in
   // the mapping: while it does, munmap must wait (see retain()).
   #retained = 0;
   #releasePending = false;
-  #closeListeners = new Set<() => void>();
 
   /**
    * Maps `size` bytes of `fd`. `shared`: `MAP_SHARED` (writes reach the
@@ -345,10 +335,20 @@ export class Mapping {
    */
   constructor(fd: number, size: number, shared: boolean, what: string) {
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#shared = shared;
-    this.#raw = { fd, pointer: null, size };
-    this.#raw.pointer = this.#map(size);
-    _leaked.register(this, this.#raw, this);
+    const raw: _Raw = { fd, pointer: null, size };
+    this.#raw = raw;
+    raw.pointer = this.#map(size);
+    // The safety net for a mapping dropped without close(). It runs only
+    // when no buffer we made is reachable (each one keeps its Mapping alive
+    // through _owners), but a buffer moved away with transfer() could still
+    // be, and we cannot tell from here: so it retires the range in place
+    // instead of unmapping it.
+    this.#life.guard(this, () => {
+      if (raw.pointer) _retireInPlace(raw);
+      if (raw.fd >= 0) libc().symbols.close(raw.fd);
+    });
   }
 
   /** The mapped length in bytes. */
@@ -363,7 +363,7 @@ export class Mapping {
 
   /** Whether `close()` has run. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** Whether the mapping is shared with other processes (`MAP_SHARED`). */
@@ -377,7 +377,7 @@ export class Mapping {
    * thread-pool call must `retain()` the mapping for as long as that runs.
    */
   address(byteOffset: number): Deno.PointerObject {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     return Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset)!;
   }
 
@@ -388,7 +388,7 @@ export class Mapping {
    * call may touch the memory. Returns the function that lets go (idempotent).
    */
   retain(): () => void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     this.#retained++;
     let released = false;
     return () => {
@@ -398,21 +398,9 @@ export class Mapping {
     };
   }
 
-  /**
-   * Runs `listener` once when `close()` starts, before the memory is
-   * unmapped, so that objects living in the mapping (semaphores) stop using
-   * it. Listeners run newest first, like destructors: an object built on
-   * another (a mutex on its semaphore) registers later and closes first.
-   * Returns a function that removes the listener.
-   */
-  onClose(listener: () => void): () => void {
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
-  }
-
   /** The `ArrayBuffer` over the whole mapping; the same one until it is detached. */
   get buffer(): ArrayBuffer {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     if (this.#current === undefined || this.#current.detached) {
       const buffer = Deno.UnsafePointerView.getArrayBuffer(
         this.#raw.pointer!,
@@ -479,7 +467,7 @@ export class Mapping {
    * @param place the file system, for messages: `/dev/shm`
    */
   backHoles(action: string, place: string): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     const { size, allocated } = statFd(this.#raw.fd, action);
     if (allocated >= size) return;
     const holes = size - allocated;
@@ -513,7 +501,7 @@ export class Mapping {
 
   /** msync(2) over a range; `async` schedules the write-back instead of waiting. */
   sync(byteOffset: number, byteLength: number, async: boolean): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("flush");
     const msync = libc().symbols.msync;
     const pointer = Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset);
     const flags = async ? MMAP.MS_ASYNC : MMAP.MS_SYNC;
@@ -528,7 +516,7 @@ export class Mapping {
    * and the error is thrown.
    */
   remap(size: number, resizeObject: () => void): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("resize");
     if (this.#retained > 0) {
       throw new Deno.errors.Busy(
         `Cannot resize ${this.#what}: a wait on memory inside it is in progress`,
@@ -546,17 +534,13 @@ export class Mapping {
     }
   }
 
-  /** Detaches every buffer, unmaps and closes the descriptor; idempotent. */
+  /** Detaches every buffer, then unmaps and closes the descriptor; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    const listeners = [...this.#closeListeners].reverse();
-    this.#closeListeners.clear();
-    for (const listener of listeners) listener();
-    this.#detachAll();
-    if (this.#retained > 0) this.#releasePending = true;
-    else this.#release();
+    this.#life.close(() => {
+      this.#detachAll();
+      if (this.#retained > 0) this.#releasePending = true;
+      else this.#release();
+    });
   }
 
   /** Unmaps and closes the descriptor, once views are detached and nobody retains it. */
@@ -612,21 +596,4 @@ export class Mapping {
     this.#escaped = false;
     raw.pointer = null;
   }
-}
-
-// Which Mapping backs each public region object (SharedMemory), so that
-// objects placed inside a region (in-memory semaphores) reach the mapping
-// without the region exposing it publicly.
-const _regionMappings = new WeakMap<object, Mapping>();
-
-/** Records that `mapping` backs the public `region` object. */
-export function registerRegion(region: object, mapping: Mapping): void {
-  _regionMappings.set(region, mapping);
-}
-
-/** The mapping behind a region object, or undefined for anything else. */
-export function mappingOf(region: unknown): Mapping | undefined {
-  return typeof region === "object" && region !== null
-    ? _regionMappings.get(region)
-    : undefined;
 }
