@@ -23,14 +23,17 @@ import { Lifecycle } from "./_common/lifecycle.ts";
  * const { value } = await channel.receive(); // comes from /replies
  * ```
  */
-export class DuplexChannel<T, M extends Message<T> = Message<T>>
+export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
   implements Channel<T, M>, AsyncDisposable {
-  #sendSide: Channel<T, Message<T>>;
-  #receiveSide: Channel<T, M>;
+  #sendSide: Channel<T, Message<unknown>>;
+  #receiveSide: Channel<unknown, M>;
   #life = new Lifecycle("duplex channel");
 
   /** Joins `sendSide` (used only to send) and `receiveSide` (used only to receive). */
-  constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
+  constructor(
+    sendSide: Channel<T, Message<unknown>>,
+    receiveSide: Channel<unknown, M>,
+  ) {
     if (!_isChannel(sendSide) || !_isChannel(receiveSide)) {
       throw new TypeError(
         "Cannot join channels: both sides must have send, receive, ready and close",
@@ -108,7 +111,10 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
 /**
  * Joins a send-only and a receive-only channel into one two-way channel.
- * Closing it closes both.
+ * Closing it closes both. It sends what `sendSide` carries and receives what
+ * `receiveSide` carries, which may be another type: `duplex(requests,
+ * replies)` over a `MessageQueue<Request>` and a `MessageQueue<Reply>` is a
+ * `Channel<Request, QueueMessage<Reply>>`.
  *
  * @example Request/response over two message queues
  * ```ts ignore
@@ -122,9 +128,9 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
  * console.log(await calc.request(21, { timeout: 1000 }));
  * ```
  */
-export function duplex<T, M extends Message<T> = Message<T>>(
-  sendSide: Channel<T, Message<T>>,
-  receiveSide: Channel<T, M>,
+export function duplex<T, M extends Message<unknown> = Message<T>>(
+  sendSide: Channel<T, Message<unknown>>,
+  receiveSide: Channel<unknown, M>,
 ): DuplexChannel<T, M> {
   return new DuplexChannel<T, M>(sendSide, receiveSide);
 }

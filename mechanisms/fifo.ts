@@ -524,7 +524,11 @@ export class Fifo implements Disposable, AsyncDisposable {
    * `<basePath>.to-client`. The server creates them (if missing) and removes
    * those it created when its channel closes; the client waits for them to
    * appear. Either side may start first. Resolves once both directions are
-   * open, that is once the peer has joined.
+   * open, that is once the peer has joined. The channel sends `TSend` and
+   * receives `TReceive` (default `TSend`), seen from this side: a server
+   * `Fifo.duplex<Reply, Request>()` talks to a client
+   * `Fifo.duplex<Request, Reply>()`. The FIFOs stay when the channel closes,
+   * unless `unlinkOnClose`.
    *
    * @throws {Deno.errors.TimedOut} when the peer does not join before `timeout`
    * @throws {Deno.errors.NotCapable} without `--allow-read` and `--allow-write`
@@ -539,10 +543,10 @@ export class Fifo implements Disposable, AsyncDisposable {
    * await server.send(value.toUpperCase());
    * ```
    */
-  static async duplex<T = unknown>(
+  static async duplex<TSend = unknown, TReceive = TSend>(
     basePath: string | URL,
-    options: FifoDuplexOptions<T>,
-  ): Promise<FramedChannel<T>> {
+    options: FifoDuplexOptions<TSend | TReceive>,
+  ): Promise<FramedChannel<TSend, TReceive>> {
     const base = checkFilePath(basePath, "open FIFO pair");
     const role = options?.role;
     if (role !== "server" && role !== "client") {
@@ -618,7 +622,7 @@ export class Fifo implements Disposable, AsyncDisposable {
         : [];
       const what = `FIFO pair "${base}"`;
       let disarm = () => {};
-      const channel = new FramedChannel<T>({
+      const channel = new FramedChannel<TSend, TReceive>({
         ..._framingOf(options),
         readable: fdReadable(readHandle, what, { awaitFirstWriter: true }),
         writable: fdWritable(writeHandle, what),

@@ -153,7 +153,11 @@ export interface FramedChannelOptions<T> {
    * message. The channel owns it: `close()` calls `io.close()`.
    */
   io?: ByteIO;
-  /** How values become bytes. Default `codecs.json<T>()`. */
+  /**
+   * How values become bytes, both ways. Default `codecs.json<T>()`. A
+   * channel whose directions carry different types takes one codec for
+   * both (`FramedChannelOptions<Request | Reply>`).
+   */
   codec?: Codec<T>;
   /** `"frames"` (default) or `"lines"`. */
   framing?: Framing;
@@ -188,6 +192,12 @@ const _CARRIAGE_RETURN = 0x0d;
  * over-long message cannot be skipped, so the channel closes itself after
  * reporting it.
  *
+ * `send()` takes `TSend` and `receive()` yields `TReceive`; give one type
+ * when both directions carry the same.
+ *
+ * @typeParam TSend the values this end sends
+ * @typeParam TReceive the values this end receives; default `TSend`
+ *
  * @example Two channels joined by an in-memory pipe
  * ```ts
  * import { FramedChannel } from "@ipckit/ipckit";
@@ -199,8 +209,9 @@ const _CARRIAGE_RETURN = 0x0d;
  * console.log((await reader.receive()).value); // [1, 2, 3]
  * ```
  */
-export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
-  #codec: Codec<T>;
+export class FramedChannel<TSend, TReceive = TSend>
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
+  #codec: Codec<TSend | TReceive>;
   #framing: Framing;
   #maxMessageSize: number;
   #what: string;
@@ -225,7 +236,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #sendTurn: Promise<unknown> = Promise.resolve();
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
-  constructor(options: FramedChannelOptions<T>) {
+  constructor(options: FramedChannelOptions<TSend | TReceive>) {
     const framing = options.framing ?? "frames";
     if (framing !== "frames" && framing !== "lines") {
       throw new TypeError(
@@ -250,7 +261,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         "Cannot frame a channel: give a readable stream, a writable stream, both, or io",
       );
     }
-    this.#codec = options.codec ?? codecs.json<T>();
+    this.#codec = options.codec ?? codecs.json<TSend | TReceive>();
     this.#framing = framing;
     this.#maxMessageSize = max;
     this.#what = options.description ?? "framed channel";
@@ -281,7 +292,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
    * contains a newline under `"lines"` framing (nothing is written)
    */
-  async send(value: T, options: WaitOptions = {}): Promise<void> {
+  async send(value: TSend, options: WaitOptions = {}): Promise<void> {
     const frame = this.#frame(value);
     const deadline = deadlineOf(options);
     const writer = this.#writer!;
@@ -318,7 +329,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {DecodeError} when a message cannot be decoded (with its bytes)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
-  receive(options: WaitOptions = {}): Promise<Message<T>> {
+  receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
     if (this.#life.closed) {
       return Promise.reject(this.#life.closedError("receive from"));
     }
@@ -376,7 +387,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
       () => this.#life.closed,
@@ -434,7 +445,12 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.close();
   }
 
-  #frame(value: T): Uint8Array<ArrayBuffer> {
+  /** The codec's answer, as the type this direction carries. */
+  #decode(payload: Uint8Array): TReceive {
+    return this.#codec.decode(payload) as TReceive;
+  }
+
+  #frame(value: TSend): Uint8Array<ArrayBuffer> {
     if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
@@ -465,11 +481,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   async #receiveFrame(
     deadline: Deadline,
     signal: AbortSignal | undefined,
-  ): Promise<Message<T>> {
+  ): Promise<Message<TReceive>> {
     for (;;) {
       if (this.#life.closed) throw this.#life.closedError("receive from");
       const payload = this.#takeMessage();
-      if (payload) return { value: this.#codec.decode(payload) };
+      if (payload) return { value: this.#decode(payload) };
       if (this.#ended) return this.#atEnd();
       await this.#readMore(deadline, signal, `receive from ${this.#what}`);
     }
@@ -656,13 +672,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * What is left when the stream has ended: a last line without its newline
    * is still a line (as `printf hello` writes it), a partial frame is an error.
    */
-  #atEnd(): Message<T> {
+  #atEnd(): Message<TReceive> {
     const leftover = this.#end - this.#start;
     if (leftover > 0) {
       const bytes = this.#buffer.subarray(this.#start, this.#end);
       this.#start = this.#end;
       if (this.#framing === "lines") {
-        return { value: this.#codec.decode(bytes) };
+        return { value: this.#decode(bytes) };
       }
       throw new DecodeError(
         `Cannot receive from ${this.#what}: the stream ended inside a message, after ${leftover} bytes`,

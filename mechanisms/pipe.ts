@@ -30,7 +30,7 @@
  *
  * await using child = spawn<{ n: number }, { square: number }>(
  *   Deno.execPath(),
- *   ["run", "worker.ts"],
+ *   { args: ["run", "worker.ts"] },
  * );
  * await child.send({ n: 7 });
  * console.log((await child.receive()).value.square); // 49
@@ -39,7 +39,7 @@
  * @module
  */
 
-import type { Message, Selectable, WaitOptions } from "./channel.ts";
+import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
@@ -103,8 +103,8 @@ export interface ParentChannelOptions<TSend, TReceive>
 
 /**
  * A typed two-way channel over a pair of byte streams, where each direction
- * may carry its own type: `send()` takes `TSend`, `receive()` yields
- * `TReceive`. With one type for both it satisfies `Channel<T>`.
+ * may carry its own type and codec: `send()` takes `TSend`, `receive()`
+ * yields `TReceive`; it is a `Channel<TSend, Message<TReceive>>`.
  *
  * @example A channel over this process's own stdin and stdout
  * ```ts ignore
@@ -115,11 +115,7 @@ export interface ParentChannelOptions<TSend, TReceive>
  * ```
  */
 export class PipeChannel<TSend = unknown, TReceive = TSend>
-  implements
-    AsyncIterable<Message<TReceive>>,
-    Selectable,
-    Disposable,
-    AsyncDisposable {
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
   #outgoing: FramedChannel<TSend>;
   #incoming: FramedChannel<TReceive>;
   #life: Lifecycle;
@@ -352,11 +348,17 @@ export class ChildProcessError extends Error {
  * ```ts
  * import type { SpawnOptions } from "@ipckit/ipckit";
  *
- * const options: SpawnOptions<string, string> = { framing: "lines", stderr: "null" };
+ * const options: SpawnOptions<string, string> = {
+ *   args: ["-u"],
+ *   framing: "lines",
+ *   stderr: "null",
+ * };
  * ```
  */
 export interface SpawnOptions<TSend, TReceive>
   extends PipeChannelOptions<TSend, TReceive> {
+  /** Arguments for the command, as `Deno.Command` takes them. Default none. */
+  args?: string[];
   /** Working directory of the child. */
   cwd?: string | URL;
   /** Environment variables to set for the child. */
@@ -389,7 +391,7 @@ const _SEND_EXIT_GRACE_MS = 200;
  * ```ts ignore
  * import { spawn } from "@ipckit/ipckit";
  *
- * await using child = spawn<string, string>("cat", [], { framing: "lines" });
+ * await using child = spawn<string, string>("cat", { framing: "lines" });
  * await child.send("echo me");
  * console.log((await child.receive()).value, child.pid);
  * ```
@@ -444,7 +446,7 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
    * ```ts ignore
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn("sleep", ["60"]);
+   * await using child = spawn("sleep", { args: ["60"] });
    * child.kill("SIGINT");
    * ```
    */
@@ -519,9 +521,12 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
 }
 
 /**
- * Starts `command` with `args` and returns a typed channel to it over its
- * stdin (`TSend`) and stdout (`TReceive`). Needs `--allow-run` for the
- * command. The child's stderr is inherited unless `stderr` says otherwise.
+ * Starts `command` and returns a typed channel to it over its stdin
+ * (`TSend`) and stdout (`TReceive`). Takes its options as `Deno.Command`
+ * does (`args`, `cwd`, `env`, `clearEnv`, `signal`, `stderr`), plus the
+ * channel's (`framing`, codecs, `maxMessageSize`, `exitTimeout`). Needs
+ * `--allow-run` for the command. The child's stderr is inherited unless
+ * `stderr` says otherwise.
  *
  * @throws {TypeError} or {RangeError} for bad options, before starting anything
  * @throws {Deno.errors.NotFound} when the command does not exist
@@ -531,14 +536,15 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
  * ```ts ignore
  * import { spawn } from "@ipckit/ipckit";
  *
- * await using child = spawn<number, number>(Deno.execPath(), ["run", "double.ts"]);
+ * await using child = spawn<number, number>(Deno.execPath(), {
+ *   args: ["run", "double.ts"],
+ * });
  * await child.send(21);
  * console.log((await child.receive()).value); // 42
  * ```
  */
 export function spawn<TSend = unknown, TReceive = TSend>(
   command: string | URL,
-  args: string[] = [],
   options: SpawnOptions<TSend, TReceive> = {},
 ): ChildChannel<TSend, TReceive> {
   const name = command instanceof URL ? command.pathname : String(command);
@@ -548,6 +554,12 @@ export function spawn<TSend = unknown, TReceive = TSend>(
       `Cannot spawn a child: command must be a string or URL, got ${typeof command}`,
     );
   }
+  if (Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot ${action}: pass the arguments as { args: [...] }, as Deno.Command takes them`,
+    );
+  }
+  const args = options.args ?? [];
   if (!Array.isArray(args) || args.some((arg) => typeof arg !== "string")) {
     throw new TypeError(`Cannot ${action}: args must be an array of strings`);
   }

@@ -223,6 +223,9 @@ interface _Replying<T, M> {
  * Answers every request on `channel` with `handler`, concurrently: a slow
  * request does not hold up the next. The server does not own the channel:
  * closing the server stops receiving, closing the channel ends the server.
+ * Its type arguments are those of {@linkcode client}: `serve<Req, Res>()`
+ * answers `client<Req, Res>()`; a third, `M`, is what the channel's
+ * `receive()` resolves to, when it adds metadata (a sender, a priority).
  *
  * @example
  * ```ts ignore
@@ -232,7 +235,11 @@ interface _Replying<T, M> {
  * await server.done;
  * ```
  */
-export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
+export function serve<
+  Req,
+  Res,
+  M extends Message<RpcEnvelope<Req, Res>> = Message<RpcEnvelope<Req, Res>>,
+>(
   channel: Channel<RpcEnvelope<Req, Res>, M>,
   handler: RpcHandler<Req, Res, M>,
   options: ServeOptions = {},
