@@ -30,6 +30,7 @@ import { deserialize, serialize } from "node:v8";
 import { DecodeError } from "./errors.ts";
 import type { Layout, LayoutSpec, RecordOf } from "./layout.ts";
 import { structCodec } from "./_record/struct.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 
 /**
  * Turns values of type `T` into bytes and back.
@@ -179,6 +180,8 @@ function _plainIssue(
   };
 }
 
+const _CODEC_KEYS = optionKeys<CodecOptions<unknown>>({ schema: true });
+
 function _withSchema<T>(
   codec: Codec<unknown>,
   options: CodecOptions<T> | undefined,
@@ -210,6 +213,7 @@ const _encoder = new TextEncoder();
 const _decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function _json<T = unknown>(options?: CodecOptions<T>): Codec<T> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a json codec");
   const codec: Codec<unknown> = {
     name: "json",
     encode: (value) => {
@@ -228,6 +232,7 @@ function _json<T = unknown>(options?: CodecOptions<T>): Codec<T> {
 }
 
 function _text(options?: CodecOptions<string>): Codec<string> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a text codec");
   const codec: Codec<unknown> = {
     name: "text",
     encode: (value) => {
@@ -244,6 +249,7 @@ function _text(options?: CodecOptions<string>): Codec<string> {
 }
 
 function _bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a bytes codec");
   const codec: Codec<unknown> = {
     name: "bytes",
     encode: (value) => {
@@ -261,6 +267,7 @@ function _bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array> {
 }
 
 function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a v8 codec");
   const codec: Codec<unknown> = {
     name: "v8",
     encode: (value) => serialize(value),

@@ -85,7 +85,12 @@ import {
   FramedChannel,
   type FramedChannelOptions,
 } from "./framing.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { systemError } from "./_common/system_error.ts";
 import { Lifecycle, unlinkQuietly, watchDropped } from "./_common/lifecycle.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
@@ -239,6 +244,39 @@ export const TO_CLIENT_SUFFIX = ".to-client";
  */
 export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
 
+const _CREATE_KEYS = optionKeys<FifoCreateOptions>({
+  mode: true,
+  exclusive: true,
+  adopt: true,
+  unlinkOnClose: true,
+});
+const _READER_KEYS = optionKeys<FifoReaderOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  sharedWriters: true,
+});
+const _WRITER_KEYS = optionKeys<FifoWriterOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  timeout: true,
+  signal: true,
+  nonBlocking: true,
+  sharedWriters: true,
+});
+const _DUPLEX_KEYS = optionKeys<FifoDuplexOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  timeout: true,
+  signal: true,
+  role: true,
+  mode: true,
+  adopt: true,
+  unlinkOnClose: true,
+});
+
 /**
  * First and longest wait between two attempts to open a writer or find a
  * path: neither a missing reader nor a missing path can be waited on.
@@ -321,6 +359,7 @@ export class Fifo implements Disposable, AsyncDisposable {
    * ```
    */
   static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
+    checkOptionKeys(options, _CREATE_KEYS, `create FIFO "${String(path)}"`);
     const file = checkFilePath(path, "create FIFO");
     const action = `create FIFO "${file}"`;
     // Only undefined means the default: a null mode is an error here.
@@ -424,6 +463,11 @@ export class Fifo implements Disposable, AsyncDisposable {
     expected: _Identity | undefined,
   ): Promise<FramedChannel<T>> {
     try {
+      checkOptionKeys(
+        options,
+        _READER_KEYS,
+        `open FIFO "${String(path)}" for reading`,
+      );
       const file = checkFilePath(path, "open FIFO");
       const action = `open FIFO "${file}" for reading`;
       checkFramingOptions(options, action);
@@ -494,11 +538,17 @@ export class Fifo implements Disposable, AsyncDisposable {
     options: FifoWriterOptions<T>,
     expected: _Identity | undefined,
   ): Promise<FramedChannel<T>> {
+    checkOptionKeys(
+      options,
+      _WRITER_KEYS,
+      `open FIFO "${String(path)}" for writing`,
+    );
     const file = checkFilePath(path, "open FIFO");
     const action = `open FIFO "${file}" for writing`;
     checkFramingOptions(options, action);
     const shared = _sharedFraming(options, `FIFO "${file}"`, action);
-    const deadline = deadlineOf(options);
+    checkFlag(options.nonBlocking, "nonBlocking", action);
+    const deadline = deadlineOf(options, action);
     // As Deno would check it, before any system call; each attempt checks
     // the real location again.
     requirePermission("write", file);
@@ -547,6 +597,11 @@ export class Fifo implements Disposable, AsyncDisposable {
     basePath: string | URL,
     options: FifoDuplexOptions<TSend | TReceive>,
   ): Promise<FramedChannel<TSend, TReceive>> {
+    checkOptionKeys(
+      options,
+      _DUPLEX_KEYS,
+      `open FIFO pair "${String(basePath)}"`,
+    );
     const base = checkFilePath(basePath, "open FIFO pair");
     const role = options?.role;
     if (role !== "server" && role !== "client") {
@@ -570,7 +625,7 @@ export class Fifo implements Disposable, AsyncDisposable {
       false,
       action,
     );
-    const deadline = deadlineOf(options);
+    const deadline = deadlineOf(options, action);
     const toServer = checkFilePath(base + TO_SERVER_SUFFIX, action);
     const toClient = checkFilePath(base + TO_CLIENT_SUFFIX, action);
     for (const file of [toServer, toClient]) {

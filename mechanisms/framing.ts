@@ -35,8 +35,14 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { timeoutError } from "./_common/system_error.ts";
 import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
+import {
+  type Deadline,
+  deadlineOf,
+  raceDeadline,
+  WAIT_KEYS,
+} from "./_wait/deadline.ts";
 import { KeptOperation } from "./_wait/race.ts";
 
 /**
@@ -175,6 +181,17 @@ export interface FramedChannelOptions<T> {
   onClose?: () => void;
 }
 
+const _OPTION_KEYS = optionKeys<FramedChannelOptions<unknown>>({
+  readable: true,
+  writable: true,
+  io: true,
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  description: true,
+  onClose: true,
+});
+
 /** The smallest buffer allocated to join chunks. */
 const _MIN_GROWTH_BYTES = 4096;
 
@@ -237,6 +254,7 @@ export class FramedChannel<TSend, TReceive = TSend>
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
   constructor(options: FramedChannelOptions<TSend | TReceive>) {
+    checkOptionKeys(options, _OPTION_KEYS, "frame a channel");
     const framing = options.framing ?? "frames";
     if (framing !== "frames" && framing !== "lines") {
       throw new TypeError(
@@ -293,10 +311,11 @@ export class FramedChannel<TSend, TReceive = TSend>
    * contains a newline under `"lines"` framing (nothing is written)
    */
   async send(value: TSend, options: WaitOptions = {}): Promise<void> {
-    const frame = this.#frame(value);
-    const deadline = deadlineOf(options);
-    const writer = this.#writer!;
     const action = `send to ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
+    const frame = this.#frame(value);
+    const deadline = deadlineOf(options, action);
+    const writer = this.#writer!;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
@@ -330,15 +349,22 @@ export class FramedChannel<TSend, TReceive = TSend>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
   receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
+    const action = `receive from ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#life.closed) {
       return Promise.reject(this.#life.closedError("receive from"));
     }
     if (!this.#reader) {
       return Promise.reject(
-        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
+        new TypeError(`Cannot ${action}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
       this.#receiveFrame(deadline, options.signal)
     );
@@ -370,6 +396,14 @@ export class FramedChannel<TSend, TReceive = TSend>
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#life.closed) {
       return Promise.reject(this.#life.closedError("wait for a message on"));
     }
@@ -378,7 +412,6 @@ export class FramedChannel<TSend, TReceive = TSend>
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
       this.#waitForMessage(deadline, options.signal)
     );

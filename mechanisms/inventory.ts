@@ -86,6 +86,7 @@ import {
 } from "./_inventory/probe.ts";
 import { removeByName } from "./_inventory/remove.ts";
 import { systemError } from "./_common/system_error.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 
 export type { IpcKind } from "./_kernel/objects.ts";
 export { IPC_KINDS } from "./_kernel/objects.ts";
@@ -142,6 +143,23 @@ export interface ListOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+const _LIST_KEYS = optionKeys<ListOptions>({
+  kinds: true,
+  prefix: true,
+  onProgress: true,
+});
+const _FIND_KEYS = optionKeys<FindOptions>({
+  kinds: true,
+  holders: true,
+  onProgress: true,
+});
+const _COLLECT_KEYS = optionKeys<CollectOptions>({
+  prefix: true,
+  all: true,
+  kinds: true,
+  onProgress: true,
+});
+
 /**
  * Lists the objects, sorted by kind then name, with the processes that
  * hold each one, and says what could not be seen.
@@ -166,6 +184,7 @@ export interface ListOptions {
 export async function listObjects(
   options: ListOptions = {},
 ): Promise<Inventory> {
+  checkOptionKeys(options, _LIST_KEYS, "list IPC objects");
   const kinds = _kinds(options.kinds);
   const prefix = options.prefix === undefined
     ? undefined
@@ -219,6 +238,7 @@ export async function findObjects(
   name: string | Uint8Array,
   options: FindOptions = {},
 ): Promise<Inventory> {
+  checkOptionKeys(options, _FIND_KEYS, "find IPC objects");
   const kinds = _kinds(options.kinds);
   const bytes = checkObjectName(name, kinds);
   const holders = options.holders ?? true;
@@ -285,6 +305,7 @@ export interface CollectOptions {
 export async function planCollection(
   options: CollectOptions,
 ): Promise<CollectionPlan> {
+  checkOptionKeys(options, _COLLECT_KEYS, "plan a collection");
   const { all } = options;
   if (options.prefix === undefined && !all) {
     throw new TypeError(

@@ -37,6 +37,8 @@
  * @module
  */
 
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+
 /** The scalar field types: unsigned and signed integers, and IEEE floats. */
 export type ScalarType =
   | "u8"
@@ -274,6 +276,8 @@ export function array<const E extends ScalarType>(
   return { kind: "array", element, length };
 }
 
+const _LAYOUT_KEYS = optionKeys<LayoutOptions>({ endian: true, packed: true });
+
 /**
  * Describes a fixed binary record. Checks every field before returning:
  * unknown types are a `TypeError`; misaligned explicit offsets, overlapping
@@ -298,6 +302,7 @@ export function layout<const S extends LayoutSpec>(
   spec: S,
   options: LayoutOptions = {},
 ): Layout<S> {
+  checkOptionKeys(options, _LAYOUT_KEYS, "make a layout");
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
     throw new TypeError(
       'Cannot make a layout: expected an object of fields like { id: "u32" }',

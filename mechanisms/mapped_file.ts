@@ -54,7 +54,7 @@ import { libc } from "../ffi/load.ts";
 import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
-import { checkFlag } from "./_common/checks.ts";
+import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
@@ -150,6 +150,24 @@ export interface FlushOptions {
   async?: boolean;
 }
 
+const _OPEN_KEYS = optionKeys<MappedFileOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  readOnly: true,
+  shared: true,
+  unlinkOnClose: true,
+});
+// A record's file is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
+const _FLUSH_KEYS = optionKeys<FlushOptions>({
+  byteOffset: true,
+  byteLength: true,
+  async: true,
+});
+
 /**
  * A file mapped into memory.
  *
@@ -208,6 +226,7 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * ```
    */
   static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
+    checkOptionKeys(options, _OPEN_KEYS, `map file "${String(path)}"`);
     const filePath = checkFilePath(path, "map file");
     const action = `map file "${filePath}"`;
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
@@ -293,6 +312,7 @@ export class MappedFile implements Disposable, AsyncDisposable {
     layout: Layout<S>,
     options: Omit<MappedFileOptions, "size"> = {},
   ): MappedStruct<S, MappedFile> {
+    checkOptionKeys(options, _STRUCT_KEYS, `map file "${String(path)}"`);
     checkRecordLayout(layout, `map file "${String(path)}"`);
     const file = MappedFile.open(path, { ...options, size: layout.size });
     return ownedStruct(
@@ -418,6 +438,7 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * ```
    */
   flush(options: FlushOptions = {}): void {
+    checkOptionKeys(options, _FLUSH_KEYS, `flush ${this.#what}`);
     this.#life.check("flush");
     const size = this.#mapping.size;
     const byteOffset = options.byteOffset ?? 0;

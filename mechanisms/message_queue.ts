@@ -28,7 +28,12 @@ import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkMode } from "./_common/checks.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
@@ -45,7 +50,7 @@ import {
 import { validateIpcName } from "./_kernel/names.ts";
 import { MQUEUE_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
-import { deadlineOf } from "./_wait/deadline.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
 import { type Direction, pollSync } from "./_wait/poll_sync.ts";
 import { reactor } from "./_wait/reactor.ts";
 import {
@@ -182,6 +187,30 @@ interface _Handle {
   fd: number;
 }
 
+const _OPEN_KEYS = optionKeys<MessageQueueOptions<unknown>>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  maxMessages: true,
+  messageSize: true,
+  codec: true,
+  read: true,
+  write: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _TRY_SEND_KEYS = optionKeys<{ priority?: number }>({ priority: true });
+const _SEND_KEYS = optionKeys<SendOptions>({
+  priority: true,
+  timeout: true,
+  signal: true,
+});
+const _SEND_SYNC_KEYS = optionKeys<{ priority?: number; timeout?: number }>({
+  priority: true,
+  timeout: true,
+});
+
 /**
  * A POSIX message queue carrying values of type `T`.
  *
@@ -274,7 +303,13 @@ export class MessageQueue<T = unknown>
     name: string,
     options: MessageQueueOptions<T> = {},
   ): MessageQueue<T> {
+    const action = `open message queue "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
+    for (const flag of ["create", "exclusive", "read", "write"] as const) {
+      checkFlag(options[flag], flag, action);
+    }
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
     const read = options.read ?? true;
     const write = options.write ?? true;
     if (!read && !write) {
@@ -291,8 +326,7 @@ export class MessageQueue<T = unknown>
       options.mode ?? 0o600,
       `open message queue "${name}"`,
     );
-    checkSpinMicros(options.spin, `open message queue "${name}"`);
-    const action = `open message queue "${name}"`;
+    checkSpinMicros(options.spin, action);
     const adopt = checkAdoptOption(
       options.adopt,
       options.create,
@@ -414,6 +448,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   trySend(value: T, options: { priority?: number } = {}): void {
+    checkOptionKeys(options, _TRY_SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const errno = this.#sendOnce(bytes, priority);
@@ -436,6 +471,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   async send(value: T, options: SendOptions = {}): Promise<void> {
+    checkOptionKeys(options, _SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const plan = this.#sendPlan(bytes, priority, options);
@@ -461,6 +497,7 @@ export class MessageQueue<T = unknown>
     value: T,
     options: { priority?: number; timeout?: number } = {},
   ): void {
+    checkOptionKeys(options, _SEND_SYNC_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const plan = this.#sendPlan(bytes, priority, options);
@@ -504,6 +541,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
+    checkOptionKeys(options, WAIT_KEYS, `receive from ${this.#what}`);
     const plan = this.#receivePlan(options);
     const result = await retryAsync(plan, () => this.#park("read", plan));
     return this.#received(result);
@@ -528,6 +566,8 @@ export class MessageQueue<T = unknown>
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
     const plan: RetryPlan<boolean> = {
       attempt: () => {
         this.#checkReadable();
@@ -536,9 +576,9 @@ export class MessageQueue<T = unknown>
       },
       wouldBlock: (hasMessage) => !hasMessage,
       spinner: this.#receiveSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, action),
       signal: options.signal,
-      action: `wait for a message on ${this.#what}`,
+      action,
     };
     await retryAsync(plan, () => this.#park("read", plan));
   }
@@ -558,6 +598,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `receive from ${this.#what}`);
     const plan = this.#receivePlan(options);
     const result = retrySync(plan, () => this.#waitSync("read", plan));
     return this.#received(result);
@@ -673,7 +714,7 @@ export class MessageQueue<T = unknown>
       attempt: () => this.#sendOnce(bytes, priority),
       wouldBlock: _isAgain,
       spinner: this.#sendSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, `send to ${this.#what}`),
       signal: options.signal,
       action: `send to ${this.#what}`,
     };
@@ -685,7 +726,7 @@ export class MessageQueue<T = unknown>
       attempt: () => this.#receiveAndDecode(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, `receive from ${this.#what}`),
       signal: options.signal,
       action: `receive from ${this.#what}`,
     };

@@ -78,6 +78,7 @@
 import { processAlive } from "./_kernel/process_state.ts";
 import type { WaitOptions } from "./channel.ts";
 import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { initOnce } from "./_memory/init_once.ts";
 import { placeIn } from "./_memory/placement.ts";
 import {
@@ -85,6 +86,8 @@ import {
   deadlineOf,
   expired,
   remainingMs,
+  SYNC_WAIT_KEYS,
+  WAIT_KEYS,
 } from "./_wait/deadline.ts";
 import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
@@ -124,6 +127,14 @@ export type MutexOptions = Pick<
   SharedMemoryOptions,
   "create" | "exclusive" | "adopt" | "mode" | "unlinkOnClose"
 >;
+
+const _OPEN_KEYS = optionKeys<MutexOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  unlinkOnClose: true,
+});
 
 /**
  * Proof of holding a {@linkcode Mutex}; releasing it (or leaving its `using`
@@ -258,6 +269,7 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   static open(name: string, options: MutexOptions = {}): Mutex {
+    checkOptionKeys(options, _OPEN_KEYS, `open mutex "${name}"`);
     const memory = SharedMemory.open(name, {
       create: options.create,
       exclusive: options.exclusive,
@@ -396,6 +408,7 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   async lock(options: WaitOptions = {}): Promise<MutexGuard> {
+    checkOptionKeys(options, WAIT_KEYS, `lock ${this.#what}`);
     const plan = this.#lockPlan(options);
     const outcome = await retryAsync(plan, async () => {
       try {
@@ -426,6 +439,7 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   lockSync(options: { timeout?: number } = {}): MutexGuard {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `lock ${this.#what}`);
     const plan = this.#lockPlan(options);
     const outcome = retrySync(plan, () => {
       try {
@@ -445,7 +459,7 @@ export class Mutex implements Disposable, AsyncDisposable {
   #lockPlan(
     options: WaitOptions,
   ): RetryPlan<"acquired" | "recovered" | undefined> {
-    const deadline = deadlineOf(options);
+    const deadline = deadlineOf(options, `lock ${this.#what}`);
     this.#checkOpen("lock");
     let first = true;
     return {

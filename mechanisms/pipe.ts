@@ -44,6 +44,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
 import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
@@ -101,6 +102,36 @@ export interface ParentChannelOptions<TSend, TReceive>
   direct?: boolean;
 }
 
+const _PIPE_KEYS = optionKeys<PipeChannelOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+});
+const _PARENT_KEYS = optionKeys<ParentChannelOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+  direct: true,
+});
+
+/** The options of a {@linkcode PipeChannel} among `options`. */
+function _pipeOptions<TSend, TReceive>(
+  options: PipeChannelOptions<TSend, TReceive>,
+  description: string,
+): PipeChannelOptions<TSend, TReceive> {
+  return {
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+    sendCodec: options.sendCodec,
+    receiveCodec: options.receiveCodec,
+    description,
+  };
+}
+
 /**
  * A typed two-way channel over a pair of byte streams, where each direction
  * may carry its own type and codec: `send()` takes `TSend`, `receive()`
@@ -130,6 +161,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     writable: WritableStream<Uint8Array>,
     options: PipeChannelOptions<TSend, TReceive> = {},
   ) {
+    checkOptionKeys(options, _PIPE_KEYS, "make a pipe channel");
     const what = options.description ?? "pipe";
     this.#life = new Lifecycle(what);
     const shared = {
@@ -376,6 +408,21 @@ export interface SpawnOptions<TSend, TReceive>
   exitTimeout?: number;
 }
 
+const _SPAWN_KEYS = optionKeys<SpawnOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+  args: true,
+  cwd: true,
+  env: true,
+  clearEnv: true,
+  stderr: true,
+  signal: true,
+  exitTimeout: true,
+});
+
 /** How long a failed send waits to learn whether the child has exited. */
 const _SEND_EXIT_GRACE_MS = 200;
 
@@ -412,11 +459,16 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
     command: string,
     options: SpawnOptions<TSend, TReceive> = {},
   ) {
-    super(process.stdout, process.stdin, {
-      ...options,
-      description: options.description ??
-        `child process "${command}" (pid ${process.pid})`,
-    });
+    checkOptionKeys(options, _SPAWN_KEYS, `talk to child "${command}"`);
+    super(
+      process.stdout,
+      process.stdin,
+      _pipeOptions(
+        options,
+        options.description ??
+          `child process "${command}" (pid ${process.pid})`,
+      ),
+    );
     this.#process = process;
     this.#command = command;
     this.#exitTimeout = options.exitTimeout ?? 5000;
@@ -559,6 +611,7 @@ export function spawn<TSend = unknown, TReceive = TSend>(
       `Cannot ${action}: pass the arguments as { args: [...] }, as Deno.Command takes them`,
     );
   }
+  checkOptionKeys(options, _SPAWN_KEYS, action);
   const args = options.args ?? [];
   if (!Array.isArray(args) || args.some((arg) => typeof arg !== "string")) {
     throw new TypeError(`Cannot ${action}: args must be an array of strings`);
@@ -613,19 +666,21 @@ export function parentChannel<TSend = unknown, TReceive = TSend>(
   options: ParentChannelOptions<TSend, TReceive> = {},
 ): PipeChannel<TSend, TReceive> {
   const action = "open the channel to the parent";
+  checkOptionKeys(options, _PARENT_KEYS, action);
   checkFramingOptions({ ...options, codec: options.sendCodec }, action);
   checkFramingOptions({ codec: options.receiveCodec }, action);
   const description = options.description ?? "parent process";
   if (options.direct) {
     const { readable, writable } = directStdio(description, action);
-    return new PipeChannel<TSend, TReceive>(readable, writable, {
-      ...options,
-      description,
-    });
+    return new PipeChannel<TSend, TReceive>(
+      readable,
+      writable,
+      _pipeOptions(options, description),
+    );
   }
   return new PipeChannel<TSend, TReceive>(
     Deno.stdin.readable,
     Deno.stdout.writable,
-    { ...options, description },
+    _pipeOptions(options, description),
   );
 }

@@ -48,7 +48,8 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { DecodeError } from "./errors.ts";
 import { Lifecycle } from "./_common/lifecycle.ts";
-import { bounded, deadlineOf } from "./_wait/deadline.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
 
 /**
  * An error as it crosses the channel.
@@ -214,6 +215,14 @@ export type RpcHandler<Req, Res, M = Message<RpcEnvelope<Req, Res>>> = (
   context: RequestContext<M>,
 ) => Res | Promise<Res>;
 
+const _SERVE_KEYS = optionKeys<ServeOptions>({
+  exposeStack: true,
+  onError: true,
+  signal: true,
+  maxInFlight: true,
+});
+const _CLIENT_KEYS = optionKeys<ClientOptions>({ onError: true });
+
 /** A channel that answers each sender itself (a datagram socket). */
 interface _Replying<T, M> {
   reply(message: M, value: T): Promise<void>;
@@ -244,6 +253,7 @@ export function serve<
   handler: RpcHandler<Req, Res, M>,
   options: ServeOptions = {},
 ): RpcServer {
+  checkOptionKeys(options, _SERVE_KEYS, "serve");
   if (typeof handler !== "function") {
     throw new TypeError("Cannot serve: the handler must be a function");
   }
@@ -459,6 +469,7 @@ export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
     ) {
       throw new TypeError("Cannot make an RPC client: expected a Channel");
     }
+    checkOptionKeys(options, _CLIENT_KEYS, "make an RPC client");
     if (
       options.onError !== undefined && typeof options.onError !== "function"
     ) {
@@ -501,7 +512,13 @@ export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
    * as its `cause`
    */
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
-    const deadline = deadlineOf(options);
+    let deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, "send an RPC request");
+      deadline = deadlineOf(options, "send an RPC request");
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#life.closed) {
       return Promise.reject(this.#life.closedError());
     }

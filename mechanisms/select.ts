@@ -33,7 +33,8 @@
  */
 
 import type { Selectable, WaitOptions } from "./channel.ts";
-import { bounded, deadlineOf } from "./_wait/deadline.ts";
+import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
+import { checkOptionKeys } from "./_common/checks.ts";
 
 /**
  * Waits until one of `channels` has a message ready and resolves with that
@@ -92,7 +93,8 @@ export function select<const C extends readonly Selectable[]>(
   }
   let deadline;
   try {
-    deadline = deadlineOf(options);
+    checkOptionKeys(options, WAIT_KEYS, "select a ready channel");
+    deadline = deadlineOf(options, "select a ready channel");
   } catch (error) {
     return Promise.reject(error);
   }

@@ -39,7 +39,12 @@ import { mappingBackedBy } from "../ffi/maps.ts";
 import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { placeIn } from "./_memory/placement.ts";
 import {
@@ -59,7 +64,7 @@ import {
   semWaitSync,
 } from "./_wait/semaphore_calls.ts";
 import { SemaphorePark } from "./_wait/semaphore_park.ts";
-import { deadlineOf } from "./_wait/deadline.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
 import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import type { SharedMemory } from "./shared_memory.ts";
@@ -149,6 +154,20 @@ export interface InMemorySemaphoreOptions {
    */
   spin?: number;
 }
+
+const _OPEN_KEYS = optionKeys<SemaphoreOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  initial: true,
+  mode: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _IN_MEMORY_KEYS = optionKeys<InMemorySemaphoreOptions>({
+  initial: true,
+  spin: true,
+});
 
 function _checkInitial(value: unknown, action: string): number {
   if (typeof value !== "number") {
@@ -360,9 +379,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```
    */
   static open(name: string, options: SemaphoreOptions = {}): Semaphore {
+    const action = `open semaphore "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     // Linux names the file "sem." + name, which must fit in NAME_MAX.
     const base = validateIpcName(name, "semaphore", NAME_MAX - 4);
-    const action = `open semaphore "${name}"`;
     const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
@@ -438,6 +458,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     options: InMemorySemaphoreOptions = {},
   ): Semaphore {
     const action = "place a semaphore in shared memory";
+    checkOptionKeys(options, _IN_MEMORY_KEYS, action);
     const placement = placeIn(memory, byteOffset, {
       size: SEM_T.SIZE_OF,
       align: SEM_T.ALIGN,
@@ -598,6 +619,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```
    */
   async wait(options: WaitOptions = {}): Promise<void> {
+    checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
     const closing = this.#closing.signal;
     plan.signal = options.signal
@@ -628,6 +650,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```
    */
   waitSync(options: { timeout?: number } = {}): void {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
     // sem_clockwait takes the count itself when it returns in time.
     const errno = retrySync(plan, () => {
@@ -639,7 +662,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** How a wait retries: sem_trywait until it takes a count. */
   #waitPlan(options: WaitOptions): RetryPlan<number> {
-    const deadline = deadlineOf(options);
+    const deadline = deadlineOf(options, `wait on ${this.#what}`);
     this.#checkOpen("wait on");
     return {
       attempt: () => {

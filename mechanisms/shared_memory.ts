@@ -73,6 +73,7 @@ import { libc } from "../ffi/load.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
@@ -137,6 +138,18 @@ export interface SharedMemoryOptions {
   /** Remove the name when this handle closes. Default `false`. */
   unlinkOnClose?: boolean;
 }
+
+const _OPEN_KEYS = optionKeys<SharedMemoryOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  readOnly: true,
+  unlinkOnClose: true,
+});
+// A record's region is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
 
 /**
  * A POSIX shared memory object mapped into this process.
@@ -214,8 +227,9 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * ```
    */
   static open(name: string, options: SharedMemoryOptions = {}): SharedMemory {
-    const base = validateIpcName(name, "shared memory");
     const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
+    const base = validateIpcName(name, "shared memory");
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
       options,
       action,
@@ -298,7 +312,9 @@ export class SharedMemory implements Disposable, AsyncDisposable {
     layout: Layout<S>,
     options: Omit<SharedMemoryOptions, "size"> = {},
   ): MappedStruct<S, SharedMemory> {
-    checkRecordLayout(layout, `open shared memory "${name}"`);
+    const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _STRUCT_KEYS, action);
+    checkRecordLayout(layout, action);
     const memory = SharedMemory.open(name, { ...options, size: layout.size });
     return ownedStruct(
       memory,

@@ -22,6 +22,8 @@
  * @module
  */
 
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+
 /**
  * Every signal name Deno knows on some platform.
  *
@@ -97,6 +99,9 @@ export interface SignalSubscription extends Disposable, AsyncDisposable {
   /** Removes the handler; the same as `unsubscribe()`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+const _SIGNALS_KEYS = optionKeys<{ signal?: AbortSignal }>({ signal: true });
+const _SEND_KEYS = optionKeys<SendSignalOptions>({ processGroup: true });
 
 /** Only keeps the event loop busy; the interval's length does not matter. */
 const _KEEP_ALIVE_MS = 1 << 30;
@@ -284,6 +289,7 @@ export function signals(
   name: CatchableSignal,
   options: { signal?: AbortSignal } = {},
 ): SignalStream {
+  checkOptionKeys(options, _SIGNALS_KEYS, `listen for ${String(name)}`);
   const signal = _checkCatchable(name, "listen for");
   const abort = options.signal;
   if (abort !== undefined && !(abort instanceof AbortSignal)) {
@@ -410,6 +416,7 @@ export function sendSignal(
   name: SignalName,
   options: SendSignalOptions = {},
 ): void {
+  checkOptionKeys(options, _SEND_KEYS, "send a signal");
   const group = options?.processGroup;
   if (group !== undefined && typeof group !== "boolean") {
     throw new TypeError(
