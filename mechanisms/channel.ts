@@ -24,6 +24,8 @@
  *
  * const options: WaitOptions = { timeout: 500, signal: AbortSignal.timeout(1000) };
  * ```
+ *
+ * @category Channels
  */
 export interface WaitOptions {
   /**
@@ -45,6 +47,8 @@ export interface WaitOptions {
  *
  * const message: Message<string> = { value: "hello" };
  * ```
+ *
+ * @category Channels
  */
 export interface Message<T> {
   /** The decoded value. */
@@ -69,6 +73,8 @@ export interface Message<T> {
  *   }
  * }
  * ```
+ *
+ * @category Channels
  */
 export interface Selectable {
   /**
@@ -125,6 +131,8 @@ export interface Selectable {
  *   return (await channel.receive({ timeout: 1000 })).value;
  * }
  * ```
+ *
+ * @category Channels
  */
 export interface Channel<T, M extends Message<unknown> = Message<T>>
   extends AsyncIterable<M>, Disposable, Selectable {

@@ -54,6 +54,8 @@ import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
  * };
  * console.log(u32.decode(u32.encode(42))); // 42
  * ```
+ *
+ * @category Typed messages
  */
 export interface Codec<T> {
   /** A short name used in error messages, e.g. `"json"`. */
@@ -64,7 +66,11 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-/** One problem a schema found, as the Standard Schema specification describes it. */
+/**
+ * One problem a schema found, as the Standard Schema specification describes it.
+ *
+ * @category Typed messages
+ */
 export interface StandardSchemaIssue {
   /** What is wrong. */
   readonly message: string;
@@ -72,7 +78,11 @@ export interface StandardSchemaIssue {
   readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[];
 }
 
-/** The result of a Standard Schema validation: a value, or issues. */
+/**
+ * The result of a Standard Schema validation: a value, or issues.
+ *
+ * @category Typed messages
+ */
 export type StandardSchemaResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
   | { readonly issues: readonly StandardSchemaIssue[] };
@@ -96,6 +106,8 @@ export type StandardSchemaResult<Output> =
  *   },
  * };
  * ```
+ *
+ * @category Typed messages
  */
 export interface StandardSchemaV1<Input = unknown, Output = Input> {
   /** The Standard Schema properties. */
@@ -113,7 +125,11 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
   };
 }
 
-/** Options every built-in codec takes. */
+/**
+ * Options every built-in codec takes.
+ *
+ * @category Typed messages
+ */
 export interface CodecOptions<T> {
   /** A schema that every decoded value must pass; its output is what `decode` returns. */
   schema?: StandardSchemaV1<unknown, T>;
@@ -140,6 +156,8 @@ export interface CodecOptions<T> {
  * const codec = validated(codecs.text(), short);
  * console.log(codec.decode(codec.encode("hi")));
  * ```
+ *
+ * @category Typed messages
  */
 export function validated<T>(
   codec: Codec<unknown>,
@@ -297,6 +315,8 @@ function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
  * const copy = codec.decode(codec.encode(new Map([["big", 2n ** 70n]])));
  * console.log(copy.get("big")); // 1180591620717411303424n
  * ```
+ *
+ * @category Typed messages
  */
 export const codecs: {
   /** JSON text in UTF-8, optionally validated by a schema. */

@@ -22,6 +22,8 @@ import { Lifecycle } from "./_common/lifecycle.ts";
  * await channel.send("ping"); // goes to /requests
  * const { value } = await channel.receive(); // comes from /replies
  * ```
+ *
+ * @category Channels
  */
 export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
   implements Channel<T, M>, AsyncDisposable {
@@ -127,6 +129,8 @@ export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
  * using calc = client<number, number>(channel);
  * console.log(await calc.request(21, { timeout: 1000 }));
  * ```
+ *
+ * @category Channels
  */
 export function duplex<T, M extends Message<unknown> = Message<T>>(
   sendSide: Channel<T, Message<unknown>>,

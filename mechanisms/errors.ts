@@ -18,7 +18,11 @@
  * @module
  */
 
-/** What every error that comes from a failing system call carries. */
+/**
+ * What every error that comes from a failing system call carries.
+ *
+ * @category Errors
+ */
 export interface SystemErrorDetails {
   /** The errno name, e.g. `"EEXIST"`. */
   code: string;
@@ -42,6 +46,8 @@ export interface SystemErrorDetails {
  * });
  * console.log(error.code, error.syscall);
  * ```
+ *
+ * @category Errors
  */
 export class IpcError extends Error implements SystemErrorDetails {
   /** The errno name, e.g. `"EMSGSIZE"`. */
@@ -79,6 +85,8 @@ export class IpcError extends Error implements SystemErrorDetails {
  *   if (error instanceof DecodeError) console.log(error.bytes.length);
  * }
  * ```
+ *
+ * @category Errors
  */
 export class DecodeError extends Error {
   /**

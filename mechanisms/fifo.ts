@@ -80,11 +80,7 @@ import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import type { Codec } from "./codec.ts";
 import { codecs } from "./codec.ts";
-import {
-  FRAME_HEADER_BYTES,
-  FramedChannel,
-  type FramedChannelOptions,
-} from "./framing.ts";
+import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import {
   checkFlag,
   checkMode,
@@ -104,6 +100,7 @@ import {
 import { checkFilePath } from "./_kernel/paths.ts";
 import { requirePermission } from "./_kernel/permissions.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
+import { FRAME_HEADER_BYTES } from "./_stream/frames.ts";
 import { type Deadline, deadlineOf } from "./_wait/deadline.ts";
 import { backoffPark, retryAsync } from "./_wait/retry.ts";
 
@@ -116,6 +113,8 @@ import { backoffPark, retryAsync } from "./_wait/retry.ts";
  *
  * const options: FifoCreateOptions = { mode: 0o660, exclusive: true };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoCreateOptions {
   /** Permission bits, before the process umask is applied. Default `0o600`. */
@@ -153,6 +152,8 @@ export interface FifoCreateOptions {
  *
  * const options: FifoReaderOptions<string> = { framing: "lines", codec: codecs.text() };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoReaderOptions<T>
   extends
@@ -177,6 +178,8 @@ export interface FifoReaderOptions<T>
  *
  * const options: FifoWriterOptions<{ id: number }> = { timeout: 5000 };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoWriterOptions<T>
   extends
@@ -207,6 +210,8 @@ export interface FifoWriterOptions<T>
  *
  * const options: FifoDuplexOptions<string> = { role: "client", timeout: 5000 };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoDuplexOptions<T>
   extends
@@ -232,15 +237,16 @@ export interface FifoDuplexOptions<T>
   adopt?: "owned" | "any-owner";
 }
 
-/** Suffix of the FIFO that carries client-to-server messages in {@linkcode Fifo.duplex}. */
-export const TO_SERVER_SUFFIX = ".to-server";
-/** Suffix of the FIFO that carries server-to-client messages in {@linkcode Fifo.duplex}. */
-export const TO_CLIENT_SUFFIX = ".to-client";
+// The FIFOs of a Fifo.duplex pair: client to server, server to client.
+const _TO_SERVER_SUFFIX = ".to-server";
+const _TO_CLIENT_SUFFIX = ".to-client";
 
 /**
  * The largest message of a FIFO opened with `sharedWriters` under
  * `"frames"` framing: PIPE_BUF less the 4-byte header (4092 bytes on
  * Linux). Under `"lines"` it is one less again, for the newline.
+ *
+ * @category FIFOs and pipes
  */
 export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
 
@@ -313,6 +319,8 @@ function _closeAll(handles: FdHandle[]): () => void {
  * await writer.send({ id: 1 });
  * console.log((await reader.receive()).value.id); // 1
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class Fifo implements Disposable, AsyncDisposable {
   #path: string;
@@ -626,8 +634,8 @@ export class Fifo implements Disposable, AsyncDisposable {
       action,
     );
     const deadline = deadlineOf(options, action);
-    const toServer = checkFilePath(base + TO_SERVER_SUFFIX, action);
-    const toClient = checkFilePath(base + TO_CLIENT_SUFFIX, action);
+    const toServer = checkFilePath(base + _TO_SERVER_SUFFIX, action);
+    const toClient = checkFilePath(base + _TO_CLIENT_SUFFIX, action);
     for (const file of [toServer, toClient]) {
       requirePermission("read", file);
       requirePermission("write", file);

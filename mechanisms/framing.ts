@@ -44,6 +44,10 @@ import {
   WAIT_KEYS,
 } from "./_wait/deadline.ts";
 import { KeptOperation } from "./_wait/race.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FRAME_HEADER_BYTES,
+} from "./_stream/frames.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -60,6 +64,8 @@ import { KeptOperation } from "./_wait/race.ts";
  *   close: () => Deno.stdin.close(),
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface ByteIO {
   /** Reads into `buffer`; resolves to the byte count, or `null` at end of stream. */
@@ -123,14 +129,12 @@ function _ioSink(io: ByteIO): _Sink {
   };
 }
 
-/** How message boundaries are marked on a byte stream. */
+/**
+ * How message boundaries are marked on a byte stream.
+ *
+ * @category Channels
+ */
 export type Framing = "frames" | "lines";
-
-/** Bytes in a `"frames"` length header. */
-export const FRAME_HEADER_BYTES = 4;
-
-/** The default `maxMessageSize`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 /**
  * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
@@ -146,6 +150,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
  *   maxMessageSize: 4096,
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface FramedChannelOptions<T> {
   /** Where messages come from. */
@@ -225,6 +231,8 @@ const _CARRIAGE_RETURN = 0x0d;
  * await writer.send([1, 2, 3]);
  * console.log((await reader.receive()).value); // [1, 2, 3]
  * ```
+ *
+ * @category Channels
  */
 export class FramedChannel<TSend, TReceive = TSend>
   implements Channel<TSend, Message<TReceive>>, AsyncDisposable {

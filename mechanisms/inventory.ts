@@ -113,6 +113,8 @@ export type { CollectionPlan, Verdict } from "./_inventory/collect.ts";
  *
  * console.log(KIND_NAMES.mq); // message queue
  * ```
+ *
+ * @category Inventory
  */
 export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
   mq: OBJECT_KINDS.mq.label,
@@ -129,6 +131,8 @@ export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
  *
  * const options: ListOptions = { kinds: ["shm"], prefix: "/myapp-" };
  * ```
+ *
+ * @category Inventory
  */
 export interface ListOptions {
   /** Only these kinds. Default: every kind. */
@@ -180,6 +184,8 @@ const _COLLECT_KEYS = optionKeys<CollectOptions>({
  *   console.log(name, size, holders.map((holder) => holder.pid));
  * }
  * ```
+ *
+ * @category Inventory
  */
 export async function listObjects(
   options: ListOptions = {},
@@ -202,6 +208,8 @@ export async function listObjects(
  *
  * const options: FindOptions = { kinds: ["mq"], holders: false };
  * ```
+ *
+ * @category Inventory
  */
 export interface FindOptions {
   /** Only these kinds. Default: every kind (a queue and a memory may share a name). */
@@ -233,6 +241,8 @@ export interface FindOptions {
  * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
  * console.log(objects.length === 1 ? objects[0].holders : "no such queue");
  * ```
+ *
+ * @category Inventory
  */
 export async function findObjects(
   name: string | Uint8Array,
@@ -260,6 +270,8 @@ export async function findObjects(
  *
  * const options: CollectOptions = { prefix: "/myapp-" };
  * ```
+ *
+ * @category Inventory
  */
 export interface CollectOptions {
   /**
@@ -301,6 +313,8 @@ export interface CollectOptions {
  *   console.log(remove ? "removed" : "kept", object.name, reason);
  * }
  * ```
+ *
+ * @category Inventory
  */
 export async function planCollection(
   options: CollectOptions,
@@ -354,6 +368,8 @@ export async function planCollection(
  *
  * removeObject("shm", "/frame");
  * ```
+ *
+ * @category Inventory
  */
 export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
   _kinds([kind]);
@@ -378,6 +394,8 @@ export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
  *
  * if (objectExists("mq", "/jobs")) console.log("the queue is there");
  * ```
+ *
+ * @category Inventory
  */
 export function objectExists(
   kind: IpcKind,
@@ -413,6 +431,8 @@ export function objectExists(
  *
  * const details: ObjectDetails = { maxMessages: 10, messageSize: 8192, currentMessages: 0 };
  * ```
+ *
+ * @category Inventory
  */
 export interface ObjectDetails {
   /** A queue's capacity in messages (`mq_maxmsg`). */
@@ -448,6 +468,8 @@ export interface ObjectDetails {
  * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
  * if (objects[0]) console.log(objectDetails(objects[0]).currentMessages);
  * ```
+ *
+ * @category Inventory
  */
 export function objectDetails(object: IpcObject): ObjectDetails {
   const facts = OBJECT_KINDS[object.kind];
@@ -500,6 +522,8 @@ export function objectDetails(object: IpcObject): ObjectDetails {
  *   console.log((error as Error).message); // … it must not contain "/" after the first
  * }
  * ```
+ *
+ * @category Inventory
  */
 export function checkObjectName(
   name: string | Uint8Array,
@@ -531,6 +555,8 @@ export function checkObjectName(
  *   console.log("as root: mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue");
  * }
  * ```
+ *
+ * @category Inventory
  */
 export function queueDirectoryMounted(): boolean {
   requirePermissions(["read"], OBJECT_KINDS.mq.directory);
@@ -552,6 +578,8 @@ export function queueDirectoryMounted(): boolean {
  * const name = new Uint8Array([0x2f, 0x63, 0x61, 0x66, 0xe9]);
  * console.log(formatObjectName(name)); // /caf\xe9
  * ```
+ *
+ * @category Inventory
  */
 export function formatObjectName(bytes: Uint8Array): string {
   return _format(bytes);
@@ -572,6 +600,8 @@ export function formatObjectName(bytes: Uint8Array): string {
  *
  * console.log(parseObjectName("/caf\\xe9")); // Uint8Array(5) [ 47, 99, 97, 102, 233 ]
  * ```
+ *
+ * @category Inventory
  */
 export function parseObjectName(text: string): Uint8Array {
   return _parse(text);

@@ -90,6 +90,8 @@ const _SYNC_ALIGN = 65536;
  *
  * const options: MappedFileOptions = { create: true, size: 1 << 20, shared: true };
  * ```
+ *
+ * @category Shared memory
  */
 export interface MappedFileOptions {
   /** Create the file if it does not exist. Needs `size`. Default `false`. */
@@ -140,6 +142,8 @@ export interface MappedFileOptions {
  *
  * const header: FlushOptions = { byteOffset: 0, byteLength: 4096 };
  * ```
+ *
+ * @category Shared memory
  */
 export interface FlushOptions {
   /** Start of the range. Default 0. */
@@ -179,6 +183,8 @@ const _FLUSH_KEYS = optionKeys<FlushOptions>({
  * file.bytes().set(new TextEncoder().encode("hello"));
  * file.flush();
  * ```
+ *
+ * @category Shared memory
  */
 export class MappedFile implements Disposable, AsyncDisposable {
   #path: string;

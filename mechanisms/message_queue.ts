@@ -23,8 +23,9 @@
  * @module
  */
 
-import { cString, MQ_ATTR, O, requireSymbol } from "../ffi/c.ts";
+import { cString, O, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { mqAttributes, mqCreateAttributes } from "../ffi/mqueue.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
@@ -61,9 +62,11 @@ import {
 } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
-export { MQUEUE_DIR };
-
-/** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
+/**
+ * Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX).
+ *
+ * @category Message queues
+ */
 export const MQ_PRIO_MAX = 32768;
 
 /**
@@ -81,6 +84,8 @@ export const MQ_PRIO_MAX = 32768;
  *   write: false,
  * };
  * ```
+ *
+ * @category Message queues
  */
 export interface MessageQueueOptions<T> {
   /** Create the queue if it does not exist. Default `false`. */
@@ -140,6 +145,8 @@ export interface MessageQueueOptions<T> {
  *
  * const message: QueueMessage<string> = { value: "hello", priority: 0 };
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueMessage<T> extends Message<T> {
   /** The priority the sender gave, 0 (lowest) to 32767. */
@@ -156,6 +163,8 @@ export interface QueueMessage<T> extends Message<T> {
  *
  * const urgent: SendOptions = { priority: 10, timeout: 100 };
  * ```
+ *
+ * @category Message queues
  */
 export interface SendOptions extends WaitOptions {
   /** 0 (the default, lowest) to 32767. Higher priorities are received first. */
@@ -173,6 +182,8 @@ export interface SendOptions extends WaitOptions {
  *   return attributes.currentMessages === attributes.maxMessages;
  * }
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueAttributes {
   /** Capacity in messages. */
@@ -232,6 +243,8 @@ const _SEND_SYNC_KEYS = optionKeys<{ priority?: number; timeout?: number }>({
  * }
  * MessageQueue.unlink("/numbers");
  * ```
+ *
+ * @category Message queues
  */
 export class MessageQueue<T = unknown>
   implements Channel<T, QueueMessage<T>>, AsyncDisposable {
@@ -825,17 +838,11 @@ function _isMinusAgain(result: unknown): boolean {
 }
 
 function _readAttributes(fd: number, what: string): QueueAttributes {
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  const mqGetattr = requireSymbol("mq_getattr");
-  const result = retryEintr(() => mqGetattr(fd, attr));
-  if (result < 0) {
-    throw systemError("mq_getattr", `read attributes of ${what}`, -result);
+  const attributes = mqAttributes(fd);
+  if (typeof attributes === "number") {
+    throw systemError("mq_getattr", `read attributes of ${what}`, -attributes);
   }
-  return {
-    maxMessages: Number(attr[MQ_ATTR.MAXMSG / 8]),
-    messageSize: Number(attr[MQ_ATTR.MSGSIZE / 8]),
-    currentMessages: Number(attr[MQ_ATTR.CURMSGS / 8]),
-  };
+  return attributes;
 }
 
 function _checkPriority(priority: unknown, what: string): number {
@@ -912,10 +919,7 @@ function _createAttributes(
     options.messageSize ?? defaultMqLimit("msgsize_default"),
     "msgsize_max",
   );
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  attr[MQ_ATTR.MAXMSG / 8] = BigInt(maxMessages);
-  attr[MQ_ATTR.MSGSIZE / 8] = BigInt(messageSize);
-  return attr;
+  return mqCreateAttributes(maxMessages, messageSize);
 }
 
 function _openError(

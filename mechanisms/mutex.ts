@@ -93,10 +93,18 @@ import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
 import { SharedMemory, type SharedMemoryOptions } from "./shared_memory.ts";
 
-/** Bytes a mutex takes in shared memory. */
+/**
+ * Bytes a mutex takes in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const MUTEX_SIZE = 64;
 
-/** Required alignment of a mutex in shared memory. */
+/**
+ * Required alignment of a mutex in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const MUTEX_ALIGN = 8;
 
 // How often a sleeping waiter looks whether the holder is still alive, in
@@ -122,6 +130,8 @@ const _PID_MASK = _SLEEPERS - 1;
  *
  * const options: MutexOptions = { create: true, unlinkOnClose: true };
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export type MutexOptions = Pick<
   SharedMemoryOptions,
@@ -150,6 +160,8 @@ const _OPEN_KEYS = optionKeys<MutexOptions>({
  *   console.log(guard.recovered); // false unless the last holder died
  * } // unlocked here
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export class MutexGuard implements Disposable, AsyncDisposable {
   #release: (() => void) | undefined;
@@ -227,6 +239,8 @@ export class MutexGuard implements Disposable, AsyncDisposable {
  *   // … one process at a time …
  * });
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export class Mutex implements Disposable, AsyncDisposable {
   #what: string;

@@ -63,6 +63,8 @@ import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
  *   framing: "lines",
  * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface PipeChannelOptions<TSend, TReceive>
   extends Pick<FramedChannelOptions<unknown>, "framing" | "maxMessageSize"> {
@@ -87,6 +89,8 @@ export interface PipeChannelOptions<TSend, TReceive>
  *   receiveCodec: codecs.text(),
  * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface ParentChannelOptions<TSend, TReceive>
   extends PipeChannelOptions<TSend, TReceive> {
@@ -144,6 +148,8 @@ function _pipeOptions<TSend, TReceive>(
  * using channel = new PipeChannel<string, string>(Deno.stdin.readable, Deno.stdout.writable);
  * for await (const { value } of channel) await channel.send(value.toUpperCase());
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class PipeChannel<TSend = unknown, TReceive = TSend>
   implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
@@ -346,6 +352,8 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
  *   if (error instanceof ChildProcessError) console.log(error.exitCode); // 1
  * }
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class ChildProcessError extends Error {
   /** The exit code; 128 + the signal number when a signal ended it. */
@@ -386,6 +394,8 @@ export class ChildProcessError extends Error {
  *   stderr: "null",
  * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface SpawnOptions<TSend, TReceive>
   extends PipeChannelOptions<TSend, TReceive> {
@@ -442,6 +452,8 @@ const _SEND_EXIT_GRACE_MS = 200;
  * await child.send("echo me");
  * console.log((await child.receive()).value, child.pid);
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class ChildChannel<TSend = unknown, TReceive = TSend>
   extends PipeChannel<TSend, TReceive> {
@@ -594,6 +606,8 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
  * await child.send(21);
  * console.log((await child.receive()).value); // 42
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export function spawn<TSend = unknown, TReceive = TSend>(
   command: string | URL,
@@ -661,6 +675,8 @@ export function spawn<TSend = unknown, TReceive = TSend>(
  * await using parent = parentChannel<number, number>();
  * for await (const { value } of parent) await parent.send(value * 2);
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export function parentChannel<TSend = unknown, TReceive = TSend>(
   options: ParentChannelOptions<TSend, TReceive> = {},

@@ -23,7 +23,7 @@
  * Neither ever ends the process with an unhandled rejection.
  *
  * A server answers at most `maxInFlight` requests at a time per channel
- * (default {@linkcode DEFAULT_MAX_IN_FLIGHT}); at the bound it stops
+ * (default 100); at the bound it stops
  * receiving, so a client that sends faster than it reads the answers is
  * slowed by the channel's own backpressure instead of growing the
  * server's memory.
@@ -60,6 +60,8 @@ import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
  *
  * const info: RpcErrorInfo = { name: "RangeError", message: "too big" };
  * ```
+ *
+ * @category Request and response
  */
 export interface RpcErrorInfo {
   /** The error's `name`, e.g. `"TypeError"`. */
@@ -83,6 +85,8 @@ export interface RpcErrorInfo {
  * const request: RpcEnvelope<string, number> = { kind: "request", id: 1, value: "abc" };
  * const response: RpcEnvelope<string, number> = { kind: "response", id: 1, value: 3 };
  * ```
+ *
+ * @category Request and response
  */
 export type RpcEnvelope<Req, Res> =
   | { kind: "request"; id: number; value: Req }
@@ -103,6 +107,8 @@ export type RpcEnvelope<Req, Res> =
  *   if (error instanceof RemoteError) console.log(error.name, error.message);
  * }
  * ```
+ *
+ * @category Request and response
  */
 export class RemoteError extends Error {
   /** The remote error's `code`, when it had one. */
@@ -130,6 +136,8 @@ export class RemoteError extends Error {
  *   return `request ${context.id}`;
  * }
  * ```
+ *
+ * @category Request and response
  */
 export interface RequestContext<M> {
   /** The request's correlation id. */
@@ -149,6 +157,8 @@ export interface RequestContext<M> {
  *
  * const options: ServeOptions = { exposeStack: false, onError: console.error };
  * ```
+ *
+ * @category Request and response
  */
 export interface ServeOptions {
   /** Send the handler's stack with its errors. Default `false`. */
@@ -164,7 +174,7 @@ export interface ServeOptions {
   /**
    * How many requests may be in progress at once (handler running, or its
    * answer being sent). At the bound the server stops receiving until one
-   * finishes. A positive integer; default {@linkcode DEFAULT_MAX_IN_FLIGHT}.
+   * finishes. A positive integer; default 100.
    */
   maxInFlight?: number;
 }
@@ -174,7 +184,7 @@ export interface ServeOptions {
  * otherwise: HTTP/2's recommended minimum for concurrent streams, plenty
  * for pipelining, and a bound on what one client can make a server hold.
  */
-export const DEFAULT_MAX_IN_FLIGHT = 100;
+const _DEFAULT_MAX_IN_FLIGHT = 100;
 
 /**
  * A running server; `done` settles when its channel ends.
@@ -186,6 +196,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 100;
  * using server = serve(channel, (n: number) => n * 2);
  * await server.done;
  * ```
+ *
+ * @category Request and response
  */
 export interface RpcServer extends Disposable, AsyncDisposable {
   /**
@@ -209,6 +221,8 @@ export interface RpcServer extends Disposable, AsyncDisposable {
  *
  * const double: RpcHandler<number, number> = (n) => n * 2;
  * ```
+ *
+ * @category Request and response
  */
 export type RpcHandler<Req, Res, M = Message<RpcEnvelope<Req, Res>>> = (
   request: Req,
@@ -243,6 +257,8 @@ interface _Replying<T, M> {
  * const server = serve(channel, async (path: string) => (await Deno.stat(path)).size);
  * await server.done;
  * ```
+ *
+ * @category Request and response
  */
 export function serve<
   Req,
@@ -265,7 +281,7 @@ export function serve<
   if (options.onError !== undefined && typeof options.onError !== "function") {
     throw new TypeError("Cannot serve: options.onError must be a function");
   }
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const maxInFlight = options.maxInFlight ?? _DEFAULT_MAX_IN_FLIGHT;
   if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(
       `Cannot serve: maxInFlight must be a positive integer, got ${
@@ -407,6 +423,8 @@ export function serve<
  *
  * const options: RequestOptions = { timeout: 1000 };
  * ```
+ *
+ * @category Request and response
  */
 export type RequestOptions = WaitOptions;
 
@@ -419,6 +437,8 @@ export type RequestOptions = WaitOptions;
  *
  * const options: ClientOptions = { onError: (error) => console.warn(error) };
  * ```
+ *
+ * @category Request and response
  */
 export interface ClientOptions {
   /**
@@ -444,6 +464,8 @@ export interface ClientOptions {
  *   calc.request({ a: 3, b: 4 }, { timeout: 500 }),
  * ]);
  * ```
+ *
+ * @category Request and response
  */
 export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
   #channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>;
@@ -650,6 +672,8 @@ export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
  * using calc = client<number, number>(channel);
  * console.log(await calc.request(21, { timeout: 1000 }));
  * ```
+ *
+ * @category Request and response
  */
 export function client<Req, Res>(
   channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,

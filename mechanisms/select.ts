@@ -71,6 +71,8 @@ import { checkOptionKeys } from "./_common/checks.ts";
  * const ready = await select([urgent, normal], { timeout: 1000 });
  * const { value } = await ready.receive({ timeout: 0 });
  * ```
+ *
+ * @category Channels
  */
 export function select<const C extends readonly Selectable[]>(
   channels: C,

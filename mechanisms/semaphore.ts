@@ -71,12 +71,18 @@ import type { SharedMemory } from "./shared_memory.ts";
 
 export { SEM_VALUE_MAX } from "./_wait/semaphore_calls.ts";
 
-export { SEM_DIR };
-
-/** Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl). */
+/**
+ * Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl).
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_SIZE: number = SEM_T.SIZE_OF;
 
-/** Required alignment of a `sem_t` in shared memory. */
+/**
+ * Required alignment of a `sem_t` in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_ALIGN: number = SEM_T.ALIGN;
 
 /**
@@ -88,6 +94,8 @@ export const SEMAPHORE_ALIGN: number = SEM_T.ALIGN;
  *
  * const licences: SemaphoreOptions = { create: true, initial: 4, unlinkOnClose: true };
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface SemaphoreOptions {
   /** Create the semaphore if it does not exist. Default `false`. */
@@ -135,6 +143,8 @@ export interface SemaphoreOptions {
  * const creator: InMemorySemaphoreOptions = { initial: 1 }; // sem_init
  * const user: InMemorySemaphoreOptions = {}; // attach to it
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface InMemorySemaphoreOptions {
   /**
@@ -327,6 +337,8 @@ function _isAgain(errno: number): boolean {
  *   licences.post();
  * }
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export class Semaphore implements Disposable, AsyncDisposable {
   #name: string | undefined;

@@ -95,8 +95,6 @@ import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
-export { SHM_DIR };
-
 /**
  * How to open a shared memory object.
  *
@@ -106,6 +104,8 @@ export { SHM_DIR };
  *
  * const options: SharedMemoryOptions = { create: true, size: 1 << 20, unlinkOnClose: true };
  * ```
+ *
+ * @category Shared memory
  */
 export interface SharedMemoryOptions {
   /** Create the object if it does not exist. Needs `size`. Default `false`. */
@@ -166,6 +166,8 @@ const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
  * const counter = memory.view(Int32Array);
  * Atomics.add(counter, 0, 1);
  * ```
+ *
+ * @category Shared memory
  */
 export class SharedMemory implements Disposable, AsyncDisposable {
   #name: string;

@@ -33,6 +33,8 @@ import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
  *
  * const stop: SignalName = "SIGTERM";
  * ```
+ *
+ * @category Signals
  */
 export type SignalName = Deno.Signal;
 
@@ -45,6 +47,8 @@ export type SignalName = Deno.Signal;
  *
  * const kill: UncatchableSignal = "SIGKILL";
  * ```
+ *
+ * @category Signals
  */
 export type UncatchableSignal = "SIGKILL" | "SIGSTOP";
 
@@ -57,6 +61,8 @@ export type UncatchableSignal = "SIGKILL" | "SIGSTOP";
  *
  * const fault: FaultSignal = "SIGSEGV";
  * ```
+ *
+ * @category Signals
  */
 export type FaultSignal = "SIGSEGV" | "SIGILL" | "SIGFPE";
 
@@ -69,6 +75,8 @@ export type FaultSignal = "SIGSEGV" | "SIGILL" | "SIGFPE";
  *
  * const reload: CatchableSignal = "SIGHUP";
  * ```
+ *
+ * @category Signals
  */
 export type CatchableSignal = Exclude<
   SignalName,
@@ -86,6 +94,8 @@ export type CatchableSignal = Exclude<
  * const subscription = onSignal("SIGUSR1", () => console.log("ping"));
  * subscription.unsubscribe();
  * ```
+ *
+ * @category Signals
  */
 export interface SignalSubscription extends Disposable, AsyncDisposable {
   /** The signal this subscription listens for. */
@@ -216,6 +226,8 @@ function _checkCatchable(name: unknown, action: string): CatchableSignal {
  *
  * using _ = onSignal("SIGINT", (name) => console.log(`got ${name}, finishing up`));
  * ```
+ *
+ * @category Signals
  */
 export function onSignal(
   name: CatchableSignal,
@@ -258,6 +270,8 @@ export function onSignal(
  * using hups = signals("SIGHUP");
  * await hups.next(); // resolves at the next SIGHUP
  * ```
+ *
+ * @category Signals
  */
 export interface SignalStream
   extends AsyncIterableIterator<CatchableSignal>, Disposable, AsyncDisposable {
@@ -284,6 +298,8 @@ export interface SignalStream
  *
  * for await (const _ of signals("SIGUSR1")) console.log("dumping stats");
  * ```
+ *
+ * @category Signals
  */
 export function signals(
   name: CatchableSignal,
@@ -362,6 +378,8 @@ export function signals(
  *
  * const wholeGroup: SendSignalOptions = { processGroup: true };
  * ```
+ *
+ * @category Signals
  */
 export interface SendSignalOptions {
   /**
@@ -410,6 +428,8 @@ const _PID_T_MAX = 0x7fff_ffff;
  * sendSignal(child.pid, "SIGTERM");
  * console.log((await child.status).signal); // SIGTERM
  * ```
+ *
+ * @category Signals
  */
 export function sendSignal(
   pid: number,

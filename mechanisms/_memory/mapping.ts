@@ -20,14 +20,19 @@
  * @module
  */
 
-import { MAP_FAILED, MMAP, requireSymbol, STAT, STATVFS } from "../../ffi/c.ts";
+import { MAP_FAILED, MMAP, requireSymbol } from "../../ffi/c.ts";
+import { type FileStatus, freeBytes, statFd as fstat } from "../../ffi/stat.ts";
 import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { checkFlag, checkMode } from "../_common/checks.ts";
 import { Lifecycle } from "../_common/lifecycle.ts";
 import { systemError } from "../_common/system_error.ts";
 
-/** Any typed array over a plain `ArrayBuffer`. */
+/**
+ * Any typed array over a plain `ArrayBuffer`.
+ *
+ * @category Shared memory
+ */
 export type TypedArray =
   | Int8Array<ArrayBuffer>
   | Uint8Array<ArrayBuffer>
@@ -41,7 +46,11 @@ export type TypedArray =
   | BigInt64Array<ArrayBuffer>
   | BigUint64Array<ArrayBuffer>;
 
-/** A typed array class such as `Float32Array`, as `view()` takes it. */
+/**
+ * A typed array class such as `Float32Array`, as `view()` takes it.
+ *
+ * @category Shared memory
+ */
 export interface TypedArrayConstructor<T extends TypedArray> {
   /** Makes a view of `length` elements at `byteOffset` of `buffer`. */
   new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
@@ -124,46 +133,11 @@ export function checkRegionOptions(
   };
 }
 
-/** What fstat(2) says about a descriptor. */
-export interface FileStat {
-  /** Size in bytes. */
-  size: number;
-  /** `st_mode`: type and permission bits. */
-  mode: number;
-  /**
-   * Bytes the file system has allocated for it (`st_blocks` x 512): less
-   * than `size` when the object is sparse (holes left by ftruncate).
-   */
-  allocated: number;
-}
-
-/** Reads size and mode of an open descriptor. */
-export function statFd(fd: number, action: string): FileStat {
-  const buffer = new Uint8Array(STAT.SIZE_OF);
-  const fstat = libc().symbols.fstat;
-  const result = retryEintr(() => fstat(fd, buffer));
-  if (result < 0) throw systemError("fstat", action, -result);
-  const view = new DataView(buffer.buffer);
-  return {
-    size: Number(view.getBigInt64(STAT.SIZE, true)),
-    mode: STAT.MODE_BYTES === 2
-      ? view.getUint16(STAT.MODE, true)
-      : view.getUint32(STAT.MODE, true),
-    allocated: Number(view.getBigInt64(STAT.BLOCKS, true)) * 512,
-  };
-}
-
-/** Bytes free for unprivileged users on the file system of `fd`, if known. */
-function _freeBytes(fd: number): number | undefined {
-  const stats = new Uint8Array(STATVFS.SIZE_OF);
-  const fstatvfs = libc().symbols.fstatvfs;
-  if (retryEintr(() => fstatvfs(fd, stats)) !== 0) return undefined;
-  const view = new DataView(stats.buffer);
-  const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
-  const blocks = STATVFS.BLOCK_BYTES === 8
-    ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
-    : view.getUint32(STATVFS.BAVAIL, true);
-  return fragment * blocks;
+/** Size, mode and allocated bytes of an open descriptor (fstat(2)). */
+export function statFd(fd: number, action: string): FileStatus {
+  const status = fstat(fd);
+  if (typeof status === "number") throw systemError("fstat", action, -status);
+  return status;
 }
 
 /**
@@ -190,7 +164,7 @@ export function reserve(
   place: string,
 ): void {
   const symbols = libc().symbols;
-  const free = _freeBytes(fd);
+  const free = freeBytes(fd);
   const needed = size - allocated;
   if (free !== undefined && needed > free) {
     throw systemError(
@@ -471,7 +445,7 @@ export class Mapping {
     const { size, allocated } = statFd(this.#raw.fd, action);
     if (allocated >= size) return;
     const holes = size - allocated;
-    const free = _freeBytes(this.#raw.fd);
+    const free = freeBytes(this.#raw.fd);
     const why =
       `it is sparse: ${holes} of its ${size} bytes are holes, which reading fills`;
     if (free !== undefined && holes > free) {
