@@ -9,27 +9,27 @@
  * are entry points of their own.
  *
  * @example Send typed jobs through a POSIX message queue
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/mqueue --allow-write=/dev/mqueue jobs.ts
  * import { MessageQueue } from "@ipckit/ipckit";
  *
  * type Job = { id: number; file: string };
- * await using jobs = MessageQueue.open<Job>("/jobs", {
+ * await using jobs = MessageQueue.open<Job>(`/jobs-${Deno.pid}`, {
  *   create: true,
  *   unlinkOnClose: true,
  * });
  * await jobs.send({ id: 1, file: "a.png" }, { priority: 1 });
  * const { value } = await jobs.receive({ timeout: 1000 });
- * console.log(value.file);
+ * console.log(value.file); // a.png
  * ```
  *
  * @example Share a typed record through shared memory
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm --allow-write=/dev/shm sensor.ts
  * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
  *
  * const sensor = layout({ id: "u32", temperature: "f64", label: utf8(32), samples: array("f32", 64) });
- * using record = SharedMemory.openStruct("/sensor", sensor, {
+ * using record = SharedMemory.openStruct(`/sensor-${Deno.pid}`, sensor, {
  *   create: true,
  *   unlinkOnClose: true,
  * });
@@ -39,11 +39,11 @@
  * ```
  *
  * @example Take turns with other processes, surviving a killed holder
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm --allow-write=/dev/shm turns.ts
  * import { Mutex } from "@ipckit/ipckit";
  *
- * using mutex = Mutex.open("/turns", { create: true });
+ * using mutex = Mutex.open(`/turns-${Deno.pid}`, { create: true, unlinkOnClose: true });
  * {
  *   using guard = await mutex.lock({ timeout: 5000 });
  *   if (guard.recovered) console.warn("the last holder died holding the lock");

@@ -18,11 +18,12 @@
 /**
  * How long an operation that can wait may wait, and how to cancel it.
  *
- * @example
+ * @example Wait half a second at most, or until aborted
  * ```ts
  * import type { WaitOptions } from "@ipckit/ipckit";
  *
- * const options: WaitOptions = { timeout: 500, signal: AbortSignal.timeout(1000) };
+ * const stop = new AbortController();
+ * const options: WaitOptions = { timeout: 500, signal: stop.signal };
  * ```
  *
  * @category Channels
@@ -41,7 +42,7 @@ export interface WaitOptions {
  * One received message. Mechanisms add what they know about it (a message
  * queue adds `priority`).
  *
- * @example
+ * @example A message as receive() resolves to it
  * ```ts
  * import type { Message } from "@ipckit/ipckit";
  *

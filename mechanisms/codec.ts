@@ -91,7 +91,7 @@ export type StandardSchemaResult<Output> =
  * The Standard Schema v1 interface (standardschema.dev), which validation
  * libraries implement under the `~standard` key.
  *
- * @example
+ * @example A schema written by hand
  * ```ts
  * import type { StandardSchemaV1 } from "@ipckit/ipckit";
  *
@@ -141,7 +141,7 @@ export interface CodecOptions<T> {
  * raw bytes. Validators must answer synchronously: a decoded message is
  * handed over at once, and an asynchronous validator is reported as an error.
  *
- * @example
+ * @example Text of fewer than 10 characters
  * ```ts
  * import { codecs, validated, type StandardSchemaV1 } from "@ipckit/ipckit";
  *
@@ -307,7 +307,7 @@ function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
  *   Encoding checks every field (a string longer than its `utf8(n)` field, an
  *   integer out of range) before writing anything.
  *
- * @example Structured clone keeps types JSON loses
+ * @example Maps and bigints through the v8 codec
  * ```ts
  * import { codecs } from "@ipckit/ipckit";
  *

@@ -12,15 +12,18 @@ import { Lifecycle } from "./_common/lifecycle.ts";
 /**
  * A channel that sends on one channel and receives from another.
  *
- * @example
- * ```ts ignore
+ * @example Requests on one queue, replies on another
+ * ```ts
  * import { duplex, MessageQueue } from "@ipckit/ipckit";
  *
- * const requests = MessageQueue.open<string>("/requests", { create: true });
- * const replies = MessageQueue.open<string>("/replies", { create: true });
- * using channel = duplex(requests, replies);
+ * const open = (name: string) =>
+ *   MessageQueue.open<string>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * using channel = duplex(open("/requests"), open("/replies"));
  * await channel.send("ping"); // goes to /requests
- * const { value } = await channel.receive(); // comes from /replies
+ * using replies = open("/replies"); // the other side answers on /replies
+ * replies.trySend("pong");
+ * const { value } = await channel.receive({ timeout: 1000 }); // comes from /replies
+ * console.log(value); // pong
  * ```
  *
  * @category Channels
@@ -64,11 +67,15 @@ export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
    * Waits until the receive side has a message, without taking it (see
    * `Selectable.ready`).
    *
-   * @example
-   * ```ts ignore
+   * @example Wait for a reply without taking it
+   * ```ts
    * import { duplex, MessageQueue } from "@ipckit/ipckit";
    *
-   * using channel = duplex(MessageQueue.open("/requests"), MessageQueue.open("/replies"));
+   * const open = (name: string) =>
+   *   MessageQueue.open<string>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * using channel = duplex(open("/requests"), open("/replies"));
+   * using replies = open("/replies");
+   * setTimeout(() => replies.trySend("pong"), 10);
    * await channel.ready({ timeout: 1000 }); // a reply is waiting in /replies
    * ```
    */
@@ -119,15 +126,19 @@ export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
  * `Channel<Request, QueueMessage<Reply>>`.
  *
  * @example Request/response over two message queues
- * ```ts ignore
- * import { client, duplex, MessageQueue } from "@ipckit/ipckit";
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using channel = duplex(
- *   MessageQueue.open("/calc-requests"),
- *   MessageQueue.open("/calc-replies"),
- * );
- * using calc = client<number, number>(channel);
- * console.log(await calc.request(21, { timeout: 1000 }));
+ * const open = (name: string) =>
+ *   MessageQueue.open<RpcEnvelope<number, number>>(`${name}-${Deno.pid}`, {
+ *     create: true,
+ *     unlinkOnClose: true,
+ *   });
+ * using calls = duplex(open("/calc-requests"), open("/calc-replies"));
+ * using answers = duplex(open("/calc-replies"), open("/calc-requests"));
+ * using _server = serve(answers, (n: number) => n * 2);
+ * using calc = client<number, number>(calls);
+ * console.log(await calc.request(21, { timeout: 1000 })); // 42
  * ```
  *
  * @category Channels

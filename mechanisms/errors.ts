@@ -35,7 +35,7 @@ export interface SystemErrorDetails {
 /**
  * A failing system call that no Deno error class describes better.
  *
- * @example
+ * @example The error for a call Deno has no class for
  * ```ts
  * import { IpcError } from "@ipckit/ipckit";
  *
@@ -75,7 +75,7 @@ export class IpcError extends Error implements SystemErrorDetails {
  * A message arrived but could not be decoded or failed validation. Nothing is
  * lost: the raw bytes are kept in {@linkcode DecodeError.bytes}.
  *
- * @example
+ * @example The bytes of a message that did not decode
  * ```ts
  * import { codecs, DecodeError } from "@ipckit/ipckit";
  *

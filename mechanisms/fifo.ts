@@ -58,15 +58,17 @@
  * it removes that FIFO, never another file put in its place).
  *
  * @example Lines that `echo` and `cat` understand
- * ```ts ignore
- * import { codecs, Fifo } from "@ipckit/ipckit/fifo";
+ * ```ts
+ * import { codecs, Fifo } from "@ipckit/ipckit";
  *
- * using fifo = Fifo.create("/tmp/greetings", { unlinkOnClose: true });
- * // elsewhere: echo hello > /tmp/greetings
- * await using reader = await Fifo.openReader("/tmp/greetings", {
+ * const path = `/tmp/greetings-${Deno.pid}`;
+ * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+ * await using reader = await Fifo.openReader(path, {
  *   framing: "lines",
  *   codec: codecs.text(),
  * });
+ * // Any program can write lines into it: here, echo.
+ * await new Deno.Command("sh", { args: ["-c", `echo hello > ${path}`] }).output();
  * for await (const { value } of reader) console.log(value); // hello
  * ```
  *
@@ -107,7 +109,7 @@ import { backoffPark, retryAsync } from "./_wait/retry.ts";
 /**
  * How to create a FIFO.
  *
- * @example
+ * @example A FIFO the owner's group may use, and that must not exist yet
  * ```ts
  * import type { FifoCreateOptions } from "@ipckit/ipckit";
  *
@@ -146,7 +148,7 @@ export interface FifoCreateOptions {
  * first `receive()` waits for the first writer and takes its own
  * `{ timeout, signal }`.
  *
- * @example
+ * @example A reader of text lines
  * ```ts
  * import { codecs, type FifoReaderOptions } from "@ipckit/ipckit";
  *
@@ -172,7 +174,7 @@ export interface FifoReaderOptions<T>
 /**
  * How to open the writing end of a FIFO.
  *
- * @example
+ * @example A writer that waits at most 5 s for a reader
  * ```ts
  * import type { FifoWriterOptions } from "@ipckit/ipckit";
  *
@@ -204,7 +206,7 @@ export interface FifoWriterOptions<T>
 /**
  * How to join a {@linkcode Fifo.duplex} channel.
  *
- * @example
+ * @example The client end of a pair
  * ```ts
  * import type { FifoDuplexOptions } from "@ipckit/ipckit";
  *
@@ -309,11 +311,11 @@ function _closeAll(handles: FdHandle[]): () => void {
  * with `unlinkOnClose: true`.
  *
  * @example A writer and a reader in one process
- * ```ts ignore
+ * ```ts
  * import { Fifo } from "@ipckit/ipckit";
  *
- * const dir = await Deno.makeTempDir();
- * using fifo = Fifo.create(`${dir}/jobs`, { unlinkOnClose: true });
+ * const path = `/tmp/jobs-${Deno.pid}`;
+ * using fifo = Fifo.create(path, { unlinkOnClose: true });
  * await using reader = await fifo.openReader<{ id: number }>();
  * await using writer = await fifo.openWriter<{ id: number }>({ timeout: 1000 });
  * await writer.send({ id: 1 });
@@ -358,12 +360,15 @@ export class Fifo implements Disposable, AsyncDisposable {
    * `adopt`), or when the kernel denies writing the parent directory
    * @throws {Deno.errors.NotFound} when the parent directory does not exist
    *
-   * @example
-   * ```ts ignore
+   * @example Create a FIFO, or adopt the caller's own
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs", { mode: 0o600 });
-   * console.log(fifo.path, fifo.created);
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, {
+   *   mode: 0o600,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(fifo.created); // true, unless it was there already
    * ```
    */
   static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
@@ -427,11 +432,13 @@ export class Fifo implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
    * (as given and where it really leads)
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a FIFO that outlived its handle
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * Fifo.unlink("/tmp/jobs");
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * Fifo.create(path).close(); // the FIFO stays
+   * Fifo.unlink(path); // now it is gone
    * ```
    */
   static unlink(path: string | URL): void {
@@ -450,12 +457,18 @@ export class Fifo implements Disposable, AsyncDisposable {
    * @throws {IpcError} when the path is not a FIFO (code `EINVAL`) or is a
    * symbolic link (code `ELOOP`)
    *
-   * @example
-   * ```ts ignore
+   * @example Read until the writer closes
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using reader = await Fifo.openReader<{ id: number }>("/tmp/jobs");
-   * for await (const { value } of reader) console.log(value.id);
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+   * await using reader = await Fifo.openReader<{ id: number }>(path);
+   * {
+   *   await using writer = await Fifo.openWriter<{ id: number }>(path);
+   *   await writer.send({ id: 1 });
+   * } // the writer closes: the reader's iteration ends
+   * for await (const { value } of reader) console.log(value.id); // 1
    * ```
    */
   static openReader<T = unknown>(
@@ -526,11 +539,14 @@ export class Fifo implements Disposable, AsyncDisposable {
    * @throws {IpcError} code `ENXIO` with `nonBlocking: true` and no reader;
    * code `EINVAL` when the path is not a FIFO, `ELOOP` for a symbolic link
    *
-   * @example
-   * ```ts ignore
+   * @example Open a writer once a reader is there
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using writer = await Fifo.openWriter<{ id: number }>("/tmp/jobs", { timeout: 5000 });
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+   * await using reader = await Fifo.openReader<{ id: number }>(path);
+   * await using writer = await Fifo.openWriter<{ id: number }>(path, { timeout: 5000 });
    * await writer.send({ id: 1 });
    * ```
    */
@@ -593,12 +609,21 @@ export class Fifo implements Disposable, AsyncDisposable {
    * on both paths
    *
    * @example A server that answers one request
-   * ```ts ignore
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using server = await Fifo.duplex<string>("/tmp/echo", { role: "server" });
+   * const base = `/tmp/echo-${Deno.pid}`;
+   * // Either side may start first; each resolves once the other has joined.
+   * const [server, client] = await Promise.all([
+   *   Fifo.duplex<string>(base, { role: "server", timeout: 5000, unlinkOnClose: true }),
+   *   Fifo.duplex<string>(base, { role: "client", timeout: 5000 }),
+   * ]);
+   * await client.send("hello");
    * const { value } = await server.receive();
    * await server.send(value.toUpperCase());
+   * console.log((await client.receive()).value); // HELLO
+   * client.close();
+   * server.close();
    * ```
    */
   static async duplex<TSend = unknown, TReceive = TSend>(
@@ -725,11 +750,11 @@ export class Fifo implements Disposable, AsyncDisposable {
    * Fails with `NotFound` when the FIFO at the path is no longer the one
    * this handle created or adopted.
    *
-   * @example
-   * ```ts ignore
+   * @example Open this FIFO's reading end
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs");
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
    * await using reader = await fifo.openReader<string>();
    * ```
    */
@@ -747,11 +772,12 @@ export class Fifo implements Disposable, AsyncDisposable {
    * Fails with `NotFound` when the FIFO at the path is no longer the one
    * this handle created or adopted.
    *
-   * @example
-   * ```ts ignore
+   * @example Open this FIFO's writing end
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs");
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
+   * await using reader = await fifo.openReader<string>();
    * await using writer = await fifo.openWriter<string>({ timeout: 1000 });
    * ```
    */
@@ -769,11 +795,11 @@ export class Fifo implements Disposable, AsyncDisposable {
    * idempotent for this handle. A different file at the path (another FIFO
    * included) is left alone, and the call fails with `NotFound`.
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the FIFO now
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * const fifo = Fifo.create("/tmp/jobs");
+   * const fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`);
    * fifo.unlink();
    * ```
    */
@@ -789,12 +815,12 @@ export class Fifo implements Disposable, AsyncDisposable {
    * still the one this handle created or adopted; without it, it stays at
    * its path for other processes.
    *
-   * @example
-   * ```ts ignore
+   * @example Close a handle made with unlinkOnClose
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * const fifo = Fifo.create("/tmp/jobs", { unlinkOnClose: true });
-   * fifo.close(); // /tmp/jobs is gone
+   * const fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
+   * fifo.close(); // the FIFO is gone
    * ```
    */
   close(): void {

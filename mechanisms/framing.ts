@@ -14,17 +14,20 @@
  * `Deno.Conn`'s `readable`/`writable`, a child process's stdout/stdin, a
  * FIFO), and is the one implementation behind every stream mechanism.
  *
- * @example A framed channel over a Unix socket connection
- * ```ts ignore
+ * @example Framed messages through a child's stdin and stdout
+ * ```ts
  * import { FramedChannel } from "@ipckit/ipckit/framing";
  *
- * const conn = await Deno.connect({ transport: "unix", path: "/tmp/app.sock" });
+ * const cat = new Deno.Command("cat", { stdin: "piped", stdout: "piped" }).spawn();
  * using channel = new FramedChannel<{ op: string }>({
- *   readable: conn.readable,
- *   writable: conn.writable,
+ *   readable: cat.stdout,
+ *   writable: cat.stdin,
  * });
  * await channel.send({ op: "ping" });
  * const { value } = await channel.receive({ timeout: 1000 });
+ * console.log(value.op); // ping
+ * await channel.closeWrite(); // cat sees the end of its input and exits
+ * await cat.status;
  * ```
  *
  * @module
@@ -140,7 +143,7 @@ export type Framing = "frames" | "lines";
  * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
  * both: a one-way channel rejects the other direction with a `TypeError`.
  *
- * @example
+ * @example Text lines of at most 4 KiB
  * ```ts
  * import { codecs, type FramedChannelOptions } from "@ipckit/ipckit";
  *
@@ -228,8 +231,10 @@ const _CARRIAGE_RETURN = 0x0d;
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
  * const writer = new FramedChannel<number[]>({ writable: pipe.writable });
  * const reader = new FramedChannel<number[]>({ readable: pipe.readable });
+ * // An in-memory pipe takes a frame as it is read: receive, then send.
+ * const received = reader.receive({ timeout: 1000 });
  * await writer.send([1, 2, 3]);
- * console.log((await reader.receive()).value); // [1, 2, 3]
+ * console.log((await received).value); // [1, 2, 3]
  * ```
  *
  * @category Channels
@@ -390,7 +395,7 @@ export class FramedChannel<TSend, TReceive = TSend>
    * read meanwhile stays buffered for the next call
    * @throws {Deno.errors.BadResource} when the channel is closed
    *
-   * @example
+   * @example Wait until a message is buffered, then take it at once
    * ```ts
    * import { FramedChannel } from "@ipckit/ipckit";
    *

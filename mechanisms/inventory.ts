@@ -44,7 +44,7 @@
  * these checks, as elsewhere in ipckit.
  *
  * @example List what nobody holds
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc unheld.ts
  * import { listObjects } from "@ipckit/ipckit/inventory";
  *
@@ -107,7 +107,7 @@ export type { CollectionPlan, Verdict } from "./_inventory/collect.ts";
  * How messages and tables name each kind: `"message queue"`,
  * `"shared memory"`, `"semaphore"`.
  *
- * @example
+ * @example The word for a kind, as messages use it
  * ```ts
  * import { KIND_NAMES } from "@ipckit/ipckit/inventory";
  *
@@ -125,7 +125,7 @@ export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
 /**
  * What to list.
  *
- * @example
+ * @example One application's shared memory
  * ```ts
  * import type { ListOptions } from "@ipckit/ipckit/inventory";
  *
@@ -175,8 +175,8 @@ const _COLLECT_KEYS = optionKeys<CollectOptions>({
  *   list or on `/proc`
  * @throws {TypeError} on an unknown kind or a prefix with a lone surrogate
  *
- * @example The shared memory objects of one program
- * ```ts ignore
+ * @example Every shared memory object of one application, and who holds it
+ * ```ts
  * import { listObjects } from "@ipckit/ipckit/inventory";
  *
  * const { objects } = await listObjects({ kinds: ["shm"], prefix: "/myapp-" });
@@ -202,7 +202,7 @@ export async function listObjects(
 /**
  * What to look up by name.
  *
- * @example
+ * @example Look up queues only, without their holders
  * ```ts
  * import type { FindOptions } from "@ipckit/ipckit/inventory";
  *
@@ -234,12 +234,15 @@ export interface FindOptions {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
  *   directory (and on `/proc` for holders)
  *
- * @example
- * ```ts ignore
+ * @example Who holds a queue
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { findObjects } from "@ipckit/ipckit/inventory";
  *
- * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
- * console.log(objects.length === 1 ? objects[0].holders : "no such queue");
+ * const name = `/jobs-${Deno.pid}`;
+ * using _queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * const { objects } = await findObjects(name, { kinds: ["mq"] });
+ * console.log(objects[0].holders.some((holder) => holder.pid === Deno.pid)); // true
  * ```
  *
  * @category Inventory
@@ -264,7 +267,7 @@ export async function findObjects(
 /**
  * What {@linkcode planCollection} may consider.
  *
- * @example
+ * @example Collect what one application left behind
  * ```ts
  * import type { CollectOptions } from "@ipckit/ipckit/inventory";
  *
@@ -302,12 +305,12 @@ export interface CollectOptions {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the
  *   directories or `/proc`
  *
- * @example Remove what a crashed program left behind
- * ```ts ignore
+ * @example Remove what no live process holds
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue gc.ts
  * import { planCollection, removeObject } from "@ipckit/ipckit/inventory";
  *
- * const plan = await planCollection({ prefix: "/myapp-" });
+ * const plan = await planCollection({ prefix: `/myapp-${Deno.pid}-` });
  * for (const { object, remove, reason } of plan.verdicts) {
  *   if (remove) removeObject(object.kind, object.nameBytes);
  *   console.log(remove ? "removed" : "kept", object.name, reason);
@@ -362,11 +365,14 @@ export async function planCollection(
  * @throws {Deno.errors.NotFound} when no object of that kind has the name
  * @throws {Deno.errors.NotCapable} without `--allow-write` on the object's directory
  *
- * @example
- * ```ts ignore
+ * @example Remove a shared memory object by name
+ * ```ts
+ * import { SharedMemory } from "@ipckit/ipckit";
  * import { removeObject } from "@ipckit/ipckit/inventory";
  *
- * removeObject("shm", "/frame");
+ * const name = `/frame-${Deno.pid}`;
+ * SharedMemory.open(name, { create: true, size: 4096 }).close(); // the name stays
+ * removeObject("shm", name);
  * ```
  *
  * @category Inventory
@@ -388,11 +394,14 @@ export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
  *   path (a semaphore: also `--allow-write`, as opening one needs both)
  *
- * @example
- * ```ts ignore
+ * @example Whether a queue exists
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { objectExists } from "@ipckit/ipckit/inventory";
  *
- * if (objectExists("mq", "/jobs")) console.log("the queue is there");
+ * const name = `/jobs-${Deno.pid}`;
+ * using _queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * if (objectExists("mq", name)) console.log("the queue is there");
  * ```
  *
  * @category Inventory
@@ -425,7 +434,7 @@ export function objectExists(
  * What only opening an object tells: a queue's attributes and status, a
  * semaphore's value. Shared memory has none beyond {@linkcode IpcObject}.
  *
- * @example
+ * @example A queue's details
  * ```ts
  * import type { ObjectDetails } from "@ipckit/ipckit/inventory";
  *
@@ -461,12 +470,16 @@ export interface ObjectDetails {
  * @throws {Deno.errors.NotFound} when it was removed meanwhile
  * @throws {Deno.errors.PermissionDenied} when you may not open it
  *
- * @example
- * ```ts ignore
+ * @example How many messages wait in a queue
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { findObjects, objectDetails } from "@ipckit/ipckit/inventory";
  *
- * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
- * if (objects[0]) console.log(objectDetails(objects[0]).currentMessages);
+ * const name = `/jobs-${Deno.pid}`;
+ * using queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * queue.trySend("job");
+ * const { objects } = await findObjects(name, { kinds: ["mq"] });
+ * console.log(objectDetails(objects[0]).currentMessages); // 1
  * ```
  *
  * @category Inventory
@@ -511,7 +524,7 @@ export function objectDetails(object: IpcObject): ObjectDetails {
  * @throws {TypeError} when the name is malformed or has a lone surrogate
  * @throws {RangeError} when it is too long
  *
- * @example
+ * @example A valid name and one with a slash inside
  * ```ts
  * import { checkObjectName } from "@ipckit/ipckit/inventory";
  *
@@ -547,8 +560,8 @@ export function checkObjectName(
  * @returns whether it is mounted
  * @throws {Deno.errors.NotCapable} without `--allow-read=/dev/mqueue`
  *
- * @example
- * ```ts ignore
+ * @example Say how to mount the queue directory
+ * ```ts
  * import { queueDirectoryMounted } from "@ipckit/ipckit/inventory";
  *
  * if (!queueDirectoryMounted()) {
@@ -571,7 +584,7 @@ export function queueDirectoryMounted(): boolean {
  * @param bytes the name, e.g. `/caf` followed by byte 0xe9
  * @returns the escaped form, e.g. `/caf\xe9`
  *
- * @example
+ * @example A name that is not UTF-8, shown escaped
  * ```ts
  * import { formatObjectName } from "@ipckit/ipckit/inventory";
  *
@@ -594,7 +607,7 @@ export function formatObjectName(bytes: Uint8Array): string {
  * @throws {TypeError} on a backslash that does not start `\\` or `\xHH`,
  *   or a lone UTF-16 surrogate
  *
- * @example
+ * @example Back from the escaped form to the bytes
  * ```ts
  * import { parseObjectName } from "@ipckit/ipckit/inventory";
  *

@@ -100,7 +100,7 @@ export type FieldType = ScalarType | Utf8Type | ArrayType;
 /**
  * A field at an explicit byte offset instead of the next aligned one.
  *
- * @example A header whose `flags` field sits at byte 6
+ * @example A field at an offset of its own
  * ```ts
  * import { layout } from "@ipckit/ipckit";
  *
@@ -203,7 +203,7 @@ export type Endian = "little" | "big";
 /**
  * One field as the layout placed it.
  *
- * @example
+ * @example Where a field lives
  * ```ts
  * import { layout } from "@ipckit/ipckit";
  *
@@ -234,7 +234,7 @@ export interface FieldInfo {
  * A fixed binary record: where each field lives, the total size, the
  * alignment and the byte order. Made by {@linkcode layout}.
  *
- * @example
+ * @example A point of two doubles
  * ```ts
  * import { layout, type Layout } from "@ipckit/ipckit";
  *
@@ -262,7 +262,7 @@ export interface Layout<S extends LayoutSpec = LayoutSpec> {
 /**
  * How {@linkcode layout} places fields.
  *
- * @example
+ * @example A packed big-endian header
  * ```ts
  * import { layout, type LayoutOptions } from "@ipckit/ipckit";
  *
@@ -297,7 +297,7 @@ const _SCALAR_SIZES: Readonly<Record<ScalarType, number>> = {
  * A UTF-8 string field of exactly `bytes` bytes. Shorter strings are padded
  * with NUL bytes; a longer one is a `RangeError` and nothing is written.
  *
- * @example
+ * @example A 32-byte label
  * ```ts
  * import { layout, utf8 } from "@ipckit/ipckit";
  *
@@ -316,7 +316,7 @@ export function utf8(bytes: number): Utf8Type {
  * reads as a live typed array over the mapping (no copy); in a message it
  * decodes to a new typed array.
  *
- * @example
+ * @example 64 samples
  * ```ts
  * import { array, layout } from "@ipckit/ipckit";
  *
@@ -548,12 +548,16 @@ function _checkOverlaps(fields: readonly FieldInfo[]): void {
  * across processes). `add`, `sub` and `exchange` return the old value.
  * 64-bit fields take and return `bigint`.
  *
- * @example
- * ```ts ignore
+ * @example Count across processes without a lock
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using record = SharedMemory.openStruct("/counter", layout({ count: "u32" }), { create: true });
+ * using record = SharedMemory.openStruct(`/counter-${Deno.pid}`, layout({ count: "u32" }), {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * const before = record.$atomic.count.add(1);
+ * console.log(before, record.count); // 0 1
  * ```
  *
  * @category Shared memory
@@ -591,11 +595,15 @@ export type AtomicFieldsOf<S extends LayoutSpec> = {
  * and writes the memory directly, plus `$atomic` for integer fields. Made by
  * `region.struct(layout)`.
  *
- * @example
- * ```ts ignore
+ * @example A record bound at the start of a region
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/sensor", { create: true, size: 4096 });
+ * using memory = SharedMemory.open(`/sensor-${Deno.pid}`, {
+ *   create: true,
+ *   size: 4096,
+ *   unlinkOnClose: true,
+ * });
  * const record = memory.struct(layout({ id: "u32", temperature: "f64" }));
  * record.temperature = 21.5;
  * ```
@@ -616,11 +624,11 @@ export type StructView<S extends LayoutSpec> = RecordOf<S> & {
  * `MappedFile.openStruct` return. `$close()` (or `using`) closes the region;
  * afterwards every field access throws `Deno.errors.BadResource`.
  *
- * @example
- * ```ts ignore
+ * @example A record that owns its shared memory
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using status = SharedMemory.openStruct("/status", layout({ ready: "u8" }), {
+ * using status = SharedMemory.openStruct(`/status-${Deno.pid}`, layout({ ready: "u8" }), {
  *   create: true,
  *   unlinkOnClose: true,
  * });

@@ -37,6 +37,7 @@
  *
  * @example Count how often a program ran, in a file
  * ```ts ignore
+ * // Not run as a test: runs.bin is meant to stay between runs.
  * import { layout, MappedFile } from "@ipckit/ipckit";
  *
  * using stats = MappedFile.openStruct("./runs.bin", layout({ runs: "u64" }), { create: true });
@@ -84,7 +85,7 @@ const _SYNC_ALIGN = 65536;
 /**
  * How to open a mapped file.
  *
- * @example
+ * @example A megabyte file shared with every process that maps it
  * ```ts
  * import type { MappedFileOptions } from "@ipckit/ipckit";
  *
@@ -136,7 +137,7 @@ export interface MappedFileOptions {
 /**
  * How much of a mapped file to flush.
  *
- * @example
+ * @example Flush the first page only
  * ```ts
  * import type { FlushOptions } from "@ipckit/ipckit";
  *
@@ -176,12 +177,13 @@ const _FLUSH_KEYS = optionKeys<FlushOptions>({
  * A file mapped into memory.
  *
  * @example Write a file through memory
- * ```ts ignore
+ * ```ts
  * import { MappedFile } from "@ipckit/ipckit";
  *
- * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
+ * const path = await Deno.makeTempFile();
+ * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
  * file.bytes().set(new TextEncoder().encode("hello"));
- * file.flush();
+ * file.flush(); // only for durability: other processes see it at once
  * ```
  *
  * @category Shared memory
@@ -224,11 +226,20 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {IpcError} with code `ENOSPC` when the file system has no room
    *
-   * @example
-   * ```ts ignore
+   * @example Create a one-megabyte file and map it
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using log = MappedFile.open("/var/tmp/ring.bin", { create: true, size: 1 << 20 });
+   * const dir = await Deno.makeTempDir();
+   * {
+   *   using ring = MappedFile.open(`${dir}/ring.bin`, {
+   *     create: true,
+   *     size: 1 << 20,
+   *     unlinkOnClose: true,
+   *   });
+   *   console.log(ring.size); // 1048576
+   * } // closed and removed here
+   * await Deno.remove(dir);
    * ```
    */
   static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
@@ -305,11 +316,15 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * Opens a file sized for one `layout` record and returns the record: its
    * properties read and write the file's pages directly.
    *
-   * @example
-   * ```ts ignore
+   * @example A versioned header in a file
+   * ```ts
    * import { layout, MappedFile } from "@ipckit/ipckit";
    *
-   * using header = MappedFile.openStruct("/tmp/h.bin", layout({ version: "u16", items: "u32" }), { create: true });
+   * const path = await Deno.makeTempFile();
+   * using header = MappedFile.openStruct(path, layout({ version: "u16", items: "u32" }), {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * header.version = 2;
    * ```
    */
@@ -357,12 +372,14 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * An `ArrayBuffer` over the whole mapping, without a copy; `close()` and
    * `resize()` detach it.
    *
-   * @example
-   * ```ts ignore
+   * @example Read a header through a DataView
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * const view = new DataView(file.buffer);
+   * console.log(view.getUint32(0)); // 0: a new file is zeros
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -372,12 +389,14 @@ export class MappedFile implements Disposable, AsyncDisposable {
   /**
    * The whole mapping as bytes, without a copy.
    *
-   * @example
-   * ```ts ignore
+   * @example Read a file's text without copying it in
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin", { readOnly: true });
-   * console.log(new TextDecoder().decode(file.bytes()));
+   * const path = await Deno.makeTempFile();
+   * await Deno.writeTextFile(path, "hello");
+   * using file = MappedFile.open(path, { readOnly: true, unlinkOnClose: true });
+   * console.log(new TextDecoder().decode(file.bytes())); // hello
    * ```
    */
   bytes(): Uint8Array<ArrayBuffer> {
@@ -388,12 +407,15 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * A typed array over part of the mapping, without a copy (see
    * `SharedMemory.view`).
    *
-   * @example
-   * ```ts ignore
+   * @example A file of 32-bit floats as a Float32Array
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/samples.f32", { readOnly: true });
+   * const path = await Deno.makeTempFile();
+   * await Deno.writeFile(path, new Uint8Array(new Float32Array([0.5, 1.5]).buffer));
+   * using file = MappedFile.open(path, { readOnly: true, unlinkOnClose: true });
    * const samples = file.view(Float32Array);
+   * console.log(samples[1]); // 1.5
    * ```
    */
   view<T extends TypedArray>(
@@ -407,13 +429,15 @@ export class MappedFile implements Disposable, AsyncDisposable {
   /**
    * Binds a `layout` record at `byteOffset` of the mapping.
    *
-   * @example
-   * ```ts ignore
+   * @example A record at the start of a file
+   * ```ts
    * import { layout, MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * const header = file.struct(layout({ magic: "u32", count: "u32" }));
-   * console.log(header.count);
+   * header.count += 1;
+   * console.log(header.count); // 1
    * ```
    */
   struct<S extends LayoutSpec>(
@@ -434,11 +458,12 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * unless `async`. Only needed for durability: other processes see writes
    * at once. On a private mapping there is nothing to write back.
    *
-   * @example
-   * ```ts ignore
+   * @example Write one byte and flush only its page
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * file.bytes()[0] = 1;
    * file.flush({ byteOffset: 0, byteLength: 1 });
    * ```
@@ -482,12 +507,13 @@ export class MappedFile implements Disposable, AsyncDisposable {
    *
    * @throws {TypeError} on a read-only or private mapping
    *
-   * @example
-   * ```ts ignore
+   * @example Grow a file
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
-   * file.resize(8192);
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
+   * file.resize(8192); // views taken before are detached: take new ones
    * console.log(file.size); // 8192
    * ```
    */
@@ -519,12 +545,14 @@ export class MappedFile implements Disposable, AsyncDisposable {
    * page cache and reach the disk in time. With `unlinkOnClose` the file is
    * removed too, if it is still the one this handle mapped.
    *
-   * @example
-   * ```ts ignore
+   * @example Close a file: it stays unless unlinkOnClose
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * const file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * const file = MappedFile.open(path, { create: true, size: 4096 });
    * file.close();
+   * await Deno.remove(path); // it stayed: remove it yourself
    * ```
    */
   close(): void {

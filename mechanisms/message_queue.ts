@@ -8,12 +8,12 @@
  * lets ipckit check sizes against the system limits before calling the kernel.
  *
  * @example A queue in one process
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit/message-queue";
  *
- * await using queue = MessageQueue.open<{ job: string }>("/jobs", {
+ * await using queue = MessageQueue.open<{ job: string }>(`/jobs-${Deno.pid}`, {
  *   create: true,
- *   unlinkOnClose: true,
+ *   unlinkOnClose: true, // remove the name when the queue closes
  * });
  * await queue.send({ job: "resize" }, { priority: 5 });
  * const { value, priority } = await queue.receive({ timeout: 1000 });
@@ -72,7 +72,7 @@ export const MQ_PRIO_MAX = 32768;
 /**
  * How to open a message queue.
  *
- * @example
+ * @example A queue this process only receives from
  * ```ts
  * import type { MessageQueueOptions } from "@ipckit/ipckit";
  *
@@ -139,7 +139,7 @@ export interface MessageQueueOptions<T> {
 /**
  * A received message and the priority it was sent with.
  *
- * @example
+ * @example What a receive resolves to
  * ```ts
  * import type { QueueMessage } from "@ipckit/ipckit";
  *
@@ -157,7 +157,7 @@ export interface QueueMessage<T> extends Message<T> {
  * Options for sending: a priority, and for the waiting forms a timeout and a
  * signal.
  *
- * @example
+ * @example An urgent send that waits at most 100 ms
  * ```ts
  * import type { SendOptions } from "@ipckit/ipckit";
  *
@@ -174,7 +174,7 @@ export interface SendOptions extends WaitOptions {
 /**
  * A queue's attributes as the kernel reports them.
  *
- * @example
+ * @example Whether a queue is full
  * ```ts
  * import type { QueueAttributes } from "@ipckit/ipckit";
  *
@@ -231,17 +231,19 @@ const _SEND_SYNC_KEYS = optionKeys<{ priority?: number; timeout?: number }>({
  * like C (for Workers and scripts).
  *
  * @example Producer and consumer sharing a queue
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit";
  *
- * using queue = MessageQueue.open<number>("/numbers", { create: true });
+ * using queue = MessageQueue.open<number>(`/numbers-${Deno.pid}`, {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * queue.trySend(1);
  * await queue.send(2, { priority: 1 });
  * for await (const { value, priority } of queue) {
  *   console.log(value, priority); // 2 1, then 1 0
  *   if (value === 1) break;
  * }
- * MessageQueue.unlink("/numbers");
  * ```
  *
  * @category Message queues
@@ -304,11 +306,16 @@ export class MessageQueue<T = unknown>
    * queue belongs to another user or has a wider mode (see `adopt`)
    * @throws {Deno.errors.NotSupported} where the OS has no POSIX message queues (macOS)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a queue of 8 messages of up to 256 bytes
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using jobs = MessageQueue.open<string>("/jobs", { create: true, maxMessages: 8, messageSize: 256 });
+   * using jobs = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   maxMessages: 8,
+   *   messageSize: 256,
+   *   unlinkOnClose: true,
+   * });
    * console.log(jobs.attributes().maxMessages); // 8
    * ```
    */
@@ -393,11 +400,13 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.NotFound} when no queue has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/mqueue/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a queue's name
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * MessageQueue.unlink("/jobs");
+   * const name = `/jobs-${Deno.pid}`;
+   * MessageQueue.open(name, { create: true }).close(); // the name stays
+   * MessageQueue.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -429,12 +438,16 @@ export class MessageQueue<T = unknown>
   /**
    * Reads the queue's current attributes from the kernel.
    *
-   * @example
-   * ```ts ignore
+   * @example How full a queue is
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * const { currentMessages, maxMessages } = queue.attributes();
+   * console.log(`${currentMessages} of ${maxMessages} messages waiting`);
    * ```
    */
   attributes(): QueueAttributes {
@@ -448,15 +461,19 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.WouldBlock} when the queue is full
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send only if there is room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * try {
    *   queue.trySend("job", { priority: 1 });
    * } catch (error) {
    *   if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+   *   console.log("the queue is full");
    * }
    * ```
    */
@@ -475,11 +492,14 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send, waiting at most 500 ms for room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * await queue.send("urgent", { priority: 9, timeout: 500 });
    * ```
    */
@@ -498,11 +518,14 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Send from a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.sendSync("job", { timeout: 100 });
    * ```
    */
@@ -525,12 +548,17 @@ export class MessageQueue<T = unknown>
    * @throws {DecodeError} when the message cannot be decoded; it is consumed,
    * its bytes are in the error, and the next call receives the next message
    *
-   * @example
-   * ```ts ignore
+   * @example Take a message if there is one
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.tryReceive();
+   * console.log(value); // job
    * ```
    */
   tryReceive(): QueueMessage<T> {
@@ -545,12 +573,17 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    * @throws {DecodeError} when the message cannot be decoded (see `tryReceive`)
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second for a message
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("late job", { priority: 3 }), 10);
    * const { value, priority } = await queue.receive({ timeout: 1000 });
+   * console.log(value, priority); // late job 3
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
@@ -569,13 +602,18 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    * @throws {TypeError} when the queue was opened with `read: false`
    *
-   * @example
-   * ```ts ignore
+   * @example Wait for a message without taking it
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("job"), 10);
    * await queue.ready({ timeout: 1000 });
    * const { value } = queue.tryReceive(); // there is one, unless another receiver took it
+   * console.log(value); // job
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
@@ -602,12 +640,17 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Receive in a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.receiveSync({ timeout: 1000 });
+   * console.log(value); // job
    * ```
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
@@ -621,12 +664,17 @@ export class MessageQueue<T = unknown>
    * Receives messages until the queue is closed. A message that cannot be
    * decoded ends the loop with its `DecodeError`; call `receive()` to go on.
    *
-   * @example
-   * ```ts ignore
+   * @example Handle messages until the queue is closed
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
-   * for await (const { value } of queue) console.log(value);
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.close(), 50); // ends the loop
+   * queue.trySend("one");
+   * for await (const { value } of queue) console.log(value); // one
    * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
@@ -640,12 +688,13 @@ export class MessageQueue<T = unknown>
   /**
    * Removes this queue's name (see the static {@linkcode MessageQueue.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the queue stays open
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs", { create: true });
-   * queue.unlink();
+   * using queue = MessageQueue.open(`/jobs-${Deno.pid}`, { create: true });
+   * queue.unlink(); // other processes can no longer open it; this handle works on
+   * queue.trySend("still works");
    * ```
    */
   unlink(): void {
@@ -658,11 +707,14 @@ export class MessageQueue<T = unknown>
    * parked wait holds no reference to it). With `unlinkOnClose` the name is
    * removed too.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * const queue = MessageQueue.open("/jobs");
+   * const queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.close();
    * queue.close(); // no-op
    * ```

@@ -61,10 +61,14 @@
  *   protocol of `mechanisms/_memory/init_once.ts`).
  *
  * @example Two processes take turns on a counter
- * ```ts ignore
+ * ```ts
  * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/counter", { create: true, size: MUTEX_SIZE + 8 });
+ * using memory = SharedMemory.open(`/counter-${Deno.pid}`, {
+ *   create: true,
+ *   size: MUTEX_SIZE + 8,
+ *   unlinkOnClose: true,
+ * });
  * using mutex = Mutex.inMemory(memory, 0);
  * const counter = memory.view(Float64Array, MUTEX_SIZE, 1);
  * using guard = await mutex.lock({ timeout: 1000 });
@@ -124,7 +128,7 @@ const _PID_MASK = _SLEEPERS - 1;
  * How to open a named mutex: the shared memory options that make sense for
  * it (its size is fixed).
  *
- * @example
+ * @example A named mutex removed when its handle closes
  * ```ts
  * import type { MutexOptions } from "@ipckit/ipckit";
  *
@@ -150,11 +154,11 @@ const _OPEN_KEYS = optionKeys<MutexOptions>({
  * Proof of holding a {@linkcode Mutex}; releasing it (or leaving its `using`
  * scope, also by an exception) unlocks the mutex.
  *
- * @example
- * ```ts ignore
+ * @example A guard unlocks at the end of its block
+ * ```ts
  * import { Mutex } from "@ipckit/ipckit";
  *
- * using mutex = Mutex.open("/lock", { create: true });
+ * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
  * {
  *   using guard = await mutex.lock();
  *   console.log(guard.recovered); // false unless the last holder died
@@ -189,13 +193,14 @@ export class MutexGuard implements Disposable, AsyncDisposable {
   /**
    * Unlocks the mutex; idempotent.
    *
-   * @example
-   * ```ts ignore
+   * @example Unlock by hand
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * const guard = mutex.lockSync();
    * guard.release();
+   * console.log(guard.held); // false
    * ```
    */
   release(): void {
@@ -230,12 +235,12 @@ export class MutexGuard implements Disposable, AsyncDisposable {
  * holder dies. See the module documentation for how it works and what is
  * guaranteed.
  *
- * @example Named: any process that opens "/lock" shares it
- * ```ts ignore
+ * @example Named: any process that opens the name shares it
+ * ```ts
  * import { Mutex } from "@ipckit/ipckit";
  *
- * using mutex = Mutex.open("/lock", { create: true });
- * await mutex.withLock(async () => {
+ * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * await mutex.withLock(() => {
  *   // … one process at a time …
  * });
  * ```
@@ -275,11 +280,12 @@ export class Mutex implements Disposable, AsyncDisposable {
    * object belongs to another user or has a wider mode (see
    * `SharedMemoryOptions.adopt`)
    *
-   * @example
-   * ```ts ignore
+   * @example Open or create a named mutex
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock", { create: true, unlinkOnClose: true });
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * console.log(mutex.locked); // false
    * ```
    */
   static open(name: string, options: MutexOptions = {}): Mutex {
@@ -310,12 +316,18 @@ export class Mutex implements Disposable, AsyncDisposable {
    * @throws {RangeError} for an unaligned offset or one without room for the mutex
    * @throws {Deno.errors.TimedOut} when another process started initializing it and never finished
    *
-   * @example
-   * ```ts ignore
+   * @example A mutex at the start of a region, data after it
+   * ```ts
    * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/state", { create: true, size: MUTEX_SIZE + 1024 });
+   * using memory = SharedMemory.open(`/state-${Deno.pid}`, {
+   *   create: true,
+   *   size: MUTEX_SIZE + 1024,
+   *   unlinkOnClose: true,
+   * });
    * using mutex = Mutex.inMemory(memory, 0);
+   * const data = memory.view(Uint8Array, MUTEX_SIZE);
+   * await mutex.withLock(() => data.fill(1));
    * ```
    */
   static inMemory(memory: SharedMemory, byteOffset: number): Mutex {
@@ -384,13 +396,16 @@ export class Mutex implements Disposable, AsyncDisposable {
    *
    * @returns the guard, or `undefined` when another live process holds it
    *
-   * @example
-   * ```ts ignore
+   * @example Lock only if nobody holds it
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * const guard = mutex.tryLock();
-   * if (guard) using _ = guard;
+   * if (guard) {
+   *   using _ = guard;
+   *   console.log("got it");
+   * }
    * ```
    */
   tryLock(): MutexGuard | undefined {
@@ -413,12 +428,13 @@ export class Mutex implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.BadResource} when the mutex is closed meanwhile
    * @throws the signal's reason when `signal` aborts
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second for the lock
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * using guard = await mutex.lock({ timeout: 1000 });
+   * console.log(guard.held); // true
    * ```
    */
   async lock(options: WaitOptions = {}): Promise<MutexGuard> {
@@ -444,12 +460,13 @@ export class Mutex implements Disposable, AsyncDisposable {
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms) passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Lock in a Worker or a script, blocking the thread
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * using guard = mutex.lockSync({ timeout: 1000 });
+   * console.log(mutex.owner === Deno.pid); // true
    * ```
    */
   lockSync(options: { timeout?: number } = {}): MutexGuard {
@@ -511,15 +528,16 @@ export class Mutex implements Disposable, AsyncDisposable {
   /**
    * Runs `fn` holding the lock and unlocks afterwards, also when it throws.
    *
-   * @example
-   * ```ts ignore
+   * @example Run a function holding the lock
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
-   * const total = await mutex.withLock(async (guard) => {
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * const total = await mutex.withLock((guard) => {
    *   if (guard.recovered) console.warn("repairing after a crash");
    *   return 42;
    * });
+   * console.log(total); // 42
    * ```
    */
   async withLock<T>(
@@ -539,12 +557,13 @@ export class Mutex implements Disposable, AsyncDisposable {
    * `lock()` calls reject with `BadResource`. A mutex from `open()` also
    * closes its shared memory (and with `unlinkOnClose` removes the name).
    *
-   * @example
-   * ```ts ignore
+   * @example Close a mutex: locks held through it are released
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * const mutex = Mutex.open("/lock");
-   * mutex.close();
+   * const mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * mutex.lockSync();
+   * mutex.close(); // unlocks first, so no other process is left waiting
    * ```
    */
   close(): void {

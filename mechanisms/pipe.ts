@@ -24,8 +24,9 @@
  * signal; after a clean exit the iteration simply ends. `Deno.Command` reaps
  * every child, so none is left a zombie.
  *
- * @example Ask a child for answers
+ * @example Ask a Deno child for answers
  * ```ts ignore
+ * // Not run as a test: it starts worker.ts, which is not here.
  * import { spawn } from "@ipckit/ipckit/pipe";
  *
  * await using child = spawn<{ n: number }, { square: number }>(
@@ -53,7 +54,7 @@ import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
  * How to build a {@linkcode PipeChannel}: a stream each way, a codec each
  * way, and the framing.
  *
- * @example
+ * @example Text out, JSON arrays back, one per line
  * ```ts
  * import { codecs, type PipeChannelOptions } from "@ipckit/ipckit";
  *
@@ -79,7 +80,7 @@ export interface PipeChannelOptions<TSend, TReceive>
 /**
  * Options of {@linkcode parentChannel}.
  *
- * @example
+ * @example The child's end, reading and writing the pipes itself
  * ```ts
  * import { codecs, type ParentChannelOptions } from "@ipckit/ipckit";
  *
@@ -141,12 +142,19 @@ function _pipeOptions<TSend, TReceive>(
  * may carry its own type and codec: `send()` takes `TSend`, `receive()`
  * yields `TReceive`; it is a `Channel<TSend, Message<TReceive>>`.
  *
- * @example A channel over this process's own stdin and stdout
- * ```ts ignore
+ * @example Two ends of an in-memory pipe, a type each way
+ * ```ts
  * import { PipeChannel } from "@ipckit/ipckit";
  *
- * using channel = new PipeChannel<string, string>(Deno.stdin.readable, Deno.stdout.writable);
- * for await (const { value } of channel) await channel.send(value.toUpperCase());
+ * const down = new TransformStream<Uint8Array, Uint8Array>();
+ * const up = new TransformStream<Uint8Array, Uint8Array>();
+ * using parent = new PipeChannel<string, number>(up.readable, down.writable);
+ * using child = new PipeChannel<number, string>(down.readable, up.writable);
+ * const question = child.receive({ timeout: 1000 });
+ * await parent.send("hello");
+ * const answer = parent.receive({ timeout: 1000 });
+ * await child.send((await question).value.length);
+ * console.log((await answer).value); // 5
  * ```
  *
  * @category FIFOs and pipes
@@ -196,11 +204,11 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * Sends one value; resolves once the pipe has taken the whole frame
    * (a full pipe slows the sender: backpressure).
    *
-   * @example
-   * ```ts ignore
+   * @example Send a line to cat
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello", { timeout: 1000 });
    * ```
    */
@@ -220,13 +228,14 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * @throws {DecodeError} for a message that cannot be decoded, or a frame
    * cut short by the end of the stream (with the bytes received)
    *
-   * @example
-   * ```ts ignore
+   * @example Send a line to cat and read it back
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello");
    * const { value } = await child.receive({ timeout: 1000 });
+   * console.log(value); // hello
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
@@ -242,14 +251,15 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * without taking it: the next `receive()` does not wait (see
    * `Selectable.ready`). `select()` is built on it.
    *
-   * @example
-   * ```ts ignore
+   * @example Wait until the answer is there, then take it at once
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello");
    * await child.ready({ timeout: 1000 });
    * const { value } = await child.receive({ timeout: 0 });
+   * console.log(value); // hello
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
@@ -269,14 +279,14 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * Flushes and closes the outgoing stream, so the other end reads to its
    * end, while this side can still receive.
    *
-   * @example
-   * ```ts ignore
+   * @example Tell the child there is no more, then read what is left
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("last");
-   * await child.closeWrite();
-   * for await (const { value } of child) console.log(value);
+   * await child.closeWrite(); // cat sees the end of its input and exits
+   * for await (const { value } of child) console.log(value); // last
    * ```
    */
   async closeWrite(): Promise<void> {
@@ -287,12 +297,13 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * Closes both directions; idempotent. Pending operations reject with
    * `Deno.errors.BadResource`.
    *
-   * @example
-   * ```ts ignore
+   * @example Close at once: the pipes close and the child gets SIGTERM
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
    * const child = spawn("cat");
    * child.close();
+   * console.log((await child.status).signal); // SIGTERM
    * ```
    */
   close(): void {
@@ -341,8 +352,8 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
 /**
  * A child process ended badly: a non-zero exit code, or a signal.
  *
- * @example
- * ```ts ignore
+ * @example A child that fails
+ * ```ts
  * import { ChildProcessError, spawn } from "@ipckit/ipckit";
  *
  * await using child = spawn("false");
@@ -384,7 +395,7 @@ export class ChildProcessError extends Error {
 /**
  * How to start a child with {@linkcode spawn}.
  *
- * @example
+ * @example Lines to a child whose errors are thrown away
  * ```ts
  * import type { SpawnOptions } from "@ipckit/ipckit";
  *
@@ -444,13 +455,13 @@ const _SEND_EXIT_GRACE_MS = 200;
  * if it is still running; `await using` instead closes its stdin, gives it
  * `exitTimeout` to finish, then kills it with SIGKILL, and waits for it.
  *
- * @example
- * ```ts ignore
+ * @example Talk to cat, line by line
+ * ```ts
  * import { spawn } from "@ipckit/ipckit";
  *
  * await using child = spawn<string, string>("cat", { framing: "lines" });
  * await child.send("echo me");
- * console.log((await child.receive()).value, child.pid);
+ * console.log((await child.receive()).value, child.pid > 0); // echo me true
  * ```
  *
  * @category FIFOs and pipes
@@ -506,12 +517,13 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
    * Sends a signal to the child (default SIGTERM); does nothing once it has
    * exited.
    *
-   * @example
-   * ```ts ignore
+   * @example Interrupt a child
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
    * await using child = spawn("sleep", { args: ["60"] });
    * child.kill("SIGINT");
+   * console.log((await child.status).signal); // SIGINT
    * ```
    */
   kill(signal: Deno.Signal = "SIGTERM"): void {
@@ -598,6 +610,7 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
  *
  * @example A Deno child that doubles numbers
  * ```ts ignore
+ * // Not run as a test: it starts double.ts, which is not here.
  * import { spawn } from "@ipckit/ipckit";
  *
  * await using child = spawn<number, number>(Deno.execPath(), {
@@ -605,6 +618,17 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
  * });
  * await child.send(21);
  * console.log((await child.receive()).value); // 42
+ * ```
+ *
+ * @example JSON lines with a program that knows nothing of ipckit
+ * ```ts
+ * import { spawn } from "@ipckit/ipckit";
+ *
+ * await using cat = spawn<{ n: number }, { n: number }>("cat", {
+ *   framing: "lines",
+ * });
+ * await cat.send({ n: 1 });
+ * console.log((await cat.receive({ timeout: 1000 })).value); // { n: 1 }
  * ```
  *
  * @category FIFOs and pipes
@@ -670,6 +694,7 @@ export function spawn<TSend = unknown, TReceive = TSend>(
  *
  * @example A child that doubles every number it gets
  * ```ts ignore
+ * // Not run as a test: it is the child's side, reading its parent's pipe on stdin.
  * import { parentChannel } from "@ipckit/ipckit";
  *
  * await using parent = parentChannel<number, number>();

@@ -28,17 +28,18 @@
  * slowed by the channel's own backpressure instead of growing the
  * server's memory.
  *
- * @example A calculator served over a Unix socket
- * ```ts ignore
- * import { client, connect, listen, type RpcEnvelope, serve } from "@ipckit/ipckit";
+ * @example A calculator served over a pair of message queues
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
  * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
- * await using server = await listen<Envelope>({ path: "/tmp/calc.sock" });
- * (async () => {
- *   for await (const connection of server) serve(connection, ({ a, b }) => a + b);
- * })();
- * await using channel = await connect<Envelope>({ path: "/tmp/calc.sock" });
- * using calc = client(channel);
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => a + b);
+ * using calc = client(clientSide);
  * console.log(await calc.request({ a: 2, b: 3 }, { timeout: 1000 })); // 5
  * ```
  *
@@ -54,7 +55,7 @@ import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
 /**
  * An error as it crosses the channel.
  *
- * @example
+ * @example How a RangeError crosses the channel
  * ```ts
  * import type { RpcErrorInfo } from "@ipckit/ipckit";
  *
@@ -78,7 +79,7 @@ export interface RpcErrorInfo {
  * What travels on an RPC channel: requests one way, responses or errors the
  * other, matched by `id`.
  *
- * @example
+ * @example A request and its response
  * ```ts
  * import type { RpcEnvelope } from "@ipckit/ipckit";
  *
@@ -97,14 +98,25 @@ export type RpcEnvelope<Req, Res> =
  * An error the remote handler threw. Its `name` and `message` are the
  * remote error's; `remoteStack` is set only when the server exposes stacks.
  *
- * @example
- * ```ts ignore
- * import { RemoteError } from "@ipckit/ipckit";
+ * @example An error the server's handler threw
+ * ```ts
+ * import { client, RemoteError, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
+ * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => {
+ *   if (b === 0) throw new RangeError("division by zero");
+ *   return a / b;
+ * });
+ * using calc = client(clientSide);
  * try {
- *   await calc.request({ a: 1, b: 0 });
+ *   await calc.request({ a: 1, b: 0 }, { timeout: 1000 });
  * } catch (error) {
- *   if (error instanceof RemoteError) console.log(error.name, error.message);
+ *   if (error instanceof RemoteError) console.log(error.name, error.message); // RangeError division by zero
  * }
  * ```
  *
@@ -128,7 +140,7 @@ export class RemoteError extends Error {
 /**
  * What a handler gets besides the request.
  *
- * @example
+ * @example Name a request in a log line
  * ```ts
  * import type { RequestContext } from "@ipckit/ipckit";
  *
@@ -151,7 +163,7 @@ export interface RequestContext<M> {
 /**
  * How a server behaves.
  *
- * @example
+ * @example Report what the server could not handle
  * ```ts
  * import type { ServeOptions } from "@ipckit/ipckit";
  *
@@ -189,12 +201,18 @@ const _DEFAULT_MAX_IN_FLIGHT = 100;
 /**
  * A running server; `done` settles when its channel ends.
  *
- * @example
- * ```ts ignore
- * import { serve } from "@ipckit/ipckit";
+ * @example Stop a server and wait for it to finish
+ * ```ts
+ * import { duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using server = serve(channel, (n: number) => n * 2);
- * await server.done;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<RpcEnvelope<number, number>>(`${name}-${Deno.pid}`, {
+ *     create: true,
+ *     unlinkOnClose: true,
+ *   });
+ * using channel = duplex(queue("/replies"), queue("/requests"));
+ * const server = serve(channel, (n: number) => n * 2);
+ * await server[Symbol.asyncDispose](); // stops receiving, then waits for done
  * ```
  *
  * @category Request and response
@@ -215,7 +233,7 @@ export interface RpcServer extends Disposable, AsyncDisposable {
 /**
  * A handler: the request, and what is known about it.
  *
- * @example
+ * @example A handler that doubles
  * ```ts
  * import type { RpcHandler } from "@ipckit/ipckit";
  *
@@ -250,12 +268,19 @@ interface _Replying<T, M> {
  * answers `client<Req, Res>()`; a third, `M`, is what the channel's
  * `receive()` resolves to, when it adds metadata (a sender, a priority).
  *
- * @example
- * ```ts ignore
- * import { serve } from "@ipckit/ipckit";
+ * @example Serve file sizes
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * const server = serve(channel, async (path: string) => (await Deno.stat(path)).size);
- * await server.done;
+ * type Envelope = RpcEnvelope<string, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, async (path) => (await Deno.stat(path)).size);
+ * using sizes = client(clientSide);
+ * console.log(await sizes.request("/tmp", { timeout: 1000 }) > 0); // true
  * ```
  *
  * @category Request and response
@@ -417,7 +442,7 @@ export function serve<
 /**
  * Options for one request.
  *
- * @example
+ * @example A request that waits at most a second
  * ```ts
  * import type { RequestOptions } from "@ipckit/ipckit";
  *
@@ -431,7 +456,7 @@ export type RequestOptions = WaitOptions;
 /**
  * How a client behaves.
  *
- * @example
+ * @example Warn about messages that concern no request
  * ```ts
  * import type { ClientOptions } from "@ipckit/ipckit";
  *
@@ -454,15 +479,23 @@ export interface ClientOptions {
 /**
  * The calling side of a channel.
  *
- * @example
- * ```ts ignore
- * import { client } from "@ipckit/ipckit";
+ * @example Many requests in flight at once
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using calc = client<{ a: number; b: number }, number>(channel);
+ * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => a + b);
+ * using calc = client(clientSide);
  * const [x, y] = await Promise.all([
  *   calc.request({ a: 1, b: 2 }),
  *   calc.request({ a: 3, b: 4 }, { timeout: 500 }),
  * ]);
+ * console.log(x, y); // 3 7
  * ```
  *
  * @category Request and response
@@ -665,12 +698,19 @@ export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
  * Makes the calling side of `channel`. Close it (or `using`) when done: it
  * keeps a receive pending on the channel while it is open.
  *
- * @example
- * ```ts ignore
- * import { client } from "@ipckit/ipckit";
+ * @example Ask a server that doubles
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using calc = client<number, number>(channel);
- * console.log(await calc.request(21, { timeout: 1000 }));
+ * type Envelope = RpcEnvelope<number, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, (n) => n * 2);
+ * using calc = client<number, number>(clientSide);
+ * console.log(await calc.request(21, { timeout: 1000 })); // 42
  * ```
  *
  * @category Request and response

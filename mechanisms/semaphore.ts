@@ -17,10 +17,14 @@
  * timeouts use on glibc and musl in `mechanisms/_wait/semaphore_calls.ts`.
  *
  * @example Take turns with another process
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit/semaphore";
  *
- * using turn = Semaphore.open("/turn", { create: true, initial: 1 });
+ * using turn = Semaphore.open(`/turn-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 1,
+ *   unlinkOnClose: true,
+ * });
  * await turn.wait({ timeout: 5000 });
  * try {
  *   // … only one process at a time gets here …
@@ -88,7 +92,7 @@ export const SEMAPHORE_ALIGN: number = SEM_T.ALIGN;
 /**
  * How to open a named semaphore.
  *
- * @example
+ * @example Four licences, gone with the last handle that asked
  * ```ts
  * import type { SemaphoreOptions } from "@ipckit/ipckit";
  *
@@ -136,7 +140,7 @@ export interface SemaphoreOptions {
 /**
  * How to place a semaphore in shared memory.
  *
- * @example
+ * @example The creator initializes, every other handle attaches
  * ```ts
  * import type { InMemorySemaphoreOptions } from "@ipckit/ipckit";
  *
@@ -326,13 +330,17 @@ function _isAgain(errno: number): boolean {
  * (`post`), waiting while it is 0.
  *
  * @example A pool of 4 licences shared by any number of processes
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit";
  *
- * using licences = Semaphore.open("/licences", { create: true, initial: 4 });
+ * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 4,
+ *   unlinkOnClose: true,
+ * });
  * await licences.wait();
  * try {
- *   console.log("working, licences left:", licences.value);
+ *   console.log("working, licences left:", licences.value); // 3
  * } finally {
  *   licences.post();
  * }
@@ -382,11 +390,15 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.PermissionDenied} with `create` when an existing
    * semaphore belongs to another user or has a wider mode (see `adopt`)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a semaphore that must not exist yet
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready", { create: true, exclusive: true });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   exclusive: true,
+   *   unlinkOnClose: true,
+   * });
    * console.log(ready.value); // 0
    * ```
    */
@@ -454,10 +466,14 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {RangeError} for an offset that is unaligned or leaves no room for a `sem_t`
    *
    * @example A semaphore and the data it guards in one region
-   * ```ts ignore
+   * ```ts
    * import { Semaphore, SEMAPHORE_SIZE, SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/jobs", { create: true, size: 4096 });
+   * using memory = SharedMemory.open(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * using ready = Semaphore.inMemory(memory, 0, { initial: 0 });
    * const data = memory.view(Uint8Array, SEMAPHORE_SIZE);
    * data[0] = 42;
@@ -516,11 +532,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when no semaphore has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/sem.<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * Semaphore.unlink("/lock");
+   * const name = `/lock-${Deno.pid}`;
+   * Semaphore.open(name, { create: true }).close(); // the name stays
+   * Semaphore.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -548,12 +566,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * The current count (`sem_getvalue`). Other processes may change it at
    * any moment, so it is a hint, not something to decide on.
    *
-   * @example
-   * ```ts ignore
+   * @example How many licences are free, as a hint
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
-   * console.log(`${licences.value} licences free`);
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 4,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(`${licences.value} licences free`); // 4 licences free
    * ```
    */
   get value(): number {
@@ -567,12 +589,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {IpcError} with code `EOVERFLOW` when the count is already `SEM_VALUE_MAX`
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example Signal that something is ready
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * ready.post();
+   * console.log(ready.value); // 1
    * ```
    */
   post(): void {
@@ -594,13 +620,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @returns whether a count was taken
    *
-   * @example
-   * ```ts ignore
+   * @example Work only if a licence is free now
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * if (licences.tryWait()) {
-   *   try { console.log("got one"); } finally { licences.post(); }
+   *   try {
+   *     console.log("got one");
+   *   } finally {
+   *     licences.post();
+   *   }
    * }
    * ```
    */
@@ -622,12 +656,17 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.BadResource} when the semaphore is closed before or meanwhile
    * @throws the signal's reason when `signal` aborts
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second, or until aborted
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
-   * await ready.wait({ timeout: 1000, signal: AbortSignal.timeout(5000) });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * const stop = new AbortController();
+   * setTimeout(() => ready.post(), 10);
+   * await ready.wait({ timeout: 1000, signal: stop.signal });
    * ```
    */
   async wait(options: WaitOptions = {}): Promise<void> {
@@ -653,11 +692,15 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms, monotonic) passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Wait in a Worker or a script, blocking the thread
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * ready.waitSync({ timeout: 1000 });
    * ```
    */
@@ -694,12 +737,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {TypeError} for a semaphore in shared memory, which has no name
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the semaphore stays usable
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using lock = Semaphore.open("/lock", { create: true });
-   * lock.unlink();
+   * using lock = Semaphore.open(`/lock-${Deno.pid}`, { create: true });
+   * lock.unlink(); // no new process can open it; this handle works on
+   * lock.post();
    * ```
    */
   unlink(): void {
@@ -715,11 +759,14 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * released (`sem_close`, or the region let go). With `unlinkOnClose` the
    * name is removed.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * const lock = Semaphore.open("/lock");
+   * const lock = Semaphore.open(`/lock-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * lock.close();
    * lock.close(); // no-op
    * ```

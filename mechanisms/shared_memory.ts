@@ -55,11 +55,12 @@
  *   ipckit itself never shrinks shared memory.
  *
  * @example Two handles on one object
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit/shared-memory";
  *
- * using writer = SharedMemory.open("/frame", { create: true, size: 4096, unlinkOnClose: true });
- * using reader = SharedMemory.open("/frame", { readOnly: true });
+ * const name = `/frame-${Deno.pid}`;
+ * using writer = SharedMemory.open(name, { create: true, size: 4096, unlinkOnClose: true });
+ * using reader = SharedMemory.open(name, { readOnly: true });
  * writer.bytes()[0] = 42;
  * console.log(reader.bytes()[0]); // 42
  * ```
@@ -98,7 +99,7 @@ export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 /**
  * How to open a shared memory object.
  *
- * @example
+ * @example A megabyte that goes away with its handle
  * ```ts
  * import type { SharedMemoryOptions } from "@ipckit/ipckit";
  *
@@ -159,12 +160,16 @@ const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
  * ordering that `Atomics` gives across processes.
  *
  * @example A counter two processes can increment
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/counter", { create: true, size: 4 });
+ * using memory = SharedMemory.open(`/counter-${Deno.pid}`, {
+ *   create: true,
+ *   size: 4,
+ *   unlinkOnClose: true,
+ * });
  * const counter = memory.view(Int32Array);
- * Atomics.add(counter, 0, 1);
+ * Atomics.add(counter, 0, 1); // atomic across processes too
  * ```
  *
  * @category Shared memory
@@ -220,11 +225,15 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * object belongs to another user or has a wider mode (see `adopt`)
    * @throws {IpcError} with code `ENOSPC` when `/dev/shm` has no room for it
    *
-   * @example
-   * ```ts ignore
+   * @example Create a megabyte of shared memory
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 1 << 20 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 1 << 20,
+   *   unlinkOnClose: true,
+   * });
    * console.log(memory.size); // 1048576
    * ```
    */
@@ -298,11 +307,14 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * `RangeError`.
    *
    * @example A typed record shared between processes
-   * ```ts ignore
+   * ```ts
    * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
    *
    * const sensor = layout({ id: "u32", temperature: "f64", count: "i32", label: utf8(32), samples: array("f32", 64) });
-   * using record = SharedMemory.openStruct("/sensor", sensor, { create: true, unlinkOnClose: true });
+   * using record = SharedMemory.openStruct(`/sensor-${Deno.pid}`, sensor, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * record.label = "kitchen";
    * record.temperature = 21.5;
    * record.samples[0] = 0.25;
@@ -339,11 +351,13 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when no object has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * SharedMemory.unlink("/frame");
+   * const name = `/frame-${Deno.pid}`;
+   * SharedMemory.open(name, { create: true, size: 4096 }).close(); // the name stays
+   * SharedMemory.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -387,12 +401,17 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    *
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example A header read through a DataView
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const header = new DataView(memory.buffer, 0, 16);
+   * header.setUint32(0, 0xcafe);
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -402,11 +421,15 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   /**
    * The whole mapping as bytes, without a copy.
    *
-   * @example
-   * ```ts ignore
+   * @example Clear the whole object
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * memory.bytes().fill(0);
    * ```
    */
@@ -421,12 +444,17 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    *
    * @throws {RangeError} for an offset or length outside the mapping or misaligned
    *
-   * @example
-   * ```ts ignore
+   * @example A thousand floats after a 64-byte header
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
-   * const pixels = memory.view(Float32Array, 64, 1024);
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
+   * const pixels = memory.view(Float32Array, 64, 1000);
+   * pixels[0] = 0.5;
    * ```
    */
   view<T extends TypedArray>(
@@ -443,14 +471,19 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * stops working when this handle closes.
    *
    * @example A header record followed by a frame buffer
-   * ```ts ignore
+   * ```ts
    * import { layout, SharedMemory } from "@ipckit/ipckit";
    *
    * const header = layout({ seq: "u32", width: "u16", height: "u16" });
-   * using memory = SharedMemory.open("/frame", { create: true, size: 8 + 640 * 480 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: header.size + 640 * 480,
+   *   unlinkOnClose: true,
+   * });
    * const head = memory.struct(header);
    * const pixels = memory.view(Uint8Array, header.size);
    * head.width = 640;
+   * pixels.fill(255);
    * ```
    */
   struct<S extends LayoutSpec>(
@@ -469,12 +502,13 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   /**
    * Removes this object's name (see the static {@linkcode SharedMemory.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the memory stays mapped
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 4096 });
-   * memory.unlink();
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, { create: true, size: 4096 });
+   * memory.unlink(); // no new process can open it; this mapping stays valid
+   * memory.bytes()[0] = 1;
    * ```
    */
   unlink(): void {
@@ -488,11 +522,15 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * removed too; without it the object stays for other processes (and
    * `SharedMemory.unlink` or `ipckit rm` removes it).
    *
-   * @example
-   * ```ts ignore
+   * @example Views go dead when the memory is closed
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * const memory = SharedMemory.open("/frame", { create: true, size: 4096 });
+   * const memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const bytes = memory.bytes();
    * memory.close();
    * console.log(bytes.length, bytes[0]); // 0 undefined

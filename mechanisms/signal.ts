@@ -10,12 +10,13 @@
  * Permissions: listening needs none; `sendSignal()` needs `--allow-run`
  * without a list of programs (Deno's rule for `Deno.kill`).
  *
- * @example Reload on SIGHUP until SIGTERM
- * ```ts ignore
- * import { onSignal, signals } from "@ipckit/ipckit/signal";
+ * @example Reload on SIGHUP, stop on SIGUSR2
+ * ```ts
+ * import { onSignal, sendSignal, signals } from "@ipckit/ipckit/signal";
  *
  * using _reload = onSignal("SIGHUP", () => console.log("reloading"));
- * for await (const _ of signals("SIGTERM")) break;
+ * setTimeout(() => sendSignal(Deno.pid, "SIGUSR2"), 10);
+ * for await (const _ of signals("SIGUSR2")) break;
  * console.log("shutting down");
  * ```
  *
@@ -27,7 +28,7 @@ import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 /**
  * Every signal name Deno knows on some platform.
  *
- * @example
+ * @example The signal that asks a process to stop
  * ```ts
  * import type { SignalName } from "@ipckit/ipckit";
  *
@@ -41,7 +42,7 @@ export type SignalName = Deno.Signal;
 /**
  * Signals no process can handle: the kernel acts on them directly.
  *
- * @example
+ * @example A signal no handler can catch
  * ```ts
  * import type { UncatchableSignal } from "@ipckit/ipckit";
  *
@@ -55,7 +56,7 @@ export type UncatchableSignal = "SIGKILL" | "SIGSTOP";
 /**
  * Signals that report a fault in the process itself; Deno keeps them.
  *
- * @example
+ * @example A signal that reports a fault in the process itself
  * ```ts
  * import type { FaultSignal } from "@ipckit/ipckit";
  *
@@ -69,7 +70,7 @@ export type FaultSignal = "SIGSEGV" | "SIGILL" | "SIGFPE";
 /**
  * Signals a Deno program can listen for (where the platform has them).
  *
- * @example
+ * @example A signal a handler may catch
  * ```ts
  * import type { CatchableSignal } from "@ipckit/ipckit";
  *
@@ -87,12 +88,13 @@ export type CatchableSignal = Exclude<
  * A signal handler registration; dispose it (or call `unsubscribe()`) to
  * remove the handler.
  *
- * @example
- * ```ts ignore
+ * @example Listen, then stop listening
+ * ```ts
  * import { onSignal } from "@ipckit/ipckit";
  *
  * const subscription = onSignal("SIGUSR1", () => console.log("ping"));
  * subscription.unsubscribe();
+ * console.log(subscription.active); // false
  * ```
  *
  * @category Signals
@@ -220,8 +222,8 @@ function _checkCatchable(name: unknown, action: string): CatchableSignal {
  * @throws {TypeError} for `SIGKILL`/`SIGSTOP` (uncatchable), the fault
  * signals, or a name this platform does not have
  *
- * @example
- * ```ts ignore
+ * @example Finish up on Ctrl-C
+ * ```ts
  * import { onSignal } from "@ipckit/ipckit";
  *
  * using _ = onSignal("SIGINT", (name) => console.log(`got ${name}, finishing up`));
@@ -263,12 +265,13 @@ export function onSignal(
  * The deliveries of one signal, as an async iterator; returned by
  * {@linkcode signals}. Disposing it (or ending the loop) removes its handler.
  *
- * @example
- * ```ts ignore
- * import { signals } from "@ipckit/ipckit";
+ * @example Wait for the next delivery
+ * ```ts
+ * import { sendSignal, signals } from "@ipckit/ipckit";
  *
- * using hups = signals("SIGHUP");
- * await hups.next(); // resolves at the next SIGHUP
+ * using hups = signals("SIGUSR2");
+ * sendSignal(Deno.pid, "SIGUSR2");
+ * await hups.next(); // resolves at the next SIGUSR2: counted already
  * ```
  *
  * @category Signals
@@ -292,11 +295,16 @@ export interface SignalStream
  *
  * @throws {TypeError} as {@linkcode onSignal} does
  *
- * @example
- * ```ts ignore
- * import { signals } from "@ipckit/ipckit";
+ * @example A loop that runs once per signal
+ * ```ts
+ * import { sendSignal, signals } from "@ipckit/ipckit";
  *
- * for await (const _ of signals("SIGUSR1")) console.log("dumping stats");
+ * const stop = new AbortController();
+ * setTimeout(() => sendSignal(Deno.pid, "SIGUSR2"), 10);
+ * for await (const _ of signals("SIGUSR2", { signal: stop.signal })) {
+ *   console.log("dumping stats");
+ *   stop.abort(); // ends the loop
+ * }
  * ```
  *
  * @category Signals
@@ -372,7 +380,7 @@ export function signals(
 /**
  * Options for {@linkcode sendSignal}.
  *
- * @example
+ * @example Signal a whole process group
  * ```ts
  * import type { SendSignalOptions } from "@ipckit/ipckit";
  *
@@ -420,8 +428,8 @@ const _PID_T_MAX = 0x7fff_ffff;
  * @throws {Deno.errors.NotFound} when no such process (or group) exists
  * @throws {Deno.errors.PermissionDenied} when the OS forbids signalling it
  *
- * @example
- * ```ts ignore
+ * @example Stop a child process
+ * ```ts
  * import { sendSignal } from "@ipckit/ipckit";
  *
  * const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
