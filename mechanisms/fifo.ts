@@ -349,6 +349,10 @@ export class Fifo implements Disposable, AsyncDisposable {
    * Creates a FIFO at `path` with `mkfifo(3)`, or adopts a FIFO already
    * there (unless `exclusive`; only the caller's own, unless `adopt`).
    *
+   * Cleanup: the FIFO stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid path or mode, before any system call
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
    * (as given and where it really leads)

@@ -220,6 +220,10 @@ export class MappedFile implements Disposable, AsyncDisposable {
   /**
    * Opens (or with `create`, creates) the file at `path` and maps all of it.
    *
+   * Cleanup: the file stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid path or option combination, before any system call
    * @throws {RangeError} for an invalid size, an empty file, or a size mismatch
    * @throws {Deno.errors.NotCapable} without read/write permission on `path`

@@ -297,6 +297,10 @@ export class MessageQueue<T = unknown>
   /**
    * Opens (or with `create`, creates) the queue `name`, e.g. `"/jobs"`.
    *
+   * Cleanup: the queue stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for sizes beyond the system limits, naming the limit
    * @throws {Deno.errors.NotCapable} without the read/write permission on `/dev/mqueue/<name>`

@@ -274,6 +274,10 @@ export class Mutex implements Disposable, AsyncDisposable {
    * Opens (or with `create`, creates) a mutex in its own shared memory
    * object `name`, e.g. `"/lock"` (the file `/dev/shm/lock`).
    *
+   * Cleanup: the mutex stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.PermissionDenied} with `create` when an existing

@@ -382,6 +382,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * Opens (or with `create`, creates) the named semaphore `name`, e.g.
    * `"/lock"`, which Linux keeps as `/dev/shm/sem.lock`.
    *
+   * Cleanup: the semaphore stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for `initial` outside 0 to `SEM_VALUE_MAX`, or a name over 251 bytes
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/sem.<name>`

@@ -216,6 +216,10 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * Opens (or with `create`, creates) the shared memory object `name`, e.g.
    * `"/frame"`, and maps all of it.
    *
+   * Cleanup: the object stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option combination, before any system call
    * @throws {RangeError} for an invalid size, or an existing object whose size does not match
    * @throws {Deno.errors.NotCapable} without read/write permission on `/dev/shm/<name>`
