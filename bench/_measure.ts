@@ -157,9 +157,13 @@ export async function timeConcurrent(
   };
 }
 
-/** A cell's passes, pooled: samples joined, CPU and counts added up. */
+/**
+ * A cell's passes, pooled: samples joined, CPU and counts added up, and
+ * each pass's own median kept.
+ */
 export class Pool {
   #samples: number[] = [];
+  #passMedians: number[] = [];
   #summary: Measurement["summary"];
   #cpuNanos = 0;
   #peerCpuNanos = 0;
@@ -172,6 +176,9 @@ export class Pool {
   add(measurement: Measurement): void {
     // One by one: a spread of 100,000 samples would overflow the stack.
     for (const sample of measurement.samples ?? []) this.#samples.push(sample);
+    if (measurement.samples?.length) {
+      this.#passMedians.push(summarize(measurement.samples).median);
+    }
     if (measurement.summary) this.#summary = measurement.summary;
     if (measurement.cpuNanos === undefined) this.#cpuKnown = false;
     this.#cpuNanos += measurement.cpuNanos ?? 0;
@@ -210,6 +217,7 @@ export class Pool {
       (this.#samples.length ? summarize(this.#samples) : undefined);
     if (!stats) return { note: "no samples" };
     const cell: Cell = { ...stats };
+    if (this.#passMedians.length) cell.passMedians = [...this.#passMedians];
     const units = per === "MiB" ? this.#bytes / MiB : this.#operations;
     if (this.#cpuKnown && units > 0) {
       cell.cpuMicros = this.#cpuNanos / 1000 / units;

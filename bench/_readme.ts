@@ -1,8 +1,36 @@
 /**
- * The README's benchmark section, written from a results.json: the table of
- * ipckit's rows against their C limits and the answers to the questions
- * the README asks of the numbers. Every figure in it comes from the
- * results; bench/readme.ts puts it between the markers and checks it.
+ * The README's generated sections, written from a results.json: the
+ * benchmark section (ipckit's rows against their C limits and the answers
+ * to the questions the README asks of the numbers) and the NATS rows in
+ * "Beyond one machine". bench/readme.ts puts each between its markers and
+ * checks them.
+ *
+ * Where a measured figure may stand in README.md, the rule `--check`
+ * enforces:
+ *
+ * 1. In a generated section, between {@linkcode BEGIN} and {@linkcode END}
+ *    or {@linkcode NATS_BEGIN} and {@linkcode NATS_END}: written from
+ *    bench/results.json, so it is always the last full driver run's.
+ * 2. In a region that names the command that printed it, between
+ *    `<!-- bench:figures from \`deno task NAME\` … -->` and
+ *    {@linkcode FIGURES_END}: figures results.json does not hold, because
+ *    another command measures them (`bench:nats-requests`, which has two
+ *    request styles take turns in one session). They are copied by hand and
+ *    go stale until someone reruns that task; the check only makes sure
+ *    NAME is a task of deno.json, so every such figure says how to
+ *    measure it again. Keep these regions few and short: a figure the
+ *    driver could measure belongs in a generated section.
+ * 3. Nowhere else.
+ *
+ * What counts as a figure ({@linkcode handCopiedFigures}): a time with a
+ * decimal point (`7.1 µs`, `0.5 s`) or any rate in MiB/s. Whole numbers of
+ * µs or ms are not caught, because the README states settings that way
+ * (the 50 µs spin, a 300 ms restart in a test), so write a measured time
+ * outside the sections with its decimal, or better, generate it. Counts
+ * observed in tests (messages the NATS fault test lost) are outcomes of a
+ * test, not of a benchmark, and are not checked. There is no System V
+ * section yet: when System V rows exist, they belong in the driver and
+ * their figures in a generated section, as the NATS rows do.
  *
  * @module
  */
@@ -10,6 +38,7 @@
 import { idlePercent, limitRatios } from "./_report.ts";
 import {
   byName,
+  type Cell,
   limitRowOf,
   ordered,
   type Results,
@@ -22,6 +51,26 @@ export const BEGIN =
   "<!-- bench:begin (generated from bench/results.json by `deno task bench:readme`: edit bench/_readme.ts, not this section) -->";
 /** The line after it. */
 export const END = "<!-- bench:end -->";
+/** The line before the generated NATS table, in "Beyond one machine". */
+export const NATS_BEGIN =
+  "<!-- bench:nats:begin (generated from bench/results.json by `deno task bench:readme`: edit bench/_readme.ts, not this section) -->";
+/** The line after it. */
+export const NATS_END = "<!-- bench:nats:end -->";
+/** Ends a region of figures that another command printed (rule 2 above). */
+export const FIGURES_END = "<!-- bench:figures-end -->";
+/** Starts one; the task's name is captured. */
+const _FIGURES_BEGIN =
+  "<!-- bench:figures from `deno task ([\\w:.-]+)`[^>]*-->";
+
+/** The lines around a generated section. */
+export interface Markers {
+  begin: string;
+  end: string;
+}
+/** The benchmark section's markers. */
+export const MAIN_MARKERS: Markers = { begin: BEGIN, end: END };
+/** The NATS section's markers. */
+export const NATS_MARKERS: Markers = { begin: NATS_BEGIN, end: NATS_END };
 
 /** The rows the prose talks about, by their driver names. */
 const ROWS = {
@@ -46,6 +95,39 @@ const ROWS = {
   cUnixBlocking: "C: Unix stream socket, blocking (one CPU)",
   cUnixTwoCpus: "C: Unix stream socket, blocking (two CPUs)",
 } as const;
+
+/**
+ * The NATS section's table: driver row names and how the README calls
+ * them; the local rows first, for comparison.
+ */
+const NATS_TABLE: readonly [string, string][] = [
+  [ROWS.mqAsync, "message queue, async"],
+  [ROWS.rpcMq, "request/response over two message queues"],
+  [ROWS.unix, "Unix socket, async"],
+  [ROWS.tcp, "TCP 127.0.0.1, async"],
+  [
+    "NATS request/reply, `Nats.client()`",
+    "NATS request/reply, `Nats.client()`",
+  ],
+  [
+    "nats.js `request()`/`publish()` alone",
+    "nats.js `request()`/`publish()` alone (no ipckit)",
+  ],
+  [
+    "RPC envelope (`serve`/`client`) over NATS subjects",
+    "ipckit's RPC envelope (`serve`/`client`) over NATS subjects",
+  ],
+  [
+    "NATS JetStream publish with ack, `WorkQueue.send()`",
+    "JetStream publish with ack, `WorkQueue.send()`",
+  ],
+  [
+    "NATS JetStream job through a durable consumer and back",
+    "JetStream job through a durable consumer and back",
+  ],
+];
+/** The NATS rows: in the NATS section, not in the benchmark section's table. */
+const NATS_ROWS = new Set(NATS_TABLE.slice(4).map(([name]) => name));
 
 const NOT_MEASURED = "(not measured)";
 
@@ -101,7 +183,7 @@ function _table(results: Results): string[] {
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const row of rows) {
-    if (row.kind !== "ipckit") continue;
+    if (row.kind !== "ipckit" || NATS_ROWS.has(row.transport)) continue;
     const c = limitRowOf(results.rows, row);
     const limit = c
       ? `${_us(c.rt64.median)} (${
@@ -263,8 +345,9 @@ export function readmeSection(results: Results): string {
       : "") +
     ", because both first retry the non-blocking call for up to 50 µs, and " +
     "the async form yields to other promise continuations while it does. " +
-    "When a wait outlasts the spin, the async form parks and is woken from " +
-    `another thread, two thread hand-offs: \`spin: 0\` shows that price, ` +
+    "When a wait outlasts the spin, the async form parks on the reactor's " +
+    "`epoll_wait` on Deno's thread pool and is woken from there, two thread " +
+    `hand-offs: \`spin: 0\` shows that price, ` +
     `${_us(rt("mqParked"))} per round trip.`,
     "",
     "**How does IPC extend to a distributed system?** Everything above stays " +
@@ -274,9 +357,10 @@ export function readmeSection(results: Results): string {
     "can move from a Unix socket to TCP by changing its address. " +
     "Request/response (`serve`/`client`) runs unchanged on any channel " +
     `(${_us(rt("rpcMq"))} per request over two message queues). Past one ` +
-    "machine, and past a handful of peers, put a broker (NATS, Redis, a " +
-    "message queue service) between processes instead of connecting every " +
-    "pair.",
+    "machine, and past a handful of peers, put a broker between processes " +
+    "instead of connecting every pair: " +
+    "[Beyond one machine](#beyond-one-machine-nats) runs the same channels " +
+    "over NATS.",
     "",
     "**How do I remove an IPC bottleneck?** Measure first (`deno task " +
     "bench`, then `deno run --cpu-prof` and `strace -c -f` on your own " +
@@ -319,28 +403,136 @@ function _roundTrips(rate: number | undefined): string {
     : `${Math.round(rate).toLocaleString("en-US")} round trips per second`;
 }
 
-/** `readme` with the text between the markers (markers included) replaced. */
-export function replaceSection(readme: string, section: string): string {
-  const begin = readme.indexOf(BEGIN);
-  const end = readme.indexOf(END);
-  if (begin < 0 || end < begin) {
-    throw new Error(
-      `Cannot update README.md: it lacks the markers ${BEGIN} and ${END}`,
+/** "80 µs to 260 µs", the spread of a cell's pass medians. */
+function _spread(cell: Cell | undefined): string {
+  const medians = cell?.passMedians;
+  if (!medians?.length) return NOT_MEASURED;
+  return `${_us(Math.min(...medians))} to ${_us(Math.max(...medians))}`;
+}
+
+/** The NATS section's table and what it shows, before `deno fmt` wraps it. */
+export function natsSection(results: Results): string {
+  const rows = results.rows;
+  const table = [
+    "| same-machine or NATS | 64 B round trip | CPU per round trip | 1 MiB one way |",
+    "| --- | ---: | ---: | ---: |",
+  ];
+  for (const [name, label] of NATS_TABLE) {
+    const row = byName(rows, name);
+    // A row that says why it has no 1 MiB cell (latency only) leaves it
+    // blank; a row the run did not measure says so.
+    const oneWay = row?.oneWay1MiB.median === undefined && row?.oneWay1MiB.note
+      ? ""
+      : _rate(row?.oneWay1MiB.median);
+    table.push(
+      `| ${label} | ${_us(row?.rt64.median)} | ${
+        _us(row?.rt64.cpuMicros)
+      } | ${oneWay} |`,
     );
   }
-  return readme.slice(0, begin) + section + readme.slice(end + END.length);
+  const request = byName(rows, NATS_TABLE[4][0]);
+  const job = byName(rows, NATS_TABLE[8][0])?.oneWay1MiB.median;
+  const passes = results.plan.rounds;
+  const out = [
+    NATS_BEGIN,
+    "",
+    `In the run of \`${results.command}\` on ${
+      results.date.slice(0, 10)
+    } that measured the local rows above (server, client and peer all on ` +
+    "127.0.0.1; the 1 MiB column of the NATS rows is one-way sends on " +
+    "`Nats.channel()`, or nats.js `publish()`, each acknowledged by the " +
+    "peer; the CPU is every process's, the server's included):",
+    "",
+    ...table,
+    "",
+    passes > 1
+      ? "Each pass of a NATS cell starts its own server and peer, and the " +
+        "cells move between sessions with how three processes land on " +
+        `${results.machine.cores} cores: over the ${passes} passes of this ` +
+        "run, the median `Nats.client()` request/reply of a pass ranged " +
+        `from ${_spread(request?.rt64)} (a message queue's, from ` +
+        `${_spread(byName(rows, ROWS.mqAsync)?.rt64)}).`
+      : "Each pass of a NATS cell starts its own server and peer; this run " +
+        "made one pass per cell, so it shows nothing of how much a session " +
+        "differs from the next (a full run makes several).",
+    "The last row's 1 MiB figure is the durable consumer's rate with 1 MiB " +
+    `jobs: ${
+      job === undefined ? NOT_MEASURED : `${Math.round(job)} jobs a second`
+    } stored, delivered, worked, acknowledged and answered.`,
+    "",
+    NATS_END,
+  ];
+  return out.join("\n");
+}
+
+/**
+ * `readme` with the text between `markers` (markers included) replaced by
+ * `section`.
+ */
+export function replaceSection(
+  readme: string,
+  section: string,
+  markers: Markers = MAIN_MARKERS,
+): string {
+  const begin = readme.indexOf(markers.begin);
+  const end = readme.indexOf(markers.end);
+  if (begin < 0 || end < begin) {
+    throw new Error(
+      `Cannot update README.md: it lacks the markers ${markers.begin} and ${markers.end}`,
+    );
+  }
+  return readme.slice(0, begin) + section +
+    readme.slice(end + markers.end.length);
+}
+
+/** `readme` with both generated sections written from `results`. */
+export function writeSections(readme: string, results: Results): string {
+  const main = replaceSection(readme, readmeSection(results), MAIN_MARKERS);
+  return replaceSection(main, natsSection(results), NATS_MARKERS);
+}
+
+/** `readme` without its generated sections and other commands' regions. */
+function _unchecked(readme: string): string {
+  let rest = readme;
+  for (const { begin, end } of [MAIN_MARKERS, NATS_MARKERS]) {
+    const from = rest.indexOf(begin);
+    const to = rest.indexOf(end);
+    if (from >= 0 && to > from) {
+      rest = rest.slice(0, from) + rest.slice(to + end.length);
+    }
+  }
+  return rest.replace(
+    new RegExp(`${_FIGURES_BEGIN}[\\s\\S]*?${FIGURES_END}`, "g"),
+    "",
+  );
 }
 
 /**
  * Measured-looking figures ("7.1 µs", "1,149 MiB/s") outside the generated
- * section: figures copied by hand, which go stale with the next run.
+ * sections and outside the regions that name the command that printed
+ * them: figures copied by hand, which go stale with the next run.
  */
 export function handCopiedFigures(readme: string): string[] {
-  const begin = readme.indexOf(BEGIN);
-  const end = readme.indexOf(END);
-  const outside = begin < 0 || end < begin
-    ? readme
-    : readme.slice(0, begin) + readme.slice(end + END.length);
   const pattern = /\b\d[\d,]*\.\d+\s?(?:µs|ms|ns|s)\b|\b\d[\d,]*\s?MiB\/s/g;
-  return [...outside.matchAll(pattern)].map((match) => match[0]);
+  return [..._unchecked(readme).matchAll(pattern)].map((match) => match[0]);
+}
+
+/**
+ * The tasks that regions of figures from other commands name
+ * (`<!-- bench:figures from \`deno task NAME\` … -->`), and whether each
+ * region is closed by {@linkcode FIGURES_END}.
+ */
+export function figureSources(
+  readme: string,
+): { task: string; closed: boolean }[] {
+  const begin = new RegExp(_FIGURES_BEGIN, "g");
+  return [...readme.matchAll(begin)].map((match) => {
+    const after = readme.slice(match.index! + match[0].length);
+    const close = after.indexOf(FIGURES_END);
+    const next = after.search(new RegExp(_FIGURES_BEGIN));
+    return {
+      task: match[1],
+      closed: close >= 0 && (next < 0 || close < next),
+    };
+  });
 }

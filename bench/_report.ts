@@ -412,3 +412,29 @@ export async function writeReports(
   }
   return files.map(([name]) => base + name);
 }
+
+/**
+ * Why the reports cannot be written into `dir`, or undefined when they can.
+ * It tries (a file made and removed) rather than reading modes, so the
+ * driver can ask before a run of many minutes instead of losing it at the end.
+ */
+export async function whyUnwritable(dir: string): Promise<string | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return `it does not exist (create it with mkdir -p ${dir})`;
+    }
+    return (error as Error).message;
+  }
+  if (!info.isDirectory) return "it is not a directory";
+  try {
+    await Deno.remove(
+      await Deno.makeTempFile({ dir, prefix: ".ipckit-bench-write-check-" }),
+    );
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return undefined;
+}

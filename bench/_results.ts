@@ -32,6 +32,12 @@ export interface Cell {
   count?: number;
   cpuMicros?: number;
   cores?: number;
+  /**
+   * The median of each pass on its own, in the order measured (a full run
+   * makes five, each with its own session): how far a row moves between
+   * sessions, which the pooled median hides.
+   */
+  passMedians?: number[];
   note?: string;
 }
 

@@ -26,14 +26,16 @@
  * `strace -c -f`, with IPCKIT_BENCH_PEER_FLAGS="--cpu-prof
  * --cpu-prof-dir=DIR" for the peers.
  *
- * Shows a progress bar, prints a table, and writes bench/results.json,
- * bench/results.md, bench/results.svg and bench/results-cpu.svg (the full
- * run only, unless --out says where).
+ * Shows one progress bar on a terminal (plain lines otherwise), prints a
+ * table, and writes bench/results.json, bench/results.md, bench/results.svg
+ * and bench/results-cpu.svg (the full run only, unless --out says where).
+ * Where the results go is checked before anything is measured: a run takes
+ * minutes, and a directory that is missing or not writable would lose it.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "@std/cli/parse-args";
 import { machineFacts } from "./_machine.ts";
 import {
   Pool,
@@ -43,7 +45,12 @@ import {
   timeRoundTrips,
 } from "./_measure.ts";
 import { Progress, type Step } from "./_progress.ts";
-import { sizeLabel, terminalTable, writeReports } from "./_report.ts";
+import {
+  sizeLabel,
+  terminalTable,
+  whyUnwritable,
+  writeReports,
+} from "./_report.ts";
 import {
   type Cell,
   type IdleCell,
@@ -64,6 +71,7 @@ import type {
 import { cTransports, haveCompiler, removeCPrograms } from "./transports/c.ts";
 import { fifoTransports } from "./transports/fifo.ts";
 import { messageQueueTransports } from "./transports/message_queue.ts";
+import { natsTransports } from "./transports/nats.ts";
 import { pipeTransports } from "./transports/pipe.ts";
 import { rpcTransports } from "./transports/rpc.ts";
 import { sharedMemoryTransports } from "./transports/shared_memory.ts";
@@ -82,23 +90,21 @@ const TRANSPORTS: Transport[] = [
   ...socketTransports,
   ...zeromqTransports,
   ...rpcTransports,
+  ...natsTransports,
   ...cTransports,
 ];
 
 const SECTIONS = ["cells", "idle", "concurrency", "throughput"] as const;
 type Section = typeof SECTIONS[number];
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    out: { type: "string" },
-    sections: { type: "string", default: SECTIONS.join(",") },
-    "no-install": { type: "boolean", default: false },
-    render: { type: "string" },
-    "round-trips": { type: "string" },
-    cells: { type: "string" },
+const values = parseArgs(Deno.args, {
+  boolean: ["quick", "no-install"],
+  string: ["only", "out", "render", "sections", "round-trips", "cells"],
+  default: { sections: SECTIONS.join(",") },
+  unknown: (arg: string, key?: string) => {
+    if (key === undefined) return true;
+    console.error(`bench:driver: unknown option "${arg}"`);
+    Deno.exit(2);
   },
 });
 if (values.render) {
@@ -173,6 +179,15 @@ const outBase = values.out ??
       sections.size < SECTIONS.length
     ? undefined
     : new URL("./", import.meta.url).pathname);
+if (outBase !== undefined) {
+  const why = await whyUnwritable(outBase);
+  if (why) {
+    console.error(
+      `bench:driver: Cannot write the results to "${outBase}": ${why}`,
+    );
+    Deno.exit(2);
+  }
+}
 
 if (!values["no-install"] && selected.some((t) => t.name.includes("zeromq"))) {
   await ensureZeromq();

@@ -5,16 +5,15 @@
  *    "pong"; a child (bench/fixtures/shm_echo.ts, blocking in waitSync)
  *    waits on "ping" and posts "pong". No payload. Measured with this side
  *    waiting in `waitSync()` and in `await wait()`.
- * 2. The park slice trade-off of async `wait()`: for each slice length,
- *    how long an abort takes to settle the pending wait, and how much CPU
- *    one idle parked wait burns per second.
+ * 2. A parked async `wait()`: how long an abort takes to settle it, and
+ *    how much CPU it burns per second while idle (see also
+ *    `deno task bench:idle` for many waits of every kind).
  *
  * Run: deno task bench:sem [--rounds=N]
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Semaphore, SharedMemory } from "../mod.ts";
-import { _tuneSemWait } from "../mechanisms/_wait/semaphore_parker.ts";
 import { summarize } from "./_stats.ts";
 
 const { values } = parseArgs({
@@ -72,8 +71,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function sliceTradeOff(sliceMs: number): Promise<void> {
-  _tuneSemWait({ parkSliceMs: sliceMs });
+async function parkedWait(): Promise<void> {
   const name = `/ipckit-bench-slice-${Deno.pid}`;
   using semaphore = Semaphore.open(name, { create: true, exclusive: true });
   semaphore.unlink();
@@ -84,7 +82,7 @@ async function sliceTradeOff(sliceMs: number): Promise<void> {
     const pending = semaphore.wait({ signal: controller.signal }).catch(
       () => performance.now(),
     );
-    await sleep(7 + (i % 5)); // land at different points of a slice
+    await sleep(7 + (i % 5));
     const aborted = performance.now();
     controller.abort();
     latencies.push((await pending as number) - aborted);
@@ -101,7 +99,7 @@ async function sliceTradeOff(sliceMs: number): Promise<void> {
   const cpuMsPerSecond = (used.user + used.system) / 1000 / 2;
   const { median, p99 } = summarize(latencies);
   console.log(
-    `slice ${String(sliceMs).padStart(2)} ms`.padEnd(14),
+    "parked wait()".padEnd(14),
     `abort median ${median.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`
       .padEnd(48),
     `idle CPU ${cpuMsPerSecond.toFixed(1)} ms/s`,
@@ -111,5 +109,5 @@ async function sliceTradeOff(sliceMs: number): Promise<void> {
 console.log(`cross-process ping-pong, ${ROUNDS} round trips after warm-up`);
 await pingPong(true);
 await pingPong(false);
-console.log("async wait() park slice: abort latency and idle cost");
-for (const slice of [1, 2, 4, 8, 16, 32]) await sliceTradeOff(slice);
+console.log("async wait() parked: abort latency and idle cost");
+await parkedWait();

@@ -20,16 +20,20 @@ if (Deno.args[0] === "child") {
   }
   console.error("child: parent closed the pipe, exiting");
 } else {
-  await using child = spawn<Job, Result>(Deno.execPath(), [
-    "run",
-    new URL(import.meta.url).pathname,
-    "child",
-  ]);
+  await using child = spawn<Job, Result>(Deno.execPath(), {
+    args: [
+      "run",
+      new URL(import.meta.url).pathname,
+      "child",
+    ],
+  });
   const texts = ["the quick brown fox", "jumps", "over the lazy dog"];
   for (const [id, text] of texts.entries()) {
     await child.send({ id, text });
     const { value } = await child.receive({ timeout: 10_000 });
-    console.log(`job ${value.id}: ${value.words} words`);
+    console.log(
+      `job ${value.id}: ${value.words} word${value.words === 1 ? "" : "s"}`,
+    );
   }
   await child.closeWrite();
   console.log("child exited with", (await child.status).code);

@@ -8,8 +8,16 @@ import { type Libc, libc } from "./load.ts";
 
 const _encoder = new TextEncoder();
 
-/** Encodes a string as a NUL-terminated C string. */
-export function cString(value: string): Uint8Array<ArrayBuffer> {
+/**
+ * Encodes a string as a NUL-terminated C string, or copies bytes (a name
+ * read from the kernel that is not UTF-8) and appends the NUL.
+ */
+export function cString(value: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  if (typeof value !== "string") {
+    const bytes = new Uint8Array(value.length + 1);
+    bytes.set(value);
+    return bytes;
+  }
   const bytes = new Uint8Array(_encoder.encode(value).length + 1);
   _encoder.encodeInto(value, bytes);
   return bytes;
@@ -43,7 +51,11 @@ export function requireSymbol<K extends keyof _Symbols>(
 const _isDarwin = Deno.build.os === "darwin";
 const _isAarch64 = Deno.build.arch === "aarch64";
 
-/** open(2)/mq_open(3)/shm_open(3) flags. aarch64 Linux moves O_NOFOLLOW and O_DIRECTORY. */
+/**
+ * open(2)/mq_open(3)/shm_open(3) flags. aarch64 Linux moves O_NOFOLLOW and
+ * O_DIRECTORY. macOS has no O_PATH: it is 0 there, and the code that needs it
+ * refuses to run on macOS (see `ffi/dir_fd.ts`).
+ */
 export const O = _isDarwin
   ? {
     RDONLY: 0x0,
@@ -53,6 +65,8 @@ export const O = _isDarwin
     CREAT: 0x200,
     EXCL: 0x800,
     NOFOLLOW: 0x100,
+    DIRECTORY: 0x100000,
+    PATH: 0,
     CLOEXEC: 0x1000000,
   } as const
   : {
@@ -63,8 +77,18 @@ export const O = _isDarwin
     CREAT: 0o100,
     EXCL: 0o200,
     NOFOLLOW: _isAarch64 ? 0o100000 : 0o400000,
+    DIRECTORY: _isAarch64 ? 0o40000 : 0o200000,
+    PATH: 0o10000000,
     CLOEXEC: 0o2000000,
   } as const;
+
+/** The `*at()` calls' special directory and flags. */
+export const AT = _isDarwin
+  ? { FDCWD: -2, SYMLINK_NOFOLLOW: 0x20 } as const
+  : { FDCWD: -100, SYMLINK_NOFOLLOW: 0x100 } as const;
+
+/** renameat2(2) flags (Linux). */
+export const RENAME = { NOREPLACE: 1, EXCHANGE: 2 } as const;
 
 /** poll(2) event bits (the same on Linux and macOS). */
 export const POLL = {
@@ -92,6 +116,12 @@ export const MMAP = {
   MAP_NORESERVE: _isDarwin ? 0x40 : 0x4000,
   MS_ASYNC: 0x1,
   MS_SYNC: _isDarwin ? 0x10 : 0x4,
+  /**
+   * madvise(2): fault every page in for reading now, and fail with EFAULT
+   * where a touch would raise SIGBUS (Linux 5.14; EINVAL before; none on
+   * macOS, where it is -1).
+   */
+  MADV_POPULATE_READ: _isDarwin ? -1 : 22,
 } as const;
 
 /** `(void *) -1`, what mmap(2) returns on failure. */
@@ -106,6 +136,64 @@ export const STATVFS = _isDarwin
   ? { FRSIZE: 8, BAVAIL: 24, BLOCK_BYTES: 4, SIZE_OF: 64 } as const
   : { FRSIZE: 8, BAVAIL: 32, BLOCK_BYTES: 8, SIZE_OF: 112 } as const;
 
+/**
+ * `struct statfs` on LP64 Linux: `f_type` (a `long`) comes first; 120 bytes
+ * in all. macOS lays it out differently and has no mqueue file system, so
+ * nothing reads it there.
+ */
+export const STATFS = { TYPE: 0, SIZE_OF: 120 } as const;
+
+/** `f_type` of the mqueue file system (linux/magic.h). */
+export const MQUEUE_MAGIC = 0x19800202;
+
+/**
+ * Linux capability names by bit number (linux/capability.h), for saying
+ * which capability a process holds that another lacks.
+ */
+export const CAPABILITY_NAMES: readonly string[] = [
+  "cap_chown",
+  "cap_dac_override",
+  "cap_dac_read_search",
+  "cap_fowner",
+  "cap_fsetid",
+  "cap_kill",
+  "cap_setgid",
+  "cap_setuid",
+  "cap_setpcap",
+  "cap_linux_immutable",
+  "cap_net_bind_service",
+  "cap_net_broadcast",
+  "cap_net_admin",
+  "cap_net_raw",
+  "cap_ipc_lock",
+  "cap_ipc_owner",
+  "cap_sys_module",
+  "cap_sys_rawio",
+  "cap_sys_chroot",
+  "cap_sys_ptrace",
+  "cap_sys_pacct",
+  "cap_sys_admin",
+  "cap_sys_boot",
+  "cap_sys_nice",
+  "cap_sys_resource",
+  "cap_sys_time",
+  "cap_sys_tty_config",
+  "cap_mknod",
+  "cap_lease",
+  "cap_audit_write",
+  "cap_audit_control",
+  "cap_setfcap",
+  "cap_mac_override",
+  "cap_mac_admin",
+  "cap_syslog",
+  "cap_wake_alarm",
+  "cap_block_suspend",
+  "cap_audit_read",
+  "cap_perfmon",
+  "cap_bpf",
+  "cap_checkpoint_restore",
+];
+
 /** Clock ids for clock_gettime(2) and sem_clockwait(3). */
 export const CLOCK = {
   REALTIME: 0,
@@ -114,11 +202,20 @@ export const CLOCK = {
 
 /** fcntl(2) commands and flags. */
 export const FCNTL = {
+  F_SETFD: 2,
+  FD_CLOEXEC: 1,
   F_GETFL: 3,
   F_SETFL: 4,
   F_GETPIPE_SZ: 1032,
   F_SETPIPE_SZ: 1031,
 } as const;
+
+/**
+ * PIPE_BUF: the largest write(2) to a pipe or FIFO that the kernel performs
+ * whole, never interleaved with another writer's bytes, also with
+ * O_NONBLOCK (all of it, or EAGAIN). 4096 on Linux, 512 on macOS.
+ */
+export const PIPE_BUF = _isDarwin ? 512 : 4096;
 
 /** `st_mode` file type bits. */
 export const S_IFMT = 0o170000;
@@ -148,8 +245,11 @@ export const STAT = _isDarwin
     DEV_BYTES: 4,
     INO: 8,
     SIZE: 96,
+    BLOCKS: 104,
     MODE: 4,
     MODE_BYTES: 2,
+    NLINK: 6,
+    NLINK_BYTES: 2,
     UID: 16,
     MTIME: 48,
     SIZE_OF: 144,
@@ -160,8 +260,11 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 16,
     MODE_BYTES: 4,
+    NLINK: 20,
+    NLINK_BYTES: 4,
     UID: 24,
     MTIME: 88,
     SIZE_OF: 128,
@@ -171,8 +274,11 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 24,
     MODE_BYTES: 4,
+    NLINK: 16,
+    NLINK_BYTES: 8,
     UID: 28,
     MTIME: 88,
     SIZE_OF: 144,
@@ -201,6 +307,17 @@ export const MQ_ATTR = {
 
 /** `struct timespec { time_t tv_sec; long tv_nsec; }` on LP64: 16 bytes. */
 export const TIMESPEC_SIZE = 16;
+
+/**
+ * `getrlimit`/`setrlimit` resource numbers, and `struct rlimit { rlim_t
+ * rlim_cur, rlim_max; }`: two 64-bit counts (`RLIM_INFINITY` is all ones).
+ */
+export const RLIMIT = {
+  NOFILE: _isDarwin ? 8 : 7,
+  SIZE_OF: 16,
+  CUR: 0,
+  MAX: 8,
+} as const;
 
 /** `sizeof(sem_t)` on LP64 glibc and musl, and its required alignment. */
 export const SEM_T = { SIZE_OF: 32, ALIGN: 8 } as const;

@@ -7,7 +7,7 @@
  * `null` there and {@link import("./c.ts").requireSymbol} turns that into a
  * clear `NotSupported` error.
  *
- * Variadic functions (`open`, `mq_open`, `sem_open`, `fcntl`) are declared with
+ * Variadic functions (`open`, `openat`, `mq_open`, `sem_open`, `fcntl`, `syscall`) are declared with
  * fixed parameters. That is only sound where variadic and fixed integer and
  * pointer arguments are passed the same way, which holds on x86_64 and aarch64
  * Linux; on aarch64 macOS variadic arguments go on the stack, so those
@@ -25,6 +25,8 @@ export const LIBC_SYMBOLS = {
   getpid: { parameters: [], result: "i32" },
   // uid_t getuid(void);
   getuid: { parameters: [], result: "u32" },
+  // uid_t geteuid(void);  the uid the kernel checks permissions against
+  geteuid: { parameters: [], result: "u32" },
   // int kill(pid_t pid, int sig);
   kill: { parameters: ["i32", "i32"], result: "i32" },
 
@@ -36,18 +38,48 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // int open(const char *path, int flags, ... /* mode_t mode */);  variadic, see above
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int openat(int dirfd, const char *path, int flags, ... /* mode_t mode */);  variadic, see above
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   // int fcntl(int fd, int cmd, ... /* int arg */);  variadic, see above
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int pipe(int pipefd[2]);
+  pipe: { parameters: ["buffer"], result: "i32" },
   // int pipe2(int pipefd[2], int flags);  Linux only
   pipe2: { parameters: ["buffer", "i32"], result: "i32", optional: true },
   // int mkfifo(const char *path, mode_t mode);
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  // int mkfifoat(int dirfd, const char *path, mode_t mode);
+  mkfifoat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int unlinkat(int dirfd, const char *path, int flags);
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+  renameat: {
+    parameters: ["i32", "buffer", "i32", "buffer"],
+    result: "i32",
+  },
+  // int renameat2(int olddirfd, const char *oldpath, int newdirfd,
+  //               const char *newpath, unsigned int flags);  glibc >= 2.28, Linux only
+  renameat2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // ssize_t readlink(const char *path, char *buf, size_t size);  no NUL is added
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  // int fstatat(int dirfd, const char *path, struct stat *st, int flags);  glibc >= 2.33 and musl export it
+  fstatat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
   // int fstat(int fd, struct stat *st);  glibc >= 2.33 and musl export it
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   // int lstat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
   lstat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // int stat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
   stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  // int statfs(const char *path, struct statfs *buf);  Linux layout, see c.ts
+  statfs: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // DIR *opendir(const char *path);
   opendir: { parameters: ["buffer"], result: "pointer" },
   // struct dirent *readdir(DIR *dir);  NULL at the end (errno unchanged) or on error
@@ -69,15 +101,65 @@ export const LIBC_SYMBOLS = {
   // int clock_gettime(clockid_t clock, struct timespec *tp);
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 
+  // int getrlimit(int resource, struct rlimit *rlim);
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  // int setrlimit(int resource, const struct rlimit *rlim);
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  // const char *gnu_get_libc_version(void);  glibc only: how ffi/glibc_sem.ts tells glibc
+  gnu_get_libc_version: { parameters: [], result: "pointer", optional: true },
+
   // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
-  // The same poll() run on Deno's blocking thread pool: how async waits park
-  // without blocking the event loop. Its errno is unreadable (another thread).
+  // The same poll() run on Deno's blocking thread pool: the reactor's
+  // backend where there is no epoll (macOS). Its errno is unreadable there.
   poll_nonblocking: {
     name: "poll",
     parameters: ["buffer", "u64", "i32"],
     result: "i32",
     nonblocking: true,
+  },
+
+  // int epoll_create1(int flags);  Linux only
+  epoll_create1: { parameters: ["i32"], result: "i32", optional: true },
+  // int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+  epoll_ctl: {
+    parameters: ["i32", "i32", "i32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+  // on Deno's thread pool: the one parked call of the reactor (mechanisms/_wait/reactor.ts)
+  epoll_wait_nonblocking: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
+  // long syscall(long number, ...);  variadic, see above. Declared once per
+  // use with that use's fixed arguments (Linux; see ffi/futex.ts):
+  // syscall(SYS_futex_waitv, struct futex_waitv *waiters, unsigned nr, unsigned flags,
+  //         struct timespec *timeout, clockid_t clock)
+  syscall_futex_waitv: {
+    name: "syscall",
+    parameters: ["i64", "buffer", "u32", "u32", "pointer", "i32"],
+    result: "i64",
+    optional: true,
+  },
+  // The same on Deno's thread pool: one futex lane's parked wait.
+  syscall_futex_waitv_nonblocking: {
+    name: "syscall",
+    parameters: ["i64", "buffer", "u32", "u32", "pointer", "i32"],
+    result: "i64",
+    nonblocking: true,
+    optional: true,
+  },
+  // syscall(SYS_futex, uint32_t *uaddr, int op, uint32_t val, timespec *t, uint32_t *uaddr2, uint32_t val3)
+  syscall_futex_wake: {
+    name: "syscall",
+    parameters: ["i64", "pointer", "i32", "u32", "pointer", "pointer", "u32"],
+    result: "i64",
+    optional: true,
   },
 
   // mqd_t mq_open(const char *name, int oflag, ... /* mode_t mode, struct mq_attr *attr */);
@@ -119,6 +201,8 @@ export const LIBC_SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // int msync(void *addr, size_t len, int flags);
   msync: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // int madvise(void *addr, size_t len, int advice);
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 
   // sem_t *sem_open(const char *name, int oflag, ... /* mode_t mode, unsigned value */);
   // variadic, see above
@@ -149,22 +233,6 @@ export const LIBC_SYMBOLS = {
   sem_clockwait: {
     parameters: ["pointer", "i32", "buffer"],
     result: "i32",
-    optional: true,
-  },
-  // The same bounded wait on Deno's thread pool, for async wait() (glibc).
-  sem_clockwait_nonblocking: {
-    name: "sem_clockwait",
-    parameters: ["pointer", "i32", "buffer"],
-    result: "i32",
-    nonblocking: true,
-    optional: true,
-  },
-  // The same on CLOCK_REALTIME, for libcs without sem_clockwait (musl).
-  sem_timedwait_nonblocking: {
-    name: "sem_timedwait",
-    parameters: ["pointer", "buffer"],
-    result: "i32",
-    nonblocking: true,
     optional: true,
   },
 } as const satisfies Deno.ForeignLibraryInterface;

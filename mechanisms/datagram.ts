@@ -43,7 +43,7 @@ import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { closedError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { KeptOperation, raceDeadline } from "./_wait/race.ts";
+import { KeptOperation } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -56,7 +56,7 @@ import {
   closeBoundSocket,
   freeUnixPathForListening,
 } from "./_kernel/socket_file.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /** The largest UDP payload over IPv4: 65,535 minus the IP and UDP headers. */
 export const UDP_MAX_PAYLOAD_IPV4 = 65_507;
@@ -176,9 +176,12 @@ export class DatagramChannel<T>
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
   // One byte more than the limit, so a truncated oversized datagram shows.
+  // Every receive reuses it: a datagram is decoded as soon as it arrives,
+  // before the next receive can start (see #receiveOne).
   #buffer: Uint8Array<ArrayBuffer>;
-  // A receive that outlived its caller's timeout; the next receive takes it.
-  #receives = new KeptOperation<[Uint8Array, Deno.Addr]>();
+  // Receives one at a time, each datagram to exactly one caller; a datagram
+  // that arrives after its caller gave up goes to the next caller.
+  #receives = new KeptOperation<DatagramMessage<T>>();
 
   private constructor(
     conn: Deno.DatagramConn,
@@ -263,7 +266,7 @@ export class DatagramChannel<T>
         `Cannot send from ${this.#what}: give { to } or bind it with a peer`,
       );
     }
-    if (this.#transport === "unixpacket" && this.#receives.pending) {
+    if (this.#transport === "unixpacket" && this.#receives.inFlight) {
       // Deno 2.9 holds a Unix datagram socket exclusively while a receive
       // waits, and would fail this send with a bare "Socket already in use".
       throw new Deno.errors.Busy(
@@ -300,11 +303,9 @@ export class DatagramChannel<T>
   async receive(options: WaitOptions = {}): Promise<DatagramMessage<T>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
-    let bytes: Uint8Array;
-    let from: Deno.Addr;
     try {
-      [bytes, from] = await this.#receives.run(
-        () => this.#conn.receive(this.#buffer),
+      return await this.#receives.run(
+        () => this.#receiveOne(),
         deadline,
         options.signal,
         `receive from ${this.#what}`,
@@ -313,6 +314,14 @@ export class DatagramChannel<T>
       if (this.#closed) throw closedError(this.#what);
       throw error;
     }
+  }
+
+  /**
+   * One datagram, decoded in the continuation of the receive that filled
+   * the shared buffer, before another receive can reuse it.
+   */
+  async #receiveOne(): Promise<DatagramMessage<T>> {
+    const [bytes, from] = await this.#conn.receive(this.#buffer);
     if (bytes.byteLength > this.#max) {
       throw new DecodeError(
         `Cannot receive from ${this.#what}: a datagram from ${
@@ -322,6 +331,42 @@ export class DatagramChannel<T>
       );
     }
     return { value: this.#codec.decode(bytes), from };
+  }
+
+  /**
+   * Waits until a datagram has arrived, without taking it: the next
+   * `receive()` returns it at once (see `Selectable.ready`). The datagram
+   * is received into this channel meanwhile, so on a Unix datagram socket a
+   * `send()` fails with `Busy` while `ready()` waits, as it does while a
+   * `receive()` waits.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the socket is closed
+   *
+   * @example
+   * ```ts ignore
+   * import { bindDatagram } from "@ipckit/ipckit";
+   *
+   * using server = await bindDatagram<string>({ port: 9000 });
+   * await server.ready({ timeout: 1000 });
+   * const { value, from } = await server.receive({ timeout: 0 });
+   * ```
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const deadline = deadlineOf(options);
+    if (this.#closed) throw closedError(this.#what);
+    try {
+      await this.#receives.ready(
+        () => this.#receiveOne(),
+        deadline,
+        options.signal,
+        `wait for a datagram on ${this.#what}`,
+      );
+    } catch (error) {
+      if (this.#closed) throw closedError(this.#what);
+      throw error;
+    }
+    if (this.#closed) throw closedError(this.#what);
   }
 
   /** Receives until the socket is closed. */
@@ -354,6 +399,7 @@ export class DatagramChannel<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#receives.close(closedError(this.#what));
     closeBoundSocket(this.#conn, this.#socketFile);
   }
 

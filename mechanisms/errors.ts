@@ -18,7 +18,11 @@
  * @module
  */
 
-/** What every error that comes from a failing system call carries. */
+/**
+ * What every error that comes from a failing system call carries.
+ *
+ * @category Errors
+ */
 export interface SystemErrorDetails {
   /** The errno name, e.g. `"EEXIST"`. */
   code: string;
@@ -31,7 +35,7 @@ export interface SystemErrorDetails {
 /**
  * A failing system call that no Deno error class describes better.
  *
- * @example
+ * @example The error for a call Deno has no class for
  * ```ts
  * import { IpcError } from "@ipckit/ipckit";
  *
@@ -42,6 +46,8 @@ export interface SystemErrorDetails {
  * });
  * console.log(error.code, error.syscall);
  * ```
+ *
+ * @category Errors
  */
 export class IpcError extends Error implements SystemErrorDetails {
   /** The errno name, e.g. `"EMSGSIZE"`. */
@@ -69,7 +75,7 @@ export class IpcError extends Error implements SystemErrorDetails {
  * A message arrived but could not be decoded or failed validation. Nothing is
  * lost: the raw bytes are kept in {@linkcode DecodeError.bytes}.
  *
- * @example
+ * @example The bytes of a message that did not decode
  * ```ts
  * import { codecs, DecodeError } from "@ipckit/ipckit";
  *
@@ -79,12 +85,22 @@ export class IpcError extends Error implements SystemErrorDetails {
  *   if (error instanceof DecodeError) console.log(error.bytes.length);
  * }
  * ```
+ *
+ * @category Errors
  */
 export class DecodeError extends Error {
-  /** A copy of the bytes that could not be decoded. */
+  /**
+   * A copy of the bytes that could not be decoded; empty when what failed
+   * was a decoded value (see {@linkcode DecodeError.value}).
+   */
   readonly bytes: Uint8Array;
   /** Validation issues, when a schema rejected the decoded value. */
   readonly issues: readonly { message: string; path?: readonly unknown[] }[];
+  /**
+   * The decoded value that failed a check after decoding (an RPC envelope
+   * with a missing id, say), when there was one; `undefined` otherwise.
+   */
+  readonly value: unknown;
 
   /** Creates a decode error owning a copy of `bytes`. */
   constructor(
@@ -92,6 +108,7 @@ export class DecodeError extends Error {
     bytes: Uint8Array,
     options?: ErrorOptions & {
       issues?: readonly { message: string; path?: readonly unknown[] }[];
+      value?: unknown;
     },
   ) {
     super(message, options);
@@ -99,5 +116,6 @@ export class DecodeError extends Error {
     // Receive buffers are reused; the error must own what it reports.
     this.bytes = bytes.slice();
     this.issues = options?.issues ?? [];
+    this.value = options?.value;
   }
 }

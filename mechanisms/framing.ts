@@ -14,17 +14,20 @@
  * `Deno.Conn`'s `readable`/`writable`, a child process's stdout/stdin, a
  * FIFO), and is the one implementation behind every stream mechanism.
  *
- * @example A framed channel over a Unix socket connection
- * ```ts ignore
+ * @example Framed messages through a child's stdin and stdout
+ * ```ts
  * import { FramedChannel } from "@ipckit/ipckit/framing";
  *
- * const conn = await Deno.connect({ transport: "unix", path: "/tmp/app.sock" });
+ * const cat = new Deno.Command("cat", { stdin: "piped", stdout: "piped" }).spawn();
  * using channel = new FramedChannel<{ op: string }>({
- *   readable: conn.readable,
- *   writable: conn.writable,
+ *   readable: cat.stdout,
+ *   writable: cat.stdin,
  * });
  * await channel.send({ op: "ping" });
  * const { value } = await channel.receive({ timeout: 1000 });
+ * console.log(value.op); // ping
+ * await channel.closeWrite(); // cat sees the end of its input and exits
+ * await cat.status;
  * ```
  *
  * @module
@@ -33,9 +36,21 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_common/system_error.ts";
+import { timeoutError } from "./_common/system_error.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import {
+  type Deadline,
+  deadlineOf,
+  raceDeadline,
+  WAIT_KEYS,
+} from "./_wait/deadline.ts";
+import { KeptOperation } from "./_wait/race.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FRAME_HEADER_BYTES,
+} from "./_stream/frames.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -52,6 +67,8 @@ import { deadlineOf } from "./_wait/fd.ts";
  *   close: () => Deno.stdin.close(),
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface ByteIO {
   /** Reads into `buffer`; resolves to the byte count, or `null` at end of stream. */
@@ -115,20 +132,18 @@ function _ioSink(io: ByteIO): _Sink {
   };
 }
 
-/** How message boundaries are marked on a byte stream. */
+/**
+ * How message boundaries are marked on a byte stream.
+ *
+ * @category Channels
+ */
 export type Framing = "frames" | "lines";
-
-/** Bytes in a `"frames"` length header. */
-export const FRAME_HEADER_BYTES = 4;
-
-/** The default `maxMessageSize`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 /**
  * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
  * both: a one-way channel rejects the other direction with a `TypeError`.
  *
- * @example
+ * @example Text lines of at most 4 KiB
  * ```ts
  * import { codecs, type FramedChannelOptions } from "@ipckit/ipckit";
  *
@@ -138,6 +153,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
  *   maxMessageSize: 4096,
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface FramedChannelOptions<T> {
   /** Where messages come from. */
@@ -151,14 +168,20 @@ export interface FramedChannelOptions<T> {
    * message. The channel owns it: `close()` calls `io.close()`.
    */
   io?: ByteIO;
-  /** How values become bytes. Default `codecs.json<T>()`. */
+  /**
+   * How values become bytes, both ways. Default `codecs.json<T>()`. A
+   * channel whose directions carry different types takes one codec for
+   * both (`FramedChannelOptions<Request | Reply>`).
+   */
   codec?: Codec<T>;
   /** `"frames"` (default) or `"lines"`. */
   framing?: Framing;
   /**
    * The largest message accepted, in bytes. An incoming frame header that
    * announces more is rejected before anything is allocated for it, and a
-   * line longer than this is rejected too. Default 64 MiB.
+   * line longer than this is rejected too. Within the limit, memory grows
+   * with the bytes that arrive, not with what a header announces. Default
+   * 64 MiB.
    */
   maxMessageSize?: number;
   /** Names the channel in error messages, e.g. `FIFO "/tmp/jobs"`. */
@@ -166,6 +189,20 @@ export interface FramedChannelOptions<T> {
   /** Runs once when the channel closes, after its streams are released. */
   onClose?: () => void;
 }
+
+const _OPTION_KEYS = optionKeys<FramedChannelOptions<unknown>>({
+  readable: true,
+  writable: true,
+  io: true,
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  description: true,
+  onClose: true,
+});
+
+/** The smallest buffer allocated to join chunks. */
+const _MIN_GROWTH_BYTES = 4096;
 
 const _NEWLINE = 0x0a;
 const _CARRIAGE_RETURN = 0x0d;
@@ -181,6 +218,12 @@ const _CARRIAGE_RETURN = 0x0d;
  * over-long message cannot be skipped, so the channel closes itself after
  * reporting it.
  *
+ * `send()` takes `TSend` and `receive()` yields `TReceive`; give one type
+ * when both directions carry the same.
+ *
+ * @typeParam TSend the values this end sends
+ * @typeParam TReceive the values this end receives; default `TSend`
+ *
  * @example Two channels joined by an in-memory pipe
  * ```ts
  * import { FramedChannel } from "@ipckit/ipckit";
@@ -188,12 +231,17 @@ const _CARRIAGE_RETURN = 0x0d;
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
  * const writer = new FramedChannel<number[]>({ writable: pipe.writable });
  * const reader = new FramedChannel<number[]>({ readable: pipe.readable });
+ * // An in-memory pipe takes a frame as it is read: receive, then send.
+ * const received = reader.receive({ timeout: 1000 });
  * await writer.send([1, 2, 3]);
- * console.log((await reader.receive()).value); // [1, 2, 3]
+ * console.log((await received).value); // [1, 2, 3]
  * ```
+ *
+ * @category Channels
  */
-export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
-  #codec: Codec<T>;
+export class FramedChannel<TSend, TReceive = TSend>
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
+  #codec: Codec<TSend | TReceive>;
   #framing: Framing;
   #maxMessageSize: number;
   #what: string;
@@ -201,7 +249,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #reader: _Source | undefined;
   #writer: _Sink | undefined;
   #io: ByteIO | undefined;
-  #closed = false;
+  #life: Lifecycle;
   #ended = false;
   // Bytes read but not yet framed: #buffer[#start, #end).
   #buffer: Uint8Array = new Uint8Array(0);
@@ -210,14 +258,16 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #ownsBuffer = false;
   #start = 0;
   #end = 0;
-  // At most one read is outstanding; a receive that times out leaves it for the next.
-  #pendingRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  // At most one read is outstanding; a receive that times out leaves it for
+  // the next, and leaves nothing of its own attached to it.
+  #reads = new KeptOperation<ReadableStreamReadResult<Uint8Array>>();
   // Receives and sends each run one at a time, in call order.
   #receiveTurn: Promise<unknown> = Promise.resolve();
   #sendTurn: Promise<unknown> = Promise.resolve();
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
-  constructor(options: FramedChannelOptions<T>) {
+  constructor(options: FramedChannelOptions<TSend | TReceive>) {
+    checkOptionKeys(options, _OPTION_KEYS, "frame a channel");
     const framing = options.framing ?? "frames";
     if (framing !== "frames" && framing !== "lines") {
       throw new TypeError(
@@ -242,10 +292,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         "Cannot frame a channel: give a readable stream, a writable stream, both, or io",
       );
     }
-    this.#codec = options.codec ?? codecs.json<T>();
+    this.#codec = options.codec ?? codecs.json<TSend | TReceive>();
     this.#framing = framing;
     this.#maxMessageSize = max;
     this.#what = options.description ?? "framed channel";
+    this.#life = new Lifecycle(this.#what);
     this.#onClose = options.onClose;
     this.#io = options.io;
     if (options.io) {
@@ -259,7 +310,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
 
   /** Whether `close()` has been called (or the channel closed itself). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -272,27 +323,27 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
    * contains a newline under `"lines"` framing (nothing is written)
    */
-  async send(value: T, options: WaitOptions = {}): Promise<void> {
-    const frame = this.#frame(value);
-    const deadline = deadlineOf(options);
-    const writer = this.#writer!;
+  async send(value: TSend, options: WaitOptions = {}): Promise<void> {
     const action = `send to ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
+    const frame = this.#frame(value);
+    const deadline = deadlineOf(options, action);
+    const writer = this.#writer!;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("send to");
       if (options.signal?.aborted) throw options.signal.reason;
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
       }
-      return this.#withDeadline(
+      return raceDeadline(
         writer.write(frame),
-        deadline.at,
-        deadline.timeout,
+        deadline,
         options.signal,
         action,
       ).catch((error) => {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("send to");
         // A partial frame cannot be taken back: later frames would be garbage.
         this.close();
         throw error;
@@ -310,26 +361,82 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {DecodeError} when a message cannot be decoded (with its bytes)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
-  receive(options: WaitOptions = {}): Promise<Message<T>> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+  receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
+    const action = `receive from ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("receive from"));
+    }
+    if (!this.#reader) {
+      return Promise.reject(
+        new TypeError(`Cannot ${action}: it is write-only`),
+      );
+    }
+    const turn = this.#receiveTurn.then(() =>
+      this.#receiveFrame(deadline, options.signal)
+    );
+    this.#receiveTurn = turn.catch(() => {});
+    return turn;
+  }
+
+  /**
+   * Waits until a whole message has been read into the channel's buffer (or
+   * the peer closed its end), without taking it: the next `receive()` then
+   * does not wait. It reads ahead into the channel's own buffer, in turn
+   * with `receive()` calls made before it. `select()` is built on it.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first; what was
+   * read meanwhile stays buffered for the next call
+   * @throws {Deno.errors.BadResource} when the channel is closed
+   *
+   * @example Wait until a message is buffered, then take it at once
+   * ```ts
+   * import { FramedChannel } from "@ipckit/ipckit";
+   *
+   * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+   * const writer = new FramedChannel<string>({ writable: pipe.writable });
+   * const reader = new FramedChannel<string>({ readable: pipe.readable });
+   * const sent = writer.send("hello");
+   * await reader.ready({ timeout: 1000 });
+   * await sent;
+   * console.log((await reader.receive({ timeout: 0 })).value); // hello
+   * ```
+   */
+  ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("wait for a message on"));
+    }
     if (!this.#reader) {
       return Promise.reject(
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
-      this.#receiveFrame(deadline.at, deadline.timeout, options.signal)
+      this.#waitForMessage(deadline, options.signal)
     );
     this.#receiveTurn = turn.catch(() => {});
     return turn;
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -339,7 +446,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * peer's iteration ends, while this side can still receive.
    */
   async closeWrite(): Promise<void> {
-    if (!this.#writer || this.#closed) return;
+    if (!this.#writer || this.#life.closed) return;
     await this.#sendTurn;
     const writer = this.#writer;
     this.#writer = undefined;
@@ -352,20 +459,21 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * the stream.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#reader?.cancel().catch(() => {});
-    this.#writer?.abort().catch(() => {});
-    this.#reader = undefined;
-    this.#writer = undefined;
-    try {
-      this.#io?.close();
-    } catch (error) {
-      // Closed already (by the peer's side of the runtime): nothing to release.
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    this.#buffer = new Uint8Array(0);
-    this.#onClose?.();
+    this.#life.close(() => {
+      this.#reads.close(this.#life.closedError("receive from"));
+      this.#reader?.cancel().catch(() => {});
+      this.#writer?.abort().catch(() => {});
+      this.#reader = undefined;
+      this.#writer = undefined;
+      try {
+        this.#io?.close();
+      } catch (error) {
+        // Closed already (by the peer's side of the runtime): nothing to release.
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+      this.#buffer = new Uint8Array(0);
+      this.#onClose?.();
+    });
   }
 
   /** Closes the channel; see {@linkcode FramedChannel.close}. */
@@ -383,8 +491,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.close();
   }
 
-  #frame(value: T): Uint8Array<ArrayBuffer> {
-    if (this.#closed) throw closedError(this.#what);
+  /** The codec's answer, as the type this direction carries. */
+  #decode(payload: Uint8Array): TReceive {
+    return this.#codec.decode(payload) as TReceive;
+  }
+
+  #frame(value: TSend): Uint8Array<ArrayBuffer> {
+    if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
     }
@@ -412,39 +525,80 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   async #receiveFrame(
-    deadline: number,
-    timeout: number,
+    deadline: Deadline,
     signal: AbortSignal | undefined,
-  ): Promise<Message<T>> {
+  ): Promise<Message<TReceive>> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       const payload = this.#takeMessage();
-      if (payload) return { value: this.#codec.decode(payload) };
+      if (payload) return { value: this.#decode(payload) };
       if (this.#ended) return this.#atEnd();
-      if (!this.#pendingRead) {
-        this.#pendingRead = this.#reader!.read();
-        // A read left pending by a timeout may fail after nobody awaits it
-        // (close() interrupts it): that must not be an unhandled rejection.
-        this.#pendingRead.catch(() => {});
-      }
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await this.#withDeadline(
-          this.#pendingRead,
-          deadline,
-          timeout,
-          signal,
-          `receive from ${this.#what}`,
-        );
-      } catch (error) {
-        // A read cut short by close() fails with whatever the resource says.
-        if (this.#closed) throw closedError(this.#what);
-        throw error;
-      }
-      this.#pendingRead = undefined;
-      if (result.done) this.#ended = true;
-      else this.#append(result.value);
+      await this.#readMore(deadline, signal, `receive from ${this.#what}`);
     }
+  }
+
+  async #waitForMessage(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    for (;;) {
+      if (this.#life.closed) {
+        throw this.#life.closedError("wait for a message on");
+      }
+      if (this.#ended || this.#messageBuffered()) return;
+      await this.#readMore(
+        deadline,
+        signal,
+        `wait for a message on ${this.#what}`,
+      );
+    }
+  }
+
+  /**
+   * Reads one more chunk into the buffer, or notes the end of the stream.
+   * A read the deadline or the signal gives up on stays pending, and the
+   * next call takes what it brings: nothing read is lost.
+   */
+  async #readMore(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await this.#reads.run(
+        () => this.#reader!.read(),
+        deadline,
+        signal,
+        action,
+      );
+    } catch (error) {
+      // A read cut short by close() fails with whatever the resource says.
+      if (this.#life.closed) throw this.#life.closedError("receive from");
+      throw error;
+    }
+    if (result.done) this.#ended = true;
+    else this.#append(result.value);
+  }
+
+  /**
+   * Whether the buffer holds a whole message, or something `receive()`
+   * reports at once (a frame header or a line beyond maxMessageSize).
+   */
+  #messageBuffered(): boolean {
+    const available = this.#end - this.#start;
+    if (this.#framing === "lines") {
+      return available > this.#maxMessageSize ||
+        this.#buffer.subarray(this.#start, this.#end).includes(_NEWLINE);
+    }
+    if (available < FRAME_HEADER_BYTES) return false;
+    const length = new DataView(
+      this.#buffer.buffer,
+      this.#buffer.byteOffset + this.#start,
+      FRAME_HEADER_BYTES,
+    ).getUint32(0, false);
+    return length > this.#maxMessageSize ||
+      available >= FRAME_HEADER_BYTES + length;
   }
 
   /** The next complete message in the buffer, or undefined if more bytes are needed. */
@@ -479,17 +633,28 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     const newline = this.#buffer.subarray(this.#start, this.#end).indexOf(
       _NEWLINE,
     );
-    if (newline < 0) {
-      if (available > this.#maxMessageSize) {
-        const error = new DecodeError(
-          `Cannot receive from ${this.#what}: a line is longer than maxMessageSize ${this.#maxMessageSize}, so the channel is closed`,
-          this.#buffer.subarray(this.#start, this.#start + 64),
-        );
-        this.close();
-        throw error;
-      }
-      return undefined;
+    // The same limit whether the newline is in or not: a line that arrives
+    // whole in one chunk is no more acceptable than one still arriving. A
+    // "\r" before the newline is not part of the message.
+    const length = newline < 0
+      ? available
+      : newline > 0 && this.#buffer[this.#start + newline - 1] ===
+          _CARRIAGE_RETURN
+      ? newline - 1
+      : newline;
+    if (length > this.#maxMessageSize) {
+      const error = new DecodeError(
+        `Cannot receive from ${this.#what}: a line is longer than maxMessageSize ${this.#maxMessageSize}, so the channel is closed`,
+        // The start of the line, as a sample: the whole may be megabytes.
+        this.#buffer.subarray(
+          this.#start,
+          Math.min(this.#end, this.#start + 64),
+        ),
+      );
+      this.close();
+      throw error;
     }
+    if (newline < 0) return undefined;
     const start = this.#start;
     let end = start + newline;
     this.#start = end + 1;
@@ -501,7 +666,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * The size of the frame that starts at #start, header included, once its
    * header has arrived (in the buffer, or partly in `chunk`); 0 when unknown,
    * for lines, or when the header announces more than maxMessageSize (which
-   * #takeMessage rejects: nothing is allocated for it).
+   * #takeMessage rejects). Only an upper bound for growing the buffer.
    */
   #frameBytes(chunk: Uint8Array): number {
     if (this.#framing !== "frames") return 0;
@@ -533,12 +698,14 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       this.#end += chunk.byteLength;
       return;
     }
-    // Room for the whole frame at once when its header is in: a large
-    // message arriving in many chunks is then copied once, not doubled into
-    // ever larger buffers.
-    const grown = new Uint8Array(
-      Math.max(needed, pending * 2, 4096, this.#frameBytes(chunk)),
-    );
+    // Grow with the bytes that arrived, never with what a header announces:
+    // a peer that sends a header for 64 MiB and then nothing must not make
+    // us allocate 64 MiB. Doubling copies a large message about twice in
+    // all; a known frame size caps the growth, so the last step is exact.
+    let size = Math.max(needed, pending * 2, _MIN_GROWTH_BYTES);
+    const frame = this.#frameBytes(chunk);
+    if (frame > 0) size = Math.max(needed, Math.min(size, frame));
+    const grown = new Uint8Array(size);
     grown.set(this.#buffer.subarray(this.#start, this.#end));
     grown.set(chunk, pending);
     this.#buffer = grown;
@@ -551,13 +718,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * What is left when the stream has ended: a last line without its newline
    * is still a line (as `printf hello` writes it), a partial frame is an error.
    */
-  #atEnd(): Message<T> {
+  #atEnd(): Message<TReceive> {
     const leftover = this.#end - this.#start;
     if (leftover > 0) {
       const bytes = this.#buffer.subarray(this.#start, this.#end);
       this.#start = this.#end;
       if (this.#framing === "lines") {
-        return { value: this.#codec.decode(bytes) };
+        return { value: this.#decode(bytes) };
       }
       throw new DecodeError(
         `Cannot receive from ${this.#what}: the stream ended inside a message, after ${leftover} bytes`,
@@ -567,29 +734,5 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     throw new Deno.errors.UnexpectedEof(
       `Cannot receive from ${this.#what}: the other end closed it`,
     );
-  }
-
-  /** Races `operation` against the deadline and the signal, without cancelling it. */
-  #withDeadline<R>(
-    operation: Promise<R>,
-    deadline: number,
-    timeout: number,
-    signal: AbortSignal | undefined,
-    action: string,
-  ): Promise<R> {
-    if (deadline === Infinity && !signal) return operation;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<R>();
-    const timer = deadline === Infinity ? undefined : setTimeout(
-      () => reject(timeoutError(action, timeout)),
-      Math.max(0, deadline - performance.now()),
-    );
-    const onAbort = () => reject(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    operation.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-    return promise;
   }
 }

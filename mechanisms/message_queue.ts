@@ -8,12 +8,12 @@
  * lets ipckit check sizes against the system limits before calling the kernel.
  *
  * @example A queue in one process
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit/message-queue";
  *
- * await using queue = MessageQueue.open<{ job: string }>("/jobs", {
+ * await using queue = MessageQueue.open<{ job: string }>(`/jobs-${Deno.pid}`, {
  *   create: true,
- *   unlinkOnClose: true,
+ *   unlinkOnClose: true, // remove the name when the queue closes
  * });
  * await queue.send({ job: "resize" }, { priority: 5 });
  * const { value, priority } = await queue.receive({ timeout: 1000 });
@@ -23,43 +23,56 @@
  * @module
  */
 
-import { cString, MQ_ATTR, O, POLL, requireSymbol } from "../ffi/c.ts";
+import { cString, O, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { mqAttributes, mqCreateAttributes } from "../ffi/mqueue.ts";
+import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkMode } from "./_common/checks.ts";
 import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import {
   defaultMqLimit,
   MQ_PROC_DIR,
   readMqLimit,
 } from "./_kernel/mq_limits.ts";
-import { validateIpcName } from "./_kernel/names.ts";
-import { type Access, requirePermissions } from "./_kernel/permissions.ts";
-import { type Deadline, deadlineOf, FdParker, pollSync } from "./_wait/fd.ts";
 import {
-  checkSpinMicros,
+  checkAdoptOption,
+  openTracked,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
+import { validateIpcName } from "./_kernel/names.ts";
+import { MQUEUE_DIR } from "./_kernel/objects.ts";
+import { type Access, requirePermissions } from "./_kernel/permissions.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
+import { type Direction, pollSync } from "./_wait/poll_sync.ts";
+import { reactor } from "./_wait/reactor.ts";
+import {
+  type ParkBounds,
   retryAsync,
   type RetryPlan,
   retrySync,
-  Spinner,
-} from "./_wait/spin.ts";
+} from "./_wait/retry.ts";
+import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
-/** Where Linux shows message queues as files; the permission checks use it. */
-export const MQUEUE_DIR = "/dev/mqueue";
-
-/** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
+/**
+ * Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX).
+ *
+ * @category Message queues
+ */
 export const MQ_PRIO_MAX = 32768;
 
 /**
  * How to open a message queue.
  *
- * @example
+ * @example A queue this process only receives from
  * ```ts
  * import type { MessageQueueOptions } from "@ipckit/ipckit";
  *
@@ -71,12 +84,23 @@ export const MQ_PRIO_MAX = 32768;
  *   write: false,
  * };
  * ```
+ *
+ * @category Message queues
  */
 export interface MessageQueueOptions<T> {
   /** Create the queue if it does not exist. Default `false`. */
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if the queue exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing queue to use. `"owned"` (default): only
+   * one owned by this process's effective uid whose mode grants nothing
+   * beyond `mode`; any other fails with `PermissionDenied` naming its owner
+   * and mode (another user may have created it first to read what this
+   * process sends). `"any-owner"`: any queue this process may open. Cannot
+   * be combined with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /** Permission bits of a created queue. Default `0o600`. */
   mode?: number;
   /**
@@ -115,12 +139,14 @@ export interface MessageQueueOptions<T> {
 /**
  * A received message and the priority it was sent with.
  *
- * @example
+ * @example What a receive resolves to
  * ```ts
  * import type { QueueMessage } from "@ipckit/ipckit";
  *
  * const message: QueueMessage<string> = { value: "hello", priority: 0 };
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueMessage<T> extends Message<T> {
   /** The priority the sender gave, 0 (lowest) to 32767. */
@@ -131,12 +157,14 @@ export interface QueueMessage<T> extends Message<T> {
  * Options for sending: a priority, and for the waiting forms a timeout and a
  * signal.
  *
- * @example
+ * @example An urgent send that waits at most 100 ms
  * ```ts
  * import type { SendOptions } from "@ipckit/ipckit";
  *
  * const urgent: SendOptions = { priority: 10, timeout: 100 };
  * ```
+ *
+ * @category Message queues
  */
 export interface SendOptions extends WaitOptions {
   /** 0 (the default, lowest) to 32767. Higher priorities are received first. */
@@ -146,7 +174,7 @@ export interface SendOptions extends WaitOptions {
 /**
  * A queue's attributes as the kernel reports them.
  *
- * @example
+ * @example Whether a queue is full
  * ```ts
  * import type { QueueAttributes } from "@ipckit/ipckit";
  *
@@ -154,6 +182,8 @@ export interface SendOptions extends WaitOptions {
  *   return attributes.currentMessages === attributes.maxMessages;
  * }
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueAttributes {
   /** Capacity in messages. */
@@ -168,9 +198,28 @@ interface _Handle {
   fd: number;
 }
 
-// A safety net for handles dropped without close(); close() is the contract.
-const _leaked = new FinalizationRegistry<_Handle>((handle) => {
-  if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+const _OPEN_KEYS = optionKeys<MessageQueueOptions<unknown>>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  maxMessages: true,
+  messageSize: true,
+  codec: true,
+  read: true,
+  write: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _TRY_SEND_KEYS = optionKeys<{ priority?: number }>({ priority: true });
+const _SEND_KEYS = optionKeys<SendOptions>({
+  priority: true,
+  timeout: true,
+  signal: true,
+});
+const _SEND_SYNC_KEYS = optionKeys<{ priority?: number; timeout?: number }>({
+  priority: true,
+  timeout: true,
 });
 
 /**
@@ -182,18 +231,22 @@ const _leaked = new FinalizationRegistry<_Handle>((handle) => {
  * like C (for Workers and scripts).
  *
  * @example Producer and consumer sharing a queue
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit";
  *
- * using queue = MessageQueue.open<number>("/numbers", { create: true });
+ * using queue = MessageQueue.open<number>(`/numbers-${Deno.pid}`, {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * queue.trySend(1);
  * await queue.send(2, { priority: 1 });
  * for await (const { value, priority } of queue) {
  *   console.log(value, priority); // 2 1, then 1 0
  *   if (value === 1) break;
  * }
- * MessageQueue.unlink("/numbers");
  * ```
+ *
+ * @category Message queues
  */
 export class MessageQueue<T = unknown>
   implements Channel<T, QueueMessage<T>>, AsyncDisposable {
@@ -205,14 +258,11 @@ export class MessageQueue<T = unknown>
   #canWrite: boolean;
   #unlinkOnClose: boolean;
   #messageSize: number;
-  #closed = false;
-  #released: Promise<void>;
-  #markReleased!: () => void;
-  #readable: FdParker;
-  #writable: FdParker;
+  #life: Lifecycle;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
-  // Allocated once per queue: every message is received into the same buffer.
+  // Allocated once per queue: every message is received into the same
+  // buffer and decoded before anything else can run (#receiveAndDecode).
   #receiveBuffer: Uint8Array<ArrayBuffer>;
   #receiveLength: bigint;
   #priority = new Uint32Array(1);
@@ -225,7 +275,9 @@ export class MessageQueue<T = unknown>
   ) {
     this.#name = name;
     this.#what = `message queue "${name}"`;
-    this.#handle = { fd };
+    this.#life = new Lifecycle(this.#what);
+    const handle = { fd };
+    this.#handle = handle;
     this.#codec = options.codec ?? codecs.json<T>();
     this.#canRead = options.read ?? true;
     this.#canWrite = options.write ?? true;
@@ -233,30 +285,41 @@ export class MessageQueue<T = unknown>
     this.#messageSize = messageSize;
     this.#receiveBuffer = new Uint8Array(this.#canRead ? messageSize : 0);
     this.#receiveLength = BigInt(this.#receiveBuffer.byteLength);
-    this.#readable = new FdParker(fd, POLL.IN, this.#what);
-    this.#writable = new FdParker(fd, POLL.OUT, this.#what);
     const spin = checkSpinMicros(options.spin, `open ${this.#what}`);
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
-    this.#released = new Promise((resolve) => (this.#markReleased = resolve));
-    _leaked.register(this, this.#handle, this);
+    // The safety net for a queue dropped without close().
+    this.#life.guard(this, () => {
+      if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+    });
   }
 
   /**
    * Opens (or with `create`, creates) the queue `name`, e.g. `"/jobs"`.
+   *
+   * Cleanup: the queue stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
    *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for sizes beyond the system limits, naming the limit
    * @throws {Deno.errors.NotCapable} without the read/write permission on `/dev/mqueue/<name>`
    * @throws {Deno.errors.NotFound} when the queue does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * queue belongs to another user or has a wider mode (see `adopt`)
    * @throws {Deno.errors.NotSupported} where the OS has no POSIX message queues (macOS)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a queue of 8 messages of up to 256 bytes
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using jobs = MessageQueue.open<string>("/jobs", { create: true, maxMessages: 8, messageSize: 256 });
+   * using jobs = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   maxMessages: 8,
+   *   messageSize: 256,
+   *   unlinkOnClose: true,
+   * });
    * console.log(jobs.attributes().maxMessages); // 8
    * ```
    */
@@ -264,7 +327,13 @@ export class MessageQueue<T = unknown>
     name: string,
     options: MessageQueueOptions<T> = {},
   ): MessageQueue<T> {
+    const action = `open message queue "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
+    for (const flag of ["create", "exclusive", "read", "write"] as const) {
+      checkFlag(options[flag], flag, action);
+    }
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
     const read = options.read ?? true;
     const write = options.write ?? true;
     if (!read && !write) {
@@ -281,7 +350,13 @@ export class MessageQueue<T = unknown>
       options.mode ?? 0o600,
       `open message queue "${name}"`,
     );
-    checkSpinMicros(options.spin, `open message queue "${name}"`);
+    checkSpinMicros(options.spin, action);
+    const adopt = checkAdoptOption(
+      options.adopt,
+      options.create,
+      options.exclusive,
+      action,
+    );
     const attr = options.create ? _createAttributes(name, options) : undefined;
 
     const accesses: Access[] = [];
@@ -292,16 +367,27 @@ export class MessageQueue<T = unknown>
     requirePermissions(accesses, `${MQUEUE_DIR}/${base}`, MQUEUE_DIR);
 
     const mqOpen = requireSymbol("mq_open");
-    let flags = (read && write ? O.RDWR : write ? O.WRONLY : O.RDONLY) |
+    const flags = (read && write ? O.RDWR : write ? O.WRONLY : O.RDONLY) |
       O.NONBLOCK | O.CLOEXEC;
-    if (options.create) flags |= O.CREAT;
-    if (options.exclusive) flags |= O.EXCL;
     const cName = cString(name);
-    const fd = retryEintr(() => mqOpen(cName, flags, mode, attr ?? null));
-    if (fd < 0) throw _openError(name, -fd, options);
+    const { fd, created } = openTracked(
+      (extra) =>
+        retryEintr(() => mqOpen(cName, flags | extra, mode, attr ?? null)),
+      (errno, reason) => _openError(name, errno, options, reason),
+      options.create ?? false,
+      options.exclusive ?? false,
+    );
 
     let messageSize: number;
     try {
+      if (options.create && !created) {
+        // Checked on the descriptor: exactly the queue that was opened.
+        const status = statFd(fd);
+        if (typeof status === "number") {
+          throw systemError("fstat", action, -status);
+        }
+        requireAdoptable(status, mode, adopt, "mq_open", action);
+      }
       // An existing queue keeps the sizes it was created with: ask the kernel.
       messageSize = _readAttributes(fd, `message queue "${name}"`).messageSize;
     } catch (error) {
@@ -318,11 +404,13 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.NotFound} when no queue has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/mqueue/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a queue's name
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * MessageQueue.unlink("/jobs");
+   * const name = `/jobs-${Deno.pid}`;
+   * MessageQueue.open(name, { create: true }).close(); // the name stays
+   * MessageQueue.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -343,7 +431,7 @@ export class MessageQueue<T = unknown>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** The largest message this queue accepts, in bytes. */
@@ -354,16 +442,20 @@ export class MessageQueue<T = unknown>
   /**
    * Reads the queue's current attributes from the kernel.
    *
-   * @example
-   * ```ts ignore
+   * @example How full a queue is
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * const { currentMessages, maxMessages } = queue.attributes();
+   * console.log(`${currentMessages} of ${maxMessages} messages waiting`);
    * ```
    */
   attributes(): QueueAttributes {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("read attributes of");
     return _readAttributes(this.#handle.fd, this.#what);
   }
 
@@ -373,19 +465,24 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.WouldBlock} when the queue is full
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send only if there is room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * try {
    *   queue.trySend("job", { priority: 1 });
    * } catch (error) {
    *   if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+   *   console.log("the queue is full");
    * }
    * ```
    */
   trySend(value: T, options: { priority?: number } = {}): void {
+    checkOptionKeys(options, _TRY_SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const errno = this.#sendOnce(bytes, priority);
@@ -399,23 +496,23 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send, waiting at most 500 ms for room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * await queue.send("urgent", { priority: 9, timeout: 500 });
    * ```
    */
   async send(value: T, options: SendOptions = {}): Promise<void> {
+    checkOptionKeys(options, _SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
-    const deadline = deadlineOf(options);
-    const action = `send to ${this.#what}`;
-    const errno = await retryAsync(
-      this.#sendPlan(bytes, priority, deadline),
-      () => this.#writable.park(deadline, options.signal, action),
-    );
+    const plan = this.#sendPlan(bytes, priority, options);
+    const errno = await retryAsync(plan, () => this.#park("write", plan));
     if (errno !== 0) throw this.#sendError(errno);
   }
 
@@ -425,11 +522,14 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Send from a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.sendSync("job", { timeout: 100 });
    * ```
    */
@@ -437,14 +537,11 @@ export class MessageQueue<T = unknown>
     value: T,
     options: { priority?: number; timeout?: number } = {},
   ): void {
+    checkOptionKeys(options, _SEND_SYNC_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
-    const deadline = deadlineOf(options);
-    const action = `send to ${this.#what}`;
-    const errno = retrySync(
-      this.#sendPlan(bytes, priority, deadline),
-      () => this.#waitSync(POLL.OUT, deadline, action),
-    );
+    const plan = this.#sendPlan(bytes, priority, options);
+    const errno = retrySync(plan, () => this.#waitSync("write", plan));
     if (errno !== 0) throw this.#sendError(errno);
   }
 
@@ -455,18 +552,21 @@ export class MessageQueue<T = unknown>
    * @throws {DecodeError} when the message cannot be decoded; it is consumed,
    * its bytes are in the error, and the next call receives the next message
    *
-   * @example
-   * ```ts ignore
+   * @example Take a message if there is one
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.tryReceive();
+   * console.log(value); // job
    * ```
    */
   tryReceive(): QueueMessage<T> {
-    const length = this.#receiveOnce();
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    return this.#received(this.#receiveAndDecode());
   }
 
   /**
@@ -477,23 +577,65 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    * @throws {DecodeError} when the message cannot be decoded (see `tryReceive`)
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second for a message
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("late job", { priority: 3 }), 10);
    * const { value, priority } = await queue.receive({ timeout: 1000 });
+   * console.log(value, priority); // late job 3
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
-    const deadline = deadlineOf(options);
-    const action = `receive from ${this.#what}`;
-    const length = await retryAsync(
-      this.#receivePlan(deadline),
-      () => this.#readable.park(deadline, options.signal, action),
-    );
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    checkOptionKeys(options, WAIT_KEYS, `receive from ${this.#what}`);
+    const plan = this.#receivePlan(options);
+    const result = await retryAsync(plan, () => this.#park("read", plan));
+    return this.#received(result);
+  }
+
+  /**
+   * Waits until the queue holds a message, without taking it (see
+   * `Selectable.ready`); `select()` is built on it. Another
+   * receiver, in this process or another, may take that message first.
+   *
+   * @throws {Deno.errors.TimedOut} when `timeout` passes first
+   * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
+   * @throws {TypeError} when the queue was opened with `read: false`
+   *
+   * @example Wait for a message without taking it
+   * ```ts
+   * import { MessageQueue } from "@ipckit/ipckit";
+   *
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("job"), 10);
+   * await queue.ready({ timeout: 1000 });
+   * const { value } = queue.tryReceive(); // there is one, unless another receiver took it
+   * console.log(value); // job
+   * ```
+   */
+  async ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
+    const plan: RetryPlan<boolean> = {
+      attempt: () => {
+        this.#checkReadable();
+        return _readAttributes(this.#handle.fd, this.#what).currentMessages >
+          0;
+      },
+      wouldBlock: (hasMessage) => !hasMessage,
+      spinner: this.#receiveSpinner,
+      deadline: deadlineOf(options, action),
+      signal: options.signal,
+      action,
+    };
+    await retryAsync(plan, () => this.#park("read", plan));
   }
 
   /**
@@ -502,41 +644,47 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Receive in a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.receiveSync({ timeout: 1000 });
+   * console.log(value); // job
    * ```
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
-    const deadline = deadlineOf(options);
-    const action = `receive from ${this.#what}`;
-    const length = retrySync(
-      this.#receivePlan(deadline),
-      () => this.#waitSync(POLL.IN, deadline, action),
-    );
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `receive from ${this.#what}`);
+    const plan = this.#receivePlan(options);
+    const result = retrySync(plan, () => this.#waitSync("read", plan));
+    return this.#received(result);
   }
 
   /**
    * Receives messages until the queue is closed. A message that cannot be
    * decoded ends the loop with its `DecodeError`; call `receive()` to go on.
    *
-   * @example
-   * ```ts ignore
+   * @example Handle messages until the queue is closed
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
-   * for await (const { value } of queue) console.log(value);
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.close(), 50); // ends the loop
+   * queue.trySend("one");
+   * for await (const { value } of queue) console.log(value); // one
    * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       false,
     );
   }
@@ -544,12 +692,13 @@ export class MessageQueue<T = unknown>
   /**
    * Removes this queue's name (see the static {@linkcode MessageQueue.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the queue stays open
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs", { create: true });
-   * queue.unlink();
+   * using queue = MessageQueue.open(`/jobs-${Deno.pid}`, { create: true });
+   * queue.unlink(); // other processes can no longer open it; this handle works on
+   * queue.trySend("still works");
    * ```
    */
   unlink(): void {
@@ -558,33 +707,32 @@ export class MessageQueue<T = unknown>
 
   /**
    * Closes the queue; idempotent. Pending `send`/`receive` calls reject with
-   * `Deno.errors.BadResource`. The descriptor is released as soon as no
-   * parked wait uses it (at once, unless one is parked). With `unlinkOnClose`
-   * the name is removed too.
+   * `Deno.errors.BadResource`, and the descriptor is closed at once (a
+   * parked wait holds no reference to it). With `unlinkOnClose` the name is
+   * removed too.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * const queue = MessageQueue.open("/jobs");
+   * const queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.close();
    * queue.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    let pending = 2;
-    const releaseWhenIdle = () => {
-      if (--pending > 0) return;
+    this.#life.close(() => {
+      // Waiters first, with the "it is closed" error; then the descriptor.
+      reactor().release(this.#handle.fd);
       requireSymbol("mq_close")(this.#handle.fd);
       this.#handle.fd = -1;
-      this.#markReleased();
-    };
-    this.#readable.close(releaseWhenIdle);
-    this.#writable.close(releaseWhenIdle);
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => MessageQueue.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the queue; see {@linkcode MessageQueue.close}. */
@@ -592,14 +740,13 @@ export class MessageQueue<T = unknown>
     this.close();
   }
 
-  /** Closes the queue and waits until its descriptor is released. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    await this.#released;
+  /** Closes the queue; see {@linkcode MessageQueue.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 
   #encode(value: T): Uint8Array {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     if (!this.#canWrite) {
       throw new TypeError(
         `Cannot send to ${this.#what}: it was opened with write: false`,
@@ -616,7 +763,7 @@ export class MessageQueue<T = unknown>
 
   /** One non-blocking mq_send; returns 0 or the errno. */
   #sendOnce(bytes: Uint8Array, priority: number): number {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     const mqSend = requireSymbol("mq_send");
     const fd = this.#handle.fd;
     const length = BigInt(bytes.byteLength);
@@ -630,34 +777,43 @@ export class MessageQueue<T = unknown>
   #sendPlan(
     bytes: Uint8Array,
     priority: number,
-    deadline: Deadline,
+    options: WaitOptions,
   ): RetryPlan<number> {
     return {
       attempt: () => this.#sendOnce(bytes, priority),
       wouldBlock: _isAgain,
       spinner: this.#sendSpinner,
-      mayWait: deadline.timeout !== 0,
+      deadline: deadlineOf(options, `send to ${this.#what}`),
+      signal: options.signal,
+      action: `send to ${this.#what}`,
     };
   }
 
   /** How a waiting receive retries: mq_receive until a message is there. */
-  #receivePlan(deadline: Deadline): RetryPlan<number> {
+  #receivePlan(options: WaitOptions): RetryPlan<QueueMessage<T> | number> {
     return {
-      attempt: () => this.#receiveOnce(),
+      attempt: () => this.#receiveAndDecode(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
-      mayWait: deadline.timeout !== 0,
+      deadline: deadlineOf(options, `receive from ${this.#what}`),
+      signal: options.signal,
+      action: `receive from ${this.#what}`,
     };
   }
 
-  /** One non-blocking mq_receive; returns the length or -errno. */
-  #receiveOnce(): number {
-    if (this.#closed) throw closedError(this.#what);
+  /** Throws unless the queue is open for receiving. */
+  #checkReadable(): void {
+    this.#life.check("receive from");
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
       );
     }
+  }
+
+  /** One non-blocking mq_receive; returns the length or -errno. */
+  #receiveOnce(): number {
+    this.#checkReadable();
     const mqReceive = requireSymbol("mq_receive");
     const fd = this.#handle.fd;
     const buffer = this.#receiveBuffer;
@@ -666,14 +822,45 @@ export class MessageQueue<T = unknown>
     return retryEintr(() => Number(mqReceive(fd, buffer, length, priority)));
   }
 
-  #decode(length: number): QueueMessage<T> {
+  /**
+   * One non-blocking mq_receive, decoded in the same synchronous step:
+   * the message, or -errno. The receive buffer and the priority word are
+   * shared by every call on this handle, so nothing may run between filling
+   * them and decoding them; another receive in flight (woken by the same
+   * poll) would overwrite them at its own attempt. Decoding here, before
+   * any await, is what gives each concurrent receive its own message
+   * without a buffer per call. A DecodeError thrown here has consumed its
+   * message and carries a copy of its bytes.
+   */
+  #receiveAndDecode(): QueueMessage<T> | number {
+    const length = this.#receiveOnce();
+    if (length < 0) return length;
     const value = this.#codec.decode(this.#receiveBuffer.subarray(0, length));
     return { value, priority: this.#priority[0] };
   }
 
-  #waitSync(events: number, deadline: Deadline, action: string): void {
-    if (!pollSync(this.#handle.fd, events, deadline, action)) {
-      throw timeoutError(action, deadline.timeout);
+  /** The message of a receive attempt, or its errno as the error to throw. */
+  #received(result: QueueMessage<T> | number): QueueMessage<T> {
+    if (typeof result === "number") throw this.#receiveError(-result);
+    return result;
+  }
+
+  /** Parks an async wait on the reactor until the queue may be ready. */
+  #park(direction: Direction, plan: ParkBounds): Promise<void> {
+    return reactor().park(
+      this.#handle.fd,
+      direction,
+      this.#what,
+      plan.deadline,
+      plan.signal,
+      plan.action,
+    );
+  }
+
+  /** Blocks the thread until the queue may be ready, or throws the timeout. */
+  #waitSync(direction: Direction, plan: ParkBounds): undefined {
+    if (!pollSync(this.#handle.fd, direction, plan.deadline, plan.action)) {
+      throw timeoutError(plan.action, plan.deadline.timeout);
     }
   }
 
@@ -701,23 +888,17 @@ function _isAgain(errno: number): boolean {
   return errno === ERRNO.EAGAIN;
 }
 
-/** Whether a length-or-minus-errno result means "would block". */
-function _isMinusAgain(result: number): boolean {
+/** Whether a message-or-minus-errno result means "would block". */
+function _isMinusAgain(result: unknown): boolean {
   return result === -ERRNO.EAGAIN;
 }
 
 function _readAttributes(fd: number, what: string): QueueAttributes {
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  const mqGetattr = requireSymbol("mq_getattr");
-  const result = retryEintr(() => mqGetattr(fd, attr));
-  if (result < 0) {
-    throw systemError("mq_getattr", `read attributes of ${what}`, -result);
+  const attributes = mqAttributes(fd);
+  if (typeof attributes === "number") {
+    throw systemError("mq_getattr", `read attributes of ${what}`, -attributes);
   }
-  return {
-    maxMessages: Number(attr[MQ_ATTR.MAXMSG / 8]),
-    messageSize: Number(attr[MQ_ATTR.MSGSIZE / 8]),
-    currentMessages: Number(attr[MQ_ATTR.CURMSGS / 8]),
-  };
+  return attributes;
 }
 
 function _checkPriority(priority: unknown, what: string): number {
@@ -735,13 +916,13 @@ function _checkPriority(priority: unknown, what: string): number {
   return priority as number;
 }
 
-/** Checks a size option and the system limit it must respect. */
-function _checkSize(
+/** Checks the shape of a size option: a positive safe integer, or unset. */
+function _checkSizeShape(
   name: string,
   option: "maxMessages" | "messageSize",
   value: unknown,
-  limitFile: "msg_max" | "msgsize_max",
-): number {
+): void {
+  if (value === undefined) return;
   if (!Number.isSafeInteger(value) || (value as number) < 1) {
     throw new RangeError(
       `Cannot create message queue "${name}": ${option} must be a positive integer, got ${
@@ -749,6 +930,16 @@ function _checkSize(
       }`,
     );
   }
+}
+
+/** Checks a size option and the system limit it must respect. */
+function _checkSize(
+  name: string,
+  option: "maxMessages" | "messageSize",
+  value: unknown,
+  limitFile: "msg_max" | "msgsize_max",
+): number {
+  _checkSizeShape(name, option, value);
   const limit = readMqLimit(limitFile);
   if (limit !== undefined && (value as number) > limit) {
     throw new RangeError(
@@ -768,6 +959,10 @@ function _createAttributes(
   if (options.maxMessages === undefined && options.messageSize === undefined) {
     return undefined;
   }
+  // Both shapes first: reading a default or a limit from /proc is a system
+  // call, and bad input must fail before any.
+  _checkSizeShape(name, "maxMessages", options.maxMessages);
+  _checkSizeShape(name, "messageSize", options.messageSize);
   const maxMessages = _checkSize(
     name,
     "maxMessages",
@@ -780,18 +975,19 @@ function _createAttributes(
     options.messageSize ?? defaultMqLimit("msgsize_default"),
     "msgsize_max",
   );
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  attr[MQ_ATTR.MAXMSG / 8] = BigInt(maxMessages);
-  attr[MQ_ATTR.MSGSIZE / 8] = BigInt(messageSize);
-  return attr;
+  return mqCreateAttributes(maxMessages, messageSize);
 }
 
 function _openError(
   name: string,
   errno: number,
   options: MessageQueueOptions<unknown>,
+  reason?: string,
 ): Error {
   const action = `open message queue "${name}"`;
+  if (reason !== undefined) {
+    return systemError("mq_open", action, errno, reason);
+  }
   switch (errno) {
     case ERRNO.EINVAL:
       return systemError(
@@ -818,14 +1014,5 @@ function _openError(
       );
     default:
       return systemError("mq_open", action, errno);
-  }
-}
-
-function _unlinkQuietly(name: string): void {
-  try {
-    MessageQueue.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }

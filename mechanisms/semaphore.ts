@@ -11,15 +11,20 @@
  *
  * Waiting comes in three forms: `wait()` returns a Promise and never blocks
  * the event loop, `tryWait()` never waits, `waitSync()` blocks the thread
- * like C. How `wait()` parks, why its cancellation never loses or takes a
- * count, and which clock the timeouts use on glibc and musl is explained in
- * `mechanisms/_wait/semaphore_parker.ts`.
+ * like C. How `wait()` sleeps (on the semaphore's own futex word, with no
+ * thread of its own, on glibc) and why its cancellation never takes a count
+ * is explained in `mechanisms/_wait/semaphore_park.ts`; which clock the
+ * timeouts use on glibc and musl in `mechanisms/_wait/semaphore_calls.ts`.
  *
  * @example Take turns with another process
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit/semaphore";
  *
- * using turn = Semaphore.open("/turn", { create: true, initial: 1 });
+ * using turn = Semaphore.open(`/turn-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 1,
+ *   unlinkOnClose: true,
+ * });
  * await turn.wait({ timeout: 5000 });
  * try {
  *   // … only one process at a time gets here …
@@ -34,55 +39,82 @@
 import { cString, O, SEM_T } from "../ffi/c.ts";
 import { ERRNO, lastErrno, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { mappingBackedBy } from "../ffi/maps.ts";
+import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
-import { type Mapping, mappingOf } from "./_memory/mapping.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { placeIn } from "./_memory/placement.ts";
+import {
+  type AdoptPolicy,
+  checkAdoptOption,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
 import { NAME_MAX, validateIpcName } from "./_kernel/names.ts";
+import { objectPath, SEM_DIR } from "./_kernel/objects.ts";
 import { requirePermissions } from "./_kernel/permissions.ts";
 import {
   SEM_VALUE_MAX,
-  SemParker,
   type SemPointer,
   semPost,
   semTryWait,
   semValue,
   semWaitSync,
-} from "./_wait/semaphore_parker.ts";
-import { type Deadline, deadlineOf } from "./_wait/fd.ts";
+} from "./_wait/semaphore_calls.ts";
+import { SemaphorePark } from "./_wait/semaphore_park.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
+import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 
-export { SEM_VALUE_MAX } from "./_wait/semaphore_parker.ts";
+export { SEM_VALUE_MAX } from "./_wait/semaphore_calls.ts";
 
-/** Where Linux keeps named semaphores, as `sem.<name>` files. */
-export const SEM_DIR = "/dev/shm";
-
-/** Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl). */
+/**
+ * Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl).
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_SIZE: number = SEM_T.SIZE_OF;
 
-/** Required alignment of a `sem_t` in shared memory. */
+/**
+ * Required alignment of a `sem_t` in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_ALIGN: number = SEM_T.ALIGN;
 
 /**
  * How to open a named semaphore.
  *
- * @example
+ * @example Four licences, gone with the last handle that asked
  * ```ts
  * import type { SemaphoreOptions } from "@ipckit/ipckit";
  *
  * const licences: SemaphoreOptions = { create: true, initial: 4, unlinkOnClose: true };
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface SemaphoreOptions {
   /** Create the semaphore if it does not exist. Default `false`. */
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing semaphore to use. `"owned"` (default):
+   * only one whose file is owned by this process's effective uid, whose
+   * mode grants nothing beyond `mode` and which has no other hard link; any
+   * other fails with `PermissionDenied` naming its owner and mode.
+   * `"any-owner"`: any semaphore this process may open. Cannot be combined
+   * with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /**
    * The value of a created semaphore, 0 to `SEM_VALUE_MAX`. Default 0.
    * Ignored when `create` finds an existing one (POSIX keeps its value).
@@ -108,13 +140,15 @@ export interface SemaphoreOptions {
 /**
  * How to place a semaphore in shared memory.
  *
- * @example
+ * @example The creator initializes, every other handle attaches
  * ```ts
  * import type { InMemorySemaphoreOptions } from "@ipckit/ipckit";
  *
  * const creator: InMemorySemaphoreOptions = { initial: 1 }; // sem_init
  * const user: InMemorySemaphoreOptions = {}; // attach to it
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface InMemorySemaphoreOptions {
   /**
@@ -135,13 +169,18 @@ export interface InMemorySemaphoreOptions {
   spin?: number;
 }
 
-interface _Named {
-  sem: SemPointer | null;
-}
-
-// A safety net for named semaphores dropped without close().
-const _leaked = new FinalizationRegistry<_Named>((named) => {
-  if (named.sem) libc().symbols.sem_close(named.sem);
+const _OPEN_KEYS = optionKeys<SemaphoreOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  initial: true,
+  mode: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _IN_MEMORY_KEYS = optionKeys<InMemorySemaphoreOptions>({
+  initial: true,
+  spin: true,
 });
 
 function _checkInitial(value: unknown, action: string): number {
@@ -159,7 +198,7 @@ function _checkInitial(value: unknown, action: string): number {
 }
 
 function _pathOf(base: string): string {
-  return `${SEM_DIR}/sem.${base}`;
+  return objectPath("sem", base);
 }
 
 /** `SEM_FAILED` is `(sem_t *)0` on glibc and musl and `(sem_t *)-1` on macOS. */
@@ -169,37 +208,156 @@ function _failed(pointer: Deno.PointerValue): boolean {
   return value === 0n || value === 0xffff_ffff_ffff_ffffn;
 }
 
-/** What the async spin returns when its caller aborted or closed the handle. */
-const _STOPPED = -1;
+/** sem_open, retrying EINTR; returns the semaphore or throws for its errno. */
+function _semOpen(
+  name: string,
+  flags: number,
+  mode: number,
+  initial: number,
+  action: string,
+): SemPointer {
+  const cName = cString(name);
+  const semOpen = libc().symbols.sem_open;
+  for (;;) {
+    const sem = semOpen(cName, flags, mode, initial);
+    if (!_failed(sem)) return sem!;
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw systemError("sem_open", action, errno);
+  }
+}
+
+/**
+ * `create: true`: creates the semaphore exclusively, or opens the existing
+ * one and adopts it only as `adopt` allows. sem_open keeps no descriptor, so
+ * the file it mapped is found through the mapping itself (its device and
+ * inode in /proc/self/maps) and compared with the file at the name, whose
+ * owner and mode are then checked: exactly the object that was opened.
+ */
+function _createOrAdopt(
+  name: string,
+  base: string,
+  mode: number,
+  initial: number,
+  exclusive: boolean,
+  adopt: AdoptPolicy,
+): SemPointer {
+  const action = `open semaphore "${name}"`;
+  // A few rounds cover a semaphore removed between our two attempts.
+  for (let round = 0; round < 8; round++) {
+    try {
+      return _semOpen(name, O.CREAT | O.EXCL, mode, initial, action);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists) || exclusive) {
+        throw error;
+      }
+    }
+    let sem: SemPointer;
+    try {
+      sem = _semOpen(name, 0, mode, initial, action);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    try {
+      requireAdoptable(
+        _adoptedFile(sem, base, action),
+        mode,
+        adopt,
+        "sem_open",
+        action,
+      );
+      return sem;
+    } catch (error) {
+      libc().symbols.sem_close(sem);
+      throw error;
+    }
+  }
+  throw systemError(
+    "sem_open",
+    action,
+    ERRNO.EEXIST,
+    "it kept appearing and disappearing while opening it",
+  );
+}
+
+/**
+ * The status of the file sem_open mapped at `sem`. glibc creates a
+ * semaphore as a temporary file that it links to the name and then
+ * unlinks, so for a moment a fresh one has two links: that moment is waited
+ * out (briefly) rather than taken for a planted hard link.
+ */
+function _adoptedFile(
+  sem: SemPointer,
+  base: string,
+  action: string,
+): FileStatus {
+  const address = BigInt(Deno.UnsafePointer.value(sem));
+  const changed = () =>
+    systemError(
+      "sem_open",
+      action,
+      ERRNO.ENOENT,
+      "it was replaced while it was being opened",
+    );
+  for (let attempt = 0;; attempt++) {
+    const status = statPath(_pathOf(base), false);
+    if (typeof status === "number") throw changed();
+    const backed = mappingBackedBy(address, status);
+    if (backed === undefined) {
+      throw systemError(
+        "sem_open",
+        action,
+        ERRNO.ENOENT,
+        "ipckit checks who owns an existing semaphore through /proc/self/maps, and /proc is not mounted",
+      );
+    }
+    if (!backed) throw changed();
+    if (status.nlink <= 1 || attempt >= 20) return status;
+    Atomics.wait(_pause, 0, 0, 1);
+  }
+}
+
+/** A word nobody changes, to sleep on for a millisecond. */
+const _pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Whether an errno result means "the count is 0, wait". */
+function _isAgain(errno: number): boolean {
+  return errno === ERRNO.EAGAIN;
+}
 
 /**
  * A POSIX semaphore: a count that processes take (`wait`) and give
  * (`post`), waiting while it is 0.
  *
  * @example A pool of 4 licences shared by any number of processes
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit";
  *
- * using licences = Semaphore.open("/licences", { create: true, initial: 4 });
+ * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 4,
+ *   unlinkOnClose: true,
+ * });
  * await licences.wait();
  * try {
- *   console.log("working, licences left:", licences.value);
+ *   console.log("working, licences left:", licences.value); // 3
  * } finally {
  *   licences.post();
  * }
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export class Semaphore implements Disposable, AsyncDisposable {
   #name: string | undefined;
   #what: string;
   #sem: SemPointer;
-  #parker: SemParker;
-  #closed = false;
+  #park: SemaphorePark;
+  // Aborted by close(): every parked wait() rejects with "it is closed".
+  #closing = new AbortController();
+  #life: Lifecycle;
   #release: () => void;
   #unlinkOnClose: boolean;
-  #released: Promise<void>;
-  #markReleased!: () => void;
-  #stopWatchingRegion: (() => void) | undefined;
   #spinner: Spinner;
 
   private constructor(
@@ -213,35 +371,46 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.#spinner = new Spinner(spinMicros);
     this.#sem = sem;
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#name = name;
     this.#release = release;
     this.#unlinkOnClose = unlinkOnClose;
-    this.#parker = new SemParker(sem, what);
-    this.#released = new Promise((resolve) => (this.#markReleased = resolve));
+    this.#park = new SemaphorePark(sem);
   }
 
   /**
    * Opens (or with `create`, creates) the named semaphore `name`, e.g.
    * `"/lock"`, which Linux keeps as `/dev/shm/sem.lock`.
    *
+   * Cleanup: the semaphore stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for `initial` outside 0 to `SEM_VALUE_MAX`, or a name over 251 bytes
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/sem.<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * semaphore belongs to another user or has a wider mode (see `adopt`)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a semaphore that must not exist yet
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready", { create: true, exclusive: true });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   exclusive: true,
+   *   unlinkOnClose: true,
+   * });
    * console.log(ready.value); // 0
    * ```
    */
   static open(name: string, options: SemaphoreOptions = {}): Semaphore {
+    const action = `open semaphore "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     // Linux names the file "sem." + name, which must fit in NAME_MAX.
     const base = validateIpcName(name, "semaphore", NAME_MAX - 4);
-    const action = `open semaphore "${name}"`;
     const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
@@ -257,31 +426,22 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const initial = _checkInitial(options.initial ?? 0, action);
     const mode = checkMode(options.mode ?? 0o600, action);
     const spin = checkSpinMicros(options.spin, action);
+    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
     requirePermissions(["read", "write"], _pathOf(base), SEM_DIR);
 
-    const flags = create ? O.CREAT | (exclusive ? O.EXCL : 0) : 0;
-    const cName = cString(name);
-    const semOpen = libc().symbols.sem_open;
-    let sem: Deno.PointerValue;
-    for (;;) {
-      sem = semOpen(cName, flags, mode, initial);
-      if (!_failed(sem)) break;
-      const errno = lastErrno();
-      if (errno !== ERRNO.EINTR) throw systemError("sem_open", action, errno);
-    }
-    const named: _Named = { sem };
+    const sem = create
+      ? _createOrAdopt(name, base, mode, initial, exclusive ?? false, adopt)
+      : _semOpen(name, 0, mode, initial, action);
     const handle = new Semaphore(
-      sem!,
+      sem,
       `semaphore "${name}"`,
       name,
-      () => {
-        libc().symbols.sem_close(named.sem);
-        named.sem = null;
-      },
+      () => libc().symbols.sem_close(sem),
       unlinkOnClose ?? false,
       spin,
     );
-    _leaked.register(handle, named, handle);
+    // The safety net for a semaphore dropped without close().
+    handle.#life.guard(handle, () => libc().symbols.sem_close(sem));
     return handle;
   }
 
@@ -303,17 +463,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * waiting on undefined. The semaphore lives as long as the memory; to
    * reset it, initialize again while no process uses it.
    *
-   * Closing the region closes this semaphore too. The region is unmapped
-   * only after a parked `wait()` has returned from the thread pool.
+   * Closing the region closes this semaphore too, and rejects its parked
+   * `wait()` calls first.
    *
    * @throws {TypeError} when `memory` is not an open, writable `SharedMemory`
    * @throws {RangeError} for an offset that is unaligned or leaves no room for a `sem_t`
    *
    * @example A semaphore and the data it guards in one region
-   * ```ts ignore
+   * ```ts
    * import { Semaphore, SEMAPHORE_SIZE, SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/jobs", { create: true, size: 4096 });
+   * using memory = SharedMemory.open(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * using ready = Semaphore.inMemory(memory, 0, { initial: 0 });
    * const data = memory.view(Uint8Array, SEMAPHORE_SIZE);
    * data[0] = 42;
@@ -326,35 +490,42 @@ export class Semaphore implements Disposable, AsyncDisposable {
     options: InMemorySemaphoreOptions = {},
   ): Semaphore {
     const action = "place a semaphore in shared memory";
-    const mapping = mappingOf(memory);
-    if (mapping === undefined) {
-      throw new TypeError(`Cannot ${action}: expected a SharedMemory`);
-    }
-    if (mapping.closed) throw closedError(`shared memory "${memory.name}"`);
-    if (!mapping.shared) {
-      throw new TypeError(
-        `Cannot ${action}: shared memory "${memory.name}" is open readOnly (a private copy), so other processes would never see the semaphore`,
-      );
-    }
-    _checkOffset(mapping, byteOffset, action);
+    checkOptionKeys(options, _IN_MEMORY_KEYS, action);
+    const placement = placeIn(memory, byteOffset, {
+      size: SEM_T.SIZE_OF,
+      align: SEM_T.ALIGN,
+      typeName: "sem_t",
+    }, action);
     const spin = checkSpinMicros(options.spin, action);
     const initial = options.initial === undefined
       ? undefined
       : _checkInitial(options.initial, action);
-    const sem = mapping.address(byteOffset);
+    const { mapping } = placement;
+    const sem = mapping.address(placement.byteOffset);
     const what =
-      `semaphore at byte ${byteOffset} of shared memory "${memory.name}"`;
+      `semaphore at byte ${placement.byteOffset} of ${placement.what}`;
     if (initial !== undefined) {
       const result = libc().symbols.sem_init(sem, 1, initial);
       if (result !== 0) {
         throw systemError("sem_init", `initialize ${what}`, lastErrno());
       }
     }
-    // Keep the memory mapped until this semaphore is released: a parked
-    // slice on the thread pool may still be inside sem_clockwait on it.
+    // Keep the memory mapped until this semaphore is closed: its waits
+    // read the sem_t until then. Closing the region closes it first.
     const letGo = mapping.retain();
-    const handle = new Semaphore(sem, what, undefined, letGo, false, spin);
-    handle.#stopWatchingRegion = mapping.onClose(() => handle.close());
+    let forget = () => {};
+    const handle = new Semaphore(
+      sem,
+      what,
+      undefined,
+      () => {
+        forget();
+        letGo();
+      },
+      false,
+      spin,
+    );
+    forget = placement.own(handle);
     return handle;
   }
 
@@ -365,11 +536,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when no semaphore has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/sem.<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * Semaphore.unlink("/lock");
+   * const name = `/lock-${Deno.pid}`;
+   * Semaphore.open(name, { create: true }).close(); // the name stays
+   * Semaphore.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -390,19 +563,23 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
    * The current count (`sem_getvalue`). Other processes may change it at
    * any moment, so it is a hint, not something to decide on.
    *
-   * @example
-   * ```ts ignore
+   * @example How many licences are free, as a hint
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
-   * console.log(`${licences.value} licences free`);
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 4,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(`${licences.value} licences free`); // 4 licences free
    * ```
    */
   get value(): number {
@@ -416,12 +593,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {IpcError} with code `EOVERFLOW` when the count is already `SEM_VALUE_MAX`
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example Signal that something is ready
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * ready.post();
+   * console.log(ready.value); // 1
    * ```
    */
   post(): void {
@@ -443,13 +624,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @returns whether a count was taken
    *
-   * @example
-   * ```ts ignore
+   * @example Work only if a licence is free now
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * if (licences.tryWait()) {
-   *   try { console.log("got one"); } finally { licences.post(); }
+   *   try {
+   *     console.log("got one");
+   *   } finally {
+   *     licences.post();
+   *   }
    * }
    * ```
    */
@@ -464,67 +653,41 @@ export class Semaphore implements Disposable, AsyncDisposable {
   /**
    * Takes one from the count, waiting without blocking the event loop while
    * it is 0. When the promise rejects (timeout, abort, close) no count was
-   * taken, and an abort or close is noticed within one park slice (4 ms).
+   * taken. Spins briefly first (the `spin` option), then sleeps without a
+   * thread of its own (see the module doc).
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms, monotonic) passes first
    * @throws {Deno.errors.BadResource} when the semaphore is closed before or meanwhile
    * @throws the signal's reason when `signal` aborts
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second, or until aborted
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
-   * await ready.wait({ timeout: 1000, signal: AbortSignal.timeout(5000) });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * const stop = new AbortController();
+   * setTimeout(() => ready.post(), 10);
+   * await ready.wait({ timeout: 1000, signal: stop.signal });
    * ```
    */
-  wait(options: WaitOptions = {}): Promise<void> {
-    let deadline;
+  async wait(options: WaitOptions = {}): Promise<void> {
+    checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
+    const plan = this.#waitPlan(options);
+    const closing = this.#closing.signal;
+    plan.signal = options.signal
+      ? AbortSignal.any([options.signal, closing])
+      : closing;
+    const { park, end } = this.#park.parkFor(plan);
+    let errno: number;
     try {
-      deadline = deadlineOf(options);
-      this.#checkOpen("wait on");
-    } catch (error) {
-      return Promise.reject(error);
+      errno = await retryAsync(plan, park);
+    } finally {
+      end();
     }
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const action = `wait on ${this.#what}`;
-    const errno = semTryWait(this.#sem);
-    if (errno === 0) return Promise.resolve();
-    if (errno !== ERRNO.EAGAIN) {
-      return Promise.reject(systemError("sem_trywait", action, errno));
-    }
-    if (performance.now() >= deadline.at) {
-      return Promise.reject(timeoutError(action, deadline.timeout));
-    }
-    return this.#spinThenPark(deadline, signal, action);
-  }
-
-  /**
-   * The slow path of `wait()`: spin (yielding microtasks), then park. The
-   * spin stops at once when the caller aborts or the handle closes, so a
-   * cancelled wait never takes a count.
-   */
-  async #spinThenPark(
-    deadline: Deadline,
-    signal: AbortSignal | undefined,
-    action: string,
-  ): Promise<void> {
-    const started = performance.now();
-    const errno = await this.#spinner.spinAsync(
-      ERRNO.EAGAIN,
-      () => signal?.aborted || this.#closed ? _STOPPED : semTryWait(this.#sem),
-      (result) => result !== ERRNO.EAGAIN,
-    );
-    if (errno === 0) return;
-    if (signal?.aborted) throw signal.reason;
-    this.#checkOpen("wait on");
-    if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
-    if (performance.now() >= deadline.at) {
-      throw timeoutError(action, deadline.timeout);
-    }
-    await this.#parker.wait(deadline, signal, action);
-    this.#spinner.slept(performance.now() - started);
+    if (errno !== 0) throw systemError("sem_trywait", plan.action, errno);
   }
 
   /**
@@ -533,26 +696,44 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms, monotonic) passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Wait in a Worker or a script, blocking the thread
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * ready.waitSync({ timeout: 1000 });
    * ```
    */
   waitSync(options: { timeout?: number } = {}): void {
-    const deadline = deadlineOf(options);
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `wait on ${this.#what}`);
+    const plan = this.#waitPlan(options);
+    // sem_clockwait takes the count itself when it returns in time.
+    const errno = retrySync(plan, () => {
+      if (semWaitSync(this.#sem, plan.deadline, plan.action)) return 0;
+      throw timeoutError(plan.action, plan.deadline.timeout);
+    });
+    if (errno !== 0) throw systemError("sem_trywait", plan.action, errno);
+  }
+
+  /** How a wait retries: sem_trywait until it takes a count. */
+  #waitPlan(options: WaitOptions): RetryPlan<number> {
+    const deadline = deadlineOf(options, `wait on ${this.#what}`);
     this.#checkOpen("wait on");
-    const action = `wait on ${this.#what}`;
-    const started = performance.now();
-    const errno = this.#tryWaitSpinning(deadline);
-    if (errno === 0) return;
-    if (errno !== ERRNO.EAGAIN) throw systemError("sem_trywait", action, errno);
-    if (!semWaitSync(this.#sem, deadline, action)) {
-      throw timeoutError(action, deadline.timeout);
-    }
-    this.#spinner.slept(performance.now() - started);
+    return {
+      attempt: () => {
+        // Closed while spinning: the sem_t may be gone, never touch it.
+        this.#checkOpen("wait on");
+        return semTryWait(this.#sem);
+      },
+      wouldBlock: _isAgain,
+      spinner: this.#spinner,
+      deadline,
+      action: `wait on ${this.#what}`,
+    };
   }
 
   /**
@@ -560,12 +741,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {TypeError} for a semaphore in shared memory, which has no name
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the semaphore stays usable
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using lock = Semaphore.open("/lock", { create: true });
-   * lock.unlink();
+   * using lock = Semaphore.open(`/lock-${Deno.pid}`, { create: true });
+   * lock.unlink(); // no new process can open it; this handle works on
+   * lock.post();
    * ```
    */
   unlink(): void {
@@ -577,36 +759,34 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /**
    * Closes the handle; idempotent. Pending `wait()` calls reject with
-   * `BadResource` within one park slice, without taking a count. The
-   * `sem_t` is released (`sem_close`, or the region let go) once no parked
-   * wait is on the thread pool. With `unlinkOnClose` the name is removed.
+   * `BadResource` at once, without taking a count, and the `sem_t` is
+   * released (`sem_close`, or the region let go). With `unlinkOnClose` the
+   * name is removed.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * const lock = Semaphore.open("/lock");
+   * const lock = Semaphore.open(`/lock-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * lock.close();
    * lock.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    this.#stopWatchingRegion?.();
-    this.#parker.close(() => {
+    this.#life.close(() => {
+      // Off the waiter count, then every parked wait rejected (which stops
+      // it reading the sem_t), then the sem_t released.
+      this.#park.close();
+      this.#closing.abort(this.#life.closedError("wait on"));
       this.#release();
-      this.#markReleased();
-    });
-    if (this.#unlinkOnClose && this.#name !== undefined) {
-      try {
-        Semaphore.unlink(this.#name);
-      } catch (error) {
-        // Somebody else removed it first: the goal is reached.
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      if (this.#unlinkOnClose && this.#name !== undefined) {
+        const name = this.#name;
+        unlinkQuietly(() => Semaphore.unlink(name));
       }
-    }
+    });
   }
 
   /** Closes the handle; see {@linkcode Semaphore.close}. */
@@ -614,55 +794,12 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.close();
   }
 
-  /** Closes the handle and waits until no parked wait uses the `sem_t`. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    await this.#released;
-  }
-
-  /** For waitSync(): sem_trywait, then a bounded spin while the count is 0 (see `spin`). */
-  #tryWaitSpinning(deadline: Deadline): number {
-    const errno = semTryWait(this.#sem);
-    if (errno !== ERRNO.EAGAIN || deadline.timeout === 0) return errno;
-    return this.#spinner.spin(
-      errno,
-      () => semTryWait(this.#sem),
-      (result) => result !== ERRNO.EAGAIN,
-    );
+  /** Closes the handle; see {@linkcode Semaphore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 
   #checkOpen(verb: string): void {
-    if (this.#closed) {
-      throw new Deno.errors.BadResource(
-        `Cannot ${verb} ${this.#what}: it is closed`,
-      );
-    }
-  }
-}
-
-function _checkOffset(
-  mapping: Mapping,
-  byteOffset: unknown,
-  action: string,
-): void {
-  if (
-    typeof byteOffset !== "number" || !Number.isSafeInteger(byteOffset) ||
-    byteOffset < 0
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset must be an integer of 0 or more, got ${
-        String(byteOffset)
-      }`,
-    );
-  }
-  if (byteOffset % SEM_T.ALIGN !== 0) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset ${byteOffset} is not a multiple of ${SEM_T.ALIGN}, the alignment of sem_t`,
-    );
-  }
-  if (byteOffset + SEM_T.SIZE_OF > mapping.size) {
-    throw new RangeError(
-      `Cannot ${action}: a sem_t is ${SEM_T.SIZE_OF} bytes, which do not fit at byteOffset ${byteOffset} of its ${mapping.size} bytes`,
-    );
+    this.#life.check(verb);
   }
 }

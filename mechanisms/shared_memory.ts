@@ -34,6 +34,13 @@
  *   with `posix_fallocate` when it is created or grown, and when it is opened
  *   for writing (which fills holes left by other programs' `ftruncate`). A
  *   full `/dev/shm` is an `IpcError` with code `ENOSPC`, never SIGBUS.
+ *   A `readOnly` handle cannot reserve (that needs write access), yet on
+ *   tmpfs even reading a hole allocates a page, and raises SIGBUS where
+ *   there is none: so a read-only open of a sparse object faults its holes
+ *   in at once (`MADV_POPULATE_READ`), or fails with `ENOSPC` when they do
+ *   not fit. On kernels before 5.14 only the free space is checked, and a
+ *   writer filling `/dev/shm` between that check and a read can still
+ *   cause SIGBUS.
  * - Using a view after `close()`: every buffer handed out is detached
  *   first, so typed arrays read `undefined` (length 0), DataViews throw
  *   `TypeError` and record fields throw `BadResource`.
@@ -48,11 +55,12 @@
  *   ipckit itself never shrinks shared memory.
  *
  * @example Two handles on one object
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit/shared-memory";
  *
- * using writer = SharedMemory.open("/frame", { create: true, size: 4096, unlinkOnClose: true });
- * using reader = SharedMemory.open("/frame", { readOnly: true });
+ * const name = `/frame-${Deno.pid}`;
+ * using writer = SharedMemory.open(name, { create: true, size: 4096, unlinkOnClose: true });
+ * using reader = SharedMemory.open(name, { readOnly: true });
  * writer.bytes()[0] = 42;
  * console.log(reader.bytes()[0]); // 42
  * ```
@@ -63,41 +71,57 @@
 import { cString, O } from "../ffi/c.ts";
 import { retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
   Mapping,
-  openTracked,
-  registerRegion,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./_memory/mapping.ts";
+import {
+  checkAdoptOption,
+  openTracked,
+  requireAdoptable,
+} from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
+import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
-
-/** Where Linux shows shared memory objects as files; permission checks use it. */
-export const SHM_DIR = "/dev/shm";
 
 /**
  * How to open a shared memory object.
  *
- * @example
+ * @example A megabyte that goes away with its handle
  * ```ts
  * import type { SharedMemoryOptions } from "@ipckit/ipckit";
  *
  * const options: SharedMemoryOptions = { create: true, size: 1 << 20, unlinkOnClose: true };
  * ```
+ *
+ * @category Shared memory
  */
 export interface SharedMemoryOptions {
   /** Create the object if it does not exist. Needs `size`. Default `false`. */
   create?: boolean;
   /** With `create`: fail with `AlreadyExists` if it exists. Default `false`. */
   exclusive?: boolean;
+  /**
+   * With `create`, which existing object to use. `"owned"` (default): only
+   * one owned by this process's effective uid, whose mode grants nothing
+   * beyond `mode` and which has no other hard link; any other fails with
+   * `PermissionDenied` naming its owner and mode (another user may have
+   * created it first to read what this process writes). `"any-owner"`: any
+   * object this process may open. Cannot be combined with `exclusive`.
+   */
+  adopt?: "owned" | "any-owner";
   /**
    * Size in bytes. A created object gets exactly this size (reserved in
    * `/dev/shm`). An existing object larger than this is an error; a smaller
@@ -116,6 +140,18 @@ export interface SharedMemoryOptions {
   unlinkOnClose?: boolean;
 }
 
+const _OPEN_KEYS = optionKeys<SharedMemoryOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  readOnly: true,
+  unlinkOnClose: true,
+});
+// A record's region is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
+
 /**
  * A POSIX shared memory object mapped into this process.
  *
@@ -124,20 +160,27 @@ export interface SharedMemoryOptions {
  * ordering that `Atomics` gives across processes.
  *
  * @example A counter two processes can increment
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/counter", { create: true, size: 4 });
+ * using memory = SharedMemory.open(`/counter-${Deno.pid}`, {
+ *   create: true,
+ *   size: 4,
+ *   unlinkOnClose: true,
+ * });
  * const counter = memory.view(Int32Array);
- * Atomics.add(counter, 0, 1);
+ * Atomics.add(counter, 0, 1); // atomic across processes too
  * ```
+ *
+ * @category Shared memory
  */
-export class SharedMemory implements Disposable {
+export class SharedMemory implements Disposable, AsyncDisposable {
   #name: string;
   #what: string;
   #mapping: Mapping;
   #readOnly: boolean;
   #unlinkOnClose: boolean;
+  #life: Lifecycle;
 
   private constructor(
     name: string,
@@ -150,31 +193,58 @@ export class SharedMemory implements Disposable {
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
-    registerRegion(this, mapping);
+    this.#life = new Lifecycle(this.#what);
+  }
+
+  /**
+   * Hands this region's mapping to an object placed inside it
+   * (`Semaphore.inMemory`, `Mutex.inMemory`); see
+   * `mechanisms/_memory/placement.ts`. Such objects close before the
+   * region does.
+   *
+   * @ignore
+   */
+  [PLACEMENT](): PlacementHost {
+    return {
+      mapping: this.#mapping,
+      what: this.#what,
+      own: (child) => this.#life.own(child),
+    };
   }
 
   /**
    * Opens (or with `create`, creates) the shared memory object `name`, e.g.
    * `"/frame"`, and maps all of it.
    *
+   * Cleanup: the object stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option combination, before any system call
    * @throws {RangeError} for an invalid size, or an existing object whose size does not match
    * @throws {Deno.errors.NotCapable} without read/write permission on `/dev/shm/<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.AlreadyExists} with `create` and `exclusive` when it exists
+   * @throws {Deno.errors.PermissionDenied} with `create` when an existing
+   * object belongs to another user or has a wider mode (see `adopt`)
    * @throws {IpcError} with code `ENOSPC` when `/dev/shm` has no room for it
    *
-   * @example
-   * ```ts ignore
+   * @example Create a megabyte of shared memory
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 1 << 20 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 1 << 20,
+   *   unlinkOnClose: true,
+   * });
    * console.log(memory.size); // 1048576
    * ```
    */
   static open(name: string, options: SharedMemoryOptions = {}): SharedMemory {
-    const base = validateIpcName(name, "shared memory");
     const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
+    const base = validateIpcName(name, "shared memory");
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
       options,
       action,
@@ -182,6 +252,7 @@ export class SharedMemory implements Disposable {
       ["unlinkOnClose", options.unlinkOnClose],
     );
     const unlinkOnClose = options.unlinkOnClose ?? false;
+    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
 
     const path = `${SHM_DIR}/${base}`;
     const accesses: Access[] = ["read"];
@@ -193,13 +264,20 @@ export class SharedMemory implements Disposable {
     const flags = (readOnly ? O.RDONLY : O.RDWR) | O.CLOEXEC;
     const { fd, created } = openTracked(
       (extra) => retryEintr(() => shmOpen(cName, flags | extra, mode)),
-      "shm_open",
-      action,
+      (errno, reason) => systemError("shm_open", action, errno, reason),
       create,
       exclusive,
     );
     let mapping: Mapping;
     try {
+      if (create && !created) {
+        // Checked on the descriptor: exactly the object that was opened.
+        const status = statFd(fd);
+        if (typeof status === "number") {
+          throw systemError("fstat", action, -status);
+        }
+        requireAdoptable(status, mode, adopt, "shm_open", action);
+      }
       const mapped = settleSize(fd, {
         created,
         requested: size,
@@ -214,6 +292,15 @@ export class SharedMemory implements Disposable {
       if (created) libc().symbols.shm_unlink(cName);
       throw error;
     }
+    if (readOnly) {
+      // No write access, so no reserving: make sure reading cannot SIGBUS.
+      try {
+        mapping.backHoles(action, SHM_DIR);
+      } catch (error) {
+        mapping.close();
+        throw error;
+      }
+    }
     return new SharedMemory(name, mapping, readOnly, unlinkOnClose);
   }
 
@@ -224,11 +311,14 @@ export class SharedMemory implements Disposable {
    * `RangeError`.
    *
    * @example A typed record shared between processes
-   * ```ts ignore
+   * ```ts
    * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
    *
    * const sensor = layout({ id: "u32", temperature: "f64", count: "i32", label: utf8(32), samples: array("f32", 64) });
-   * using record = SharedMemory.openStruct("/sensor", sensor, { create: true, unlinkOnClose: true });
+   * using record = SharedMemory.openStruct(`/sensor-${Deno.pid}`, sensor, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * record.label = "kitchen";
    * record.temperature = 21.5;
    * record.samples[0] = 0.25;
@@ -240,7 +330,9 @@ export class SharedMemory implements Disposable {
     layout: Layout<S>,
     options: Omit<SharedMemoryOptions, "size"> = {},
   ): MappedStruct<S, SharedMemory> {
-    checkRecordLayout(layout, `open shared memory "${name}"`);
+    const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _STRUCT_KEYS, action);
+    checkRecordLayout(layout, action);
     const memory = SharedMemory.open(name, { ...options, size: layout.size });
     return ownedStruct(
       memory,
@@ -263,11 +355,13 @@ export class SharedMemory implements Disposable {
    * @throws {Deno.errors.NotFound} when no object has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * SharedMemory.unlink("/frame");
+   * const name = `/frame-${Deno.pid}`;
+   * SharedMemory.open(name, { create: true, size: 4096 }).close(); // the name stays
+   * SharedMemory.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -302,7 +396,7 @@ export class SharedMemory implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -311,12 +405,17 @@ export class SharedMemory implements Disposable {
    *
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example A header read through a DataView
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const header = new DataView(memory.buffer, 0, 16);
+   * header.setUint32(0, 0xcafe);
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -326,11 +425,15 @@ export class SharedMemory implements Disposable {
   /**
    * The whole mapping as bytes, without a copy.
    *
-   * @example
-   * ```ts ignore
+   * @example Clear the whole object
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * memory.bytes().fill(0);
    * ```
    */
@@ -345,12 +448,17 @@ export class SharedMemory implements Disposable {
    *
    * @throws {RangeError} for an offset or length outside the mapping or misaligned
    *
-   * @example
-   * ```ts ignore
+   * @example A thousand floats after a 64-byte header
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
-   * const pixels = memory.view(Float32Array, 64, 1024);
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
+   * const pixels = memory.view(Float32Array, 64, 1000);
+   * pixels[0] = 0.5;
    * ```
    */
   view<T extends TypedArray>(
@@ -367,14 +475,19 @@ export class SharedMemory implements Disposable {
    * stops working when this handle closes.
    *
    * @example A header record followed by a frame buffer
-   * ```ts ignore
+   * ```ts
    * import { layout, SharedMemory } from "@ipckit/ipckit";
    *
    * const header = layout({ seq: "u32", width: "u16", height: "u16" });
-   * using memory = SharedMemory.open("/frame", { create: true, size: 8 + 640 * 480 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: header.size + 640 * 480,
+   *   unlinkOnClose: true,
+   * });
    * const head = memory.struct(header);
    * const pixels = memory.view(Uint8Array, header.size);
    * head.width = 640;
+   * pixels.fill(255);
    * ```
    */
   struct<S extends LayoutSpec>(
@@ -393,12 +506,13 @@ export class SharedMemory implements Disposable {
   /**
    * Removes this object's name (see the static {@linkcode SharedMemory.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the memory stays mapped
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 4096 });
-   * memory.unlink();
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, { create: true, size: 4096 });
+   * memory.unlink(); // no new process can open it; this mapping stays valid
+   * memory.bytes()[0] = 1;
    * ```
    */
   unlink(): void {
@@ -406,36 +520,42 @@ export class SharedMemory implements Disposable {
   }
 
   /**
-   * Detaches every buffer and view handed out, unmaps the memory and closes
-   * the descriptor; idempotent. With `unlinkOnClose` the name is removed too.
+   * Closes what was placed inside the region (semaphores, mutexes) first,
+   * then detaches every buffer and view handed out, unmaps the memory and
+   * closes the descriptor; idempotent. With `unlinkOnClose` the name is
+   * removed too; without it the object stays for other processes (and
+   * `SharedMemory.unlink` or `ipckit rm` removes it).
    *
-   * @example
-   * ```ts ignore
+   * @example Views go dead when the memory is closed
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * const memory = SharedMemory.open("/frame", { create: true, size: 4096 });
+   * const memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const bytes = memory.bytes();
    * memory.close();
    * console.log(bytes.length, bytes[0]); // 0 undefined
    * ```
    */
   close(): void {
-    if (this.#mapping.closed) return;
-    this.#mapping.close();
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+    this.#life.close(() => {
+      this.#mapping.close();
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => SharedMemory.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the handle; see {@linkcode SharedMemory.close}. */
   [Symbol.dispose](): void {
     this.close();
   }
-}
 
-function _unlinkQuietly(name: string): void {
-  try {
-    SharedMemory.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  /** Closes the handle; see {@linkcode SharedMemory.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }

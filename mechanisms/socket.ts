@@ -48,7 +48,7 @@ import type { Codec } from "./codec.ts";
 import { closedError } from "./_common/system_error.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { KeptOperation, raceDeadline } from "./_wait/race.ts";
+import { KeptOperation } from "./_wait/race.ts";
 import {
   checkAddress,
   type CheckedAddress,
@@ -61,7 +61,7 @@ import {
   closeBoundSocket,
   freeUnixPathForListening,
 } from "./_kernel/socket_file.ts";
-import { deadlineOf } from "./_wait/fd.ts";
+import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
  * How messages are carried on a stream socket.
@@ -119,6 +119,32 @@ export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
 }
 
 /**
+ * What only a listener takes.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "@ipckit/ipckit";
+ *
+ * const options: ListenOptions = {
+ *   onAcceptError: (error) => console.error("accept is failing:", error.message),
+ * };
+ * ```
+ */
+export interface ListenOptions {
+  /**
+   * Told when iterating the server (`for await`) meets an accept that fails
+   * for a reason that passes once resources are free again: too many open
+   * descriptors in this process (`EMFILE`) or the system (`ENFILE`), no
+   * buffer space or memory (`ENOBUFS`, `ENOMEM`), or a connection reset
+   * before it was taken (`ECONNABORTED`). The iteration does not end: it
+   * retries with a backoff from 5 ms doubling to 1 s, and calls this for
+   * every failed attempt. Default: one `console.warn` per episode (until an
+   * accept succeeds again).
+   */
+  onAcceptError?: (error: Error) => void;
+}
+
+/**
  * `{ path }` for a Unix socket, `{ hostname, port }` for TCP.
  *
  * @example
@@ -147,7 +173,8 @@ export type SocketOptions<T> = UnixSocketOptions<T> | TcpSocketOptions<T>;
  * for await (const { value } of channel) console.log(value);
  * ```
  */
-export class SocketChannel<T> extends FramedChannel<T> {
+export class SocketChannel<TSend, TReceive = TSend>
+  extends FramedChannel<TSend, TReceive> {
   /** This end's address. */
   readonly localAddr: Deno.Addr;
   /** The peer's address. */
@@ -156,7 +183,9 @@ export class SocketChannel<T> extends FramedChannel<T> {
   /** Wraps an open connection; `listen()` and `connect()` build these for you. */
   constructor(
     conn: Deno.Conn,
-    options: SocketChannelOptions<T> & { description?: string } = {},
+    options: SocketChannelOptions<TSend | TReceive> & {
+      description?: string;
+    } = {},
   ) {
     if (conn.remoteAddr.transport === "tcp") {
       // Frames are written whole: waiting to coalesce them only adds latency.
@@ -197,23 +226,33 @@ export class SocketChannel<T> extends FramedChannel<T> {
  * for await (const connection of server) echo(connection);
  * ```
  */
-export class SocketServer<T>
-  implements AsyncIterable<SocketChannel<T>>, Disposable, AsyncDisposable {
+export class SocketServer<TSend, TReceive = TSend>
+  implements
+    AsyncIterable<SocketChannel<TSend, TReceive>>,
+    Disposable,
+    AsyncDisposable {
   #listener: Deno.Listener;
-  #options: SocketChannelOptions<T>;
+  #options: SocketChannelOptions<TSend | TReceive>;
   #what: string;
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
-  // An accept that outlived its caller's timeout; the next accept takes it.
+  // Aborted by close(), so that a backoff between failed accepts ends at once.
+  #closing = new AbortController();
+  #onAcceptError: (error: Error) => void;
+  #warned = false;
+  // Accepts one at a time, each connection to exactly one caller; one
+  // accepted after its caller gave up goes to the next caller.
   #accepts = new KeptOperation<Deno.Conn>();
 
   private constructor(
     listener: Deno.Listener,
     address: CheckedAddress,
-    options: SocketChannelOptions<T>,
+    options: SocketChannelOptions<TSend | TReceive>,
+    onAcceptError: ((error: Error) => void) | undefined,
   ) {
     this.#listener = listener;
     this.#options = options;
+    this.#onAcceptError = onAcceptError ?? ((error) => this.#warnOnce(error));
     this.#what = describeAddress(
       address.transport === "unix" ? address : {
         ...address,
@@ -227,9 +266,17 @@ export class SocketServer<T>
   }
 
   /** Opens the listener; use {@linkcode listen}. */
-  static async listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
+  static async listen<TSend, TReceive = TSend>(
+    options: SocketOptions<TSend | TReceive> & ListenOptions,
+  ): Promise<SocketServer<TSend, TReceive>> {
     const address = checkAddress(options, "listen on a socket", true);
     const channelOptions = _channelOptions(options);
+    const onAcceptError = options.onAcceptError;
+    if (onAcceptError !== undefined && typeof onAcceptError !== "function") {
+      throw new TypeError(
+        "Cannot listen on a socket: onAcceptError must be a function",
+      );
+    }
     let listener: Deno.Listener;
     if (address.transport === "unix") {
       await freeUnixPathForListening(
@@ -244,7 +291,12 @@ export class SocketServer<T>
         port: address.port,
       });
     }
-    return new SocketServer<T>(listener, address, channelOptions);
+    return new SocketServer<TSend, TReceive>(
+      listener,
+      address,
+      channelOptions,
+      onAcceptError,
+    );
   }
 
   /** The address the server listens on (with the real port when `0` was asked). */
@@ -271,7 +323,9 @@ export class SocketServer<T>
    * await using connection = await server.accept({ timeout: 5000 });
    * ```
    */
-  async accept(options: WaitOptions = {}): Promise<SocketChannel<T>> {
+  async accept(
+    options: WaitOptions = {},
+  ): Promise<SocketChannel<TSend, TReceive>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
     let conn: Deno.Conn;
@@ -286,15 +340,51 @@ export class SocketServer<T>
       if (this.#closed) throw closedError(this.#what);
       throw error;
     }
-    return new SocketChannel<T>(conn, this.#options);
+    return new SocketChannel<TSend, TReceive>(conn, this.#options);
   }
 
-  /** Yields each client until the server is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
+  /**
+   * Yields each client until the server is closed. An accept that fails
+   * for want of descriptors or memory does not end the iteration: it is
+   * retried with a backoff and reported (see `onAcceptError`).
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<
+    SocketChannel<TSend, TReceive>,
+    void
+  > {
     return receiveUntilEnd(
-      () => this.accept(),
+      () => this.#acceptRetrying(),
       () => this.#closed,
       false,
+    );
+  }
+
+  /** accept(), retrying failures that pass once resources are free again. */
+  async #acceptRetrying(): Promise<SocketChannel<TSend, TReceive>> {
+    let delay = _FIRST_BACKOFF_MS;
+    for (;;) {
+      try {
+        const connection = await this.accept();
+        this.#warned = false;
+        return connection;
+      } catch (error) {
+        if (this.#closed || !_passes(error)) throw error;
+        try {
+          this.#onAcceptError(error as Error);
+        } catch {
+          // A failing reporter must not end the server.
+        }
+        await _sleep(delay, this.#closing.signal);
+        delay = Math.min(delay * 2, _MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  #warnOnce(error: Error): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    console.warn(
+      `Warning: accepting on ${this.#what} fails (${error.message}); retrying with a backoff up to ${_MAX_BACKOFF_MS} ms until resources are free`,
     );
   }
 
@@ -302,8 +392,9 @@ export class SocketServer<T>
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // A connection accepted after the caller gave up on it: nobody owns it.
-    this.#accepts.pending?.then((conn) => conn.close(), () => {});
+    this.#closing.abort();
+    // A connection accepted after its caller gave up: nobody owns it.
+    this.#accepts.close(closedError(this.#what), (conn) => conn.close());
     closeBoundSocket(this.#listener, this.#socketFile);
   }
 
@@ -321,7 +412,9 @@ export class SocketServer<T>
 
 /**
  * Listens on a Unix stream socket (`{ path }`) or a TCP port
- * (`{ hostname, port }`) for clients exchanging values of type `T`.
+ * (`{ hostname, port }`). Each connection sends `TSend` and receives
+ * `TReceive` (default `TSend`), seen from the server: a server
+ * `listen<Reply, Request>()` talks to clients `connect<Request, Reply>()`.
  *
  * A Unix socket file left behind by a crashed server is replaced, but only
  * when connecting to it is refused (nothing listens there).
@@ -343,13 +436,48 @@ export class SocketServer<T>
  * }
  * ```
  */
-export function listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
-  return SocketServer.listen<T>(options);
+export function listen<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & ListenOptions,
+): Promise<SocketServer<TSend, TReceive>> {
+  return SocketServer.listen<TSend, TReceive>(options);
+}
+
+/** The first wait after a failed accept; it doubles up to the next. */
+const _FIRST_BACKOFF_MS = 5;
+/** The longest wait between two accepts that fail. */
+const _MAX_BACKOFF_MS = 1000;
+/** accept() errors that pass once resources are free: the listener is fine. */
+const _PASSING_ACCEPT_ERRORS = new Set([
+  "EMFILE",
+  "ENFILE",
+  "ENOBUFS",
+  "ENOMEM",
+  "ECONNABORTED",
+]);
+
+function _passes(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && _PASSING_ACCEPT_ERRORS.has(code);
+}
+
+/** Waits `ms`, or less when `signal` aborts (the caller then sees the close). */
+function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
  * Connects to a Unix stream socket (`{ path }`) or a TCP server
  * (`{ hostname, port }`); `timeout` and `signal` bound the connection attempt.
+ * The channel sends `TSend` and receives `TReceive` (default `TSend`).
  *
  * @throws {Deno.errors.NotFound} when no socket file exists at `path`
  * @throws {Deno.errors.ConnectionRefused} when nothing listens there
@@ -363,9 +491,9 @@ export function listen<T>(options: SocketOptions<T>): Promise<SocketServer<T>> {
  * await jobs.send({ job: "resize" });
  * ```
  */
-export async function connect<T>(
-  options: SocketOptions<T> & WaitOptions,
-): Promise<SocketChannel<T>> {
+export async function connect<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & WaitOptions,
+): Promise<SocketChannel<TSend, TReceive>> {
   const address = checkAddress(options, "connect to a socket", true);
   const channelOptions = _channelOptions(options);
   const deadline = deadlineOf(options);
@@ -388,7 +516,7 @@ export async function connect<T>(
   } catch (error) {
     throw _connectError(error, what);
   }
-  return new SocketChannel<T>(conn, channelOptions);
+  return new SocketChannel<TSend, TReceive>(conn, channelOptions);
 }
 
 /** Checks the framing options before any system call, with framing's own messages. */

@@ -68,6 +68,15 @@ Deno.test("Pool.add() takes passes of hundreds of thousands of samples", () => {
   assertEquals(pool.cell("round trip").median, 49);
 });
 
+Deno.test("Pool.cell() keeps the median of each pass beside the pooled one", () => {
+  const pool = new Pool();
+  pool.add({ samples: [80, 81, 79], operations: 3, seconds: 1 });
+  pool.add({ samples: [260, 250, 270], operations: 3, seconds: 1 });
+  const cell = pool.cell("round trip");
+  assertEquals(cell.passMedians, [80, 260]);
+  assertEquals(cell.median, 81);
+});
+
 Deno.test("Pool.cell() keeps a summary made elsewhere", () => {
   const pool = new Pool();
   pool.add({

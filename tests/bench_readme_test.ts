@@ -1,7 +1,8 @@
 /**
  * The README's benchmark numbers come from bench/results.json: bench/readme.ts
- * writes the section between the markers, and `--check` (run by `deno task
- * check`) fails when they disagree or when a figure was copied by hand.
+ * writes the sections between the markers, and `--check` (run by `deno task
+ * check`) fails when they disagree or when a figure was copied by hand
+ * outside them and outside a region that names the command that measured it.
  */
 
 import {
@@ -14,16 +15,30 @@ import {
 import {
   BEGIN,
   END,
+  FIGURES_END,
+  figureSources,
   handCopiedFigures,
+  NATS_BEGIN,
+  NATS_END,
+  NATS_MARKERS,
+  natsSection,
   readmeSection,
   replaceSection,
 } from "../bench/_readme.ts";
 import type { Results, Row } from "../bench/_results.ts";
+import { leakChecked } from "./_helpers.ts";
 
 const SCRIPT = new URL("../bench/readme.ts", import.meta.url).pathname;
 
 function cell(median: number, cpuMicros: number): Row["rt64"] {
-  return { median, p99: median * 3, count: 100, cpuMicros, cores: 1 };
+  return {
+    median,
+    p99: median * 3,
+    count: 100,
+    cpuMicros,
+    cores: 1,
+    passMedians: [median * 0.5, median, median * 2],
+  };
 }
 
 function row(
@@ -84,8 +99,16 @@ const RESULTS: Results = {
       "blocking",
       21.5,
     ),
+    natsRow("NATS request/reply, `Nats.client()`", 180),
+    natsRow("NATS JetStream job through a durable consumer and back", 410),
   ],
 };
+
+/** A NATS row: no C limit; its 1 MiB cell is 1000 / median MiB/s. */
+function natsRow(transport: string, median: number): Row {
+  const { limit: _, ...rest } = row(transport, "ipckit", "-", "busy", median);
+  return rest;
+}
 
 const README = [
   "# Project",
@@ -95,9 +118,19 @@ const README = [
   BEGIN,
   END,
   "",
+  "## Beyond one machine",
+  "",
+  NATS_BEGIN,
+  NATS_END,
+  "",
   "## Later",
   "",
 ].join("\n");
+
+/** A region of figures that `deno task <task>` printed. */
+function figuresFrom(task: string, text: string): string {
+  return `<!-- bench:figures from \`deno task ${task}\` (rerun it) -->\n\n${text}\n\n${FIGURES_END}\n`;
+}
 
 async function run(
   ...args: string[]
@@ -146,6 +179,28 @@ Deno.test("readmeSection() takes every figure from the results", () => {
   assertStringIncludes(section, "4.8 µs for a message queue against 62 µs");
   // Rows the results lack are said to be missing, never invented.
   assertStringIncludes(section, "(not measured) for a Unix socket");
+  // The NATS rows have their own section, not a line in this table.
+  assert(!section.includes("NATS request/reply"), section);
+});
+
+Deno.test("natsSection() takes the NATS rows and their spread from the results", () => {
+  const section = natsSection(RESULTS);
+  assert(section.startsWith(NATS_BEGIN) && section.endsWith(NATS_END));
+  assertMatch(
+    section,
+    /\| NATS request\/reply, `Nats.client\(\)` \| 180 µs \| 270 µs \| 6 MiB\/s \|/,
+  );
+  // The local rows beside them come from the same run.
+  assertMatch(section, /\| message queue, async \| 4\.8 µs \| 7\.1 µs \|/);
+  // Pass medians 90, 180 and 360 µs; the job rate is 1000 / 410 MiB/s.
+  assertStringIncludes(section, "ranged from 90 µs to 360 µs");
+  assertStringIncludes(section, "(a message queue's, from 2.4 µs to 9.5 µs)");
+  assertStringIncludes(section, ": 2 jobs a second stored");
+  // Rows the results lack are said to be missing.
+  assertMatch(
+    section,
+    /\| JetStream publish with ack, `WorkQueue.send\(\)` \| \(not measured\) \|/,
+  );
 });
 
 Deno.test("replaceSection() refuses a README without the markers", () => {
@@ -156,16 +211,33 @@ Deno.test("replaceSection() refuses a README without the markers", () => {
   );
 });
 
-Deno.test("handCopiedFigures() finds measured figures outside the section only", () => {
+Deno.test("handCopiedFigures() finds measured figures outside the sections only", () => {
   const inside = replaceSection(
-    README,
-    `${BEGIN}\n7.1 µs and 1,149 MiB/s\n${END}`,
+    replaceSection(README, `${BEGIN}\n7.1 µs and 1,149 MiB/s\n${END}`),
+    `${NATS_BEGIN}\n262.6 µs\n${NATS_END}`,
+    NATS_MARKERS,
   );
   assertEquals(handCopiedFigures(inside), []);
   assertEquals(
     handCopiedFigures(inside + "\nA round trip takes 7.3 µs, 959 MiB/s.\n"),
     ["7.3 µs", "959 MiB/s"],
   );
+});
+
+Deno.test("handCopiedFigures() lets a region that names its command carry figures, up to its end marker", () => {
+  const readme = README + figuresFrom("bench:nats-requests", "101.9 µs") +
+    "\nThen 156.5 µs.\n";
+  assertEquals(handCopiedFigures(readme), ["156.5 µs"]);
+  assertEquals(figureSources(readme), [
+    { task: "bench:nats-requests", closed: true },
+  ]);
+  // Without its end marker, a region exempts nothing.
+  const open = README +
+    "<!-- bench:figures from `deno task bench:nats-requests` -->\n101.9 µs\n";
+  assertEquals(handCopiedFigures(open), ["101.9 µs"]);
+  assertEquals(figureSources(open), [
+    { task: "bench:nats-requests", closed: false },
+  ]);
 });
 
 Deno.test("bench/readme.ts --check passes once the section is written", async () => {
@@ -176,7 +248,7 @@ Deno.test("bench/readme.ts --check passes once the section is written", async ()
       `--results=${results}`,
     );
     assertEquals(before.code, 1);
-    assertStringIncludes(before.stderr, "does not match bench/results.json");
+    assertStringIncludes(before.stderr, "do not match bench/results.json");
 
     const written = await run(`--readme=${readme}`, `--results=${results}`);
     assertEquals(written.code, 0, written.stderr);
@@ -221,7 +293,7 @@ Deno.test("bench/readme.ts --check fails when README and results.json disagree",
       `--results=${results}`,
     );
     assertEquals(stale.code, 1);
-    assertStringIncludes(stale.stderr, "does not match bench/results.json");
+    assertStringIncludes(stale.stderr, "do not match bench/results.json");
   });
 });
 
@@ -244,7 +316,44 @@ Deno.test("bench/readme.ts --check fails on a figure copied outside the section"
     assertEquals(copied.code, 1);
     assertStringIncludes(
       copied.stderr,
-      "outside the generated section: 4.8 µs",
+      "outside the generated sections: 4.8 µs",
     );
   });
 });
+
+Deno.test(
+  "bench/readme.ts --check fails on figures credited to a task deno.json does not define",
+  leakChecked(async () => {
+    await withFiles(async (readme, results) => {
+      assertEquals(
+        (await run(`--readme=${readme}`, `--results=${results}`)).code,
+        0,
+      );
+      const text = await Deno.readTextFile(readme);
+      const region = (task: string) =>
+        text.replace(
+          "## Later\n",
+          `## Later\n\n${figuresFrom(task, "3.3 µs")}`,
+        );
+      await Deno.writeTextFile(readme, region("bench:nats-requests"));
+      const known = await run(
+        "--check",
+        `--readme=${readme}`,
+        `--results=${results}`,
+      );
+      assertEquals(known.code, 0, known.stderr);
+
+      await Deno.writeTextFile(readme, region("bench:no-such-task"));
+      const unknown = await run(
+        "--check",
+        `--readme=${readme}`,
+        `--results=${results}`,
+      );
+      assertEquals(unknown.code, 1);
+      assertStringIncludes(
+        unknown.stderr,
+        "figures come from `deno task bench:no-such-task`, which deno.json does not define",
+      );
+    });
+  }),
+);

@@ -12,13 +12,36 @@ import {
   SEMAPHORE_SIZE,
   SharedMemory,
 } from "../mod.ts";
-import { _tuneSemWait } from "../mechanisms/_wait/semaphore_parker.ts";
+import { _tuneSemWait } from "../mechanisms/_wait/semaphore_calls.ts";
 import {
+  IPC_DIRS,
   leakChecked,
   runFixture,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
+import { compileCPrograms, hasCompiler } from "./_c_programs.ts";
+import { LIBC_PATH_ENV } from "../ffi/load.ts";
+
+if (!hasCompiler) {
+  console.log(
+    "semaphore_test: skipping the tests against C programs: no cc (apt-get install gcc)",
+  );
+}
+
+async function withCPrograms(
+  body: (programs: Awaited<ReturnType<typeof compileCPrograms>>) => Promise<
+    void
+  >,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-cc-" });
+  try {
+    await body(await compileCPrograms(dir));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 const ALL = ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"];
 
@@ -68,7 +91,17 @@ Deno.test(
       error.message,
       `Cannot open semaphore "${name}": it already exists`,
     );
-    using second = Semaphore.open(name, { create: true, initial: 9 });
+    // Adopting it asks for a mode at least as wide as the one it has.
+    assertThrows(
+      () => Semaphore.open(name, { create: true }),
+      Deno.errors.PermissionDenied,
+      "with mode 0o640",
+    );
+    using second = Semaphore.open(name, {
+      create: true,
+      initial: 9,
+      mode: 0o640,
+    });
     assertEquals(second.value, 2);
     assertEquals(first.value, 2);
   }),
@@ -93,7 +126,7 @@ Deno.test(
 );
 
 Deno.test(
-  "Semaphore.wait() and waitSync() time out on the monotonic clock and leave the count alone",
+  "Semaphore.wait() and waitSync() time out after their timeout and leave the count alone",
   leakChecked(async () => {
     const name = uniqueName("sem-timeout");
     using semaphore = Semaphore.open(name, {
@@ -209,7 +242,10 @@ Deno.test(
       () => pending,
       Deno.errors.BadResource,
     );
-    assertEquals(error.message, `Cannot use semaphore "${name}": it is closed`);
+    assertEquals(
+      error.message,
+      `Cannot wait on semaphore "${name}": it is closed`,
+    );
     assertEquals(semaphore.closed, true);
     const closed = { name: "BadResource" };
     const waitError = await assertRejects(() => semaphore.wait(), Error);
@@ -362,7 +398,7 @@ Deno.test(
 );
 
 Deno.test(
-  "Closing the shared memory closes its semaphores and unmaps only after a parked wait returns",
+  "Closing the shared memory closes its semaphores and rejects their parked waits before it unmaps them",
   leakChecked(async () => {
     const name = uniqueName("sem-unmap");
     const memory = SharedMemory.open(name, {
@@ -376,8 +412,8 @@ Deno.test(
     memory.close();
     assertEquals(semaphore.closed, true);
     await assertRejects(() => pending, Deno.errors.BadResource);
-    // Were the memory unmapped under the parked sem_clockwait, the process
-    // would have crashed by now; the next test would not run.
+    // Had anything read the sem_t after the unmap, the process would have
+    // crashed by now; the next test would not run.
     await new Promise((resolve) => setTimeout(resolve, 20));
   }),
 );
@@ -403,46 +439,80 @@ Deno.test(
   }),
 );
 
-Deno.test("Semaphore.open() rejects bad input before any system call", () => {
-  const name = uniqueName("sem-bad");
-  for (const initial of [-1, 2147483648, 1.5, Infinity]) {
+Deno.test(
+  "Semaphore.open() rejects bad input before any system call",
+  leakChecked(async () => {
+    const name = uniqueName("sem-bad");
+    type Case = [string, () => unknown, typeof TypeError | typeof RangeError];
+    const cases: Case[] = [
+      ...[-1, 2147483648, 1.5, Infinity].map((initial): Case => [
+        `initial ${initial}`,
+        () => Semaphore.open(name, { create: true, initial }),
+        RangeError,
+      ]),
+      [
+        "initial '1'",
+        () => Semaphore.open(name, { create: true, initial: "1" as never }),
+        TypeError,
+      ],
+      [
+        "initial without create",
+        () => Semaphore.open(name, { initial: 1 }),
+        TypeError,
+      ],
+      [
+        "exclusive without create",
+        () => Semaphore.open(name, { exclusive: true }),
+        TypeError,
+      ],
+      [
+        "mode 0o1000",
+        () => Semaphore.open(name, { create: true, mode: 0o1000 }),
+        RangeError,
+      ],
+      [
+        "spin 1001",
+        () => Semaphore.open(name, { create: true, spin: 1001 }),
+        RangeError,
+      ],
+      ...["lock", "/", "/a/b", "/a\0b", "/..", 42].map((bad): Case => [
+        `name ${JSON.stringify(bad)}`,
+        () => Semaphore.open(bad as string),
+        TypeError,
+      ]),
+      // Linux prefixes "sem.", so 251 bytes is the longest name.
+      [
+        "a 252-byte name",
+        () => Semaphore.open("/" + "x".repeat(252)),
+        RangeError,
+      ],
+      [
+        "not a region",
+        () => Semaphore.inMemory({} as SharedMemory, 0),
+        TypeError,
+      ],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, IPC_DIRS, what);
+    }
     assertThrows(
-      () => Semaphore.open(name, { create: true, initial }),
+      () => Semaphore.open("/" + "x".repeat(252)),
       RangeError,
-      undefined,
-      `initial ${initial}`,
+      "the limit is 251",
     );
-  }
-  assertThrows(
-    () => Semaphore.open(name, { create: true, initial: "1" as never }),
-    TypeError,
-  );
-  assertThrows(() => Semaphore.open(name, { initial: 1 }), TypeError);
-  assertThrows(() => Semaphore.open(name, { exclusive: true }), TypeError);
-  assertThrows(
-    () => Semaphore.open(name, { create: true, mode: 0o1000 }),
-    RangeError,
-  );
-  assertThrows(
-    () => Semaphore.open(name, { create: true, spin: 1001 }),
-    Error,
-    "spin must be 0 to 1000 microseconds",
-  );
-  for (const bad of ["lock", "/", "/a/b", "/a\0b", "/..", 42]) {
-    assertThrows(() => Semaphore.open(bad as string), TypeError);
-  }
-  // Linux prefixes "sem.", so 251 bytes is the longest name.
-  assertThrows(
-    () => Semaphore.open("/" + "x".repeat(252)),
-    RangeError,
-    "the limit is 251",
-  );
-  assertThrows(
-    () => Semaphore.open("/" + "x".repeat(251)),
-    Deno.errors.NotFound,
-  );
-  assertThrows(() => Semaphore.inMemory({} as SharedMemory, 0), TypeError);
-});
+    assertThrows(
+      () => Semaphore.open(name, { create: true, spin: 1001 }),
+      RangeError,
+      "spin must be 0 to 1000 microseconds",
+    );
+    // The longest valid name reaches the kernel, which has no such semaphore.
+    assertThrows(
+      () => Semaphore.open("/" + "x".repeat(251)),
+      Deno.errors.NotFound,
+    );
+    assertThrows(() => Semaphore.open(name), Deno.errors.NotFound);
+  }),
+);
 
 Deno.test(
   "Semaphore.inMemory() rejects unaligned offsets, offsets past the end and read-only memory",
@@ -515,3 +585,124 @@ Deno.test(
     assertEquals(allowed.stdout, "ok\n");
   }),
 );
+
+Deno.test({
+  name:
+    "Semaphore timeouts run on the monotonic clock: a wall clock stepped an hour either way changes nothing",
+  ignore: !hasCompiler,
+  fn: leakChecked(() =>
+    withCPrograms(async ({ clockShim }) => {
+      const name = uniqueName("sem-clock");
+      using _semaphore = Semaphore.open(name, {
+        create: true,
+        unlinkOnClose: true,
+      });
+      for (const offset of [3600, -3600]) {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--quiet",
+            ...ALL,
+            `--allow-env=${LIBC_PATH_ENV}`,
+            new URL("./fixtures/sem_clock.ts", import.meta.url).pathname,
+            name,
+          ],
+          env: {
+            [LIBC_PATH_ENV]: clockShim,
+            SHIM_REALTIME_OFFSET: String(offset),
+          },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        // A wait on the stepped clock would last an hour, or not at all.
+        const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+        const output = await child.output();
+        clearTimeout(timer);
+        const stderr = new TextDecoder().decode(output.stderr);
+        assertEquals(output.code, 0, `killed or failed: ${stderr}`);
+        const report = JSON.parse(new TextDecoder().decode(output.stdout));
+        // The shim is in effect: what ipckit reads as realtime is stepped.
+        assert(
+          Math.abs(report.shiftSeconds - offset) < 60,
+          `the shim did not step the clock: ${report.shiftSeconds}`,
+        );
+        for (const form of ["syncMs", "asyncMs"]) {
+          assert(
+            report[form] >= 149 && report[form] < 5000,
+            `offset ${offset}: ${form} lasted ${report[form]} ms`,
+          );
+        }
+      }
+    })
+  ),
+});
+
+Deno.test({
+  name: "An async Semaphore.wait() is woken by sem_post in a C program",
+  ignore: !hasCompiler,
+  fn: leakChecked(() =>
+    withCPrograms(async ({ semPost }) => {
+      const name = uniqueName("sem-cpost");
+      using semaphore = Semaphore.open(name, {
+        create: true,
+        unlinkOnClose: true,
+        spin: 0,
+      });
+      const waiting = semaphore.wait({ timeout: 10_000 });
+      // Long enough to be asleep in the kernel, not spinning.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = performance.now();
+      const { success } = await new Deno.Command(semPost, { args: [name] })
+        .output();
+      assert(success);
+      await waiting;
+      assert(performance.now() - started < 2000, "woken late");
+      assertEquals(semaphore.value, 0);
+    })
+  ),
+});
+
+Deno.test({
+  name:
+    "A wake-up the futex lanes took for a wait that then gave up is passed on to a C program asleep in sem_timedwait",
+  ignore: !hasCompiler,
+  fn: leakChecked(() =>
+    withCPrograms(async ({ semPost, semWait }) => {
+      const name = uniqueName("sem-passon");
+      using semaphore = Semaphore.open(name, {
+        create: true,
+        unlinkOnClose: true,
+        spin: 0,
+      });
+      // Ours sleeps first, so the kernel wakes our lane first.
+      const controller = new AbortController();
+      const ours = semaphore.wait({ signal: controller.signal });
+      ours.catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const sleeper = new Deno.Command(semWait, {
+        args: [name, "5000"],
+        stdout: "piped",
+      }).spawn();
+      const reader = sleeper.stdout.getReader();
+      await reader.read(); // "waiting"
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Without a turn of the event loop in between: the post wakes our
+      // lane, and our wait gives up before it hears of it.
+      const posted = new Deno.Command(semPost, { args: [name] }).outputSync();
+      assert(posted.success);
+      controller.abort();
+      await assertRejects(() => ours);
+      const started = performance.now();
+      let said = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        said += new TextDecoder().decode(value);
+      }
+      await sleeper.status;
+      assertEquals(said.trim(), "took", "the C sleeper was left asleep");
+      assert(performance.now() - started < 2000, "the wake was not passed on");
+      assertEquals(semaphore.value, 0);
+    })
+  ),
+});

@@ -1,6 +1,11 @@
-import { assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { onSignal, sendSignal, signals } from "../mod.ts";
-import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  runFixture,
+  spawnFixture,
+} from "./_helpers.ts";
 
 async function firstLine(child: Deno.ChildProcess): Promise<{
   line: string;
@@ -121,10 +126,10 @@ Deno.test("Signals that cannot be caught or do not exist are TypeErrors that say
   );
   assertThrows(
     () => sendSignal(1.5, "SIGTERM"),
-    Error,
-    "pid must be a non-zero integer",
+    TypeError,
+    "pid must be an integer",
   );
-  assertThrows(() => sendSignal(0, "SIGTERM"), TypeError);
+  assertThrows(() => sendSignal(0, "SIGTERM"), RangeError);
 });
 
 Deno.test("sendSignal() to a process that does not exist is NotFound", () => {
@@ -148,3 +153,103 @@ Deno.test("sendSignal() needs --allow-run", async () => {
   ]);
   assertMatch(result.stdout, /^NotCapable: Requires run access/);
 });
+
+/** The unshare arguments that give a child its own PID namespace here, if any. */
+async function _pidNamespace(): Promise<string[] | undefined> {
+  for (
+    const args of [
+      ["--pid", "--fork", "--kill-child"],
+      ["--user", "--map-root-user", "--pid", "--fork", "--kill-child"],
+    ]
+  ) {
+    if (await commandSucceeds("unshare", [...args, "true"])) return args;
+  }
+  return undefined;
+}
+
+const pidNamespace = await _pidNamespace();
+if (!pidNamespace) {
+  console.log(
+    "ignoring the sendSignal() bad-id test: unshare cannot make a PID namespace here, and without one a regression would signal every process of this user",
+  );
+}
+
+Deno.test({
+  name:
+    "sendSignal() refuses every id that kill(2) would widen or wrap, and nothing is signalled",
+  ignore: !pidNamespace,
+  fn: async () => {
+    // In its own PID namespace, a regression that sends kill(-1) reaches
+    // only the fixture's canary, not this machine.
+    const script = new URL("./fixtures/signal_bad_ids.ts", import.meta.url)
+      .pathname;
+    const output = await new Deno.Command("unshare", {
+      args: [
+        ...pidNamespace!,
+        Deno.execPath(),
+        "run",
+        "--quiet",
+        "--allow-run",
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assertEquals(output.code, 0, stderr);
+    const { canaryAlive, results } = JSON.parse(
+      new TextDecoder().decode(output.stdout),
+    );
+    for (const result of results) {
+      assert(
+        result.outcome === "TypeError" || result.outcome === "RangeError",
+        `sendSignal(${result.pid}, { processGroup: ${result.processGroup} }) was not refused: ${
+          JSON.stringify(result)
+        }`,
+      );
+    }
+    assertEquals(canaryAlive, true, "the canary was signalled");
+    const wrapped = results.find((result: { pid: string }) =>
+      result.pid === String(2 ** 32 - 1)
+    );
+    assertMatch(wrapped.message, /it does not fit pid_t/);
+    const everyone = results.find((result: { pid: string }) =>
+      result.pid === "-1"
+    );
+    assertMatch(everyone.message, /kill\(-1\) would signal every process/);
+  },
+});
+
+Deno.test(
+  "sendSignal() with processGroup signals every process of the group",
+  leakChecked(async () => {
+    // setsid makes the child lead a new group whose id is its pid; "ready"
+    // comes after that, so the group exists when it is read.
+    const child = new Deno.Command("setsid", {
+      args: ["sh", "-c", "echo ready; exec sleep 30"],
+      stdout: "piped",
+    }).spawn();
+    const { line, reader } = await firstLine(child);
+    reader.releaseLock();
+    try {
+      assertEquals(line, "ready");
+      assertThrows(
+        () => sendSignal(child.pid, "SIGTERM", { processGroup: 1 as never }),
+        TypeError,
+        "processGroup must be a boolean",
+      );
+      sendSignal(child.pid, "SIGTERM", { processGroup: true });
+      const status = await withTimeout(child.status, 10_000, "the group");
+      assertEquals(status.signal, "SIGTERM");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await child.stdout.cancel();
+      await child.status;
+    }
+  }),
+);

@@ -2,8 +2,6 @@ import { assertEquals, assertThrows } from "@std/assert";
 import {
   checkSpinMicros,
   DEFAULT_SPIN_MICROS,
-  retryAsync,
-  retrySync,
   Spinner,
 } from "../mechanisms/_wait/spin.ts";
 
@@ -38,28 +36,6 @@ Deno.test("Spinner.spinAsync() lets a promise continuation deliver what it waits
     await spinner.spinAsync(false, () => ready, (done) => done),
     true,
   );
-});
-
-Deno.test("retryAsync() and retrySync() park until the attempt stops blocking", async () => {
-  for (const mode of ["async", "sync"] as const) {
-    let value = 0;
-    let parks = 0;
-    const plan = {
-      attempt: () => value,
-      wouldBlock: (result: number) => result === 0,
-      spinner: new Spinner(0),
-      mayWait: true,
-    };
-    const park = () => {
-      parks++;
-      if (parks === 3) value = 7;
-    };
-    const result = mode === "async"
-      ? await retryAsync(plan, () => Promise.resolve(park()))
-      : retrySync(plan, park);
-    assertEquals(result, 7, mode);
-    assertEquals(parks, 3, mode);
-  }
 });
 
 Deno.test("checkSpinMicros() accepts 0 to 1000 and defaults to 50", () => {

@@ -11,7 +11,9 @@ export const NAME_MAX = 255;
 
 /**
  * Checks a POSIX IPC name: a string with one leading `/`, no other `/`, no
- * NUL, not `.` or `..`, and at most `maxBytes` bytes of UTF-8 after the slash.
+ * NUL, no lone UTF-16 surrogate (it would be encoded as U+FFFD, so different
+ * strings would name one object), not `.` or `..`, and at most `maxBytes`
+ * bytes of UTF-8 after the slash.
  *
  * @param kind the object kind for messages, e.g. `"message queue"`
  * @param maxBytes NAME_MAX less any prefix the OS adds (`sem.` for semaphores)
@@ -35,6 +37,9 @@ export function validateIpcName(
   if (base.length === 0) throw bad('it needs characters after the "/"');
   if (base.includes("/")) throw bad('it must not contain "/" after the first');
   if (base.includes("\0")) throw bad("it must not contain a NUL character");
+  if (!base.isWellFormed()) {
+    throw bad("it contains a lone UTF-16 surrogate, which has no UTF-8 form");
+  }
   if (base === "." || base === "..") throw bad('"." and ".." are reserved');
   const bytes = utf8Length(base);
   if (bytes > maxBytes) {

@@ -5,7 +5,8 @@
  * Deno's own stdio runs every read and write on its blocking thread pool, so
  * each message costs a thread hand-off on top of the kernel's wake-up. With
  * `O_NONBLOCK` set, ipckit's descriptor streams try the call on the main
- * thread, spin briefly, and only then park a `poll()`.
+ * thread, spin briefly, and only then park on the reactor (one `epoll_wait`
+ * for every descriptor of the process).
  *
  * @module
  */

@@ -5,27 +5,41 @@
  * Deno has no API that wraps a raw descriptor, and its own file reads run a
  * blocking read() on the thread pool that nothing can cancel. Here every
  * read() and write() is non-blocking on the main thread (so errno is exact);
- * when one would block, the stream parks on the descriptor with
- * {@linkcode FdParker}, which a close wakes at once.
+ * when one would block, the stream goes through the one retry loop, which
+ * spins briefly and then parks on the reactor until the descriptor is
+ * ready. Releasing the descriptor from the reactor rejects a parked read or
+ * write at once.
  *
  * Each stream owns its descriptor and closes it exactly once: at end of
- * stream, on cancel/abort, or on error, and only after no parked poll still
- * uses it.
+ * stream, on cancel/abort, or on error.
  *
  * @module
  */
 
-import { POLL } from "../../ffi/c.ts";
 import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { systemError } from "../_common/system_error.ts";
-import { type Deadline, FdParker, pollSync } from "../_wait/fd.ts";
+import { FOREVER } from "../_wait/deadline.ts";
+import { pollSync } from "../_wait/poll_sync.ts";
+import { reactor } from "../_wait/reactor.ts";
+import { retryAsync, type RetryPlan } from "../_wait/retry.ts";
 import { DEFAULT_SPIN_MICROS, Spinner } from "../_wait/spin.ts";
 
 /** The largest single read(): the default pipe capacity on Linux. */
 const _READ_CHUNK = 64 * 1024;
 
-const _FOREVER: Deadline = { at: Infinity, timeout: Infinity };
+/**
+ * One scratch buffer for every read of every stream in the process: a
+ * read() is synchronous, and what it brings is copied out in the same
+ * attempt, before anything else can run (never after an `await`: another
+ * stream's read would overwrite it), so 10,000 streams cost 64 KiB, not
+ * 10,000 times that.
+ */
+const _scratch = new Uint8Array(_READ_CHUNK);
+const _scratchLength = BigInt(_READ_CHUNK);
+
+/** "Ready now?": a poll that does not wait. */
+const _NOW = { at: 0, timeout: 0 };
 
 /**
  * A descriptor and whether it is still open. Shared with a
@@ -36,13 +50,15 @@ export interface FdHandle {
   fd: number;
 }
 
-/** Closes a descriptor once a parker is idle, and marks the handle closed. */
-function _closeWhenIdle(handle: FdHandle, parker: FdParker): void {
-  parker.close(() => {
-    if (handle.fd < 0) return;
-    libc().symbols.close(handle.fd);
-    handle.fd = -1;
-  });
+/**
+ * Closes a stream's descriptor once: its parked waits reject first (the
+ * reactor forgets it), then the descriptor is closed.
+ */
+function _close(handle: FdHandle): void {
+  if (handle.fd < 0) return;
+  reactor().release(handle.fd);
+  libc().symbols.close(handle.fd);
+  handle.fd = -1;
 }
 
 /** Options for {@linkcode fdReadable}. */
@@ -70,66 +86,54 @@ export function fdReadable(
   what: string,
   options: FdReadableOptions = {},
 ): ReadableStream<Uint8Array> {
-  const parker = new FdParker(handle.fd, POLL.IN, what);
-  const scratch = new Uint8Array(_READ_CHUNK);
-  const length = BigInt(_READ_CHUNK);
   const action = `read from ${what}`;
   let sawWriter = !options.awaitFirstWriter;
-  const release = () => _closeWhenIdle(handle, parker);
-  const spinner = new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS);
-  const readOnce = () =>
-    handle.fd < 0
-      ? -ERRNO.EBADF // closed while spinning: stop at once
-      : retryEintr(() =>
-        Number(libc().symbols.read(handle.fd, scratch, length))
-      );
-  const gotData = (count: number) => count !== -ERRNO.EAGAIN;
+  const read = () =>
+    retryEintr(() =>
+      Number(libc().symbols.read(handle.fd, _scratch, _scratchLength))
+    );
+  // A read's result: the bytes (copied out of the scratch buffer at once),
+  // or 0 at end of stream, or -errno.
+  const plan: RetryPlan<Uint8Array | number> = {
+    attempt: () => {
+      // Closed while spinning or parked: stop at once.
+      if (handle.fd < 0) return -ERRNO.EBADF;
+      let count = read();
+      if (count === 0 && !sawWriter) {
+        // No writer has opened the FIFO yet, or one came and went since
+        // the read above, which a ready poll shows.
+        if (!pollSync(handle.fd, "read", _NOW, action)) return -ERRNO.EAGAIN;
+        sawWriter = true;
+        count = read();
+      }
+      // EAGAIN, not 0: a writer has the other end open.
+      if (count > 0 || count === -ERRNO.EAGAIN) sawWriter = true;
+      return count > 0 ? _scratch.slice(0, count) : count;
+    },
+    wouldBlock: (count) => count === -ERRNO.EAGAIN,
+    spinner: new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS),
+    deadline: FOREVER,
+    action,
+  };
+  const park = () =>
+    reactor().park(handle.fd, "read", what, FOREVER, undefined, action);
   return new ReadableStream<Uint8Array>({
     async pull(controller): Promise<void> {
-      let started = -1;
-      for (let spun = false;; spun = true) {
-        const fd = handle.fd;
-        if (fd < 0) return;
-        let count = readOnce();
-        // Before the first park of this pull only: a writer answering within
-        // microseconds is caught without two cross-thread wake-ups.
-        if (!spun && -count === ERRNO.EAGAIN) {
-          started = performance.now();
-          count = await spinner.spinAsync(count, readOnce, gotData);
-          if (handle.fd < 0) return; // closed while spinning
-        }
-        if (count > 0) {
-          // Slept after a fruitless spin: let the next spin catch this one.
-          if (spun && started >= 0) spinner.slept(performance.now() - started);
-          sawWriter = true;
-          // One copy of what arrived: the scratch buffer serves every read.
-          controller.enqueue(scratch.slice(0, count));
-          return;
-        }
-        if (count === 0) {
-          if (sawWriter) {
-            controller.close();
-            release();
-            return;
-          }
-          // No writer has opened the FIFO yet (or one came and went since
-          // the read above, which a ready poll shows).
-          if (pollSync(fd, POLL.IN, { at: 0, timeout: 0 }, action)) {
-            sawWriter = true;
-            continue;
-          }
-        } else if (-count === ERRNO.EAGAIN) {
-          // EAGAIN, not 0: a writer has the other end open.
-          sawWriter = true;
-        } else {
-          release();
-          throw systemError("read", action, -count);
-        }
-        await parker.park(_FOREVER, undefined, action);
+      if (handle.fd < 0) return;
+      const result = await retryAsync(plan, park);
+      if (handle.fd < 0) return; // closed meanwhile
+      if (typeof result !== "number") {
+        controller.enqueue(result);
+      } else if (result === 0) {
+        controller.close();
+        _close(handle);
+      } else {
+        _close(handle);
+        throw systemError("read", action, -result);
       }
     },
     cancel(): void {
-      release();
+      _close(handle);
     },
   }, { highWaterMark: 0 });
 }
@@ -152,11 +156,9 @@ export function fdWritable(
   what: string,
   options: { spinMicros?: number } = {},
 ): WritableStream<Uint8Array> {
-  const parker = new FdParker(handle.fd, POLL.OUT, what);
   const action = `write to ${what}`;
-  let abortSignal: AbortSignal | undefined;
-  const release = () => _closeWhenIdle(handle, parker);
   const spinner = new Spinner(options.spinMicros ?? DEFAULT_SPIN_MICROS);
+  let abortSignal: AbortSignal | undefined;
   return new WritableStream<Uint8Array>({
     start(controller): void {
       // Aborted as soon as abort() is called, even while a write is parked,
@@ -166,51 +168,51 @@ export function fdWritable(
     async write(chunk): Promise<void> {
       const write = libc().symbols.write;
       let offset = 0;
-      const writeRest = () => {
-        const fd = handle.fd;
-        const rest = chunk.subarray(offset) as Uint8Array<ArrayBuffer>;
-        return retryEintr(() =>
-          Number(write(fd, rest, BigInt(rest.byteLength)))
-        );
-      };
-      while (offset < chunk.byteLength) {
-        let count = writeRest();
-        if (-count === ERRNO.EAGAIN) {
-          // A full pipe the reader is draining right now frees up at once.
-          count = await spinner.spinAsync(
-            count,
-            () => handle.fd < 0 ? -ERRNO.EBADF : writeRest(),
-            (result) => result !== -ERRNO.EAGAIN,
+      const plan: RetryPlan<number> = {
+        attempt: () => {
+          if (handle.fd < 0) return -ERRNO.EBADF;
+          const rest = chunk.subarray(offset) as Uint8Array<ArrayBuffer>;
+          return retryEintr(() =>
+            Number(write(handle.fd, rest, BigInt(rest.byteLength)))
           );
+        },
+        wouldBlock: (count) => count === -ERRNO.EAGAIN,
+        // A full pipe the reader is draining right now frees up at once.
+        spinner,
+        deadline: FOREVER,
+        signal: abortSignal,
+        action,
+      };
+      const park = () =>
+        reactor().park(handle.fd, "write", what, FOREVER, abortSignal, action);
+      while (offset < chunk.byteLength) {
+        let count: number;
+        try {
+          count = await retryAsync(plan, park);
+        } catch (error) {
+          _close(handle);
+          throw error;
         }
         if (count >= 0) {
           offset += count;
           continue;
         }
-        if (-count !== ERRNO.EAGAIN) {
-          release();
-          throw systemError(
-            "write",
-            action,
-            -count,
-            -count === ERRNO.EPIPE
-              ? "the reading end is closed (broken pipe)"
-              : undefined,
-          );
-        }
-        try {
-          await parker.park(_FOREVER, abortSignal, action);
-        } catch (error) {
-          release();
-          throw error;
-        }
+        _close(handle);
+        throw systemError(
+          "write",
+          action,
+          -count,
+          -count === ERRNO.EPIPE
+            ? "the reading end is closed (broken pipe)"
+            : undefined,
+        );
       }
     },
     close(): void {
-      release();
+      _close(handle);
     },
     abort(): void {
-      release();
+      _close(handle);
     },
   }, { highWaterMark: 1 });
 }

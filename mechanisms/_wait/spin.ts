@@ -22,6 +22,9 @@
  * `spin: 0` where CPU matters more. An earlier version instead paused spinning
  * after fruitless spins, which locked the pair into the slow state for good.
  *
+ * The retry loop (retry.ts) is what spins; mechanisms only keep a
+ * `Spinner` per direction so that each learns from its own waits.
+ *
  * Async callers spin with {@linkcode Spinner.spinAsync}, which yields a
  * microtask between attempts. That matters: a receive loop that runs ahead
  * (an RPC client's reader, a server's accept-and-serve loop) would otherwise
@@ -115,65 +118,5 @@ export class Spinner {
       result = attempt();
     } while (!done(result) && performance.now() < until);
     return result;
-  }
-}
-
-/** What {@linkcode retryAsync} and {@linkcode retrySync} need from a mechanism. */
-export interface RetryPlan<R> {
-  /** One non-blocking attempt. */
-  attempt: () => R;
-  /** Whether a result means "would block, try again later". */
-  wouldBlock: (result: R) => boolean;
-  /** Spins before the first sleep, and learns how long sleeps lasted. */
-  spinner: Spinner;
-  /** Whether to spin: not when the caller allows no waiting (`timeout: 0`). */
-  mayWait: boolean;
-}
-
-/**
- * Attempts until the result is final: once, then a spin, then sleeping with
- * `park` between attempts. Returns the final result (success or an error
- * code) or whatever `park` throws (timeout, abort, close); with `mayWait`
- * false it skips the spin, and `park` is expected to throw the timeout.
- */
-export async function retryAsync<R>(
-  plan: RetryPlan<R>,
-  park: () => Promise<void>,
-): Promise<R> {
-  let result = plan.attempt();
-  const done = (value: R) => !plan.wouldBlock(value);
-  if (done(result)) return result;
-  const started = performance.now();
-  if (plan.mayWait) {
-    result = await plan.spinner.spinAsync(result, plan.attempt, done);
-    if (done(result)) return result;
-  }
-  for (;;) {
-    await park();
-    result = plan.attempt();
-    if (done(result)) {
-      plan.spinner.slept(performance.now() - started);
-      return result;
-    }
-  }
-}
-
-/** The blocking form of {@linkcode retryAsync}: `block` sleeps the thread. */
-export function retrySync<R>(plan: RetryPlan<R>, block: () => void): R {
-  let result = plan.attempt();
-  const done = (value: R) => !plan.wouldBlock(value);
-  if (done(result)) return result;
-  const started = performance.now();
-  if (plan.mayWait) {
-    result = plan.spinner.spin(result, plan.attempt, done);
-    if (done(result)) return result;
-  }
-  for (;;) {
-    block();
-    result = plan.attempt();
-    if (done(result)) {
-      plan.spinner.slept(performance.now() - started);
-      return result;
-    }
   }
 }
