@@ -1,6 +1,8 @@
 /**
  * Measuring sessions inside the driver: round trips, one-way bursts, an
- * idle wait and many sessions at once, each with the CPU time the driver
+ * idle wait (one receiver per row, right after its round trips; for many
+ * waits in one process and no traffic at all, see bench/idle_wait.ts) and
+ * many sessions at once, each with the CPU time the driver
  * and its peers used during the timed part, read from their process CPU
  * clocks (ffi/cpu_clock.ts). Also the pooling of passes into a cell.
  *

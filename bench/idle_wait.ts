@@ -6,17 +6,24 @@
  *
  *   deno task bench:idle [--seconds=10] [--counts=1,20,1000] [--kinds=mq,fifo,pipe,semaphore]
  *
- * CPU time is utime + stime of the child (all its threads) from
- * /proc/<pid>/stat, read through libc (Deno wants --allow-all for its own
- * file API under /proc/<pid>), in clock ticks of 10 ms (USER_HZ is 100 on
- * Linux). It is sampled once the child says every wait is parked and
- * again `seconds` later; the child's start-up is not counted.
+ * CPU time is the child's process CPU clock (user + system, all its
+ * threads; ffi/cpu_clock.ts, the clock the driver reads too), sampled once
+ * the child says every wait is parked and again `seconds` later; the
+ * child's start-up is not counted.
+ *
+ * The driver's idle section (`deno task bench:driver --sections=idle`)
+ * answers another question: one receiver per row of the driver (every
+ * mechanism and API style, and C busy-waiting or blocking), waiting right
+ * after a burst of round trips, so that rows can be compared with each
+ * other and with C. This file holds one process with many waits and no
+ * traffic at all, to show what the reactor and the futex lanes cost as
+ * waits grow in number (one thread for 10,000 waits is the design).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { readSmallFile } from "../ffi/file.ts";
+import { processCpuNanos } from "../ffi/cpu_clock.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,17 +36,12 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds);
 const COUNTS = values.counts.split(",").map(Number);
 const KINDS = values.kinds.split(",");
-/** Linux reports /proc times in USER_HZ ticks, fixed at 100 per second. */
-const TICK_MS = 10;
-
 function cpuMs(pid: number): number {
-  const stat = readSmallFile(`/proc/${pid}/stat`, 4096);
-  if (stat === undefined) throw new Error(`cannot read /proc/${pid}/stat`);
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return (utime + stime) * TICK_MS;
+  const nanos = processCpuNanos(pid);
+  if (nanos === undefined) {
+    throw new Error(`Cannot read the CPU clock of process ${pid}`);
+  }
+  return nanos / 1e6;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -87,7 +89,7 @@ async function measure(kind: string, count: number): Promise<string> {
     const elapsed = (performance.now() - started) / 1000;
     const perSecond = used / elapsed;
     return `${kind.padEnd(10)} ${String(count).padStart(5)} waits   ${
-      used.toFixed(0).padStart(6)
+      used.toFixed(1).padStart(8)
     } ms CPU in ${elapsed.toFixed(1)} s   ${
       (perSecond / 10).toFixed(2).padStart(6)
     } % of a core`;
@@ -103,7 +105,7 @@ async function measure(kind: string, count: number): Promise<string> {
 }
 
 console.log(
-  `idle waits, CPU of the waiting process over ${SECONDS} s (utime+stime, 10 ms ticks)`,
+  `idle waits, CPU of the waiting process over ${SECONDS} s (user + system)`,
 );
 for (const kind of KINDS) {
   for (const count of COUNTS) console.log(await measure(kind, count));
