@@ -69,7 +69,6 @@ Deno.test(
       await using child = spawn<never, Note>(Deno.execPath(), [
         "run",
         "--quiet",
-        "--unstable-net",
         "--allow-ffi",
         "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue," + dir,
         "--allow-write=/dev/mqueue," + dir,

@@ -27,7 +27,7 @@ import {
 const UNIX_ROW = "Unix socket, async";
 
 function _netFlags(dir?: string, path?: string): string[] {
-  const flags = ["--unstable-net", "--allow-net=127.0.0.1"];
+  const flags = ["--allow-ffi", "--allow-net=127.0.0.1"];
   if (dir && path) {
     flags[1] += `,unix:${path}`;
     flags.push(`--allow-read=${dir}`, `--allow-write=${dir}`);
