@@ -56,6 +56,7 @@ async function _unix(): Promise<Session> {
   const peer = spawnPeer(
     "rpc_echo.ts",
     [
+      "--allow-ffi",
       `--allow-net=unix:${path}`,
       `--allow-read=${dir}`,
       `--allow-write=${dir}`,
