@@ -611,7 +611,10 @@ export class MessageHeader {
     const view = this.#headerView;
     view.setBigUint64(_MSGHDR.NAME, _address(this.name), true);
     view.setUint32(_MSGHDR.NAMELEN, SOCKADDR_STORAGE_SIZE, true);
-    this.#setControl(fds === 0 ? 0 : cmsgSpace(fds * 4));
+    // Exactly `fds` descriptors fit (CMSG_LEN, not CMSG_SPACE, whose
+    // padding would take one more when `fds` is odd): the kernel installs
+    // what fits, closes the rest and sets MSG_CTRUNC.
+    this.#setControl(fds === 0 ? 0 : _CMSGHDR.DATA + fds * 4);
     view.setInt32(_MSGHDR.FLAGS, 0, true);
     return this.#header;
   }
@@ -690,7 +693,9 @@ export class MessageHeader {
   }
 
   #setControl(bytes: number): void {
-    if (this.#control.byteLength < bytes) this.#control = _bytes(bytes);
+    if (this.#control.byteLength < bytes) {
+      this.#control = _bytes((bytes + 7) & ~7);
+    }
     const view = this.#headerView;
     view.setBigUint64(
       _MSGHDR.CONTROL,
@@ -770,4 +775,17 @@ export function environmentValue(name: string): string | undefined {
  */
 export function duplicateDescriptor(fd: number): number {
   return retryEintr(() => libc().symbols.fcntl(fd, FCNTL.F_DUPFD_CLOEXEC, 0));
+}
+
+/** `O_ACCMODE`: the access bits of a descriptor's status flags. */
+const _O_ACCMODE = 0o3;
+
+/**
+ * How a descriptor was opened (`fcntl(F_GETFL) & O_ACCMODE`): `O_RDONLY`,
+ * `O_WRONLY` or `O_RDWR`, or `-errno`. For a descriptor that arrived from
+ * another process, this says what it may be used for.
+ */
+export function accessModeOf(fd: number): number {
+  const flags = retryEintr(() => libc().symbols.fcntl(fd, FCNTL.F_GETFL, 0));
+  return flags < 0 ? flags : flags & _O_ACCMODE;
 }

@@ -57,6 +57,8 @@ import {
   retrySync,
 } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import { accessModeOf } from "../ffi/socket.ts";
 
 /** Where Linux shows message queues as files; the permission checks use it. */
 export const MQUEUE_DIR = "/dev/mqueue";
@@ -250,6 +252,34 @@ export class MessageQueue<T = unknown>
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
     _leaked.register(this, this.#handle, this);
+    // Can be sent over a seqpacket socket (socket.ts): a queue descriptor
+    // is a file descriptor on Linux.
+    const handle = this.#handle;
+    markPassable(this, () => ({
+      kind: "message-queue",
+      fd: handle.fd,
+      meta: { name },
+    }));
+  }
+
+  static {
+    // A queue whose descriptor arrived over a socket: the descriptor is the
+    // capability (the sender had the access), so the name is not opened
+    // again and no path permission is asked; it reads and writes as the
+    // sender's descriptor was opened to, with the JSON codec.
+    registerAdopter("message-queue", (fd, meta) => {
+      const name = typeof meta.name === "string" ? meta.name : "";
+      const what = `message queue "${name}"`;
+      const access = accessModeOf(fd);
+      if (access < 0) {
+        throw systemError("fcntl", `take ${what} that arrived`, -access);
+      }
+      const { messageSize } = _readAttributes(fd, what);
+      return new MessageQueue<unknown>(name, fd, messageSize, {
+        read: access !== O.WRONLY,
+        write: access !== O.RDONLY,
+      });
+    });
   }
 
   /**

@@ -61,15 +61,18 @@
  */
 
 import { cString, O } from "../ffi/c.ts";
-import { retryEintr } from "../ffi/errno.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { accessModeOf, memfdCreate } from "../ffi/socket.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
 import {
   checkRegionOptions,
+  checkSize,
   Mapping,
   registerRegion,
+  setLength,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
@@ -82,6 +85,7 @@ import {
 import { validateIpcName } from "./_kernel/names.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
@@ -160,11 +164,86 @@ export class SharedMemory implements Disposable {
     unlinkOnClose: boolean,
   ) {
     this.#name = name;
-    this.#what = `shared memory "${name}"`;
+    this.#what = name ? `shared memory "${name}"` : "anonymous shared memory";
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
     registerRegion(this, mapping);
+    // Can be sent over a seqpacket socket (socket.ts): the receiver maps
+    // the same object through the descriptor, with no name needed.
+    markPassable(this, () => ({
+      kind: "shared-memory",
+      fd: mapping.closed ? -1 : mapping.fd,
+      meta: { name, readOnly },
+    }));
+  }
+
+  static {
+    // Shared memory whose descriptor arrived over a socket: the sender
+    // already had the access; the descriptor is the capability, so no
+    // name is opened and no path permission is asked.
+    registerAdopter("shared-memory", (fd, meta) => {
+      const name = typeof meta.name === "string" ? meta.name : "";
+      const action = `take ${
+        name ? `shared memory "${name}"` : "anonymous shared memory"
+      } that arrived`;
+      const access = accessModeOf(fd);
+      if (access < 0) throw systemError("fcntl", action, -access);
+      const size = statFd(fd);
+      if (typeof size === "number") throw systemError("fstat", action, -size);
+      if (size.size === 0) {
+        throw new RangeError(`Cannot ${action}: it is empty (0 bytes)`);
+      }
+      const readOnly = access === O.RDONLY;
+      const what = name ? `shared memory "${name}"` : "anonymous shared memory";
+      const mapping = new Mapping(fd, size.size, !readOnly, what);
+      return new SharedMemory(name, mapping, readOnly, false);
+    });
+  }
+
+  /**
+   * Creates shared memory with no name (`memfd_create(2)`): nothing in
+   * `/dev/shm`, nothing another process can open. Share it by sending it
+   * over a seqpacket socket (`channel.send(value, { handles: [memory] })`);
+   * it is freed when the last process that has it closes it. Needs only
+   * `--allow-ffi`. Its {@linkcode SharedMemory.name} is `""`.
+   *
+   * @throws {RangeError} for an invalid size, before any system call
+   * @throws {IpcError} with code `ENOSPC` when memory for it cannot be reserved
+   * @throws {Deno.errors.NotSupported} where the C library has no memfd_create
+   *
+   * @example Hand a private buffer to one other process
+   * ```ts ignore
+   * import { connect, SharedMemory } from "@ipckit/ipckit";
+   *
+   * using memory = SharedMemory.anonymous(1 << 20);
+   * memory.bytes()[0] = 42;
+   * await using peer = await connect<string>({ abstract: "worker", type: "seqpacket" });
+   * await peer.send("frame", { handles: [memory] });
+   * ```
+   */
+  static anonymous(size: number): SharedMemory {
+    const action = "create anonymous shared memory";
+    const bytes = checkSize(size, action);
+    const fd = memfdCreate("ipckit-anonymous");
+    if (fd < 0) {
+      const error = systemError("memfd_create", action, -fd);
+      throw -fd === ERRNO.ENOSYS
+        ? new Deno.errors.NotSupported(
+          `Cannot ${action}: memfd_create() is not available on ${Deno.build.os}/${Deno.build.arch}`,
+          { cause: error },
+        )
+        : error;
+    }
+    let mapping: Mapping;
+    try {
+      _reserveAnonymous(fd, bytes, action);
+      mapping = new Mapping(fd, bytes, true, "anonymous shared memory");
+    } catch (error) {
+      libc().symbols.close(fd);
+      throw error;
+    }
+    return new SharedMemory("", mapping, false, false);
   }
 
   /**
@@ -309,7 +388,7 @@ export class SharedMemory implements Disposable {
     }
   }
 
-  /** The object's name, e.g. `"/frame"`. */
+  /** The object's name, e.g. `"/frame"`; `""` for {@linkcode SharedMemory.anonymous} memory. */
   get name(): string {
     return this.#name;
   }
@@ -452,6 +531,30 @@ export class SharedMemory implements Disposable {
   /** Closes the handle; see {@linkcode SharedMemory.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * Sizes a memfd and reserves its pages, so a full memory is `ENOSPC` now
+ * and never SIGBUS later. Not through `reserve()`: the internal mount of
+ * memfds reports 0 bytes free to `fstatvfs`, whatever memory is left.
+ */
+function _reserveAnonymous(fd: number, size: number, action: string): void {
+  setLength(fd, size, action);
+  const fallocate = libc().symbols.posix_fallocate;
+  if (!fallocate) return;
+  let error: number;
+  // posix_fallocate returns the error number instead of setting errno.
+  do error = fallocate(fd, 0n, BigInt(size)); while (error === ERRNO.EINTR);
+  if (error !== 0 && error !== ERRNO.EOPNOTSUPP) {
+    throw systemError(
+      "posix_fallocate",
+      action,
+      error,
+      error === ERRNO.ENOSPC
+        ? `no memory is left for ${size} bytes`
+        : undefined,
+    );
   }
 }
 

@@ -283,7 +283,7 @@ export class PacketIo<T> {
     try {
       const truncated = count > room || (flags & MSG.TRUNC) !== 0;
       const packet = buffer.subarray(0, Math.min(count, room));
-      if (flags & MSG.CTRUNC) {
+      if ((flags & MSG.CTRUNC) || fds.length > maxHandles) {
         throw new DecodeError(
           `Cannot ${action}: a message arrived with more descriptors than this receive takes (maxHandles: ${maxHandles}); they were closed`,
           packet.slice(0, 64),
