@@ -87,7 +87,7 @@ import {
 import { checkFramingOptions } from "./_stream/options.ts";
 import { deadlineOf } from "./_wait/deadline.ts";
 import { backoffPark, retryAsync } from "./_wait/retry.ts";
-import { checkSpinMicros } from "./_wait/spin.ts";
+import { checkSpinMicros, DEFAULT_SPIN_MICROS, Spinner } from "./_wait/spin.ts";
 
 /** The largest UDP payload over IPv4: 65,535 minus the IP and UDP headers. */
 export const UDP_MAX_PAYLOAD_IPV4 = 65_507;
@@ -219,6 +219,7 @@ let _datagram: <T>(
   peer: CheckedAddress | undefined,
   codec: Codec<T>,
   file: UnixSocketFile | undefined,
+  spin: number,
 ) => DatagramChannel<T>;
 
 /**
@@ -247,6 +248,7 @@ export class DatagramChannel<T>
   #file: UnixSocketFile | undefined;
   #closed = false;
   #destinations = new Map<string, SocketAddressBytes>();
+  #sendSpinner: Spinner;
 
   static {
     _datagram = <T>(
@@ -256,7 +258,8 @@ export class DatagramChannel<T>
       peer: CheckedAddress | undefined,
       codec: Codec<T>,
       file: UnixSocketFile | undefined,
-    ) => new DatagramChannel<T>(socket, unix, max, peer, codec, file);
+      spin: number,
+    ) => new DatagramChannel<T>(socket, unix, max, peer, codec, file, spin);
   }
 
   private constructor(
@@ -266,6 +269,7 @@ export class DatagramChannel<T>
     peer: CheckedAddress | undefined,
     codec: Codec<T>,
     file: UnixSocketFile | undefined,
+    spin: number,
   ) {
     this.#socket = socket;
     this.#unix = unix;
@@ -273,6 +277,7 @@ export class DatagramChannel<T>
     this.#peer = peer;
     this.#codec = codec;
     this.#file = file;
+    this.#sendSpinner = new Spinner(spin);
     this.#addr = file
       ? { transport: "unixpacket", path: file.path }
       : toDenoAddr(localAddressOf(socket.fd), unix ? "unixpacket" : "udp");
@@ -345,7 +350,15 @@ export class DatagramChannel<T>
         : describeAddress(address, protocol);
       const socket = new SocketFd(fd, what, spin);
       fd = -1;
-      return new DatagramChannel<T>(socket, unix, max, peer, codec, file);
+      return new DatagramChannel<T>(
+        socket,
+        unix,
+        max,
+        peer,
+        codec,
+        file,
+        spin,
+      );
     } catch (error) {
       if (fd >= 0) libc().symbols.close(fd);
       file?.remove();
@@ -422,6 +435,9 @@ export class DatagramChannel<T>
           {
             attempt,
             wouldBlock: full,
+            // The receiver usually drains its queue (net.unix.max_dgram_qlen
+            // datagrams, 10 by default) within microseconds.
+            spinner: this.#sendSpinner,
             deadline,
             signal: options.signal,
             action,
@@ -777,5 +793,6 @@ registerAdopter("datagram", (fd) => {
     undefined,
     codecs.json<unknown>(),
     undefined,
+    DEFAULT_SPIN_MICROS,
   );
 });
