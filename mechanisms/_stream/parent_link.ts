@@ -67,7 +67,7 @@ export function connectToParent(
   };
   return {
     incoming: {
-      async read(buffer) {
+      async read(buffer): Promise<number | null> {
         while (!stdinDone) {
           const count = await Deno.stdin.read(buffer);
           if (count !== null && count > 0) return count;
