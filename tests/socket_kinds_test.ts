@@ -171,7 +171,7 @@ Deno.test(
         server.close();
       }
       {
-        await using socket = await bindDatagram({ path: `${dir}/d.sock` });
+        await using _socket = await bindDatagram({ path: `${dir}/d.sock` });
         assertEquals(modeOf(`${dir}/d.sock`), 0o600);
       }
     })
