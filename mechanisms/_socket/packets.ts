@@ -286,7 +286,9 @@ export class PacketIo<T> {
       if ((flags & MSG.CTRUNC) || fds.length > maxHandles) {
         throw new DecodeError(
           `Cannot ${action}: a message arrived with more descriptors than this receive takes (maxHandles: ${maxHandles}); they were closed`,
-          packet.slice(0, 64),
+          // The whole packet (ipckit's handle header, then the value), so
+          // nothing but the descriptors is lost.
+          packet.slice(),
         );
       }
       if (fds.length === 0) {

@@ -147,7 +147,7 @@ export function readHandleHeader(
   const refuse = (why: string) =>
     new DecodeError(
       `Cannot ${action}: a message arrived with ${count} descriptor(s) ${why}; they were closed`,
-      packet.slice(0, 64),
+      packet.slice(),
     );
   if (
     packet.byteLength < _PREFIX_BYTES ||
