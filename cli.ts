@@ -14,10 +14,13 @@
  * ipckit watch /jobs --codec text    # print (and consume) arriving messages
  * ```
  *
- * Deno 2.9 refuses its own file API under /dev and /proc without
- * `--allow-all`, so the listing goes through libc (`--allow-ffi`) after
- * checking the `--allow-read` and `--allow-write` flags above, the same way
- * the rest of ipckit does.
+ * The commands are a thin layer over `@ipckit/ipckit/inventory`, which
+ * documents what is listed, how holders are found, what `gc` keeps and
+ * why, and how names that are not UTF-8 are shown (`/caf\xe9`; the
+ * commands accept that form). Deno 2.9 refuses its own file API under /dev
+ * and /proc without `--allow-all`, so the listing goes through libc
+ * (`--allow-ffi`) after checking the `--allow-read` and `--allow-write`
+ * flags above, the same way the rest of ipckit does.
  *
  * @example Run the command line from another program
  * ```ts ignore
@@ -29,32 +32,37 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "@std/cli/parse-args";
+import { Spinner } from "@std/cli/unstable-spinner";
 import { type Codec, codecs } from "./mechanisms/codec.ts";
 import { DecodeError } from "./mechanisms/errors.ts";
-import { MessageQueue } from "./mechanisms/message_queue.ts";
-import { Semaphore } from "./mechanisms/semaphore.ts";
-import { planCollection } from "./mechanisms/_inventory/collect.ts";
 import {
-  fileKey,
-  type Holder,
-  scanHolders,
-} from "./mechanisms/_inventory/holders.ts";
-import {
+  checkObjectName,
+  type CollectionPlan,
   findObjects,
+  formatObjectName,
+  type Holder,
   IPC_KINDS,
   type IpcKind,
   type IpcObject,
   KIND_NAMES,
   listObjects,
-  readQueueStatus,
-  unlinkObject,
-} from "./mechanisms/_inventory/objects.ts";
-import { NAME_MAX, validateIpcName } from "./mechanisms/_kernel/names.ts";
+  objectDetails,
+  parseObjectName,
+  planCollection,
+  removeObject,
+  type UninspectedProcess,
+} from "./mechanisms/inventory.ts";
+import { MessageQueue } from "./mechanisms/message_queue.ts";
 
 /** The permission flags every command works with. */
 const _FLAGS =
   "--allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue";
+
+const _NAMES_HELP =
+  `Names are shown as POSIX sees them (/jobs). A byte that is not UTF-8, or a
+control character, is shown as \\xHH and a backslash as \\\\ (so /caf\\xe9);
+commands accept names in that form.`;
 
 const _USAGE =
   `ipckit: see and clean up POSIX IPC objects (message queues, shared memory,
@@ -76,7 +84,11 @@ Exit codes: 0 success, 1 failure, 2 usage error.
 Install:
   deno install -g --name ipckit ${_FLAGS} jsr:@ipckit/ipckit/cli
 Holders are found in /proc/<pid>/fd and /proc/<pid>/maps of the processes
-you may inspect (every process for root).`;
+you may inspect; the others are named, with the reason.
+Where /dev/mqueue is not mounted, queues are found through the processes
+that hold them, and by name.
+
+${_NAMES_HELP}`;
 
 const _HELP: Record<string, string> = {
   ls: `Usage: ipckit ls [--kind mq|shm|sem] [--json]
@@ -87,6 +99,11 @@ mode, owner uid, last modification, and the live processes that have it
 open or mapped. SIZE is bytes for shared memory and semaphores, and the
 bytes of waiting messages for a queue.
 
+Where /dev/mqueue is not mounted, the queues listed are those some process
+holds open (found through /proc/<pid>/fd); a note says how to mount it.
+
+${_NAMES_HELP}
+
 Options:
   --kind <kind>  only mq, shm or sem
   --json         print JSON instead of a table
@@ -96,7 +113,7 @@ Options:
 Shows one object: path, mode, owner, holders, and for a queue its
 attributes (max messages, message size, current messages, queued bytes),
 for shared memory its size, for a semaphore its value. Opening the queue or
-semaphore to read them does not change them.
+semaphore to read them does not change them. Works without /dev/mqueue.
 
 Options:
   --kind <kind>  only mq, shm or sem (default: every kind with that name)
@@ -107,6 +124,7 @@ Options:
 Removes each name (mq_unlink, shm_unlink, sem_unlink). Processes that have
 the object open keep using it; the kernel frees it when the last closes.
 When a name exists as more than one kind, --kind says which to remove.
+Works without /dev/mqueue.
 
 Options:
   --kind <kind>  mq, shm or sem
@@ -120,10 +138,23 @@ object it removes, or keeps and why. Run with --dry-run first.
 Not being held is not proof that nobody wants an object: a program may open
 it by name later (a queue used as a mailbox, a semaphore kept on purpose).
 So gc only touches names you claim: those starting with --prefix, or every
-name with --all. When some processes cannot be inspected (other users',
-unless you are root), it also keeps objects of other users and objects whose
-mode lets other users open them. A process that opens an object between the
-check and the removal keeps working with it, but its name is gone.
+name with --all. A process that opens an object between the check and the
+removal keeps working with it, but its name is gone.
+
+Some processes cannot be inspected: another user's (unless you are root),
+one that is not dumpable (ssh-agent, gpg-agent, daemons that changed user),
+one that holds capabilities you do not. gc keeps every object such a
+process could hold: one it runs as the owner of, one whose mode lets group
+or other users open it (so also root's objects, when a root process cannot
+be inspected), and prints which process kept it and why.
+
+The one gap: a root process that you, an ordinary user, cannot inspect is
+not assumed to hold your private (0600) objects, although root could open
+them. Assuming it would keep all your objects on any machine that runs a
+root daemon. Run gc as root to inspect root's processes too.
+
+Where /dev/mqueue is not mounted, queues that no process holds cannot be
+found, so gc cannot remove them; mount it to collect them.
 
 Options:
   --prefix <prefix>  only names starting with this, e.g. /myapp-
@@ -148,12 +179,13 @@ Options:
 
 class _UsageError extends Error {}
 
-type _Parsed = ReturnType<typeof parseArgs>;
-
 /**
  * Runs the `ipckit` command line with `args` (what follows `ipckit`),
  * printing to stdout and stderr, and resolves to the exit code: 0 on
  * success, 1 on failure, 2 on a usage error.
+ *
+ * @param args the command and its options, e.g. `["ls", "--json"]`
+ * @returns the exit code
  *
  * @example List the objects as JSON
  * ```ts ignore
@@ -185,11 +217,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    if (_isUsageError(error)) {
+    if (error instanceof _UsageError) {
       console.error(
-        `ipckit ${command}: ${
-          (error as Error).message
-        }\nRun "ipckit ${command} --help" for usage.`,
+        `ipckit ${command}: ${error.message}\nRun "ipckit ${command} --help" for usage.`,
       );
       return 2;
     }
@@ -206,15 +236,6 @@ const _COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   watch: _watch,
 };
 
-function _isUsageError(error: unknown): boolean {
-  // parseArgs signals bad options with TypeErrors coded ERR_PARSE_ARGS_*.
-  return error instanceof _UsageError ||
-    (error instanceof TypeError &&
-      String((error as { code?: unknown }).code).startsWith(
-        "ERR_PARSE_ARGS",
-      ));
-}
-
 function _describe(error: unknown): string {
   if (error instanceof Deno.errors.NotCapable) {
     // The library's message already names the flag; say how to pass it for good.
@@ -223,37 +244,62 @@ function _describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+interface _Parsed {
+  /** Option values by name: strings, or booleans for flags. */
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+interface _Options {
+  boolean?: string[];
+  string?: string[];
+}
+
+/**
+ * Parses with @std/cli: `boolean` and `string` name the options; anything
+ * else starting with "-" is a usage error. Positionals stay strings ("007"
+ * is a name, not the number 7).
+ */
 function _parse(
   args: string[],
   command: string,
-  options: NonNullable<Parameters<typeof parseArgs>[0]>["options"],
+  options: _Options,
   positionals: { min: number; max: number; what: string },
 ): _Parsed | undefined {
-  const parsed = parseArgs({
-    args,
-    options: { ...options, help: { type: "boolean", short: "h" } },
-    allowPositionals: positionals.max > 0,
-    strict: true,
+  const booleans = [...(options.boolean ?? []), "help"];
+  const strings = options.string ?? [];
+  const parsed = parseArgs(args, {
+    boolean: booleans,
+    string: [...strings, "_"],
+    alias: { h: "help" },
+    unknown: (arg: string, key?: string) => {
+      if (key === undefined) return true; // a positional
+      throw new _UsageError(`unknown option "${arg.split("=")[0]}"`);
+    },
   });
-  if (parsed.values.help) {
+  if (parsed.help) {
     console.log(_HELP[command]);
     return undefined;
   }
-  const count = parsed.positionals.length;
-  if (count < positionals.min) {
+  const values: _Parsed["values"] = {};
+  for (const name of booleans) values[name] = Boolean(parsed[name]);
+  for (const name of strings) {
+    const value = parsed[name];
+    if (value !== undefined) values[name] = String(value);
+  }
+  const list = parsed._.map(String);
+  if (list.length < positionals.min) {
     throw new _UsageError(`missing ${positionals.what}`);
   }
-  if (count > positionals.max) {
-    throw new _UsageError(
-      `unexpected argument "${parsed.positionals[positionals.max]}"`,
-    );
+  if (list.length > positionals.max) {
+    throw new _UsageError(`unexpected argument "${list[positionals.max]}"`);
   }
-  return parsed;
+  return { values, positionals: list };
 }
 
-const _KIND_OPTION = { kind: { type: "string" } } as const;
+const _KIND_OPTION = "kind";
 
-function _kinds(value: unknown): IpcKind[] {
+function _kinds(value: string | boolean | undefined): IpcKind[] {
   if (value === undefined) return [...IPC_KINDS];
   if (!IPC_KINDS.includes(value as IpcKind)) {
     throw new _UsageError(
@@ -263,51 +309,72 @@ function _kinds(value: unknown): IpcKind[] {
   return [value as IpcKind];
 }
 
-/** Accepts `jobs` for `/jobs` and checks the name before anything else. */
-function _name(value: string, kinds: IpcKind[]): string {
-  const name = value.startsWith("/") ? value : `/${value}`;
+/**
+ * Reads a name as the listings show it (escapes and all), accepts `jobs`
+ * for `/jobs`, and checks it before anything else.
+ */
+function _name(value: string, kinds: IpcKind[]): Uint8Array {
   try {
-    // Semaphore names lose 4 bytes to the "sem." prefix of their file.
-    validateIpcName(
-      name,
-      "object",
-      kinds.includes("sem") ? NAME_MAX - 4 : NAME_MAX,
-    );
+    const bytes = parseObjectName(value.startsWith("/") ? value : `/${value}`);
+    return checkObjectName(bytes, kinds);
   } catch (error) {
     throw new _UsageError((error as Error).message);
   }
-  return name;
+}
+
+/**
+ * Runs a listing, with a spinner on stderr while /proc is scanned if that
+ * takes more than a moment and stderr is a terminal (never in a pipe or a
+ * log, where it would only add noise).
+ */
+async function _withProgress<T>(
+  work: (onProgress?: (done: number, total: number) => void) => Promise<T>,
+): Promise<T> {
+  if (!Deno.stderr.isTerminal()) return await work();
+  const started = performance.now();
+  let spinner: Spinner | undefined;
+  try {
+    return await work((done, total) => {
+      if (!spinner && performance.now() - started < 500) return;
+      spinner ??= new Spinner({ output: Deno.stderr });
+      spinner.message = `inspecting processes: ${done} of ${total}`;
+      spinner.start();
+    });
+  } finally {
+    spinner?.stop();
+  }
 }
 
 // --- ls ------------------------------------------------------------------
 
-function _ls(args: string[]): Promise<number> {
+async function _ls(args: string[]): Promise<number> {
   const parsed = _parse(
     args,
     "ls",
-    { ..._KIND_OPTION, json: { type: "boolean" } },
+    { boolean: ["json"], string: [_KIND_OPTION] },
     { min: 0, max: 0, what: "" },
   );
-  if (!parsed) return Promise.resolve(0);
-  const { objects, unlisted } = listObjects(_kinds(parsed.values.kind));
-  const scan = scanHolders(new Set(objects.map(_keyOf)));
-  const holdersOf = (object: IpcObject) =>
-    scan.holders.get(_keyOf(object)) ?? [];
+  if (!parsed) return 0;
+  const kinds = _kinds(parsed.values.kind);
+  const inventory = await _withProgress((onProgress) =>
+    listObjects({ kinds, onProgress })
+  );
+  const { objects, unlisted, uninspected } = inventory;
 
   if (parsed.values.json) {
     console.log(JSON.stringify(
       {
         objects: objects.map((object) =>
-          _jsonOf(object, { holders: holdersOf(object) })
+          _jsonOf(object, { holders: object.holders })
         ),
-        inspectedProcesses: scan.inspected,
-        uninspectableProcesses: scan.uninspectable.length,
+        inspectedProcesses: inventory.inspected,
+        uninspectedProcesses: uninspected,
         unlisted,
       },
       null,
       2,
     ));
-    return Promise.resolve(0);
+    return 0;
   }
 
   if (objects.length === 0) console.log("no POSIX IPC objects");
@@ -319,7 +386,7 @@ function _ls(args: string[]): Promise<number> {
       _mode(object.mode),
       String(object.uid),
       _time(object.mtimeMs),
-      _holders(holdersOf(object)),
+      _holders(object.holders),
     ]);
     console.log(
       _table(
@@ -330,46 +397,49 @@ function _ls(args: string[]): Promise<number> {
     );
   }
   for (const { reason } of unlisted) console.log(`note: ${reason}`);
-  _noteUninspectable(scan.uninspectable);
-  return Promise.resolve(0);
+  _noteUninspected(uninspected);
+  return 0;
 }
 
 // --- stat ----------------------------------------------------------------
 
-function _stat(args: string[]): Promise<number> {
+async function _stat(args: string[]): Promise<number> {
   const parsed = _parse(
     args,
     "stat",
-    { ..._KIND_OPTION, json: { type: "boolean" } },
+    { boolean: ["json"], string: [_KIND_OPTION] },
     { min: 1, max: 1, what: 'object name, e.g. "ipckit stat /jobs"' },
   );
-  if (!parsed) return Promise.resolve(0);
+  if (!parsed) return 0;
   const kinds = _kinds(parsed.values.kind);
   const name = _name(parsed.positionals[0], kinds);
-  const found = findObjects(name, kinds);
-  if (found.length === 0) {
-    console.error(`ipckit stat: ${_nothingNamed(name, kinds)}`);
-    return Promise.resolve(1);
+  const found = await _withProgress((onProgress) =>
+    findObjects(name, { kinds, onProgress })
+  );
+  if (found.objects.length === 0) {
+    for (const { reason } of found.unlisted) {
+      console.error(`ipckit stat: ${reason}`);
+    }
+    if (found.unlisted.length === 0) {
+      console.error(`ipckit stat: ${_nothingNamed(name, kinds)}`);
+    }
+    return 1;
   }
-  const scan = scanHolders(new Set(found.map(_keyOf)));
-  const details = found.map((object) =>
-    _jsonOf(object, {
-      holders: scan.holders.get(_keyOf(object)) ?? [],
-      ..._detailsOf(object),
-    })
+  const details = found.objects.map((object) =>
+    _jsonOf(object, { holders: object.holders, ..._detailsOf(object) })
   );
   if (parsed.values.json) {
     console.log(JSON.stringify(details, null, 2));
-    return Promise.resolve(0);
+    return 0;
   }
-  for (const [index, object] of found.entries()) {
+  for (const [index, object] of found.objects.entries()) {
     const detail = details[index];
     const lines: [string, unknown][] = [
       ["path", object.path],
       ["mode", _mode(object.mode)],
       ["owner uid", object.uid],
       ["modified", _time(object.mtimeMs)],
-      ["held by", _holders(detail.holders as Holder[])],
+      ["held by", _holders(object.holders)],
     ];
     if (object.kind === "shm") lines.push(["size", `${object.size} bytes`]);
     for (const key of _DETAIL_KEYS) {
@@ -382,8 +452,9 @@ function _stat(args: string[]): Promise<number> {
       console.log(`  ${(label + ":").padEnd(width)} ${value}`);
     }
   }
-  _noteUninspectable(scan.uninspectable);
-  return Promise.resolve(0);
+  for (const { reason } of found.unlisted) console.log(`note: ${reason}`);
+  _noteUninspected(found.uninspected);
+  return 0;
 }
 
 const _DETAIL_LABELS: Record<string, string> = {
@@ -400,58 +471,51 @@ const _DETAIL_KEYS = Object.keys(_DETAIL_LABELS);
 /** What only opening the object tells: a queue's attributes, a semaphore's value. */
 function _detailsOf(object: IpcObject): Record<string, unknown> {
   try {
-    if (object.kind === "mq") {
-      const status = readQueueStatus(object.path);
-      using queue = MessageQueue.open(object.name, {
-        read: true,
-        write: false,
-      });
-      const { maxMessages, messageSize, currentMessages } = queue.attributes();
-      return { maxMessages, messageSize, currentMessages, ...status };
-    }
-    if (object.kind === "sem") {
-      using semaphore = Semaphore.open(object.name);
-      return { value: semaphore.value };
-    }
+    return { ...objectDetails(object) };
   } catch (error) {
     return { unavailable: _describe(error) };
   }
-  return {};
 }
 
 // --- rm ------------------------------------------------------------------
 
-function _rm(args: string[]): Promise<number> {
-  const parsed = _parse(args, "rm", _KIND_OPTION, {
+async function _rm(args: string[]): Promise<number> {
+  const parsed = _parse(args, "rm", { string: [_KIND_OPTION] }, {
     min: 1,
     max: Infinity,
     what: 'object name, e.g. "ipckit rm /jobs"',
   });
-  if (!parsed) return Promise.resolve(0);
+  if (!parsed) return 0;
   const explicit = parsed.values.kind !== undefined;
   const kinds = _kinds(parsed.values.kind);
   const names = parsed.positionals.map((value) => _name(value, kinds));
   let failed = false;
   for (const name of names) {
+    const shown = formatObjectName(name);
     try {
       let kind: IpcKind;
       if (explicit) kind = kinds[0];
       else {
-        const found = findObjects(name, kinds);
-        if (found.length === 0) throw new Error(_nothingNamed(name, kinds));
-        if (found.length > 1) {
+        const found = await findObjects(name, { kinds, holders: false });
+        // A queue you may not open still exists: unlisted says so.
+        const foundKinds = [
+          ...found.objects.map((object) => object.kind),
+          ...found.unlisted.map((entry) => entry.kind),
+        ];
+        if (foundKinds.length === 0) {
+          throw new Error(_nothingNamed(name, kinds));
+        }
+        if (foundKinds.length > 1) {
           throw new _UsageError(
-            `"${name}" names ${
-              found.map((object) => KIND_NAMES[object.kind]).join(" and ")
-            }: add ${
-              found.map((object) => `--kind ${object.kind}`).join(" or ")
-            }`,
+            `"${shown}" names ${
+              foundKinds.map((kind) => KIND_NAMES[kind]).join(" and ")
+            }: add ${foundKinds.map((kind) => `--kind ${kind}`).join(" or ")}`,
           );
         }
-        kind = found[0].kind;
+        kind = foundKinds[0];
       }
-      unlinkObject(kind, name);
-      console.log(`removed ${KIND_NAMES[kind]} ${name}`);
+      removeObject(kind, name);
+      console.log(`removed ${KIND_NAMES[kind]} ${shown}`);
     } catch (error) {
       if (
         error instanceof _UsageError || error instanceof Deno.errors.NotCapable
@@ -462,24 +526,19 @@ function _rm(args: string[]): Promise<number> {
       failed = true;
     }
   }
-  return Promise.resolve(failed ? 1 : 0);
+  return failed ? 1 : 0;
 }
 
 // --- gc ------------------------------------------------------------------
 
-function _gc(args: string[]): Promise<number> {
+async function _gc(args: string[]): Promise<number> {
   const parsed = _parse(
     args,
     "gc",
-    {
-      ..._KIND_OPTION,
-      prefix: { type: "string" },
-      all: { type: "boolean" },
-      "dry-run": { type: "boolean" },
-    },
+    { boolean: ["all", "dry-run"], string: [_KIND_OPTION, "prefix"] },
     { min: 0, max: 0, what: "" },
   );
-  if (!parsed) return Promise.resolve(0);
+  if (!parsed) return 0;
   const { prefix, all } = parsed.values;
   if (prefix === undefined && !all) {
     throw new _UsageError(
@@ -497,27 +556,34 @@ function _gc(args: string[]): Promise<number> {
     );
   }
   const dryRun = Boolean(parsed.values["dry-run"]);
-  const claimed = typeof prefix === "string"
-    ? (prefix.startsWith("/") ? prefix : `/${prefix}`)
-    : undefined;
-  const plan = planCollection({
-    prefix: claimed,
-    kinds: _kinds(parsed.values.kind),
-  });
+  let claimed: Uint8Array | undefined;
+  if (typeof prefix === "string") {
+    try {
+      claimed = parseObjectName(prefix.startsWith("/") ? prefix : `/${prefix}`);
+    } catch (error) {
+      throw new _UsageError((error as Error).message);
+    }
+  }
+  const kinds = _kinds(parsed.values.kind);
+  const plan: CollectionPlan = await _withProgress((onProgress) =>
+    claimed === undefined
+      ? planCollection({ all: true, kinds, onProgress })
+      : planCollection({ prefix: claimed, kinds, onProgress })
+  );
 
   let removed = 0;
   let kept = 0;
   let failed = false;
   const rows: string[][] = [];
   for (const verdict of plan.verdicts) {
-    const { kind, name } = verdict.object;
+    const { kind, name, nameBytes } = verdict.object;
     let action = verdict.remove
       ? (dryRun ? "would remove" : "removed")
       : "kept";
     let reason = verdict.reason;
     if (verdict.remove && !dryRun) {
       try {
-        unlinkObject(kind, name);
+        removeObject(kind, nameBytes);
       } catch (error) {
         if (error instanceof Deno.errors.NotCapable) throw error;
         action = error instanceof Deno.errors.NotFound ? "gone" : "failed";
@@ -530,15 +596,17 @@ function _gc(args: string[]): Promise<number> {
     rows.push([action, kind, name, reason]);
   }
   if (rows.length > 0) console.log(_table(undefined, rows));
-  const scope = claimed === undefined ? "" : ` named ${claimed}*`;
+  const scope = claimed === undefined
+    ? ""
+    : ` named ${formatObjectName(claimed)}*`;
   console.log(
     dryRun
       ? `dry run: would remove ${removed}, keep ${kept} object(s)${scope}; nothing was removed`
       : `removed ${removed}, kept ${kept} object(s)${scope}`,
   );
   for (const { reason } of plan.unlisted) console.log(`note: ${reason}`);
-  _noteUninspectable(plan.uninspectable);
-  return Promise.resolve(failed ? 1 : 0);
+  _noteUninspected(plan.uninspected);
+  return failed ? 1 : 0;
 }
 
 // --- watch ---------------------------------------------------------------
@@ -549,7 +617,7 @@ async function _watch(args: string[]): Promise<number> {
   const parsed = _parse(
     args,
     "watch",
-    { codec: { type: "string" } },
+    { string: ["codec"] },
     { min: 1, max: 1, what: 'queue name, e.g. "ipckit watch /jobs"' },
   );
   if (!parsed) return 0;
@@ -561,7 +629,17 @@ async function _watch(args: string[]): Promise<number> {
       }`,
     );
   }
-  const name = _name(parsed.positionals[0], ["mq"]);
+  const bytes = _name(parsed.positionals[0], ["mq"]);
+  let name: string;
+  try {
+    name = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new _UsageError(
+      `watch needs a queue name that is UTF-8, got "${
+        formatObjectName(bytes)
+      }"`,
+    );
+  }
   const codec = codecs[codecName as (typeof _CODECS)[number]]() as Codec<
     unknown
   >;
@@ -613,10 +691,6 @@ const _FORMATS: Record<(typeof _CODECS)[number], (value: unknown) => string> = {
 
 // --- printing ------------------------------------------------------------
 
-function _keyOf(object: IpcObject): string {
-  return fileKey(object.dev, object.ino);
-}
-
 function _jsonOf(
   object: IpcObject,
   extra: Record<string, unknown>,
@@ -649,23 +723,36 @@ function _holders(holders: Holder[]): string {
   ).join(", ");
 }
 
-function _nothingNamed(name: string, kinds: IpcKind[]): string {
+function _nothingNamed(name: Uint8Array, kinds: IpcKind[]): string {
   const what = kinds.map((kind) => KIND_NAMES[kind]);
   const listed = what.length > 1
     ? `${what.slice(0, -1).join(", ")} or ${what.at(-1)}`
     : what[0];
-  return `no ${listed} named "${name}"`;
+  return `no ${listed} named "${formatObjectName(name)}"`;
 }
 
-function _noteUninspectable(pids: number[]): void {
-  if (pids.length === 0) return;
-  const shown = pids.slice(0, 10).join(", ") + (pids.length > 10 ? ", …" : "");
-  const what = pids.length === 1
-    ? "1 process could not be inspected"
-    : `${pids.length} processes could not be inspected`;
-  console.log(
-    `note: ${what} (pid ${shown}), so objects only they hold show no holder; inspecting other users' processes needs root`,
-  );
+/**
+ * Says which processes could not be inspected and why, grouped by reason,
+ * so that a listing is never taken for the whole picture.
+ */
+function _noteUninspected(processes: UninspectedProcess[]): void {
+  if (processes.length === 0) return;
+  const what = processes.length === 1
+    ? "1 process could not be inspected, so objects only it holds show"
+    : `${processes.length} processes could not be inspected, so objects only they hold show`;
+  console.log(`note: ${what} no holder:`);
+  const groups = new Map<string, UninspectedProcess[]>();
+  for (const process of processes) {
+    const group = groups.get(process.explanation) ?? [];
+    group.push(process);
+    groups.set(process.explanation, group);
+  }
+  for (const [explanation, group] of groups) {
+    const shown = group.slice(0, 5).map(({ pid, command }) =>
+      command ? `${pid} (${command})` : String(pid)
+    ).join(", ") + (group.length > 5 ? `, … (${group.length} in all)` : "");
+    console.log(`  pid ${shown}: ${explanation}`);
+  }
 }
 
 /** Left-aligned columns; `right` lists columns to align right (numbers). */

@@ -12,14 +12,17 @@
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
  *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
  *
- * Prints progress and a table, and writes bench/results.json,
- * bench/results.md and bench/results.svg (the full run only, unless --out
- * says where).
+ * Shows one progress bar on a terminal (plain lines otherwise), prints a
+ * table, and writes bench/results.json, bench/results.md and
+ * bench/results.svg (the full run only, unless --out says where). Where
+ * the results go is checked before anything is measured: a run takes
+ * minutes, and a directory that is missing or not writable would lose it.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "@std/cli/parse-args";
+import { ProgressBar } from "@std/cli/unstable-progress-bar";
 import { summarize } from "./_stats.ts";
 import { machineFacts } from "./_machine.ts";
 import {
@@ -56,14 +59,13 @@ const TRANSPORTS: Transport[] = [
   ...natsTransports,
 ];
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    out: { type: "string" },
-    "no-install": { type: "boolean", default: false },
-    render: { type: "string" },
+const values = parseArgs(Deno.args, {
+  boolean: ["quick", "no-install"],
+  string: ["only", "out", "render"],
+  unknown: (arg: string, key?: string) => {
+    if (key === undefined) return true;
+    console.error(`bench:driver: unknown option "${arg}"`);
+    Deno.exit(2);
   },
 });
 if (values.render) {
@@ -106,6 +108,36 @@ const selected = TRANSPORTS.filter((t) =>
 );
 const outBase = values.out ??
   (quick || values.only ? undefined : new URL("./", import.meta.url).pathname);
+if (outBase !== undefined) await checkWritable(outBase);
+
+/**
+ * Exits with a clear message unless `dir` is a directory this run may write
+ * (it tries: a file made and removed), so a long run cannot end in an
+ * error that loses its results.
+ */
+async function checkWritable(dir: string): Promise<void> {
+  const fail = (why: string): never => {
+    console.error(`bench:driver: Cannot write the results to "${dir}": ${why}`);
+    Deno.exit(2);
+  };
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return fail(`it does not exist (create it with mkdir -p ${dir})`);
+    }
+    return fail((error as Error).message);
+  }
+  if (!info.isDirectory) fail("it is not a directory");
+  try {
+    await Deno.remove(
+      await Deno.makeTempFile({ dir, prefix: ".ipckit-bench-write-check-" }),
+    );
+  } catch (error) {
+    fail((error as Error).message);
+  }
+}
 
 if (!values["no-install"] && selected.some((t) => t.name.includes("zeromq"))) {
   await ensureZeromq();
@@ -209,12 +241,42 @@ const collected = new Map<string, number[]>();
 const notes = new Map<string, string>();
 const failed = new Map<Transport, string>();
 let done = 0;
+/** The cell being measured, for the progress bar. */
+let current = "";
+/** One bar on a terminal; plain lines, one per cell, in a log or a pipe. */
+const bar = Deno.stderr.isTerminal()
+  ? new ProgressBar({
+    max: cells,
+    barLength: 24,
+    formatter: ({ styledTime, progressBar, value, max, time }) => {
+      const left = value === 0
+        ? ""
+        : value >= max
+        ? ", done"
+        : `, ${_timeLeft((time / value) * (max - value))} left`;
+      return `[${styledTime}] [${progressBar}] ${value}/${max}${left}: ${current}`;
+    },
+  })
+  : undefined;
+
+/** A rough estimate: cells differ, so minutes are all it can honestly say. */
+function _timeLeft(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  return minutes < 1 ? "under a minute" : `about ${minutes} min`;
+}
+
 for (let round = 1; round <= plan.rounds; round++) {
   for (const transport of selected) {
     for (const key of keys) {
       done++;
       const id = `${transport.name}\0${key}`;
-      if (notes.has(id)) continue;
+      if (notes.has(id)) {
+        if (bar) bar.value = done;
+        continue;
+      }
+      current = `${
+        plan.rounds > 1 ? `pass ${round}: ` : ""
+      }${transport.name}, ${SIZES[key].label}`;
       const started = performance.now();
       let pass: number[] | string;
       try {
@@ -226,16 +288,18 @@ for (let round = 1; round <= plan.rounds; round++) {
       if (typeof pass === "string") notes.set(id, pass);
       else collected.set(id, [...(collected.get(id) ?? []), ...pass]);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      console.error(
-        `[${String(done).padStart(3)}/${cells}] ${
-          plan.rounds > 1 ? `pass ${round}: ` : ""
-        }${transport.name}, ${SIZES[key].label}: ${
-          show(pass, key)
-        } in ${seconds} s`,
-      );
+      if (bar) bar.value = done;
+      else {
+        console.error(
+          `[${String(done).padStart(3)}/${cells}] ${current}: ${
+            show(pass, key)
+          } in ${seconds} s`,
+        );
+      }
     }
   }
 }
+await bar?.stop();
 
 function cellOf(transport: Transport, key: SizeKey): Cell {
   const id = `${transport.name}\0${key}`;

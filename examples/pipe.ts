@@ -29,7 +29,9 @@ if (Deno.args[0] === "child") {
   for (const [id, text] of texts.entries()) {
     await child.send({ id, text });
     const { value } = await child.receive({ timeout: 10_000 });
-    console.log(`job ${value.id}: ${value.words} words`);
+    console.log(
+      `job ${value.id}: ${value.words} word${value.words === 1 ? "" : "s"}`,
+    );
   }
   await child.closeWrite();
   console.log("child exited with", (await child.status).code);

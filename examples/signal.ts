@@ -16,7 +16,6 @@ if (Deno.args[0] === "child") {
   sendSignal(Number(Deno.args[1]), "SIGUSR2");
 } else {
   using answers = signals("SIGUSR2");
-  using _log = onSignal("SIGUSR2", (name) => console.log(`parent: ${name}`));
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -31,14 +30,24 @@ if (Deno.args[0] === "child") {
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   await Deno.stdout.write(value!);
+  console.log("parent: sending SIGUSR1 to the child");
   sendSignal(child.pid, "SIGUSR1");
   await answers.next();
+  // The child printed its line before it signalled: show it first.
+  const said = await reader.read();
+  if (said.value) await Deno.stdout.write(said.value);
+  console.log("parent: got SIGUSR2 from the child");
   reader.releaseLock();
   await child.stdout.pipeTo(Deno.stdout.writable, { preventClose: true });
   console.log("child exited with", (await child.status).code);
+  // Some signals cannot be caught at all; ipckit says so up front.
   try {
     onSignal("SIGKILL" as never, () => {});
   } catch (error) {
-    console.log((error as Error).message);
+    console.log(
+      `parent: onSignal("SIGKILL") is refused with ${
+        (error as Error).name
+      }, as it should be: no process can catch SIGKILL`,
+    );
   }
 }

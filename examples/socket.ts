@@ -51,7 +51,8 @@ await using udpClient = await bindDatagram<string>({
 });
 await udpClient.send("ping");
 const ping = await udpServer.receive({ timeout: 1000 });
-console.log("udp:", ping.value, "from", ping.from);
+const sender = ping.from as Deno.NetAddr; // a UDP socket's peers are IP addresses
+console.log(`udp: ${ping.value} from ${sender.hostname}:${sender.port}`);
 await udpServer.send("pong", { to: ping.from });
 console.log("udp reply:", (await udpClient.receive({ timeout: 1000 })).value);
 

@@ -8,8 +8,16 @@ import { type Libc, libc } from "./load.ts";
 
 const _encoder = new TextEncoder();
 
-/** Encodes a string as a NUL-terminated C string. */
-export function cString(value: string): Uint8Array<ArrayBuffer> {
+/**
+ * Encodes a string as a NUL-terminated C string, or copies bytes (a name
+ * read from the kernel that is not UTF-8) and appends the NUL.
+ */
+export function cString(value: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  if (typeof value !== "string") {
+    const bytes = new Uint8Array(value.length + 1);
+    bytes.set(value);
+    return bytes;
+  }
   const bytes = new Uint8Array(_encoder.encode(value).length + 1);
   _encoder.encodeInto(value, bytes);
   return bytes;
@@ -108,6 +116,12 @@ export const MMAP = {
   MAP_NORESERVE: _isDarwin ? 0x40 : 0x4000,
   MS_ASYNC: 0x1,
   MS_SYNC: _isDarwin ? 0x10 : 0x4,
+  /**
+   * madvise(2): fault every page in for reading now, and fail with EFAULT
+   * where a touch would raise SIGBUS (Linux 5.14; EINVAL before; none on
+   * macOS, where it is -1).
+   */
+  MADV_POPULATE_READ: _isDarwin ? -1 : 22,
 } as const;
 
 /** `(void *) -1`, what mmap(2) returns on failure. */
@@ -121,6 +135,64 @@ export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 export const STATVFS = _isDarwin
   ? { FRSIZE: 8, BAVAIL: 24, BLOCK_BYTES: 4, SIZE_OF: 64 } as const
   : { FRSIZE: 8, BAVAIL: 32, BLOCK_BYTES: 8, SIZE_OF: 112 } as const;
+
+/**
+ * `struct statfs` on LP64 Linux: `f_type` (a `long`) comes first; 120 bytes
+ * in all. macOS lays it out differently and has no mqueue file system, so
+ * nothing reads it there.
+ */
+export const STATFS = { TYPE: 0, SIZE_OF: 120 } as const;
+
+/** `f_type` of the mqueue file system (linux/magic.h). */
+export const MQUEUE_MAGIC = 0x19800202;
+
+/**
+ * Linux capability names by bit number (linux/capability.h), for saying
+ * which capability a process holds that another lacks.
+ */
+export const CAPABILITY_NAMES: readonly string[] = [
+  "cap_chown",
+  "cap_dac_override",
+  "cap_dac_read_search",
+  "cap_fowner",
+  "cap_fsetid",
+  "cap_kill",
+  "cap_setgid",
+  "cap_setuid",
+  "cap_setpcap",
+  "cap_linux_immutable",
+  "cap_net_bind_service",
+  "cap_net_broadcast",
+  "cap_net_admin",
+  "cap_net_raw",
+  "cap_ipc_lock",
+  "cap_ipc_owner",
+  "cap_sys_module",
+  "cap_sys_rawio",
+  "cap_sys_chroot",
+  "cap_sys_ptrace",
+  "cap_sys_pacct",
+  "cap_sys_admin",
+  "cap_sys_boot",
+  "cap_sys_nice",
+  "cap_sys_resource",
+  "cap_sys_time",
+  "cap_sys_tty_config",
+  "cap_mknod",
+  "cap_lease",
+  "cap_audit_write",
+  "cap_audit_control",
+  "cap_setfcap",
+  "cap_mac_override",
+  "cap_mac_admin",
+  "cap_syslog",
+  "cap_wake_alarm",
+  "cap_block_suspend",
+  "cap_audit_read",
+  "cap_perfmon",
+  "cap_bpf",
+  "cap_checkpoint_restore",
+];
 
 /** Clock ids for clock_gettime(2) and sem_clockwait(3). */
 export const CLOCK = {
@@ -138,6 +210,13 @@ export const FCNTL = {
   F_GETPIPE_SZ: 1032,
   F_SETPIPE_SZ: 1031,
 } as const;
+
+/**
+ * PIPE_BUF: the largest write(2) to a pipe or FIFO that the kernel performs
+ * whole, never interleaved with another writer's bytes, also with
+ * O_NONBLOCK (all of it, or EAGAIN). 4096 on Linux, 512 on macOS.
+ */
+export const PIPE_BUF = _isDarwin ? 512 : 4096;
 
 /** `st_mode` file type bits. */
 export const S_IFMT = 0o170000;
@@ -167,6 +246,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 4,
     INO: 8,
     SIZE: 96,
+    BLOCKS: 104,
     MODE: 4,
     MODE_BYTES: 2,
     NLINK: 6,
@@ -181,6 +261,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 16,
     MODE_BYTES: 4,
     NLINK: 20,
@@ -194,6 +275,7 @@ export const STAT = _isDarwin
     DEV_BYTES: 8,
     INO: 8,
     SIZE: 48,
+    BLOCKS: 64,
     MODE: 24,
     MODE_BYTES: 4,
     NLINK: 16,

@@ -39,7 +39,7 @@ export function readSmallFile(
  * permission for `path` first: this function does not.
  */
 export function readWholeFile(
-  path: string,
+  path: string | Uint8Array,
   maxBytes: number = 64 * 1024 * 1024,
 ): string | number {
   const { open, read, close } = libc().symbols;
@@ -67,4 +67,41 @@ export function readWholeFile(
   } finally {
     close(fd);
   }
+}
+
+/**
+ * The target of a symbolic link as bytes (readlink(2) adds no NUL and may
+ * return a name that is not UTF-8, such as a queue's `/caf\xe9` behind
+ * `/proc/<pid>/fd/3`), or `-errno`. Callers check Deno's read permission
+ * for `path` first: this function does not.
+ */
+export function readLink(
+  path: string | Uint8Array,
+  maxBytes: number = 4096,
+): Uint8Array | number {
+  const cPath = cString(path);
+  const buffer = new Uint8Array(maxBytes);
+  const length = retryEintr(() =>
+    Number(libc().symbols.readlink(cPath, buffer, BigInt(maxBytes)))
+  );
+  return length < 0 ? length : buffer.slice(0, length);
+}
+
+/**
+ * One read(2) of up to `maxBytes` from an open descriptor, decoded as text,
+ * or `-errno`. A message queue's descriptor reads as the kernel's status
+ * line (`QSIZE:… NOTIFY:…`), which is how its size is told without
+ * /dev/mqueue.
+ */
+export function readDescriptorText(
+  fd: number,
+  maxBytes: number,
+): string | number {
+  const buffer = new Uint8Array(maxBytes);
+  const length = retryEintr(() =>
+    Number(libc().symbols.read(fd, buffer, BigInt(maxBytes)))
+  );
+  return length < 0
+    ? length
+    : new TextDecoder().decode(buffer.subarray(0, length));
 }

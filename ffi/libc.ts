@@ -78,6 +78,8 @@ export const LIBC_SYMBOLS = {
   lstat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // int stat(const char *path, struct stat *st);  glibc >= 2.33 and musl export it
   stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  // int statfs(const char *path, struct statfs *buf);  Linux layout, see c.ts
+  statfs: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
   // DIR *opendir(const char *path);
   opendir: { parameters: ["buffer"], result: "pointer" },
   // struct dirent *readdir(DIR *dir);  NULL at the end (errno unchanged) or on error
@@ -289,6 +291,8 @@ export const LIBC_SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // int msync(void *addr, size_t len, int flags);
   msync: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // int madvise(void *addr, size_t len, int advice);
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 
   // sem_t *sem_open(const char *name, int oflag, ... /* mode_t mode, unsigned value */);
   // variadic, see above

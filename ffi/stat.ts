@@ -1,12 +1,12 @@
 /**
- * stat(2), lstat(2), fstat(2) and fstatat(2) through libc, decoded into the
- * fields ipckit reads. Callers check Deno's read permission for the path
+ * stat(2), lstat(2), fstat(2), fstatat(2) and statfs(2) through libc,
+ * decoded into the fields ipckit reads. Callers check Deno's read permission for the path
  * first: these functions do not.
  *
  * @module
  */
 
-import { AT, cString, requireSymbol, STAT } from "./c.ts";
+import { AT, cString, requireSymbol, STAT, STATFS } from "./c.ts";
 import { retryEintr } from "./errno.ts";
 import { libc } from "./load.ts";
 
@@ -52,11 +52,12 @@ function _decode(buffer: Uint8Array<ArrayBuffer>): FileStatus {
 }
 
 /**
- * Stats `path`, following a final symbolic link unless `follow` is false.
- * Returns `-errno` when the call fails.
+ * Stats `path` (a string, or the exact bytes of a name that is not UTF-8),
+ * following a final symbolic link unless `follow` is false. Returns `-errno`
+ * when the call fails.
  */
 export function statPath(
-  path: string,
+  path: string | Uint8Array,
   follow: boolean = true,
 ): FileStatus | number {
   const call = requireSymbol(follow ? "stat" : "lstat");
@@ -93,4 +94,20 @@ export function sameFile(
   b: Pick<FileStatus, "dev" | "ino">,
 ): boolean {
   return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * The `f_type` of the file system that holds `path` (statfs(2), Linux), or
+ * `-errno`. Compare with the `*_MAGIC` constants in c.ts.
+ */
+export function fileSystemType(path: string | Uint8Array): number {
+  const statfs = requireSymbol("statfs");
+  const buffer = new Uint8Array(STATFS.SIZE_OF);
+  const cPath = cString(path);
+  const result = retryEintr(() => statfs(cPath, buffer));
+  if (result < 0) return result;
+  // f_type is a long; every magic number fits in 32 bits.
+  return Number(
+    new DataView(buffer.buffer).getBigInt64(STATFS.TYPE, true) & 0xffffffffn,
+  );
 }

@@ -81,10 +81,18 @@ export class IpcError extends Error implements SystemErrorDetails {
  * ```
  */
 export class DecodeError extends Error {
-  /** A copy of the bytes that could not be decoded. */
+  /**
+   * A copy of the bytes that could not be decoded; empty when what failed
+   * was a decoded value (see {@linkcode DecodeError.value}).
+   */
   readonly bytes: Uint8Array;
   /** Validation issues, when a schema rejected the decoded value. */
   readonly issues: readonly { message: string; path?: readonly unknown[] }[];
+  /**
+   * The decoded value that failed a check after decoding (an RPC envelope
+   * with a missing id, say), when there was one; `undefined` otherwise.
+   */
+  readonly value: unknown;
 
   /** Creates a decode error owning a copy of `bytes`. */
   constructor(
@@ -92,6 +100,7 @@ export class DecodeError extends Error {
     bytes: Uint8Array,
     options?: ErrorOptions & {
       issues?: readonly { message: string; path?: readonly unknown[] }[];
+      value?: unknown;
     },
   ) {
     super(message, options);
@@ -99,5 +108,6 @@ export class DecodeError extends Error {
     // Receive buffers are reused; the error must own what it reports.
     this.bytes = bytes.slice();
     this.issues = options?.issues ?? [];
+    this.value = options?.value;
   }
 }

@@ -22,6 +22,20 @@
  * - Reads and writes then park on the reactor (one `epoll_wait` for every
  *   descriptor of the process) when they would block.
  *
+ * Several writers: the kernel writes at most PIPE_BUF bytes (4096 on Linux)
+ * whole, so larger frames from two writers can interleave, and a writer
+ * killed in the middle of a frame leaves half of it for the reader, which
+ * then misreads every other writer's messages. Declare such a FIFO shared:
+ * `{ sharedWriters: true }` on every writer (and on the reader) holds each
+ * frame, header included, to PIPE_BUF bytes and writes it with one
+ * write(2), which the kernel performs whole or not at all. A larger
+ * message is a `RangeError` before anything is written. A shared reader
+ * holds a write end of its own, so writers may come and go without ending
+ * its stream; a frame header it cannot trust (one announcing more than a
+ * shared frame can hold: a writer that did not declare the FIFO shared)
+ * cannot be skipped, since nothing marks where the next frame starts, so
+ * it is a `DecodeError` and the reader closes, as for any broken stream.
+ *
  * Safety: the path checked is the path opened. Its directory is opened
  * first and Deno's permission is checked on the directory's real path
  * (symbolic links followed) joined with the file name, so a link inside an
@@ -54,12 +68,18 @@
  * @module
  */
 
-import { FCNTL, O, S_IFIFO, S_IFLNK, S_IFMT } from "../ffi/c.ts";
+import { FCNTL, O, PIPE_BUF, S_IFIFO, S_IFLNK, S_IFMT } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
-import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
+import type { Codec } from "./codec.ts";
+import { codecs } from "./codec.ts";
+import {
+  FRAME_HEADER_BYTES,
+  FramedChannel,
+  type FramedChannelOptions,
+} from "./framing.ts";
 import { checkFlag, checkMode } from "./_common/checks.ts";
 import { systemError } from "./_common/system_error.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
@@ -122,7 +142,17 @@ export interface FifoCreateOptions {
  */
 export interface FifoReaderOptions<T>
   extends
-    Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize"> {}
+    Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize"> {
+  /**
+   * Several processes write to this FIFO (see the module doc): frames are
+   * at most PIPE_BUF bytes, so `maxMessageSize` defaults to (and may not
+   * exceed) {@linkcode SHARED_FIFO_MAX_MESSAGE} less one for `"lines"`; and
+   * the reader keeps a write end of its own open, so its stream does not
+   * end when the last writer leaves (iteration ends when it is closed).
+   * That write end needs `--allow-write` on the path. Default `false`.
+   */
+  sharedWriters?: boolean;
+}
 
 /**
  * How to open the writing end of a FIFO.
@@ -143,6 +173,15 @@ export interface FifoWriterOptions<T>
    * FIFO open for reading, instead of waiting for a reader. Default `false`.
    */
   nonBlocking?: boolean;
+  /**
+   * Other processes write to this FIFO too (see the module doc): every
+   * frame, header included, is at most PIPE_BUF bytes and is written with
+   * one write(2), so no other writer's bytes can land inside it and a
+   * writer killed at any moment leaves no partial frame. A message above
+   * {@linkcode SHARED_FIFO_MAX_MESSAGE} bytes (one less for `"lines"`) is a
+   * `RangeError` before anything is written. Default `false`.
+   */
+  sharedWriters?: boolean;
 }
 
 /**
@@ -177,6 +216,13 @@ export interface FifoDuplexOptions<T>
 export const TO_SERVER_SUFFIX = ".to-server";
 /** Suffix of the FIFO that carries server-to-client messages in {@linkcode Fifo.duplex}. */
 export const TO_CLIENT_SUFFIX = ".to-client";
+
+/**
+ * The largest message of a FIFO opened with `sharedWriters` under
+ * `"frames"` framing: PIPE_BUF less the 4-byte header (4092 bytes on
+ * Linux). Under `"lines"` it is one less again, for the newline.
+ */
+export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
 
 /**
  * First and longest wait between two attempts to open a writer or find a
@@ -349,16 +395,35 @@ export class Fifo implements Disposable {
       const file = checkFilePath(path, "open FIFO");
       const action = `open FIFO "${file}" for reading`;
       checkFramingOptions(options, action);
+      const shared = _sharedFraming(options, `FIFO "${file}"`, action);
+      requirePermission("read", file);
+      if (shared) requirePermission("write", file);
       const handle = { fd: _openFifo(file, O.RDONLY, action, expected) };
+      // A shared reader's own write end: while it is open, the last writer
+      // leaving is not the end of the stream (read() waits, never returns 0).
+      const keeper = { fd: -1 };
+      if (shared) {
+        try {
+          keeper.fd = _openFifo(file, O.WRONLY, action, expected);
+        } catch (error) {
+          libc().symbols.close(handle.fd);
+          throw error;
+        }
+      }
       const channel = new FramedChannel<T>({
         ...options,
+        ...shared,
         readable: fdReadable(handle, `FIFO "${file}"`, {
           awaitFirstWriter: true,
         }),
         description: `FIFO "${file}"`,
-        onClose: () => _leaked.unregister(handle),
+        onClose: () => {
+          _leaked.unregister(handle);
+          if (keeper.fd >= 0) libc().symbols.close(keeper.fd);
+          keeper.fd = -1;
+        },
       });
-      _leaked.register(channel, [handle], handle);
+      _leaked.register(channel, [handle, keeper], handle);
       _markFifoEnd(channel, handle, file, "read");
       return Promise.resolve(channel);
     } catch (error) {
@@ -400,14 +465,19 @@ export class Fifo implements Disposable {
     const file = checkFilePath(path, "open FIFO");
     const action = `open FIFO "${file}" for writing`;
     checkFramingOptions(options, action);
+    const shared = _sharedFraming(options, `FIFO "${file}"`, action);
     const deadline = deadlineOf(options);
     // As Deno would check it, before any system call; each attempt checks
     // the real location again.
     requirePermission("write", file);
     const fd = await _openWriterFd(file, action, options, deadline, expected);
     const handle = { fd };
+    // Each frame is one chunk of the stream, and the stream writes a chunk
+    // with one write(2) when it fits PIPE_BUF: the kernel then writes it
+    // whole (or, non-blocking, not at all), which is what sharing needs.
     const channel = new FramedChannel<T>({
       ...options,
+      ...shared,
       writable: fdWritable(handle, `FIFO "${file}"`),
       description: `FIFO "${file}"`,
       onClose: () => _leaked.unregister(handle),
@@ -653,6 +723,58 @@ function _removeFifo(file: string, expected: _Identity | undefined): void {
       ? undefined
       : _notFifoError("unlink", action, type, ERRNO.EEXIST);
   }, action);
+}
+
+/**
+ * The framing options of a FIFO shared by several writers: a limit that
+ * keeps every frame within PIPE_BUF, and a codec that says so when a
+ * message is too large, before anything is written. Undefined when the
+ * FIFO is not declared shared.
+ */
+function _sharedFraming<T>(
+  options: {
+    sharedWriters?: boolean;
+    framing?: string;
+    maxMessageSize?: number;
+    codec?: Codec<T>;
+  },
+  what: string,
+  action: string,
+): { maxMessageSize: number; codec: Codec<T> } | undefined {
+  const { sharedWriters } = options;
+  if (sharedWriters === undefined || sharedWriters === false) return undefined;
+  if (sharedWriters !== true) {
+    throw new TypeError(
+      `Cannot ${action}: sharedWriters must be a boolean, got ${typeof sharedWriters}`,
+    );
+  }
+  const lines = options.framing === "lines";
+  const limit = lines ? PIPE_BUF - 1 : SHARED_FIFO_MAX_MESSAGE;
+  const max = options.maxMessageSize ?? limit;
+  if (max > limit) {
+    throw new RangeError(
+      `Cannot ${action}: maxMessageSize is ${max}, above ${limit}, the most a FIFO shared by several writers carries (frames of at most PIPE_BUF = ${PIPE_BUF} bytes${
+        lines ? ", newline" : ", header"
+      } included)`,
+    );
+  }
+  const inner = options.codec ?? codecs.json<T>();
+  const codec: Codec<T> = {
+    name: inner.name,
+    encode: (value) => {
+      const bytes = inner.encode(value);
+      if (bytes.byteLength > max) {
+        throw new RangeError(
+          `Cannot send to ${what}: the message is ${bytes.byteLength} bytes, and a FIFO shared by several writers carries at most ${max} (frames of at most PIPE_BUF = ${PIPE_BUF} bytes${
+            lines ? ", newline" : ", header"
+          } included, each written whole by one write(2)); nothing was written`,
+        );
+      }
+      return bytes;
+    },
+    decode: (bytes) => inner.decode(bytes),
+  };
+  return { maxMessageSize: max, codec };
 }
 
 function _createError(file: string, errno: number): Error {

@@ -36,6 +36,7 @@ import { DecodeError } from "./errors.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
+import { KeptOperation } from "./_wait/race.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -158,7 +159,9 @@ export interface FramedChannelOptions<T> {
   /**
    * The largest message accepted, in bytes. An incoming frame header that
    * announces more is rejected before anything is allocated for it, and a
-   * line longer than this is rejected too. Default 64 MiB.
+   * line longer than this is rejected too. Within the limit, memory grows
+   * with the bytes that arrive, not with what a header announces. Default
+   * 64 MiB.
    */
   maxMessageSize?: number;
   /** Names the channel in error messages, e.g. `FIFO "/tmp/jobs"`. */
@@ -166,6 +169,9 @@ export interface FramedChannelOptions<T> {
   /** Runs once when the channel closes, after its streams are released. */
   onClose?: () => void;
 }
+
+/** The smallest buffer allocated to join chunks. */
+const _MIN_GROWTH_BYTES = 4096;
 
 const _NEWLINE = 0x0a;
 const _CARRIAGE_RETURN = 0x0d;
@@ -210,8 +216,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #ownsBuffer = false;
   #start = 0;
   #end = 0;
-  // At most one read is outstanding; a receive that times out leaves it for the next.
-  #pendingRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  // At most one read is outstanding; a receive that times out leaves it for
+  // the next, and leaves nothing of its own attached to it.
+  #reads = new KeptOperation<ReadableStreamReadResult<Uint8Array>>();
   // Receives and sends each run one at a time, in call order.
   #receiveTurn: Promise<unknown> = Promise.resolve();
   #sendTurn: Promise<unknown> = Promise.resolve();
@@ -391,6 +398,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#reads.close(closedError(this.#what));
     this.#reader?.cancel().catch(() => {});
     this.#writer?.abort().catch(() => {});
     this.#reader = undefined;
@@ -486,21 +494,19 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<void> {
-    if (!this.#pendingRead) {
-      this.#pendingRead = this.#reader!.read();
-      // A read left pending by a timeout may fail after nobody awaits it
-      // (close() interrupts it): that must not be an unhandled rejection.
-      this.#pendingRead.catch(() => {});
-    }
     let result: ReadableStreamReadResult<Uint8Array>;
     try {
-      result = await raceDeadline(this.#pendingRead, deadline, signal, action);
+      result = await this.#reads.run(
+        () => this.#reader!.read(),
+        deadline,
+        signal,
+        action,
+      );
     } catch (error) {
       // A read cut short by close() fails with whatever the resource says.
       if (this.#closed) throw closedError(this.#what);
       throw error;
     }
-    this.#pendingRead = undefined;
     if (result.done) this.#ended = true;
     else this.#append(result.value);
   }
@@ -557,17 +563,28 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     const newline = this.#buffer.subarray(this.#start, this.#end).indexOf(
       _NEWLINE,
     );
-    if (newline < 0) {
-      if (available > this.#maxMessageSize) {
-        const error = new DecodeError(
-          `Cannot receive from ${this.#what}: a line is longer than maxMessageSize ${this.#maxMessageSize}, so the channel is closed`,
-          this.#buffer.subarray(this.#start, this.#start + 64),
-        );
-        this.close();
-        throw error;
-      }
-      return undefined;
+    // The same limit whether the newline is in or not: a line that arrives
+    // whole in one chunk is no more acceptable than one still arriving. A
+    // "\r" before the newline is not part of the message.
+    const length = newline < 0
+      ? available
+      : newline > 0 && this.#buffer[this.#start + newline - 1] ===
+          _CARRIAGE_RETURN
+      ? newline - 1
+      : newline;
+    if (length > this.#maxMessageSize) {
+      const error = new DecodeError(
+        `Cannot receive from ${this.#what}: a line is longer than maxMessageSize ${this.#maxMessageSize}, so the channel is closed`,
+        // The start of the line, as a sample: the whole may be megabytes.
+        this.#buffer.subarray(
+          this.#start,
+          Math.min(this.#end, this.#start + 64),
+        ),
+      );
+      this.close();
+      throw error;
     }
+    if (newline < 0) return undefined;
     const start = this.#start;
     let end = start + newline;
     this.#start = end + 1;
@@ -579,7 +596,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * The size of the frame that starts at #start, header included, once its
    * header has arrived (in the buffer, or partly in `chunk`); 0 when unknown,
    * for lines, or when the header announces more than maxMessageSize (which
-   * #takeMessage rejects: nothing is allocated for it).
+   * #takeMessage rejects). Only an upper bound for growing the buffer.
    */
   #frameBytes(chunk: Uint8Array): number {
     if (this.#framing !== "frames") return 0;
@@ -611,12 +628,14 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       this.#end += chunk.byteLength;
       return;
     }
-    // Room for the whole frame at once when its header is in: a large
-    // message arriving in many chunks is then copied once, not doubled into
-    // ever larger buffers.
-    const grown = new Uint8Array(
-      Math.max(needed, pending * 2, 4096, this.#frameBytes(chunk)),
-    );
+    // Grow with the bytes that arrived, never with what a header announces:
+    // a peer that sends a header for 64 MiB and then nothing must not make
+    // us allocate 64 MiB. Doubling copies a large message about twice in
+    // all; a known frame size caps the growth, so the last step is exact.
+    let size = Math.max(needed, pending * 2, _MIN_GROWTH_BYTES);
+    const frame = this.#frameBytes(chunk);
+    if (frame > 0) size = Math.max(needed, Math.min(size, frame));
+    const grown = new Uint8Array(size);
     grown.set(this.#buffer.subarray(this.#start, this.#end));
     grown.set(chunk, pending);
     this.#buffer = grown;

@@ -46,6 +46,7 @@ import {
   requireAdoptable,
 } from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { MQUEUE_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { deadlineOf } from "./_wait/deadline.ts";
 import { type Direction, pollSync } from "./_wait/poll_sync.ts";
@@ -60,8 +61,7 @@ import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import { markPassable, registerAdopter } from "./_socket/passing.ts";
 import { accessModeOf } from "../ffi/socket.ts";
 
-/** Where Linux shows message queues as files; the permission checks use it. */
-export const MQUEUE_DIR = "/dev/mqueue";
+export { MQUEUE_DIR };
 
 /** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
 export const MQ_PRIO_MAX = 32768;
@@ -227,7 +227,8 @@ export class MessageQueue<T = unknown>
   #closed = false;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
-  // Allocated once per queue: every message is received into the same buffer.
+  // Allocated once per queue: every message is received into the same
+  // buffer and decoded before anything else can run (#receiveAndDecode).
   #receiveBuffer: Uint8Array<ArrayBuffer>;
   #receiveLength: bigint;
   #priority = new Uint32Array(1);
@@ -516,9 +517,7 @@ export class MessageQueue<T = unknown>
    * ```
    */
   tryReceive(): QueueMessage<T> {
-    const length = this.#receiveOnce();
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    return this.#received(this.#receiveAndDecode());
   }
 
   /**
@@ -539,9 +538,8 @@ export class MessageQueue<T = unknown>
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
     const plan = this.#receivePlan(options);
-    const length = await retryAsync(plan, () => this.#park("read", plan));
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    const result = await retryAsync(plan, () => this.#park("read", plan));
+    return this.#received(result);
   }
 
   /**
@@ -594,9 +592,8 @@ export class MessageQueue<T = unknown>
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
     const plan = this.#receivePlan(options);
-    const length = retrySync(plan, () => this.#waitSync("read", plan));
-    if (length < 0) throw this.#receiveError(-length);
-    return this.#decode(length);
+    const result = retrySync(plan, () => this.#waitSync("read", plan));
+    return this.#received(result);
   }
 
   /**
@@ -716,9 +713,9 @@ export class MessageQueue<T = unknown>
   }
 
   /** How a waiting receive retries: mq_receive until a message is there. */
-  #receivePlan(options: WaitOptions): RetryPlan<number> {
+  #receivePlan(options: WaitOptions): RetryPlan<QueueMessage<T> | number> {
     return {
-      attempt: () => this.#receiveOnce(),
+      attempt: () => this.#receiveAndDecode(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
       deadline: deadlineOf(options),
@@ -748,9 +745,27 @@ export class MessageQueue<T = unknown>
     return retryEintr(() => Number(mqReceive(fd, buffer, length, priority)));
   }
 
-  #decode(length: number): QueueMessage<T> {
+  /**
+   * One non-blocking mq_receive, decoded in the same synchronous step:
+   * the message, or -errno. The receive buffer and the priority word are
+   * shared by every call on this handle, so nothing may run between filling
+   * them and decoding them; another receive in flight (woken by the same
+   * poll) would overwrite them at its own attempt. Decoding here, before
+   * any await, is what gives each concurrent receive its own message
+   * without a buffer per call. A DecodeError thrown here has consumed its
+   * message and carries a copy of its bytes.
+   */
+  #receiveAndDecode(): QueueMessage<T> | number {
+    const length = this.#receiveOnce();
+    if (length < 0) return length;
     const value = this.#codec.decode(this.#receiveBuffer.subarray(0, length));
     return { value, priority: this.#priority[0] };
+  }
+
+  /** The message of a receive attempt, or its errno as the error to throw. */
+  #received(result: QueueMessage<T> | number): QueueMessage<T> {
+    if (typeof result === "number") throw this.#receiveError(-result);
+    return result;
   }
 
   /** Parks an async wait on the reactor until the queue may be ready. */
@@ -796,8 +811,8 @@ function _isAgain(errno: number): boolean {
   return errno === ERRNO.EAGAIN;
 }
 
-/** Whether a length-or-minus-errno result means "would block". */
-function _isMinusAgain(result: number): boolean {
+/** Whether a message-or-minus-errno result means "would block". */
+function _isMinusAgain(result: unknown): boolean {
   return result === -ERRNO.EAGAIN;
 }
 
@@ -830,13 +845,13 @@ function _checkPriority(priority: unknown, what: string): number {
   return priority as number;
 }
 
-/** Checks a size option and the system limit it must respect. */
-function _checkSize(
+/** Checks the shape of a size option: a positive safe integer, or unset. */
+function _checkSizeShape(
   name: string,
   option: "maxMessages" | "messageSize",
   value: unknown,
-  limitFile: "msg_max" | "msgsize_max",
-): number {
+): void {
+  if (value === undefined) return;
   if (!Number.isSafeInteger(value) || (value as number) < 1) {
     throw new RangeError(
       `Cannot create message queue "${name}": ${option} must be a positive integer, got ${
@@ -844,6 +859,16 @@ function _checkSize(
       }`,
     );
   }
+}
+
+/** Checks a size option and the system limit it must respect. */
+function _checkSize(
+  name: string,
+  option: "maxMessages" | "messageSize",
+  value: unknown,
+  limitFile: "msg_max" | "msgsize_max",
+): number {
+  _checkSizeShape(name, option, value);
   const limit = readMqLimit(limitFile);
   if (limit !== undefined && (value as number) > limit) {
     throw new RangeError(
@@ -863,6 +888,10 @@ function _createAttributes(
   if (options.maxMessages === undefined && options.messageSize === undefined) {
     return undefined;
   }
+  // Both shapes first: reading a default or a limit from /proc is a system
+  // call, and bad input must fail before any.
+  _checkSizeShape(name, "maxMessages", options.maxMessages);
+  _checkSizeShape(name, "messageSize", options.messageSize);
   const maxMessages = _checkSize(
     name,
     "maxMessages",

@@ -49,6 +49,10 @@
  *   namespaces.
  * - `kill(pid, 0)` answering EPERM (another user's live process) counts as
  *   alive.
+ * - A holder that died but is still a zombie (its parent has not reaped
+ *   it) is dead: its state in `/proc/<pid>/stat` says `Z`. That file is
+ *   read where `--allow-read` grants `/proc`; without that grant a zombie
+ *   holder counts as alive until its parent reaps it.
  * - A process killed while sleeping leaves only the "somebody may be
  *   sleeping" bit behind, which the next unlock clears.
  * - Initialization: the first process to open the mutex runs `sem_init`
@@ -70,8 +74,7 @@
  * @module
  */
 
-import { ERRNO, lastErrno } from "../ffi/errno.ts";
-import { libc } from "../ffi/load.ts";
+import { processAlive } from "./_kernel/process_state.ts";
 import type { WaitOptions } from "./channel.ts";
 import { timeoutError } from "./_common/system_error.ts";
 import { mappingOf } from "./_memory/mapping.ts";
@@ -121,13 +124,6 @@ export type MutexOptions = Pick<
   SharedMemoryOptions,
   "create" | "exclusive" | "adopt" | "mode" | "unlinkOnClose"
 >;
-
-function _alive(pid: number): boolean {
-  if (pid === Deno.pid) return true;
-  const kill = libc().symbols.kill;
-  if (kill(pid, 0) === 0) return true;
-  return lastErrno() !== ERRNO.ESRCH;
-}
 
 /**
  * Proof of holding a {@linkcode Mutex}; releasing it (or leaving its `using`
@@ -566,7 +562,7 @@ export class Mutex implements Disposable {
    */
   #takeOverFromDead(word: number): boolean {
     const holder = word & _PID_MASK;
-    if (holder === 0 || _alive(holder)) return false;
+    if (holder === 0 || processAlive(holder)) return false;
     const words = this.#words;
     const mine = Deno.pid | (word & _SLEEPERS);
     if (Atomics.compareExchange(words, _OWNER, word, mine) !== word) {
@@ -635,7 +631,7 @@ function _initOnce(
   for (;;) {
     const state = Atomics.load(words, _STATE);
     if (state === _READY) return attach();
-    if (state === 0 || (state < 0 && !_alive(-state))) {
+    if (state === 0 || (state < 0 && !processAlive(-state))) {
       if (Atomics.compareExchange(words, _STATE, state, -Deno.pid) === state) {
         const sem = initialize();
         Atomics.store(words, _STATE, _READY);

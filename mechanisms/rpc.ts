@@ -14,6 +14,20 @@
  * One client per channel: two clients reading the same channel would take
  * each other's responses.
  *
+ * Bytes from another process are never trusted: every envelope field is
+ * checked on both sides. A malformed envelope becomes a `DecodeError` whose
+ * `value` is what arrived. The client rejects the request it concerns with
+ * it (an error envelope whose `error` is not an error description), or
+ * drops it, counts it in `dropped` and tells `onError` when it concerns no
+ * pending request; the server tells its `onError` and goes on serving.
+ * Neither ever ends the process with an unhandled rejection.
+ *
+ * A server answers at most `maxInFlight` requests at a time per channel
+ * (default {@linkcode DEFAULT_MAX_IN_FLIGHT}); at the bound it stops
+ * receiving, so a client that sends faster than it reads the answers is
+ * slowed by the channel's own backpressure instead of growing the
+ * server's memory.
+ *
  * @example A calculator served over a Unix socket
  * ```ts ignore
  * import { client, connect, listen, type RpcEnvelope, serve } from "@ipckit/ipckit";
@@ -140,12 +154,26 @@ export interface ServeOptions {
   exposeStack?: boolean;
   /**
    * Told about messages that could not be handled: undecodable ones, ones
-   * that are not requests, responses that could not be sent. Default: ignored.
+   * that are not well-formed requests (a `DecodeError` whose `value` is the
+   * envelope), responses that could not be sent. Default: ignored.
    */
   onError?: (error: unknown) => void;
   /** Stops the server when aborted. */
   signal?: AbortSignal;
+  /**
+   * How many requests may be in progress at once (handler running, or its
+   * answer being sent). At the bound the server stops receiving until one
+   * finishes. A positive integer; default {@linkcode DEFAULT_MAX_IN_FLIGHT}.
+   */
+  maxInFlight?: number;
 }
+
+/**
+ * Requests a server works on at once per channel unless `maxInFlight` says
+ * otherwise: HTTP/2's recommended minimum for concurrent streams, plenty
+ * for pipelining, and a bound on what one client can make a server hold.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 100;
 
 /**
  * A running server; `done` settles when its channel ends.
@@ -215,11 +243,29 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
   ) {
     throw new TypeError("Cannot serve: options.signal must be an AbortSignal");
   }
+  if (options.onError !== undefined && typeof options.onError !== "function") {
+    throw new TypeError("Cannot serve: options.onError must be a function");
+  }
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
+    throw new RangeError(
+      `Cannot serve: maxInFlight must be a positive integer, got ${
+        String(options.maxInFlight)
+      }`,
+    );
+  }
   const stop = new AbortController();
   const onOuterAbort = () => stop.abort();
   options.signal?.addEventListener("abort", onOuterAbort, { once: true });
   if (options.signal?.aborted) stop.abort();
-  const report = options.onError ?? (() => {});
+  const onError = options.onError ?? (() => {});
+  const report = (error: unknown) => {
+    try {
+      onError(error);
+    } catch {
+      // A failing onError must not stop the server (done never rejects).
+    }
+  };
   const replying = channel as unknown as Partial<
     _Replying<RpcEnvelope<Req, Res>, M>
   >;
@@ -260,8 +306,27 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
     }
   };
 
+  // Requests being answered; at maxInFlight the loop waits for one to end.
+  // It waits on a callback, not Promise.race over long-lived promises: each
+  // race would leave a reaction on them, and a server that meets its bound
+  // a million times would keep a million.
+  let inFlight = 0;
+  let slotFreed: (() => void) | undefined;
+  const freeSlot = () => {
+    const wake = slotFreed;
+    slotFreed = undefined;
+    wake?.();
+  };
+  stop.signal.addEventListener("abort", freeSlot, { once: true });
   const loop = async () => {
     while (!stop.signal.aborted && !channel.closed) {
+      if (inFlight >= maxInFlight) {
+        // Backpressure: stop reading until an answer is out. What the client
+        // keeps sending waits in the channel (the kernel's buffers, a full
+        // queue), which in turn makes its sends wait.
+        await new Promise<void>((resolve) => (slotFreed = resolve));
+        continue;
+      }
       let message: M;
       try {
         message = await channel.receive({ signal: stop.signal });
@@ -276,19 +341,31 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
         report(error);
         return;
       }
-      const envelope = message.value as Partial<RpcEnvelope<Req, Res>>;
-      if (envelope?.kind !== "request" || !Number.isSafeInteger(envelope.id)) {
-        report(
-          new TypeError("Cannot serve a message: it is not an RPC request"),
-        );
+      let request: { id: number; value: Req } | DecodeError;
+      try {
+        request = _checkRequest<Req>(message.value);
+      } catch (error) {
+        // Not expected (the checks only read fields); never fatal, though.
+        report(error);
         continue;
       }
-      answer(message, envelope.id!, (envelope as { value: Req }).value);
+      if (request instanceof DecodeError) {
+        report(request);
+        continue;
+      }
+      inFlight++;
+      answer(message, request.id, request.value)
+        .catch(report)
+        .finally(() => {
+          inFlight--;
+          freeSlot();
+        });
     }
   };
 
   const done = loop().finally(() => {
     options.signal?.removeEventListener("abort", onOuterAbort);
+    stop.signal.removeEventListener("abort", freeSlot);
   });
   const close = () => stop.abort();
   return { done, close, [Symbol.dispose]: close };
@@ -305,6 +382,27 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
  * ```
  */
 export type RequestOptions = WaitOptions;
+
+/**
+ * How a client behaves.
+ *
+ * @example
+ * ```ts
+ * import type { ClientOptions } from "@ipckit/ipckit";
+ *
+ * const options: ClientOptions = { onError: (error) => console.warn(error) };
+ * ```
+ */
+export interface ClientOptions {
+  /**
+   * Told about what arrived but concerns no pending request and is not a
+   * late answer: a malformed envelope without a usable id, a request sent
+   * to the client (`DecodeError`s whose `value` is the envelope), or a
+   * message that could not be decoded. Each is also counted in `dropped`.
+   * Default: ignored.
+   */
+  onError?: (error: unknown) => void;
+}
 
 /**
  * The calling side of a channel.
@@ -330,10 +428,13 @@ export class RpcClient<Req, Res> implements Disposable {
   #closed = false;
   #stop = new AbortController();
   #reading: Promise<void> | undefined;
+  #onError: (error: unknown) => void;
+  #dropped = 0;
 
   /** Wraps `channel`; the client does not own it. Use {@linkcode client}. */
   constructor(
     channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,
+    options: ClientOptions = {},
   ) {
     if (
       typeof channel?.send !== "function" ||
@@ -341,12 +442,30 @@ export class RpcClient<Req, Res> implements Disposable {
     ) {
       throw new TypeError("Cannot make an RPC client: expected a Channel");
     }
+    if (
+      options.onError !== undefined && typeof options.onError !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot make an RPC client: options.onError must be a function",
+      );
+    }
     this.#channel = channel;
+    this.#onError = options.onError ?? (() => {});
   }
 
   /** Requests waiting for their response. */
   get pending(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * Messages received and thrown away: late answers to requests that timed
+   * out or were aborted, and messages that concern no pending request
+   * (malformed, undecodable, or not a response; those also go to
+   * `onError`).
+   */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Whether `close()` has been called. */
@@ -360,7 +479,9 @@ export class RpcClient<Req, Res> implements Disposable {
    * @throws {RemoteError} when the handler threw
    * @throws {Deno.errors.TimedOut} when `timeout` passes first; the late
    * response, if any, is dropped
-   * @throws {Deno.errors.BadResource} when the client or channel closes first
+   * @throws {Deno.errors.BadResource} when the client or channel closes
+   * first, or the channel breaks (the server died), with the channel's error
+   * as its `cause`
    */
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
     const deadline = deadlineOf(options);
@@ -374,8 +495,17 @@ export class RpcClient<Req, Res> implements Disposable {
       "get an RPC response",
       (settle) => {
         this.#pending.set(id, settle);
-        this.#reading ??= this.#read();
-        const failed = (error: unknown) => this.#pending.get(id)?.reject(error);
+        this.#reading ??= this.#read().catch((error) => {
+          // Not expected: #read handles what arrives. Never unhandled, though.
+          this.#reading = undefined;
+          this.#failAll(error);
+        });
+        // A send that fails because the peer is gone is the same event as
+        // the reader seeing the channel end: one error for both.
+        const failed = (error: unknown) =>
+          this.#pending.get(id)?.reject(
+            _isBroken(error) ? _channelEnded(error) : error,
+          );
         // The send gets no timeout or signal of its own: giving up on one
         // request must not cut a frame short, which would break the channel
         // for every other request. A send still queued when the request
@@ -410,26 +540,56 @@ export class RpcClient<Req, Res> implements Disposable {
         message = await this.#channel.receive({ signal: this.#stop.signal });
       } catch (error) {
         if (this.#closed) return;
-        if (error instanceof DecodeError && !this.#channel.closed) continue;
-        // The channel ended or broke: no response can arrive any more.
-        this.#failAll(
-          _isEnd(error)
-            ? new Deno.errors.BadResource(
-              "Cannot get an RPC response: the channel closed",
-              { cause: error },
-            )
-            : error,
-        );
+        if (error instanceof DecodeError && !this.#channel.closed) {
+          this.#drop(error);
+          continue;
+        }
+        // The channel ended or broke (the server died: end of stream, or a
+        // reset): no response can arrive any more. One error class for
+        // both, which says so; the channel's own error is its cause.
+        this.#failAll(_channelEnded(error));
         this.#reading = undefined;
         return;
       }
-      const envelope = message.value;
-      const waiter = this.#pending.get(envelope?.id);
-      if (!waiter) continue; // a late response to a request that timed out
-      if (envelope.kind === "response") waiter.resolve(envelope.value);
-      else if (envelope.kind === "error") {
-        waiter.reject(new RemoteError(envelope.error));
+      try {
+        this.#deliver(message.value);
+      } catch (error) {
+        // Not expected (the checks only read fields); never fatal, though.
+        this.#drop(error);
       }
+    }
+  }
+
+  /** Hands one envelope to the request it answers, or drops it. */
+  #deliver(envelope: unknown): void {
+    const response = _checkResponse<Res>(envelope);
+    if (response instanceof DecodeError) {
+      // A malformed answer whose id names a pending request: that caller
+      // learns why. Anything else concerns no request.
+      const { kind, id } = (envelope ?? {}) as { kind?: unknown; id?: unknown };
+      const answers = kind === "response" || kind === "error";
+      const waiter = answers && typeof id === "number"
+        ? this.#pending.get(id)
+        : undefined;
+      if (waiter) waiter.reject(response);
+      else this.#drop(response);
+      return;
+    }
+    const waiter = this.#pending.get(response.id);
+    if (!waiter) {
+      this.#dropped++; // a late answer to a request that timed out
+      return;
+    }
+    if (response.kind === "response") waiter.resolve(response.value);
+    else waiter.reject(new RemoteError(response.error));
+  }
+
+  #drop(error: unknown): void {
+    this.#dropped++;
+    try {
+      this.#onError(error);
+    } catch {
+      // A failing onError must not stop the client from reading.
     }
   }
 
@@ -452,8 +612,108 @@ export class RpcClient<Req, Res> implements Disposable {
  */
 export function client<Req, Res>(
   channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,
+  options: ClientOptions = {},
 ): RpcClient<Req, Res> {
-  return new RpcClient<Req, Res>(channel);
+  return new RpcClient<Req, Res>(channel, options);
+}
+
+/** Whether `id` is a correlation id: a safe integer, as both sides make them. */
+function _isId(id: unknown): id is number {
+  return typeof id === "number" && Number.isSafeInteger(id);
+}
+
+/** A short, safe description of a value from the peer, for messages. */
+function _describe(value: unknown): string {
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
+  }
+  if (value === null || typeof value !== "object") {
+    // bigint, symbol, undefined, numbers: never JSON.stringify (it throws
+    // for bigints, which the v8 codec carries).
+    return typeof value === "bigint" ? `${value}n` : String(value);
+  }
+  return Array.isArray(value) ? "an array" : "an object";
+}
+
+function _malformed(what: string, why: string, value: unknown): DecodeError {
+  return new DecodeError(
+    `Cannot accept an RPC ${what}: ${why}`,
+    new Uint8Array(0),
+    { value },
+  );
+}
+
+/** A well-formed request, or the DecodeError that says what is wrong with it. */
+function _checkRequest<Req>(
+  envelope: unknown,
+): { id: number; value: Req } | DecodeError {
+  if (typeof envelope !== "object" || envelope === null) {
+    return _malformed("request", "it is not an object", envelope);
+  }
+  const { kind, id, value } = envelope as Record<string, unknown>;
+  if (kind !== "request") {
+    return _malformed(
+      "request",
+      `its kind is ${_describe(kind)}, not "request"`,
+      envelope,
+    );
+  }
+  if (!_isId(id)) {
+    return _malformed("request", "its id is not a safe integer", envelope);
+  }
+  // A missing value is a request for undefined (JSON drops undefined).
+  return { id, value: value as Req };
+}
+
+/** A well-formed response or error, or the DecodeError that says what is wrong. */
+function _checkResponse<Res>(
+  envelope: unknown,
+):
+  | { kind: "response"; id: number; value: Res }
+  | { kind: "error"; id: number; error: RpcErrorInfo }
+  | DecodeError {
+  if (typeof envelope !== "object" || envelope === null) {
+    return _malformed("response", "it is not an object", envelope);
+  }
+  const { kind, id, value, error } = envelope as Record<string, unknown>;
+  if (kind !== "response" && kind !== "error") {
+    return _malformed(
+      "response",
+      `its kind is ${_describe(kind)}, not "response" or "error"`,
+      envelope,
+    );
+  }
+  if (!_isId(id)) {
+    return _malformed("response", "its id is not a safe integer", envelope);
+  }
+  if (kind === "response") return { kind, id, value: value as Res };
+  const info = _checkErrorInfo(error);
+  if (typeof info === "string") {
+    return _malformed("error response", info, envelope);
+  }
+  return { kind, id, error: info };
+}
+
+/** The error description as sent, or why it is not one. */
+function _checkErrorInfo(error: unknown): RpcErrorInfo | string {
+  if (typeof error !== "object" || error === null) {
+    return "its error is not an object with a name and a message";
+  }
+  const { name, message, code, stack } = error as Record<string, unknown>;
+  if (typeof name !== "string" || typeof message !== "string") {
+    return "its error's name and message are not strings";
+  }
+  if (code !== undefined && typeof code !== "string") {
+    return "its error's code is not a string";
+  }
+  if (stack !== undefined && typeof stack !== "string") {
+    return "its error's stack is not a string";
+  }
+  // Only the known fields: nothing else from the peer rides along.
+  const info: RpcErrorInfo = { name, message };
+  if (code !== undefined) info.code = code;
+  if (stack !== undefined) info.stack = stack;
+  return info;
 }
 
 /** Whether a receive failed because the channel ended (peer or local close). */
@@ -474,4 +734,27 @@ function _errorInfo(error: unknown, exposeStack = false): RpcErrorInfo {
     return info;
   }
   return { name: "Error", message: String(error) };
+}
+
+/**
+ * The error every pending request gets when the channel ended (end of
+ * stream) or broke (a reset, a broken pipe): no response can arrive any
+ * more. The channel's own error is its cause.
+ */
+function _channelEnded(error: unknown): Deno.errors.BadResource {
+  return new Deno.errors.BadResource(
+    _isEnd(error)
+      ? "Cannot get an RPC response: the channel closed"
+      : `Cannot get an RPC response: the channel broke: ${
+        (error as Error)?.message ?? String(error)
+      }`,
+    { cause: error },
+  );
+}
+
+/** Whether a send failed because the peer went away. */
+function _isBroken(error: unknown): boolean {
+  return error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.UnexpectedEof;
 }

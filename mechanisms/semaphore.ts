@@ -51,6 +51,7 @@ import {
   requireAdoptable,
 } from "./_kernel/adoption.ts";
 import { NAME_MAX, validateIpcName } from "./_kernel/names.ts";
+import { objectPath, SEM_DIR } from "./_kernel/objects.ts";
 import { requirePermissions } from "./_kernel/permissions.ts";
 import {
   SEM_VALUE_MAX,
@@ -68,8 +69,7 @@ import type { SharedMemory } from "./shared_memory.ts";
 
 export { SEM_VALUE_MAX } from "./_wait/semaphore_calls.ts";
 
-/** Where Linux keeps named semaphores, as `sem.<name>` files. */
-export const SEM_DIR = "/dev/shm";
+export { SEM_DIR };
 
 /** Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl). */
 export const SEMAPHORE_SIZE: number = SEM_T.SIZE_OF;
@@ -177,7 +177,7 @@ function _checkInitial(value: unknown, action: string): number {
 }
 
 function _pathOf(base: string): string {
-  return `${SEM_DIR}/sem.${base}`;
+  return objectPath("sem", base);
 }
 
 /** `SEM_FAILED` is `(sem_t *)0` on glibc and musl and `(sem_t *)-1` on macOS. */

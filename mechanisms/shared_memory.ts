@@ -34,6 +34,13 @@
  *   with `posix_fallocate` when it is created or grown, and when it is opened
  *   for writing (which fills holes left by other programs' `ftruncate`). A
  *   full `/dev/shm` is an `IpcError` with code `ENOSPC`, never SIGBUS.
+ *   A `readOnly` handle cannot reserve (that needs write access), yet on
+ *   tmpfs even reading a hole allocates a page, and raises SIGBUS where
+ *   there is none: so a read-only open of a sparse object faults its holes
+ *   in at once (`MADV_POPULATE_READ`), or fails with `ENOSPC` when they do
+ *   not fit. On kernels before 5.14 only the free space is checked, and a
+ *   writer filling `/dev/shm` between that check and a read can still
+ *   cause SIGBUS.
  * - Using a view after `close()`: every buffer handed out is detached
  *   first, so typed arrays read `undefined` (length 0), DataViews throw
  *   `TypeError` and record fields throw `BadResource`.
@@ -83,14 +90,14 @@ import {
   requireAdoptable,
 } from "./_kernel/adoption.ts";
 import { validateIpcName } from "./_kernel/names.ts";
+import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 import { markPassable, registerAdopter } from "./_socket/passing.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
-/** Where Linux shows shared memory objects as files; permission checks use it. */
-export const SHM_DIR = "/dev/shm";
+export { SHM_DIR };
 
 /**
  * How to open a shared memory object.
@@ -316,6 +323,15 @@ export class SharedMemory implements Disposable {
       libc().symbols.close(fd);
       if (created) libc().symbols.shm_unlink(cName);
       throw error;
+    }
+    if (readOnly) {
+      // No write access, so no reserving: make sure reading cannot SIGBUS.
+      try {
+        mapping.backHoles(action, SHM_DIR);
+      } catch (error) {
+        mapping.close();
+        throw error;
+      }
     }
     return new SharedMemory(name, mapping, readOnly, unlinkOnClose);
   }

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   codecs,
   DecodeError,
@@ -97,11 +97,14 @@ Deno.test("validated() reports an asynchronous schema as a DecodeError", () => {
     },
   };
   const codec = validated(codecs.text(), asyncSchema);
-  assertThrows(
-    () => codec.decode(encoder.encode("x")),
-    Error,
-    "validates asynchronously",
+  const raw = encoder.encode("x");
+  const error = assertThrows(
+    () => codec.decode(raw),
+    DecodeError,
+    "the async-lib schema validates asynchronously",
   );
+  assertEquals(error.bytes, raw);
+  assert(error.bytes !== raw, "the error owns a copy of the bytes");
 });
 
 Deno.test("DecodeError owns a copy of the bytes it reports", () => {

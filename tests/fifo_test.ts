@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -6,8 +7,23 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "@std/assert";
-import { codecs, DecodeError, Fifo, IpcError } from "../mod.ts";
-import { leakChecked, runFixture, spawnFixture } from "./_helpers.ts";
+import {
+  codecs,
+  DecodeError,
+  Fifo,
+  type FramedChannel,
+  IpcError,
+  SHARED_FIFO_MAX_MESSAGE,
+} from "../mod.ts";
+import { leakChecked, runFixture, skip, spawnFixture } from "./_helpers.ts";
+import { OTHER_USER_MISSING, otherUserDeno, runArgv } from "./_machine.ts";
+import { bounded, LineReader } from "./_bounded.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
+import {
+  checksum,
+  exactlyOnceProblems,
+  type Numbered,
+} from "./fixtures/_numbered.ts";
 
 const FLAGS = ["--allow-ffi", "--allow-read=/tmp", "--allow-write=/tmp"];
 
@@ -324,54 +340,45 @@ Deno.test(
 );
 
 Deno.test(
-  "Fifo.create reports a missing parent directory, and one the kernel will not let this user write",
-  inTempDir(async (dir) => {
+  "Fifo.create reports a missing parent directory",
+  inTempDir((dir) => {
     assertThrows(
       () => Fifo.create(`${dir}/no/such/parent`),
       Deno.errors.NotFound,
       "parent directory does not exist",
     );
-    const setpriv = await new Deno.Command("sh", {
-      args: ["-c", "command -v setpriv"],
-      stdout: "null",
-    }).output();
-    if (Deno.uid() !== 0 || !setpriv.success) {
-      console.log(
-        "skipped the unwritable-parent case: needs root and setpriv to run as nobody",
-      );
-      return;
-    }
-    // As root every directory is writable, so run the child as nobody.
+    return Promise.resolve();
+  }),
+);
+
+Deno.test({
+  name:
+    "Fifo.create reports a parent directory the kernel will not let this user write",
+  ignore: skip("the unwritable-parent test", OTHER_USER_MISSING),
+  fn: inTempDir(async (dir) => {
+    // As root every directory is writable, so run the child as another user.
     await Deno.chmod(dir, 0o755);
-    const script = new URL("./fixtures/fifo_peer.ts", import.meta.url).pathname;
-    // nobody cannot write root's Deno cache: give it its own, removed after.
-    const denoDir = await Deno.makeTempDir({ prefix: "ipckit-test-nobody-" });
-    await Deno.chmod(denoDir, 0o777);
-    const output = await new Deno.Command("setpriv", {
-      args: [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        Deno.execPath(),
+    const script = fromFileUrl(
+      new URL("./fixtures/fifo_peer.ts", import.meta.url),
+    );
+    await using other = await otherUserDeno();
+    const output = await runArgv(
+      other.argv([
         "run",
         "--quiet",
         ...FLAGS,
         script,
         "create",
         `${dir}/denied`,
-      ],
-      env: { DENO_DIR: denoDir },
-      stdout: "piped",
-      stderr: "piped",
-    }).output().finally(() => Deno.remove(denoDir, { recursive: true }));
-    const stdout = new TextDecoder().decode(output.stdout);
-    assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+      ]),
+    );
+    assertEquals(output.code, 0, output.stderr);
     assertMatch(
-      stdout,
+      output.stdout,
       /^PermissionDenied: Cannot create FIFO ".*\/denied": the kernel denied write access to its parent directory/,
     );
   }),
-);
+});
 
 Deno.test(
   "Fifo.create without --allow-write on the path fails with NotCapable naming the flag",
@@ -423,29 +430,264 @@ Deno.test(
 
 Deno.test(
   "Fifo rejects bad arguments with TypeError or RangeError before any system call",
-  async () => {
-    assertThrows(() => Fifo.create(""), TypeError);
-    assertThrows(() => Fifo.create("/tmp/a\0b"), TypeError);
-    assertThrows(
-      () => Fifo.create(new URL("https://example.com/x")),
-      TypeError,
+  inTempDir(async (dir) => {
+    const path = `${dir}/x`;
+    type Case = [string, () => unknown, typeof TypeError | typeof RangeError];
+    const cases: Case[] = [
+      ["an empty path", () => Fifo.create(""), TypeError],
+      ["a NUL", () => Fifo.create(`${dir}/a\0b`), TypeError],
+      [
+        "an https: URL",
+        () => Fifo.create(new URL("https://example.com/x")),
+        TypeError,
+      ],
+      ["mode 0o1777", () => Fifo.create(path, { mode: 0o1777 }), RangeError],
+      [
+        "framing words",
+        () => Fifo.openReader(path, { framing: "words" as "lines" }),
+        TypeError,
+      ],
+      [
+        "maxMessageSize 0",
+        () => Fifo.openWriter(path, { maxMessageSize: 0 }),
+        RangeError,
+      ],
+      ["timeout -1", () => Fifo.openWriter(path, { timeout: -1 }), RangeError],
+      [
+        "a shared writer's maxMessageSize",
+        () =>
+          Fifo.openWriter(path, { sharedWriters: true, maxMessageSize: 1e6 }),
+        RangeError,
+      ],
+      [
+        "role peer",
+        () => Fifo.duplex(path, { role: "peer" as "server" }),
+        TypeError,
+      ],
+      [
+        "duplex mode",
+        () => Fifo.duplex(path, { role: "server", mode: -1 }),
+        RangeError,
+      ],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, [dir], what);
+    }
+  }),
+);
+
+const SHARED_FLAGS = (dir: string) => [
+  "--allow-ffi",
+  `--allow-read=${dir}`,
+  `--allow-write=${dir}`,
+];
+
+/** Receives until `done()` says so, every wait bounded. */
+async function receiveUntil(
+  reader: FramedChannel<Numbered>,
+  done: (received: Numbered[]) => boolean,
+): Promise<Numbered[]> {
+  const received: Numbered[] = [];
+  while (!done(received)) {
+    received.push((await reader.receive({ timeout: 20_000 })).value);
+  }
+  return received;
+}
+
+Deno.test(
+  "A shared FIFO carries 4 writer processes x 2,000 frames of every size up to PIPE_BUF, each exactly once",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/shared`);
+    await using reader = await fifo.openReader<Numbered>({
+      sharedWriters: true,
+    });
+    const writers = [0, 1, 2, 3].map((i) =>
+      spawnFixture("producer.ts", SHARED_FLAGS(dir), [
+        "fifo-shared",
+        fifo.path,
+        String(i * 2000),
+        "2000",
+      ])
     );
-    assertThrows(() => Fifo.create("/tmp/x", { mode: 0o1777 }), RangeError);
-    await assertRejects(
-      () => Fifo.openReader("/tmp/x", { framing: "words" as "lines" }),
-      TypeError,
+    const received = await receiveUntil(reader, (r) => r.length === 8000);
+    for (const writer of writers) {
+      const output = await writer.output();
+      assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    }
+    assertEquals(exactlyOnceProblems(received, 8000), []);
+    const largest = Math.max(
+      ...received.map((m) =>
+        new TextEncoder().encode(JSON.stringify(m)).length
+      ),
     );
+    assertEquals(largest, SHARED_FIFO_MAX_MESSAGE);
+  }),
+);
+
+Deno.test(
+  "A shared FIFO loses no message of the other writers when one writer is killed with SIGKILL mid-stream",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/killed`);
+    await using reader = await fifo.openReader<Numbered>({
+      sharedWriters: true,
+    });
+    // The victim writes full-size frames until it dies; its seqs start at
+    // 1,000,000 so they are told apart from the survivors' 0..5,999.
+    const victim = spawnFixture("producer.ts", SHARED_FLAGS(dir), [
+      "fifo-shared",
+      fifo.path,
+      "1000000",
+      "1000000000",
+    ]);
+    const victimOut = new LineReader(victim.stdout);
+    assertEquals(await victimOut.next(), "started");
+    const survivors = [0, 1, 2].map((i) =>
+      spawnFixture("producer.ts", SHARED_FLAGS(dir), [
+        "fifo-shared",
+        fifo.path,
+        String(i * 2000),
+        "2000",
+      ])
+    );
+    const fromSurvivors = (r: Numbered[]) => r.filter((m) => m.seq < 1e6);
+    const received = await receiveUntil(
+      reader,
+      (r) => r.length >= 500 && r.some((m) => m.seq >= 1e6),
+    );
+    // Killed while the pipe is full and it waits to write: with atomic
+    // frames, it cannot die with half a frame in the FIFO.
+    victim.kill("SIGKILL");
+    assertEquals(
+      (await bounded(victim.status, 10_000, "the victim")).signal,
+      "SIGKILL",
+    );
+    await victimOut.cancel();
+    await victim.stderr.cancel();
+    received.push(
+      ...await receiveUntil(
+        reader,
+        (r) =>
+          fromSurvivors(received).length + fromSurvivors(r).length === 6000,
+      ),
+    );
+    for (const survivor of survivors) {
+      const output = await survivor.output();
+      assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    }
+    assertEquals(exactlyOnceProblems(fromSurvivors(received), 6000), []);
+    // What the victim got out is intact and in its order: a prefix of what
+    // it wrote, every frame whole.
+    const victims = received.filter((m) => m.seq >= 1e6);
+    assert(victims.length > 0);
+    assertEquals(
+      victims.map((m) => m.seq),
+      victims.map((_, i) => 1e6 + i),
+    );
+    for (const m of victims) assertEquals(m.check, checksum(m.seq));
+  }),
+);
+
+Deno.test(
+  "A shared FIFO writer refuses a message above PIPE_BUF with a RangeError before writing anything",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/big`);
+    await using reader = await fifo.openReader<string>({
+      sharedWriters: true,
+      codec: codecs.text(),
+    });
+    await using writer = await fifo.openWriter<string>({
+      sharedWriters: true,
+      codec: codecs.text(),
+      timeout: 5000,
+    });
     await assertRejects(
-      () => Fifo.openWriter("/tmp/x", { maxMessageSize: 0 }),
+      () => writer.send("x".repeat(SHARED_FIFO_MAX_MESSAGE + 1)),
       RangeError,
+      `the message is ${
+        SHARED_FIFO_MAX_MESSAGE + 1
+      } bytes, and a FIFO shared by several writers carries at most ${SHARED_FIFO_MAX_MESSAGE}`,
     );
+    assertEquals(writer.closed, false);
+    await writer.send("x".repeat(SHARED_FIFO_MAX_MESSAGE));
+    await writer.send("after");
+    assertEquals(
+      (await reader.receive({ timeout: 5000 })).value.length,
+      SHARED_FIFO_MAX_MESSAGE,
+    );
+    assertEquals((await reader.receive({ timeout: 5000 })).value, "after");
     await assertRejects(
-      () => Fifo.openWriter("/tmp/x", { timeout: -1 }),
+      () =>
+        fifo.openWriter({
+          sharedWriters: true,
+          maxMessageSize: SHARED_FIFO_MAX_MESSAGE + 1,
+        }),
       RangeError,
+      "the most a FIFO shared by several writers carries",
     );
     await assertRejects(
-      () => Fifo.duplex("/tmp/x", { role: "peer" as "server" }),
+      () =>
+        fifo.openReader({
+          sharedWriters: true,
+          framing: "lines",
+          maxMessageSize: 4096,
+        }),
+      RangeError,
+      "above 4095",
+    );
+    await assertRejects(
+      () => fifo.openWriter({ sharedWriters: "yes" as never }),
       TypeError,
     );
-  },
+  }),
+);
+
+Deno.test(
+  "A shared FIFO reader keeps receiving when one writer leaves before the next comes",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/relay`);
+    await using reader = await fifo.openReader<Numbered>({
+      sharedWriters: true,
+    });
+    const received: Numbered[] = [];
+    for (const start of [0, 100, 200]) {
+      const writer = spawnFixture("producer.ts", SHARED_FLAGS(dir), [
+        "fifo-shared",
+        fifo.path,
+        String(start),
+        "100",
+      ]);
+      received.push(...await receiveUntil(reader, (r) => r.length === 100));
+      // Gone before the next one opens: without a write end of its own the
+      // reader would see the end of the stream here.
+      const output = await bounded(writer.output(), 20_000, "a writer");
+      assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+    }
+    assertEquals(exactlyOnceProblems(received, 300), []);
+    await assertRejects(
+      () => reader.receive({ timeout: 50 }),
+      Deno.errors.TimedOut,
+    );
+  }),
+);
+
+Deno.test(
+  "A shared FIFO reader rejects a frame header it cannot trust and closes",
+  inTempDir(async (dir) => {
+    using fifo = Fifo.create(`${dir}/untrusted`);
+    await using reader = await fifo.openReader({ sharedWriters: true });
+    // A writer that did not declare the FIFO shared sends a larger frame.
+    await using writer = await fifo.openWriter<string>({
+      codec: codecs.text(),
+      timeout: 5000,
+    });
+    const sending = writer.send("y".repeat(10_000));
+    const error = await assertRejects(
+      () => reader.receive({ timeout: 5000 }),
+      DecodeError,
+      `announces 10000 bytes, above maxMessageSize ${SHARED_FIFO_MAX_MESSAGE}`,
+    );
+    assertEquals([...error.bytes], [0, 0, 0x27, 0x10]);
+    assertEquals(reader.closed, true);
+    await sending.catch(() => {}); // the reader is gone: a broken pipe, or sent
+  }),
 );

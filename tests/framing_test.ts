@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { codecs, DecodeError, FramedChannel } from "../mod.ts";
+import { leakChecked } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -217,3 +218,65 @@ Deno.test("FramedChannel reassembles a large frame that arrives in many small ch
   assertEquals((await channel.receive()).value, payload);
   await assertRejects(() => channel.receive(), Deno.errors.UnexpectedEof);
 });
+
+Deno.test(
+  "FramedChannel rejects a line longer than maxMessageSize while it still arrives, as a DecodeError, and closes",
+  leakChecked(async () => {
+    const reader = rawReader<string>(["0123456789", "0123456789", "x\n"], {
+      framing: "lines",
+      maxMessageSize: 16,
+    });
+    const error = await assertRejects(
+      () => reader.receive({ timeout: 5000 }),
+      DecodeError,
+      "a line is longer than maxMessageSize 16, so the channel is closed",
+    );
+    assertEquals(
+      new TextDecoder().decode(error.bytes),
+      "01234567890123456789",
+    );
+    assertEquals(reader.closed, true);
+  }),
+);
+
+Deno.test(
+  "FramedChannel rejects an over-long line that arrives whole with its newline",
+  leakChecked(async () => {
+    const reader = rawReader<string>(["short\n", "0123456789abcdefg\nnext\n"], {
+      framing: "lines",
+      maxMessageSize: 16,
+    });
+    assertEquals((await reader.receive({ timeout: 5000 })).value, "short");
+    const error = await assertRejects(
+      () => reader.receive({ timeout: 5000 }),
+      DecodeError,
+      "a line is longer than maxMessageSize 16",
+    );
+    assertEquals(
+      new TextDecoder().decode(error.bytes).slice(0, 17),
+      "0123456789abcdefg",
+    );
+    assertEquals(reader.closed, true);
+  }),
+);
+
+Deno.test(
+  "FramedChannel accepts a line of exactly maxMessageSize bytes, with or without a CR",
+  leakChecked(async () => {
+    const reader = rawReader<string>([
+      "0123456789abcdef\r\n",
+      "0123456789abcdef\n",
+    ], {
+      framing: "lines",
+      maxMessageSize: 16,
+    });
+    assertEquals(
+      (await reader.receive({ timeout: 5000 })).value,
+      "0123456789abcdef",
+    );
+    assertEquals(
+      (await reader.receive({ timeout: 5000 })).value,
+      "0123456789abcdef",
+    );
+  }),
+);

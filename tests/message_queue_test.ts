@@ -5,13 +5,21 @@ import {
   assertRejects,
   assertThrows,
 } from "@std/assert";
-import { codecs, DecodeError, MessageQueue } from "../mod.ts";
 import {
+  codecs,
+  DecodeError,
+  MessageQueue,
+  type MessageQueueOptions,
+} from "../mod.ts";
+import {
+  IPC_DIRS,
   leakChecked,
   runFixture,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
+import { bounded } from "./_bounded.ts";
 
 const MQ_FLAGS = [
   "--allow-ffi",
@@ -21,9 +29,12 @@ const MQ_FLAGS = [
 
 /** Reads a limit with coreutils, independently of ipckit's own reader. */
 async function readLimit(name: string): Promise<number> {
-  const { stdout } = await new Deno.Command("cat", {
-    args: [`/proc/sys/fs/mqueue/${name}`],
-  }).output();
+  const { stdout } = await bounded(
+    new Deno.Command("cat", { args: [`/proc/sys/fs/mqueue/${name}`] })
+      .output(),
+    10_000,
+    "cat",
+  );
   return Number(new TextDecoder().decode(stdout));
 }
 
@@ -44,7 +55,7 @@ Deno.test(
     for (let seq = 0; seq < count; seq++) {
       await queue.send({ seq }, { priority: seq % 4, timeout: 30_000 });
     }
-    const output = await consumer.output();
+    const output = await bounded(consumer.output(), 30_000, "the consumer");
     assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
     const received: [number, number][] = JSON.parse(
       new TextDecoder().decode(output.stdout),
@@ -81,12 +92,22 @@ Deno.test(
       String(count),
     ]);
     const seen = new Set<number>();
-    for await (const { value } of queue) {
+    // receive() with a timeout, then the iterator: both forms, each bounded.
+    while (seen.size < count / 2) {
+      const { value } = await queue.receive({ timeout: 30_000 });
       assert(!seen.has(value.seq), `seq ${value.seq} arrived twice`);
       seen.add(value.seq);
-      if (seen.size === count) break;
     }
-    const status = await producer.status;
+    const iterator = queue[Symbol.asyncIterator]();
+    while (seen.size < count) {
+      const step = await bounded(iterator.next(), 30_000, "the iterator");
+      assert(!step.done, "the iteration ended early");
+      const { value } = step.value;
+      assert(!seen.has(value.seq), `seq ${value.seq} arrived twice`);
+      seen.add(value.seq);
+    }
+    await iterator.return?.();
+    const status = await bounded(producer.status, 30_000, "the producer");
     await producer.stdout.cancel();
     await producer.stderr.cancel();
     assertEquals(status.code, 0);
@@ -114,13 +135,13 @@ Deno.test(
       "100",
     ]);
     for (let i = 0; i < 100; i++) {
-      out.sendSync([i, i * 2]);
+      out.sendSync([i, i * 2], { timeout: 10_000 });
       assertEquals(input.receiveSync({ timeout: 10_000 }).value, [
         i,
         i * 2,
       ]);
     }
-    const output = await echo.output();
+    const output = await bounded(echo.output(), 30_000, "the echo process");
     assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
   }),
 );
@@ -132,11 +153,17 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    await queue.send("low", { priority: 1 });
-    await queue.send("high", { priority: 30 });
-    await queue.send("low again", { priority: 1 });
-    assertEquals(await queue.receive(), { value: "high", priority: 30 });
-    assertEquals(await queue.receive(), { value: "low", priority: 1 });
+    await queue.send("low", { priority: 1, timeout: 1000 });
+    await queue.send("high", { priority: 30, timeout: 1000 });
+    await queue.send("low again", { priority: 1, timeout: 1000 });
+    assertEquals(await queue.receive({ timeout: 1000 }), {
+      value: "high",
+      priority: 30,
+    });
+    assertEquals(await queue.receive({ timeout: 1000 }), {
+      value: "low",
+      priority: 1,
+    });
     assertEquals(queue.tryReceive(), { value: "low again", priority: 1 });
   }),
 );
@@ -194,7 +221,9 @@ Deno.test(
       spin: 1000,
     });
     const order: string[] = [];
-    const received = queue.receive().then(({ value }) => order.push(value));
+    const received = queue.receive({ timeout: 5000 }).then(({ value }) =>
+      order.push(value)
+    );
     // Sent by a promise continuation, as an RPC client sends its next request.
     Promise.resolve().then(() => queue.trySend("from a microtask"));
     // A long chain of continuations: a spin that held the thread would miss
@@ -240,7 +269,7 @@ Deno.test(
       unlinkOnClose: true,
     });
     const controller = new AbortController();
-    const pending = queue.receive({ signal: controller.signal });
+    const pending = queue.receive({ signal: controller.signal, timeout: 5000 });
     setTimeout(() => controller.abort(new Error("cancelled")), 20);
     await assertRejects(() => pending, Error, "cancelled");
     queue.trySend(7);
@@ -297,7 +326,7 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    const pending = queue.receive();
+    const pending = queue.receive({ timeout: 5000 });
     queue.close();
     queue.close();
     await assertRejects(() => pending, Deno.errors.BadResource);
@@ -308,9 +337,11 @@ Deno.test(
 Deno.test(
   "A process exits by itself after closing a queue with a parked receive()",
   leakChecked(async () => {
-    const result = await runFixture("mq_pending_close.ts", MQ_FLAGS, [
-      uniqueName("mq-exit"),
-    ]);
+    const result = await bounded(
+      runFixture("mq_pending_close.ts", MQ_FLAGS, [uniqueName("mq-exit")]),
+      20_000,
+      "the child to exit by itself",
+    );
     assertEquals(result.code, 0, result.stderr);
     assertEquals(result.stdout.trim(), "BadResource");
   }),
@@ -324,7 +355,11 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    const sender = await runFixture("mq_peer.ts", MQ_FLAGS, ["raw", name]);
+    const sender = await bounded(
+      runFixture("mq_peer.ts", MQ_FLAGS, ["raw", name]),
+      20_000,
+      "the sender",
+    );
     assertEquals(sender.code, 0, sender.stderr);
     const error = await assertRejects(
       () => queue.receive({ timeout: 5000 }),
@@ -344,38 +379,41 @@ Deno.test(
       uniqueName("mq-v8"),
       { create: true, unlinkOnClose: true, codec: codecs.v8() },
     );
-    await queue.send(new Map([["big", 2n ** 80n]]));
-    const { value } = await queue.receive();
+    await queue.send(new Map([["big", 2n ** 80n]]), { timeout: 1000 });
+    const { value } = await queue.receive({ timeout: 1000 });
     assertEquals(value.get("big"), 2n ** 80n);
   }),
 );
 
 Deno.test(
   "MessageQueue.open() rejects invalid names before any system call",
-  () => {
-    const cases: [unknown, RegExp][] = [
-      ["", /it is empty/],
-      ["jobs", /must start with "\/"/],
-      ["/", /needs characters/],
-      ["/a/b", /must not contain "\/" after the first/],
-      ["/a\0b", /NUL/],
-      ["/" + "x".repeat(256), /256 bytes long, the limit is 255/],
-      [42, /expected a string/],
+  leakChecked(async () => {
+    const cases: [unknown, RegExp, typeof TypeError | typeof RangeError][] = [
+      ["", /it is empty/, TypeError],
+      ["jobs", /must start with "\/"/, TypeError],
+      ["/", /needs characters/, TypeError],
+      ["/a/b", /must not contain "\/" after the first/, TypeError],
+      ["/a\0b", /NUL/, TypeError],
+      ["/" + "x".repeat(256), /256 bytes long, the limit is 255/, RangeError],
+      [42, /expected a string/, TypeError],
     ];
-    for (const [name, message] of cases) {
+    for (const [name, message, ErrorClass] of cases) {
+      const what = `name ${JSON.stringify(name)}`;
       const error = assertThrows(
         () => MessageQueue.open(name as string, { create: true }),
-        Error,
+        ErrorClass,
         undefined,
-        `name ${JSON.stringify(name)}`,
+        what,
       );
-      assert(
-        error instanceof TypeError || error instanceof RangeError,
-        `name ${JSON.stringify(name)}`,
+      assertMatch(error.message, message, what);
+      await rejectsBeforeAnySystemCall(
+        () => MessageQueue.open(name as string, { create: true }),
+        ErrorClass,
+        IPC_DIRS,
+        what,
       );
-      assertMatch(error.message, message, `name ${JSON.stringify(name)}`);
     }
-  },
+  }),
 );
 
 Deno.test(
@@ -476,8 +514,14 @@ Deno.test(
     assertThrows(() => queue.trySend(1), Deno.errors.BadResource);
     assertThrows(() => queue.tryReceive(), Deno.errors.BadResource);
     assertThrows(() => queue.attributes(), Deno.errors.BadResource);
-    await assertRejects(() => queue.send(1), Deno.errors.BadResource);
-    await assertRejects(() => queue.receive(), Deno.errors.BadResource);
+    await assertRejects(
+      () => queue.send(1, { timeout: 1000 }),
+      Deno.errors.BadResource,
+    );
+    await assertRejects(
+      () => queue.receive({ timeout: 1000 }),
+      Deno.errors.BadResource,
+    );
   }),
 );
 
@@ -494,36 +538,47 @@ Deno.test(
 
 Deno.test(
   "MessageQueue options are checked before any system call",
-  () => {
+  leakChecked(async () => {
     const name = uniqueName("mq-options");
-    assertThrows(
-      () => MessageQueue.open(name, { read: false, write: false }),
-      Error,
-      "read and write are both false",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { exclusive: true }),
-      Error,
-      "exclusive needs create",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, mode: 0o1777 }),
-      RangeError,
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, messageSize: 1.5 }),
-      RangeError,
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, spin: 5000 }),
-      Error,
-      "spin must be 0 to 1000 microseconds, got 5000",
-    );
-    assertThrows(
-      () => MessageQueue.open(name, { create: true, spin: -1 }),
-      RangeError,
-    );
-  },
+    const cases: [
+      MessageQueueOptions<unknown>,
+      typeof TypeError | typeof RangeError,
+      string,
+    ][] = [
+      [
+        { read: false, write: false },
+        TypeError,
+        "read and write are both false",
+      ],
+      [{ exclusive: true }, TypeError, "exclusive needs create"],
+      [{ create: true, mode: 0o1777 }, RangeError, ""],
+      [{ create: true, messageSize: 1.5 }, RangeError, "positive integer"],
+      [{ create: true, maxMessages: 0 }, RangeError, "positive integer"],
+      [
+        { create: true, spin: 5000 },
+        RangeError,
+        "spin must be 0 to 1000 microseconds, got 5000",
+      ],
+      [{ create: true, spin: -1 }, RangeError, ""],
+    ];
+    for (const [options, ErrorClass, message] of cases) {
+      const what = JSON.stringify(options);
+      assertThrows(
+        () => MessageQueue.open(name, options),
+        ErrorClass,
+        message,
+        what,
+      );
+      await rejectsBeforeAnySystemCall(
+        () => MessageQueue.open(name, options),
+        ErrorClass,
+        IPC_DIRS,
+        what,
+      );
+    }
+    // Nothing was created under the name either.
+    assertThrows(() => MessageQueue.open(name), Deno.errors.NotFound);
+  }),
 );
 
 Deno.test(
@@ -533,13 +588,24 @@ Deno.test(
       create: true,
       unlinkOnClose: true,
     });
-    assertThrows(() => queue.trySend(1, { priority: 32768 }), RangeError);
-    assertThrows(() => queue.trySend(1, { priority: -1 }), RangeError);
-    await assertRejects(() => queue.send(1, { timeout: -5 }), RangeError);
-    await assertRejects(
-      () => queue.receive({ timeout: Number.NaN }),
-      TypeError,
-    );
+    const cases: [
+      string,
+      () => unknown,
+      typeof TypeError | typeof RangeError,
+    ][] = [
+      [
+        "priority 32768",
+        () => queue.trySend(1, { priority: 32768 }),
+        RangeError,
+      ],
+      ["priority -1", () => queue.trySend(1, { priority: -1 }), RangeError],
+      ["timeout -5", () => queue.send(1, { timeout: -5 }), RangeError],
+      ["timeout NaN", () => queue.receive({ timeout: Number.NaN }), TypeError],
+      ["signal", () => queue.receive({ signal: {} as AbortSignal }), TypeError],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, IPC_DIRS, what);
+    }
     assertEquals(queue.attributes().currentMessages, 0);
   }),
 );
@@ -548,10 +614,11 @@ Deno.test(
   "MessageQueue.open() without --allow-read names the flag to add",
   async () => {
     const name = uniqueName("mq-perm");
-    const result = await runFixture("mq_open_only.ts", ["--allow-ffi"], [
-      name,
-      "read",
-    ]);
+    const result = await bounded(
+      runFixture("mq_open_only.ts", ["--allow-ffi"], [name, "read"]),
+      20_000,
+      "the child",
+    );
     assertEquals(
       result.stdout.trim(),
       `NotCapable: Requires read access to "/dev/mqueue${name}", run again with --allow-read=/dev/mqueue`,
@@ -563,10 +630,14 @@ Deno.test(
   "MessageQueue.open() with create and without --allow-write names the flag to add",
   async () => {
     const name = uniqueName("mq-perm");
-    const result = await runFixture(
-      "mq_open_only.ts",
-      ["--allow-ffi", "--allow-read=/dev/mqueue"],
-      [name, "write"],
+    const result = await bounded(
+      runFixture(
+        "mq_open_only.ts",
+        ["--allow-ffi", "--allow-read=/dev/mqueue"],
+        [name, "write"],
+      ),
+      20_000,
+      "the child",
     );
     assertEquals(
       result.stdout.trim(),

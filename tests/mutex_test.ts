@@ -6,7 +6,13 @@ import {
   assertThrows,
 } from "@std/assert";
 import { Mutex, MUTEX_SIZE, SharedMemory } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
+import { bounded, LineReader } from "./_bounded.ts";
 
 const ALL = ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"];
 const ITERATIONS = 200_000;
@@ -296,3 +302,133 @@ Deno.test(
     assertEquals(mutex.locked, false);
   }),
 );
+
+Deno.test(
+  "A waiter recovers the Mutex from a holder that was killed but is still a zombie",
+  leakChecked(async () => {
+    const name = uniqueName("mutex-zombie");
+    using mutex = Mutex.open(name, { create: true, unlinkOnClose: true });
+    const script = new URL("./fixtures/mutex_hold.ts", import.meta.url)
+      .pathname;
+    // sh starts the holder, then waits for a line on stdin before it reaps
+    // it: killed meanwhile, the holder stays a zombie with its pid.
+    const parent = new Deno.Command("sh", {
+      args: [
+        "-c",
+        `"$0" run --quiet ${
+          ALL.join(" ")
+        } "$1" "$2" & echo $!; read line; wait`,
+        Deno.execPath(),
+        script,
+        name,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines = new LineReader(parent.stdout);
+    const stdin = parent.stdin.getWriter();
+    try {
+      const holder = Number(await lines.next());
+      assertEquals(await lines.next(), "locked false");
+      assertEquals(mutex.owner, holder);
+      Deno.kill(holder, "SIGKILL");
+      assertEquals(await stateOf(holder, "Z"), "Z");
+      using guard = await mutex.lock({ timeout: 5000 });
+      assertEquals(guard.recovered, true);
+      assertEquals(mutex.recoveries, 1);
+    } finally {
+      await stdin.write(new TextEncoder().encode("reap\n"));
+      await stdin.close();
+      await bounded(parent.status, 10_000, "sh to reap the holder");
+      await lines.cancel();
+      await parent.stderr.cancel();
+    }
+  }),
+);
+
+/** Polls /proc/<pid>/stat (with cat) until the state is `want`, for up to 5 s. */
+async function stateOf(pid: number, want: string): Promise<string> {
+  let state = "";
+  for (let i = 0; i < 100 && state !== want; i++) {
+    const { stdout } = await new Deno.Command("cat", {
+      args: [`/proc/${pid}/stat`],
+      stderr: "null",
+    }).output();
+    const text = new TextDecoder().decode(stdout);
+    state = text.slice(text.lastIndexOf(")") + 1).trim()[0] ?? "";
+    if (state !== want) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return state;
+}
+
+const canSwitchUser = Deno.uid() === 0 &&
+  await commandSucceeds("setpriv", ["--reuid=65534", "true"]);
+if (!canSwitchUser) {
+  console.log(
+    "ignored: the other-user Mutex test needs root and setpriv(1) to run a waiter as nobody",
+  );
+}
+
+Deno.test({
+  name:
+    "A Mutex held by a live process of another user (kill() answers EPERM) is not taken over",
+  ignore: !canSwitchUser,
+  fn: leakChecked(async () => {
+    const name = uniqueName("mutex-other-user");
+    using mutex = Mutex.open(name, {
+      create: true,
+      unlinkOnClose: true,
+      mode: 0o666,
+    });
+    // The umask may have narrowed the mode: nobody must be able to open it.
+    const opened = await new Deno.Command("chmod", {
+      args: ["0666", `/dev/shm${name}`],
+    }).output();
+    assert(opened.success, "chmod failed");
+    using _held = await mutex.lock({ timeout: 1000 });
+    const home = await Deno.makeTempDir({ prefix: "ipckit-test-nobody-" });
+    try {
+      await Deno.chmod(home, 0o777);
+      const script = new URL("./fixtures/mutex_try.ts", import.meta.url)
+        .pathname;
+      const env = [`DENO_DIR=${home}/deno`, `HOME=${home}`];
+      const jsr = Deno.env.get("JSR_URL");
+      if (jsr) env.push(`JSR_URL=${jsr}`);
+      const output = await bounded(
+        new Deno.Command("setpriv", {
+          args: [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            ...env,
+            Deno.execPath(),
+            "run",
+            "--quiet",
+            "--allow-ffi",
+            "--allow-read=/dev/shm,/proc",
+            "--allow-write=/dev/shm",
+            script,
+            name,
+            "300",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output(),
+        30_000,
+        "the waiter running as nobody",
+      );
+      const stdout = new TextDecoder().decode(output.stdout).trim();
+      assertEquals(
+        stdout,
+        "TimedOut",
+        `the waiter ran as nobody: ${new TextDecoder().decode(output.stderr)}`,
+      );
+      assertEquals(mutex.owner, Deno.pid);
+      assertEquals(mutex.recoveries, 0);
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
+  }),
+});

@@ -1,9 +1,16 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
 import {
   bindDatagram,
   type Channel,
   client,
   connect,
+  DecodeError,
   duplex,
   Fifo,
   FramedChannel,
@@ -14,6 +21,7 @@ import {
   serve,
 } from "../mod.ts";
 import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import { bounded } from "./_bounded.ts";
 import { type Ask, handle } from "./fixtures/_rpc_handler.ts";
 
 type Envelope = RpcEnvelope<Ask, unknown>;
@@ -51,7 +59,10 @@ async function exercise(channel: RpcChannel): Promise<void> {
   // A handler's error arrives as an error, without the remote stack.
   const error = await assertRejects(
     () =>
-      calls.request({ op: "fail", name: "RangeError", message: "no such job" }),
+      calls.request(
+        { op: "fail", name: "RangeError", message: "no such job" },
+        { timeout: 20_000 },
+      ),
     RemoteError,
   );
   assertEquals(error.name, "RangeError");
@@ -69,6 +80,7 @@ async function exercise(channel: RpcChannel): Promise<void> {
   const stop = new AbortController();
   const aborted = calls.request({ op: "echo", value: "slow", delay: 300 }, {
     signal: stop.signal,
+    timeout: 20_000,
   });
   stop.abort(new Error("changed my mind"));
   await assertRejects(() => aborted, Error, "changed my mind");
@@ -76,7 +88,9 @@ async function exercise(channel: RpcChannel): Promise<void> {
 
   // Late answers to those are dropped; the channel still serves.
   assertEquals(
-    await calls.request({ op: "echo", value: "after", delay: 400 }),
+    await calls.request({ op: "echo", value: "after", delay: 400 }, {
+      timeout: 20_000,
+    }),
     "after",
   );
   assertEquals(calls.pending, 0);
@@ -87,7 +101,11 @@ async function firstLine(child: Deno.ChildProcess): Promise<string> {
   const decoder = new TextDecoder();
   let text = "";
   while (!text.includes("\n")) {
-    const { done, value } = await reader.read();
+    const { done, value } = await bounded(
+      reader.read(),
+      20_000,
+      "the server's first line",
+    );
     if (done) throw new Error(`the server ended early: ${text}`);
     text += decoder.decode(value, { stream: true });
   }
@@ -100,11 +118,15 @@ async function finished(
   killed = false,
 ): Promise<void> {
   if (killed) child.kill("SIGTERM");
-  const [status, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-    child.stdout.cancel(),
-  ]);
+  const [status, stderr] = await bounded(
+    Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+      child.stdout.cancel(),
+    ]),
+    20_000,
+    "the server to exit",
+  );
   if (!killed) assertEquals(status.code, 0, stderr);
 }
 
@@ -152,7 +174,8 @@ const transports: Record<string, () => Promise<Transport>> = {
     return {
       channel,
       close: async () => {
-        await channel.closeWrite(); // the server's iteration ends, it exits
+        // The server's iteration ends, it exits.
+        await bounded(channel.closeWrite(), 10_000, "the half-close");
         channel.close();
         await finished(server);
         await Deno.remove(dir, { recursive: true });
@@ -176,11 +199,13 @@ const transports: Record<string, () => Promise<Transport>> = {
     return Promise.resolve({
       channel,
       close: async () => {
-        await channel.closeWrite(); // end of stdin: the child's server ends
-        const [status, stderr] = await Promise.all([
-          child.status,
-          new Response(child.stderr).text(),
-        ]);
+        // End of stdin: the child's server ends.
+        await bounded(channel.closeWrite(), 10_000, "the half-close");
+        const [status, stderr] = await bounded(
+          Promise.all([child.status, new Response(child.stderr).text()]),
+          20_000,
+          "the child to exit",
+        );
         channel.close();
         assertEquals(status.code, 0, stderr);
       },
@@ -194,8 +219,16 @@ const transports: Record<string, () => Promise<Transport>> = {
       "unix",
       path,
     ]);
-    await firstLine(server);
-    const channel = await connect<Envelope>({ path });
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      channel = await connect<Envelope>({ path, timeout: 10_000 });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
     return {
       channel,
       close: async () => {
@@ -210,8 +243,14 @@ const transports: Record<string, () => Promise<Transport>> = {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "tcp",
     ]);
-    const { port } = JSON.parse(await firstLine(server));
-    const channel = await connect<Envelope>({ port });
+    let channel: RpcChannel;
+    try {
+      const { port } = JSON.parse(await firstLine(server));
+      channel = await connect<Envelope>({ port, timeout: 10_000 });
+    } catch (error) {
+      await finished(server, true); // set-up failed: leave no server behind
+      throw error;
+    }
     return {
       channel,
       close: async () => {
@@ -314,8 +353,9 @@ Deno.test("A server can send its handler's stack when asked", async () => {
   });
   using _server = serve(serverSide, handle, { exposeStack: true });
   using calls = client<Ask, unknown>(channel);
-  const error = await calls.request({ op: "fail", name: "E", message: "m" })
-    .catch((error) => error);
+  const error = await calls.request({ op: "fail", name: "E", message: "m" }, {
+    timeout: 5000,
+  }).catch((error) => error);
   assert(error instanceof RemoteError);
   assertMatch(error.remoteStack ?? "", /_rpc_handler\.ts/);
 });
@@ -329,7 +369,7 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
   });
   const calls = client<Ask, unknown>(channel);
   const waiting = [1, 2, 3].map((value) =>
-    calls.request({ op: "echo", value })
+    calls.request({ op: "echo", value }, { timeout: 5000 })
   );
   assertEquals(calls.pending, 3);
   calls.close();
@@ -337,5 +377,194 @@ Deno.test("A client closed with requests pending rejects them all", async () => 
     await assertRejects(() => request, Deno.errors.BadResource);
   }
   assertEquals(calls.pending, 0);
-  await pipe.readable.cancel();
+  await bounded(pipe.readable.cancel(), 5000, "the pipe to cancel");
+});
+
+/** Two framed channels joined back to back in memory. */
+function loopback(): [FramedChannel<Envelope>, FramedChannel<Envelope>] {
+  const pipes = [
+    new TransformStream<Uint8Array, Uint8Array>(),
+    new TransformStream<Uint8Array, Uint8Array>(),
+  ];
+  return [
+    new FramedChannel<Envelope>({
+      readable: pipes[0].readable,
+      writable: pipes[1].writable,
+    }),
+    new FramedChannel<Envelope>({
+      readable: pipes[1].readable,
+      writable: pipes[0].writable,
+    }),
+  ];
+}
+
+/** Sends values as they are, whatever their shape: a hostile peer. */
+function rawSide(
+  channel: FramedChannel<Envelope>,
+): (value: unknown) => Promise<void> {
+  return (value) => channel.send(value as Envelope, { timeout: 5000 });
+}
+
+Deno.test(
+  "RpcClient rejects the request a malformed error response concerns with a DecodeError, and goes on",
+  leakChecked(async () => {
+    const [peer, channel] = loopback();
+    using _peer = peer;
+    using _channel = channel;
+    using calls = client<Ask, unknown>(channel);
+    const first = calls.request({ op: "echo", value: 1 }, { timeout: 5000 });
+    const second = calls.request({ op: "echo", value: 2 }, { timeout: 5000 });
+    const ids: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      ids.push((await peer.receive({ timeout: 5000 })).value.id);
+    }
+    const send = rawSide(peer);
+    await send({ kind: "error", id: ids[0], error: null });
+    const error = await assertRejects(() => first, DecodeError);
+    assertMatch(error.message, /its error is not an object/);
+    assertEquals(error.value, { kind: "error", id: ids[0], error: null });
+    await send({ kind: "response", id: ids[1], value: "fine" });
+    assertEquals(await second, "fine");
+    assertEquals(calls.pending, 0);
+  }),
+);
+
+Deno.test(
+  "RpcClient drops and reports every envelope that concerns no pending request",
+  leakChecked(async () => {
+    const [peer, channel] = loopback();
+    using _peer = peer;
+    using _channel = channel;
+    const reported: unknown[] = [];
+    using calls = client<Ask, unknown>(channel, {
+      onError: (error) => reported.push(error),
+    });
+    const waiting = calls.request({ op: "echo", value: 0 }, { timeout: 5000 });
+    const { id } = (await peer.receive({ timeout: 5000 })).value;
+    const hostile: unknown[] = [
+      null,
+      42,
+      "response",
+      [],
+      { kind: "bogus", id },
+      { kind: "response" },
+      { kind: "response", id: String(id), value: 1 },
+      { kind: "response", id: 2 ** 60, value: 1 },
+      { kind: "request", id, value: 1 },
+      { kind: "error", id: id + 1000, error: { name: 1, message: "x" } },
+    ];
+    const send = rawSide(peer);
+    for (const value of hostile) await send(value);
+    await send({ kind: "response", id, value: "still served" });
+    assertEquals(await waiting, "still served");
+    assertEquals(reported.length, hostile.length);
+    for (const [i, error] of reported.entries()) {
+      assert(error instanceof DecodeError, `case ${i}: ${error}`);
+      assertEquals(error.value, hostile[i], `case ${i}`);
+    }
+    assertEquals(calls.dropped, hostile.length);
+    // A late answer is dropped quietly.
+    await send({ kind: "response", id, value: "late" });
+    await send({ kind: "response", id: -7, value: "unknown id" });
+    const after = calls.request({ op: "echo", value: 1 }, { timeout: 5000 });
+    const next = (await peer.receive({ timeout: 5000 })).value.id;
+    await send({ kind: "response", id: next, value: 1 });
+    assertEquals(await after, 1);
+    assertEquals(calls.dropped, hostile.length + 2);
+    assertEquals(reported.length, hostile.length);
+  }),
+);
+
+Deno.test(
+  "serve() reports malformed requests as DecodeErrors and keeps serving",
+  leakChecked(async () => {
+    const [serverSide, peer] = loopback();
+    using _serverSide = serverSide;
+    using _peer = peer;
+    const reported: unknown[] = [];
+    const server = serve(serverSide, handle, {
+      onError: (error) => reported.push(error),
+    });
+    const hostile: unknown[] = [
+      null,
+      "request",
+      { kind: "response", id: 1, value: 1 },
+      { kind: "request" },
+      { kind: "request", id: 1.5, value: 1 },
+      { kind: "request", id: "7", value: 1 },
+    ];
+    const send = rawSide(peer);
+    for (const value of hostile) await send(value);
+    await send({ kind: "request", id: 9, value: { op: "echo", value: "ok" } });
+    assertEquals((await peer.receive({ timeout: 5000 })).value, {
+      kind: "response",
+      id: 9,
+      value: "ok",
+    });
+    assertEquals(reported.length, hostile.length);
+    for (const [i, error] of reported.entries()) {
+      assert(error instanceof DecodeError, `case ${i}: ${error}`);
+      assertEquals(error.value, hostile[i], `case ${i}`);
+    }
+    server.close();
+    await bounded(server.done, 5000, "the server to stop");
+  }),
+);
+
+Deno.test(
+  "serve() works on at most maxInFlight requests at once and stops receiving at the bound",
+  leakChecked(async () => {
+    const [serverSide, peer] = loopback();
+    using _serverSide = serverSide;
+    using _peer = peer;
+    const gate = Promise.withResolvers<void>();
+    let started = 0;
+    const numbers = serverSide as unknown as Channel<
+      RpcEnvelope<number, number>
+    >;
+    const server = serve(numbers, async (n: number) => {
+      started++;
+      await gate.promise;
+      return n * 2;
+    }, { maxInFlight: 3 });
+    const send = rawSide(peer);
+    // Not awaited one by one: once the server stops reading, the in-memory
+    // pipe stops taking frames, and these sends wait (backpressure).
+    const sends = Array.from(
+      { length: 10 },
+      (_, i) => send({ kind: "request", id: i + 1, value: i + 1 }),
+    );
+    // Give the server every chance to take more than it should.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(started, 3);
+    gate.resolve();
+    const answered = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      const { value } = await peer.receive({ timeout: 5000 });
+      assertEquals(value.kind, "response");
+      answered.add(value.id);
+    }
+    await bounded(Promise.all(sends), 5000, "the requests to be sent");
+    assertEquals(answered.size, 10);
+    assertEquals(started, 10);
+    server.close();
+    await bounded(server.done, 5000, "the server to stop");
+  }),
+);
+
+Deno.test("serve() checks maxInFlight and onError before it starts", () => {
+  const [serverSide, peer] = loopback();
+  for (const maxInFlight of [0, -1, 1.5, Number.NaN, "4" as never]) {
+    assertThrows(
+      () => serve(serverSide, handle, { maxInFlight }),
+      RangeError,
+      "maxInFlight must be a positive integer",
+    );
+  }
+  assertThrows(
+    () => serve(serverSide, handle, { onError: "log" as never }),
+    TypeError,
+  );
+  serverSide.close();
+  peer.close();
 });

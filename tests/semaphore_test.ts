@@ -14,11 +14,13 @@ import {
 } from "../mod.ts";
 import { _tuneSemWait } from "../mechanisms/_wait/semaphore_calls.ts";
 import {
+  IPC_DIRS,
   leakChecked,
   runFixture,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
+import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
 import { compileCPrograms, hasCompiler } from "./_c_programs.ts";
 import { LIBC_PATH_ENV } from "../ffi/load.ts";
 
@@ -434,46 +436,80 @@ Deno.test(
   }),
 );
 
-Deno.test("Semaphore.open() rejects bad input before any system call", () => {
-  const name = uniqueName("sem-bad");
-  for (const initial of [-1, 2147483648, 1.5, Infinity]) {
+Deno.test(
+  "Semaphore.open() rejects bad input before any system call",
+  leakChecked(async () => {
+    const name = uniqueName("sem-bad");
+    type Case = [string, () => unknown, typeof TypeError | typeof RangeError];
+    const cases: Case[] = [
+      ...[-1, 2147483648, 1.5, Infinity].map((initial): Case => [
+        `initial ${initial}`,
+        () => Semaphore.open(name, { create: true, initial }),
+        RangeError,
+      ]),
+      [
+        "initial '1'",
+        () => Semaphore.open(name, { create: true, initial: "1" as never }),
+        TypeError,
+      ],
+      [
+        "initial without create",
+        () => Semaphore.open(name, { initial: 1 }),
+        TypeError,
+      ],
+      [
+        "exclusive without create",
+        () => Semaphore.open(name, { exclusive: true }),
+        TypeError,
+      ],
+      [
+        "mode 0o1000",
+        () => Semaphore.open(name, { create: true, mode: 0o1000 }),
+        RangeError,
+      ],
+      [
+        "spin 1001",
+        () => Semaphore.open(name, { create: true, spin: 1001 }),
+        RangeError,
+      ],
+      ...["lock", "/", "/a/b", "/a\0b", "/..", 42].map((bad): Case => [
+        `name ${JSON.stringify(bad)}`,
+        () => Semaphore.open(bad as string),
+        TypeError,
+      ]),
+      // Linux prefixes "sem.", so 251 bytes is the longest name.
+      [
+        "a 252-byte name",
+        () => Semaphore.open("/" + "x".repeat(252)),
+        RangeError,
+      ],
+      [
+        "not a region",
+        () => Semaphore.inMemory({} as SharedMemory, 0),
+        TypeError,
+      ],
+    ];
+    for (const [what, attempt, ErrorClass] of cases) {
+      await rejectsBeforeAnySystemCall(attempt, ErrorClass, IPC_DIRS, what);
+    }
     assertThrows(
-      () => Semaphore.open(name, { create: true, initial }),
+      () => Semaphore.open("/" + "x".repeat(252)),
       RangeError,
-      undefined,
-      `initial ${initial}`,
+      "the limit is 251",
     );
-  }
-  assertThrows(
-    () => Semaphore.open(name, { create: true, initial: "1" as never }),
-    TypeError,
-  );
-  assertThrows(() => Semaphore.open(name, { initial: 1 }), TypeError);
-  assertThrows(() => Semaphore.open(name, { exclusive: true }), TypeError);
-  assertThrows(
-    () => Semaphore.open(name, { create: true, mode: 0o1000 }),
-    RangeError,
-  );
-  assertThrows(
-    () => Semaphore.open(name, { create: true, spin: 1001 }),
-    Error,
-    "spin must be 0 to 1000 microseconds",
-  );
-  for (const bad of ["lock", "/", "/a/b", "/a\0b", "/..", 42]) {
-    assertThrows(() => Semaphore.open(bad as string), TypeError);
-  }
-  // Linux prefixes "sem.", so 251 bytes is the longest name.
-  assertThrows(
-    () => Semaphore.open("/" + "x".repeat(252)),
-    RangeError,
-    "the limit is 251",
-  );
-  assertThrows(
-    () => Semaphore.open("/" + "x".repeat(251)),
-    Deno.errors.NotFound,
-  );
-  assertThrows(() => Semaphore.inMemory({} as SharedMemory, 0), TypeError);
-});
+    assertThrows(
+      () => Semaphore.open(name, { create: true, spin: 1001 }),
+      RangeError,
+      "spin must be 0 to 1000 microseconds",
+    );
+    // The longest valid name reaches the kernel, which has no such semaphore.
+    assertThrows(
+      () => Semaphore.open("/" + "x".repeat(251)),
+      Deno.errors.NotFound,
+    );
+    assertThrows(() => Semaphore.open(name), Deno.errors.NotFound);
+  }),
+);
 
 Deno.test(
   "Semaphore.inMemory() rejects unaligned offsets, offsets past the end and read-only memory",

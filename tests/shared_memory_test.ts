@@ -9,11 +9,14 @@ import {
 import { IpcError, layout, SharedMemory, utf8 } from "../mod.ts";
 import { counter, sensor } from "./fixtures/_sensor.ts";
 import {
+  commandSucceeds,
   leakChecked,
   runFixture,
+  skip,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
+import { bounded } from "./_bounded.ts";
 
 const ALL = ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"];
 
@@ -376,22 +379,26 @@ else:
     shm.close()
 `;
 
-async function _python(args: string[]): Promise<Deno.CommandOutput | null> {
-  try {
-    return await new Deno.Command("python3", {
-      args: ["-c", PYTHON_ATTACH, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
+async function _python(args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command("python3", {
+    args: ["-c", PYTHON_ATTACH, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
 }
 
-Deno.test(
-  "SharedMemory interoperates with Python's multiprocessing.shared_memory",
-  leakChecked(async () => {
+const PYTHON_MISSING = await commandSucceeds("python3", [
+    "-c",
+    "import multiprocessing.shared_memory",
+  ])
+  ? undefined
+  : "python3 with multiprocessing.shared_memory is not installed (apt-get install python3)";
+
+Deno.test({
+  name:
+    "SharedMemory interoperates with Python's multiprocessing.shared_memory",
+  ignore: skip("the Python interop test", PYTHON_MISSING),
+  fn: leakChecked(async () => {
     const name = uniqueName("shm-python");
     const box = layout({ magic: "u32", text: utf8(32) });
     using memory = SharedMemory.open(name, {
@@ -403,10 +410,6 @@ Deno.test(
     record.magic = 0xc0ffee;
     record.text = "from ipckit";
     const attached = await _python(["attach", name.slice(1)]);
-    if (attached === null) {
-      console.log("skipped: python3 is not installed");
-      return;
-    }
     const stderr = new TextDecoder().decode(attached.stderr);
     assertEquals(attached.code, 0, stderr);
     assertEquals(
@@ -425,7 +428,6 @@ Deno.test(
     // open it for writing (which reserves its pages), read, then remove it.
     const other = uniqueName("shm-python-made");
     const made = await _python(["create", other.slice(1)]);
-    assert(made);
     assertEquals(made.code, 0, new TextDecoder().decode(made.stderr));
     using theirs = SharedMemory.open(other, { unlinkOnClose: true });
     assertEquals(theirs.size, 8192);
@@ -434,5 +436,128 @@ Deno.test(
       "py-ok",
     );
     theirs.bytes()[8191] = 1;
+  }),
+});
+
+/** Whether this process may mount a file system in a private mount namespace. */
+const canMountPrivately = Deno.uid() === 0 &&
+  await commandSucceeds("unshare", [
+    "--mount",
+    "--propagation",
+    "private",
+    "true",
+  ]);
+if (!canMountPrivately) {
+  console.log(
+    "ignored: the sparse shared memory tests need root and unshare(1) to mount a small /dev/shm in a private mount namespace",
+  );
+}
+
+/**
+ * Runs the shm_sparse fixture on a private 1 MiB /dev/shm holding a sparse
+ * object `/sparse` of `sparse` bytes, after `fill` KiB of other data;
+ * returns its output line and how it ended.
+ */
+async function onSmallShm(
+  how: "readOnly" | "readWrite",
+  { sparse, fill }: { sparse: string; fill: number },
+): Promise<{ line: string; signal: Deno.Signal | null }> {
+  const script = new URL("./fixtures/shm_sparse.ts", import.meta.url).pathname;
+  const setup = [
+    "mount -t tmpfs -o size=1m tmpfs /dev/shm",
+    `truncate -s ${sparse} /dev/shm/sparse`,
+    fill > 0
+      ? `dd if=/dev/zero of=/dev/shm/fill bs=1k count=${fill} 2>/dev/null`
+      : "true",
+    `exec "$0" run --quiet --allow-ffi --allow-read=/dev/shm --allow-write=/dev/shm "$1" /sparse "$2"`,
+  ].join(" && ");
+  const child = new Deno.Command("unshare", {
+    args: [
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      setup,
+      Deno.execPath(),
+      script,
+      how,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = await bounded(child.output(), 20_000, "the sparse fixture");
+  const line = new TextDecoder().decode(output.stdout).trim();
+  const stderr = new TextDecoder().decode(output.stderr).trim();
+  return { line: line || stderr, signal: output.signal };
+}
+
+for (const how of ["readOnly", "readWrite"] as const) {
+  Deno.test({
+    name:
+      `SharedMemory.open() ${how} over a sparse object on a full /dev/shm fails with ENOSPC instead of dying of SIGBUS`,
+    ignore: !canMountPrivately,
+    fn: leakChecked(async () => {
+      const { line, signal } = await onSmallShm(how, {
+        sparse: "4M",
+        fill: 1024 - 8,
+      });
+      assertEquals(signal, null, `the process died: ${line}`);
+      assertMatch(
+        line,
+        /^IpcError ENOSPC: Cannot open shared memory "\/sparse": /,
+      );
+    }),
+  });
+}
+
+Deno.test({
+  name:
+    "SharedMemory.open() readOnly over a sparse object that fits /dev/shm faults its holes in and reads zeros",
+  ignore: !canMountPrivately,
+  fn: leakChecked(async () => {
+    const { line, signal } = await onSmallShm("readOnly", {
+      sparse: "512K",
+      fill: 0,
+    });
+    assertEquals(signal, null, `the process died: ${line}`);
+    assertEquals(line, `read ${512 * 1024} 0`);
+  }),
+});
+
+/** st_blocks x 512 of a file in /dev/shm, read with coreutils stat. */
+async function allocatedBytes(path: string): Promise<number> {
+  const { stdout } = await new Deno.Command("stat", {
+    args: ["-c", "%b %B", path],
+  }).output();
+  const [blocks, unit] = new TextDecoder().decode(stdout).trim().split(" ");
+  return Number(blocks) * Number(unit);
+}
+
+Deno.test(
+  "SharedMemory.open() reserves the holes of an existing sparse object, and a read-only open faults them in",
+  leakChecked(async () => {
+    for (const readOnly of [false, true]) {
+      const name = uniqueName("shm-sparse");
+      const path = `/dev/shm${name}`;
+      // What Python's shared_memory and plain ftruncate leave: all holes.
+      const made = await new Deno.Command("truncate", {
+        args: ["-s", "1M", path],
+      }).output();
+      assert(made.success, "truncate failed");
+      try {
+        assertEquals(await allocatedBytes(path), 0);
+        using memory = SharedMemory.open(name, { readOnly });
+        assertEquals(memory.size, 1024 * 1024);
+        assertEquals(
+          await allocatedBytes(path),
+          1024 * 1024,
+          `readOnly ${readOnly}`,
+        );
+        assertEquals(memory.bytes().every((byte) => byte === 0), true);
+      } finally {
+        SharedMemory.unlink(name);
+      }
+    }
   }),
 );

@@ -1,9 +1,9 @@
 /**
  * What ipckit's own sockets add: seqpacket boundaries, abstract names,
  * socket files born with their mode, stale files told from live ones
- * without touching them, peer credentials and `allow`, EMFILE while
- * accepting, concurrent waits, half-close, backpressure, and bad input
- * refused before any system call.
+ * without touching them, peer credentials and `allow`, concurrent waits,
+ * half-close, backpressure, and bad input refused before any system call.
+ * (EMFILE while accepting is in socket_test.ts.)
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import {
@@ -338,72 +338,6 @@ Deno.test({
     assertEquals((await connection.receive({ timeout: 5000 })).value, "hello");
     assertEquals(asked, [65534, Deno.uid()]);
   }),
-});
-
-const prlimit = await commandSucceeds("prlimit", ["--version"]);
-
-Deno.test({
-  name:
-    "for await over a server keeps accepting through EMFILE, with a backoff, once descriptors are free again",
-  ignore: !prlimit,
-  fn: leakChecked(() =>
-    withTempDir(async (dir) => {
-      const path = `${dir}/emfile.sock`;
-      const total = 100;
-      const child = new Deno.Command("prlimit", {
-        args: [
-          "--nofile=64:64",
-          Deno.execPath(),
-          "run",
-          "--quiet",
-          ...flagsFor({ path }, dir),
-          `${FIXTURES}socket_emfile_server.ts`,
-          path,
-          String(total),
-        ],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const reader = child.stdout.getReader();
-      const clients: SocketChannel<unknown>[] = [];
-      try {
-        assertEquals(await readLine(reader), "ready");
-        // More connections than the server has descriptors for; the
-        // backlog keeps them until it can take them.
-        for (let i = 0; i < total; i++) {
-          clients.push(await connect({ path, timeout: 5000 }));
-        }
-        // Each time it runs out, it is told to let go of what it holds; it
-        // goes on accepting without being asked to.
-        const writer = child.stdin.getWriter();
-        let episodes = 0;
-        let line: string;
-        while ((line = await readLine(reader)) === "error EMFILE") {
-          episodes++;
-          await writer.write(new TextEncoder().encode("free them\n"));
-        }
-        await writer.close();
-        assert(episodes > 0, "the server never ran out of descriptors");
-        assertMatch(
-          line,
-          new RegExp(`^accepted ${total} after [1-9]\\d* failures$`),
-        );
-        assertEquals((await child.status).code, 0);
-      } finally {
-        for (const client of clients) client.close();
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // It exited.
-        }
-        await child.status;
-        reader.releaseLock();
-        await child.stdout.cancel();
-        await child.stderr.cancel();
-      }
-    })
-  ),
 });
 
 Deno.test(

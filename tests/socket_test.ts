@@ -13,8 +13,10 @@ import {
   commandSucceeds,
   leakChecked,
   runFixture,
+  skip,
   spawnFixture,
 } from "./_helpers.ts";
+import { bounded, collectWithin, LineReader } from "./_bounded.ts";
 
 type Numbered = { n: number; pid: number };
 
@@ -58,7 +60,7 @@ async function waitForLine(
   const decoder = new TextDecoder();
   let seen = "";
   while (!seen.split("\n").includes(line)) {
-    const { done, value } = await reader.read();
+    const { done, value } = await bounded(reader.read(), 20_000, line);
     if (done) throw new Error(`child ended before printing ${line}: ${seen}`);
     seen += decoder.decode(value, { stream: true });
   }
@@ -87,10 +89,9 @@ async function exchangeWithChild(
   }
   await connection.closeWrite();
   // The child's loop ends at our half-close; then it closes, ending ours.
-  const rest = [];
-  for await (const message of connection) rest.push(message);
+  const rest = await collectWithin(connection, 10_000, "the child's close");
   assertEquals(rest, []);
-  const output = await child.output();
+  const output = await bounded(child.output(), 20_000, "the child");
   assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
 }
 
@@ -154,7 +155,7 @@ for (const kind of ["udp", "unix"] as const) {
         await socket.send({ n: 41, pid: Deno.pid }, { to: hello.from });
         const answer = await socket.receive({ timeout: 10_000 });
         assertEquals(answer.value, { n: 42, pid: child.pid });
-        const output = await child.output();
+        const output = await bounded(child.output(), 20_000, "the child");
         assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
         if (kind === "unix") {
           assertEquals(await exists(childAddress.path!), false);
@@ -191,17 +192,17 @@ Deno.test(
         }
         await Promise.all(handlers);
       })();
-      const result = await runFixture(
-        "socket_many_clients.ts",
-        childFlags(dir, path),
-        [
+      const result = await bounded(
+        runFixture("socket_many_clients.ts", childFlags(dir, path), [
           JSON.stringify({ path }),
           "50",
           "20",
-        ],
+        ]),
+        30_000,
+        "the 50 clients",
       );
       assertEquals(result.code, 0, result.stderr);
-      await serving;
+      await bounded(serving, 10_000, "the server to finish");
       const answered: number[] = JSON.parse(result.stdout);
       assertEquals(answered.length, 50);
       assertEquals(answered, new Array(50).fill(20));
@@ -224,6 +225,7 @@ Deno.test(
       await using writer = await connect<Uint8Array>({
         path,
         codec: codecs.bytes(),
+        timeout: 5000,
       });
       await using reader = await accepted;
       const message = new Uint8Array(64 * 1024);
@@ -232,7 +234,7 @@ Deno.test(
       const sending = (async () => {
         for (let i = 0; i < total; i++) {
           message[0] = i & 0xff;
-          await writer.send(message);
+          await writer.send(message, { timeout: 20_000 });
           sent++;
         }
       })();
@@ -254,7 +256,7 @@ Deno.test(
         assertEquals(value.byteLength, message.byteLength);
         assertEquals(value[0], i & 0xff);
       }
-      await sending;
+      await bounded(sending, 20_000, "the sends to complete");
       assertEquals(sent, total);
     })
   ),
@@ -270,15 +272,16 @@ Deno.test(
       await using client = await connect<string>({
         path,
         codec: codecs.text(),
+        timeout: 5000,
       });
       await using peer = await accepted;
-      await client.send("a");
-      await client.send("b");
-      await client.closeWrite();
-      const received = [];
-      for await (const { value } of peer) received.push(value);
+      await client.send("a", { timeout: 5000 });
+      await client.send("b", { timeout: 5000 });
+      await bounded(client.closeWrite(), 5000, "the half-close");
+      const received = (await collectWithin(peer, 5000, "the half-close"))
+        .map(({ value }) => value);
       assertEquals(received, ["a", "b"]);
-      await peer.send("got 2");
+      await peer.send("got 2", { timeout: 5000 });
       assertEquals((await client.receive({ timeout: 5000 })).value, "got 2");
       peer.close();
       await assertRejects(
@@ -309,13 +312,13 @@ Deno.test(
       );
       assertMatch(listenError.message, /another process is using it/);
       crashed.kill("SIGKILL");
-      await crashed.status;
+      await bounded(crashed.status, 10_000, "the killed listener");
       reader.releaseLock();
       await crashed.stdout.cancel();
       await crashed.stderr.cancel();
       assertEquals((await Deno.lstat(path)).isSocket, true);
       const connectError = await assertRejects(
-        () => connect({ path }),
+        () => connect({ path, timeout: 5000 }),
         Deno.errors.ConnectionRefused,
       );
       assertMatch(
@@ -324,11 +327,14 @@ Deno.test(
       );
 
       const server = await listen<string>({ path });
-      const connecting = connect<string>({ path });
+      const connecting = connect<string>({ path, timeout: 5000 });
       await using accepted = await server.accept({ timeout: 5000 });
       await using client = await connecting;
-      await client.send("still works");
-      assertEquals((await accepted.receive()).value, "still works");
+      await client.send("still works", { timeout: 5000 });
+      assertEquals(
+        (await accepted.receive({ timeout: 5000 })).value,
+        "still works",
+      );
       server.close();
       assertEquals(await exists(path), false);
     })
@@ -356,7 +362,7 @@ Deno.test(
   leakChecked(() =>
     withTempDir(async (dir) => {
       const pathError = await assertRejects(
-        () => connect({ path: `${dir}/missing.sock` }),
+        () => connect({ path: `${dir}/missing.sock`, timeout: 5000 }),
         Deno.errors.NotFound,
       );
       assertMatch(pathError.message, /missing\.sock.*no socket file exists/);
@@ -364,7 +370,7 @@ Deno.test(
       const { port } = server.addr as Deno.NetAddr;
       server.close();
       const portError = await assertRejects(
-        () => connect({ port }),
+        () => connect({ port, timeout: 5000 }),
         Deno.errors.ConnectionRefused,
       );
       assertMatch(
@@ -412,7 +418,9 @@ async function echoServer(
   const serveOne = async (connection: SocketChannel<unknown>) => {
     using _ = connection;
     try {
-      for await (const { value } of connection) await connection.send(value);
+      for await (const { value } of connection) {
+        await connection.send(value, { timeout: 5000 });
+      }
     } catch (error) {
       errors.push(error);
     }
@@ -435,14 +443,21 @@ Deno.test(
           new Uint8Array([0x00, 0x10, 0x00, 0x00]), // announces 1 MiB > 1024
         ]
       ) {
-        const raw = await Deno.connect({ transport: "unix", path });
-        await raw.write(garbage);
+        const raw = await bounded(
+          Deno.connect({ transport: "unix", path }),
+          5000,
+          "a raw connection",
+        );
+        await bounded(raw.write(garbage), 5000, "a raw write");
         // The server closes the connection: we read end-of-stream.
-        assertEquals(await raw.read(new Uint8Array(16)), null);
+        assertEquals(
+          await bounded(raw.read(new Uint8Array(16)), 5000, "the cut-off"),
+          null,
+        );
         raw.close();
       }
-      await using good = await connect<unknown>({ path });
-      await good.send({ still: "served" });
+      await using good = await connect<unknown>({ path, timeout: 5000 });
+      await good.send({ still: "served" }, { timeout: 5000 });
       assertEquals((await good.receive({ timeout: 5000 })).value, {
         still: "served",
       });
@@ -452,7 +467,7 @@ Deno.test(
         assertMatch(error.message, /above maxMessageSize 1024/);
       }
       server.close();
-      await serving;
+      await bounded(serving, 5000, "the server to stop");
     })
   ),
 );
@@ -474,7 +489,7 @@ Deno.test(
       RangeError,
     );
     assertMatch(error.message, /above the datagram limit of 65507 bytes/);
-    await sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4));
+    await sender.send(new Uint8Array(UDP_MAX_PAYLOAD_IPV4), { timeout: 5000 });
     const { value } = await receiver.receive({ timeout: 5000 });
     assertEquals(value.byteLength, UDP_MAX_PAYLOAD_IPV4);
     await assertRejects(
@@ -490,42 +505,58 @@ Deno.test(
     withTempDir(async (dir) => {
       await using server = await listen({ port: 0 });
       const { port } = server.addr as Deno.NetAddr;
-      const tcp = await runFixture("socket_connect_only.ts", ["--allow-ffi"], [
-        JSON.stringify({ port }),
-      ]);
+      const tcp = await bounded(
+        runFixture("socket_connect_only.ts", ["--allow-ffi"], [
+          JSON.stringify({ port }),
+        ]),
+        20_000,
+        "the child",
+      );
       assertEquals(
         tcp.stdout,
         `NotCapable: Requires net access to "127.0.0.1:${port}", run again with --allow-net=127.0.0.1:${port}\n`,
       );
       const path = `${dir}/perm.sock`;
       await using unixServer = await listen({ path });
-      const withoutNet = await runFixture(
-        "socket_connect_only.ts",
-        ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
-        [JSON.stringify({ path })],
+      const withoutNet = await bounded(
+        runFixture(
+          "socket_connect_only.ts",
+          ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
+          [JSON.stringify({ path })],
+        ),
+        20_000,
+        "the child",
       );
       assertEquals(
         withoutNet.stdout,
         `NotCapable: Requires net access to "unix:${path}", run again with --allow-net=unix:${path}\n`,
       );
-      const withoutWrite = await runFixture(
-        "socket_connect_only.ts",
-        ["--allow-ffi", `--allow-read=${dir}`, `--allow-net=unix:${path}`],
-        [JSON.stringify({ path })],
+      const withoutWrite = await bounded(
+        runFixture(
+          "socket_connect_only.ts",
+          ["--allow-ffi", `--allow-read=${dir}`, `--allow-net=unix:${path}`],
+          [JSON.stringify({ path })],
+        ),
+        20_000,
+        "the child",
       );
       assertEquals(
         withoutWrite.stdout,
         `NotCapable: Requires write access to "${path}", run again with --allow-write=${path}\n`,
       );
-      const enough = await runFixture(
-        "socket_connect_only.ts",
-        [
-          "--allow-ffi",
-          `--allow-read=${dir}`,
-          `--allow-write=${dir}`,
-          `--allow-net=unix:${path}`,
-        ],
-        [JSON.stringify({ path })],
+      const enough = await bounded(
+        runFixture(
+          "socket_connect_only.ts",
+          [
+            "--allow-ffi",
+            `--allow-read=${dir}`,
+            `--allow-write=${dir}`,
+            `--allow-net=unix:${path}`,
+          ],
+          [JSON.stringify({ path })],
+        ),
+        20_000,
+        "the child",
       );
       assertEquals(enough.stdout, "connected\n");
       unixServer.close();
@@ -533,17 +564,14 @@ Deno.test(
   ),
 );
 
-const socat = await commandSucceeds("socat", ["-V"]);
-if (!socat) {
-  console.log(
-    "socket_test: skipping the socat interop tests: socat is not installed (apt-get install socat)",
-  );
-}
+const SOCAT_MISSING = await commandSucceeds("socat", ["-V"])
+  ? undefined
+  : "socat is not installed (apt-get install socat)";
 
 Deno.test({
   name:
     "Line framing talks JSON Lines with socat on both ends of a Unix socket",
-  ignore: !socat,
+  ignore: skip("the socat interop test", SOCAT_MISSING),
   fn: leakChecked(() =>
     withTempDir(async (dir) => {
       // socat is the client: it sends two lines and prints what comes back.
@@ -553,7 +581,9 @@ Deno.test({
       const serving = (async () => {
         await using connection = await server.accept({ timeout: 10_000 });
         for await (const { value } of connection) {
-          await connection.send({ job: value.job.toUpperCase() });
+          await connection.send({ job: value.job.toUpperCase() }, {
+            timeout: 5000,
+          });
         }
       })();
       const client = new Deno.Command("socat", {
@@ -568,8 +598,8 @@ Deno.test({
       const output = client.output();
       // socat half-closes after stdin ends, so the server's loop ends too.
       await writer.close();
-      const { stdout, success } = await output;
-      await serving;
+      const { stdout, success } = await bounded(output, 10_000, "socat");
+      await bounded(serving, 10_000, "the server");
       assert(success);
       assertEquals(
         new TextDecoder().decode(stdout),
@@ -586,20 +616,24 @@ Deno.test({
       let channel: SocketChannel<Job> | undefined;
       for (let attempt = 0; !channel; attempt++) {
         try {
-          channel = await connect<Job>({ path: echoPath, framing: "lines" });
+          channel = await connect<Job>({
+            path: echoPath,
+            framing: "lines",
+            timeout: 5000,
+          });
         } catch (error) {
           if (attempt > 100) throw error;
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       }
-      await channel.send({ job: "echo me" });
+      await channel.send({ job: "echo me" }, { timeout: 5000 });
       assertEquals((await channel.receive({ timeout: 5000 })).value, {
         job: "echo me",
       });
-      await channel.closeWrite();
-      assertEquals(await Array.fromAsync(channel), []);
+      await bounded(channel.closeWrite(), 5000, "the half-close");
+      assertEquals(await collectWithin(channel, 5000, "socat's close"), []);
       channel.close();
-      assert((await echo.status).success);
+      assert((await bounded(echo.status, 10_000, "socat")).success);
       await echo.stderr.cancel();
     })
   ),
@@ -618,6 +652,65 @@ Deno.test(
       assertEquals(request.value, "hi");
       await b.reply(request, "hi yourself");
       assertEquals((await waiting).value, "hi yourself");
+    })
+  ),
+);
+
+Deno.test(
+  "for await over a SocketServer survives EMFILE: it reports it, backs off, and accepts again once descriptors are free",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/emfile.sock`;
+      const script = new URL("./fixtures/socket_emfile.ts", import.meta.url)
+        .pathname;
+      const flags = childFlags(dir, path).join(" ");
+      // 64 descriptors: Deno needs some, the rest runs out after a few dozen.
+      const server = new Deno.Command("sh", {
+        args: [
+          "-c",
+          `ulimit -n 64 && exec "$0" run --quiet ${flags} "$1" "$2" 100`,
+          Deno.execPath(),
+          script,
+          path,
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const lines = new LineReader(server.stdout);
+      const stdin = server.stdin.getWriter();
+      const clients: SocketChannel<unknown>[] = [];
+      try {
+        assertEquals(await lines.next(), "ready");
+        // The backlog holds what the server cannot accept yet.
+        for (let i = 0; i < 100; i++) {
+          clients.push(await connect({ path, timeout: 5000 }));
+        }
+        let errors = 0;
+        let line = await lines.next();
+        while (line.startsWith("error ")) {
+          assertEquals(line, "error EMFILE");
+          errors++;
+          // Free its descriptors: the same iteration must go on accepting.
+          await stdin.write(new TextEncoder().encode("release\n"));
+          line = await lines.next();
+        }
+        assert(errors > 0, "the server never ran out of descriptors");
+        assertMatch(line, /^accepted 100 after \d+ failed accepts$/);
+        const status = await bounded(server.status, 10_000, "the server");
+        assertEquals(status.code, 0);
+      } finally {
+        for (const client of clients) client.close();
+        await stdin.close().catch(() => {});
+        try {
+          server.kill("SIGKILL");
+        } catch {
+          // It exited already, as it should.
+        }
+        await bounded(server.status, 10_000, "the server to exit");
+        await lines.cancel();
+        await server.stderr.cancel();
+      }
     })
   ),
 );

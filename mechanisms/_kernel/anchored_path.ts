@@ -56,7 +56,7 @@ import {
 } from "../../ffi/stat.ts";
 import { systemError } from "../_common/system_error.ts";
 import type { Access } from "./permissions.ts";
-import { requirePermission } from "./permissions.ts";
+import { isGranted, requirePermission } from "./permissions.ts";
 import { splitFilePath } from "./paths.ts";
 
 /**
@@ -255,8 +255,7 @@ function _realDirectory(dirfd: number, action: string): string {
 
 /** Checks `access` on the real location, naming it and the path given. */
 function _requireReal(access: Access, realPath: string, given: string): void {
-  const status = Deno.permissions.querySync({ name: access, path: realPath });
-  if (status.state === "granted") return;
+  if (isGranted(access, realPath)) return;
   // Deno.cwd() needs read permission of its own, so a relative path is
   // described by what it became rather than compared.
   const same = isAbsolute(given) && normalize(given) === realPath;

@@ -129,6 +129,11 @@ export interface FileStat {
   size: number;
   /** `st_mode`: type and permission bits. */
   mode: number;
+  /**
+   * Bytes the file system has allocated for it (`st_blocks` x 512): less
+   * than `size` when the object is sparse (holes left by ftruncate).
+   */
+  allocated: number;
 }
 
 /** Reads size and mode of an open descriptor. */
@@ -143,7 +148,21 @@ export function statFd(fd: number, action: string): FileStat {
     mode: STAT.MODE_BYTES === 2
       ? view.getUint16(STAT.MODE, true)
       : view.getUint32(STAT.MODE, true),
+    allocated: Number(view.getBigInt64(STAT.BLOCKS, true)) * 512,
   };
+}
+
+/** Bytes free for unprivileged users on the file system of `fd`, if known. */
+function _freeBytes(fd: number): number | undefined {
+  const stats = new Uint8Array(STATVFS.SIZE_OF);
+  const fstatvfs = libc().symbols.fstatvfs;
+  if (retryEintr(() => fstatvfs(fd, stats)) !== 0) return undefined;
+  const view = new DataView(stats.buffer);
+  const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
+  const blocks = STATVFS.BLOCK_BYTES === 8
+    ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
+    : view.getUint32(STATVFS.BAVAIL, true);
+  return fragment * blocks;
 }
 
 /**
@@ -170,23 +189,15 @@ export function reserve(
   place: string,
 ): void {
   const symbols = libc().symbols;
-  const stats = new Uint8Array(STATVFS.SIZE_OF);
-  if (retryEintr(() => symbols.fstatvfs(fd, stats)) === 0) {
-    const view = new DataView(stats.buffer);
-    const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
-    const blocks = STATVFS.BLOCK_BYTES === 8
-      ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
-      : view.getUint32(STATVFS.BAVAIL, true);
-    const free = fragment * blocks;
-    const needed = size - allocated;
-    if (needed > free) {
-      throw systemError(
-        "fstatvfs",
-        action,
-        ERRNO.ENOSPC,
-        `it needs ${needed} more bytes and ${place} has ${free} free`,
-      );
-    }
+  const free = _freeBytes(fd);
+  const needed = size - allocated;
+  if (free !== undefined && needed > free) {
+    throw systemError(
+      "fstatvfs",
+      action,
+      ERRNO.ENOSPC,
+      `it needs ${needed} more bytes and ${place} has ${free} free`,
+    );
   }
   const fallocate = symbols.posix_fallocate;
   if (fallocate) {
@@ -243,7 +254,7 @@ export function settleSize(
     reserve(fd, 0, requested!, action, place);
     return requested!;
   }
-  const actual = statFd(fd, action).size;
+  const { size: actual, allocated } = statFd(fd, action);
   if (requested !== undefined && actual > requested) {
     throw new RangeError(
       `Cannot ${action}: it is ${actual} bytes, larger than the ${requested} bytes requested`,
@@ -255,7 +266,7 @@ export function settleSize(
         `Cannot ${action}: it is ${actual} bytes, smaller than the ${requested} bytes requested; pass create: true to grow it`,
       );
     }
-    reserve(fd, actual, requested, action, place);
+    reserve(fd, Math.min(allocated, actual), requested, action, place);
     return requested;
   }
   if (actual === 0) {
@@ -263,7 +274,12 @@ export function settleSize(
       `Cannot ${action}: it is empty (0 bytes), and nothing can be mapped; open it with create: true and a size`,
     );
   }
-  if (options.reserveExisting) reserve(fd, actual, actual, action, place);
+  // An existing object may be sparse (its creator used ftruncate, as
+  // Python's shared_memory does): its holes are filled now, counting only
+  // the bytes not allocated yet against the free space.
+  if (options.reserveExisting && allocated < actual) {
+    reserve(fd, allocated, actual, action, place);
+  }
   return actual;
 }
 
@@ -442,6 +458,57 @@ export class Mapping {
       );
     }
     return new ctor(this.buffer, byteOffset, count);
+  }
+
+  /**
+   * For a mapping that may not reserve space (read-only: posix_fallocate
+   * needs write access), makes sure that reading it can never raise SIGBUS.
+   *
+   * On tmpfs (/dev/shm) a read fault of a hole allocates a page for the
+   * object, MAP_SHARED and MAP_PRIVATE alike; where the file system is full
+   * that fault raises SIGBUS, which kills the process (measured on Linux
+   * 6.18). So a sparse object (fewer bytes allocated than its size) is
+   * refused with ENOSPC when its holes exceed the free space, and otherwise
+   * faulted in now with MADV_POPULATE_READ, which fails with EFAULT where a
+   * touch would raise SIGBUS: that is ENOSPC too. Once faulted in, the
+   * pages stay with the object. Where MADV_POPULATE_READ is missing (Linux
+   * before 5.14, macOS) only the free-space check is made, and a writer
+   * that fills the file system between the check and a read can still
+   * cause SIGBUS. An object with no holes costs one fstat.
+   *
+   * @param place the file system, for messages: `/dev/shm`
+   */
+  backHoles(action: string, place: string): void {
+    if (this.#closed) throw closedError(this.#what);
+    const { size, allocated } = statFd(this.#raw.fd, action);
+    if (allocated >= size) return;
+    const holes = size - allocated;
+    const free = _freeBytes(this.#raw.fd);
+    const why =
+      `it is sparse: ${holes} of its ${size} bytes are holes, which reading fills`;
+    if (free !== undefined && holes > free) {
+      throw systemError(
+        "fstatvfs",
+        action,
+        ERRNO.ENOSPC,
+        `${why}, and ${place} has ${free} bytes free (reading would crash the process with SIGBUS)`,
+      );
+    }
+    if (MMAP.MADV_POPULATE_READ < 0) return;
+    const madvise = libc().symbols.madvise;
+    const pointer = this.#raw.pointer;
+    const result = retryEintr(() =>
+      madvise(pointer, BigInt(size), MMAP.MADV_POPULATE_READ)
+    );
+    if (result === 0 || -result === ERRNO.EINVAL) return;
+    throw systemError(
+      "madvise",
+      action,
+      -result === ERRNO.EFAULT ? ERRNO.ENOSPC : -result,
+      -result === ERRNO.EFAULT
+        ? `${why}, and ${place} has no room for them (reading would crash the process with SIGBUS)`
+        : undefined,
+    );
   }
 
   /** msync(2) over a range; `async` schedules the write-back instead of waiting. */

@@ -42,6 +42,12 @@
  * same number) while the call was out is recognised and dropped, and a
  * reused number starts with a fresh registration.
  *
+ * The reactor holds its own descriptors (the epoll instance and the wake
+ * eventfd) only while some descriptor is registered: once the last one is
+ * released and no call is parked, it closes them, and the next park makes
+ * new ones (two system calls). So a program, or a Worker that ends, whose
+ * handles are all closed holds no descriptor of ipckit's.
+ *
  * ## Where there is no epoll
  *
  * On macOS (no epoll) the same reactor runs over `poll()` of the whole set
@@ -176,6 +182,14 @@ export class Reactor {
     for (const settle of [...registration.readers, ...registration.writers]) {
       settle.reject(error);
     }
+    this.#closeIfIdle();
+  }
+
+  /** Closes the backend once nothing is registered and no call is parked. */
+  #closeIfIdle(): void {
+    if (this.#registrations.size > 0 || this.#parked || !this.#backend) return;
+    this.#backend.close();
+    this.#backend = undefined;
   }
 
   /** Arms the registration for every direction that has waiters, if not already. */
@@ -231,6 +245,7 @@ export class Reactor {
       if (errno !== 0) this.#rejectAll(registration, errno);
     }
     this.#park();
+    this.#closeIfIdle();
   }
 
   /** The backend failed in a way no retry mends: tell every waiter. */

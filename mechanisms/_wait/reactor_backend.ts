@@ -37,4 +37,6 @@ export interface ReactorBackend {
   wait(): Promise<ReadyEvent[]>;
   /** Makes the parked wait return soon; harmless when none is parked. */
   wake(): void;
+  /** Closes the backend's own descriptors; only while no wait is parked. */
+  close(): void;
 }

@@ -96,4 +96,9 @@ export class EpollBackend implements ReactorBackend {
   wake(): void {
     libc().symbols.write(this.#wakeFd, this.#one, 8n);
   }
+
+  close(): void {
+    libc().symbols.close(this.#wakeFd);
+    libc().symbols.close(this.#epfd);
+  }
 }

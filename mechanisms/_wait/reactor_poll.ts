@@ -107,4 +107,9 @@ export class PollBackend implements ReactorBackend {
   wake(): void {
     libc().symbols.write(this.#wakeWrite, this.#byte, 1n);
   }
+
+  close(): void {
+    libc().symbols.close(this.#wakeRead);
+    libc().symbols.close(this.#wakeWrite);
+  }
 }

@@ -1,0 +1,573 @@
+/**
+ * The POSIX IPC objects on this machine (message queues, shared memory
+ * objects, named semaphores), the processes that hold them, and which of
+ * them nobody holds: what the `ipckit` command line shows, as an API.
+ *
+ * - {@linkcode listObjects} lists objects with their size, mode, owner and
+ *   holders (processes with the object open in `/proc/<pid>/fd` or mapped
+ *   in `/proc/<pid>/maps`, matched by device and inode);
+ * - {@linkcode findObjects} does the same for one name;
+ * - {@linkcode planCollection} decides which objects no process holds or
+ *   could hold, and why each other one is kept;
+ * - {@linkcode removeObject} removes a name; {@linkcode objectDetails}
+ *   reads a queue's attributes or a semaphore's value.
+ *
+ * **Where /dev/mqueue is not mounted** (most containers and CI machines),
+ * queues are still found through the descriptors processes hold, and by
+ * name; only queues that nobody holds cannot be listed, and
+ * {@linkcode Inventory.unlisted} says so and how to mount it.
+ *
+ * **Processes that cannot be inspected** (another user's, one that is not
+ * dumpable, one that holds capabilities you do not) are reported in
+ * {@linkcode Inventory.uninspected} with the reason. `planCollection` keeps
+ * every object such a process could hold: when it runs as the object's
+ * owner, or the object's mode grants group or other users access (so also
+ * when both belong to root). The one gap: a root process that an ordinary
+ * user cannot inspect is not assumed to hold that user's private (`0o600`)
+ * objects, though root could open them; assuming it would keep every
+ * user's objects on any machine that runs a root daemon. Run as root to
+ * see root's processes.
+ *
+ * **Names are bytes.** The kernel accepts names that are not UTF-8
+ * (`/dev/shm/caf\xe9`). They are listed, matched and removed by their exact
+ * bytes ({@linkcode IpcObject.nameBytes}) and shown escaped in
+ * {@linkcode IpcObject.name}: a byte that is not part of valid UTF-8, or a
+ * control character, as `\xHH`, a backslash as `\\`.
+ * {@linkcode parseObjectName} turns that form back into the bytes. Every
+ * function that takes a name takes a `string` (exact UTF-8, no escapes) or
+ * a `Uint8Array`.
+ *
+ * Permissions: `--allow-ffi`; listing needs `--allow-read` on `/dev/shm`,
+ * `/dev/mqueue` and `/proc`; removing needs `--allow-write` on the
+ * object's directory. Deno 2.9 refuses its own file API under /dev and
+ * /proc without `--allow-all`, so everything is read through libc after
+ * these checks, as elsewhere in ipckit.
+ *
+ * @example List what nobody holds
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc unheld.ts
+ * import { listObjects } from "@ipckit/ipckit/inventory";
+ *
+ * const { objects, unlisted } = await listObjects();
+ * for (const object of objects) {
+ *   if (object.holders.length === 0) console.log(object.kind, object.name);
+ * }
+ * for (const { reason } of unlisted) console.log(`note: ${reason}`);
+ * ```
+ *
+ * @module
+ */
+
+import type { IpcKind } from "./_kernel/objects.ts";
+import { IPC_KINDS, OBJECT_KINDS } from "./_kernel/objects.ts";
+import { requirePermissions } from "./_kernel/permissions.ts";
+import { objectPath } from "./_kernel/objects.ts";
+import {
+  type CollectionPlan,
+  planCollection as _plan,
+} from "./_inventory/collect.ts";
+import {
+  formatObjectName as _format,
+  nameBytes,
+  parseObjectName as _parse,
+  validateNameBytes,
+} from "./_inventory/names.ts";
+import {
+  checkReadable,
+  type Inventory,
+  type IpcObject,
+  queueDirectoryMounted as _mounted,
+  takeInventory,
+} from "./_inventory/objects.ts";
+import {
+  objectExists as _exists,
+  probeQueue,
+  semaphoreValue,
+} from "./_inventory/probe.ts";
+import { removeByName } from "./_inventory/remove.ts";
+import { systemError } from "./_common/system_error.ts";
+
+export type { IpcKind } from "./_kernel/objects.ts";
+export { IPC_KINDS } from "./_kernel/objects.ts";
+export type {
+  Inventory,
+  IpcObject,
+  ListedObject,
+  Unlisted,
+} from "./_inventory/objects.ts";
+export type { Holder } from "./_inventory/processes.ts";
+export type {
+  UninspectedProcess,
+  UninspectedReason,
+} from "./_inventory/uninspected.ts";
+export type { CollectionPlan, Verdict } from "./_inventory/collect.ts";
+
+/**
+ * How messages and tables name each kind: `"message queue"`,
+ * `"shared memory"`, `"semaphore"`.
+ *
+ * @example
+ * ```ts
+ * import { KIND_NAMES } from "@ipckit/ipckit/inventory";
+ *
+ * console.log(KIND_NAMES.mq); // message queue
+ * ```
+ */
+export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
+  mq: OBJECT_KINDS.mq.label,
+  shm: OBJECT_KINDS.shm.label,
+  sem: OBJECT_KINDS.sem.label,
+};
+
+/**
+ * What to list.
+ *
+ * @example
+ * ```ts
+ * import type { ListOptions } from "@ipckit/ipckit/inventory";
+ *
+ * const options: ListOptions = { kinds: ["shm"], prefix: "/myapp-" };
+ * ```
+ */
+export interface ListOptions {
+  /** Only these kinds. Default: every kind. */
+  kinds?: Iterable<IpcKind>;
+  /** Only names that start with this (exact bytes; a string is UTF-8). */
+  prefix?: string | Uint8Array;
+  /**
+   * Called now and then while /proc is scanned, with the processes done and
+   * the total: scanning a busy machine can take seconds. The scan lets the
+   * event loop run between calls, so a spinner can turn.
+   */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Lists the objects, sorted by kind then name, with the processes that
+ * hold each one, and says what could not be seen.
+ *
+ * @param options which objects, and a progress callback
+ * @returns the objects, the processes that could not be inspected and why,
+ *   and what could not be listed
+ * @throws {Deno.errors.NotCapable} without `--allow-read` on a directory to
+ *   list or on `/proc`
+ * @throws {TypeError} on an unknown kind or a prefix with a lone surrogate
+ *
+ * @example The shared memory objects of one program
+ * ```ts ignore
+ * import { listObjects } from "@ipckit/ipckit/inventory";
+ *
+ * const { objects } = await listObjects({ kinds: ["shm"], prefix: "/myapp-" });
+ * for (const { name, size, holders } of objects) {
+ *   console.log(name, size, holders.map((holder) => holder.pid));
+ * }
+ * ```
+ */
+export async function listObjects(
+  options: ListOptions = {},
+): Promise<Inventory> {
+  const kinds = _kinds(options.kinds);
+  const prefix = options.prefix === undefined
+    ? undefined
+    : nameBytes(options.prefix);
+  checkReadable(kinds, true);
+  return await takeInventory({ kinds, prefix, onProgress: options.onProgress });
+}
+
+/**
+ * What to look up by name.
+ *
+ * @example
+ * ```ts
+ * import type { FindOptions } from "@ipckit/ipckit/inventory";
+ *
+ * const options: FindOptions = { kinds: ["mq"], holders: false };
+ * ```
+ */
+export interface FindOptions {
+  /** Only these kinds. Default: every kind (a queue and a memory may share a name). */
+  kinds?: Iterable<IpcKind>;
+  /** Scan /proc for the holders. Default `true`; `false` needs no `/proc` permission. */
+  holders?: boolean;
+  /** As in {@linkcode ListOptions.onProgress}. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * The objects named `name`, of each kind that has one. Where /dev/mqueue is
+ * not mounted, a queue is found by opening it read-only by name (which
+ * changes nothing); one you may not open is reported in
+ * {@linkcode Inventory.unlisted}.
+ *
+ * @param name `/jobs`: a string (exact UTF-8) or the exact bytes
+ * @param options which kinds, and whether to look for holders
+ * @returns the objects found (none when nothing has that name)
+ * @throws {TypeError} when the name is malformed
+ * @throws {RangeError} when it is too long
+ * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
+ *   directory (and on `/proc` for holders)
+ *
+ * @example
+ * ```ts ignore
+ * import { findObjects } from "@ipckit/ipckit/inventory";
+ *
+ * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
+ * console.log(objects.length === 1 ? objects[0].holders : "no such queue");
+ * ```
+ */
+export async function findObjects(
+  name: string | Uint8Array,
+  options: FindOptions = {},
+): Promise<Inventory> {
+  const kinds = _kinds(options.kinds);
+  const bytes = checkObjectName(name, kinds);
+  const holders = options.holders ?? true;
+  checkReadable(kinds, holders);
+  return await takeInventory({
+    kinds,
+    name: bytes,
+    holders,
+    onProgress: options.onProgress,
+  });
+}
+
+/**
+ * What {@linkcode planCollection} may consider.
+ *
+ * @example
+ * ```ts
+ * import type { CollectOptions } from "@ipckit/ipckit/inventory";
+ *
+ * const options: CollectOptions = { prefix: "/myapp-" };
+ * ```
+ */
+export interface CollectOptions {
+  /**
+   * Only names starting with this. Required unless `all` is true, because
+   * an object nobody holds may still be opened by name later: say which
+   * names are yours to collect.
+   */
+  prefix?: string | Uint8Array;
+  /** Consider every name. */
+  all?: boolean;
+  /** Only these kinds. Default: every kind. */
+  kinds?: Iterable<IpcKind>;
+  /** As in {@linkcode ListOptions.onProgress}. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Decides which objects may be removed: those whose name matches, that no
+ * inspected process has open or mapped, and that no process that could not
+ * be inspected could hold (see the module doc for the rule and its one
+ * gap). Removes nothing: pass each verdict with `remove: true` to
+ * {@linkcode removeObject}.
+ *
+ * @param options the prefix (or `all`), the kinds, a progress callback
+ * @returns one verdict per matching object, with its reason
+ * @throws {TypeError} without `prefix` or `all`, with both, or with a
+ *   prefix of `""` or `"/"` (which matches everything: say `all`)
+ * @throws {Deno.errors.NotCapable} without `--allow-read` on the
+ *   directories or `/proc`
+ *
+ * @example Remove what a crashed program left behind
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue gc.ts
+ * import { planCollection, removeObject } from "@ipckit/ipckit/inventory";
+ *
+ * const plan = await planCollection({ prefix: "/myapp-" });
+ * for (const { object, remove, reason } of plan.verdicts) {
+ *   if (remove) removeObject(object.kind, object.nameBytes);
+ *   console.log(remove ? "removed" : "kept", object.name, reason);
+ * }
+ * ```
+ */
+export async function planCollection(
+  options: CollectOptions,
+): Promise<CollectionPlan> {
+  const { all } = options;
+  if (options.prefix === undefined && !all) {
+    throw new TypeError(
+      "Cannot plan a collection: say which names to collect with prefix (e.g. /myapp-) or all",
+    );
+  }
+  if (options.prefix !== undefined && all) {
+    throw new TypeError(
+      "Cannot plan a collection: prefix and all exclude each other",
+    );
+  }
+  const prefix = options.prefix === undefined
+    ? undefined
+    : nameBytes(options.prefix);
+  if (
+    prefix &&
+    (prefix.length === 0 || (prefix.length === 1 && prefix[0] === 0x2f))
+  ) {
+    throw new TypeError(
+      `Cannot plan a collection: the prefix ${
+        JSON.stringify(_format(prefix))
+      } matches every name, say all to mean that`,
+    );
+  }
+  const kinds = _kinds(options.kinds);
+  checkReadable(kinds, true);
+  return await _plan({ prefix, kinds, onProgress: options.onProgress });
+}
+
+/**
+ * Removes the name of an object (`mq_unlink`, `shm_unlink`, `sem_unlink`).
+ * Processes that have it open keep using it; the kernel frees it when the
+ * last one closes. Works where /dev/mqueue is not mounted.
+ *
+ * @param kind `"mq"`, `"shm"` or `"sem"`
+ * @param name `/jobs`: a string (exact UTF-8) or the exact bytes, such as
+ *   {@linkcode IpcObject.nameBytes}
+ * @throws {TypeError} on an unknown kind or a malformed name
+ * @throws {RangeError} when the name is too long
+ * @throws {Deno.errors.NotFound} when no object of that kind has the name
+ * @throws {Deno.errors.NotCapable} without `--allow-write` on the object's directory
+ *
+ * @example
+ * ```ts ignore
+ * import { removeObject } from "@ipckit/ipckit/inventory";
+ *
+ * removeObject("shm", "/frame");
+ * ```
+ */
+export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
+  _kinds([kind]);
+  removeByName(kind, nameBytes(name));
+}
+
+/**
+ * Whether an object of `kind` has the name `name`, told by opening it
+ * read-only without creating it (and closing it at once), so it works
+ * where /dev/mqueue is not mounted. An object you may not open exists too.
+ *
+ * @param kind `"mq"`, `"shm"` or `"sem"`
+ * @param name `/jobs`: a string (exact UTF-8) or the exact bytes
+ * @returns whether it exists
+ * @throws {TypeError} on an unknown kind or a malformed name
+ * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
+ *   path (a semaphore: also `--allow-write`, as opening one needs both)
+ *
+ * @example
+ * ```ts ignore
+ * import { objectExists } from "@ipckit/ipckit/inventory";
+ *
+ * if (objectExists("mq", "/jobs")) console.log("the queue is there");
+ * ```
+ */
+export function objectExists(
+  kind: IpcKind,
+  name: string | Uint8Array,
+): boolean {
+  _kinds([kind]);
+  const bytes = nameBytes(name);
+  const facts = OBJECT_KINDS[kind];
+  const base = validateNameBytes(bytes, facts.maxNameBytes);
+  requirePermissions(
+    facts.readNeeds,
+    objectPath(kind, new TextDecoder().decode(base)),
+    facts.directory,
+  );
+  const found = _exists(kind, bytes);
+  if (typeof found === "number") {
+    throw systemError(
+      kind === "mq" ? "mq_open" : kind === "shm" ? "shm_open" : "sem_open",
+      `look up ${facts.label} "${_format(bytes)}"`,
+      -found,
+    );
+  }
+  return found;
+}
+
+/**
+ * What only opening an object tells: a queue's attributes and status, a
+ * semaphore's value. Shared memory has none beyond {@linkcode IpcObject}.
+ *
+ * @example
+ * ```ts
+ * import type { ObjectDetails } from "@ipckit/ipckit/inventory";
+ *
+ * const details: ObjectDetails = { maxMessages: 10, messageSize: 8192, currentMessages: 0 };
+ * ```
+ */
+export interface ObjectDetails {
+  /** A queue's capacity in messages (`mq_maxmsg`). */
+  maxMessages?: number;
+  /** A queue's largest message in bytes (`mq_msgsize`). */
+  messageSize?: number;
+  /** Messages waiting in a queue (`mq_curmsgs`). */
+  currentMessages?: number;
+  /** Bytes of the messages waiting in a queue (`QSIZE`). */
+  queuedBytes?: number;
+  /** The process registered with `mq_notify` on a queue, if any. */
+  notifyPid?: number;
+  /** A semaphore's value. */
+  value?: number;
+}
+
+/**
+ * Opens a queue read-only or a semaphore by its exact name and reads what
+ * only that tells; nothing is taken from the queue and the semaphore's
+ * value does not change.
+ *
+ * @param object an object from {@linkcode listObjects} or {@linkcode findObjects}
+ * @returns its details (empty for shared memory)
+ * @throws {Deno.errors.NotCapable} without `--allow-read` on a queue, or
+ *   `--allow-read` and `--allow-write` on a semaphore
+ * @throws {Deno.errors.NotFound} when it was removed meanwhile
+ * @throws {Deno.errors.PermissionDenied} when you may not open it
+ *
+ * @example
+ * ```ts ignore
+ * import { findObjects, objectDetails } from "@ipckit/ipckit/inventory";
+ *
+ * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
+ * if (objects[0]) console.log(objectDetails(objects[0]).currentMessages);
+ * ```
+ */
+export function objectDetails(object: IpcObject): ObjectDetails {
+  const facts = OBJECT_KINDS[object.kind];
+  if (object.kind === "shm") return {};
+  const base = object.nameBytes.subarray(1);
+  requirePermissions(
+    facts.readNeeds,
+    objectPath(object.kind, new TextDecoder().decode(base)),
+    facts.directory,
+  );
+  if (object.kind === "mq") {
+    const probe = probeQueue(object.nameBytes);
+    if (typeof probe === "number") {
+      throw systemError(
+        "mq_open",
+        `open message queue "${object.name}"`,
+        -probe,
+      );
+    }
+    const { status: _status, ...details } = probe;
+    return details;
+  }
+  const value = semaphoreValue(object.nameBytes);
+  if (value < 0) {
+    throw systemError("sem_open", `open semaphore "${object.name}"`, -value);
+  }
+  return { value };
+}
+
+/**
+ * Checks an object name the way every function here does before any
+ * system call: one leading `/`, no other `/`, no NUL, not `.` or `..`, at
+ * most NAME_MAX bytes after the slash (4 fewer for a semaphore, whose file
+ * is `sem.<name>`).
+ *
+ * @param name `/jobs`: a string (exact UTF-8) or the exact bytes
+ * @param kinds the kinds it will be used for; the tightest limit applies
+ * @returns the name as bytes
+ * @throws {TypeError} when the name is malformed or has a lone surrogate
+ * @throws {RangeError} when it is too long
+ *
+ * @example
+ * ```ts
+ * import { checkObjectName } from "@ipckit/ipckit/inventory";
+ *
+ * checkObjectName("/jobs"); // fine
+ * try {
+ *   checkObjectName("/a/b");
+ * } catch (error) {
+ *   console.log((error as Error).message); // … it must not contain "/" after the first
+ * }
+ * ```
+ */
+export function checkObjectName(
+  name: string | Uint8Array,
+  kinds: Iterable<IpcKind> = IPC_KINDS,
+): Uint8Array {
+  const bytes = nameBytes(name);
+  const limit = Math.min(
+    ...[..._kinds(kinds)].map((kind) => OBJECT_KINDS[kind].maxNameBytes),
+  );
+  validateNameBytes(bytes, limit);
+  return bytes;
+}
+
+/**
+ * Whether /dev/mqueue shows every message queue: the mqueue file system is
+ * mounted there. Where it is not (most containers and CI machines), queues
+ * still work, and the inventory finds those that processes hold open and
+ * any queue by name, but cannot list queues that nobody holds. An empty
+ * directory in its place does not count.
+ *
+ * @returns whether it is mounted
+ * @throws {Deno.errors.NotCapable} without `--allow-read=/dev/mqueue`
+ *
+ * @example
+ * ```ts ignore
+ * import { queueDirectoryMounted } from "@ipckit/ipckit/inventory";
+ *
+ * if (!queueDirectoryMounted()) {
+ *   console.log("as root: mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue");
+ * }
+ * ```
+ */
+export function queueDirectoryMounted(): boolean {
+  requirePermissions(["read"], OBJECT_KINDS.mq.directory);
+  return _mounted();
+}
+
+/**
+ * The escaped form of a name's bytes, as {@linkcode IpcObject.name} shows
+ * it: bytes that are not part of valid UTF-8 and control characters as
+ * `\xHH`, a backslash as `\\`, everything else as itself.
+ *
+ * @param bytes the name, e.g. `/caf` followed by byte 0xe9
+ * @returns the escaped form, e.g. `/caf\xe9`
+ *
+ * @example
+ * ```ts
+ * import { formatObjectName } from "@ipckit/ipckit/inventory";
+ *
+ * const name = new Uint8Array([0x2f, 0x63, 0x61, 0x66, 0xe9]);
+ * console.log(formatObjectName(name)); // /caf\xe9
+ * ```
+ */
+export function formatObjectName(bytes: Uint8Array): string {
+  return _format(bytes);
+}
+
+/**
+ * The bytes an escaped name stands for: the inverse of
+ * {@linkcode formatObjectName}, for names typed by a user.
+ *
+ * @param text e.g. `/caf\xe9`
+ * @returns the exact bytes
+ * @throws {TypeError} on a backslash that does not start `\\` or `\xHH`,
+ *   or a lone UTF-16 surrogate
+ *
+ * @example
+ * ```ts
+ * import { parseObjectName } from "@ipckit/ipckit/inventory";
+ *
+ * console.log(parseObjectName("/caf\\xe9")); // Uint8Array(5) [ 47, 99, 97, 102, 233 ]
+ * ```
+ */
+export function parseObjectName(text: string): Uint8Array {
+  return _parse(text);
+}
+
+function _kinds(kinds: Iterable<IpcKind> | undefined): Set<IpcKind> {
+  if (kinds === undefined) return new Set(IPC_KINDS);
+  const set = new Set<IpcKind>();
+  for (const kind of kinds) {
+    if (!IPC_KINDS.includes(kind)) {
+      throw new TypeError(
+        `Cannot use kind ${
+          JSON.stringify(kind)
+        }: expected "mq", "shm" or "sem"`,
+      );
+    }
+    set.add(kind);
+  }
+  return set;
+}

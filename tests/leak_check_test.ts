@@ -1,0 +1,119 @@
+import { fromFileUrl } from "@std/path";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { MessageQueue, SharedMemory } from "../mod.ts";
+import { objectExists, removeObject } from "../mechanisms/inventory.ts";
+import { leakChecked, skip, uniqueName } from "./_helpers.ts";
+import {
+  runArgv,
+  UNMOUNTED_MISSING,
+  withoutQueueDirectory,
+} from "./_machine.ts";
+
+const FIXTURE = fromFileUrl(
+  new URL("./fixtures/leak_probe.ts", import.meta.url),
+);
+
+Deno.test({
+  name:
+    "leakChecked() fails a test that leaves a message queue behind where /dev/mqueue is not mounted",
+  ignore: skip("the leak check without /dev/mqueue", UNMOUNTED_MISSING),
+  fn: async () => {
+    const name = uniqueName("leak-probe-mq");
+    try {
+      const result = await runArgv(withoutQueueDirectory([
+        Deno.execPath(),
+        "run",
+        "--quiet",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write=/dev/mqueue,/dev/shm",
+        FIXTURE,
+        name,
+      ]));
+      assertEquals(result.code, 0, result.stderr);
+      assertEquals(
+        result.stdout.trim(),
+        `failed: objects left behind: message queue ${name} (found by name)`,
+      );
+      assert(objectExists("mq", name), "the probe did not leak its queue");
+    } finally {
+      if (objectExists("mq", name)) removeObject("mq", name);
+    }
+  },
+});
+
+Deno.test(
+  "leakChecked() fails a test that leaves a shared memory object behind",
+  async (t) => {
+    const name = uniqueName("leak-shm");
+    try {
+      const check = leakChecked(() => {
+        SharedMemory.open(name, { create: true, size: 64 }).close();
+      });
+      const error = await assertRejects(() => check(t));
+      assertMatch(
+        (error as Error).message,
+        new RegExp(
+          `^objects left behind: /dev/shm${name}, shared memory ${name} \\(found by name\\)$`,
+        ),
+      );
+    } finally {
+      if (objectExists("shm", name)) removeObject("shm", name);
+    }
+  },
+);
+
+Deno.test(
+  "leakChecked() passes a test that removes what it created",
+  async (t) => {
+    const name = uniqueName("leak-none");
+    await leakChecked(() => {
+      MessageQueue.open(name, { create: true, unlinkOnClose: true }).close();
+    })(t);
+  },
+);
+
+Deno.test(
+  "leakChecked() fails a test that leaves a descriptor open, naming where it points",
+  async (t) => {
+    const path = await Deno.makeTempFile({ prefix: "ipckit-test-leak-fd-" });
+    let file: Deno.FsFile | undefined;
+    try {
+      const check = leakChecked(() => {
+        file = Deno.openSync(path, { read: true });
+      });
+      const error = await assertRejects(() => check(t));
+      assertMatch(
+        (error as Error).message,
+        new RegExp(
+          `^descriptors left open 1000 ms after the test: fd \\d+ -> ${path}$`,
+        ),
+      );
+    } finally {
+      file?.close();
+      await Deno.remove(path);
+    }
+  },
+);
+
+Deno.test(
+  "leakChecked() gives a descriptor that closes soon after the test time to settle",
+  async (t) => {
+    const path = await Deno.makeTempFile({ prefix: "ipckit-test-leak-late-" });
+    let closed: Promise<void> | undefined;
+    try {
+      await leakChecked(() => {
+        const file = Deno.openSync(path, { read: true });
+        closed = new Promise((resolve) =>
+          setTimeout(() => {
+            file.close();
+            resolve();
+          }, 100)
+        );
+      })(t);
+    } finally {
+      await closed;
+      await Deno.remove(path);
+    }
+  },
+);
