@@ -542,7 +542,8 @@ export class DatagramChannel<T>
         bytes.slice(0, 64),
       );
     }
-    return { value: this.#codec.decode(bytes.slice()), from };
+    // Decoded in place: codecs copy what they keep (the bytes codec does).
+    return { value: this.#codec.decode(bytes), from };
   }
 
   /**

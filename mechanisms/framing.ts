@@ -61,6 +61,19 @@ export interface ByteIO {
   write(bytes: Uint8Array): Promise<number>;
   /** Half-close: no more writes (a socket's `shutdown(SHUT_WR)`). Optional. */
   closeWrite?(): Promise<void>;
+  /**
+   * Optional: reads without waiting. Returns the byte count, `null` at end
+   * of stream, or `undefined` when nothing is there yet; throws what `read`
+   * would reject with. With it, a message already there is received
+   * without a single promise hop.
+   */
+  tryRead?(buffer: Uint8Array): number | null | undefined;
+  /**
+   * Optional: writes without waiting. Returns how many bytes were taken
+   * (possibly fewer than given), or `undefined` when none could be now;
+   * throws what `write` would reject with.
+   */
+  tryWrite?(bytes: Uint8Array): number | undefined;
   /** Releases the resource; called once, by the channel's `close()`. */
   close(): void;
 }
@@ -73,6 +86,8 @@ const _MIN_READ_BYTES = 4 * 1024;
 /** The reading half as the channel uses it: what a stream reader offers. */
 interface _Source {
   read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** A read that does not wait: undefined when nothing is there (io only). */
+  readNow?(): ReadableStreamReadResult<Uint8Array> | undefined;
   cancel(): Promise<void>;
 }
 
@@ -87,18 +102,34 @@ interface _Sink {
 function _ioSource(io: ByteIO): _Source {
   let slab = new Uint8Array(_SLAB_BYTES);
   let used = 0;
+  const target = () => {
+    if (slab.byteLength - used < _MIN_READ_BYTES) {
+      slab = new Uint8Array(_SLAB_BYTES);
+      used = 0;
+    }
+    return slab.subarray(used);
+  };
+  const result = (
+    into: Uint8Array,
+    count: number | null,
+  ): ReadableStreamReadResult<Uint8Array> => {
+    if (count === null) return { done: true, value: undefined };
+    used += count;
+    return { done: false, value: into.subarray(0, count) };
+  };
+  const tryRead = io.tryRead?.bind(io);
   return {
     async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-      if (slab.byteLength - used < _MIN_READ_BYTES) {
-        slab = new Uint8Array(_SLAB_BYTES);
-        used = 0;
-      }
-      const target = slab.subarray(used);
-      const count = await io.read(target);
-      if (count === null) return { done: true, value: undefined };
-      used += count;
-      return { done: false, value: target.subarray(0, count) };
+      const into = target();
+      return result(into, await io.read(into));
     },
+    readNow: tryRead
+      ? () => {
+        const into = target();
+        const count = tryRead(into);
+        return count === undefined ? undefined : result(into, count);
+      }
+      : undefined,
     cancel: () => Promise.resolve(),
   };
 }
@@ -173,6 +204,9 @@ export interface FramedChannelOptions<T> {
 /** The smallest buffer allocated to join chunks. */
 const _MIN_GROWTH_BYTES = 4096;
 
+/** Frames larger than this are not kept in a channel's scratch buffer. */
+const _MAX_SCRATCH_FRAME = 64 * 1024;
+
 const _NEWLINE = 0x0a;
 const _CARRIAGE_RETURN = 0x0d;
 
@@ -222,6 +256,14 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   // Receives and sends each run one at a time, in call order.
   #receiveTurn: Promise<unknown> = Promise.resolve();
   #sendTurn: Promise<unknown> = Promise.resolve();
+  // How many receives (and ready() calls) and sends are queued in those
+  // turns: with none, a call may complete at once, synchronously, through
+  // the io's tryRead/tryWrite, without jumping the queue.
+  #queuedReceives = 0;
+  #queuedSends = 0;
+  // The frame a send that completes at once is built in (reused: its bytes
+  // are in the kernel before the next send starts).
+  #frameScratch = new Uint8Array(0);
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
   constructor(options: FramedChannelOptions<T>) {
@@ -280,10 +322,33 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * contains a newline under `"lines"` framing (nothing is written)
    */
   async send(value: T, options: WaitOptions = {}): Promise<void> {
-    const frame = this.#frame(value);
+    const tryWrite = this.#io?.tryWrite;
+    if (
+      tryWrite && this.#queuedSends === 0 && !this.#closed && this.#writer &&
+      !options.signal?.aborted
+    ) {
+      deadlineOf(options);
+      // Nothing queued: write it now; only what does not fit waits.
+      const frame = this.#frame(value, true);
+      let written: number | undefined;
+      try {
+        written = tryWrite.call(this.#io, frame);
+      } catch (error) {
+        this.close();
+        throw error;
+      }
+      if (written === frame.byteLength) return;
+      // The scratch frame is reused: what is left waits in its own copy.
+      return await this.#sendFrame(frame.slice(written ?? 0), options);
+    }
+    return await this.#sendFrame(this.#frame(value, false), options);
+  }
+
+  async #sendFrame(frame: Uint8Array, options: WaitOptions): Promise<void> {
     const deadline = deadlineOf(options);
     const writer = this.#writer!;
     const action = `send to ${this.#what}`;
+    this.#queuedSends++;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
@@ -305,7 +370,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       });
     });
     this.#sendTurn = turn.catch(() => {});
-    await turn;
+    try {
+      await turn;
+    } finally {
+      this.#queuedSends--;
+    }
   }
 
   /**
@@ -324,11 +393,41 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       );
     }
     const deadline = deadlineOf(options);
+    if (
+      this.#queuedReceives === 0 && this.#reads.idle &&
+      this.#reader.readNow && !options.signal?.aborted
+    ) {
+      // Nothing queued and nothing in flight: a message that is there
+      // already is taken at once.
+      try {
+        const message = this.#receiveNow();
+        if (message) return Promise.resolve(message);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
       this.#receiveFrame(deadline, options.signal)
-    );
+    ).finally(() => this.#queuedReceives--);
     this.#receiveTurn = turn.catch(() => {});
     return turn;
+  }
+
+  /**
+   * A message from what is buffered or can be read without waiting, or
+   * undefined when one would have to wait; throws what a receive would.
+   */
+  #receiveNow(): Message<T> | undefined {
+    for (;;) {
+      const payload = this.#takeMessage();
+      if (payload) return { value: this.#codec.decode(payload) };
+      if (this.#ended) return this.#atEnd();
+      const result = this.#reader!.readNow!();
+      if (!result) return undefined;
+      if (result.done) this.#ended = true;
+      else this.#append(result.value);
+    }
   }
 
   /**
@@ -362,9 +461,10 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       );
     }
     const deadline = deadlineOf(options);
+    this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
       this.#waitForMessage(deadline, options.signal)
-    );
+    ).finally(() => this.#queuedReceives--);
     this.#receiveTurn = turn.catch(() => {});
     return turn;
   }
@@ -428,7 +528,12 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.close();
   }
 
-  #frame(value: T): Uint8Array<ArrayBuffer> {
+  /**
+   * The frame (or line) for `value`. With `reuse`, it is built in the
+   * channel's scratch buffer, which the next such call overwrites: only for
+   * a frame written at once.
+   */
+  #frame(value: T, reuse: boolean): Uint8Array<ArrayBuffer> {
     if (this.#closed) throw closedError(this.#what);
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
@@ -445,15 +550,31 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
           `Cannot send to ${this.#what}: the ${this.#codec.name} message contains a newline, which "lines" framing uses as the separator`,
         );
       }
-      const line = new Uint8Array(payload.byteLength + 1);
+      const line = this.#frameBuffer(payload.byteLength + 1, reuse);
       line.set(payload);
       line[payload.byteLength] = _NEWLINE;
       return line;
     }
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
-    new DataView(frame.buffer).setUint32(0, payload.byteLength, false);
+    const frame = this.#frameBuffer(
+      FRAME_HEADER_BYTES + payload.byteLength,
+      reuse,
+    );
+    new DataView(frame.buffer, frame.byteOffset).setUint32(
+      0,
+      payload.byteLength,
+      false,
+    );
     frame.set(payload, FRAME_HEADER_BYTES);
     return frame;
+  }
+
+  /** `bytes` of the scratch buffer (grown as needed) with `reuse`, else fresh ones. */
+  #frameBuffer(bytes: number, reuse: boolean): Uint8Array<ArrayBuffer> {
+    if (!reuse || bytes > _MAX_SCRATCH_FRAME) return new Uint8Array(bytes);
+    if (this.#frameScratch.byteLength < bytes) {
+      this.#frameScratch = new Uint8Array(Math.max(bytes, 256));
+    }
+    return this.#frameScratch.subarray(0, bytes);
   }
 
   async #receiveFrame(

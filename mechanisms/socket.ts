@@ -460,6 +460,7 @@ export class SocketChannel<T>
   // Packets are sent one at a time, in call order, even when the socket's
   // buffer is full for a while.
   #sendTurn: Promise<unknown> = Promise.resolve();
+  #pendingSends = 0;
 
   static {
     _channel = <T>(
@@ -544,10 +545,15 @@ export class SocketChannel<T>
       return Promise.reject(error);
     }
     const packets = this.#packets!;
-    const turn = this.#sendTurn.then(() =>
-      packets.send(value, options.handles, deadline, options.signal)
-    );
-    this.#sendTurn = turn.catch(() => {});
+    const run = () =>
+      packets.send(value, options.handles, deadline, options.signal);
+    // With nothing queued, the packet goes out now, in this call.
+    const turn = this.#pendingSends === 0 ? run() : this.#sendTurn.then(run);
+    this.#pendingSends++;
+    const settled = () => {
+      this.#pendingSends--;
+    };
+    this.#sendTurn = turn.then(settled, settled);
     return turn;
   }
 

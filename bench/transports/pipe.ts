@@ -19,15 +19,23 @@ import {
 
 const PEER = new URL("../fixtures/stream_peer.ts", import.meta.url).pathname;
 const PIPE_ROW = "pipe to a child (spawn), async";
+/** spawn() with a child that has --allow-ffi: it talks over the offered socket. */
+export const SPAWN_SOCKET_ROW =
+  "spawn(), child with --allow-ffi (takes the socket)";
 
-function _ipckit(direct: boolean): Promise<Session> {
+/**
+ * `stdio`: a child without --allow-ffi (Deno's own stdio); `direct`: the
+ * child reads its pipes through libc; `socket`: a child with --allow-ffi and
+ * default options, which takes the Unix socket spawn() offers.
+ */
+function _ipckit(mode: "stdio" | "direct" | "socket"): Promise<Session> {
   const bytes = codecs.bytes();
   const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), [
     "run",
     "--quiet",
-    ...(direct ? ["--allow-ffi"] : []),
+    ...(mode === "stdio" ? [] : ["--allow-ffi"]),
     PEER,
-    direct ? "pipe-direct" : "pipe",
+    mode === "direct" ? "pipe-direct" : "pipe",
   ], { sendCodec: bytes, receiveCodec: bytes });
   return Promise.resolve(
     channelSession(child, () => child[Symbol.asyncDispose]()),
@@ -111,11 +119,16 @@ function _fork(): Promise<Session> {
 
 /** The pipe rows of the driver: ipckit and the two alternatives. */
 export const pipeTransports: Transport[] = [
-  { name: PIPE_ROW, kind: "ipckit", connect: () => _ipckit(false) },
+  { name: PIPE_ROW, kind: "ipckit", connect: () => _ipckit("stdio") },
+  {
+    name: SPAWN_SOCKET_ROW,
+    kind: "ipckit",
+    connect: () => _ipckit("socket"),
+  },
   {
     name: "pipe to a child (spawn), child with direct: true",
     kind: "ipckit",
-    connect: () => _ipckit(true),
+    connect: () => _ipckit("direct"),
   },
   {
     name: "Deno.Command stdin/stdout (raw bytes)",

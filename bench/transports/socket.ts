@@ -10,6 +10,7 @@ import {
   bindDatagram,
   codecs,
   connect,
+  SEQPACKET_DEFAULT_MAX,
   UDP_MAX_PAYLOAD_IPV4,
 } from "../../mod.ts";
 import { FrameReader, writeFrame } from "../fixtures/_deno_framing.ts";
@@ -35,20 +36,20 @@ function _netFlags(dir?: string, path?: string): string[] {
   return flags;
 }
 
-async function _unix(): Promise<Session> {
+async function _unix(type: "stream" | "seqpacket"): Promise<Session> {
   const dir = await tempDir();
   const path = `${dir}/bench.sock`;
   const peer = spawnPeer(
     "stream_peer.ts",
     _netFlags(dir, path),
-    ["unix", path],
+    [type === "stream" ? "unix" : "seqpacket", path],
     "piped",
   );
   const channel = await orStopPeer(
     peer,
     dir,
     async () => (await firstLine(peer),
-      await connect<Uint8Array>({ path, codec: codecs.bytes() })),
+      await connect<Uint8Array>({ path, codec: codecs.bytes(), type })),
   );
   return channelSession(channel, async () => {
     channel.close();
@@ -121,7 +122,16 @@ async function _denoUnix(): Promise<Session> {
 
 /** The socket rows of the driver. */
 export const socketTransports: Transport[] = [
-  { name: UNIX_ROW, kind: "ipckit", connect: _unix },
+  { name: UNIX_ROW, kind: "ipckit", connect: () => _unix("stream") },
+  {
+    name: "Unix seqpacket socket, async",
+    kind: "ipckit",
+    unsupported: (bytes) =>
+      bytes > SEQPACKET_DEFAULT_MAX
+        ? `a ${bytes}-byte message is more than one seqpacket message carries by default (${SEQPACKET_DEFAULT_MAX} bytes)`
+        : undefined,
+    connect: () => _unix("seqpacket"),
+  },
   {
     name: "Deno.connect Unix socket + hand-written frames",
     kind: "alternative",

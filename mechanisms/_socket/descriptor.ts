@@ -152,6 +152,32 @@ export class SocketFd {
     return Promise.reject(this.#error("send", `write to ${this.what}`, count));
   }
 
+  /**
+   * Reads without waiting (what `FramedChannel` calls first): the count,
+   * `null` at the end of the stream, or `undefined` when nothing is there.
+   */
+  tryRead(into: Uint8Array): number | null | undefined {
+    const fd = this.#cell.fd;
+    const count = fd < 0
+      ? -ERRNO.EBADF
+      : receiveBytes(fd, into as Uint8Array<ArrayBuffer>);
+    if (count > 0) return count;
+    if (count === 0) return null;
+    if (count === -ERRNO.EAGAIN) return undefined;
+    throw this.#error("recv", `read from ${this.what}`, count);
+  }
+
+  /** Writes without waiting: how many bytes the kernel took, or `undefined` for none. */
+  tryWrite(bytes: Uint8Array): number | undefined {
+    const fd = this.#cell.fd;
+    const count = fd < 0
+      ? -ERRNO.EBADF
+      : sendBytes(fd, bytes as Uint8Array<ArrayBuffer>);
+    if (count >= 0) return count;
+    if (count === -ERRNO.EAGAIN) return undefined;
+    throw this.#error("send", `write to ${this.what}`, count);
+  }
+
   /** Half-close: `shutdown(SHUT_WR)`, so the peer reads the end of the stream. */
   closeWrite(): Promise<void> {
     if (this.#cell.fd < 0 || this.#writeShut) return Promise.resolve();

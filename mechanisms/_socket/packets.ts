@@ -294,7 +294,9 @@ export class PacketIo<T> {
       if (fds.length === 0) {
         if (count === 0) return 0;
         if (truncated) throw this.#tooLarge(action, count, packet);
-        return { value: this.#codec.decode(packet.slice()), handles: [] };
+        // Decoded in place: codecs copy what they keep (the bytes codec
+        // does), so the shared buffer may be reused after this returns.
+        return { value: this.#codec.decode(packet), handles: [] };
       }
       if (truncated) throw this.#tooLarge(action, count, packet);
       const { handles, bodyStart } = readHandleHeader(
@@ -302,7 +304,7 @@ export class PacketIo<T> {
         fds.length,
         action,
       );
-      const body = packet.slice(bodyStart);
+      const body = packet.subarray(bodyStart);
       if (body.byteLength > this.#max) {
         throw this.#tooLarge(action, body.byteLength, body);
       }
