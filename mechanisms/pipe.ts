@@ -11,12 +11,23 @@
  *
  * Why `Deno.Command` and not `pipe2(2)` through FFI: the runtime already
  * gives non-blocking pipes to a child, reaps it, and checks `--allow-run`,
- * and it needs neither `--allow-ffi` in the parent nor in the child. What
- * FFI could add is an extra descriptor beyond stdio (fd 3), which keeps
- * stdout free for logging; but an inheritable descriptor made with FFI would
- * also leak into every other child spawned meanwhile, and reading it in the
- * child would need `--allow-ffi` there. So stdout is the channel: in the
- * child, log with `console.error`, never `console.log`.
+ * and it needs no `--allow-ffi` in the child. An inheritable descriptor made
+ * with FFI would also leak into every other child spawned meanwhile.
+ *
+ * A faster path where both ends can take it: Deno reads and writes a
+ * child's stdio on its thread pool, so each message through the pipes pays
+ * thread hand-offs. When the parent has `--allow-ffi`, `spawn()` also
+ * offers the child a Unix socket with a random abstract name, named in its
+ * environment (`IPCKIT_PARENT_CHANNEL`); a child whose `parentChannel()` has
+ * `--allow-ffi` connects, and only a connection whose pid the kernel
+ * reports as the child's is taken. Messages then cross at socket speed, read
+ * and written on both main threads; messages sent before the child
+ * connected went over stdin and are received first. Any other child (no
+ * `--allow-ffi`, not Deno, not ipckit) never connects and talks over stdio,
+ * as before. {@linkcode ChildChannel.transport} says which it is. Either
+ * way, log with `console.error` in the child: stdout is the channel until
+ * the socket is taken (after that, what the child prints there goes to the
+ * parent's stderr).
  *
  * How the child ends reaches the channel: when its stdout ends, `receive()`
  * waits for it to exit and, if it exited with a non-zero code or was killed,
