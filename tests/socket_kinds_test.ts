@@ -565,3 +565,44 @@ Deno.test(
     assertEquals(openDescriptors(), before);
   }),
 );
+
+Deno.test(
+  "TCP and UDP work over IPv6, and a host name is looked up (getaddrinfo) as Deno would",
+  leakChecked(async () => {
+    await using server = await listen<string>({ hostname: "::1", port: 0 });
+    assertEquals((server.addr as Deno.NetAddr).hostname, "::1");
+    const { port } = server.addr as Deno.NetAddr;
+    const accepted = server.accept({ timeout: 5000 });
+    await using client = await connect<string>({ hostname: "::1", port });
+    await using peer = await accepted;
+    await client.send("over IPv6");
+    assertEquals((await peer.receive({ timeout: 5000 })).value, "over IPv6");
+
+    await using v4 = await listen<string>({ port: 0 });
+    const v4Accepted = v4.accept({ timeout: 5000 });
+    await using named = await connect<string>({
+      hostname: "localhost",
+      port: (v4.addr as Deno.NetAddr).port,
+      timeout: 5000,
+    });
+    (await v4Accepted).close();
+    assertEquals((named.remoteAddr as Deno.NetAddr).hostname, "127.0.0.1");
+    const unknown = await assertRejects(
+      () => connect({ hostname: "no-such-host.invalid", port: 1 }),
+      Deno.errors.NotFound,
+    );
+    assertMatch(unknown.message, /looking up "no-such-host\.invalid" failed/);
+
+    await using a = await bindDatagram<string>({ hostname: "::1", port: 0 });
+    await using b = await bindDatagram<string>({
+      hostname: "::1",
+      port: 0,
+      peer: a.addr,
+    });
+    await b.send("udp over IPv6");
+    const message = await a.receive({ timeout: 5000 });
+    assertEquals(message.from, b.addr);
+    await a.reply(message, "back");
+    assertEquals((await b.receive({ timeout: 5000 })).value, "back");
+  }),
+);
