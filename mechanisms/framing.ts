@@ -74,8 +74,41 @@ export interface ByteIO {
    * throws what `write` would reject with.
    */
   tryWrite?(bytes: Uint8Array): number | undefined;
+  /**
+   * Optional: a read bounded by `wait` that, when it gives up (timeout or
+   * abort), has taken nothing, so nothing is left pending. Without it, a
+   * read that outlives its receive is kept for the next one.
+   */
+  readWithin?(buffer: Uint8Array, wait: ByteIOWait): Promise<number | null>;
   /** Releases the resource; called once, by the channel's `close()`. */
   close(): void;
+}
+
+/**
+ * What bounds {@linkcode ByteIO.readWithin}: an instant on the clock of
+ * `performance.now()` (`Infinity` for no limit), the timeout the caller
+ * asked for (for the message), the signal, and what is being done.
+ *
+ * @example
+ * ```ts
+ * import type { ByteIOWait } from "@ipckit/ipckit";
+ *
+ * const wait: ByteIOWait = {
+ *   until: performance.now() + 1000,
+ *   timeout: 1000,
+ *   action: "receive from my stream",
+ * };
+ * ```
+ */
+export interface ByteIOWait {
+  /** When to give up with `Deno.errors.TimedOut`, in `performance.now()` ms. */
+  until: number;
+  /** The timeout asked for, in milliseconds, as the message names it. */
+  timeout: number;
+  /** Aborting gives up with the signal's reason. */
+  signal?: AbortSignal;
+  /** What is being done, phrased to follow "Cannot ". */
+  action: string;
 }
 
 /** Bytes read per slab from a {@linkcode ByteIO}; each read gets the slab's unused tail. */
@@ -88,6 +121,8 @@ interface _Source {
   read(): Promise<ReadableStreamReadResult<Uint8Array>>;
   /** A read that does not wait: undefined when nothing is there (io only). */
   readNow?(): ReadableStreamReadResult<Uint8Array> | undefined;
+  /** A read that takes nothing when it gives up (io with readWithin only). */
+  readWithin?(wait: ByteIOWait): Promise<ReadableStreamReadResult<Uint8Array>>;
   cancel(): Promise<void>;
 }
 
@@ -118,11 +153,18 @@ function _ioSource(io: ByteIO): _Source {
     return { done: false, value: into.subarray(0, count) };
   };
   const tryRead = io.tryRead?.bind(io);
+  const readWithin = io.readWithin?.bind(io);
   return {
     async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
       const into = target();
       return result(into, await io.read(into));
     },
+    readWithin: readWithin
+      ? async (wait) => {
+        const into = target();
+        return result(into, await readWithin(into, wait));
+      }
+      : undefined,
     readNow: tryRead
       ? () => {
         const into = target();
@@ -616,6 +658,24 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     action: string,
   ): Promise<void> {
     let result: ReadableStreamReadResult<Uint8Array>;
+    const source = this.#reader!;
+    if (source.readWithin && this.#reads.idle) {
+      // A read that gives up takes nothing: no read is kept for the next.
+      try {
+        result = await source.readWithin({
+          until: deadline.at,
+          timeout: deadline.timeout,
+          signal,
+          action,
+        });
+      } catch (error) {
+        if (this.#closed) throw closedError(this.#what);
+        throw error;
+      }
+      if (result.done) this.#ended = true;
+      else this.#append(result.value);
+      return;
+    }
     try {
       result = await this.#reads.run(
         () => this.#reader!.read(),

@@ -362,16 +362,22 @@ Deno.test(
   }),
 );
 
-Deno.test(
-  "Once a child takes the socket, what it prints on stdout goes to the parent's stderr",
-  leakChecked(async () => {
-    const result = await runFixture("spawn_parent.ts", [
-      "--allow-ffi",
-      "--allow-run",
-      "--allow-read",
-    ]);
-    assertEquals(result.code, 0, result.stderr);
-    assertEquals(result.stdout.trim(), "socket");
-    assertMatch(result.stderr, /a line on stdout/);
-  }),
-);
+for (const busy of [false, true]) {
+  Deno.test(
+    `Once a child takes the socket, what it prints on stdout goes to the parent's stderr${
+      busy
+        ? ", also when it prints before the parent has looked at the socket"
+        : ""
+    }`,
+    leakChecked(async () => {
+      const result = await runFixture(
+        "spawn_parent.ts",
+        ["--allow-ffi", "--allow-run", "--allow-read"],
+        busy ? ["busy"] : [],
+      );
+      assertEquals(result.code, 0, result.stderr);
+      assertEquals(result.stdout.trim(), "socket");
+      assertMatch(result.stderr, /a line on stdout/);
+    }),
+  );
+}

@@ -126,6 +126,34 @@ export class SocketFd {
       .then((count) => this.#readResult(count));
   }
 
+  /**
+   * Reads into `into` within `wait` (what `FramedChannel` calls to wait):
+   * a read that times out or is aborted has taken nothing.
+   */
+  readWithin(
+    into: Uint8Array,
+    wait: {
+      until: number;
+      timeout: number;
+      signal?: AbortSignal;
+      action: string;
+    },
+  ): Promise<number | null> {
+    const target = into as Uint8Array<ArrayBuffer>;
+    const attempt = () =>
+      this.#cell.fd < 0 ? -ERRNO.EBADF : receiveBytes(this.#cell.fd, target);
+    const first = attempt();
+    if (first !== -ERRNO.EAGAIN) return this.#readResult(first);
+    return this.wait(
+      "read",
+      attempt,
+      _isEagain,
+      { at: wait.until, timeout: wait.timeout },
+      wait.signal,
+      wait.action,
+    ).then((count) => this.#readResult(count));
+  }
+
   #readResult(count: number): Promise<number | null> {
     if (count > 0) return Promise.resolve(count);
     if (count === 0) return Promise.resolve(null);

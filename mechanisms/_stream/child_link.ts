@@ -30,6 +30,7 @@
  */
 
 import {
+  acceptSocket,
   AF,
   bindSocket,
   listenSocket,
@@ -255,9 +256,28 @@ export class ChildLink {
       // Withdrawn without a connection (the child exited): stdio it is.
       await stdout;
     }
+    // A child that took the socket connected before it could print
+    // anything (its connect returns before parentChannel() does), so its
+    // connection is queued already even if the accept loop has not run yet.
+    this.#acceptQueued();
     if (this.#mode === "undecided") {
       this.#mode = "stdio";
       this.withdraw();
+    }
+  }
+
+  /** Takes the child's connection if it is waiting in the listener's queue now. */
+  #acceptQueued(): void {
+    const listener = this.#listener;
+    while (listener && !listener.closed && this.#mode === "undecided") {
+      const fd = acceptSocket(listener.fd);
+      if (fd < 0) return; // EAGAIN: nobody is waiting
+      const peer = peerCredentials(fd);
+      if (typeof peer !== "number" && peer.pid === this.#pid) {
+        this.#switchToSocket(new SocketFd(fd, this.#what));
+        return;
+      }
+      libc().symbols.close(fd);
     }
   }
 
@@ -287,7 +307,9 @@ export class ChildLink {
     if (this.#incomingClosed) return;
     this.#incomingClosed = true;
     this.withdraw();
-    this.#stdout.cancel().catch(() => {});
+    // Over the socket, stdout is the child's log: it is copied to its end
+    // (the child's exit), not cut off.
+    if (this.#mode !== "socket") this.#stdout.cancel().catch(() => {});
     this.#release();
   }
 
