@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
+import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import {
   acceptSocket,
@@ -51,13 +51,25 @@ export class SocketFd {
   readonly #writeSpin: Spinner;
   #writeShut = false;
 
+  readonly #read: (fd: number, into: Uint8Array<ArrayBuffer>) => number;
+  readonly #write: (fd: number, bytes: Uint8Array<ArrayBuffer>) => number;
+
   /**
    * Takes ownership of `fd`, which must be non-blocking.
    *
    * @param spinMicros how long a read or write retries before it parks
+   * @param kind `"socket"` (recv/send) or `"pipe"` (read/write, for a
+   * pipe such as a child's stdin)
    */
-  constructor(fd: number, what: string, spinMicros = DEFAULT_SPIN_MICROS) {
+  constructor(
+    fd: number,
+    what: string,
+    spinMicros = DEFAULT_SPIN_MICROS,
+    kind: "socket" | "pipe" = "socket",
+  ) {
     this.what = what;
+    this.#read = kind === "socket" ? receiveBytes : readBytes;
+    this.#write = kind === "socket" ? sendBytes : writeBytes;
     this.#cell = { fd };
     this.#readSpin = new Spinner(spinMicros);
     this.#writeSpin = new Spinner(spinMicros);
@@ -118,7 +130,7 @@ export class SocketFd {
   read(into: Uint8Array): Promise<number | null> {
     const target = into as Uint8Array<ArrayBuffer>;
     const attempt = () =>
-      this.#cell.fd < 0 ? -ERRNO.EBADF : receiveBytes(this.#cell.fd, target);
+      this.#cell.fd < 0 ? -ERRNO.EBADF : this.#read(this.#cell.fd, target);
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#readResult(first);
     const action = `read from ${this.what}`;
@@ -141,7 +153,7 @@ export class SocketFd {
   ): Promise<number | null> {
     const target = into as Uint8Array<ArrayBuffer>;
     const attempt = () =>
-      this.#cell.fd < 0 ? -ERRNO.EBADF : receiveBytes(this.#cell.fd, target);
+      this.#cell.fd < 0 ? -ERRNO.EBADF : this.#read(this.#cell.fd, target);
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#readResult(first);
     return this.wait(
@@ -167,7 +179,7 @@ export class SocketFd {
   write(bytes: Uint8Array): Promise<number> {
     const source = bytes as Uint8Array<ArrayBuffer>;
     const attempt = () =>
-      this.#cell.fd < 0 ? -ERRNO.EBADF : sendBytes(this.#cell.fd, source);
+      this.#cell.fd < 0 ? -ERRNO.EBADF : this.#write(this.#cell.fd, source);
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#writeResult(first);
     const action = `write to ${this.what}`;
@@ -188,7 +200,7 @@ export class SocketFd {
     const fd = this.#cell.fd;
     const count = fd < 0
       ? -ERRNO.EBADF
-      : receiveBytes(fd, into as Uint8Array<ArrayBuffer>);
+      : this.#read(fd, into as Uint8Array<ArrayBuffer>);
     if (count > 0) return count;
     if (count === 0) return null;
     if (count === -ERRNO.EAGAIN) return undefined;
@@ -200,7 +212,7 @@ export class SocketFd {
     const fd = this.#cell.fd;
     const count = fd < 0
       ? -ERRNO.EBADF
-      : sendBytes(fd, bytes as Uint8Array<ArrayBuffer>);
+      : this.#write(fd, bytes as Uint8Array<ArrayBuffer>);
     if (count >= 0) return count;
     if (count === -ERRNO.EAGAIN) return undefined;
     throw this.#error("send", `write to ${this.what}`, count);
@@ -307,6 +319,18 @@ export class SocketFd {
     }
     return systemError(syscall, action, errno);
   }
+}
+
+/** read(2): for a pipe, where recv(2) fails with ENOTSOCK. */
+function readBytes(fd: number, into: Uint8Array<ArrayBuffer>): number {
+  const read = libc().symbols.read;
+  return retryEintr(() => Number(read(fd, into, BigInt(into.byteLength))));
+}
+
+/** write(2): for a pipe. */
+function writeBytes(fd: number, bytes: Uint8Array<ArrayBuffer>): number {
+  const write = libc().symbols.write;
+  return retryEintr(() => Number(write(fd, bytes, BigInt(bytes.byteLength))));
 }
 
 function _isEagain(result: number): boolean {

@@ -42,17 +42,31 @@ import {
 } from "../../ffi/socket.ts";
 import { libc } from "../../ffi/load.ts";
 import { SocketFd } from "../_socket/descriptor.ts";
-import { FOREVER } from "../_wait/deadline.ts";
+import { FOREVER, raceDeadline } from "../_wait/deadline.ts";
 
 /** The environment variable that names the socket to the child. */
 export const PARENT_CHANNEL_ENV = "IPCKIT_PARENT_CHANNEL";
+
+/** What bounds a read that may give up (FramedChannel's `ByteIOWait`). */
+export interface LinkWait {
+  until: number;
+  timeout: number;
+  signal?: AbortSignal;
+  action: string;
+}
 
 /** A direction of the channel as `FramedChannel` reads or writes it (its `io`). */
 export interface LinkIo {
   /** Reads some bytes; `null` at the end. */
   read(buffer: Uint8Array): Promise<number | null>;
+  /** Reads without waiting: `undefined` when nothing is there. */
+  tryRead?(buffer: Uint8Array): number | null | undefined;
+  /** A read within `wait` that takes nothing when it gives up. */
+  readWithin?(buffer: Uint8Array, wait: LinkWait): Promise<number | null>;
   /** Writes some bytes; resolves to the count written. */
   write(bytes: Uint8Array): Promise<number>;
+  /** Writes without waiting: `undefined` when none could be. */
+  tryWrite?(bytes: Uint8Array): number | undefined;
   /** Half-close. */
   closeWrite(): Promise<void>;
   /** Releases this direction. */
@@ -119,6 +133,8 @@ export class ChildLink {
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
   #stdinWrite: Promise<unknown> = Promise.resolve();
   #stdinClosed: Promise<void> | undefined;
+  // Whether stdin is closed after what was written to it: socket writes may go.
+  #stdinDone = false;
   #writeClosed = false;
   #incomingClosed = false;
   #outgoingClosed = false;
@@ -143,6 +159,8 @@ export class ChildLink {
     this.#accepted = this.#acceptChild();
     this.incoming = {
       read: (buffer) => this.#read(buffer),
+      tryRead: (buffer) => this.#tryRead(buffer),
+      readWithin: (buffer, wait) => this.#readWithin(buffer, wait),
       write: () => Promise.reject(new TypeError("incoming only")),
       closeWrite: () => Promise.resolve(),
       close: () => this.#closeIncoming(),
@@ -150,6 +168,10 @@ export class ChildLink {
     this.outgoing = {
       read: () => Promise.reject(new TypeError("outgoing only")),
       write: (bytes) => this.#write(bytes),
+      tryWrite: (bytes) =>
+        this.#mode === "socket" && this.#stdinDone
+          ? this.#socket!.tryWrite(bytes)
+          : undefined,
       closeWrite: () => this.#closeWrite(),
       close: () => this.#closeOutgoing(),
     };
@@ -202,7 +224,9 @@ export class ChildLink {
     // end before the socket.
     this.#stdinClosed = this.#stdinWrite.then(() => {}, () => {}).then(() =>
       this.#stdin.close().catch(() => {})
-    );
+    ).then(() => {
+      this.#stdinDone = true;
+    });
     if (this.#writeClosed) {
       this.#stdinClosed.then(() => socket.closeWrite()).catch(() => {});
     }
@@ -224,6 +248,53 @@ export class ChildLink {
     }
   }
 
+  /** A read that does not wait: `undefined` when nothing is there yet. */
+  #tryRead(buffer: Uint8Array): number | null | undefined {
+    if (this.#mode === "socket") return this.#socket!.tryRead(buffer);
+    return this.#leftover ? this.#copyLeftover(buffer) : undefined;
+  }
+
+  /**
+   * A read within `wait` that takes nothing when it gives up: a stdout
+   * read it was waiting for stays for the next call, and its bytes are
+   * copied only into a buffer whose caller still waits.
+   */
+  async #readWithin(
+    buffer: Uint8Array,
+    wait: LinkWait,
+  ): Promise<number | null> {
+    const deadline = { at: wait.until, timeout: wait.timeout };
+    if (this.#mode === "undecided") {
+      await raceDeadline(this.#decide(), deadline, wait.signal, wait.action);
+    }
+    if (this.#mode === "socket") {
+      return await this.#socket!.readWithin(buffer, wait);
+    }
+    if (!this.#leftover) {
+      this.#pendingStdout ??= this.#stdout.read();
+      const { done, value } = await raceDeadline(
+        this.#pendingStdout,
+        deadline,
+        wait.signal,
+        wait.action,
+      );
+      this.#pendingStdout = undefined;
+      if (done) return null;
+      this.#leftover = value;
+    }
+    return this.#copyLeftover(buffer);
+  }
+
+  #copyLeftover(buffer: Uint8Array): number {
+    const chunk = this.#leftover!;
+    const count = Math.min(chunk.byteLength, buffer.byteLength);
+    buffer.set(chunk.subarray(0, count));
+    this.#leftover = count < chunk.byteLength
+      ? chunk.subarray(count)
+      : undefined;
+    return count;
+  }
+
   async #read(buffer: Uint8Array): Promise<number | null> {
     if (this.#mode === "undecided") await this.#decide();
     if (this.#mode === "socket") return await this.#socket!.read(buffer);
@@ -234,13 +305,7 @@ export class ChildLink {
       if (done) return null;
       this.#leftover = value;
     }
-    const chunk = this.#leftover;
-    const count = Math.min(chunk.byteLength, buffer.byteLength);
-    buffer.set(chunk.subarray(0, count));
-    this.#leftover = count < chunk.byteLength
-      ? chunk.subarray(count)
-      : undefined;
-    return count;
+    return this.#copyLeftover(buffer);
   }
 
   /** Waits for the child's connection or its first bytes on stdout, whichever comes first. */

@@ -13,12 +13,14 @@
  *
  * Messages the parent sent before it saw the connection came over stdin,
  * which it then closes; so the incoming side reads stdin to its end, then
- * the socket.
+ * the socket. Both are read through libc, non-blocking, on this thread
+ * (spawn() makes stdin a pipe; anything else is not taken).
  *
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
+import { FCNTL, O } from "../../ffi/c.ts";
+import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import {
   AF,
@@ -30,6 +32,7 @@ import {
   SOCK,
   unixAddress,
 } from "../../ffi/socket.ts";
+import { fstatType, isFifoType } from "../_kernel/file_type.ts";
 import { SocketFd } from "../_socket/descriptor.ts";
 import { type LinkIo, PARENT_CHANNEL_ENV } from "./child_link.ts";
 
@@ -51,6 +54,8 @@ export function connectToParent(
   if (!match) return undefined;
   const ppid = parentPid();
   if (Number(match[1]) !== ppid) return undefined;
+  // spawn() makes stdin a pipe; with anything else, stdio it is.
+  if (!isFifoType(fstatType(0))) return undefined;
   const fd = openSocket(AF.UNIX, SOCK.STREAM);
   if (fd < 0) return undefined;
   const connected = connectSocket(fd, unixAddress(match[2], true));
@@ -59,21 +64,48 @@ export function connectToParent(
     libc().symbols.close(fd);
     return undefined;
   }
+  // Stdin is read through libc too, non-blocking, until its end: spawn()
+  // makes it a pipe, and a read that gives up must take nothing.
+  const stdin = _nonBlockingStdin(what);
+  if (!stdin) {
+    libc().symbols.close(fd);
+    return undefined;
+  }
   const socket = new SocketFd(fd, what);
-  let stdinDone = false;
+  // The stdin phase: until the parent closes it, after what it sent before
+  // it took the socket.
+  let from: SocketFd = stdin;
+  const atEnd = () => {
+    if (from === socket) return false;
+    stdin.close();
+    from = socket;
+    return true;
+  };
   let open = 2;
   const release = () => {
-    if (--open === 0) socket.close();
+    if (--open > 0) return;
+    stdin.close();
+    socket.close();
   };
   return {
     incoming: {
       async read(buffer): Promise<number | null> {
-        while (!stdinDone) {
-          const count = await Deno.stdin.read(buffer);
-          if (count !== null && count > 0) return count;
-          if (count === null) stdinDone = true;
+        for (;;) {
+          const count = await from.read(buffer);
+          if (count !== null || !atEnd()) return count;
         }
-        return await socket.read(buffer);
+      },
+      tryRead(buffer): number | null | undefined {
+        for (;;) {
+          const count = from.tryRead(buffer);
+          if (count !== null || !atEnd()) return count;
+        }
+      },
+      async readWithin(buffer, wait): Promise<number | null> {
+        for (;;) {
+          const count = await from.readWithin(buffer, wait);
+          if (count !== null || !atEnd()) return count;
+        }
       },
       write: () => Promise.reject(new TypeError("incoming only")),
       closeWrite: () => Promise.resolve(),
@@ -82,6 +114,7 @@ export function connectToParent(
     outgoing: {
       read: () => Promise.reject(new TypeError("outgoing only")),
       write: (bytes) => socket.write(bytes),
+      tryWrite: (bytes) => socket.tryWrite(bytes),
       closeWrite: () => socket.closeWrite(),
       close: () => {
         socket.closeWrite().catch(() => {});
@@ -89,4 +122,15 @@ export function connectToParent(
       },
     },
   };
+}
+
+/** Stdin (a pipe) as a non-blocking descriptor, or undefined if it cannot be made one. */
+function _nonBlockingStdin(what: string): SocketFd | undefined {
+  const { fcntl } = libc().symbols;
+  const flags = retryEintr(() => fcntl(0, FCNTL.F_GETFL, 0));
+  if (flags < 0) return undefined;
+  if (retryEintr(() => fcntl(0, FCNTL.F_SETFL, flags | O.NONBLOCK)) < 0) {
+    return undefined;
+  }
+  return new SocketFd(0, `${what} (stdin)`, undefined, "pipe");
 }
