@@ -109,22 +109,17 @@ import {
 import { ERRNO } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
-import { type Codec, codecs } from "./codec.ts";
-import {
-  DEFAULT_MAX_MESSAGE_SIZE,
-  FramedChannel,
-  type Framing,
-} from "./framing.ts";
+import type { Codec } from "./codec.ts";
+import { FramedChannel, type Framing } from "./framing.ts";
 import type { DatagramChannel } from "./datagram.ts";
 import type { MappedFile } from "./mapped_file.ts";
 import type { MessageQueue } from "./message_queue.ts";
 import type { SharedMemory } from "./shared_memory.ts";
-import { checkMode, checkOptionKeys } from "./_common/checks.ts";
+import { checkOptionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { closedError, systemError } from "./_common/system_error.ts";
 import {
   checkAddress,
-  type CheckedAddress,
   describeAddress,
   formatAddr,
 } from "./_kernel/socket_address.ts";
@@ -141,9 +136,19 @@ import {
   checkSocketTarget,
   UnixSocketFile,
 } from "./_socket/unix_file.ts";
-import { checkFramingOptions } from "./_stream/options.ts";
+import {
+  checkListenSettings,
+  checkSocketSettings,
+  CONNECT_KEYS,
+  LISTEN_KEYS,
+  PAIR_KEYS,
+  protocolName,
+  SEQPACKET_DEFAULT_MAX,
+  SEQPACKET_MAX,
+  type SocketSettings,
+  socketTypeOf,
+} from "./_socket/settings.ts";
 import { type Deadline, deadlineOf, FOREVER, sleep } from "./_wait/deadline.ts";
-import { checkSpinMicros } from "./_wait/spin.ts";
 // Received handles of these kinds are rebuilt by their own modules, which
 // register themselves when loaded: load them with the sockets.
 import "./datagram.ts";
@@ -159,14 +164,7 @@ import "./shared_memory.ts";
  */
 export type SocketType = "stream" | "seqpacket";
 
-/** The default largest message on a seqpacket socket: 64 KiB. */
-export const SEQPACKET_DEFAULT_MAX = 64 * 1024;
-/**
- * The largest `maxMessageSize` a seqpacket socket takes: 16 MiB. The
- * kernel's own limit is the socket's send buffer (`net.core.wmem_default`,
- * 212,992 bytes by default); a larger packet fails with `EMSGSIZE`.
- */
-export const SEQPACKET_MAX = 16 * 1024 * 1024;
+export { SEQPACKET_DEFAULT_MAX, SEQPACKET_MAX };
 
 /**
  * How messages are carried on a socket.
@@ -405,22 +403,13 @@ export interface SocketReceiveOptions extends WaitOptions {
   maxHandles?: number;
 }
 
-/** What every channel of one socket kind is configured with. */
-interface _Settings<T> {
-  type: SocketType;
-  codec: Codec<T>;
-  framing: Framing | undefined;
-  maxMessageSize: number;
-  spin: number;
-}
-
 const _NO_HANDLES: PassedHandle[] = Object.freeze([]) as never;
 
 // Set in SocketChannel's static block: lets the server and the functions
 // of this module build channels while the constructor stays private.
 let _channel: <T>(
   socket: SocketFd,
-  settings: _Settings<T>,
+  settings: SocketSettings<T>,
   localAddr: Deno.Addr,
   remoteAddr: Deno.Addr,
   peer: PeerCredentials | undefined,
@@ -465,7 +454,7 @@ export class SocketChannel<T>
   static {
     _channel = <T>(
       socket: SocketFd,
-      settings: _Settings<T>,
+      settings: SocketSettings<T>,
       localAddr: Deno.Addr,
       remoteAddr: Deno.Addr,
       peer: PeerCredentials | undefined,
@@ -474,7 +463,7 @@ export class SocketChannel<T>
 
   private constructor(
     socket: SocketFd,
-    settings: _Settings<T>,
+    settings: SocketSettings<T>,
     localAddr: Deno.Addr,
     remoteAddr: Deno.Addr,
     peer: PeerCredentials | undefined,
@@ -671,7 +660,7 @@ export class SocketChannel<T>
 // Set in SocketServer's static block, like _channel.
 let _server: <T>(
   socket: SocketFd,
-  settings: _Settings<T>,
+  settings: SocketSettings<T>,
   addr: Deno.Addr,
   file: UnixSocketFile | undefined,
   options: ListenOptions,
@@ -700,7 +689,7 @@ export class SocketServer<T>
   /** `"stream"` or `"seqpacket"`. */
   readonly type: SocketType;
   #socket: SocketFd;
-  #settings: _Settings<T>;
+  #settings: SocketSettings<T>;
   #addr: Deno.Addr;
   #file: UnixSocketFile | undefined;
   #allow: ((peer: PeerCredentials) => boolean) | undefined;
@@ -713,7 +702,7 @@ export class SocketServer<T>
   static {
     _server = <T>(
       socket: SocketFd,
-      settings: _Settings<T>,
+      settings: SocketSettings<T>,
       addr: Deno.Addr,
       file: UnixSocketFile | undefined,
       options: ListenOptions,
@@ -722,7 +711,7 @@ export class SocketServer<T>
 
   private constructor(
     socket: SocketFd,
-    settings: _Settings<T>,
+    settings: SocketSettings<T>,
     addr: Deno.Addr,
     file: UnixSocketFile | undefined,
     options: ListenOptions,
@@ -911,23 +900,6 @@ function _passes(error: unknown): boolean {
   return typeof code === "string" && _PASSING_ACCEPT_ERRORS.has(code);
 }
 
-const _CHANNEL_KEYS = ["codec", "framing", "maxMessageSize", "spin"] as const;
-const _ADDRESS_KEYS = ["path", "abstract", "hostname", "port", "type"] as const;
-const _LISTEN_KEYS = [
-  ..._ADDRESS_KEYS,
-  ..._CHANNEL_KEYS,
-  "mode",
-  "backlog",
-  "allow",
-  "onAcceptError",
-] as const;
-const _CONNECT_KEYS = [
-  ..._ADDRESS_KEYS,
-  ..._CHANNEL_KEYS,
-  "timeout",
-  "signal",
-] as const;
-
 /**
  * Listens on a Unix socket (`{ path }`, `{ abstract }`) or a TCP port
  * (`{ hostname, port }`) for clients exchanging values of type `T`.
@@ -957,12 +929,11 @@ export async function listen<T>(
   options: SocketOptions<T> & ListenOptions,
 ): Promise<SocketServer<T>> {
   const action = "listen on a socket";
-  checkOptionKeys(options, _LISTEN_KEYS, action);
+  checkOptionKeys(options, LISTEN_KEYS, action);
   const address = checkAddress(options, action, true);
-  const settings = _settings<T>(options, address, action);
-  const mode = _checkListenOptions(options, address, action);
-  const backlog = options.backlog ?? 511;
-  const what = describeAddress(address, _protocol(address, settings.type));
+  const settings = checkSocketSettings<T>(options, address, action);
+  const { mode, backlog } = checkListenSettings(options, address, action);
+  const what = describeAddress(address, protocolName(address, settings.type));
   const listenAction = `listen on ${what}`;
   requireLinuxSockets(listenAction);
   let anchored: ReturnType<typeof anchorSocketPath> | undefined;
@@ -976,7 +947,7 @@ export async function listen<T>(
   let fd = -1;
   let file: UnixSocketFile | undefined;
   try {
-    const socketType = _socketType(settings.type);
+    const socketType = socketTypeOf(settings.type);
     const [target] = await resolveAddress(address, socketType, listenAction);
     fd = openSocket(target.family, socketType);
     if (fd < 0) throw systemError("socket", listenAction, -fd);
@@ -1008,7 +979,7 @@ export async function listen<T>(
         target.family === AF.UNIX ? "unix" : "tcp",
       );
     const serverWhat = address.transport === "inet"
-      ? `${_protocol(address, settings.type)} ${formatAddr(addr)}`
+      ? `${protocolName(address, settings.type)} ${formatAddr(addr)}`
       : what;
     const socket = new SocketFd(fd, serverWhat, settings.spin);
     fd = -1;
@@ -1044,11 +1015,11 @@ export async function connect<T>(
   options: SocketOptions<T> & WaitOptions,
 ): Promise<SocketChannel<T>> {
   const action = "connect to a socket";
-  checkOptionKeys(options, _CONNECT_KEYS, action);
+  checkOptionKeys(options, CONNECT_KEYS, action);
   const address = checkAddress(options, action, true);
-  const settings = _settings<T>(options, address, action);
+  const settings = checkSocketSettings<T>(options, address, action);
   const deadline = deadlineOf(options);
-  const protocol = _protocol(address, settings.type);
+  const protocol = protocolName(address, settings.type);
   const target = describeAddress(address, protocol);
   const connectAction = `connect to ${target}`;
   requireLinuxSockets(connectAction);
@@ -1059,7 +1030,7 @@ export async function connect<T>(
   } else {
     requireHostAccess(address.hostname, address.port, connectAction);
   }
-  const socketType = _socketType(settings.type);
+  const socketType = socketTypeOf(settings.type);
   const candidates = await resolveAddress(address, socketType, connectAction);
   let failure: unknown;
   for (const candidate of candidates) {
@@ -1133,16 +1104,12 @@ export function socketpair<T>(
   options: SocketPairOptions<T> = {},
 ): [SocketChannel<T>, SocketChannel<T>] {
   const action = "make a socket pair";
-  checkOptionKeys(options, [..._CHANNEL_KEYS, "type"], action);
-  const settings = _settings<T>(
-    options,
-    { transport: "abstract", name: "pair" },
-    action,
-  );
+  checkOptionKeys(options, PAIR_KEYS, action);
+  const settings = checkSocketSettings<T>(options, undefined, action);
   requireLinuxSockets(action);
-  const pair = openSocketPair(_socketType(settings.type));
+  const pair = openSocketPair(socketTypeOf(settings.type));
   if (typeof pair === "number") throw systemError("socketpair", action, -pair);
-  const protocol = _protocol({ transport: "unix", path: "" }, settings.type);
+  const protocol = protocolName(undefined, settings.type);
   const unnamed: Deno.Addr = { transport: "unix", path: "" };
   const peer = _credentialsOf(pair[0]);
   return pair.map((fd, i) =>
@@ -1164,111 +1131,6 @@ function _credentialsOf(fd: number): PeerCredentials | undefined {
     : Object.freeze(credentials);
 }
 
-/** `Unix socket`, `Unix seqpacket socket` or `TCP`, for messages. */
-function _protocol(address: CheckedAddress, type: SocketType): string {
-  if (address.transport === "inet") return "TCP";
-  return type === "seqpacket" ? "Unix seqpacket socket" : "Unix socket";
-}
-
-function _socketType(type: SocketType): number {
-  return type === "seqpacket" ? SOCK.SEQPACKET : SOCK.STREAM;
-}
-
-/** Checks the channel options (and the socket type) before any system call. */
-function _settings<T>(
-  options: SocketChannelOptions<T> & { type?: unknown },
-  address: CheckedAddress,
-  action: string,
-): _Settings<T> {
-  const type = options.type ?? "stream";
-  if (type !== "stream" && type !== "seqpacket") {
-    throw new TypeError(
-      `Cannot ${action}: type must be "stream" or "seqpacket", got ${
-        JSON.stringify(type)
-      }`,
-    );
-  }
-  if (type === "seqpacket" && address.transport === "inet") {
-    throw new TypeError(
-      `Cannot ${action}: seqpacket sockets are Unix sockets; give { path } or { abstract }`,
-    );
-  }
-  const spin = checkSpinMicros(options.spin, action);
-  if (type === "stream") {
-    checkFramingOptions(options, action);
-    return {
-      type,
-      codec: options.codec ?? codecs.json<T>(),
-      framing: options.framing,
-      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-      spin,
-    };
-  }
-  if (options.framing !== undefined) {
-    throw new TypeError(
-      `Cannot ${action}: a seqpacket socket keeps message boundaries itself and takes no framing`,
-    );
-  }
-  checkFramingOptions({ codec: options.codec }, action);
-  const max = options.maxMessageSize ?? SEQPACKET_DEFAULT_MAX;
-  if (!Number.isSafeInteger(max) || max < 1 || max > SEQPACKET_MAX) {
-    throw new RangeError(
-      `Cannot ${action}: maxMessageSize must be an integer from 1 to ${SEQPACKET_MAX} on a seqpacket socket, got ${
-        String(options.maxMessageSize)
-      }`,
-    );
-  }
-  return {
-    type,
-    codec: options.codec ?? codecs.json<T>(),
-    framing: undefined,
-    maxMessageSize: max,
-    spin,
-  };
-}
-
-/** Checks `mode`, `backlog`, `allow` and `onAcceptError`; returns the mode. */
-function _checkListenOptions(
-  options: ListenOptions,
-  address: CheckedAddress,
-  action: string,
-): number {
-  if (options.mode !== undefined && address.transport !== "unix") {
-    throw new TypeError(
-      `Cannot ${action}: mode applies to a socket file ({ path }) only`,
-    );
-  }
-  const mode = checkMode(options.mode ?? 0o600, action);
-  const backlog = options.backlog;
-  if (
-    backlog !== undefined &&
-    (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535)
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: backlog must be an integer from 1 to 65535, got ${
-        String(backlog)
-      }`,
-    );
-  }
-  if (options.allow !== undefined) {
-    if (typeof options.allow !== "function") {
-      throw new TypeError(`Cannot ${action}: allow must be a function`);
-    }
-    if (address.transport === "inet") {
-      throw new TypeError(
-        `Cannot ${action}: allow needs a Unix socket; TCP peers carry no credentials`,
-      );
-    }
-  }
-  if (
-    options.onAcceptError !== undefined &&
-    typeof options.onAcceptError !== "function"
-  ) {
-    throw new TypeError(`Cannot ${action}: onAcceptError must be a function`);
-  }
-  return mode;
-}
-
 // A socket that arrived over a seqpacket socket: a listener becomes a
 // server, a connection a channel, each with the defaults of its kind.
 registerAdopter("socket", (fd) => {
@@ -1286,7 +1148,7 @@ registerAdopter("socket", (fd) => {
   }
   const unix = domain === AF.UNIX;
   const type: SocketType = kind === SOCK.SEQPACKET ? "seqpacket" : "stream";
-  const settings = _settings<unknown>(
+  const settings = checkSocketSettings<unknown>(
     { type },
     unix ? { transport: "abstract", name: "passed" } : {
       transport: "inet",

@@ -23,7 +23,7 @@ Deno.test(
     // A line already waiting on stdout: its read resolves in a microtask,
     // long before the reactor can report a connection.
     const stdout = new ReadableStream<Uint8Array>({
-      start(controller) {
+      start(controller): void {
         controller.enqueue(new TextEncoder().encode("a log line\n"));
       },
     });
