@@ -447,6 +447,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       } catch (error) {
         return Promise.reject(error);
       }
+      if (this.#reader.readWithin) {
+        // Not there yet: wait for it straight away, no turn to take.
+        this.#queuedReceives++;
+        const waiting = this.#receiveWithin(deadline, options.signal);
+        this.#receiveTurn = waiting.catch(() => {});
+        return waiting;
+      }
     }
     this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
@@ -454,6 +461,38 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     ).finally(() => this.#queuedReceives--);
     this.#receiveTurn = turn.catch(() => {});
     return turn;
+  }
+
+  /** A receive that waits with io's readWithin, which takes nothing when it gives up. */
+  async #receiveWithin(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<Message<T>> {
+    const action = `receive from ${this.#what}`;
+    try {
+      for (;;) {
+        if (this.#closed) throw closedError(this.#what);
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await this.#reader!.readWithin!({
+            until: deadline.at,
+            timeout: deadline.timeout,
+            signal,
+            action,
+          });
+        } catch (error) {
+          if (this.#closed) throw closedError(this.#what);
+          throw error;
+        }
+        if (this.#closed) throw closedError(this.#what);
+        if (result.done) this.#ended = true;
+        else this.#append(result.value);
+        const message = this.#receiveNow();
+        if (message) return message;
+      }
+    } finally {
+      this.#queuedReceives--;
+    }
   }
 
   /**

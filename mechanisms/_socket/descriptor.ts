@@ -97,7 +97,7 @@ export class SocketFd {
    * spinning and then parking on the reactor for `direction`. An attempt
    * made after `close()` returns `-EBADF`; that is reported as closed.
    */
-  async wait<R>(
+  wait<R>(
     direction: Direction,
     attempt: () => R,
     wouldBlock: (result: R) => boolean,
@@ -105,7 +105,7 @@ export class SocketFd {
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<R> {
-    return await retryAsync({
+    return retryAsync({
       attempt,
       wouldBlock,
       spinner: direction === "read" ? this.#readSpin : this.#writeSpin,
