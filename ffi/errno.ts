@@ -142,7 +142,7 @@ export function errnoName(errno: number): string {
   return _NAMES.get(errno) ?? `E${errno}`;
 }
 
-let _errnoCell: Deno.UnsafePointerView | undefined;
+let _errnoCell: Int32Array | undefined;
 
 /**
  * The calling thread's errno. Call it immediately after the failing call,
@@ -152,6 +152,8 @@ export function lastErrno(): number {
   if (!_errnoCell) {
     // The cell's address is fixed for the lifetime of the thread, so one
     // lookup serves every later read on it (each Worker loads its own copy).
+    // A typed array over it reads errno without an op call: the retry
+    // loops read it after every attempt that would block.
     const symbols = libc().symbols;
     const locate = symbols.__errno_location ?? symbols.__error;
     const pointer = locate?.();
@@ -160,9 +162,11 @@ export function lastErrno(): number {
         `Cannot read errno on ${Deno.build.os}: neither __errno_location nor __error is exported by the C library`,
       );
     }
-    _errnoCell = new Deno.UnsafePointerView(pointer);
+    _errnoCell = new Int32Array(
+      Deno.UnsafePointerView.getArrayBuffer(pointer, 4),
+    );
   }
-  return _errnoCell.getInt32();
+  return _errnoCell[0];
 }
 
 /**
