@@ -453,9 +453,11 @@ Deno.test(
 Deno.test(
   "A seqpacket send waits while the receiver does not read, and half-close ends the peer's iteration",
   leakChecked(async () => {
+    // A small send buffer, so that what the kernel holds is soon full.
     const [a, b] = socketpair<Uint8Array>({
       type: "seqpacket",
       codec: codecs.bytes(),
+      sendBufferSize: 65_536,
     });
     try {
       let sent = 0;
@@ -604,5 +606,46 @@ Deno.test(
     assertEquals(message.from, b.addr);
     await a.reply(message, "back");
     assertEquals((await b.receive({ timeout: 5000 })).value, "back");
+  }),
+);
+
+Deno.test(
+  "Unix sockets ask for a 1 MiB send buffer unless told otherwise: a seqpacket message is limited by it",
+  leakChecked(async () => {
+    const bytes = codecs.bytes();
+    // The kernel's default (about 208 KiB) would refuse this packet.
+    const [a, b] = socketpair<Uint8Array>({
+      type: "seqpacket",
+      codec: bytes,
+      maxMessageSize: 600_000,
+    });
+    try {
+      await a.send(new Uint8Array(500_000).fill(5));
+      const { value } = await b.receive({ timeout: 5000 });
+      assertEquals(value.byteLength, 500_000);
+    } finally {
+      a.close();
+      b.close();
+    }
+    const [small, other] = socketpair<Uint8Array>({
+      type: "seqpacket",
+      codec: bytes,
+      sendBufferSize: 4096,
+    });
+    try {
+      const error = await assertRejects(
+        () => small.send(new Uint8Array(60_000)),
+        Error,
+      );
+      assertEquals((error as { code?: string }).code, "EMSGSIZE");
+      assertMatch(error.message, /more than the socket's send buffer holds/);
+    } finally {
+      small.close();
+      other.close();
+    }
+    await assertRejects(
+      () => connect({ abstract: "x", sendBufferSize: 100 }),
+      RangeError,
+    );
   }),
 );

@@ -28,6 +28,14 @@ export const SEQPACKET_MAX = 16 * 1024 * 1024;
 /** The default largest message on a stream socket: 64 MiB. */
 const _STREAM_DEFAULT_MAX = 64 * 1024 * 1024;
 
+/**
+ * The send buffer ipckit asks for on a Unix socket: 1 MiB, so a large
+ * message goes to the kernel in a few calls instead of a wake-up per
+ * 200 KB (the kernel's default). The kernel caps it at net.core.wmem_max,
+ * silently.
+ */
+export const DEFAULT_UNIX_SEND_BUFFER = 1024 * 1024;
+
 /** What every channel of one socket kind is configured with. */
 export interface SocketSettings<T> {
   type: SocketKind;
@@ -35,6 +43,8 @@ export interface SocketSettings<T> {
   framing: "frames" | "lines" | undefined;
   maxMessageSize: number;
   spin: number;
+  /** SO_SNDBUF to set, or undefined to keep the kernel's (TCP's autotuning). */
+  sendBufferSize: number | undefined;
 }
 
 /** The channel options as the checks see them (the public `SocketChannelOptions`). */
@@ -43,6 +53,7 @@ export interface ChannelOptionValues<T> {
   framing?: "frames" | "lines";
   maxMessageSize?: number;
   spin?: number;
+  sendBufferSize?: number;
   type?: unknown;
 }
 
@@ -54,7 +65,13 @@ export interface ListenOptionValues {
   onAcceptError?: unknown;
 }
 
-const _CHANNEL_KEYS = ["codec", "framing", "maxMessageSize", "spin"] as const;
+const _CHANNEL_KEYS = [
+  "codec",
+  "framing",
+  "maxMessageSize",
+  "spin",
+  "sendBufferSize",
+] as const;
 const _ADDRESS_KEYS = ["path", "abstract", "hostname", "port", "type"] as const;
 /** Every key `listen()` takes. */
 export const LISTEN_KEYS: readonly string[] = [
@@ -112,6 +129,11 @@ export function checkSocketSettings<T>(
     );
   }
   const spin = checkSpinMicros(options.spin, action);
+  const sendBufferSize = _checkSendBuffer(
+    options.sendBufferSize,
+    address?.transport === "inet",
+    action,
+  );
   if (type === "stream") {
     checkFramingOptions(options, action);
     return {
@@ -120,6 +142,7 @@ export function checkSocketSettings<T>(
       framing: options.framing,
       maxMessageSize: options.maxMessageSize ?? _STREAM_DEFAULT_MAX,
       spin,
+      sendBufferSize,
     };
   }
   if (options.framing !== undefined) {
@@ -142,7 +165,32 @@ export function checkSocketSettings<T>(
     framing: undefined,
     maxMessageSize: max,
     spin,
+    sendBufferSize,
   };
+}
+
+/**
+ * `sendBufferSize`: 4 KiB to 64 MiB. Default 1 MiB on Unix sockets; none
+ * on TCP, whose buffers the kernel sizes itself (setting one would stop
+ * that).
+ */
+function _checkSendBuffer(
+  value: unknown,
+  tcp: boolean,
+  action: string,
+): number | undefined {
+  if (value === undefined) return tcp ? undefined : DEFAULT_UNIX_SEND_BUFFER;
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 4096 ||
+    value > 64 * 1024 * 1024
+  ) {
+    throw new RangeError(
+      `Cannot ${action}: sendBufferSize must be an integer from 4096 to ${
+        64 * 1024 * 1024
+      } bytes, got ${String(value)}`,
+    );
+  }
+  return value;
 }
 
 /** Checks `mode`, `backlog`, `allow` and `onAcceptError`; returns the mode. */
