@@ -649,3 +649,35 @@ Deno.test(
     );
   }),
 );
+
+Deno.test(
+  "A datagram larger than the receiver's maxMessageSize is a DecodeError with its first bytes, and the next one still arrives",
+  leakChecked(() =>
+    withTempDir(async (dir) => {
+      const bytes = codecs.bytes();
+      await using receiver = await bindDatagram<Uint8Array>({
+        path: `${dir}/small.dg`,
+        codec: bytes,
+        maxMessageSize: 100,
+      });
+      await using sender = await bindDatagram<Uint8Array>({
+        path: `${dir}/big.dg`,
+        codec: bytes,
+        maxMessageSize: 10_000,
+        peer: receiver.addr,
+      });
+      await sender.send(new Uint8Array(5000).fill(9));
+      const error = await assertRejects(
+        () => receiver.receive({ timeout: 5000 }),
+        DecodeError,
+      );
+      assertMatch(error.message, /is larger than maxMessageSize 100/);
+      assertEquals(error.bytes.length, 64);
+      await sender.send(new Uint8Array([1, 2, 3]));
+      assertEquals(
+        (await receiver.receive({ timeout: 5000 })).value,
+        new Uint8Array([1, 2, 3]),
+      );
+    })
+  ),
+);
