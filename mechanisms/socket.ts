@@ -413,6 +413,12 @@ export interface SocketReceiveOptions extends WaitOptions {
 
 const _NO_HANDLES: PassedHandle[] = Object.freeze([]) as never;
 
+/** A stream message, with the empty list of handles every stream message has. */
+function _withoutHandles<T>(message: Message<T>): SocketMessage<T> {
+  (message as SocketMessage<T>).handles = _NO_HANDLES;
+  return message as SocketMessage<T>;
+}
+
 // Set in SocketChannel's static block: lets the server and the functions
 // of this module build channels while the constructor stays private.
 let _channel: <T>(
@@ -572,27 +578,32 @@ export class SocketChannel<T>
    * const { value, handles } = await channel.receive({ maxHandles: 1, timeout: 1000 });
    * ```
    */
-  async receive(options: SocketReceiveOptions = {}): Promise<SocketMessage<T>> {
+  receive(options: SocketReceiveOptions = {}): Promise<SocketMessage<T>> {
     if (this.#framed) {
       if (options.maxHandles !== undefined && options.maxHandles !== 0) {
-        throw new TypeError(
-          `Cannot receive from ${this.#socket.what}: only seqpacket sockets pass handles; listen and connect with type: "seqpacket"`,
+        return Promise.reject(
+          new TypeError(
+            `Cannot receive from ${this.#socket.what}: only seqpacket sockets pass handles; listen and connect with type: "seqpacket"`,
+          ),
         );
       }
-      const message = await this.#framed.receive(options) as SocketMessage<T>;
-      message.handles = _NO_HANDLES;
-      return message;
+      return this.#framed.receive(options).then(_withoutHandles<T>);
     }
-    const action = `receive from ${this.#socket.what}`;
-    const maxHandles = checkMaxHandles(options.maxHandles, action);
-    const deadline = deadlineOf(options);
-    if (this.#closed) throw closedError(this.#socket.what);
-    return await this.#packets!.receive(
-      maxHandles,
-      deadline,
-      options.signal,
-    ) as SocketMessage<T>;
+    try {
+      const action = `receive from ${this.#socket.what}`;
+      const maxHandles = checkMaxHandles(options.maxHandles, action);
+      const deadline = deadlineOf(options);
+      if (this.#closed) throw closedError(this.#socket.what);
+      return this.#packets!.receive(
+        maxHandles,
+        deadline,
+        options.signal,
+      ) as Promise<SocketMessage<T>>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
+
 
   /**
    * Waits until a `receive()` would not wait (a whole message is there, or
