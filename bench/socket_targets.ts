@@ -13,7 +13,7 @@
  *   over two message queues;
  * - 1 MiB one way over a Unix socket: at least the FIFO pair's rate.
  *
- *   deno task bench:sockets            3 passes of 3,000 round trips per row
+ *   deno task bench:sockets            5 passes of 3,000 round trips per row
  *   deno task bench:sockets --quick    1 pass of 1,000
  *
  * The passes interleave the rows, so a change in the shared machine's load
@@ -35,7 +35,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: { quick: { type: "boolean", default: false } },
 });
-const passes = values.quick ? 1 : 3;
+const passes = values.quick ? 1 : 5;
 const roundTrips = values.quick ? 1_000 : 3_000;
 const warmUp = 300;
 const MiB = 1 << 20;
