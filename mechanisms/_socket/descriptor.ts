@@ -132,10 +132,10 @@ export class SocketFd {
     const attempt = () =>
       this.#cell.fd < 0 ? -ERRNO.EBADF : this.#read(this.#cell.fd, target);
     const first = attempt();
-    if (first !== -ERRNO.EAGAIN) return this.#readResult(first);
+    if (first !== -ERRNO.EAGAIN) return this.#settledRead(first);
     const action = `read from ${this.what}`;
     return this.wait("read", attempt, _isEagain, FOREVER, undefined, action)
-      .then((count) => this.#readResult(count));
+      .then((count) => this.#countRead(count));
   }
 
   /**
@@ -155,7 +155,7 @@ export class SocketFd {
     const attempt = () =>
       this.#cell.fd < 0 ? -ERRNO.EBADF : this.#read(this.#cell.fd, target);
     const first = attempt();
-    if (first !== -ERRNO.EAGAIN) return this.#readResult(first);
+    if (first !== -ERRNO.EAGAIN) return this.#settledRead(first);
     return this.wait(
       "read",
       attempt,
@@ -163,13 +163,26 @@ export class SocketFd {
       { at: wait.until, timeout: wait.timeout },
       wait.signal,
       wait.action,
-    ).then((count) => this.#readResult(count));
+    ).then((count) => this.#countRead(count));
   }
 
-  #readResult(count: number): Promise<number | null> {
-    if (count > 0) return Promise.resolve(count);
-    if (count === 0) return Promise.resolve(null);
-    return Promise.reject(this.#error("recv", `read from ${this.what}`, count));
+  /**
+   * A read's result: the count, `null` at the end, or the error thrown.
+   * Plain values, not promises, in the `.then` of a wait: a promise
+   * returned there would cost two more turns of the microtask queue.
+   */
+  #countRead(count: number): number | null {
+    if (count > 0) return count;
+    if (count === 0) return null;
+    throw this.#error("recv", `read from ${this.what}`, count);
+  }
+
+  #settledRead(count: number): Promise<number | null> {
+    try {
+      return Promise.resolve(this.#countRead(count));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -181,15 +194,23 @@ export class SocketFd {
     const attempt = () =>
       this.#cell.fd < 0 ? -ERRNO.EBADF : this.#write(this.#cell.fd, source);
     const first = attempt();
-    if (first !== -ERRNO.EAGAIN) return this.#writeResult(first);
+    if (first !== -ERRNO.EAGAIN) return this.#settledWrite(first);
     const action = `write to ${this.what}`;
     return this.wait("write", attempt, _isEagain, FOREVER, undefined, action)
-      .then((count) => this.#writeResult(count));
+      .then((count) => this.#countWritten(count));
   }
 
-  #writeResult(count: number): Promise<number> {
-    if (count >= 0) return Promise.resolve(count);
-    return Promise.reject(this.#error("send", `write to ${this.what}`, count));
+  #countWritten(count: number): number {
+    if (count >= 0) return count;
+    throw this.#error("send", `write to ${this.what}`, count);
+  }
+
+  #settledWrite(count: number): Promise<number> {
+    try {
+      return Promise.resolve(this.#countWritten(count));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
