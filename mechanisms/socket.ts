@@ -604,7 +604,6 @@ export class SocketChannel<T>
     }
   }
 
-
   /**
    * Waits until a `receive()` would not wait (a whole message is there, or
    * the peer closed its end), taking nothing (see `Selectable.ready`).
