@@ -274,13 +274,21 @@ const transports: Record<string, () => Promise<Transport>> = {
       ],
       ["unix-datagram", serverPath],
     );
-    await firstLine(server);
-    // Receiving and sending overlap on both ends: Deno's own Unix datagram
-    // sockets failed this with "Busy".
-    const channel = await bindDatagram<Envelope>({
-      path: clientPath,
-      peer: { path: serverPath },
-    });
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      // Receiving and sending overlap on both ends: Deno's own Unix
+      // datagram sockets failed this with "Busy".
+      channel = await bindDatagram<Envelope>({
+        path: clientPath,
+        peer: { path: serverPath },
+      });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
     return {
       channel,
       close: async () => {
@@ -297,8 +305,20 @@ const transports: Record<string, () => Promise<Transport>> = {
       "seqpacket",
       path,
     ]);
-    await firstLine(server);
-    const channel = await connect<Envelope>({ path, type: "seqpacket" });
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      channel = await connect<Envelope>({
+        path,
+        type: "seqpacket",
+        timeout: 10_000,
+      });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
     return {
       channel,
       close: async () => {

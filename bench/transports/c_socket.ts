@@ -17,6 +17,14 @@ let _binary: Promise<string | undefined> | undefined;
 function compiled(): Promise<string | undefined> {
   _binary ??= (async () => {
     const dir = await tempDir();
+    // The binary lives as long as this process: removed when it ends.
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // Gone already.
+      }
+    });
     const binary = `${dir}/socket_pingpong`;
     try {
       const { success, stderr } = await new Deno.Command("cc", {
