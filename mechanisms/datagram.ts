@@ -97,6 +97,8 @@ export const UDP_MAX_PAYLOAD_IPV6 = 65_527;
  * The default largest message on a Unix datagram socket. Linux allows up to
  * about the socket's send buffer (`net.core.wmem_default`, 212,992 bytes
  * by default); raise `maxMessageSize` up to that if you need to.
+ *
+ * @category Sockets
  */
 export const UNIX_DATAGRAM_DEFAULT_MAX = 65_536;
 
@@ -114,6 +116,8 @@ const _UNIX_DATAGRAM_LIMIT = 16 * 1024 * 1024;
  * const udp: DatagramAddress = { hostname: "127.0.0.1", port: 5353 };
  * const unix: DatagramAddress = { path: "/tmp/logs.sock" };
  * ```
+ *
+ * @category Sockets
  */
 export type DatagramAddress =
   | { hostname?: string; port: number }
@@ -134,6 +138,8 @@ export type DatagramAddress =
  *   from: { transport: "udp", hostname: "127.0.0.1", port: 40000 },
  * };
  * ```
+ *
+ * @category Sockets
  */
 export interface DatagramMessage<T> extends Message<T> {
   /**
@@ -154,6 +160,8 @@ export interface DatagramMessage<T> extends Message<T> {
  *
  * const options: DatagramSendOptions = { to: { hostname: "127.0.0.1", port: 9000 } };
  * ```
+ *
+ * @category Sockets
  */
 export interface DatagramSendOptions extends WaitOptions {
   /** The destination; default the `peer` given when binding. */
@@ -176,6 +184,8 @@ export interface DatagramSendOptions extends WaitOptions {
  *   maxMessageSize: 1200,
  * };
  * ```
+ *
+ * @category Sockets
  */
 export type DatagramOptions<T> =
   & (
@@ -236,6 +246,8 @@ let _datagram: <T>(
  *   await server.send({ n: value.n * 2 }, { to: from });
  * }
  * ```
+ *
+ * @category Sockets
  */
 export class DatagramChannel<T>
   implements Channel<T, DatagramMessage<T>>, AsyncDisposable {
@@ -692,6 +704,8 @@ const _KEYS = [
  * using logs = await bindDatagram<string>({ path: "/tmp/logs.sock" });
  * for await (const { value, from } of logs) console.log(from, value);
  * ```
+ *
+ * @category Sockets
  */
 export function bindDatagram<T>(
   options: DatagramOptions<T>,

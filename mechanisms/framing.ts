@@ -14,17 +14,20 @@
  * `Deno.Conn`'s `readable`/`writable`, a child process's stdout/stdin, a
  * FIFO), and is the one implementation behind every stream mechanism.
  *
- * @example A framed channel over a Unix socket connection
- * ```ts ignore
+ * @example Framed messages through a child's stdin and stdout
+ * ```ts
  * import { FramedChannel } from "@ipckit/ipckit/framing";
  *
- * const conn = await Deno.connect({ transport: "unix", path: "/tmp/app.sock" });
+ * const cat = new Deno.Command("cat", { stdin: "piped", stdout: "piped" }).spawn();
  * using channel = new FramedChannel<{ op: string }>({
- *   readable: conn.readable,
- *   writable: conn.writable,
+ *   readable: cat.stdout,
+ *   writable: cat.stdin,
  * });
  * await channel.send({ op: "ping" });
  * const { value } = await channel.receive({ timeout: 1000 });
+ * console.log(value.op); // ping
+ * await channel.closeWrite(); // cat sees the end of its input and exits
+ * await cat.status;
  * ```
  *
  * @module
@@ -33,10 +36,21 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_common/system_error.ts";
+import { timeoutError } from "./_common/system_error.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
+import {
+  type Deadline,
+  deadlineOf,
+  raceDeadline,
+  WAIT_KEYS,
+} from "./_wait/deadline.ts";
 import { KeptOperation } from "./_wait/race.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FRAME_HEADER_BYTES,
+} from "./_stream/frames.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -53,6 +67,8 @@ import { KeptOperation } from "./_wait/race.ts";
  *   close: () => Deno.stdin.close(),
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface ByteIO {
   /** Reads into `buffer`; resolves to the byte count, or `null` at end of stream. */
@@ -99,6 +115,8 @@ export interface ByteIO {
  *   action: "receive from my stream",
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface ByteIOWait {
   /** When to give up with `Deno.errors.TimedOut`, in `performance.now()` ms. */
@@ -159,17 +177,17 @@ function _ioSource(io: ByteIO): _Source {
       const into = target();
       return result(into, await io.read(into));
     },
-    readWithin: readWithin
-      ? async (wait) => {
-        const into = target();
-        return result(into, await readWithin(into, wait));
-      }
-      : undefined,
     readNow: tryRead
       ? () => {
         const into = target();
         const count = tryRead(into);
         return count === undefined ? undefined : result(into, count);
+      }
+      : undefined,
+    readWithin: readWithin
+      ? async (wait) => {
+        const into = target();
+        return result(into, await readWithin(into, wait));
       }
       : undefined,
     cancel: () => Promise.resolve(),
@@ -189,20 +207,18 @@ function _ioSink(io: ByteIO): _Sink {
   };
 }
 
-/** How message boundaries are marked on a byte stream. */
+/**
+ * How message boundaries are marked on a byte stream.
+ *
+ * @category Channels
+ */
 export type Framing = "frames" | "lines";
-
-/** Bytes in a `"frames"` length header. */
-export const FRAME_HEADER_BYTES = 4;
-
-/** The default `maxMessageSize`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 /**
  * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
  * both: a one-way channel rejects the other direction with a `TypeError`.
  *
- * @example
+ * @example Text lines of at most 4 KiB
  * ```ts
  * import { codecs, type FramedChannelOptions } from "@ipckit/ipckit";
  *
@@ -212,6 +228,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
  *   maxMessageSize: 4096,
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface FramedChannelOptions<T> {
   /** Where messages come from. */
@@ -225,7 +243,11 @@ export interface FramedChannelOptions<T> {
    * message. The channel owns it: `close()` calls `io.close()`.
    */
   io?: ByteIO;
-  /** How values become bytes. Default `codecs.json<T>()`. */
+  /**
+   * How values become bytes, both ways. Default `codecs.json<T>()`. A
+   * channel whose directions carry different types takes one codec for
+   * both (`FramedChannelOptions<Request | Reply>`).
+   */
   codec?: Codec<T>;
   /** `"frames"` (default) or `"lines"`. */
   framing?: Framing;
@@ -242,6 +264,17 @@ export interface FramedChannelOptions<T> {
   /** Runs once when the channel closes, after its streams are released. */
   onClose?: () => void;
 }
+
+const _OPTION_KEYS = optionKeys<FramedChannelOptions<unknown>>({
+  readable: true,
+  writable: true,
+  io: true,
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  description: true,
+  onClose: true,
+});
 
 /** The smallest buffer allocated to join chunks. */
 const _MIN_GROWTH_BYTES = 4096;
@@ -263,6 +296,12 @@ const _CARRIAGE_RETURN = 0x0d;
  * over-long message cannot be skipped, so the channel closes itself after
  * reporting it.
  *
+ * `send()` takes `TSend` and `receive()` yields `TReceive`; give one type
+ * when both directions carry the same.
+ *
+ * @typeParam TSend the values this end sends
+ * @typeParam TReceive the values this end receives; default `TSend`
+ *
  * @example Two channels joined by an in-memory pipe
  * ```ts
  * import { FramedChannel } from "@ipckit/ipckit";
@@ -270,12 +309,17 @@ const _CARRIAGE_RETURN = 0x0d;
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
  * const writer = new FramedChannel<number[]>({ writable: pipe.writable });
  * const reader = new FramedChannel<number[]>({ readable: pipe.readable });
+ * // An in-memory pipe takes a frame as it is read: receive, then send.
+ * const received = reader.receive({ timeout: 1000 });
  * await writer.send([1, 2, 3]);
- * console.log((await reader.receive()).value); // [1, 2, 3]
+ * console.log((await received).value); // [1, 2, 3]
  * ```
+ *
+ * @category Channels
  */
-export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
-  #codec: Codec<T>;
+export class FramedChannel<TSend, TReceive = TSend>
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
+  #codec: Codec<TSend | TReceive>;
   #framing: Framing;
   #maxMessageSize: number;
   #what: string;
@@ -283,7 +327,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #reader: _Source | undefined;
   #writer: _Sink | undefined;
   #io: ByteIO | undefined;
-  #closed = false;
+  #life: Lifecycle;
   #ended = false;
   // Bytes read but not yet framed: #buffer[#start, #end).
   #buffer: Uint8Array = new Uint8Array(0);
@@ -308,7 +352,8 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #frameScratch = new Uint8Array(0);
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
-  constructor(options: FramedChannelOptions<T>) {
+  constructor(options: FramedChannelOptions<TSend | TReceive>) {
+    checkOptionKeys(options, _OPTION_KEYS, "frame a channel");
     const framing = options.framing ?? "frames";
     if (framing !== "frames" && framing !== "lines") {
       throw new TypeError(
@@ -333,10 +378,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         "Cannot frame a channel: give a readable stream, a writable stream, both, or io",
       );
     }
-    this.#codec = options.codec ?? codecs.json<T>();
+    this.#codec = options.codec ?? codecs.json<TSend | TReceive>();
     this.#framing = framing;
     this.#maxMessageSize = max;
     this.#what = options.description ?? "framed channel";
+    this.#life = new Lifecycle(this.#what);
     this.#onClose = options.onClose;
     this.#io = options.io;
     if (options.io) {
@@ -350,7 +396,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
 
   /** Whether `close()` has been called (or the channel closed itself). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -363,13 +409,15 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
    * contains a newline under `"lines"` framing (nothing is written)
    */
-  async send(value: T, options: WaitOptions = {}): Promise<void> {
+  async send(value: TSend, options: WaitOptions = {}): Promise<void> {
+    const action = `send to ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
     const tryWrite = this.#io?.tryWrite;
     if (
-      tryWrite && this.#queuedSends === 0 && !this.#closed && this.#writer &&
-      !options.signal?.aborted
+      tryWrite && this.#queuedSends === 0 && !this.#life.closed &&
+      this.#writer && !options.signal?.aborted
     ) {
-      deadlineOf(options);
+      deadlineOf(options, action);
       // Nothing queued: write it now; only what does not fit waits.
       const frame = this.#frame(value, true);
       let written: number | undefined;
@@ -381,20 +429,23 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       }
       if (written === frame.byteLength) return;
       // The scratch frame is reused: what is left waits in its own copy.
-      return await this.#sendFrame(frame.slice(written ?? 0), options);
+      return await this.#sendFrame(frame.slice(written ?? 0), options, action);
     }
-    return await this.#sendFrame(this.#frame(value, false), options);
+    return await this.#sendFrame(this.#frame(value, false), options, action);
   }
 
-  async #sendFrame(frame: Uint8Array, options: WaitOptions): Promise<void> {
-    const deadline = deadlineOf(options);
+  async #sendFrame(
+    frame: Uint8Array,
+    options: WaitOptions,
+    action: string,
+  ): Promise<void> {
+    const deadline = deadlineOf(options, action);
     const writer = this.#writer!;
-    const action = `send to ${this.#what}`;
     this.#queuedSends++;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("send to");
       if (options.signal?.aborted) throw options.signal.reason;
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
@@ -405,7 +456,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         options.signal,
         action,
       ).catch((error) => {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("send to");
         // A partial frame cannot be taken back: later frames would be garbage.
         this.close();
         throw error;
@@ -427,14 +478,23 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {DecodeError} when a message cannot be decoded (with its bytes)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
-  receive(options: WaitOptions = {}): Promise<Message<T>> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+  receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
+    const action = `receive from ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("receive from"));
+    }
     if (!this.#reader) {
       return Promise.reject(
-        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
+        new TypeError(`Cannot ${action}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     if (
       this.#queuedReceives === 0 && this.#reads.idle &&
       this.#reader.readNow && !options.signal?.aborted
@@ -467,11 +527,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   async #receiveWithin(
     deadline: Deadline,
     signal: AbortSignal | undefined,
-  ): Promise<Message<T>> {
+  ): Promise<Message<TReceive>> {
     const action = `receive from ${this.#what}`;
     try {
       for (;;) {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("receive from");
         let result: ReadableStreamReadResult<Uint8Array>;
         try {
           result = await this.#reader!.readWithin!({
@@ -481,10 +541,10 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
             action,
           });
         } catch (error) {
-          if (this.#closed) throw closedError(this.#what);
+          if (this.#life.closed) throw this.#life.closedError("receive from");
           throw error;
         }
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("receive from");
         if (result.done) this.#ended = true;
         else this.#append(result.value);
         const message = this.#receiveNow();
@@ -499,10 +559,10 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * A message from what is buffered or can be read without waiting, or
    * undefined when one would have to wait; throws what a receive would.
    */
-  #receiveNow(): Message<T> | undefined {
+  #receiveNow(): Message<TReceive> | undefined {
     for (;;) {
       const payload = this.#takeMessage();
-      if (payload) return { value: this.#codec.decode(payload) };
+      if (payload) return { value: this.#decode(payload) };
       if (this.#ended) return this.#atEnd();
       const result = this.#reader!.readNow!();
       if (!result) return undefined;
@@ -521,7 +581,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * read meanwhile stays buffered for the next call
    * @throws {Deno.errors.BadResource} when the channel is closed
    *
-   * @example
+   * @example Wait until a message is buffered, then take it at once
    * ```ts
    * import { FramedChannel } from "@ipckit/ipckit";
    *
@@ -535,13 +595,22 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+    const action = `wait for a message on ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("wait for a message on"));
+    }
     if (!this.#reader) {
       return Promise.reject(
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
       this.#waitForMessage(deadline, options.signal)
@@ -551,10 +620,10 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -564,7 +633,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * peer's iteration ends, while this side can still receive.
    */
   async closeWrite(): Promise<void> {
-    if (!this.#writer || this.#closed) return;
+    if (!this.#writer || this.#life.closed) return;
     await this.#sendTurn;
     const writer = this.#writer;
     this.#writer = undefined;
@@ -577,21 +646,21 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * the stream.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#reads.close(closedError(this.#what));
-    this.#reader?.cancel().catch(() => {});
-    this.#writer?.abort().catch(() => {});
-    this.#reader = undefined;
-    this.#writer = undefined;
-    try {
-      this.#io?.close();
-    } catch (error) {
-      // Closed already (by the peer's side of the runtime): nothing to release.
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    this.#buffer = new Uint8Array(0);
-    this.#onClose?.();
+    this.#life.close(() => {
+      this.#reads.close(this.#life.closedError("receive from"));
+      this.#reader?.cancel().catch(() => {});
+      this.#writer?.abort().catch(() => {});
+      this.#reader = undefined;
+      this.#writer = undefined;
+      try {
+        this.#io?.close();
+      } catch (error) {
+        // Closed already (by the peer's side of the runtime): nothing to release.
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+      this.#buffer = new Uint8Array(0);
+      this.#onClose?.();
+    });
   }
 
   /** Closes the channel; see {@linkcode FramedChannel.close}. */
@@ -609,13 +678,18 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.close();
   }
 
+  /** The codec's answer, as the type this direction carries. */
+  #decode(payload: Uint8Array): TReceive {
+    return this.#codec.decode(payload) as TReceive;
+  }
+
   /**
    * The frame (or line) for `value`. With `reuse`, it is built in the
    * channel's scratch buffer, which the next such call overwrites: only for
    * a frame written at once.
    */
-  #frame(value: T, reuse: boolean): Uint8Array<ArrayBuffer> {
-    if (this.#closed) throw closedError(this.#what);
+  #frame(value: TSend, reuse: boolean): Uint8Array<ArrayBuffer> {
+    if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
     }
@@ -661,11 +735,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   async #receiveFrame(
     deadline: Deadline,
     signal: AbortSignal | undefined,
-  ): Promise<Message<T>> {
+  ): Promise<Message<TReceive>> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       const payload = this.#takeMessage();
-      if (payload) return { value: this.#codec.decode(payload) };
+      if (payload) return { value: this.#decode(payload) };
       if (this.#ended) return this.#atEnd();
       await this.#readMore(deadline, signal, `receive from ${this.#what}`);
     }
@@ -676,7 +750,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) {
+        throw this.#life.closedError("wait for a message on");
+      }
       if (this.#ended || this.#messageBuffered()) return;
       await this.#readMore(
         deadline,
@@ -708,7 +784,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
           action,
         });
       } catch (error) {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("receive from");
         throw error;
       }
       if (result.done) this.#ended = true;
@@ -724,7 +800,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       );
     } catch (error) {
       // A read cut short by close() fails with whatever the resource says.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       throw error;
     }
     if (result.done) this.#ended = true;
@@ -868,13 +944,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * What is left when the stream has ended: a last line without its newline
    * is still a line (as `printf hello` writes it), a partial frame is an error.
    */
-  #atEnd(): Message<T> {
+  #atEnd(): Message<TReceive> {
     const leftover = this.#end - this.#start;
     if (leftover > 0) {
       const bytes = this.#buffer.subarray(this.#start, this.#end);
       this.#start = this.#end;
       if (this.#framing === "lines") {
-        return { value: this.#codec.decode(bytes) };
+        return { value: this.#decode(bytes) };
       }
       throw new DecodeError(
         `Cannot receive from ${this.#what}: the stream ended inside a message, after ${leftover} bytes`,

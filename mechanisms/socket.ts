@@ -3,9 +3,11 @@
  * channels. Sockets are the IPC most programs use, and the one that also
  * crosses machines.
  *
- * `listen<T>()` returns a {@linkcode SocketServer} that yields one
- * {@linkcode SocketChannel} per connection; `connect<T>()` returns the
- * client end; `socketpair<T>()` returns two connected ends at once.
+ * `listen<TSend, TReceive>()` returns a {@linkcode SocketServer} that
+ * yields one {@linkcode SocketChannel} per connection; `connect()` returns
+ * the client end; `socketpair()` returns two connected ends at once. Each
+ * channel sends `TSend` and receives `TReceive` (default `TSend`): a server
+ * `listen<Reply, Request>()` talks to clients `connect<Request, Reply>()`.
  *
  * ## Kinds of socket
  *
@@ -109,7 +111,7 @@ import {
 import { ERRNO } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
-import type { Codec } from "./codec.ts";
+import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type Framing } from "./framing.ts";
 import type { DatagramChannel } from "./datagram.ts";
 import type { MappedFile } from "./mapped_file.ts";
@@ -161,6 +163,8 @@ import "./shared_memory.ts";
  * `"stream"`: a byte stream, framed (the default). `"seqpacket"`: Unix
  * only, one message per packet, boundaries kept by the kernel, handles
  * passed with messages.
+ *
+ * @category Sockets
  */
 export type SocketType = "stream" | "seqpacket";
 
@@ -179,6 +183,8 @@ export { SEQPACKET_DEFAULT_MAX, SEQPACKET_MAX };
  *   maxMessageSize: 4096,
  * };
  * ```
+ *
+ * @category Sockets
  */
 export interface SocketChannelOptions<T> {
   /** How values become bytes. Default `codecs.json<T>()`. */
@@ -215,6 +221,8 @@ export interface SocketChannelOptions<T> {
  *
  * const options: UnixSocketOptions<number> = { path: "/tmp/counter.sock" };
  * ```
+ *
+ * @category Sockets
  */
 export interface UnixSocketOptions<T> extends SocketChannelOptions<T> {
   /** The socket file, at most 107 bytes long. */
@@ -233,6 +241,8 @@ export interface UnixSocketOptions<T> extends SocketChannelOptions<T> {
  *
  * const options: AbstractSocketOptions<number> = { abstract: "counter", type: "seqpacket" };
  * ```
+ *
+ * @category Sockets
  */
 export interface AbstractSocketOptions<T> extends SocketChannelOptions<T> {
   /** The name, without the leading NUL the kernel uses; at most 106 bytes. */
@@ -250,6 +260,8 @@ export interface AbstractSocketOptions<T> extends SocketChannelOptions<T> {
  *
  * const options: TcpSocketOptions<number> = { hostname: "127.0.0.1", port: 9000 };
  * ```
+ *
+ * @category Sockets
  */
 export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
   /** Default `"127.0.0.1"`, for listening and connecting alike. */
@@ -269,6 +281,8 @@ export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
  * const abstract: SocketOptions<string> = { abstract: "a" };
  * const tcp: SocketOptions<string> = { port: 9000 };
  * ```
+ *
+ * @category Sockets
  */
 export type SocketOptions<T> =
   | UnixSocketOptions<T>
@@ -285,6 +299,8 @@ export type SocketOptions<T> =
  *
  * const sameUser = (peer: PeerCredentials) => peer.uid === Deno.uid();
  * ```
+ *
+ * @category Sockets
  */
 export interface PeerCredentials {
   /** The peer's process id. */
@@ -308,6 +324,8 @@ export interface PeerCredentials {
  *   onAcceptError: (error) => console.error("accept is failing:", error.message),
  * };
  * ```
+ *
+ * @category Sockets
  */
 export interface ListenOptions {
   /**
@@ -347,6 +365,8 @@ export interface ListenOptions {
  *   return handles.find((handle) => handle instanceof SharedMemory);
  * }
  * ```
+ *
+ * @category Sockets
  */
 export type PassedHandle =
   | SharedMemory
@@ -367,6 +387,8 @@ export type PassedHandle =
  *
  * const message: SocketMessage<string> = { value: "hello", handles: [] };
  * ```
+ *
+ * @category Sockets
  */
 export interface SocketMessage<T> extends Message<T> {
   /** Handles built from descriptors that came with the message; the receiver owns them. */
@@ -383,6 +405,8 @@ export interface SocketMessage<T> extends Message<T> {
  * using memory = SharedMemory.anonymous(4096);
  * const options: SocketSendOptions = { handles: [memory], timeout: 1000 };
  * ```
+ *
+ * @category Sockets
  */
 export interface SocketSendOptions extends WaitOptions {
   /**
@@ -401,6 +425,8 @@ export interface SocketSendOptions extends WaitOptions {
  *
  * const options: SocketReceiveOptions = { maxHandles: 4, timeout: 1000 };
  * ```
+ *
+ * @category Sockets
  */
 export interface SocketReceiveOptions extends WaitOptions {
   /**
@@ -421,13 +447,30 @@ function _withoutHandles<T>(message: Message<T>): SocketMessage<T> {
 
 // Set in SocketChannel's static block: lets the server and the functions
 // of this module build channels while the constructor stays private.
-let _channel: <T>(
+let _newChannel: (
   socket: SocketFd,
-  settings: SocketSettings<T>,
+  settings: SocketSettings<unknown>,
   localAddr: Deno.Addr,
   remoteAddr: Deno.Addr,
   peer: PeerCredentials | undefined,
-) => SocketChannel<T>;
+) => SocketChannel<unknown, unknown>;
+
+/** A channel of the given types (the constructor is private: see the static block). */
+function _channel<TSend, TReceive>(
+  socket: SocketFd,
+  settings: SocketSettings<TSend | TReceive>,
+  localAddr: Deno.Addr,
+  remoteAddr: Deno.Addr,
+  peer: PeerCredentials | undefined,
+): SocketChannel<TSend, TReceive> {
+  return _newChannel(
+    socket,
+    settings as SocketSettings<unknown>,
+    localAddr,
+    remoteAddr,
+    peer,
+  ) as SocketChannel<TSend, TReceive>;
+}
 
 /**
  * One connection: a typed {@linkcode Channel} that knows both addresses
@@ -445,9 +488,11 @@ let _channel: <T>(
  * await channel.closeWrite();
  * for await (const { value } of channel) console.log(value);
  * ```
+ *
+ * @category Sockets
  */
-export class SocketChannel<T>
-  implements Channel<T, SocketMessage<T>>, AsyncDisposable {
+export class SocketChannel<TSend, TReceive = TSend>
+  implements Channel<TSend, SocketMessage<TReceive>>, AsyncDisposable {
   /** This end's address. */
   readonly localAddr: Deno.Addr;
   /** The peer's address (an unnamed Unix client has the path `""`). */
@@ -457,8 +502,8 @@ export class SocketChannel<T>
   /** `"stream"` or `"seqpacket"`. */
   readonly type: SocketType;
   #socket: SocketFd;
-  #framed: FramedChannel<T> | undefined;
-  #packets: PacketIo<T> | undefined;
+  #framed: FramedChannel<TSend, TReceive> | undefined;
+  #packets: PacketIo<TSend | TReceive> | undefined;
   #closed = false;
   // Packets are sent one at a time, in call order, even when the socket's
   // buffer is full for a while.
@@ -466,18 +511,19 @@ export class SocketChannel<T>
   #pendingSends = 0;
 
   static {
-    _channel = <T>(
-      socket: SocketFd,
-      settings: SocketSettings<T>,
-      localAddr: Deno.Addr,
-      remoteAddr: Deno.Addr,
-      peer: PeerCredentials | undefined,
-    ) => new SocketChannel<T>(socket, settings, localAddr, remoteAddr, peer);
+    _newChannel = (socket, settings, localAddr, remoteAddr, peer) =>
+      new SocketChannel<unknown, unknown>(
+        socket,
+        settings,
+        localAddr,
+        remoteAddr,
+        peer,
+      );
   }
 
   private constructor(
     socket: SocketFd,
-    settings: SocketSettings<T>,
+    settings: SocketSettings<TSend | TReceive>,
     localAddr: Deno.Addr,
     remoteAddr: Deno.Addr,
     peer: PeerCredentials | undefined,
@@ -488,7 +534,7 @@ export class SocketChannel<T>
     this.remoteAddr = remoteAddr;
     this.peer = peer;
     if (settings.type === "stream") {
-      this.#framed = new FramedChannel<T>({
+      this.#framed = new FramedChannel<TSend, TReceive>({
         io: socket,
         codec: settings.codec,
         framing: settings.framing,
@@ -496,7 +542,7 @@ export class SocketChannel<T>
         description: socket.what,
       });
     } else {
-      this.#packets = new PacketIo<T>(
+      this.#packets = new PacketIo<TSend | TReceive>(
         socket,
         settings.codec,
         settings.maxMessageSize,
@@ -529,7 +575,7 @@ export class SocketChannel<T>
    * await channel.send("hello", { timeout: 1000 });
    * ```
    */
-  send(value: T, options: SocketSendOptions = {}): Promise<void> {
+  send(value: TSend, options: SocketSendOptions = {}): Promise<void> {
     if (this.#framed) {
       if (options.handles !== undefined && options.handles.length > 0) {
         return Promise.reject(
@@ -578,7 +624,9 @@ export class SocketChannel<T>
    * const { value, handles } = await channel.receive({ maxHandles: 1, timeout: 1000 });
    * ```
    */
-  receive(options: SocketReceiveOptions = {}): Promise<SocketMessage<T>> {
+  receive(
+    options: SocketReceiveOptions = {},
+  ): Promise<SocketMessage<TReceive>> {
     if (this.#framed) {
       if (options.maxHandles !== undefined && options.maxHandles !== 0) {
         return Promise.reject(
@@ -587,18 +635,18 @@ export class SocketChannel<T>
           ),
         );
       }
-      return this.#framed.receive(options).then(_withoutHandles<T>);
+      return this.#framed.receive(options).then(_withoutHandles<TReceive>);
     }
     try {
       const action = `receive from ${this.#socket.what}`;
       const maxHandles = checkMaxHandles(options.maxHandles, action);
-      const deadline = deadlineOf(options);
+      const deadline = deadlineOf(options, action);
       if (this.#closed) throw closedError(this.#socket.what);
       return this.#packets!.receive(
         maxHandles,
         deadline,
         options.signal,
-      ) as Promise<SocketMessage<T>>;
+      ) as Promise<SocketMessage<TReceive>>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -625,7 +673,7 @@ export class SocketChannel<T>
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<SocketMessage<TReceive>, void> {
     return receiveUntilEnd(() => this.receive(), () => this.closed, true);
   }
 
@@ -676,13 +724,30 @@ export class SocketChannel<T>
 }
 
 // Set in SocketServer's static block, like _channel.
-let _server: <T>(
+let _newServer: (
   socket: SocketFd,
-  settings: SocketSettings<T>,
+  settings: SocketSettings<unknown>,
   addr: Deno.Addr,
   file: UnixSocketFile | undefined,
   options: ListenOptions,
-) => SocketServer<T>;
+) => SocketServer<unknown, unknown>;
+
+/** A server of the given types (the constructor is private: see the static block). */
+function _server<TSend, TReceive>(
+  socket: SocketFd,
+  settings: SocketSettings<TSend | TReceive>,
+  addr: Deno.Addr,
+  file: UnixSocketFile | undefined,
+  options: ListenOptions,
+): SocketServer<TSend, TReceive> {
+  return _newServer(
+    socket,
+    settings as SocketSettings<unknown>,
+    addr,
+    file,
+    options,
+  ) as SocketServer<TSend, TReceive>;
+}
 
 /**
  * A listening socket. Iterate it (or call `accept()`) to get one typed
@@ -701,13 +766,18 @@ let _server: <T>(
  * await using server = await listen<string>({ port: 9000 });
  * for await (const connection of server) echo(connection);
  * ```
+ *
+ * @category Sockets
  */
-export class SocketServer<T>
-  implements AsyncIterable<SocketChannel<T>>, Disposable, AsyncDisposable {
+export class SocketServer<TSend, TReceive = TSend>
+  implements
+    AsyncIterable<SocketChannel<TSend, TReceive>>,
+    Disposable,
+    AsyncDisposable {
   /** `"stream"` or `"seqpacket"`. */
   readonly type: SocketType;
   #socket: SocketFd;
-  #settings: SocketSettings<T>;
+  #settings: SocketSettings<TSend | TReceive>;
   #addr: Deno.Addr;
   #file: UnixSocketFile | undefined;
   #allow: ((peer: PeerCredentials) => boolean) | undefined;
@@ -718,18 +788,13 @@ export class SocketServer<T>
   #closing = new AbortController();
 
   static {
-    _server = <T>(
-      socket: SocketFd,
-      settings: SocketSettings<T>,
-      addr: Deno.Addr,
-      file: UnixSocketFile | undefined,
-      options: ListenOptions,
-    ) => new SocketServer<T>(socket, settings, addr, file, options);
+    _newServer = (socket, settings, addr, file, options) =>
+      new SocketServer<unknown, unknown>(socket, settings, addr, file, options);
   }
 
   private constructor(
     socket: SocketFd,
-    settings: SocketSettings<T>,
+    settings: SocketSettings<TSend | TReceive>,
     addr: Deno.Addr,
     file: UnixSocketFile | undefined,
     options: ListenOptions,
@@ -772,7 +837,9 @@ export class SocketServer<T>
    * await using connection = await server.accept({ timeout: 5000 });
    * ```
    */
-  async accept(options: WaitOptions = {}): Promise<SocketChannel<T>> {
+  async accept(
+    options: WaitOptions = {},
+  ): Promise<SocketChannel<TSend, TReceive>> {
     const deadline = deadlineOf(options);
     const what = this.#socket.what;
     for (;;) {
@@ -794,7 +861,7 @@ export class SocketServer<T>
   }
 
   /** Wraps an accepted descriptor, or closes it when `allow` refuses the peer. */
-  #take(fd: number): SocketChannel<T> | undefined {
+  #take(fd: number): SocketChannel<TSend, TReceive> | undefined {
     const unix = this.#addr.transport === "unix";
     let peer: PeerCredentials | undefined;
     try {
@@ -827,7 +894,13 @@ export class SocketServer<T>
         formatAddr(this.#addr)
       }`;
     const socket = new SocketFd(fd, what, this.#settings.spin);
-    return _channel<T>(socket, this.#settings, this.#addr, remoteAddr, peer);
+    return _channel<TSend, TReceive>(
+      socket,
+      this.#settings,
+      this.#addr,
+      remoteAddr,
+      peer,
+    );
   }
 
   /**
@@ -835,7 +908,10 @@ export class SocketServer<T>
    * for want of descriptors or memory does not end the iteration: it is
    * retried with a backoff and reported (see `onAcceptError`).
    */
-  [Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<
+    SocketChannel<TSend, TReceive>,
+    void
+  > {
     return receiveUntilEnd(
       () => this.#acceptRetrying(),
       () => this.#closed,
@@ -844,7 +920,7 @@ export class SocketServer<T>
   }
 
   /** accept(), retrying failures that pass once resources are free again. */
-  async #acceptRetrying(): Promise<SocketChannel<T>> {
+  async #acceptRetrying(): Promise<SocketChannel<TSend, TReceive>> {
     let delay = _FIRST_BACKOFF_MS;
     for (;;) {
       try {
@@ -943,14 +1019,21 @@ function _passes(error: unknown): boolean {
  *   connection.close();
  * }
  * ```
+ *
+ * @category Sockets
  */
-export async function listen<T>(
-  options: SocketOptions<T> & ListenOptions,
-): Promise<SocketServer<T>> {
+export async function listen<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & ListenOptions,
+): Promise<SocketServer<TSend, TReceive>> {
   const action = "listen on a socket";
   checkOptionKeys(options, LISTEN_KEYS, action);
   const address = checkAddress(options, action, true);
-  const settings = checkSocketSettings<T>(options, address, action);
+  const settings = checkSocketSettings<TSend | TReceive>(
+    options,
+    address,
+    action,
+    codecs.json,
+  );
   const { mode, backlog } = checkListenSettings(options, address, action);
   const what = describeAddress(address, protocolName(address, settings.type));
   const listenAction = `listen on ${what}`;
@@ -1002,7 +1085,7 @@ export async function listen<T>(
       : what;
     const socket = new SocketFd(fd, serverWhat, settings.spin);
     fd = -1;
-    return _server<T>(socket, settings, addr, file, options);
+    return _server<TSend, TReceive>(socket, settings, addr, file, options);
   } catch (error) {
     if (fd >= 0) libc().symbols.close(fd);
     file?.remove();
@@ -1029,15 +1112,22 @@ export async function listen<T>(
  * await using jobs = await connect<{ job: string }>({ path: "/tmp/jobs.sock", timeout: 1000 });
  * await jobs.send({ job: "resize" });
  * ```
+ *
+ * @category Sockets
  */
-export async function connect<T>(
-  options: SocketOptions<T> & WaitOptions,
-): Promise<SocketChannel<T>> {
+export async function connect<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & WaitOptions,
+): Promise<SocketChannel<TSend, TReceive>> {
   const action = "connect to a socket";
   checkOptionKeys(options, CONNECT_KEYS, action);
   const address = checkAddress(options, action, true);
-  const settings = checkSocketSettings<T>(options, address, action);
-  const deadline = deadlineOf(options);
+  const settings = checkSocketSettings<TSend | TReceive>(
+    options,
+    address,
+    action,
+    codecs.json,
+  );
+  const deadline = deadlineOf(options, action);
   const protocol = protocolName(address, settings.type);
   const target = describeAddress(address, protocol);
   const connectAction = `connect to ${target}`;
@@ -1081,7 +1171,13 @@ export async function connect<T>(
       : toDenoAddr(peerAddressOf(fd), unix ? "unix" : "tcp");
     const localAddr = toDenoAddr(localAddressOf(fd), unix ? "unix" : "tcp");
     const peer = unix ? _credentialsOf(fd) : undefined;
-    return _channel<T>(socket, settings, localAddr, remoteAddr, peer);
+    return _channel<TSend, TReceive>(
+      socket,
+      settings,
+      localAddr,
+      remoteAddr,
+      peer,
+    );
   }
   throw failure;
 }
@@ -1095,6 +1191,8 @@ export async function connect<T>(
  *
  * const options: SocketPairOptions<string> = { type: "seqpacket" };
  * ```
+ *
+ * @category Sockets
  */
 export interface SocketPairOptions<T> extends SocketChannelOptions<T> {
   /** `"stream"` (default) or `"seqpacket"`. */
@@ -1119,13 +1217,20 @@ export interface SocketPairOptions<T> extends SocketChannelOptions<T> {
  * a.close();
  * b.close();
  * ```
+ *
+ * @category Sockets
  */
-export function socketpair<T>(
-  options: SocketPairOptions<T> = {},
-): [SocketChannel<T>, SocketChannel<T>] {
+export function socketpair<TSend, TReceive = TSend>(
+  options: SocketPairOptions<TSend | TReceive> = {},
+): [SocketChannel<TSend, TReceive>, SocketChannel<TReceive, TSend>] {
   const action = "make a socket pair";
   checkOptionKeys(options, PAIR_KEYS, action);
-  const settings = checkSocketSettings<T>(options, undefined, action);
+  const settings = checkSocketSettings<TSend | TReceive>(
+    options,
+    undefined,
+    action,
+    codecs.json,
+  );
   requireLinuxSockets(action);
   const pair = openSocketPair(socketTypeOf(settings.type));
   if (typeof pair === "number") throw systemError("socketpair", action, -pair);
@@ -1133,15 +1238,24 @@ export function socketpair<T>(
   const unnamed: Deno.Addr = { transport: "unix", path: "" };
   for (const fd of pair) _tune(fd, settings);
   const peer = _credentialsOf(pair[0]);
-  return pair.map((fd, i) =>
-    _channel<T>(
-      new SocketFd(fd, `${protocol} pair end ${i + 1}`, settings.spin),
+  const end = (fd: number, index: number) =>
+    new SocketFd(fd, `${protocol} pair end ${index}`, settings.spin);
+  return [
+    _channel<TSend, TReceive>(
+      end(pair[0], 1),
       settings,
       unnamed,
       unnamed,
       peer,
-    )
-  ) as [SocketChannel<T>, SocketChannel<T>];
+    ),
+    _channel<TReceive, TSend>(
+      end(pair[1], 2),
+      settings,
+      unnamed,
+      unnamed,
+      peer,
+    ),
+  ];
 }
 
 /** Sets the send buffer the settings ask for (the kernel caps it; nothing fails). */
@@ -1188,6 +1302,7 @@ registerAdopter("socket", (fd) => {
       port: 0,
     },
     action,
+    codecs.json,
   );
   const transport = unix ? "unix" : "tcp";
   const local = toDenoAddr(localAddressOf(fd), transport);

@@ -30,13 +30,17 @@ export const SPAWN_SOCKET_ROW =
  */
 function _ipckit(mode: "stdio" | "direct" | "socket"): Promise<Session> {
   const bytes = codecs.bytes();
-  const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), [
-    "run",
-    "--quiet",
-    ...(mode === "stdio" ? [] : ["--allow-ffi"]),
-    PEER,
-    mode === "direct" ? "pipe-direct" : "pipe",
-  ], { sendCodec: bytes, receiveCodec: bytes });
+  const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...(mode === "stdio" ? [] : ["--allow-ffi"]),
+      PEER,
+      mode === "direct" ? "pipe-direct" : "pipe",
+    ],
+    sendCodec: bytes,
+    receiveCodec: bytes,
+  });
   return Promise.resolve(
     channelSession(child, () => child[Symbol.asyncDispose]()),
   );

@@ -8,7 +8,6 @@
 
 import { SOCK } from "../../ffi/socket.ts";
 import type { Codec } from "../codec.ts";
-import { codecs } from "../codec.ts";
 import { checkMode } from "../_common/checks.ts";
 import type { CheckedAddress } from "../_kernel/socket_address.ts";
 import { checkFramingOptions } from "../_stream/options.ts";
@@ -17,12 +16,18 @@ import { checkSpinMicros } from "../_wait/spin.ts";
 /** `"stream"` or `"seqpacket"` (the public `SocketType`). */
 export type SocketKind = "stream" | "seqpacket";
 
-/** The default largest message on a seqpacket socket: 64 KiB. */
+/**
+ * The default largest message on a seqpacket socket: 64 KiB.
+ *
+ * @category Sockets
+ */
 export const SEQPACKET_DEFAULT_MAX = 64 * 1024;
 /**
  * The largest `maxMessageSize` a seqpacket socket takes: 16 MiB. The
  * kernel's own limit is the socket's send buffer (`net.core.wmem_default`,
  * 212,992 bytes by default); a larger packet fails with `EMSGSIZE`.
+ *
+ * @category Sockets
  */
 export const SEQPACKET_MAX = 16 * 1024 * 1024;
 /** The default largest message on a stream socket: 64 MiB. */
@@ -108,12 +113,14 @@ export function socketTypeOf(type: SocketKind): number {
 
 /**
  * Checks the channel options and the socket type before any system call;
- * `address` undefined means a pair (Unix, no address).
+ * `address` undefined means a pair (Unix, no address). `defaultCodec`
+ * makes the codec when none is given (the public module's JSON codec).
  */
 export function checkSocketSettings<T>(
   options: ChannelOptionValues<T>,
   address: CheckedAddress | undefined,
   action: string,
+  defaultCodec: () => Codec<T>,
 ): SocketSettings<T> {
   const type = options.type ?? "stream";
   if (type !== "stream" && type !== "seqpacket") {
@@ -138,7 +145,7 @@ export function checkSocketSettings<T>(
     checkFramingOptions(options, action);
     return {
       type,
-      codec: options.codec ?? codecs.json<T>(),
+      codec: options.codec ?? defaultCodec(),
       framing: options.framing,
       maxMessageSize: options.maxMessageSize ?? _STREAM_DEFAULT_MAX,
       spin,
@@ -161,7 +168,7 @@ export function checkSocketSettings<T>(
   }
   return {
     type,
-    codec: options.codec ?? codecs.json<T>(),
+    codec: options.codec ?? defaultCodec(),
     framing: undefined,
     maxMessageSize: max,
     spin,
