@@ -26,7 +26,7 @@
  * with mode `0o600` unless `mode` says otherwise. Linux only.
  *
  * @example Two UDP endpoints on loopback
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-net=127.0.0.1 udp.ts
  * import { bindDatagram } from "@ipckit/ipckit/datagram";
  *
@@ -109,7 +109,7 @@ const _UNIX_DATAGRAM_LIMIT = 16 * 1024 * 1024;
  * Where a datagram goes: `{ hostname, port }` (UDP), `{ path }` or
  * `{ abstract }` (Unix), or a `Deno.Addr` as received.
  *
- * @example
+ * @example A UDP and a Unix destination
  * ```ts
  * import type { DatagramAddress } from "@ipckit/ipckit";
  *
@@ -129,7 +129,7 @@ export type DatagramAddress =
 /**
  * A received datagram message and who sent it.
  *
- * @example
+ * @example A message as received over UDP
  * ```ts
  * import type { DatagramMessage } from "@ipckit/ipckit";
  *
@@ -154,7 +154,7 @@ export interface DatagramMessage<T> extends Message<T> {
 /**
  * Options for sending a datagram.
  *
- * @example
+ * @example Send to a UDP address
  * ```ts
  * import type { DatagramSendOptions } from "@ipckit/ipckit";
  *
@@ -173,7 +173,7 @@ export interface DatagramSendOptions extends WaitOptions {
  * picks a free one), `{ path }` or `{ abstract }` for a Unix datagram
  * socket.
  *
- * @example
+ * @example A UDP socket on a free port, with a default destination
  * ```ts
  * import type { DatagramOptions } from "@ipckit/ipckit";
  *
@@ -238,13 +238,24 @@ let _datagram: <T>(
  * address. Closing a Unix datagram socket removes the file it created.
  *
  * @example Reply to whoever asked
- * ```ts ignore
+ * ```ts
  * import { bindDatagram } from "@ipckit/ipckit";
  *
- * using server = await bindDatagram<{ n: number }>({ path: "/tmp/double.sock" });
- * for await (const { value, from } of server) {
- *   await server.send({ n: value.n * 2 }, { to: from });
- * }
+ * const path = `/tmp/double-${Deno.pid}.sock`;
+ * const server = await bindDatagram<{ n: number }>({ path });
+ * const serving = (async () => {
+ *   for await (const { value, from } of server) {
+ *     await server.send({ n: value.n * 2 }, { to: from });
+ *   }
+ * })();
+ * using client = await bindDatagram<{ n: number }>({
+ *   path: `/tmp/double-client-${Deno.pid}.sock`,
+ *   peer: { path },
+ * });
+ * await client.send({ n: 21 });
+ * console.log((await client.receive({ timeout: 1000 })).value); // { n: 42 }
+ * server.close(); // ends the iteration and removes the socket file
+ * await serving;
  * ```
  *
  * @category Sockets
@@ -403,12 +414,14 @@ export class DatagramChannel<T>
    * @throws {TypeError} when there is no destination, or it is of the other family
    * @throws {Deno.errors.NotCapable} without permission for the destination
    *
-   * @example
-   * ```ts ignore
+   * @example Send to an address other than the default
+   * ```ts
    * import { bindDatagram } from "@ipckit/ipckit";
    *
+   * using receiver = await bindDatagram<string>({ port: 0 });
    * using socket = await bindDatagram<string>({ port: 0 });
-   * await socket.send("hello", { to: { port: 9000 } });
+   * await socket.send("hello", { to: receiver.addr });
+   * console.log((await receiver.receive({ timeout: 1000 })).value); // hello
    * ```
    */
   async send(value: T, options: DatagramSendOptions = {}): Promise<void> {
@@ -486,12 +499,15 @@ export class DatagramChannel<T>
    * `maxMessageSize` (the datagram is consumed; the next call gets the next)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Receive, waiting at most a second
+   * ```ts
    * import { bindDatagram } from "@ipckit/ipckit";
    *
-   * using socket = await bindDatagram<string>({ port: 9000 });
+   * using socket = await bindDatagram<string>({ port: 0 });
+   * using sender = await bindDatagram<string>({ port: 0, peer: socket.addr });
+   * await sender.send("hello");
    * const { value, from } = await socket.receive({ timeout: 1000 });
+   * console.log(value, from.transport); // hello udp
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<DatagramMessage<T>> {
@@ -565,13 +581,18 @@ export class DatagramChannel<T>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    * @throws {Deno.errors.BadResource} when the socket is closed
    *
-   * @example
-   * ```ts ignore
+   * @example Wait for a datagram, then take it without waiting
+   * ```ts
    * import { bindDatagram } from "@ipckit/ipckit";
    *
-   * using server = await bindDatagram<string>({ port: 9000 });
+   * using server = await bindDatagram<string>({ port: 0 });
+   * using client = await bindDatagram<string>({ port: 0, peer: server.addr });
+   * const later = new Promise((resolve) => setTimeout(resolve, 10))
+   *   .then(() => client.send("later"));
    * await server.ready({ timeout: 1000 });
-   * const { value, from } = await server.receive({ timeout: 0 });
+   * const { value } = await server.receive({ timeout: 0 });
+   * console.log(value); // later
+   * await later;
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
@@ -611,13 +632,16 @@ export class DatagramChannel<T>
    * Sends `value` back to whoever sent `message`; request/response
    * (`serve` in `@ipckit/ipckit/rpc`) uses this to answer each client.
    *
-   * @example
-   * ```ts ignore
+   * @example Answer a request
+   * ```ts
    * import { bindDatagram } from "@ipckit/ipckit";
    *
-   * using server = await bindDatagram<string>({ port: 9000 });
-   * const request = await server.receive();
+   * using server = await bindDatagram<string>({ port: 0 });
+   * using client = await bindDatagram<string>({ port: 0, peer: server.addr });
+   * await client.send("job 1");
+   * const request = await server.receive({ timeout: 1000 });
    * await server.reply(request, "got it");
+   * console.log((await client.receive({ timeout: 1000 })).value); // got it
    * ```
    */
   reply(message: DatagramMessage<T>, value: T): Promise<void> {
@@ -697,12 +721,21 @@ const _KEYS = [
  * @throws {Deno.errors.NotCapable} without the permissions in the module doc
  * @throws {Deno.errors.AddrInUse} when the address is taken
  *
- * @example
- * ```ts ignore
+ * @example A log socket that prints what it is sent
+ * ```ts
  * import { bindDatagram } from "@ipckit/ipckit";
  *
- * using logs = await bindDatagram<string>({ path: "/tmp/logs.sock" });
- * for await (const { value, from } of logs) console.log(from, value);
+ * const path = `/tmp/logs-${Deno.pid}.sock`;
+ * using logs = await bindDatagram<string>({ path });
+ * using writer = await bindDatagram<string>({
+ *   path: `/tmp/logs-writer-${Deno.pid}.sock`,
+ *   peer: { path },
+ * });
+ * await writer.send("started");
+ * for await (const { value, from } of logs) {
+ *   console.log(from.transport, value); // unixpacket started
+ *   break; // a log server would go on
+ * }
  * ```
  *
  * @category Sockets

@@ -105,7 +105,7 @@ export interface ByteIO {
  * `performance.now()` (`Infinity` for no limit), the timeout the caller
  * asked for (for the message), the signal, and what is being done.
  *
- * @example
+ * @example A one-second bound on a read
  * ```ts
  * import type { ByteIOWait } from "@ipckit/ipckit";
  *

@@ -256,14 +256,24 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * @throws {IpcError} with code `ENOSPC` when memory for it cannot be reserved
    * @throws {Deno.errors.NotSupported} where the C library has no memfd_create
    *
-   * @example Hand a private buffer to one other process
-   * ```ts ignore
-   * import { connect, SharedMemory } from "@ipckit/ipckit";
+   * @example Hand a private buffer to another end
+   * ```ts
+   * import { SharedMemory, socketpair } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.anonymous(1 << 20);
-   * memory.bytes()[0] = 42;
-   * await using peer = await connect<string>({ abstract: "worker", type: "seqpacket" });
-   * await peer.send("frame", { handles: [memory] });
+   * // Here both ends are in this process; usually `theirs` is another
+   * // process's, connected with connect({ abstract, type: "seqpacket" }).
+   * const [mine, theirs] = socketpair<string>({ type: "seqpacket" });
+   * {
+   *   using memory = SharedMemory.anonymous(1 << 20);
+   *   memory.bytes()[0] = 42;
+   *   await mine.send("frame", { handles: [memory] });
+   * }
+   * const { handles } = await theirs.receive({ maxHandles: 1, timeout: 1000 });
+   * const [shared] = handles;
+   * if (shared instanceof SharedMemory) console.log(shared.bytes()[0]); // 42
+   * for (const handle of handles) await handle.close();
+   * mine.close();
+   * theirs.close();
    * ```
    */
   static anonymous(size: number): SharedMemory {

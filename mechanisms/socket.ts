@@ -74,20 +74,28 @@
  * Linux only.
  *
  * @example A Unix socket server and client
- * ```ts ignore
- * // deno run --allow-ffi --allow-net=unix:/tmp/app.sock --allow-read=/tmp --allow-write=/tmp app.ts
+ * ```ts
+ * // Needs --allow-ffi, and on the socket file --allow-read, --allow-write and
+ * // --allow-net=unix:<the path>
  * import { connect, listen } from "@ipckit/ipckit/socket";
  *
  * type Ping = { n: number };
- * await using server = await listen<Ping>({ path: "/tmp/app.sock" });
- * (async () => {
+ * const path = `/tmp/app-${Deno.pid}.sock`;
+ * await using server = await listen<Ping>({ path });
+ * const serving = (async () => {
  *   for await (const connection of server) {
- *     for await (const { value } of connection) await connection.send({ n: value.n + 1 });
+ *     for await (const { value } of connection) {
+ *       await connection.send({ n: value.n + 1 });
+ *     }
+ *     connection.close();
  *   }
  * })();
- * await using client = await connect<Ping>({ path: "/tmp/app.sock" });
+ * await using client = await connect<Ping>({ path });
  * await client.send({ n: 1 });
  * console.log((await client.receive()).value); // { n: 2 }
+ * client.close();
+ * server.close(); // removes the socket file
+ * await serving;
  * ```
  *
  * @module
@@ -173,7 +181,7 @@ export { SEQPACKET_DEFAULT_MAX, SEQPACKET_MAX };
 /**
  * How messages are carried on a socket.
  *
- * @example
+ * @example Newline-delimited text, at most 4 KiB a message
  * ```ts
  * import { codecs, type SocketChannelOptions } from "@ipckit/ipckit";
  *
@@ -215,7 +223,7 @@ export interface SocketChannelOptions<T> {
 /**
  * A Unix socket file.
  *
- * @example
+ * @example A socket file
  * ```ts
  * import type { UnixSocketOptions } from "@ipckit/ipckit";
  *
@@ -235,7 +243,7 @@ export interface UnixSocketOptions<T> extends SocketChannelOptions<T> {
  * A name in Linux's abstract socket namespace: no file, nothing to clean
  * up; visible to every process in the same network namespace.
  *
- * @example
+ * @example An abstract name for a seqpacket socket
  * ```ts
  * import type { AbstractSocketOptions } from "@ipckit/ipckit";
  *
@@ -254,7 +262,7 @@ export interface AbstractSocketOptions<T> extends SocketChannelOptions<T> {
 /**
  * Where a TCP socket listens or connects.
  *
- * @example
+ * @example A TCP address
  * ```ts
  * import type { TcpSocketOptions } from "@ipckit/ipckit";
  *
@@ -273,7 +281,7 @@ export interface TcpSocketOptions<T> extends SocketChannelOptions<T> {
 /**
  * `{ path }` or `{ abstract }` for a Unix socket, `{ hostname, port }` for TCP.
  *
- * @example
+ * @example The three kinds of address
  * ```ts
  * import type { SocketOptions } from "@ipckit/ipckit";
  *
@@ -293,7 +301,7 @@ export type SocketOptions<T> =
  * Who is at the other end of a Unix connection, as the kernel recorded it
  * when the peer connected (`SO_PEERCRED`): it cannot be forged by the peer.
  *
- * @example
+ * @example A test a listener's allow could use
  * ```ts
  * import type { PeerCredentials } from "@ipckit/ipckit";
  *
@@ -314,7 +322,7 @@ export interface PeerCredentials {
 /**
  * What only a listener takes.
  *
- * @example
+ * @example A group-writable socket file that only one user may use
  * ```ts
  * import type { ListenOptions } from "@ipckit/ipckit";
  *
@@ -357,13 +365,16 @@ export interface ListenOptions {
  * An ipckit handle that can travel over a seqpacket socket, and what a
  * received one is. Narrow it with `instanceof`.
  *
- * @example
- * ```ts ignore
+ * @example Find the shared memory among received handles
+ * ```ts
  * import { type PassedHandle, SharedMemory } from "@ipckit/ipckit";
  *
  * function memoryOf(handles: PassedHandle[]): SharedMemory | undefined {
- *   return handles.find((handle) => handle instanceof SharedMemory);
+ *   return handles.find((handle): handle is SharedMemory =>
+ *     handle instanceof SharedMemory
+ *   );
  * }
+ * console.log(memoryOf([])); // undefined
  * ```
  *
  * @category Sockets
@@ -381,7 +392,7 @@ export type PassedHandle =
  * A message from a socket, and the handles that came with it (seqpacket
  * sockets only; always empty on a stream).
  *
- * @example
+ * @example A message without handles
  * ```ts
  * import type { SocketMessage } from "@ipckit/ipckit";
  *
@@ -398,8 +409,8 @@ export interface SocketMessage<T> extends Message<T> {
 /**
  * Options for {@linkcode SocketChannel.send}.
  *
- * @example
- * ```ts ignore
+ * @example Send a handle, waiting at most a second
+ * ```ts
  * import { SharedMemory, type SocketSendOptions } from "@ipckit/ipckit";
  *
  * using memory = SharedMemory.anonymous(4096);
@@ -419,7 +430,7 @@ export interface SocketSendOptions extends WaitOptions {
 /**
  * Options for {@linkcode SocketChannel.receive}.
  *
- * @example
+ * @example Take up to four handles, waiting at most a second
  * ```ts
  * import type { SocketReceiveOptions } from "@ipckit/ipckit";
  *
@@ -478,15 +489,25 @@ function _channel<TSend, TReceive>(
  * peer's iteration ends, this side can still receive); `close()` closes
  * both directions.
  *
- * @example
- * ```ts ignore
- * import { connect } from "@ipckit/ipckit";
+ * @example Half-close, then read the rest of the replies
+ * ```ts
+ * import { connect, listen } from "@ipckit/ipckit";
  *
- * await using channel = await connect<string>({ port: 9000 });
- * console.log(channel.remoteAddr);
+ * await using server = await listen<string>({ port: 0 }); // a free port
+ * const { port } = server.addr as Deno.NetAddr;
+ * const serving = (async () => {
+ *   await using connection = await server.accept();
+ *   for await (const { value } of connection) {
+ *     await connection.send(value.toUpperCase());
+ *   }
+ *   await connection.closeWrite();
+ * })();
+ * await using channel = await connect<string>({ port });
+ * console.log(channel.remoteAddr); // { transport: "tcp", hostname: "127.0.0.1", port }
  * await channel.send("last request");
  * await channel.closeWrite();
- * for await (const { value } of channel) console.log(value);
+ * for await (const { value } of channel) console.log(value); // LAST REQUEST
+ * await serving;
  * ```
  *
  * @category Sockets
@@ -567,12 +588,15 @@ export class SocketChannel<TSend, TReceive = TSend>
    * @throws {TypeError} for `handles` on a stream socket, or a handle that cannot be passed
    * @throws {Deno.errors.BrokenPipe} when the peer has closed its end
    *
-   * @example
-   * ```ts ignore
-   * import { connect } from "@ipckit/ipckit";
+   * @example Send, waiting at most a second for room
+   * ```ts
+   * import { socketpair } from "@ipckit/ipckit";
    *
-   * await using channel = await connect<string>({ path: "/tmp/app.sock" });
-   * await channel.send("hello", { timeout: 1000 });
+   * const [a, b] = socketpair<string>();
+   * await a.send("hello", { timeout: 1000 });
+   * console.log((await b.receive()).value); // hello
+   * a.close();
+   * b.close();
    * ```
    */
   send(value: TSend, options: SocketSendOptions = {}): Promise<void> {
@@ -616,12 +640,21 @@ export class SocketChannel<TSend, TReceive = TSend>
    * bytes), or carries more handles than `maxHandles` (they are closed)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
-   * import { connect } from "@ipckit/ipckit";
+   * @example Receive a message and the memory that came with it
+   * ```ts
+   * import { SharedMemory, socketpair } from "@ipckit/ipckit";
    *
-   * await using channel = await connect<string>({ abstract: "app", type: "seqpacket" });
-   * const { value, handles } = await channel.receive({ maxHandles: 1, timeout: 1000 });
+   * const [a, b] = socketpair<string>({ type: "seqpacket" });
+   * {
+   *   using memory = SharedMemory.anonymous(4096);
+   *   await a.send("a buffer for you", { handles: [memory] });
+   * }
+   * const { value, handles } = await b.receive({ maxHandles: 1, timeout: 1000 });
+   * const [memory] = handles;
+   * console.log(value, memory instanceof SharedMemory); // a buffer for you true
+   * for (const handle of handles) await handle.close();
+   * a.close();
+   * b.close();
    * ```
    */
   receive(
@@ -656,13 +689,19 @@ export class SocketChannel<TSend, TReceive = TSend>
    * Waits until a `receive()` would not wait (a whole message is there, or
    * the peer closed its end), taking nothing (see `Selectable.ready`).
    *
-   * @example
-   * ```ts ignore
-   * import { connect } from "@ipckit/ipckit";
+   * @example Wait for a message, then take it without waiting
+   * ```ts
+   * import { socketpair } from "@ipckit/ipckit";
    *
-   * await using channel = await connect<string>({ path: "/tmp/app.sock" });
-   * await channel.ready({ timeout: 1000 });
-   * const { value } = await channel.receive({ timeout: 0 });
+   * const [a, b] = socketpair<string>();
+   * const later = new Promise((resolve) => setTimeout(resolve, 10))
+   *   .then(() => a.send("later"));
+   * await b.ready({ timeout: 1000 });
+   * const { value } = await b.receive({ timeout: 0 });
+   * console.log(value); // later
+   * await later;
+   * a.close();
+   * b.close();
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
@@ -681,13 +720,16 @@ export class SocketChannel<TSend, TReceive = TSend>
    * Half-close: flushes what was sent and shuts the writing side, so the
    * peer's iteration ends, while this side can still receive.
    *
-   * @example
-   * ```ts ignore
-   * import { connect } from "@ipckit/ipckit";
+   * @example Say that this was the last message
+   * ```ts
+   * import { socketpair } from "@ipckit/ipckit";
    *
-   * await using channel = await connect<string>({ path: "/tmp/app.sock" });
-   * await channel.send("last");
-   * await channel.closeWrite();
+   * const [a, b] = socketpair<string>();
+   * await a.send("last");
+   * await a.closeWrite();
+   * for await (const { value } of b) console.log(value); // last
+   * a.close();
+   * b.close();
    * ```
    */
   async closeWrite(): Promise<void> {
@@ -756,15 +798,30 @@ function _server<TSend, TReceive>(
  * accepted stay open until they are closed.
  *
  * @example Serve every client concurrently
- * ```ts ignore
- * import { listen, type SocketChannel } from "@ipckit/ipckit";
+ * ```ts
+ * import { connect, listen, type SocketChannel } from "@ipckit/ipckit";
  *
  * async function echo(connection: SocketChannel<string>): Promise<void> {
  *   using _ = connection;
  *   for await (const { value } of connection) await connection.send(value);
  * }
- * await using server = await listen<string>({ port: 9000 });
- * for await (const connection of server) echo(connection);
+ * await using server = await listen<string>({ port: 0 });
+ * const { port } = server.addr as Deno.NetAddr;
+ * const serving = (async () => {
+ *   const echoes: Promise<void>[] = [];
+ *   for await (const connection of server) echoes.push(echo(connection));
+ *   await Promise.all(echoes);
+ * })();
+ * const clients = await Promise.all(
+ *   ["a", "b", "c"].map(() => connect<string>({ port })),
+ * );
+ * await Promise.all(clients.map((client, i) => client.send(`client ${i}`)));
+ * for (const client of clients) {
+ *   console.log((await client.receive()).value); // client 0, client 1, client 2
+ *   client.close();
+ * }
+ * server.close(); // ends the iteration
+ * await serving;
  * ```
  *
  * @category Sockets
@@ -829,12 +886,15 @@ export class SocketServer<TSend, TReceive = TSend>
    * @throws {IpcError} with code `EMFILE` (and the like) when the process
    * has no descriptor left for the connection; it stays queued
    *
-   * @example
-   * ```ts ignore
-   * import { listen } from "@ipckit/ipckit";
+   * @example Take one connection, waiting at most five seconds
+   * ```ts
+   * import { connect, listen } from "@ipckit/ipckit";
    *
-   * await using server = await listen<string>({ port: 9000 });
+   * await using server = await listen<string>({ port: 0 });
+   * const { port } = server.addr as Deno.NetAddr;
+   * await using client = await connect<string>({ port });
    * await using connection = await server.accept({ timeout: 5000 });
+   * console.log(connection.remoteAddr.transport); // tcp
    * ```
    */
   async accept(
@@ -1008,15 +1068,19 @@ function _passes(error: unknown): boolean {
  * @throws {Deno.errors.AddrInUse} when another process listens there already
  * @throws {Deno.errors.AlreadyExists} when the path exists and is not a socket
  *
- * @example
- * ```ts ignore
- * import { listen } from "@ipckit/ipckit";
+ * @example Jobs over a Unix socket, and who sent them
+ * ```ts
+ * import { connect, listen } from "@ipckit/ipckit";
  *
- * await using server = await listen<{ job: string }>({ path: "/tmp/jobs.sock" });
+ * const path = `/tmp/jobs-${Deno.pid}.sock`;
+ * await using server = await listen<{ job: string }>({ path });
+ * await using client = await connect<{ job: string }>({ path });
+ * await client.send({ job: "resize" });
  * for await (const connection of server) {
  *   const { value } = await connection.receive();
- *   console.log(value.job, "from pid", connection.peer?.pid);
+ *   console.log(value.job, "from pid", connection.peer?.pid); // resize from pid <this pid>
  *   connection.close();
+ *   break;
  * }
  * ```
  *
@@ -1105,12 +1169,16 @@ export async function listen<TSend, TReceive = TSend>(
  * @throws {Deno.errors.ConnectionRefused} when nothing listens there
  * @throws {Deno.errors.TimedOut} when `timeout` passes first
  *
- * @example
- * ```ts ignore
- * import { connect } from "@ipckit/ipckit";
+ * @example Connect, waiting at most a second
+ * ```ts
+ * import { connect, listen } from "@ipckit/ipckit";
  *
- * await using jobs = await connect<{ job: string }>({ path: "/tmp/jobs.sock", timeout: 1000 });
+ * const path = `/tmp/queue-${Deno.pid}.sock`;
+ * await using server = await listen<{ job: string }>({ path });
+ * await using jobs = await connect<{ job: string }>({ path, timeout: 1000 });
  * await jobs.send({ job: "resize" });
+ * await using connection = await server.accept();
+ * console.log((await connection.receive()).value); // { job: "resize" }
  * ```
  *
  * @category Sockets
@@ -1185,7 +1253,7 @@ export async function connect<TSend, TReceive = TSend>(
 /**
  * Options of {@linkcode socketpair}.
  *
- * @example
+ * @example A seqpacket pair
  * ```ts
  * import type { SocketPairOptions } from "@ipckit/ipckit";
  *
@@ -1207,8 +1275,8 @@ export interface SocketPairOptions<T> extends SocketChannelOptions<T> {
  *
  * @throws {TypeError} / {RangeError} for a bad option, before any system call
  *
- * @example
- * ```ts ignore
+ * @example Two connected ends in one process
+ * ```ts
  * import { socketpair } from "@ipckit/ipckit";
  *
  * const [a, b] = socketpair<string>();
