@@ -83,6 +83,7 @@ export { select } from "./mechanisms/select.ts";
 export { duplex, DuplexChannel } from "./mechanisms/duplex.ts";
 export {
   type ByteIO,
+  type ByteIOWait,
   FramedChannel,
   type FramedChannelOptions,
   type Framing,
@@ -177,13 +178,24 @@ export {
 
 // Sockets
 export {
+  type AbstractSocketOptions,
   connect,
   listen,
   type ListenOptions,
+  type PassedHandle,
+  type PeerCredentials,
+  SEQPACKET_DEFAULT_MAX,
+  SEQPACKET_MAX,
   SocketChannel,
   type SocketChannelOptions,
+  type SocketMessage,
   type SocketOptions,
+  socketpair,
+  type SocketPairOptions,
+  type SocketReceiveOptions,
+  type SocketSendOptions,
   SocketServer,
+  type SocketType,
   type TcpSocketOptions,
   type UnixSocketOptions,
 } from "./mechanisms/socket.ts";

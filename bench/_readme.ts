@@ -86,14 +86,20 @@ const ROWS = {
   command: "Deno.Command stdin/stdout (raw bytes)",
   fork: "node:child_process fork() IPC",
   unix: "Unix socket, async",
+  seqpacket: "Unix seqpacket socket, async",
   denoUnix: "Deno.connect Unix socket + hand-written frames",
   tcp: "TCP 127.0.0.1, async",
+  spawnSocket: "spawn(), child with --allow-ffi (takes the socket)",
+  rpcUnix: "RPC request over a Unix socket, async",
   rpcMq: "RPC request over message queues, async",
   cMqBusy: "C: POSIX message queue, busy-wait",
   cMqBlocking: "C: POSIX message queue, blocking (one CPU)",
   cUnixBusy: "C: Unix stream socket, busy-wait",
   cUnixBlocking: "C: Unix stream socket, blocking (one CPU)",
   cUnixTwoCpus: "C: Unix stream socket, blocking (two CPUs)",
+  cSeqpacketBusy: "C: Unix seqpacket, busy-wait",
+  cTcpBusy: "C: TCP 127.0.0.1, busy-wait",
+  cPipeBlocking: "C: pipe pair, blocking (one CPU)",
 } as const;
 
 /**
@@ -150,6 +156,11 @@ function _percent(value: number | undefined): string {
   if (value === undefined) return NOT_MEASURED;
   if (value < 0.01) return "less than 0.01% of a core";
   return `${value < 1 ? value.toFixed(2) : value.toFixed(0)}% of a core`;
+}
+
+/** "busy-waiting C" or "blocking C": the C row a row is compared with. */
+function _cKind(row: Row | undefined): string {
+  return row?.limit?.waiting === "busy" ? "busy-waiting C" : "blocking C";
 }
 
 /** "faster than" / "slower than" / "about as fast as", for two times. */
@@ -229,6 +240,10 @@ export function readmeSection(results: Results): string {
   );
   const mqAsync = get("mqAsync");
   const cMqBusy = get("cMqBusy");
+  const limitOf = (key: keyof typeof ROWS) => {
+    const row = get(key);
+    return row ? limitRowOf(rows, row)?.rt64.median : undefined;
+  };
   const ratioOf = (key: keyof typeof ROWS) => {
     const row = get(key);
     return row ? limitRatios(rows, row).rt64 : undefined;
@@ -258,15 +273,18 @@ export function readmeSection(results: Results): string {
     "These are one run on a shared virtual machine: take ratios within the " +
     "run, not absolute numbers, and run `deno task bench` on your machine. " +
     "The rows where ipckit can retry a non-blocking call before it sleeps " +
-    "(shared memory, message queues, FIFOs, a child with " +
+    "(shared memory, message queues, FIFOs, ipckit's own sockets, a child " +
+    "that takes `spawn()`'s socket or opens its pipes with " +
     "`parentChannel({ direct: true })`: the `spin` option, 50 µs by " +
     "default) pay no wake-up when the answer comes quickly: " +
     `${_us(rt("mqAsync"))} for a message queue against ` +
     `${_us(rt("mqParked"))} with \`spin: 0\`. Where Deno's runtime owns ` +
-    "the descriptor (sockets, pipes to a child) every answer waits in its " +
-    `event loop: ${_us(rt("unix"))} for a Unix socket, against ` +
-    `${_us(rt("cUnixBusy"))} for C busy-waiting on one, and for C blocking ` +
-    `${_us(rt("cUnixBlocking"))} with its two processes on one CPU and ` +
+    "the descriptor (pipes to a child that uses Deno's stdio, " +
+    "`Deno.connect`) every answer waits in its event loop: " +
+    `${_us(rt("pipe"))} for \`spawn()\` pipes, against ` +
+    `${_us(rt("cPipeBlocking"))} for C blocking on a pipe pair with its two ` +
+    "processes on one CPU. For C blocking on a Unix socket: " +
+    `${_us(rt("cUnixBlocking"))} on one CPU and ` +
     `${_us(rt("cUnixTwoCpus"))} on two: on a virtual machine, a wake-up on ` +
     "another CPU may first have to bring that CPU out of idle.",
     "",
@@ -275,10 +293,29 @@ export function readmeSection(results: Results): string {
     `queue (${_us(rt("mqAsync"))} against ${_us(rt("cMqBusy"))}), shared ` +
     `memory with spinning ${_times(ratioOf("shmSpin"))}, a FIFO pair ` +
     `${_times(ratioOf("fifo"))}, a Unix socket ${_times(ratioOf("unix"))} ` +
-    "blocking C. What is left is the price of the runtime: every libc call " +
+    `${_cKind(get("unix"))}. What is left is the price of the runtime: ` +
+    "every libc call " +
     "crosses from V8 through `Deno.dlopen`, every wake-up of the event loop " +
     "passes through Deno's own threads, and every message is a JavaScript " +
     "object. [bench/results.md](bench/results.md) has every row's ratio.",
+    "",
+    "**How close are ipckit's own sockets?** ipckit makes its sockets " +
+    "itself, through libc, and waits on them as on a queue: a spin, then the " +
+    "reactor. A 64-byte round trip over a Unix stream socket takes " +
+    `${_us(rt("unix"))} (${_times(ratioOf("unix"))} ` +
+    `${_cKind(get("unix"))}'s ${_us(limitOf("unix"))}; ` +
+    `\`Deno.connect\` with hand-written frames ${_us(rt("denoUnix"))}), ` +
+    `over a seqpacket socket ${_us(rt("seqpacket"))} (C busy-waiting ` +
+    `${_us(rt("cSeqpacketBusy"))}), over TCP on loopback ` +
+    `${_us(rt("tcp"))} (C busy-waiting ${_us(rt("cTcpBusy"))}). A child ` +
+    "with `--allow-ffi` takes the socket `spawn()` offers it: " +
+    `${_us(rt("spawnSocket"))}, against ${_us(rt("fifo"))} for a FIFO pair ` +
+    `and ${_us(rt("fork"))} for \`node:child_process\` \`fork()\`. ` +
+    "Request/response over a Unix socket takes " +
+    `${_us(rt("rpcUnix"))}, over two message queues ${_us(rt("rpcMq"))}; ` +
+    `1 MiB moves one way at ${_rate(mib("unix"))} over a Unix socket and ` +
+    `${_rate(mib("fifo"))} through a FIFO pair. \`deno task bench:sockets\` ` +
+    "checks these against the targets of issue 13 in a run of its own.",
     "",
     "**What does spinning cost?** CPU. A 64-byte message queue round trip " +
     `costs on average ${_us(cpu("mqAsync"))} of CPU (both processes, user ` +
@@ -323,18 +360,16 @@ export function readmeSection(results: Results): string {
     "the I/O. A Deno process does its own stdin and stdout I/O on its " +
     "blocking thread pool (`strace -f` shows the child's `write(1, …)` on " +
     "pool threads), so each message through a pipe to a Deno child that uses " +
-    "Deno's stdio pays thread hand-offs that a socket, polled by the event " +
-    `loop, does not: ${_us(rt("pipe"))} for \`spawn()\` pipes against ` +
-    `${_us(rt("unix"))} for a Unix socket, and \`node:child_process\` ` +
-    `\`fork()\` (a socket under the hood, ${_us(rt("fork"))}) is ` +
-    `${_than(rt("fork"), rt("pipe"))} plain pipes. A child that opens its ` +
-    "channel with `parentChannel({ direct: true })` (and `--allow-ffi`) " +
-    "reads and writes the pipes itself, non-blocking, spinning before it " +
-    `sleeps: ${_us(rt("pipeDirect"))}, ${
-      _than(rt("pipeDirect"), rt("unix"))
-    } ` +
-    "the socket. Pick a pipe for what only a pipe gives: a child that needs " +
-    "no name, no file and no permission beyond `--allow-run`, and " +
+    `Deno's stdio pays thread hand-offs: ${_us(rt("pipe"))} for ` +
+    "`spawn()` pipes, and `node:child_process` `fork()` (a socket under " +
+    `the hood, ${_us(rt("fork"))}) is ${_than(rt("fork"), rt("pipe"))} ` +
+    "plain pipes. That is why `spawn()` offers a child with `--allow-ffi` a " +
+    "Unix socket, which ipckit then reads and writes on both main threads, " +
+    `spinning before it sleeps: ${_us(rt("spawnSocket"))}; ` +
+    "`parentChannel({ direct: true })` reads and writes the pipes " +
+    `themselves in the child: ${_us(rt("pipeDirect"))}, the parent's end ` +
+    "still a Deno stream. Pick plain pipes for what only they give: a " +
+    "child that needs no permission beyond `--allow-run`, and " +
     "interoperability with any program that reads stdin.",
     "",
     "**What does crossing the event loop cost, compared with `*Sync`?** " +
@@ -380,9 +415,10 @@ export function readmeSection(results: Results): string {
     "- spin before sleeping where latency matters and a core is free " +
     `(${_us(rt("mqAsync"))} against ${_us(rt("mqParked"))} on a message ` +
     "queue with `spin: 0`), and not where processes outnumber cores;",
-    "- make fewer system calls and thread hand-offs: " +
-    "`parentChannel({ direct: true })` in a Deno child, a message queue or " +
-    "shared memory rather than a socket when both ends are on this machine.",
+    "- make fewer system calls and thread hand-offs: a child with " +
+    "`--allow-ffi` that takes `spawn()`'s socket rather than one that uses " +
+    "Deno's stdio, ipckit's sockets rather than `Deno.connect`, and a " +
+    "message queue or shared memory when both ends are on this machine.",
     "",
     END,
   ];

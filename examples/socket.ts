@@ -1,12 +1,19 @@
 /**
- * Typed messages over a Unix socket, TCP and UDP, in one process for brevity
- * (each end works the same from another process or machine).
+ * Typed messages over a Unix socket, TCP and UDP, and shared memory handed
+ * over a seqpacket socket, in one process for brevity (each end works the
+ * same from another process or machine).
  *
  *     deno task example:socket
  *
  * @module
  */
-import { bindDatagram, connect, listen } from "../mod.ts";
+import {
+  bindDatagram,
+  connect,
+  listen,
+  SharedMemory,
+  socketpair,
+} from "../mod.ts";
 
 type Job = { id: number; file: string };
 type Done = { id: number; bytes: number };
@@ -19,6 +26,8 @@ const serving = (async () => {
   for await (const connection of server) {
     (async () => {
       using _ = connection;
+      // Who connected, as the kernel recorded it: pid, uid, gid.
+      console.log("unix socket: a client, pid", connection.peer?.pid);
       for await (const { value: job } of connection) {
         await connection.send({ id: job.id, bytes: job.file.length * 1000 });
       }
@@ -58,3 +67,17 @@ console.log("udp reply:", (await udpClient.receive({ timeout: 1000 })).value);
 
 server.close();
 await serving;
+
+// Seqpacket: one message per packet, and descriptors can travel with it.
+// Anonymous shared memory has no name anyone could open: it is handed over.
+const [left, right] = socketpair<string>({ type: "seqpacket" });
+{
+  using memory = SharedMemory.anonymous(4096);
+  memory.bytes()[0] = 42;
+  await left.send("a buffer for you", { handles: [memory] });
+  const { value, handles } = await right.receive({ maxHandles: 1 });
+  using received = handles[0] as SharedMemory;
+  console.log("seqpacket:", value, "- its first byte is", received.bytes()[0]);
+}
+left.close();
+right.close();

@@ -206,6 +206,7 @@ export const FCNTL = {
   FD_CLOEXEC: 1,
   F_GETFL: 3,
   F_SETFL: 4,
+  F_DUPFD_CLOEXEC: 1030,
   F_GETPIPE_SZ: 1032,
   F_SETPIPE_SZ: 1031,
 } as const;

@@ -45,9 +45,26 @@ const _LINUX_ERRNO = {
   ELOOP: 40,
   EOVERFLOW: 75,
   EILSEQ: 84,
+  ENOTSOCK: 88,
+  EDESTADDRREQ: 89,
   EMSGSIZE: 90,
+  EPROTOTYPE: 91,
+  EPROTONOSUPPORT: 93,
   EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETUNREACH: 101,
+  ECONNABORTED: 103,
+  ECONNRESET: 104,
+  ENOBUFS: 105,
+  EISCONN: 106,
+  ENOTCONN: 107,
+  ETOOMANYREFS: 109,
   ECONNREFUSED: 111,
+  EHOSTUNREACH: 113,
+  EALREADY: 114,
+  EINPROGRESS: 115,
   ETIMEDOUT: 110,
   EOWNERDEAD: 130,
 } as const;
@@ -88,9 +105,26 @@ const _DARWIN_ERRNO: Record<ErrnoName, number> = {
   ELOOP: 62,
   EOVERFLOW: 84,
   EILSEQ: 92,
+  ENOTSOCK: 38,
+  EDESTADDRREQ: 39,
   EMSGSIZE: 40,
+  EPROTOTYPE: 41,
+  EPROTONOSUPPORT: 43,
   EOPNOTSUPP: 102,
+  EAFNOSUPPORT: 47,
+  EADDRINUSE: 48,
+  EADDRNOTAVAIL: 49,
+  ENETUNREACH: 51,
+  ECONNABORTED: 53,
+  ECONNRESET: 54,
+  ENOBUFS: 55,
+  EISCONN: 56,
+  ENOTCONN: 57,
+  ETOOMANYREFS: 59,
   ECONNREFUSED: 61,
+  EHOSTUNREACH: 65,
+  EALREADY: 37,
+  EINPROGRESS: 36,
   ETIMEDOUT: 60,
   EOWNERDEAD: 105,
 };
@@ -108,7 +142,7 @@ export function errnoName(errno: number): string {
   return _NAMES.get(errno) ?? `E${errno}`;
 }
 
-let _errnoCell: Deno.UnsafePointerView | undefined;
+let _errnoCell: Int32Array | undefined;
 
 /**
  * The calling thread's errno. Call it immediately after the failing call,
@@ -118,6 +152,8 @@ export function lastErrno(): number {
   if (!_errnoCell) {
     // The cell's address is fixed for the lifetime of the thread, so one
     // lookup serves every later read on it (each Worker loads its own copy).
+    // A typed array over it reads errno without an op call: the retry
+    // loops read it after every attempt that would block.
     const symbols = libc().symbols;
     const locate = symbols.__errno_location ?? symbols.__error;
     const pointer = locate?.();
@@ -126,9 +162,11 @@ export function lastErrno(): number {
         `Cannot read errno on ${Deno.build.os}: neither __errno_location nor __error is exported by the C library`,
       );
     }
-    _errnoCell = new Deno.UnsafePointerView(pointer);
+    _errnoCell = new Int32Array(
+      Deno.UnsafePointerView.getArrayBuffer(pointer, 4),
+    );
   }
-  return _errnoCell.getInt32();
+  return _errnoCell[0];
 }
 
 /**

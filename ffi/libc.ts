@@ -108,6 +108,96 @@ export const LIBC_SYMBOLS = {
   // const char *gnu_get_libc_version(void);  glibc only: how ffi/glibc_sem.ts tells glibc
   gnu_get_libc_version: { parameters: [], result: "pointer", optional: true },
 
+  // pid_t getppid(void);  how a child started by spawn() recognises its parent
+  getppid: { parameters: [], result: "i32" },
+  // char *getenv(const char *name);  NULL when unset; read-only, see ffi/socket.ts
+  getenv: { parameters: ["buffer"], result: "pointer" },
+  // int fchmod(int fd, mode_t mode);  on a socket before bind(): the file's mode
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+
+  // Sockets (ffi/socket.ts). Linux: SOCK_NONBLOCK/SOCK_CLOEXEC and accept4.
+  // int socket(int domain, int type, int protocol);
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int socketpair(int domain, int type, int protocol, int sv[2]);
+  socketpair: {
+    parameters: ["i32", "i32", "i32", "buffer"],
+    result: "i32",
+  },
+  // int bind(int fd, const struct sockaddr *addr, socklen_t len);
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int listen(int fd, int backlog);
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  // int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);  Linux
+  accept4: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
+  // int connect(int fd, const struct sockaddr *addr, socklen_t len);
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int shutdown(int fd, int how);
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  // int getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int setsockopt(int fd, int level, int name, const void *value, socklen_t len);
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  // int getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int getpeername(int fd, struct sockaddr *addr, socklen_t *len);
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // ssize_t send(int fd, const void *buf, size_t len, int flags);
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  // ssize_t recv(int fd, void *buf, size_t len, int flags);
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  // ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+  //                const struct sockaddr *to, socklen_t tolen);
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+  },
+  // ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+  //                  struct sockaddr *from, socklen_t *fromlen);
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+  },
+  // int inet_pton(int af, const char *src, void *dst);  1, or 0 for no address of that family
+  inet_pton: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // const char *inet_ntop(int af, const void *src, char *dst, socklen_t size);
+  inet_ntop: {
+    parameters: ["i32", "buffer", "buffer", "u32"],
+    result: "pointer",
+  },
+  // ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  // ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  // int memfd_create(const char *name, unsigned int flags);  glibc >= 2.27, musl >= 1.1.20
+  memfd_create: {
+    parameters: ["buffer", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // int getaddrinfo(const char *node, const char *service,
+  //                 const struct addrinfo *hints, struct addrinfo **res);
+  // On Deno's thread pool: a name lookup can take as long as DNS does. It
+  // returns its error (EAI_*) instead of setting errno, so nothing is lost
+  // on that thread, except for EAI_SYSTEM, which ipckit reports as such.
+  getaddrinfo_nonblocking: {
+    name: "getaddrinfo",
+    parameters: ["buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // void freeaddrinfo(struct addrinfo *res);
+  freeaddrinfo: { parameters: ["pointer"], result: "void" },
+
   // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   // The same poll() run on Deno's blocking thread pool: the reactor's

@@ -75,8 +75,8 @@
  * @module
  */
 
-import { O, PIPE_BUF, S_IFLNK, S_IFMT } from "../ffi/c.ts";
-import { ERRNO } from "../ffi/errno.ts";
+import { FCNTL, O, PIPE_BUF, S_IFIFO, S_IFLNK, S_IFMT } from "../ffi/c.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
 import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
@@ -105,6 +105,8 @@ import { checkFramingOptions } from "./_stream/options.ts";
 import { FRAME_HEADER_BYTES } from "./_stream/frames.ts";
 import { type Deadline, deadlineOf } from "./_wait/deadline.ts";
 import { backoffPark, retryAsync } from "./_wait/retry.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import { accessModeOf } from "../ffi/socket.ts";
 
 /**
  * How to create a FIFO.
@@ -526,6 +528,7 @@ export class Fifo implements Disposable, AsyncDisposable {
         },
       });
       disarm = watchDropped(channel, _closeAll([handle, keeper]));
+      _markFifoEnd(channel, handle, file, "read");
       return Promise.resolve(channel);
     } catch (error) {
       return Promise.reject(error);
@@ -594,6 +597,7 @@ export class Fifo implements Disposable, AsyncDisposable {
       onClose: () => disarm(),
     });
     disarm = watchDropped(channel, _closeAll([handle]));
+    _markFifoEnd(channel, handle, file, "write");
     return channel;
   }
 
@@ -1108,3 +1112,53 @@ async function _waitForPaths(
   );
   if (result < 0) throw systemError("lstat", action, -result);
 }
+
+/** Makes a FIFO end sendable over a seqpacket socket (socket.ts). */
+function _markFifoEnd(
+  channel: FramedChannel<unknown>,
+  handle: FdHandle,
+  path: string,
+  end: "read" | "write",
+): void {
+  markPassable(channel, () => ({
+    kind: "fifo",
+    fd: handle.fd,
+    meta: { path, end },
+  }));
+}
+
+// A FIFO end whose descriptor arrived over a socket: a reader or a writer
+// as the descriptor was opened, framed with the defaults ("frames", JSON).
+// The descriptor is the capability, so the path is not opened again.
+registerAdopter("fifo", (fd, meta) => {
+  const path = typeof meta.path === "string" ? meta.path : "";
+  const what = `FIFO "${path}"`;
+  const action = `take ${what} that arrived`;
+  const status = statFd(fd);
+  if (typeof status === "number") throw systemError("fstat", action, -status);
+  if ((status.mode & S_IFMT) !== S_IFIFO) {
+    throw new TypeError(`Cannot ${action}: it is not a FIFO`);
+  }
+  const access = accessModeOf(fd);
+  if (access < 0) throw systemError("fcntl", action, -access);
+  // Shared with the sender's descriptor, which ipckit opened non-blocking
+  // already; a FIFO from another program may not be.
+  const { fcntl } = libc().symbols;
+  const flags = retryEintr(() => fcntl(fd, FCNTL.F_GETFL, 0));
+  if (flags >= 0 && !(flags & O.NONBLOCK)) {
+    retryEintr(() => fcntl(fd, FCNTL.F_SETFL, flags | O.NONBLOCK));
+  }
+  const handle: FdHandle = { fd };
+  const reading = access === O.RDONLY;
+  let disarm = () => {};
+  const channel = new FramedChannel<unknown>({
+    ...(reading
+      ? { readable: fdReadable(handle, what, { awaitFirstWriter: true }) }
+      : { writable: fdWritable(handle, what) }),
+    description: what,
+    onClose: () => disarm(),
+  });
+  disarm = watchDropped(channel, _closeAll([handle]));
+  _markFifoEnd(channel, handle, path, reading ? "read" : "write");
+  return channel;
+});

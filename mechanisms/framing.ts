@@ -77,8 +77,56 @@ export interface ByteIO {
   write(bytes: Uint8Array): Promise<number>;
   /** Half-close: no more writes (a socket's `shutdown(SHUT_WR)`). Optional. */
   closeWrite?(): Promise<void>;
+  /**
+   * Optional: reads without waiting. Returns the byte count, `null` at end
+   * of stream, or `undefined` when nothing is there yet; throws what `read`
+   * would reject with. With it, a message already there is received
+   * without a single promise hop.
+   */
+  tryRead?(buffer: Uint8Array): number | null | undefined;
+  /**
+   * Optional: writes without waiting. Returns how many bytes were taken
+   * (possibly fewer than given), or `undefined` when none could be now;
+   * throws what `write` would reject with.
+   */
+  tryWrite?(bytes: Uint8Array): number | undefined;
+  /**
+   * Optional: a read bounded by `wait` that, when it gives up (timeout or
+   * abort), has taken nothing, so nothing is left pending. Without it, a
+   * read that outlives its receive is kept for the next one.
+   */
+  readWithin?(buffer: Uint8Array, wait: ByteIOWait): Promise<number | null>;
   /** Releases the resource; called once, by the channel's `close()`. */
   close(): void;
+}
+
+/**
+ * What bounds {@linkcode ByteIO.readWithin}: an instant on the clock of
+ * `performance.now()` (`Infinity` for no limit), the timeout the caller
+ * asked for (for the message), the signal, and what is being done.
+ *
+ * @example A one-second bound on a read
+ * ```ts
+ * import type { ByteIOWait } from "@ipckit/ipckit";
+ *
+ * const wait: ByteIOWait = {
+ *   until: performance.now() + 1000,
+ *   timeout: 1000,
+ *   action: "receive from my stream",
+ * };
+ * ```
+ *
+ * @category Channels
+ */
+export interface ByteIOWait {
+  /** When to give up with `Deno.errors.TimedOut`, in `performance.now()` ms. */
+  until: number;
+  /** The timeout asked for, in milliseconds, as the message names it. */
+  timeout: number;
+  /** Aborting gives up with the signal's reason. */
+  signal?: AbortSignal;
+  /** What is being done, phrased to follow "Cannot ". */
+  action: string;
 }
 
 /** Bytes read per slab from a {@linkcode ByteIO}; each read gets the slab's unused tail. */
@@ -89,6 +137,10 @@ const _MIN_READ_BYTES = 4 * 1024;
 /** The reading half as the channel uses it: what a stream reader offers. */
 interface _Source {
   read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** A read that does not wait: undefined when nothing is there (io only). */
+  readNow?(): ReadableStreamReadResult<Uint8Array> | undefined;
+  /** A read that takes nothing when it gives up (io with readWithin only). */
+  readWithin?(wait: ByteIOWait): Promise<ReadableStreamReadResult<Uint8Array>>;
   cancel(): Promise<void>;
 }
 
@@ -103,18 +155,41 @@ interface _Sink {
 function _ioSource(io: ByteIO): _Source {
   let slab = new Uint8Array(_SLAB_BYTES);
   let used = 0;
+  const target = () => {
+    if (slab.byteLength - used < _MIN_READ_BYTES) {
+      slab = new Uint8Array(_SLAB_BYTES);
+      used = 0;
+    }
+    return slab.subarray(used);
+  };
+  const result = (
+    into: Uint8Array,
+    count: number | null,
+  ): ReadableStreamReadResult<Uint8Array> => {
+    if (count === null) return { done: true, value: undefined };
+    used += count;
+    return { done: false, value: into.subarray(0, count) };
+  };
+  const tryRead = io.tryRead?.bind(io);
+  const readWithin = io.readWithin?.bind(io);
   return {
     async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-      if (slab.byteLength - used < _MIN_READ_BYTES) {
-        slab = new Uint8Array(_SLAB_BYTES);
-        used = 0;
-      }
-      const target = slab.subarray(used);
-      const count = await io.read(target);
-      if (count === null) return { done: true, value: undefined };
-      used += count;
-      return { done: false, value: target.subarray(0, count) };
+      const into = target();
+      return result(into, await io.read(into));
     },
+    readNow: tryRead
+      ? () => {
+        const into = target();
+        const count = tryRead(into);
+        return count === undefined ? undefined : result(into, count);
+      }
+      : undefined,
+    readWithin: readWithin
+      ? async (wait) => {
+        const into = target();
+        return result(into, await readWithin(into, wait));
+      }
+      : undefined,
     cancel: () => Promise.resolve(),
   };
 }
@@ -204,6 +279,9 @@ const _OPTION_KEYS = optionKeys<FramedChannelOptions<unknown>>({
 /** The smallest buffer allocated to join chunks. */
 const _MIN_GROWTH_BYTES = 4096;
 
+/** Frames larger than this are not kept in a channel's scratch buffer. */
+const _MAX_SCRATCH_FRAME = 64 * 1024;
+
 const _NEWLINE = 0x0a;
 const _CARRIAGE_RETURN = 0x0d;
 
@@ -264,6 +342,14 @@ export class FramedChannel<TSend, TReceive = TSend>
   // Receives and sends each run one at a time, in call order.
   #receiveTurn: Promise<unknown> = Promise.resolve();
   #sendTurn: Promise<unknown> = Promise.resolve();
+  // How many receives (and ready() calls) and sends are queued in those
+  // turns: with none, a call may complete at once, synchronously, through
+  // the io's tryRead/tryWrite, without jumping the queue.
+  #queuedReceives = 0;
+  #queuedSends = 0;
+  // The frame a send that completes at once is built in (reused: its bytes
+  // are in the kernel before the next send starts).
+  #frameScratch = new Uint8Array(0);
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
   constructor(options: FramedChannelOptions<TSend | TReceive>) {
@@ -326,9 +412,36 @@ export class FramedChannel<TSend, TReceive = TSend>
   async send(value: TSend, options: WaitOptions = {}): Promise<void> {
     const action = `send to ${this.#what}`;
     checkOptionKeys(options, WAIT_KEYS, action);
-    const frame = this.#frame(value);
+    const tryWrite = this.#io?.tryWrite;
+    if (
+      tryWrite && this.#queuedSends === 0 && !this.#life.closed &&
+      this.#writer && !options.signal?.aborted
+    ) {
+      deadlineOf(options, action);
+      // Nothing queued: write it now; only what does not fit waits.
+      const frame = this.#frame(value, true);
+      let written: number | undefined;
+      try {
+        written = tryWrite.call(this.#io, frame);
+      } catch (error) {
+        this.close();
+        throw error;
+      }
+      if (written === frame.byteLength) return;
+      // The scratch frame is reused: what is left waits in its own copy.
+      return await this.#sendFrame(frame.slice(written ?? 0), options, action);
+    }
+    return await this.#sendFrame(this.#frame(value, false), options, action);
+  }
+
+  async #sendFrame(
+    frame: Uint8Array,
+    options: WaitOptions,
+    action: string,
+  ): Promise<void> {
     const deadline = deadlineOf(options, action);
     const writer = this.#writer!;
+    this.#queuedSends++;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
@@ -350,7 +463,11 @@ export class FramedChannel<TSend, TReceive = TSend>
       });
     });
     this.#sendTurn = turn.catch(() => {});
-    await turn;
+    try {
+      await turn;
+    } finally {
+      this.#queuedSends--;
+    }
   }
 
   /**
@@ -378,11 +495,80 @@ export class FramedChannel<TSend, TReceive = TSend>
         new TypeError(`Cannot ${action}: it is write-only`),
       );
     }
+    if (
+      this.#queuedReceives === 0 && this.#reads.idle &&
+      this.#reader.readNow && !options.signal?.aborted
+    ) {
+      // Nothing queued and nothing in flight: a message that is there
+      // already is taken at once.
+      try {
+        const message = this.#receiveNow();
+        if (message) return Promise.resolve(message);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (this.#reader.readWithin) {
+        // Not there yet: wait for it straight away, no turn to take.
+        this.#queuedReceives++;
+        const waiting = this.#receiveWithin(deadline, options.signal);
+        this.#receiveTurn = waiting.catch(() => {});
+        return waiting;
+      }
+    }
+    this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
       this.#receiveFrame(deadline, options.signal)
-    );
+    ).finally(() => this.#queuedReceives--);
     this.#receiveTurn = turn.catch(() => {});
     return turn;
+  }
+
+  /** A receive that waits with io's readWithin, which takes nothing when it gives up. */
+  async #receiveWithin(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<Message<TReceive>> {
+    const action = `receive from ${this.#what}`;
+    try {
+      for (;;) {
+        if (this.#life.closed) throw this.#life.closedError("receive from");
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await this.#reader!.readWithin!({
+            until: deadline.at,
+            timeout: deadline.timeout,
+            signal,
+            action,
+          });
+        } catch (error) {
+          if (this.#life.closed) throw this.#life.closedError("receive from");
+          throw error;
+        }
+        if (this.#life.closed) throw this.#life.closedError("receive from");
+        if (result.done) this.#ended = true;
+        else this.#append(result.value);
+        const message = this.#receiveNow();
+        if (message) return message;
+      }
+    } finally {
+      this.#queuedReceives--;
+    }
+  }
+
+  /**
+   * A message from what is buffered or can be read without waiting, or
+   * undefined when one would have to wait; throws what a receive would.
+   */
+  #receiveNow(): Message<TReceive> | undefined {
+    for (;;) {
+      const payload = this.#takeMessage();
+      if (payload) return { value: this.#decode(payload) };
+      if (this.#ended) return this.#atEnd();
+      const result = this.#reader!.readNow!();
+      if (!result) return undefined;
+      if (result.done) this.#ended = true;
+      else this.#append(result.value);
+    }
   }
 
   /**
@@ -425,9 +611,10 @@ export class FramedChannel<TSend, TReceive = TSend>
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
       );
     }
+    this.#queuedReceives++;
     const turn = this.#receiveTurn.then(() =>
       this.#waitForMessage(deadline, options.signal)
-    );
+    ).finally(() => this.#queuedReceives--);
     this.#receiveTurn = turn.catch(() => {});
     return turn;
   }
@@ -496,7 +683,12 @@ export class FramedChannel<TSend, TReceive = TSend>
     return this.#codec.decode(payload) as TReceive;
   }
 
-  #frame(value: TSend): Uint8Array<ArrayBuffer> {
+  /**
+   * The frame (or line) for `value`. With `reuse`, it is built in the
+   * channel's scratch buffer, which the next such call overwrites: only for
+   * a frame written at once.
+   */
+  #frame(value: TSend, reuse: boolean): Uint8Array<ArrayBuffer> {
     if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
@@ -513,15 +705,31 @@ export class FramedChannel<TSend, TReceive = TSend>
           `Cannot send to ${this.#what}: the ${this.#codec.name} message contains a newline, which "lines" framing uses as the separator`,
         );
       }
-      const line = new Uint8Array(payload.byteLength + 1);
+      const line = this.#frameBuffer(payload.byteLength + 1, reuse);
       line.set(payload);
       line[payload.byteLength] = _NEWLINE;
       return line;
     }
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
-    new DataView(frame.buffer).setUint32(0, payload.byteLength, false);
+    const frame = this.#frameBuffer(
+      FRAME_HEADER_BYTES + payload.byteLength,
+      reuse,
+    );
+    new DataView(frame.buffer, frame.byteOffset).setUint32(
+      0,
+      payload.byteLength,
+      false,
+    );
     frame.set(payload, FRAME_HEADER_BYTES);
     return frame;
+  }
+
+  /** `bytes` of the scratch buffer (grown as needed) with `reuse`, else fresh ones. */
+  #frameBuffer(bytes: number, reuse: boolean): Uint8Array<ArrayBuffer> {
+    if (!reuse || bytes > _MAX_SCRATCH_FRAME) return new Uint8Array(bytes);
+    if (this.#frameScratch.byteLength < bytes) {
+      this.#frameScratch = new Uint8Array(Math.max(bytes, 256));
+    }
+    return this.#frameScratch.subarray(0, bytes);
   }
 
   async #receiveFrame(
@@ -565,6 +773,24 @@ export class FramedChannel<TSend, TReceive = TSend>
     action: string,
   ): Promise<void> {
     let result: ReadableStreamReadResult<Uint8Array>;
+    const source = this.#reader!;
+    if (source.readWithin && this.#reads.idle) {
+      // A read that gives up takes nothing: no read is kept for the next.
+      try {
+        result = await source.readWithin({
+          until: deadline.at,
+          timeout: deadline.timeout,
+          signal,
+          action,
+        });
+      } catch (error) {
+        if (this.#life.closed) throw this.#life.closedError("receive from");
+        throw error;
+      }
+      if (result.done) this.#ended = true;
+      else this.#append(result.value);
+      return;
+    }
     try {
       result = await this.#reads.run(
         () => this.#reader!.read(),

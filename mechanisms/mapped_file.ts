@@ -77,6 +77,8 @@ import { describeFileType } from "./_kernel/file_type.ts";
 import { checkFilePath } from "./_kernel/paths.ts";
 import type { Access } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import { accessModeOf } from "../ffi/socket.ts";
 
 // msync needs a page-aligned start; 64 KiB is a multiple of every page size
 // Linux uses on x86_64 and aarch64 (4, 16 and 64 KiB).
@@ -215,6 +217,49 @@ export class MappedFile implements Disposable, AsyncDisposable {
     this.#readOnly = readOnly;
     this.#shared = shared;
     this.#writableFd = writableFd;
+    // Can be sent over a seqpacket socket (socket.ts); the receiver maps
+    // the file through the descriptor, sharing writes when this does.
+    markPassable(this, () => ({
+      kind: "mapped-file",
+      fd: mapping.closed ? -1 : mapping.fd,
+      meta: { path, shared, readOnly },
+    }));
+  }
+
+  static {
+    // A file whose descriptor arrived over a socket: the descriptor is the
+    // capability (the sender had the access), so no path is opened again.
+    registerAdopter("mapped-file", (fd, meta) => {
+      const path = typeof meta.path === "string" ? meta.path : "";
+      const action = `take mapped file "${path}" that arrived`;
+      const access = accessModeOf(fd);
+      if (access < 0) throw systemError("fcntl", action, -access);
+      const status = statFd(fd);
+      if (typeof status === "number") {
+        throw systemError("fstat", action, -status);
+      }
+      _requireRegularFile(status, action);
+      if (status.size === 0) {
+        throw new RangeError(`Cannot ${action}: it is empty (0 bytes)`);
+      }
+      const writableFd = access === O.RDWR;
+      const shared = writableFd && meta.shared !== false;
+      const readOnly = !writableFd || meta.readOnly === true;
+      const mapping = new Mapping(
+        fd,
+        status.size,
+        shared,
+        `mapped file "${path}"`,
+      );
+      return new MappedFile(
+        path,
+        mapping,
+        readOnly,
+        shared,
+        writableFd,
+        undefined,
+      );
+    });
   }
 
   /**

@@ -61,6 +61,8 @@ import {
   retrySync,
 } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import { accessModeOf } from "../ffi/socket.ts";
 
 /**
  * Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX).
@@ -291,6 +293,33 @@ export class MessageQueue<T = unknown>
     // The safety net for a queue dropped without close().
     this.#life.guard(this, () => {
       if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+    });
+    // Can be sent over a seqpacket socket (socket.ts): a queue descriptor
+    // is a file descriptor on Linux.
+    markPassable(this, () => ({
+      kind: "message-queue",
+      fd: handle.fd,
+      meta: { name },
+    }));
+  }
+
+  static {
+    // A queue whose descriptor arrived over a socket: the descriptor is the
+    // capability (the sender had the access), so the name is not opened
+    // again and no path permission is asked; it reads and writes as the
+    // sender's descriptor was opened to, with the JSON codec.
+    registerAdopter("message-queue", (fd, meta) => {
+      const name = typeof meta.name === "string" ? meta.name : "";
+      const what = `message queue "${name}"`;
+      const access = accessModeOf(fd);
+      if (access < 0) {
+        throw systemError("fcntl", `take ${what} that arrived`, -access);
+      }
+      const { messageSize } = _readAttributes(fd, what);
+      return new MessageQueue<unknown>(name, fd, messageSize, {
+        read: access !== O.WRONLY,
+        write: access !== O.RDONLY,
+      });
     });
   }
 

@@ -11,12 +11,23 @@
  *
  * Why `Deno.Command` and not `pipe2(2)` through FFI: the runtime already
  * gives non-blocking pipes to a child, reaps it, and checks `--allow-run`,
- * and it needs neither `--allow-ffi` in the parent nor in the child. What
- * FFI could add is an extra descriptor beyond stdio (fd 3), which keeps
- * stdout free for logging; but an inheritable descriptor made with FFI would
- * also leak into every other child spawned meanwhile, and reading it in the
- * child would need `--allow-ffi` there. So stdout is the channel: in the
- * child, log with `console.error`, never `console.log`.
+ * and it needs no `--allow-ffi` in the child. An inheritable descriptor made
+ * with FFI would also leak into every other child spawned meanwhile.
+ *
+ * A faster path where both ends can take it: Deno reads and writes a
+ * child's stdio on its thread pool, so each message through the pipes pays
+ * thread hand-offs. When the parent has `--allow-ffi`, `spawn()` also
+ * offers the child a Unix socket with a random abstract name, named in its
+ * environment (`IPCKIT_PARENT_CHANNEL`); a child whose `parentChannel()` has
+ * `--allow-ffi` connects, and only a connection whose pid the kernel
+ * reports as the child's is taken. Messages then cross at socket speed, read
+ * and written on both main threads; messages sent before the child
+ * connected went over stdin and are received first. Any other child (no
+ * `--allow-ffi`, not Deno, not ipckit) never connects and talks over stdio,
+ * as before. {@linkcode ChildChannel.transport} says which it is. Either
+ * way, log with `console.error` in the child: stdout is the channel until
+ * the socket is taken (after that, what the child prints there goes to the
+ * parent's stderr).
  *
  * How the child ends reaches the channel: when its stdout ends, `receive()`
  * waits for it to exit and, if it exited with a non-zero code or was killed,
@@ -42,12 +53,23 @@
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
+import {
+  type ByteIO,
+  FramedChannel,
+  type FramedChannelOptions,
+} from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { Lifecycle } from "./_common/lifecycle.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
+import {
+  type ChildInvitation,
+  ChildLink,
+  inviteChild,
+  PARENT_CHANNEL_ENV,
+} from "./_stream/child_link.ts";
+import { connectToParent } from "./_stream/parent_link.ts";
 import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
 
 /**
@@ -105,6 +127,12 @@ export interface ParentChannelOptions<TSend, TReceive>
    * Default `false`.
    */
   direct?: boolean;
+  /**
+   * Take the Unix socket a parent using {@linkcode spawn} offers (see
+   * {@linkcode SpawnOptions.socket}), when this process has `--allow-ffi`;
+   * otherwise, or with `false`, talk over stdin and stdout. Default `true`.
+   */
+  socket?: boolean;
 }
 
 const _PIPE_KEYS = optionKeys<PipeChannelOptions<unknown, unknown>>({
@@ -121,6 +149,7 @@ const _PARENT_KEYS = optionKeys<ParentChannelOptions<unknown, unknown>>({
   receiveCodec: true,
   description: true,
   direct: true,
+  socket: true,
 });
 
 /** The options of a {@linkcode PipeChannel} among `options`. */
@@ -166,13 +195,15 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
   #life: Lifecycle;
 
   /**
-   * Frames messages on `readable` (incoming) and `writable` (outgoing).
+   * Frames messages on `readable` (incoming) and `writable` (outgoing):
+   * Web streams, or objects that read and write bytes directly
+   * ({@linkcode ByteIO}, which skips the streams layer).
    *
    * @throws {TypeError} or {RangeError} for bad framing options
    */
   constructor(
-    readable: ReadableStream<Uint8Array>,
-    writable: WritableStream<Uint8Array>,
+    readable: ReadableStream<Uint8Array> | ByteIO,
+    writable: WritableStream<Uint8Array> | ByteIO,
     options: PipeChannelOptions<TSend, TReceive> = {},
   ) {
     checkOptionKeys(options, _PIPE_KEYS, "make a pipe channel");
@@ -186,12 +217,12 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     this.#outgoing = new FramedChannel<TSend>({
       ...shared,
       codec: options.sendCodec ?? codecs.json<TSend>(),
-      writable,
+      ...(writable instanceof WritableStream ? { writable } : { io: writable }),
     });
     this.#incoming = new FramedChannel<TReceive>({
       ...shared,
       codec: options.receiveCodec ?? codecs.json<TReceive>(),
-      readable,
+      ...(readable instanceof ReadableStream ? { readable } : { io: readable }),
     });
   }
 
@@ -427,6 +458,18 @@ export interface SpawnOptions<TSend, TReceive>
    * stdin is closed before killing it with SIGKILL. Default 5000 ms.
    */
   exitTimeout?: number;
+  /**
+   * Offer the child a Unix socket to talk over instead of its stdio (when
+   * this process has `--allow-ffi`): a child whose `parentChannel()` has
+   * `--allow-ffi` takes it, and messages then cross at socket speed,
+   * without Deno's stdio threads; any other child (no `--allow-ffi`, or
+   * not ipckit) talks over stdin and stdout as before, and the offer costs
+   * it nothing. The socket has an abstract name, random, and only the
+   * child itself is let in (its pid, checked with `SO_PEERCRED`). Once it
+   * is taken, whatever the child still prints on stdout goes to this
+   * process's stderr. Default `true`.
+   */
+  socket?: boolean;
 }
 
 const _SPAWN_KEYS = optionKeys<SpawnOptions<unknown, unknown>>({
@@ -442,6 +485,7 @@ const _SPAWN_KEYS = optionKeys<SpawnOptions<unknown, unknown>>({
   stderr: true,
   signal: true,
   exitTimeout: true,
+  socket: true,
 });
 
 /** How long a failed send waits to learn whether the child has exited. */
@@ -472,10 +516,11 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
   #command: string;
   #exit: Deno.CommandStatus | undefined;
   #exitTimeout: number;
+  #link: ChildLink;
 
   /**
    * Wraps a child started with `stdin: "piped"` and `stdout: "piped"`;
-   * {@linkcode spawn} does this for you.
+   * {@linkcode spawn} does this for you (and offers the child a socket).
    */
   constructor(
     process: Deno.ChildProcess,
@@ -483,19 +528,37 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
     options: SpawnOptions<TSend, TReceive> = {},
   ) {
     checkOptionKeys(options, _SPAWN_KEYS, `talk to child "${command}"`);
-    super(
+    const description = options.description ??
+      `child process "${command}" (pid ${process.pid})`;
+    // The socket spawn() offered this very child, if any (see _offered).
+    const invitation = _offered;
+    _offered = undefined;
+    const link = new ChildLink(
       process.stdout,
       process.stdin,
-      _pipeOptions(
-        options,
-        options.description ??
-          `child process "${command}" (pid ${process.pid})`,
-      ),
+      process.pid,
+      description,
+      invitation,
     );
+    super(link.incoming, link.outgoing, _pipeOptions(options, description));
+    this.#link = link;
     this.#process = process;
     this.#command = command;
     this.#exitTimeout = options.exitTimeout ?? 5000;
-    process.status.then((status) => (this.#exit = status));
+    process.status.then((status) => {
+      this.#exit = status;
+      link.withdraw();
+    });
+  }
+
+  /**
+   * How messages travel: `"socket"` once the child took the socket
+   * offered to it, `"stdio"` once it spoke on stdout (or no socket was
+   * offered), `"pending"` until one of these happens.
+   */
+  get transport(): "socket" | "stdio" | "pending" {
+    const mode = this.#link.mode;
+    return mode === "undecided" ? "pending" : mode;
   }
 
   /** The child's process id. */
@@ -539,6 +602,7 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
   /** Closes the pipes and ends the child with SIGTERM if it still runs. */
   override close(): void {
     if (this.closed) return;
+    this.#link.withdraw();
     super.close();
     this.kill();
   }
@@ -673,18 +737,38 @@ export function spawn<TSend = unknown, TReceive = TSend>(
       `Cannot ${action}: exitTimeout must be 0 or more milliseconds, got ${exitTimeout}`,
     );
   }
-  const process = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    env: options.env,
-    clearEnv: options.clearEnv,
-    signal: options.signal,
-    stdin: "piped",
-    stdout: "piped",
-    stderr,
-  }).spawn();
+  if (options.socket !== undefined && typeof options.socket !== "boolean") {
+    throw new TypeError(`Cannot ${action}: socket must be a boolean`);
+  }
+  const invitation = options.socket === false ? undefined : inviteChild();
+  let process: Deno.ChildProcess;
+  try {
+    process = new Deno.Command(command, {
+      args,
+      cwd: options.cwd,
+      env: invitation
+        ? { ...options.env, [PARENT_CHANNEL_ENV]: invitation.value }
+        : options.env,
+      clearEnv: options.clearEnv,
+      signal: options.signal,
+      stdin: "piped",
+      stdout: "piped",
+      stderr,
+    }).spawn();
+  } catch (error) {
+    invitation?.listener.close();
+    throw error;
+  }
+  _offered = invitation;
   return new ChildChannel<TSend, TReceive>(process, name, options);
 }
+
+/**
+ * The socket `spawn()` offered the child it just started, handed to that
+ * child's `ChildChannel` constructor, which takes it at once (both run in
+ * the same synchronous call, so no other child can pick it up).
+ */
+let _offered: ChildInvitation | undefined;
 
 /**
  * In a child started by {@linkcode spawn}: the channel back to the parent,
@@ -711,6 +795,19 @@ export function parentChannel<TSend = unknown, TReceive = TSend>(
   checkFramingOptions({ ...options, codec: options.sendCodec }, action);
   checkFramingOptions({ codec: options.receiveCodec }, action);
   const description = options.description ?? "parent process";
+  if (options.socket !== undefined && typeof options.socket !== "boolean") {
+    throw new TypeError(`Cannot ${action}: socket must be a boolean`);
+  }
+  const link = options.socket === false || options.direct
+    ? undefined
+    : connectToParent(description);
+  if (link) {
+    return new PipeChannel<TSend, TReceive>(
+      link.incoming,
+      link.outgoing,
+      _pipeOptions(options, description),
+    );
+  }
   if (options.direct) {
     const { readable, writable } = directStdio(description, action);
     return new PipeChannel<TSend, TReceive>(

@@ -69,8 +69,9 @@
  */
 
 import { cString, O } from "../ffi/c.ts";
-import { retryEintr } from "../ffi/errno.ts";
+import { ERRNO, retryEintr } from "../ffi/errno.ts";
 import { libc } from "../ffi/load.ts";
+import { accessModeOf, memfdCreate } from "../ffi/socket.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
@@ -78,7 +79,9 @@ import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
+  checkSize,
   Mapping,
+  setLength,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
@@ -93,6 +96,7 @@ import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
+import { markPassable, registerAdopter } from "./_socket/passing.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
@@ -189,11 +193,18 @@ export class SharedMemory implements Disposable, AsyncDisposable {
     unlinkOnClose: boolean,
   ) {
     this.#name = name;
-    this.#what = `shared memory "${name}"`;
+    this.#what = name ? `shared memory "${name}"` : "anonymous shared memory";
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
     this.#life = new Lifecycle(this.#what);
+    // Can be sent over a seqpacket socket (socket.ts): the receiver maps
+    // the same object through the descriptor, with no name needed.
+    markPassable(this, () => ({
+      kind: "shared-memory",
+      fd: mapping.closed ? -1 : mapping.fd,
+      meta: { name, readOnly },
+    }));
   }
 
   /**
@@ -210,6 +221,83 @@ export class SharedMemory implements Disposable, AsyncDisposable {
       what: this.#what,
       own: (child) => this.#life.own(child),
     };
+  }
+  static {
+    // Shared memory whose descriptor arrived over a socket: the sender
+    // already had the access; the descriptor is the capability, so no
+    // name is opened and no path permission is asked.
+    registerAdopter("shared-memory", (fd, meta) => {
+      const name = typeof meta.name === "string" ? meta.name : "";
+      const action = `take ${
+        name ? `shared memory "${name}"` : "anonymous shared memory"
+      } that arrived`;
+      const access = accessModeOf(fd);
+      if (access < 0) throw systemError("fcntl", action, -access);
+      const size = statFd(fd);
+      if (typeof size === "number") throw systemError("fstat", action, -size);
+      if (size.size === 0) {
+        throw new RangeError(`Cannot ${action}: it is empty (0 bytes)`);
+      }
+      const readOnly = access === O.RDONLY;
+      const what = name ? `shared memory "${name}"` : "anonymous shared memory";
+      const mapping = new Mapping(fd, size.size, !readOnly, what);
+      return new SharedMemory(name, mapping, readOnly, false);
+    });
+  }
+
+  /**
+   * Creates shared memory with no name (`memfd_create(2)`): nothing in
+   * `/dev/shm`, nothing another process can open. Share it by sending it
+   * over a seqpacket socket (`channel.send(value, { handles: [memory] })`);
+   * it is freed when the last process that has it closes it. Needs only
+   * `--allow-ffi`. Its {@linkcode SharedMemory.name} is `""`.
+   *
+   * @throws {RangeError} for an invalid size, before any system call
+   * @throws {IpcError} with code `ENOSPC` when memory for it cannot be reserved
+   * @throws {Deno.errors.NotSupported} where the C library has no memfd_create
+   *
+   * @example Hand a private buffer to another end
+   * ```ts
+   * import { SharedMemory, socketpair } from "@ipckit/ipckit";
+   *
+   * // Here both ends are in this process; usually `theirs` is another
+   * // process's, connected with connect({ abstract, type: "seqpacket" }).
+   * const [mine, theirs] = socketpair<string>({ type: "seqpacket" });
+   * {
+   *   using memory = SharedMemory.anonymous(1 << 20);
+   *   memory.bytes()[0] = 42;
+   *   await mine.send("frame", { handles: [memory] });
+   * }
+   * const { handles } = await theirs.receive({ maxHandles: 1, timeout: 1000 });
+   * const [shared] = handles;
+   * if (shared instanceof SharedMemory) console.log(shared.bytes()[0]); // 42
+   * for (const handle of handles) await handle.close();
+   * mine.close();
+   * theirs.close();
+   * ```
+   */
+  static anonymous(size: number): SharedMemory {
+    const action = "create anonymous shared memory";
+    const bytes = checkSize(size, action);
+    const fd = memfdCreate("ipckit-anonymous");
+    if (fd < 0) {
+      const error = systemError("memfd_create", action, -fd);
+      throw -fd === ERRNO.ENOSYS
+        ? new Deno.errors.NotSupported(
+          `Cannot ${action}: memfd_create() is not available on ${Deno.build.os}/${Deno.build.arch}`,
+          { cause: error },
+        )
+        : error;
+    }
+    let mapping: Mapping;
+    try {
+      _reserveAnonymous(fd, bytes, action);
+      mapping = new Mapping(fd, bytes, true, "anonymous shared memory");
+    } catch (error) {
+      libc().symbols.close(fd);
+      throw error;
+    }
+    return new SharedMemory("", mapping, false, false);
   }
 
   /**
@@ -379,7 +467,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
     }
   }
 
-  /** The object's name, e.g. `"/frame"`. */
+  /** The object's name, e.g. `"/frame"`; `""` for {@linkcode SharedMemory.anonymous} memory. */
   get name(): string {
     return this.#name;
   }
@@ -557,5 +645,29 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   /** Closes the handle; see {@linkcode SharedMemory.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.#life.closeAsync(() => this.close());
+  }
+}
+
+/**
+ * Sizes a memfd and reserves its pages, so a full memory is `ENOSPC` now
+ * and never SIGBUS later. Not through `reserve()`: the internal mount of
+ * memfds reports 0 bytes free to `fstatvfs`, whatever memory is left.
+ */
+function _reserveAnonymous(fd: number, size: number, action: string): void {
+  setLength(fd, size, action);
+  const fallocate = libc().symbols.posix_fallocate;
+  if (!fallocate) return;
+  let error: number;
+  // posix_fallocate returns the error number instead of setting errno.
+  do error = fallocate(fd, 0n, BigInt(size)); while (error === ERRNO.EINTR);
+  if (error !== 0 && error !== ERRNO.EOPNOTSUPP) {
+    throw systemError(
+      "posix_fallocate",
+      action,
+      error,
+      error === ERRNO.ENOSPC
+        ? `no memory is left for ${size} bytes`
+        : undefined,
+    );
   }
 }

@@ -219,6 +219,8 @@ const _STRUCT_LAYOUTS = new Set([
   "POLLFD_SIZE",
   "EPOLL_EVENT",
   "FUTEX_WAITV",
+  "SOCKADDR_UN",
+  "SOCKADDR_STORAGE_SIZE",
 ]);
 
 Deno.test(

@@ -191,7 +191,6 @@ async function driver(
     args: [
       "run",
       "--quiet",
-      "--unstable-net",
       "--allow-ffi",
       "--allow-read",
       "--allow-write=/dev/mqueue,/dev/shm,/tmp",

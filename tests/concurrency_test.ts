@@ -93,7 +93,6 @@ async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
 
 function netFlags(dir: string, ...unixPaths: string[]): string[] {
   return [
-    "--unstable-net",
     "--allow-ffi",
     `--allow-read=${dir}`,
     `--allow-write=${dir}`,

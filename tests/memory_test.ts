@@ -10,7 +10,6 @@ import { leakChecked, spawnFixture } from "./_helpers.ts";
 import { bounded, LineReader } from "./_bounded.ts";
 
 const PROBE_FLAGS = [
-  "--unstable-net",
   "--v8-flags=--expose-gc",
   "--allow-ffi",
   "--allow-net",

@@ -32,7 +32,7 @@ interface Prepared {
   argument: string;
   /** The permission flags the README gives the operation. */
   flags: string[];
-  /** Flags that are no permission (`--unstable-net`), always given. */
+  /** Flags that are no permission (none since sockets left `--unstable-net`), always given. */
   always?: string[];
   /** Further flag sets that must fail, and the message they fail with. */
   alsoFails?: { flags: string[]; message: RegExp }[];
@@ -49,22 +49,18 @@ interface Row {
   prepare: (dir: string) => Promise<Prepared> | Prepared;
 }
 
-/** A free port on 127.0.0.1 for `transport`, found by binding port 0. */
-function freePort(transport: "tcp" | "udp"): number {
-  if (transport === "tcp") {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = listener.addr as Deno.NetAddr;
-    listener.close();
-    return port;
-  }
-  const socket = Deno.listenDatagram({
-    transport: "udp",
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  const { port } = socket.addr as Deno.NetAddr;
-  socket.close();
+/** A free TCP port on 127.0.0.1, found by binding port 0. */
+function freePort(transport: "tcp"): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
   return port;
+}
+
+/** A free UDP port on 127.0.0.1 (Deno's own UDP API needs --unstable-net). */
+async function freeUdpPort(): Promise<number> {
+  await using socket = await bindDatagram({ hostname: "127.0.0.1", port: 0 });
+  return (socket.addr as Deno.NetAddr).port;
 }
 
 function queue(): Prepared & { name: string } {
@@ -254,11 +250,77 @@ const ROWS: Row[] = [
     prepare: (dir) => ({
       argument: `${dir}/app.sock`,
       flags: [
-        `--allow-net=unix:${dir}/app.sock`,
+        "--allow-ffi",
         `--allow-read=${dir}`,
         `--allow-write=${dir}`,
+        `--allow-net=unix:${dir}/app.sock`,
       ],
     }),
+  },
+  {
+    operation: "listen on a Unix seqpacket socket",
+    probe: "seqpacket-listen",
+    prepare: (dir) => ({
+      argument: `${dir}/app.sock`,
+      flags: [
+        "--allow-ffi",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+        `--allow-net=unix:${dir}/app.sock`,
+      ],
+    }),
+  },
+  {
+    operation: "listen on an abstract Unix name",
+    probe: "abstract-listen",
+    prepare: () => {
+      const name = `ipckit-test-perm-${Deno.pid}-${crypto.randomUUID()}`;
+      return {
+        argument: name,
+        flags: ["--allow-ffi", "--allow-net"],
+        alsoFails: [{
+          // A list cannot name an abstract socket: Deno asks for all of net.
+          flags: ["--allow-ffi", "--allow-net=127.0.0.1"],
+          message: new RegExp(
+            `^NotCapable: Requires net access to "unix:@${name}".*run again with --allow-net\\b`,
+          ),
+        }],
+      };
+    },
+  },
+  {
+    operation: "bind a Unix datagram socket and send to another",
+    probe: "unix-datagram-send",
+    prepare: async (dir) => {
+      const peer = await bindDatagram<string>({ path: `${dir}/peer.dg` });
+      return {
+        argument: dir,
+        flags: [
+          "--allow-ffi",
+          `--allow-read=${dir}`,
+          `--allow-write=${dir}`,
+          `--allow-net=unix:${dir}/own.dg,unix:${dir}/peer.dg`,
+        ],
+        alsoFails: [{
+          // Its own path only: it binds, but may not send to the peer.
+          flags: [
+            "--allow-ffi",
+            `--allow-read=${dir}`,
+            `--allow-write=${dir}`,
+            `--allow-net=unix:${dir}/own.dg`,
+          ],
+          message: new RegExp(
+            `^NotCapable: Requires net access to "unix:${dir}/peer\\.dg"`,
+          ),
+        }],
+        cleanup: () => peer.close(),
+      };
+    },
+  },
+  {
+    operation: "make a socket pair",
+    probe: "socketpair",
+    prepare: () => ({ argument: "", flags: ["--allow-ffi"] }),
   },
   {
     operation: "connect to a Unix socket",
@@ -269,9 +331,10 @@ const ROWS: Row[] = [
       return {
         argument: path,
         flags: [
-          `--allow-net=unix:${path}`,
+          "--allow-ffi",
           `--allow-read=${dir}`,
           `--allow-write=${dir}`,
+          `--allow-net=unix:${path}`,
         ],
         cleanup: () => server.close(),
       };
@@ -284,7 +347,7 @@ const ROWS: Row[] = [
       const port = freePort("tcp");
       return {
         argument: String(port),
-        flags: [`--allow-net=127.0.0.1:${port}`],
+        flags: ["--allow-ffi", `--allow-net=127.0.0.1:${port}`],
       };
     },
   },
@@ -296,7 +359,7 @@ const ROWS: Row[] = [
       const { port } = listener.addr as Deno.NetAddr;
       return {
         argument: String(port),
-        flags: [`--allow-net=127.0.0.1:${port}`],
+        flags: ["--allow-ffi", `--allow-net=127.0.0.1:${port}`],
         cleanup: () => listener.close(),
       };
     },
@@ -305,7 +368,7 @@ const ROWS: Row[] = [
     operation: "a UDP server that replies",
     probe: "udp-reply",
     prepare: async () => {
-      const port = freePort("udp");
+      const port = await freeUdpPort();
       // The sender, this process: replying needs net access to its address.
       const sender = await bindDatagram<string>({
         hostname: "127.0.0.1",
@@ -315,12 +378,14 @@ const ROWS: Row[] = [
       const from = (sender.addr as Deno.NetAddr).port;
       return {
         argument: String(port),
-        always: ["--unstable-net"],
-        flags: [`--allow-net=127.0.0.1:${port},127.0.0.1:${from}`],
+        flags: [
+          "--allow-ffi",
+          `--allow-net=127.0.0.1:${port},127.0.0.1:${from}`,
+        ],
         alsoFails: [{
           // Only the server's own address: it binds and receives, but may
           // not answer.
-          flags: [`--allow-net=127.0.0.1:${port}`],
+          flags: ["--allow-ffi", `--allow-net=127.0.0.1:${port}`],
           message: new RegExp(
             `^NotCapable: Requires net access to "127\\.0\\.0\\.1:${from}"`,
           ),

@@ -1,4 +1,5 @@
 import {
+  assert,
   assertEquals,
   assertMatch,
   assertRejects,
@@ -8,10 +9,13 @@ import {
   type Channel,
   type ChildChannel,
   ChildProcessError,
+  connect,
   DecodeError,
   spawn,
+  type SpawnOptions,
 } from "../mod.ts";
-import { leakChecked } from "./_helpers.ts";
+import { readWholeFile } from "../ffi/file.ts";
+import { leakChecked, runFixture } from "./_helpers.ts";
 
 const CHILD = new URL("./fixtures/pipe_child.ts", import.meta.url).pathname;
 
@@ -241,3 +245,148 @@ Deno.test(
     );
   },
 );
+
+/** Starts the pipe fixture with --allow-ffi: the child can take the socket spawn() offers. */
+function spawnFastChild<TSend, TReceive>(
+  mode: string,
+  options: SpawnOptions<TSend, TReceive> = {},
+): ChildChannel<TSend, TReceive> {
+  return spawn<TSend, TReceive>(Deno.execPath(), {
+    ...options,
+    args: ["run", "--quiet", "--allow-ffi", CHILD, mode],
+  });
+}
+
+Deno.test(
+  "spawn() talks to a Deno child with --allow-ffi over a Unix socket; what was sent before it connected comes first, in order",
+  leakChecked(async () => {
+    await using child = spawnFastChild<
+      { n: number },
+      { n: number; doubled: number }
+    >("slow-double");
+    // The child connects only 300 ms after it starts: these go over stdin.
+    assertEquals(child.transport, "pending");
+    const count = 10_000;
+    const sending = (async () => {
+      for (let n = 0; n < count; n++) await child.send({ n });
+      await child.closeWrite();
+    })();
+    let expected = 0;
+    for await (const { value } of child) {
+      assertEquals(value, { n: expected, doubled: expected * 2 });
+      expected++;
+    }
+    await sending;
+    assertEquals(expected, count);
+    assertEquals(child.transport, "socket");
+    assertEquals((await child.status).code, 0);
+  }),
+);
+
+Deno.test(
+  "spawn() falls back to stdio for a child without --allow-ffi, or when told not to offer a socket",
+  leakChecked(async () => {
+    for (
+      const child of [
+        spawnChild<{ n: number }, { n: number; doubled: number }>("double"),
+        spawnFastChild<{ n: number }, { n: number; doubled: number }>(
+          "double",
+          { socket: false },
+        ),
+      ]
+    ) {
+      await using _ = child;
+      await child.send({ n: 2 });
+      assertEquals((await child.receive({ timeout: 10_000 })).value, {
+        n: 2,
+        doubled: 4,
+      });
+      assertEquals(child.transport, "stdio");
+    }
+  }),
+);
+
+Deno.test(
+  "A child whose environment names another parent, or a socket nobody offers, talks over stdio",
+  leakChecked(async () => {
+    for (
+      const offer of [
+        `1:ipckit-spawn-1-00000000000000000000000000000000`,
+        `${Deno.pid}:ipckit-spawn-${Deno.pid}-00000000000000000000000000000000`,
+      ]
+    ) {
+      await using child = spawnFastChild<
+        { n: number },
+        { n: number; doubled: number }
+      >("double", { socket: false, env: { IPCKIT_PARENT_CHANNEL: offer } });
+      await child.send({ n: 5 });
+      assertEquals((await child.receive({ timeout: 10_000 })).value, {
+        n: 5,
+        doubled: 10,
+      });
+      assertEquals(child.transport, "stdio");
+    }
+  }),
+);
+
+Deno.test(
+  "Only the child itself may take the socket spawn() offers: another process is closed unread",
+  leakChecked(async () => {
+    await using child = spawnFastChild<
+      { n: number },
+      { n: number; doubled: number }
+    >("slow-double");
+    // The name is in /proc/net/unix for anyone to read, as an attacker would.
+    const table = readWholeFile("/proc/net/unix");
+    assert(typeof table === "string");
+    const match = new RegExp(`@(ipckit-spawn-${Deno.pid}-[0-9a-f]{32})`).exec(
+      table,
+    );
+    assert(match, "the offered socket is not listed");
+    await using impostor = await connect<unknown>({
+      abstract: match[1],
+      timeout: 5000,
+    });
+    await impostor.send({ n: 1 }).catch(() => {});
+    const refused = await impostor.receive({ timeout: 5000 }).then(
+      () => "a message",
+      (error) => error.constructor.name,
+    );
+    // Closed unread: the end of the stream, or a reset for the bytes it sent.
+    assert(
+      refused === "UnexpectedEof" || refused === "ConnectionReset",
+      `the impostor got ${refused}`,
+    );
+    await child.send({ n: 3 });
+    assertEquals((await child.receive({ timeout: 10_000 })).value, {
+      n: 3,
+      doubled: 6,
+    });
+    await child.send({ n: 4 });
+    assertEquals((await child.receive({ timeout: 10_000 })).value, {
+      n: 4,
+      doubled: 8,
+    });
+    assertEquals(child.transport, "socket");
+  }),
+);
+
+for (const busy of [false, true]) {
+  Deno.test(
+    `Once a child takes the socket, what it prints on stdout goes to the parent's stderr${
+      busy
+        ? ", also when it prints before the parent has looked at the socket"
+        : ""
+    }`,
+    leakChecked(async () => {
+      const result = await runFixture(
+        "spawn_parent.ts",
+        ["--allow-ffi", "--allow-run", "--allow-read"],
+        busy ? ["busy"] : [],
+      );
+      assertEquals(result.code, 0, result.stderr);
+      assertEquals(result.stdout.trim(), "socket");
+      assertMatch(result.stderr, /a line on stdout/);
+    }),
+  );
+}

@@ -131,7 +131,7 @@ async function finished(
 }
 
 const socketFlags = (dir: string, path = "") => [
-  "--unstable-net",
+  "--allow-ffi",
   "--allow-net=127.0.0.1" + (path ? `,unix:${path}` : ""),
   `--allow-read=${dir}`,
   `--allow-write=${dir}`,
@@ -260,6 +260,74 @@ const transports: Record<string, () => Promise<Transport>> = {
     };
   },
 
+  async "Unix datagrams"(): Promise<Transport> {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-rpc-" });
+    const serverPath = `${dir}/server.dg`;
+    const clientPath = `${dir}/client.dg`;
+    const server = spawnFixture(
+      "rpc_server.ts",
+      [
+        "--allow-ffi",
+        `--allow-net=unix:${serverPath},unix:${clientPath}`,
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+      ],
+      ["unix-datagram", serverPath],
+    );
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      // Receiving and sending overlap on both ends: Deno's own Unix
+      // datagram sockets failed this with "Busy".
+      channel = await bindDatagram<Envelope>({
+        path: clientPath,
+        peer: { path: serverPath },
+      });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
+    return {
+      channel,
+      close: async () => {
+        channel.close();
+        await finished(server, true);
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
+  },
+  async "a Unix seqpacket socket"(): Promise<Transport> {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-rpc-" });
+    const path = `${dir}/rpc.sock`;
+    const server = spawnFixture("rpc_server.ts", socketFlags(dir, path), [
+      "seqpacket",
+      path,
+    ]);
+    let channel: RpcChannel;
+    try {
+      await firstLine(server);
+      channel = await connect<Envelope>({
+        path,
+        type: "seqpacket",
+        timeout: 10_000,
+      });
+    } catch (error) {
+      // Set-up failed: leave no server and no directory behind.
+      await finished(server, true);
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    }
+    return {
+      channel,
+      close: async () => {
+        channel.close();
+        await finished(server);
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
+  },
   async "UDP datagrams"(): Promise<Transport> {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "udp",

@@ -70,7 +70,6 @@ Deno.test(
         args: [
           "run",
           "--quiet",
-          "--unstable-net",
           "--allow-ffi",
           "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue," + dir,
           "--allow-write=/dev/mqueue," + dir,

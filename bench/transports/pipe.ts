@@ -20,17 +20,25 @@ import {
 
 const PEER = new URL("../fixtures/stream_peer.ts", import.meta.url).pathname;
 const PIPE_ROW = "pipe to a child (spawn), async";
+/** spawn() with a child that has --allow-ffi: it talks over the offered socket. */
+export const SPAWN_SOCKET_ROW =
+  "spawn(), child with --allow-ffi (takes the socket)";
 
-function _ipckit(direct: boolean): Promise<Session> {
+/**
+ * `stdio`: a child without --allow-ffi (Deno's own stdio); `direct`: the
+ * child reads its pipes through libc; `socket`: a child with --allow-ffi and
+ * default options, which takes the Unix socket spawn() offers.
+ */
+function _ipckit(mode: "stdio" | "direct" | "socket"): Promise<Session> {
   const bytes = codecs.bytes();
   const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), {
     args: [
       "run",
       "--quiet",
-      ...(direct ? ["--allow-ffi"] : []),
+      ...(mode === "stdio" ? [] : ["--allow-ffi"]),
       ...peerFlags(),
       PEER,
-      direct ? "pipe-direct" : "pipe",
+      mode === "direct" ? "pipe-direct" : "pipe",
     ],
     sendCodec: bytes,
     receiveCodec: bytes,
@@ -121,19 +129,29 @@ function _fork(): Promise<Session> {
 
 /** The pipe rows of the driver: ipckit and the two alternatives. */
 export const pipeTransports: Transport[] = [
-  // The parent's end is a Deno stream: it sleeps in Deno's runtime at once,
-  // so the C limit is the blocking one (with `direct: true` only the child spins).
+  // A child without --allow-ffi speaks on its stdio, and the parent's end
+  // is a Deno stream: both sleep in Deno's runtime at once, so the C limit
+  // is the blocking one.
   {
     name: PIPE_ROW,
     kind: "ipckit",
     limit: { mechanism: "pipe", waiting: "blocking" },
-    connect: () => _ipckit(false),
+    connect: () => _ipckit("stdio"),
+  },
+  // A child with --allow-ffi takes the Unix socket spawn() offers: ipckit
+  // reads and writes it on both ends, spinning before it parks.
+  {
+    name: SPAWN_SOCKET_ROW,
+    kind: "ipckit",
+    limit: { mechanism: "unix-stream", waiting: "busy" },
+    connect: () => _ipckit("socket"),
   },
   {
     name: "pipe to a child (spawn), child with direct: true",
     kind: "ipckit",
+    // Only the child spins (on its pipes); the parent's end is a Deno stream.
     limit: { mechanism: "pipe", waiting: "blocking" },
-    connect: () => _ipckit(true),
+    connect: () => _ipckit("direct"),
   },
   {
     name: "Deno.Command stdin/stdout (raw bytes)",

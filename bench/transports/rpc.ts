@@ -58,6 +58,7 @@ async function _unix(): Promise<Session> {
   const peer = spawnPeer(
     "rpc_echo.ts",
     [
+      "--allow-ffi",
       `--allow-net=unix:${path}`,
       `--allow-read=${dir}`,
       `--allow-write=${dir}`,
@@ -114,7 +115,7 @@ export const rpcTransports: Transport[] = [
   {
     name: "RPC request over a Unix socket, async",
     kind: "ipckit",
-    limit: { mechanism: "unix-stream", waiting: "blocking" },
+    limit: { mechanism: "unix-stream", waiting: "busy" },
     unsupported: latencyOnly,
     connect: _unix,
   },

@@ -10,6 +10,7 @@ import {
   bindDatagram,
   codecs,
   connect,
+  SEQPACKET_DEFAULT_MAX,
   UDP_MAX_PAYLOAD_IPV4,
 } from "../../mod.ts";
 import { FrameReader, writeFrame } from "../fixtures/_deno_framing.ts";
@@ -28,7 +29,7 @@ import {
 const UNIX_ROW = "Unix socket, async";
 
 function _netFlags(dir?: string, path?: string): string[] {
-  const flags = ["--unstable-net", "--allow-net=127.0.0.1"];
+  const flags = ["--allow-ffi", "--allow-net=127.0.0.1"];
   if (dir && path) {
     flags[1] += `,unix:${path}`;
     flags.push(`--allow-read=${dir}`, `--allow-write=${dir}`);
@@ -37,7 +38,7 @@ function _netFlags(dir?: string, path?: string): string[] {
 }
 
 async function _unix(
-  _size: number,
+  type: "stream" | "seqpacket",
   options: ConnectOptions = {},
 ): Promise<Session> {
   const dir = await tempDir();
@@ -45,14 +46,18 @@ async function _unix(
   const peer = spawnPeer(
     "stream_peer.ts",
     _netFlags(dir, path),
-    ["unix", path, ...(options.oneWay ? ["--ack"] : [])],
+    [
+      type === "stream" ? "unix" : "seqpacket",
+      path,
+      ...(options.oneWay ? ["--ack"] : []),
+    ],
     "piped",
   );
   const channel = await orStopPeer(
     peer,
     dir,
     async () => (await firstLine(peer),
-      await connect<Uint8Array>({ path, codec: codecs.bytes() })),
+      await connect<Uint8Array>({ path, codec: codecs.bytes(), type })),
   );
   return channelSession(channel, async () => {
     channel.close();
@@ -127,33 +132,45 @@ async function _denoUnix(): Promise<Session> {
 
 /** The socket rows of the driver. */
 export const socketTransports: Transport[] = [
-  // Deno's runtime owns these descriptors: a wait sleeps in its event loop
-  // at once, so their C limit is the blocking one.
+  // ipckit's sockets are its own descriptors, read and written through
+  // libc on the main thread: a wait spins before it parks on the reactor,
+  // so their C limit is the busy-waiting one.
   {
     name: UNIX_ROW,
     kind: "ipckit",
-    limit: { mechanism: "unix-stream", waiting: "blocking" },
+    limit: { mechanism: "unix-stream", waiting: "busy" },
     concurrent: true,
     throughput: true,
-    connect: _unix,
+    connect: (_size, options) => _unix("stream", options),
+  },
+  {
+    name: "Unix seqpacket socket, async",
+    kind: "ipckit",
+    limit: { mechanism: "unix-seqpacket", waiting: "busy" },
+    unsupported: (bytes) =>
+      bytes > SEQPACKET_DEFAULT_MAX
+        ? `a ${bytes}-byte message is more than one seqpacket message carries by default (${SEQPACKET_DEFAULT_MAX} bytes)`
+        : undefined,
+    connect: () => _unix("seqpacket"),
   },
   {
     name: "Deno.connect Unix socket + hand-written frames",
     kind: "alternative",
     versus: UNIX_ROW,
+    // Deno's own socket: its waits sleep in Deno's event loop at once.
     limit: { mechanism: "unix-stream", waiting: "blocking" },
     connect: _denoUnix,
   },
   {
     name: "TCP 127.0.0.1, async",
     kind: "ipckit",
-    limit: { mechanism: "tcp", waiting: "blocking" },
+    limit: { mechanism: "tcp", waiting: "busy" },
     connect: _tcp,
   },
   {
     name: "UDP 127.0.0.1, async",
     kind: "ipckit",
-    limit: { mechanism: "udp", waiting: "blocking" },
+    limit: { mechanism: "udp", waiting: "busy" },
     unsupported: (bytes) =>
       bytes > UDP_MAX_PAYLOAD_IPV4
         ? `a ${bytes}-byte message does not fit in one UDP datagram (at most ${UDP_MAX_PAYLOAD_IPV4} bytes)`

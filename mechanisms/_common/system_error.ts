@@ -32,6 +32,18 @@ const _REASONS: Partial<Record<string, string>> = {
   ENOSYS: "the kernel does not implement it",
   EOPNOTSUPP: "the operation is not supported",
   ESRCH: "no such process",
+  ECONNREFUSED: "nothing is listening there",
+  ECONNRESET: "the peer reset the connection",
+  ECONNABORTED: "the connection was aborted before it was accepted",
+  EADDRINUSE: "the address is in use",
+  EADDRNOTAVAIL: "the address is not available on this machine",
+  ENOTCONN: "the socket is not connected",
+  ENOBUFS: "the kernel has no buffer space left",
+  EPROTOTYPE: "the socket there is of another type",
+  ENOTSOCK: "it is not a socket",
+  ENETUNREACH: "the network is unreachable",
+  EHOSTUNREACH: "the host is unreachable",
+  ETOOMANYREFS: "too many descriptors are in flight",
 };
 
 type _ErrorClass = new (message: string, options?: ErrorOptions) => Error;
@@ -57,6 +69,16 @@ function _classFor(code: string): _ErrorClass | undefined {
       return Deno.errors.BrokenPipe;
     case "ECONNREFUSED":
       return Deno.errors.ConnectionRefused;
+    case "ECONNRESET":
+      return Deno.errors.ConnectionReset;
+    case "ECONNABORTED":
+      return Deno.errors.ConnectionAborted;
+    case "EADDRINUSE":
+      return Deno.errors.AddrInUse;
+    case "EADDRNOTAVAIL":
+      return Deno.errors.AddrNotAvailable;
+    case "ENOTCONN":
+      return Deno.errors.NotConnected;
     default:
       return undefined;
   }

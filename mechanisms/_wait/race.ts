@@ -46,6 +46,15 @@ export class KeptOperation<R> {
   }
 
   /**
+   * Whether nothing is running, kept or waited for: a caller may then do
+   * the operation's work itself, synchronously, without losing the order.
+   */
+  get idle(): boolean {
+    return !this.#inFlight && !this.#kept && this.#takers.size === 0 &&
+      this.#watchers.size === 0 && !this.#closed;
+  }
+
+  /**
    * The next outcome: a kept one, or that of the operation in progress or
    * of one made by `start()`, once every caller queued before has had its
    * own. Rejects at the deadline or on abort, leaving the queue.
