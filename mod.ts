@@ -69,3 +69,7 @@ export * from "./mechanisms/fifo.ts";
 export * from "./mechanisms/pipe.ts";
 export * from "./mechanisms/semaphore.ts";
 export * from "./mechanisms/mutex.ts";
+export * from "./mechanisms/sysv_message_queue.ts";
+export * from "./mechanisms/sysv_shared_memory.ts";
+export * from "./mechanisms/sysv_semaphore.ts";
+export * from "./mechanisms/file_lock.ts";

@@ -32,6 +32,9 @@ const _REASONS: Partial<Record<string, string>> = {
   ENOSYS: "the kernel does not implement it",
   EOPNOTSUPP: "the operation is not supported",
   ESRCH: "no such process",
+  EIDRM: "it was removed",
+  ENOMSG: "no message of the type asked for is waiting",
+  E2BIG: "the message is larger than the buffer",
 };
 
 type _ErrorClass = new (message: string, options?: ErrorOptions) => Error;
@@ -39,6 +42,7 @@ type _ErrorClass = new (message: string, options?: ErrorOptions) => Error;
 function _classFor(code: string): _ErrorClass | undefined {
   switch (code) {
     case "ENOENT":
+    case "EIDRM":
       return Deno.errors.NotFound;
     case "EEXIST":
       return Deno.errors.AlreadyExists;

@@ -283,6 +283,14 @@ export function settleSize(
   return actual;
 }
 
+/** Memory attached without a descriptor, and how to let it go. */
+export interface AttachedMemory {
+  /** Where it is attached. */
+  pointer: Deno.PointerObject;
+  /** Detaches it (shmdt); called once, after every view is detached. */
+  detach: (pointer: Deno.PointerObject) => void;
+}
+
 interface _Raw {
   fd: number;
   pointer: Deno.PointerObject | null;
@@ -343,13 +351,37 @@ export class Mapping {
    *
    * On failure the descriptor is left open for the caller to close.
    */
-  constructor(fd: number, size: number, shared: boolean, what: string) {
+  constructor(
+    fd: number,
+    size: number,
+    shared: boolean,
+    what: string,
+    attached?: AttachedMemory,
+  ) {
     this.#what = what;
     this.#shared = shared;
     this.#raw = { fd, pointer: null, size };
-    this.#raw.pointer = this.#map(size);
+    this.#detach = attached?.detach;
+    this.#raw.pointer = attached ? attached.pointer : this.#map(size);
     _leaked.register(this, this.#raw, this);
   }
+
+  /**
+   * A mapping of memory attached some other way than mmap of a descriptor
+   * (a System V segment from `shmat`), released with `attached.detach`
+   * instead of munmap. It has no descriptor (`fd` is -1) and cannot be
+   * remapped; everything else, detaching every view first included, is
+   * the same.
+   */
+  static attached(
+    size: number,
+    what: string,
+    attached: AttachedMemory,
+  ): Mapping {
+    return new Mapping(-1, size, true, what, attached);
+  }
+
+  #detach: ((pointer: Deno.PointerObject) => void) | undefined;
 
   /** The mapped length in bytes. */
   get size(): number {
@@ -529,6 +561,11 @@ export class Mapping {
    */
   remap(size: number, resizeObject: () => void): void {
     if (this.#closed) throw closedError(this.#what);
+    if (this.#detach) {
+      throw new TypeError(
+        `Cannot resize ${this.#what}: it is not mapped from a file`,
+      );
+    }
     if (this.#retained > 0) {
       throw new Deno.errors.Busy(
         `Cannot resize ${this.#what}: a wait on memory inside it is in progress`,
@@ -565,7 +602,7 @@ export class Mapping {
     this.#unmapRange();
     const fd = this.#raw.fd;
     this.#raw.fd = -1;
-    libc().symbols.close(fd);
+    if (fd >= 0) libc().symbols.close(fd);
   }
 
   #map(size: number): Deno.PointerObject {
@@ -607,7 +644,10 @@ export class Mapping {
 
   #unmapRange(): void {
     const raw = this.#raw;
+    // Zero pages mapped over an attached segment replace it, which
+    // detaches it as shmdt would.
     if (this.#escaped) _retireInPlace(raw);
+    else if (this.#detach) this.#detach(raw.pointer!);
     else libc().symbols.munmap(raw.pointer, BigInt(raw.size));
     this.#escaped = false;
     raw.pointer = null;
