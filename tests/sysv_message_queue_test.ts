@@ -1,9 +1,4 @@
-import {
-  assert,
-  assertEquals,
-  assertRejects,
-  assertThrows,
-} from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { codecs, select, SysvMessageQueue } from "../mod.ts";
 import { bounded } from "./_bounded.ts";
 import { leakChecked, runFixture, uniqueKey } from "./_helpers.ts";

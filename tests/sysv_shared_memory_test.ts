@@ -1,8 +1,4 @@
-import {
-  assert,
-  assertEquals,
-  assertThrows,
-} from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { layout, SysvSharedMemory, utf8 } from "../mod.ts";
 import { leakChecked, runFixture, uniqueKey } from "./_helpers.ts";
 import { kernelLimit, PEER_FLAGS } from "./_sysv.ts";
@@ -82,7 +78,10 @@ Deno.test(
     if (shmmax < Number.MAX_SAFE_INTEGER) {
       assertThrows(
         () =>
-          SysvSharedMemory.open(uniqueKey(), { create: true, size: shmmax + 1 }),
+          SysvSharedMemory.open(uniqueKey(), {
+            create: true,
+            size: shmmax + 1,
+          }),
         RangeError,
         `/proc/sys/kernel/shmmax = ${shmmax}`,
       );
