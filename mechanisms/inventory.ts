@@ -17,6 +17,13 @@
  * name; only queues that nobody holds cannot be listed, and
  * {@linkcode Inventory.unlisted} says so and how to mount it.
  *
+ * **System V objects** (message queues, shared memory segments, semaphore
+ * sets) have keys and ids instead of names: {@linkcode listSysvObjects}
+ * lists them from /proc/sysvipc as `ipcs` does,
+ * {@linkcode planSysvCollection} judges them, and
+ * {@linkcode removeSysvObject} removes one by id as `ipcrm` does. Listing
+ * needs `--allow-read=/proc/sysvipc`, removing `--allow-write=/proc/sysvipc`.
+ *
  * **Processes that cannot be inspected** (another user's, one that is not
  * dumpable, one that holds capabilities you do not) are reported in
  * {@linkcode Inventory.uninspected} with the reason. `planCollection` keeps
@@ -85,6 +92,20 @@ import {
   semaphoreValue,
 } from "./_inventory/probe.ts";
 import { removeByName } from "./_inventory/remove.ts";
+import {
+  judgeSysv,
+  listSysv,
+  removeSysv,
+  type SysvObject,
+  type SysvVerdict,
+} from "./_inventory/sysv.ts";
+import {
+  idError,
+  requireSysvPermissions,
+  SYSV_KIND_FACTS,
+  SYSV_KINDS,
+  type SysvKind,
+} from "./_kernel/sysv.ts";
 import { systemError } from "./_common/system_error.ts";
 
 export type { IpcKind } from "./_kernel/objects.ts";
@@ -565,6 +586,163 @@ function _kinds(kinds: Iterable<IpcKind> | undefined): Set<IpcKind> {
         `Cannot use kind ${
           JSON.stringify(kind)
         }: expected "mq", "shm" or "sem"`,
+      );
+    }
+    set.add(kind);
+  }
+  return set;
+}
+
+// --- System V --------------------------------------------------------------
+
+export type { SysvKind } from "./_kernel/sysv.ts";
+export { SYSV_KINDS } from "./_kernel/sysv.ts";
+export type { SysvObject, SysvVerdict } from "./_inventory/sysv.ts";
+
+/**
+ * How messages and tables name each System V kind: `"System V message
+ * queue"`, `"System V shared memory"`, `"System V semaphore set"`.
+ *
+ * @example
+ * ```ts
+ * import { SYSV_KIND_NAMES } from "@ipckit/ipckit/inventory";
+ *
+ * console.log(SYSV_KIND_NAMES["sysv-shm"]); // System V shared memory
+ * ```
+ */
+export const SYSV_KIND_NAMES: Readonly<Record<SysvKind, string>> = {
+  "sysv-msg": SYSV_KIND_FACTS["sysv-msg"].label,
+  "sysv-shm": SYSV_KIND_FACTS["sysv-shm"].label,
+  "sysv-sem": SYSV_KIND_FACTS["sysv-sem"].label,
+};
+
+/**
+ * Which System V objects to list or judge.
+ *
+ * @example
+ * ```ts
+ * import type { SysvListOptions } from "@ipckit/ipckit/inventory";
+ *
+ * const options: SysvListOptions = { kinds: ["sysv-shm"], key: 1234 };
+ * ```
+ */
+export interface SysvListOptions {
+  /** Only these kinds. Default: every System V kind. */
+  kinds?: Iterable<SysvKind>;
+  /** Only the object with this id. */
+  id?: number;
+  /** Only objects with this key. */
+  key?: number;
+}
+
+/**
+ * Lists the System V objects (message queues, shared memory segments,
+ * semaphore sets) of every user, from /proc/sysvipc, as `ipcs` shows them:
+ * key, id, owner, mode, size, attachments and the pids they record.
+ *
+ * @param options which kinds, and optionally one id or key
+ * @returns the objects, sorted by kind then id
+ * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
+ * @throws {TypeError} on an unknown kind
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/proc/sysvipc list.ts
+ * import { listSysvObjects } from "@ipckit/ipckit/inventory";
+ *
+ * for (const { kind, keyText, id, size } of listSysvObjects()) {
+ *   console.log(kind, keyText, id, size);
+ * }
+ * ```
+ */
+export function listSysvObjects(options: SysvListOptions = {}): SysvObject[] {
+  const kinds = _sysvKinds(options.kinds);
+  for (const kind of kinds) requireSysvPermissions(kind, ["read"]);
+  return listSysv(kinds).filter((object) =>
+    (options.id === undefined || object.id === options.id) &&
+    (options.key === undefined || object.key === (options.key | 0))
+  );
+}
+
+/**
+ * Judges which System V objects may be removed: a segment nobody has
+ * attached whose creator and last user are gone, a queue whose last
+ * sender and receiver are gone, a set whose semaphores' last users are
+ * gone. One no process has used yet is kept, and so is another user's
+ * (unless you are root). Removes nothing.
+ *
+ * @param options which kinds, and optionally one id or key
+ * @returns one verdict per object, with its reason
+ * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
+ *
+ * @example
+ * ```ts ignore
+ * import { planSysvCollection, removeSysvObject } from "@ipckit/ipckit/inventory";
+ *
+ * for (const { object, remove, reason } of planSysvCollection({ kinds: ["sysv-shm"] })) {
+ *   if (remove) removeSysvObject(object.kind, object.id);
+ *   console.log(object.id, remove ? "removed" : "kept", reason);
+ * }
+ * ```
+ */
+export function planSysvCollection(
+  options: SysvListOptions = {},
+): SysvVerdict[] {
+  return listSysvObjects(options).map(judgeSysv);
+}
+
+/**
+ * Removes a System V object by id (`IPC_RMID`, what `ipcrm` does). A
+ * segment goes once its last attachment does; a queue's messages are
+ * discarded; waiters fail.
+ *
+ * @param kind `"sysv-msg"`, `"sysv-shm"` or `"sysv-sem"`
+ * @param id its id, as {@linkcode listSysvObjects} gives it
+ * @throws {Deno.errors.NotCapable} without `--allow-write=/proc/sysvipc`
+ * @throws {Deno.errors.NotFound} when no object of that kind has the id
+ * @throws {Deno.errors.PermissionDenied} when you are neither its owner nor its creator
+ *
+ * @example
+ * ```ts ignore
+ * import { removeSysvObject } from "@ipckit/ipckit/inventory";
+ *
+ * removeSysvObject("sysv-shm", 32769);
+ * ```
+ */
+export function removeSysvObject(kind: SysvKind, id: number): void {
+  _sysvKinds([kind]);
+  if (!Number.isInteger(id) || id < 0) {
+    throw new RangeError(
+      `Cannot remove ${
+        SYSV_KIND_NAMES[kind]
+      }: id must be an integer of 0 or more, got ${id}`,
+    );
+  }
+  requireSysvPermissions(kind, ["write"]);
+  const result = removeSysv(kind, id);
+  if (result < 0) {
+    throw idError(
+      kind === "sysv-msg"
+        ? "msgctl"
+        : kind === "sysv-shm"
+        ? "shmctl"
+        : "semctl",
+      `remove ${SYSV_KIND_NAMES[kind]} id ${id}`,
+      -result,
+      "no object of that kind has this id",
+    );
+  }
+}
+
+function _sysvKinds(kinds: Iterable<SysvKind> | undefined): Set<SysvKind> {
+  if (kinds === undefined) return new Set(SYSV_KINDS);
+  const set = new Set<SysvKind>();
+  for (const kind of kinds) {
+    if (!SYSV_KINDS.includes(kind)) {
+      throw new TypeError(
+        `Cannot use kind ${
+          JSON.stringify(kind)
+        }: expected "sysv-msg", "sysv-shm" or "sysv-sem"`,
       );
     }
     set.add(kind);
