@@ -82,9 +82,7 @@ function _rows(kind: SysvKind): Record<string, number>[] | number {
     return Object.fromEntries(
       names.map((name, i) => [
         name,
-        name === "perms"
-          ? Number.parseInt(values[i], 8)
-          : Number(values[i]),
+        name === "perms" ? Number.parseInt(values[i], 8) : Number(values[i]),
       ]),
     );
   });
@@ -196,7 +194,9 @@ export function judgeSysv(object: SysvObject): SysvVerdict {
     return verdict(false, `its ${alive.role}, pid ${alive.pid}, is alive`);
   }
   const roles = [...new Set(used.map(({ role }) => role))];
-  const gone = `its ${roles.join(" and ")} ${roles.length > 1 ? "are" : "is"} gone`;
+  const gone = `its ${roles.join(" and ")} ${
+    roles.length > 1 ? "are" : "is"
+  } gone`;
   return verdict(
     true,
     object.kind === "sysv-shm" ? `nobody has it attached and ${gone}` : gone,

@@ -57,6 +57,8 @@ export class PollGroup {
   #classes = new Map<string, _Waiter[]>();
   #delay = POLL_FIRST_MS;
   #holders = 0;
+  /** Waits between `waiter()` and their `end()`, parked or not. */
+  #active = 0;
 
   /** @param key what the group is for, unique per object: `msg:32768` */
   constructor(key: string) {
@@ -85,6 +87,8 @@ export class PollGroup {
     plan: ParkBounds,
   ): { park: () => Promise<void>; end: () => void } {
     const waiter: _Waiter = { settle: undefined, holding: false, classKey };
+    this.#active++;
+    let ended = false;
     return {
       park: () => {
         // A wait that was woken and parks again failed its attempt: the
@@ -110,13 +114,18 @@ export class PollGroup {
         );
       },
       end: () => {
-        if (!waiter.holding) return;
-        // Woken, and done without parking again: it got what it waited
-        // for (or failed for good). Activity: the next of its class tries
-        // at once, and the timer starts over.
-        this.#release(waiter);
-        this.#delay = POLL_FIRST_MS;
-        this.#wakeHead(classKey);
+        if (ended) return;
+        ended = true;
+        this.#active--;
+        if (waiter.holding) {
+          // Woken, and done without parking again: it got what it waited
+          // for (or failed for good). Activity: the next of its class
+          // tries at once, and the timer starts over.
+          this.#release(waiter);
+          this.#delay = POLL_FIRST_MS;
+          this.#wakeHead(classKey);
+        }
+        this.#forgetIfIdle();
       },
     };
   }
@@ -128,6 +137,7 @@ export class PollGroup {
   poke(): void {
     this.#delay = POLL_FIRST_MS;
     for (const classKey of [...this.#classes.keys()]) this.#wakeHead(classKey);
+    this.#forgetIfIdle();
   }
 
   /** The timer's turn: every class tries once, and the delay doubles. */
@@ -147,7 +157,6 @@ export class PollGroup {
     if (!queue) {
       queue = [];
       this.#classes.set(classKey, queue);
-      _groups.set(this.#key, this);
     }
     return queue;
   }
@@ -182,7 +191,9 @@ export class PollGroup {
   }
 
   #forgetIfIdle(): void {
-    if (this.#classes.size === 0 && this.#holders === 0) {
+    if (
+      this.#classes.size === 0 && this.#holders === 0 && this.#active === 0
+    ) {
       if (_groups.get(this.#key) === this) _groups.delete(this.#key);
       _ticker.cancel(this);
     }
@@ -197,7 +208,19 @@ const _groups = new Map<string, PollGroup>();
  * that object in this process.
  */
 export function pollGroup(key: string): PollGroup {
-  return _groups.get(key) ?? new PollGroup(key);
+  let group = _groups.get(key);
+  if (!group) {
+    // Registered at once: waits that start together, before any of them
+    // parks, must all join this one group.
+    group = new PollGroup(key);
+    _groups.set(key, group);
+  }
+  return group;
+}
+
+/** How many objects have a group now (for tests: idle groups are forgotten). */
+export function pollGroupCount(): number {
+  return _groups.size;
 }
 
 /**
