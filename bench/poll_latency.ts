@@ -66,8 +66,9 @@ function quantile(sorted: number[], q: number): number {
 
 async function measure(kind: "sysv" | "posix"): Promise<void> {
   const sysv = kind === "sysv"
-    ? SysvMessageQueue.open<Stamp>("private", {
+    ? SysvMessageQueue.open<Stamp>(0x1b00_0000 | (Deno.pid & 0xff_ffff), {
       create: true,
+      exclusive: true,
       removeOnClose: true,
       spin: 0,
     })
