@@ -27,7 +27,7 @@ async function withFile(
 /** Runs a child that says one line once it holds its lock; kills it after `body`. */
 async function withHolder(
   command: Deno.ChildProcess,
-  body: (pid: number) => Promise<void>,
+  body: (pid: number) => Promise<void> | void,
 ): Promise<void> {
   const lines = new LineReader(command.stdout);
   try {
@@ -245,7 +245,7 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      await withHolder(child, async (pid) => {
+      await withHolder(child, (pid) => {
         using lock = FileLock.open(path);
         assertEquals(lock.tryLock({ start: 5, length: 1 }), undefined);
         assertEquals(lock.holder({ start: 5, length: 1 })?.pid, pid);

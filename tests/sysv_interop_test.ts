@@ -114,7 +114,11 @@ int main(int argc, char **argv) {
 }
 `;
 
-async function compile(dir: string, name: string, source: string) {
+async function compile(
+  dir: string,
+  name: string,
+  source: string,
+): Promise<string> {
   await Deno.writeTextFile(`${dir}/${name}.c`, source);
   const { success, stderr } = await new Deno.Command("cc", {
     args: ["-o", `${dir}/${name}`, `${dir}/${name}.c`],
