@@ -24,10 +24,11 @@
  * flags above, the same way the rest of ipckit does.
  *
  * @example Run the command line from another program
- * ```ts ignore
+ * ```ts
  * import { main } from "@ipckit/ipckit/cli";
  *
  * const code = await main(["ls", "--json"]);
+ * console.log(code); // 0
  * ```
  *
  * @module
@@ -215,7 +216,7 @@ class _UsageError extends Error {}
  * @returns the exit code
  *
  * @example List the objects as JSON
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc list.ts
  * import { main } from "@ipckit/ipckit/cli";
  *

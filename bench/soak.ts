@@ -168,7 +168,7 @@ async function soak(): Promise<void> {
 
   // A pipe to a cat child, which echoes every line.
   {
-    const child = spawn<number, number>("cat", [], { framing: "lines" });
+    const child = spawn<number, number>("cat", { framing: "lines" });
     cleanup.push(async () => {
       child.close();
       await child.status;

@@ -16,7 +16,8 @@ const [role, base] = Deno.args;
 
 if (role === "client") {
   // The stranger: it knows only the path.
-  await using server = await Fifo.duplex<Request | Reply>(base, {
+  // Each side names what it sends, then what it receives.
+  await using server = await Fifo.duplex<Request, Reply>(base, {
     role: "client",
     timeout: 10_000,
   });
@@ -39,12 +40,12 @@ if (role === "client") {
       ],
     }).spawn();
     {
-      await using clients = await Fifo.duplex<Request | Reply>(`${dir}/adder`, {
+      await using clients = await Fifo.duplex<Reply, Request>(`${dir}/adder`, {
         role: "server",
         timeout: 10_000,
+        unlinkOnClose: true,
       });
-      for await (const { value } of clients) {
-        const request = value as Request;
+      for await (const { value: request } of clients) {
         if (request.op === "bye") {
           await clients.send({ bye: true });
           break;
@@ -55,7 +56,7 @@ if (role === "client") {
     await client.status;
 
     // Interop: any program that writes lines can talk to a "lines" reader.
-    using fifo = Fifo.create(`${dir}/lines`);
+    using fifo = Fifo.create(`${dir}/lines`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<string>({
       framing: "lines",
       codec: codecs.text(),

@@ -20,11 +20,13 @@ if (Deno.args[0] === "child") {
   }
   console.error("child: parent closed the pipe, exiting");
 } else {
-  await using child = spawn<Job, Result>(Deno.execPath(), [
-    "run",
-    new URL(import.meta.url).pathname,
-    "child",
-  ]);
+  await using child = spawn<Job, Result>(Deno.execPath(), {
+    args: [
+      "run",
+      new URL(import.meta.url).pathname,
+      "child",
+    ],
+  });
   const texts = ["the quick brown fox", "jumps", "over the lazy dog"];
   for (const [id, text] of texts.entries()) {
     await child.send({ id, text });

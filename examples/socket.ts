@@ -11,22 +11,22 @@ import { bindDatagram, connect, listen } from "../mod.ts";
 type Job = { id: number; file: string };
 type Done = { id: number; bytes: number };
 
-// Unix socket: a server that answers every job on every connection.
+// Unix socket: a server that answers every job on every connection. Each
+// end names what it sends, then what it receives.
 const path = "/tmp/ipckit-example.sock";
-await using server = await listen<Job | Done>({ path });
+await using server = await listen<Done, Job>({ path });
 const serving = (async () => {
   for await (const connection of server) {
     (async () => {
       using _ = connection;
-      for await (const { value } of connection) {
-        const job = value as Job;
+      for await (const { value: job } of connection) {
         await connection.send({ id: job.id, bytes: job.file.length * 1000 });
       }
     })();
   }
 })();
 {
-  await using client = await connect<Job | Done>({ path, timeout: 1000 });
+  await using client = await connect<Job, Done>({ path, timeout: 1000 });
   await client.send({ id: 1, file: "cat.png" });
   console.log("unix socket:", (await client.receive({ timeout: 1000 })).value);
 }

@@ -1,12 +1,12 @@
 /**
- * stat(2), lstat(2), fstat(2), fstatat(2) and statfs(2) through libc,
+ * stat(2), lstat(2), fstat(2), fstatat(2), fstatvfs(2) and statfs(2) through libc,
  * decoded into the fields ipckit reads. Callers check Deno's read permission for the path
  * first: these functions do not.
  *
  * @module
  */
 
-import { AT, cString, requireSymbol, STAT, STATFS } from "./c.ts";
+import { AT, cString, requireSymbol, STAT, STATFS, STATVFS } from "./c.ts";
 import { retryEintr } from "./errno.ts";
 import { libc } from "./load.ts";
 
@@ -24,6 +24,11 @@ export interface FileStatus {
   uid: number;
   /** `st_size` in bytes. */
   size: number;
+  /**
+   * Bytes the file system has allocated for it (`st_blocks` x 512): less
+   * than `size` when the file is sparse (holes left by ftruncate).
+   */
+  allocated: number;
   /** `st_mtime` in milliseconds since the epoch. */
   mtimeMs: number;
 }
@@ -46,6 +51,7 @@ function _decode(buffer: Uint8Array<ArrayBuffer>): FileStatus {
       : Number(view.getBigUint64(STAT.NLINK, true)),
     uid: view.getUint32(STAT.UID, true),
     size: Number(view.getBigInt64(STAT.SIZE, true)),
+    allocated: Number(view.getBigInt64(STAT.BLOCKS, true)) * 512,
     mtimeMs: Number(view.getBigInt64(STAT.MTIME, true)) * 1000 +
       Math.floor(Number(view.getBigInt64(STAT.MTIME + 8, true)) / 1e6),
   };
@@ -94,6 +100,23 @@ export function sameFile(
   b: Pick<FileStatus, "dev" | "ino">,
 ): boolean {
   return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Bytes free for unprivileged users on the file system of `fd`
+ * (fstatvfs(2): fragment size times available blocks), or `undefined` when
+ * the call fails.
+ */
+export function freeBytes(fd: number): number | undefined {
+  const stats = new Uint8Array(STATVFS.SIZE_OF);
+  const fstatvfs = libc().symbols.fstatvfs;
+  if (retryEintr(() => fstatvfs(fd, stats)) !== 0) return undefined;
+  const view = new DataView(stats.buffer);
+  const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
+  const blocks = STATVFS.BLOCK_BYTES === 8
+    ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
+    : view.getUint32(STATVFS.BAVAIL, true);
+  return fragment * blocks;
 }
 
 /**

@@ -4,9 +4,9 @@
  *
  * @example Code written against any channel
  * ```ts
- * import type { Channel, Message } from "@ipckit/ipckit";
+ * import type { Channel } from "@ipckit/ipckit";
  *
- * async function echoOnce<T>(channel: Channel<T, Message<T>>): Promise<void> {
+ * async function echoOnce<T>(channel: Channel<T>): Promise<void> {
  *   const { value } = await channel.receive({ timeout: 1000 });
  *   await channel.send(value);
  * }
@@ -18,12 +18,15 @@
 /**
  * How long an operation that can wait may wait, and how to cancel it.
  *
- * @example
+ * @example Wait half a second at most, or until aborted
  * ```ts
  * import type { WaitOptions } from "@ipckit/ipckit";
  *
- * const options: WaitOptions = { timeout: 500, signal: AbortSignal.timeout(1000) };
+ * const stop = new AbortController();
+ * const options: WaitOptions = { timeout: 500, signal: stop.signal };
  * ```
+ *
+ * @category Channels
  */
 export interface WaitOptions {
   /**
@@ -39,12 +42,14 @@ export interface WaitOptions {
  * One received message. Mechanisms add what they know about it (a message
  * queue adds `priority`).
  *
- * @example
+ * @example A message as receive() resolves to it
  * ```ts
  * import type { Message } from "@ipckit/ipckit";
  *
  * const message: Message<string> = { value: "hello" };
  * ```
+ *
+ * @category Channels
  */
 export interface Message<T> {
   /** The decoded value. */
@@ -69,6 +74,8 @@ export interface Message<T> {
  *   }
  * }
  * ```
+ *
+ * @category Channels
  */
 export interface Selectable {
   /**
@@ -90,25 +97,45 @@ export interface Selectable {
 /**
  * A typed, bidirectional or one-way message channel.
  *
+ * `send()` takes values of type `T`; `receive()` resolves to `M`, a
+ * {@linkcode Message} whose value may be of another type when the two
+ * directions carry different things: `Channel<Request, Message<Reply>>`
+ * sends requests and receives replies. With one type both ways, `M`
+ * defaults to `Message<T>`.
+ *
  * Iterating a channel receives until the channel is closed (locally, or by the
  * peer for stream-based mechanisms); a message that cannot be decoded is
  * thrown as a `DecodeError` from the iterator, with its raw bytes.
  *
- * @typeParam T the type of the values carried
- * @typeParam M what `receive()` resolves to: `Message<T>` or a richer record
+ * @typeParam T the type of the values sent
+ * @typeParam M what `receive()` resolves to: `Message<T>` (the default), a
+ * `Message` of another type, or a richer record (a queue's `QueueMessage`)
  *
- * @example
+ * @example One type both ways
  * ```ts
- * import type { Channel, Message } from "@ipckit/ipckit";
+ * import type { Channel } from "@ipckit/ipckit";
  *
- * async function drain<T>(channel: Channel<T, Message<T>>): Promise<T[]> {
+ * async function drain<T>(channel: Channel<T>): Promise<T[]> {
  *   const values: T[] = [];
  *   for await (const { value } of channel) values.push(value);
  *   return values;
  * }
  * ```
+ *
+ * @example Requests one way, replies the other
+ * ```ts
+ * import type { Channel, Message } from "@ipckit/ipckit";
+ *
+ * type Ask = { a: number; b: number };
+ * async function add(channel: Channel<Ask, Message<number>>): Promise<number> {
+ *   await channel.send({ a: 2, b: 40 });
+ *   return (await channel.receive({ timeout: 1000 })).value;
+ * }
+ * ```
+ *
+ * @category Channels
  */
-export interface Channel<T, M extends Message<T> = Message<T>>
+export interface Channel<T, M extends Message<unknown> = Message<T>>
   extends AsyncIterable<M>, Disposable, Selectable {
   /** Sends one value; waits (without blocking the event loop) while the channel is full. */
   send(value: T, options?: WaitOptions): Promise<void>;

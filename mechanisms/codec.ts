@@ -30,6 +30,7 @@ import { deserialize, serialize } from "node:v8";
 import { DecodeError } from "./errors.ts";
 import type { Layout, LayoutSpec, RecordOf } from "./layout.ts";
 import { structCodec } from "./_record/struct.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 
 /**
  * Turns values of type `T` into bytes and back.
@@ -53,6 +54,8 @@ import { structCodec } from "./_record/struct.ts";
  * };
  * console.log(u32.decode(u32.encode(42))); // 42
  * ```
+ *
+ * @category Typed messages
  */
 export interface Codec<T> {
   /** A short name used in error messages, e.g. `"json"`. */
@@ -63,7 +66,11 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-/** One problem a schema found, as the Standard Schema specification describes it. */
+/**
+ * One problem a schema found, as the Standard Schema specification describes it.
+ *
+ * @category Typed messages
+ */
 export interface StandardSchemaIssue {
   /** What is wrong. */
   readonly message: string;
@@ -71,7 +78,11 @@ export interface StandardSchemaIssue {
   readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[];
 }
 
-/** The result of a Standard Schema validation: a value, or issues. */
+/**
+ * The result of a Standard Schema validation: a value, or issues.
+ *
+ * @category Typed messages
+ */
 export type StandardSchemaResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
   | { readonly issues: readonly StandardSchemaIssue[] };
@@ -80,7 +91,7 @@ export type StandardSchemaResult<Output> =
  * The Standard Schema v1 interface (standardschema.dev), which validation
  * libraries implement under the `~standard` key.
  *
- * @example
+ * @example A schema written by hand
  * ```ts
  * import type { StandardSchemaV1 } from "@ipckit/ipckit";
  *
@@ -95,6 +106,8 @@ export type StandardSchemaResult<Output> =
  *   },
  * };
  * ```
+ *
+ * @category Typed messages
  */
 export interface StandardSchemaV1<Input = unknown, Output = Input> {
   /** The Standard Schema properties. */
@@ -112,7 +125,11 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
   };
 }
 
-/** Options every built-in codec takes. */
+/**
+ * Options every built-in codec takes.
+ *
+ * @category Typed messages
+ */
 export interface CodecOptions<T> {
   /** A schema that every decoded value must pass; its output is what `decode` returns. */
   schema?: StandardSchemaV1<unknown, T>;
@@ -124,7 +141,7 @@ export interface CodecOptions<T> {
  * raw bytes. Validators must answer synchronously: a decoded message is
  * handed over at once, and an asynchronous validator is reported as an error.
  *
- * @example
+ * @example Text of fewer than 10 characters
  * ```ts
  * import { codecs, validated, type StandardSchemaV1 } from "@ipckit/ipckit";
  *
@@ -139,6 +156,8 @@ export interface CodecOptions<T> {
  * const codec = validated(codecs.text(), short);
  * console.log(codec.decode(codec.encode("hi")));
  * ```
+ *
+ * @category Typed messages
  */
 export function validated<T>(
   codec: Codec<unknown>,
@@ -179,6 +198,8 @@ function _plainIssue(
   };
 }
 
+const _CODEC_KEYS = optionKeys<CodecOptions<unknown>>({ schema: true });
+
 function _withSchema<T>(
   codec: Codec<unknown>,
   options: CodecOptions<T> | undefined,
@@ -210,6 +231,7 @@ const _encoder = new TextEncoder();
 const _decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function _json<T = unknown>(options?: CodecOptions<T>): Codec<T> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a json codec");
   const codec: Codec<unknown> = {
     name: "json",
     encode: (value) => {
@@ -228,6 +250,7 @@ function _json<T = unknown>(options?: CodecOptions<T>): Codec<T> {
 }
 
 function _text(options?: CodecOptions<string>): Codec<string> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a text codec");
   const codec: Codec<unknown> = {
     name: "text",
     encode: (value) => {
@@ -244,6 +267,7 @@ function _text(options?: CodecOptions<string>): Codec<string> {
 }
 
 function _bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a bytes codec");
   const codec: Codec<unknown> = {
     name: "bytes",
     encode: (value) => {
@@ -261,6 +285,7 @@ function _bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array> {
 }
 
 function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
+  checkOptionKeys(options, _CODEC_KEYS, "make a v8 codec");
   const codec: Codec<unknown> = {
     name: "v8",
     encode: (value) => serialize(value),
@@ -282,7 +307,7 @@ function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
  *   Encoding checks every field (a string longer than its `utf8(n)` field, an
  *   integer out of range) before writing anything.
  *
- * @example Structured clone keeps types JSON loses
+ * @example Maps and bigints through the v8 codec
  * ```ts
  * import { codecs } from "@ipckit/ipckit";
  *
@@ -290,6 +315,8 @@ function _v8<T = unknown>(options?: CodecOptions<T>): Codec<T> {
  * const copy = codec.decode(codec.encode(new Map([["big", 2n ** 70n]])));
  * console.log(copy.get("big")); // 1180591620717411303424n
  * ```
+ *
+ * @category Typed messages
  */
 export const codecs: {
   /** JSON text in UTF-8, optionally validated by a schema. */

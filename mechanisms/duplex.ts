@@ -7,29 +7,38 @@
  */
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
 
 /**
  * A channel that sends on one channel and receives from another.
  *
- * @example
- * ```ts ignore
+ * @example Requests on one queue, replies on another
+ * ```ts
  * import { duplex, MessageQueue } from "@ipckit/ipckit";
  *
- * const requests = MessageQueue.open<string>("/requests", { create: true });
- * const replies = MessageQueue.open<string>("/replies", { create: true });
- * using channel = duplex(requests, replies);
+ * const open = (name: string) =>
+ *   MessageQueue.open<string>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * using channel = duplex(open("/requests"), open("/replies"));
  * await channel.send("ping"); // goes to /requests
- * const { value } = await channel.receive(); // comes from /replies
+ * using replies = open("/replies"); // the other side answers on /replies
+ * replies.trySend("pong");
+ * const { value } = await channel.receive({ timeout: 1000 }); // comes from /replies
+ * console.log(value); // pong
  * ```
+ *
+ * @category Channels
  */
-export class DuplexChannel<T, M extends Message<T> = Message<T>>
+export class DuplexChannel<T, M extends Message<unknown> = Message<T>>
   implements Channel<T, M>, AsyncDisposable {
-  #sendSide: Channel<T, Message<T>>;
-  #receiveSide: Channel<T, M>;
-  #closed = false;
+  #sendSide: Channel<T, Message<unknown>>;
+  #receiveSide: Channel<unknown, M>;
+  #life = new Lifecycle("duplex channel");
 
   /** Joins `sendSide` (used only to send) and `receiveSide` (used only to receive). */
-  constructor(sendSide: Channel<T, Message<T>>, receiveSide: Channel<T, M>) {
+  constructor(
+    sendSide: Channel<T, Message<unknown>>,
+    receiveSide: Channel<unknown, M>,
+  ) {
     if (!_isChannel(sendSide) || !_isChannel(receiveSide)) {
       throw new TypeError(
         "Cannot join channels: both sides must have send, receive, ready and close",
@@ -41,7 +50,7 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** Sends on the send side. */
@@ -58,11 +67,15 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
    * Waits until the receive side has a message, without taking it (see
    * `Selectable.ready`).
    *
-   * @example
-   * ```ts ignore
+   * @example Wait for a reply without taking it
+   * ```ts
    * import { duplex, MessageQueue } from "@ipckit/ipckit";
    *
-   * using channel = duplex(MessageQueue.open("/requests"), MessageQueue.open("/replies"));
+   * const open = (name: string) =>
+   *   MessageQueue.open<string>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * using channel = duplex(open("/requests"), open("/replies"));
+   * using replies = open("/replies");
+   * setTimeout(() => replies.trySend("pong"), 10);
    * await channel.ready({ timeout: 1000 }); // a reply is waiting in /replies
    * ```
    */
@@ -77,13 +90,13 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Closes both sides; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#sendSide.close();
-    } finally {
-      this.#receiveSide.close();
-    }
+    this.#life.close(() => {
+      try {
+        this.#sendSide.close();
+      } finally {
+        this.#receiveSide.close();
+      }
+    });
   }
 
   /** Closes both sides. */
@@ -93,7 +106,8 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
   /** Closes both sides, waiting for each where it supports waiting. */
   async [Symbol.asyncDispose](): Promise<void> {
-    this.#closed = true;
+    // Marked closed first, so that close() meanwhile does nothing twice.
+    if (!this.#life.close()) return;
     for (const side of [this.#sendSide, this.#receiveSide]) {
       const asyncDispose = (side as Partial<AsyncDisposable>)[
         Symbol.asyncDispose
@@ -106,23 +120,32 @@ export class DuplexChannel<T, M extends Message<T> = Message<T>>
 
 /**
  * Joins a send-only and a receive-only channel into one two-way channel.
- * Closing it closes both.
+ * Closing it closes both. It sends what `sendSide` carries and receives what
+ * `receiveSide` carries, which may be another type: `duplex(requests,
+ * replies)` over a `MessageQueue<Request>` and a `MessageQueue<Reply>` is a
+ * `Channel<Request, QueueMessage<Reply>>`.
  *
  * @example Request/response over two message queues
- * ```ts ignore
- * import { client, duplex, MessageQueue } from "@ipckit/ipckit";
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using channel = duplex(
- *   MessageQueue.open("/calc-requests"),
- *   MessageQueue.open("/calc-replies"),
- * );
- * using calc = client<number, number>(channel);
- * console.log(await calc.request(21, { timeout: 1000 }));
+ * const open = (name: string) =>
+ *   MessageQueue.open<RpcEnvelope<number, number>>(`${name}-${Deno.pid}`, {
+ *     create: true,
+ *     unlinkOnClose: true,
+ *   });
+ * using calls = duplex(open("/calc-requests"), open("/calc-replies"));
+ * using answers = duplex(open("/calc-replies"), open("/calc-requests"));
+ * using _server = serve(answers, (n: number) => n * 2);
+ * using calc = client<number, number>(calls);
+ * console.log(await calc.request(21, { timeout: 1000 })); // 42
  * ```
+ *
+ * @category Channels
  */
-export function duplex<T, M extends Message<T> = Message<T>>(
-  sendSide: Channel<T, Message<T>>,
-  receiveSide: Channel<T, M>,
+export function duplex<T, M extends Message<unknown> = Message<T>>(
+  sendSide: Channel<T, Message<unknown>>,
+  receiveSide: Channel<unknown, M>,
 ): DuplexChannel<T, M> {
   return new DuplexChannel<T, M>(sendSide, receiveSide);
 }

@@ -18,7 +18,11 @@
  * @module
  */
 
-/** What every error that comes from a failing system call carries. */
+/**
+ * What every error that comes from a failing system call carries.
+ *
+ * @category Errors
+ */
 export interface SystemErrorDetails {
   /** The errno name, e.g. `"EEXIST"`. */
   code: string;
@@ -31,7 +35,7 @@ export interface SystemErrorDetails {
 /**
  * A failing system call that no Deno error class describes better.
  *
- * @example
+ * @example The error for a call Deno has no class for
  * ```ts
  * import { IpcError } from "@ipckit/ipckit";
  *
@@ -42,6 +46,8 @@ export interface SystemErrorDetails {
  * });
  * console.log(error.code, error.syscall);
  * ```
+ *
+ * @category Errors
  */
 export class IpcError extends Error implements SystemErrorDetails {
   /** The errno name, e.g. `"EMSGSIZE"`. */
@@ -69,7 +75,7 @@ export class IpcError extends Error implements SystemErrorDetails {
  * A message arrived but could not be decoded or failed validation. Nothing is
  * lost: the raw bytes are kept in {@linkcode DecodeError.bytes}.
  *
- * @example
+ * @example The bytes of a message that did not decode
  * ```ts
  * import { codecs, DecodeError } from "@ipckit/ipckit";
  *
@@ -79,6 +85,8 @@ export class IpcError extends Error implements SystemErrorDetails {
  *   if (error instanceof DecodeError) console.log(error.bytes.length);
  * }
  * ```
+ *
+ * @category Errors
  */
 export class DecodeError extends Error {
   /**

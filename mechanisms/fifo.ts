@@ -52,16 +52,23 @@
  * remove or write, `--allow-read` on the path to read: on the path as given
  * and on its real location, where they differ.
  *
- * @example Lines that `echo` and `cat` understand
- * ```ts ignore
- * import { codecs, Fifo } from "@ipckit/ipckit/fifo";
+ * Cleanup follows the rule of every named object in ipckit: a FIFO stays
+ * in the file system after its handles close, for other processes, unless
+ * the handle that opened it was given `unlinkOnClose: true` (then closing
+ * it removes that FIFO, never another file put in its place).
  *
- * using fifo = Fifo.create("/tmp/greetings");
- * // elsewhere: echo hello > /tmp/greetings
- * await using reader = await Fifo.openReader("/tmp/greetings", {
+ * @example Lines that `echo` and `cat` understand
+ * ```ts
+ * import { codecs, Fifo } from "@ipckit/ipckit";
+ *
+ * const path = `/tmp/greetings-${Deno.pid}`;
+ * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+ * await using reader = await Fifo.openReader(path, {
  *   framing: "lines",
  *   codec: codecs.text(),
  * });
+ * // Any program can write lines into it: here, echo.
+ * await new Deno.Command("sh", { args: ["-c", `echo hello > ${path}`] }).output();
  * for await (const { value } of reader) console.log(value); // hello
  * ```
  *
@@ -75,13 +82,15 @@ import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import type { Codec } from "./codec.ts";
 import { codecs } from "./codec.ts";
+import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import {
-  FRAME_HEADER_BYTES,
-  FramedChannel,
-  type FramedChannelOptions,
-} from "./framing.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { systemError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly, watchDropped } from "./_common/lifecycle.ts";
 import { type FdHandle, fdReadable, fdWritable } from "./_stream/fd_streams.ts";
 import { checkAdoptOption, requireAdoptable } from "./_kernel/adoption.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
@@ -93,26 +102,28 @@ import {
 import { checkFilePath } from "./_kernel/paths.ts";
 import { requirePermission } from "./_kernel/permissions.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
+import { FRAME_HEADER_BYTES } from "./_stream/frames.ts";
 import { type Deadline, deadlineOf } from "./_wait/deadline.ts";
 import { backoffPark, retryAsync } from "./_wait/retry.ts";
 
 /**
  * How to create a FIFO.
  *
- * @example
+ * @example A FIFO the owner's group may use, and that must not exist yet
  * ```ts
  * import type { FifoCreateOptions } from "@ipckit/ipckit";
  *
  * const options: FifoCreateOptions = { mode: 0o660, exclusive: true };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoCreateOptions {
   /** Permission bits, before the process umask is applied. Default `0o600`. */
   mode?: number;
   /**
    * Fail with `AlreadyExists` if a FIFO is already at the path. Default
-   * `false`: an existing FIFO is used (and not removed on dispose), as
-   * `adopt` allows.
+   * `false`: an existing FIFO is used, as `adopt` allows.
    */
   exclusive?: boolean;
   /**
@@ -124,6 +135,12 @@ export interface FifoCreateOptions {
    * `exclusive`.
    */
   adopt?: "owned" | "any-owner";
+  /**
+   * Remove the FIFO when this handle closes, whether it created or adopted
+   * it: that FIFO, never another file put in its place. Default `false`:
+   * the FIFO stays for other processes, like every named object.
+   */
+  unlinkOnClose?: boolean;
 }
 
 /**
@@ -131,12 +148,14 @@ export interface FifoCreateOptions {
  * first `receive()` waits for the first writer and takes its own
  * `{ timeout, signal }`.
  *
- * @example
+ * @example A reader of text lines
  * ```ts
  * import { codecs, type FifoReaderOptions } from "@ipckit/ipckit";
  *
  * const options: FifoReaderOptions<string> = { framing: "lines", codec: codecs.text() };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoReaderOptions<T>
   extends
@@ -155,12 +174,14 @@ export interface FifoReaderOptions<T>
 /**
  * How to open the writing end of a FIFO.
  *
- * @example
+ * @example A writer that waits at most 5 s for a reader
  * ```ts
  * import type { FifoWriterOptions } from "@ipckit/ipckit";
  *
  * const options: FifoWriterOptions<{ id: number }> = { timeout: 5000 };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoWriterOptions<T>
   extends
@@ -185,22 +206,30 @@ export interface FifoWriterOptions<T>
 /**
  * How to join a {@linkcode Fifo.duplex} channel.
  *
- * @example
+ * @example The client end of a pair
  * ```ts
  * import type { FifoDuplexOptions } from "@ipckit/ipckit";
  *
  * const options: FifoDuplexOptions<string> = { role: "client", timeout: 5000 };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface FifoDuplexOptions<T>
   extends
     Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize">,
     WaitOptions {
   /**
-   * `"server"` creates both FIFOs (if missing) and removes the ones it
-   * created when the channel closes; `"client"` waits for them to appear.
+   * `"server"` creates both FIFOs (if missing); `"client"` waits for them
+   * to appear.
    */
   role: "server" | "client";
+  /**
+   * Remove both FIFOs when this channel closes (the ones it opened, never
+   * other files put in their place). Default `false`: they stay for the
+   * next client or server, like every named object.
+   */
+  unlinkOnClose?: boolean;
   /** Permission bits of FIFOs the server creates. Default `0o600`. */
   mode?: number;
   /**
@@ -210,17 +239,51 @@ export interface FifoDuplexOptions<T>
   adopt?: "owned" | "any-owner";
 }
 
-/** Suffix of the FIFO that carries client-to-server messages in {@linkcode Fifo.duplex}. */
-export const TO_SERVER_SUFFIX = ".to-server";
-/** Suffix of the FIFO that carries server-to-client messages in {@linkcode Fifo.duplex}. */
-export const TO_CLIENT_SUFFIX = ".to-client";
+// The FIFOs of a Fifo.duplex pair: client to server, server to client.
+const _TO_SERVER_SUFFIX = ".to-server";
+const _TO_CLIENT_SUFFIX = ".to-client";
 
 /**
  * The largest message of a FIFO opened with `sharedWriters` under
  * `"frames"` framing: PIPE_BUF less the 4-byte header (4092 bytes on
  * Linux). Under `"lines"` it is one less again, for the newline.
+ *
+ * @category FIFOs and pipes
  */
 export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
+
+const _CREATE_KEYS = optionKeys<FifoCreateOptions>({
+  mode: true,
+  exclusive: true,
+  adopt: true,
+  unlinkOnClose: true,
+});
+const _READER_KEYS = optionKeys<FifoReaderOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  sharedWriters: true,
+});
+const _WRITER_KEYS = optionKeys<FifoWriterOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  timeout: true,
+  signal: true,
+  nonBlocking: true,
+  sharedWriters: true,
+});
+const _DUPLEX_KEYS = optionKeys<FifoDuplexOptions<unknown>>({
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  timeout: true,
+  signal: true,
+  role: true,
+  mode: true,
+  adopt: true,
+  unlinkOnClose: true,
+});
 
 /**
  * First and longest wait between two attempts to open a writer or find a
@@ -229,47 +292,66 @@ export const SHARED_FIFO_MAX_MESSAGE = PIPE_BUF - FRAME_HEADER_BYTES;
 const _FIRST_BACKOFF_MS = 1;
 const _MAX_BACKOFF_MS = 25;
 
-// A safety net for channels dropped without close(); close() is the contract.
-const _leaked = new FinalizationRegistry<FdHandle[]>((handles) => {
-  for (const handle of handles) {
-    if (handle.fd >= 0) libc().symbols.close(handle.fd);
-  }
-});
+/** Closes the descriptors of a channel dropped without close(). */
+function _closeAll(handles: FdHandle[]): () => void {
+  return () => {
+    for (const handle of handles) {
+      if (handle.fd >= 0) libc().symbols.close(handle.fd);
+      handle.fd = -1;
+    }
+  };
+}
 
 /**
  * A named pipe in the filesystem. `Fifo.create()` makes one; the static
  * `openReader`, `openWriter` and `duplex` open typed channels on any FIFO,
  * created here or by `mkfifo(1)`.
  *
- * Disposing a `Fifo` removes the path if this handle created it.
+ * The FIFO stays at its path when the handle closes, unless it was made
+ * with `unlinkOnClose: true`.
  *
  * @example A writer and a reader in one process
- * ```ts ignore
+ * ```ts
  * import { Fifo } from "@ipckit/ipckit";
  *
- * const dir = await Deno.makeTempDir();
- * using fifo = Fifo.create(`${dir}/jobs`);
+ * const path = `/tmp/jobs-${Deno.pid}`;
+ * using fifo = Fifo.create(path, { unlinkOnClose: true });
  * await using reader = await fifo.openReader<{ id: number }>();
  * await using writer = await fifo.openWriter<{ id: number }>({ timeout: 1000 });
  * await writer.send({ id: 1 });
  * console.log((await reader.receive()).value.id); // 1
  * ```
+ *
+ * @category FIFOs and pipes
  */
-export class Fifo implements Disposable {
+export class Fifo implements Disposable, AsyncDisposable {
   #path: string;
   #created: boolean;
   #identity: _Identity;
+  #unlinkOnClose: boolean;
+  #life: Lifecycle;
   #removed = false;
 
-  private constructor(path: string, created: boolean, identity: _Identity) {
+  private constructor(
+    path: string,
+    created: boolean,
+    identity: _Identity,
+    unlinkOnClose: boolean,
+  ) {
     this.#path = path;
     this.#created = created;
     this.#identity = identity;
+    this.#unlinkOnClose = unlinkOnClose;
+    this.#life = new Lifecycle(`FIFO "${path}"`);
   }
 
   /**
    * Creates a FIFO at `path` with `mkfifo(3)`, or adopts a FIFO already
    * there (unless `exclusive`; only the caller's own, unless `adopt`).
+   *
+   * Cleanup: the FIFO stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
    *
    * @throws {TypeError} for an invalid path or mode, before any system call
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
@@ -282,15 +364,19 @@ export class Fifo implements Disposable {
    * `adopt`), or when the kernel denies writing the parent directory
    * @throws {Deno.errors.NotFound} when the parent directory does not exist
    *
-   * @example
-   * ```ts ignore
+   * @example Create a FIFO, or adopt the caller's own
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs", { mode: 0o600 });
-   * console.log(fifo.path, fifo.created);
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, {
+   *   mode: 0o600,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(fifo.created); // true, unless it was there already
    * ```
    */
   static create(path: string | URL, options: FifoCreateOptions = {}): Fifo {
+    checkOptionKeys(options, _CREATE_KEYS, `create FIFO "${String(path)}"`);
     const file = checkFilePath(path, "create FIFO");
     const action = `create FIFO "${file}"`;
     // Only undefined means the default: a null mode is an error here.
@@ -299,6 +385,8 @@ export class Fifo implements Disposable {
       action,
     );
     checkFlag(options.exclusive, "exclusive", action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+    const unlinkOnClose = options.unlinkOnClose ?? false;
     const adopt = checkAdoptOption(
       options.adopt,
       true,
@@ -307,7 +395,9 @@ export class Fifo implements Disposable {
     );
     using at = AnchoredPath.open(file, ["write"], action);
     const made = at.makeFifo(mode);
-    if (made === 0) return new Fifo(file, true, _fifoAt(at, action));
+    if (made === 0) {
+      return new Fifo(file, true, _fifoAt(at, action), unlinkOnClose);
+    }
     const errno = -made;
     if (errno !== ERRNO.EEXIST) throw _createError(file, errno);
     const status = at.stat();
@@ -332,7 +422,7 @@ export class Fifo implements Disposable {
       );
     }
     requireAdoptable(status, mode, adopt, "mkfifo", action);
-    return new Fifo(file, false, status);
+    return new Fifo(file, false, status, unlinkOnClose);
   }
 
   /**
@@ -346,11 +436,13 @@ export class Fifo implements Disposable {
    * @throws {Deno.errors.NotCapable} without `--allow-write` on the path
    * (as given and where it really leads)
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a FIFO that outlived its handle
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * Fifo.unlink("/tmp/jobs");
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * Fifo.create(path).close(); // the FIFO stays
+   * Fifo.unlink(path); // now it is gone
    * ```
    */
   static unlink(path: string | URL): void {
@@ -369,12 +461,18 @@ export class Fifo implements Disposable {
    * @throws {IpcError} when the path is not a FIFO (code `EINVAL`) or is a
    * symbolic link (code `ELOOP`)
    *
-   * @example
-   * ```ts ignore
+   * @example Read until the writer closes
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using reader = await Fifo.openReader<{ id: number }>("/tmp/jobs");
-   * for await (const { value } of reader) console.log(value.id);
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+   * await using reader = await Fifo.openReader<{ id: number }>(path);
+   * {
+   *   await using writer = await Fifo.openWriter<{ id: number }>(path);
+   *   await writer.send({ id: 1 });
+   * } // the writer closes: the reader's iteration ends
+   * for await (const { value } of reader) console.log(value.id); // 1
    * ```
    */
   static openReader<T = unknown>(
@@ -390,6 +488,11 @@ export class Fifo implements Disposable {
     expected: _Identity | undefined,
   ): Promise<FramedChannel<T>> {
     try {
+      checkOptionKeys(
+        options,
+        _READER_KEYS,
+        `open FIFO "${String(path)}" for reading`,
+      );
       const file = checkFilePath(path, "open FIFO");
       const action = `open FIFO "${file}" for reading`;
       checkFramingOptions(options, action);
@@ -408,20 +511,21 @@ export class Fifo implements Disposable {
           throw error;
         }
       }
+      let disarm = () => {};
       const channel = new FramedChannel<T>({
-        ...options,
+        ..._framingOf(options),
         ...shared,
         readable: fdReadable(handle, `FIFO "${file}"`, {
           awaitFirstWriter: true,
         }),
         description: `FIFO "${file}"`,
         onClose: () => {
-          _leaked.unregister(handle);
+          disarm();
           if (keeper.fd >= 0) libc().symbols.close(keeper.fd);
           keeper.fd = -1;
         },
       });
-      _leaked.register(channel, [handle, keeper], handle);
+      disarm = watchDropped(channel, _closeAll([handle, keeper]));
       return Promise.resolve(channel);
     } catch (error) {
       return Promise.reject(error);
@@ -439,11 +543,14 @@ export class Fifo implements Disposable {
    * @throws {IpcError} code `ENXIO` with `nonBlocking: true` and no reader;
    * code `EINVAL` when the path is not a FIFO, `ELOOP` for a symbolic link
    *
-   * @example
-   * ```ts ignore
+   * @example Open a writer once a reader is there
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using writer = await Fifo.openWriter<{ id: number }>("/tmp/jobs", { timeout: 5000 });
+   * const path = `/tmp/jobs-${Deno.pid}`;
+   * using _fifo = Fifo.create(path, { unlinkOnClose: true });
+   * await using reader = await Fifo.openReader<{ id: number }>(path);
+   * await using writer = await Fifo.openWriter<{ id: number }>(path, { timeout: 5000 });
    * await writer.send({ id: 1 });
    * ```
    */
@@ -459,11 +566,17 @@ export class Fifo implements Disposable {
     options: FifoWriterOptions<T>,
     expected: _Identity | undefined,
   ): Promise<FramedChannel<T>> {
+    checkOptionKeys(
+      options,
+      _WRITER_KEYS,
+      `open FIFO "${String(path)}" for writing`,
+    );
     const file = checkFilePath(path, "open FIFO");
     const action = `open FIFO "${file}" for writing`;
     checkFramingOptions(options, action);
     const shared = _sharedFraming(options, `FIFO "${file}"`, action);
-    const deadline = deadlineOf(options);
+    checkFlag(options.nonBlocking, "nonBlocking", action);
+    const deadline = deadlineOf(options, action);
     // As Deno would check it, before any system call; each attempt checks
     // the real location again.
     requirePermission("write", file);
@@ -472,14 +585,15 @@ export class Fifo implements Disposable {
     // Each frame is one chunk of the stream, and the stream writes a chunk
     // with one write(2) when it fits PIPE_BUF: the kernel then writes it
     // whole (or, non-blocking, not at all), which is what sharing needs.
+    let disarm = () => {};
     const channel = new FramedChannel<T>({
-      ...options,
+      ..._framingOf(options),
       ...shared,
       writable: fdWritable(handle, `FIFO "${file}"`),
       description: `FIFO "${file}"`,
-      onClose: () => _leaked.unregister(handle),
+      onClose: () => disarm(),
     });
-    _leaked.register(channel, [handle], handle);
+    disarm = watchDropped(channel, _closeAll([handle]));
     return channel;
   }
 
@@ -488,25 +602,43 @@ export class Fifo implements Disposable {
    * `<basePath>.to-client`. The server creates them (if missing) and removes
    * those it created when its channel closes; the client waits for them to
    * appear. Either side may start first. Resolves once both directions are
-   * open, that is once the peer has joined.
+   * open, that is once the peer has joined. The channel sends `TSend` and
+   * receives `TReceive` (default `TSend`), seen from this side: a server
+   * `Fifo.duplex<Reply, Request>()` talks to a client
+   * `Fifo.duplex<Request, Reply>()`. The FIFOs stay when the channel closes,
+   * unless `unlinkOnClose`.
    *
    * @throws {Deno.errors.TimedOut} when the peer does not join before `timeout`
    * @throws {Deno.errors.NotCapable} without `--allow-read` and `--allow-write`
    * on both paths
    *
    * @example A server that answers one request
-   * ```ts ignore
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * await using server = await Fifo.duplex<string>("/tmp/echo", { role: "server" });
+   * const base = `/tmp/echo-${Deno.pid}`;
+   * // Either side may start first; each resolves once the other has joined.
+   * const [server, client] = await Promise.all([
+   *   Fifo.duplex<string>(base, { role: "server", timeout: 5000, unlinkOnClose: true }),
+   *   Fifo.duplex<string>(base, { role: "client", timeout: 5000 }),
+   * ]);
+   * await client.send("hello");
    * const { value } = await server.receive();
    * await server.send(value.toUpperCase());
+   * console.log((await client.receive()).value); // HELLO
+   * client.close();
+   * server.close();
    * ```
    */
-  static async duplex<T = unknown>(
+  static async duplex<TSend = unknown, TReceive = TSend>(
     basePath: string | URL,
-    options: FifoDuplexOptions<T>,
-  ): Promise<FramedChannel<T>> {
+    options: FifoDuplexOptions<TSend | TReceive>,
+  ): Promise<FramedChannel<TSend, TReceive>> {
+    checkOptionKeys(
+      options,
+      _DUPLEX_KEYS,
+      `open FIFO pair "${String(basePath)}"`,
+    );
     const base = checkFilePath(basePath, "open FIFO pair");
     const role = options?.role;
     if (role !== "server" && role !== "client") {
@@ -518,6 +650,7 @@ export class Fifo implements Disposable {
     }
     const action = `open FIFO pair "${base}" as ${role}`;
     checkFramingOptions(options, action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
     // Only undefined means the default: a null mode is an error here.
     const mode = checkMode(
       options.mode === undefined ? 0o600 : options.mode,
@@ -529,9 +662,9 @@ export class Fifo implements Disposable {
       false,
       action,
     );
-    const deadline = deadlineOf(options);
-    const toServer = checkFilePath(base + TO_SERVER_SUFFIX, action);
-    const toClient = checkFilePath(base + TO_CLIENT_SUFFIX, action);
+    const deadline = deadlineOf(options, action);
+    const toServer = checkFilePath(base + _TO_SERVER_SUFFIX, action);
+    const toClient = checkFilePath(base + _TO_CLIENT_SUFFIX, action);
     for (const file of [toServer, toClient]) {
       requirePermission("read", file);
       requirePermission("write", file);
@@ -540,14 +673,13 @@ export class Fifo implements Disposable {
       ? [toServer, toClient]
       : [toClient, toServer];
 
+    // A failed join removes the FIFOs it made (and only those); a channel
+    // that closes removes both only with unlinkOnClose.
     const created: Fifo[] = [];
     const handles: FdHandle[] = [];
     const cleanUp = () => {
-      for (const handle of handles) {
-        if (handle.fd >= 0) libc().symbols.close(handle.fd);
-        handle.fd = -1;
-      }
-      for (const fifo of created) fifo[Symbol.dispose]();
+      _closeAll(handles)();
+      for (const fifo of created) unlinkQuietly(() => fifo.unlink());
     };
     try {
       if (role === "server") {
@@ -573,18 +705,28 @@ export class Fifo implements Disposable {
         ),
       };
       handles.push(writeHandle);
+      // What was opened, to remove exactly that on close.
+      const opened: [string, _Identity][] = options.unlinkOnClose
+        ? [
+          [incoming, _identityOf(readHandle.fd, action)],
+          [outgoing, _identityOf(writeHandle.fd, action)],
+        ]
+        : [];
       const what = `FIFO pair "${base}"`;
-      const channel = new FramedChannel<T>({
-        ...options,
+      let disarm = () => {};
+      const channel = new FramedChannel<TSend, TReceive>({
+        ..._framingOf(options),
         readable: fdReadable(readHandle, what, { awaitFirstWriter: true }),
         writable: fdWritable(writeHandle, what),
         description: what,
         onClose: () => {
-          _leaked.unregister(readHandle);
-          for (const fifo of created) fifo[Symbol.dispose]();
+          disarm();
+          for (const [file, identity] of opened) {
+            unlinkQuietly(() => _removeFifo(file, identity));
+          }
         },
       });
-      _leaked.register(channel, handles, readHandle);
+      disarm = watchDropped(channel, _closeAll(handles));
       return channel;
     } catch (error) {
       cleanUp();
@@ -597,9 +739,14 @@ export class Fifo implements Disposable {
     return this.#path;
   }
 
-  /** Whether this handle created the FIFO (and so removes it on dispose). */
+  /** Whether this handle created the FIFO (rather than adopting one that was there). */
   get created(): boolean {
     return this.#created;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#life.closed;
   }
 
   /**
@@ -607,17 +754,20 @@ export class Fifo implements Disposable {
    * Fails with `NotFound` when the FIFO at the path is no longer the one
    * this handle created or adopted.
    *
-   * @example
-   * ```ts ignore
+   * @example Open this FIFO's reading end
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs");
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
    * await using reader = await fifo.openReader<string>();
    * ```
    */
   openReader<T = unknown>(
     options: FifoReaderOptions<T> = {},
   ): Promise<FramedChannel<T>> {
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("open a reader of"));
+    }
     return Fifo.#openReader<T>(this.#path, options, this.#identity);
   }
 
@@ -626,17 +776,21 @@ export class Fifo implements Disposable {
    * Fails with `NotFound` when the FIFO at the path is no longer the one
    * this handle created or adopted.
    *
-   * @example
-   * ```ts ignore
+   * @example Open this FIFO's writing end
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * using fifo = Fifo.create("/tmp/jobs");
+   * using fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
+   * await using reader = await fifo.openReader<string>();
    * await using writer = await fifo.openWriter<string>({ timeout: 1000 });
    * ```
    */
   openWriter<T = unknown>(
     options: FifoWriterOptions<T> = {},
   ): Promise<FramedChannel<T>> {
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("open a writer of"));
+    }
     return Fifo.#openWriter<T>(this.#path, options, this.#identity);
   }
 
@@ -645,11 +799,11 @@ export class Fifo implements Disposable {
    * idempotent for this handle. A different file at the path (another FIFO
    * included) is left alone, and the call fails with `NotFound`.
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the FIFO now
+   * ```ts
    * import { Fifo } from "@ipckit/ipckit";
    *
-   * const fifo = Fifo.create("/tmp/jobs");
+   * const fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`);
    * fifo.unlink();
    * ```
    */
@@ -660,20 +814,55 @@ export class Fifo implements Disposable {
   }
 
   /**
-   * Removes the FIFO if this handle created it and it is still there: that
-   * FIFO, never one put in its place.
+   * Closes the handle; idempotent. Channels opened from it stay open (each
+   * closes on its own). With `unlinkOnClose` the FIFO is removed, if it is
+   * still the one this handle created or adopted; without it, it stays at
+   * its path for other processes.
+   *
+   * @example Close a handle made with unlinkOnClose
+   * ```ts
+   * import { Fifo } from "@ipckit/ipckit";
+   *
+   * const fifo = Fifo.create(`/tmp/jobs-${Deno.pid}`, { unlinkOnClose: true });
+   * fifo.close(); // the FIFO is gone
+   * ```
    */
-  [Symbol.dispose](): void {
-    if (!this.#created || this.#removed) return;
-    try {
-      this.unlink();
-    } catch (error) {
-      // Somebody else removed it first (or replaced it: the replacement is
-      // not ours to remove): the goal is reached.
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      this.#removed = true;
-    }
+  close(): void {
+    this.#life.close(() => {
+      if (this.#unlinkOnClose) unlinkQuietly(() => this.unlink());
+    });
   }
+
+  /** Closes the handle; see {@linkcode Fifo.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the handle; see {@linkcode Fifo.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
+  }
+}
+
+/** The options of a FIFO channel that its framing takes. */
+function _framingOf<T>(
+  options: Pick<
+    FramedChannelOptions<T>,
+    "codec" | "framing" | "maxMessageSize"
+  >,
+): Pick<FramedChannelOptions<T>, "codec" | "framing" | "maxMessageSize"> {
+  return {
+    codec: options.codec,
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+  };
+}
+
+/** The device and inode of the FIFO open on `fd`. */
+function _identityOf(fd: number, action: string): _Identity {
+  const status = statFd(fd);
+  if (typeof status === "number") throw systemError("fstat", action, -status);
+  return status;
 }
 
 /** The device and inode of the FIFO a handle created or adopted. */

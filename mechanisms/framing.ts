@@ -14,17 +14,20 @@
  * `Deno.Conn`'s `readable`/`writable`, a child process's stdout/stdin, a
  * FIFO), and is the one implementation behind every stream mechanism.
  *
- * @example A framed channel over a Unix socket connection
- * ```ts ignore
+ * @example Framed messages through a child's stdin and stdout
+ * ```ts
  * import { FramedChannel } from "@ipckit/ipckit/framing";
  *
- * const conn = await Deno.connect({ transport: "unix", path: "/tmp/app.sock" });
+ * const cat = new Deno.Command("cat", { stdin: "piped", stdout: "piped" }).spawn();
  * using channel = new FramedChannel<{ op: string }>({
- *   readable: conn.readable,
- *   writable: conn.writable,
+ *   readable: cat.stdout,
+ *   writable: cat.stdin,
  * });
  * await channel.send({ op: "ping" });
  * const { value } = await channel.receive({ timeout: 1000 });
+ * console.log(value.op); // ping
+ * await channel.closeWrite(); // cat sees the end of its input and exits
+ * await cat.status;
  * ```
  *
  * @module
@@ -33,10 +36,21 @@
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError, timeoutError } from "./_common/system_error.ts";
+import { timeoutError } from "./_common/system_error.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { type Deadline, deadlineOf, raceDeadline } from "./_wait/deadline.ts";
+import {
+  type Deadline,
+  deadlineOf,
+  raceDeadline,
+  WAIT_KEYS,
+} from "./_wait/deadline.ts";
 import { KeptOperation } from "./_wait/race.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FRAME_HEADER_BYTES,
+} from "./_stream/frames.ts";
 
 /**
  * Direct byte I/O, the shape of `Deno.Conn`: `read` fills part of a buffer
@@ -53,6 +67,8 @@ import { KeptOperation } from "./_wait/race.ts";
  *   close: () => Deno.stdin.close(),
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface ByteIO {
   /** Reads into `buffer`; resolves to the byte count, or `null` at end of stream. */
@@ -116,20 +132,18 @@ function _ioSink(io: ByteIO): _Sink {
   };
 }
 
-/** How message boundaries are marked on a byte stream. */
+/**
+ * How message boundaries are marked on a byte stream.
+ *
+ * @category Channels
+ */
 export type Framing = "frames" | "lines";
-
-/** Bytes in a `"frames"` length header. */
-export const FRAME_HEADER_BYTES = 4;
-
-/** The default `maxMessageSize`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 /**
  * How to build a {@linkcode FramedChannel}. Give `readable`, `writable` or
  * both: a one-way channel rejects the other direction with a `TypeError`.
  *
- * @example
+ * @example Text lines of at most 4 KiB
  * ```ts
  * import { codecs, type FramedChannelOptions } from "@ipckit/ipckit";
  *
@@ -139,6 +153,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
  *   maxMessageSize: 4096,
  * };
  * ```
+ *
+ * @category Channels
  */
 export interface FramedChannelOptions<T> {
   /** Where messages come from. */
@@ -152,7 +168,11 @@ export interface FramedChannelOptions<T> {
    * message. The channel owns it: `close()` calls `io.close()`.
    */
   io?: ByteIO;
-  /** How values become bytes. Default `codecs.json<T>()`. */
+  /**
+   * How values become bytes, both ways. Default `codecs.json<T>()`. A
+   * channel whose directions carry different types takes one codec for
+   * both (`FramedChannelOptions<Request | Reply>`).
+   */
   codec?: Codec<T>;
   /** `"frames"` (default) or `"lines"`. */
   framing?: Framing;
@@ -169,6 +189,17 @@ export interface FramedChannelOptions<T> {
   /** Runs once when the channel closes, after its streams are released. */
   onClose?: () => void;
 }
+
+const _OPTION_KEYS = optionKeys<FramedChannelOptions<unknown>>({
+  readable: true,
+  writable: true,
+  io: true,
+  codec: true,
+  framing: true,
+  maxMessageSize: true,
+  description: true,
+  onClose: true,
+});
 
 /** The smallest buffer allocated to join chunks. */
 const _MIN_GROWTH_BYTES = 4096;
@@ -187,6 +218,12 @@ const _CARRIAGE_RETURN = 0x0d;
  * over-long message cannot be skipped, so the channel closes itself after
  * reporting it.
  *
+ * `send()` takes `TSend` and `receive()` yields `TReceive`; give one type
+ * when both directions carry the same.
+ *
+ * @typeParam TSend the values this end sends
+ * @typeParam TReceive the values this end receives; default `TSend`
+ *
  * @example Two channels joined by an in-memory pipe
  * ```ts
  * import { FramedChannel } from "@ipckit/ipckit";
@@ -194,12 +231,17 @@ const _CARRIAGE_RETURN = 0x0d;
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
  * const writer = new FramedChannel<number[]>({ writable: pipe.writable });
  * const reader = new FramedChannel<number[]>({ readable: pipe.readable });
+ * // An in-memory pipe takes a frame as it is read: receive, then send.
+ * const received = reader.receive({ timeout: 1000 });
  * await writer.send([1, 2, 3]);
- * console.log((await reader.receive()).value); // [1, 2, 3]
+ * console.log((await received).value); // [1, 2, 3]
  * ```
+ *
+ * @category Channels
  */
-export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
-  #codec: Codec<T>;
+export class FramedChannel<TSend, TReceive = TSend>
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
+  #codec: Codec<TSend | TReceive>;
   #framing: Framing;
   #maxMessageSize: number;
   #what: string;
@@ -207,7 +249,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #reader: _Source | undefined;
   #writer: _Sink | undefined;
   #io: ByteIO | undefined;
-  #closed = false;
+  #life: Lifecycle;
   #ended = false;
   // Bytes read but not yet framed: #buffer[#start, #end).
   #buffer: Uint8Array = new Uint8Array(0);
@@ -224,7 +266,8 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   #sendTurn: Promise<unknown> = Promise.resolve();
 
   /** Wraps the given streams; see {@linkcode FramedChannelOptions}. */
-  constructor(options: FramedChannelOptions<T>) {
+  constructor(options: FramedChannelOptions<TSend | TReceive>) {
+    checkOptionKeys(options, _OPTION_KEYS, "frame a channel");
     const framing = options.framing ?? "frames";
     if (framing !== "frames" && framing !== "lines") {
       throw new TypeError(
@@ -249,10 +292,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         "Cannot frame a channel: give a readable stream, a writable stream, both, or io",
       );
     }
-    this.#codec = options.codec ?? codecs.json<T>();
+    this.#codec = options.codec ?? codecs.json<TSend | TReceive>();
     this.#framing = framing;
     this.#maxMessageSize = max;
     this.#what = options.description ?? "framed channel";
+    this.#life = new Lifecycle(this.#what);
     this.#onClose = options.onClose;
     this.#io = options.io;
     if (options.io) {
@@ -266,7 +310,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
 
   /** Whether `close()` has been called (or the channel closed itself). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -279,15 +323,16 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {RangeError} when the encoded value exceeds `maxMessageSize`, or
    * contains a newline under `"lines"` framing (nothing is written)
    */
-  async send(value: T, options: WaitOptions = {}): Promise<void> {
-    const frame = this.#frame(value);
-    const deadline = deadlineOf(options);
-    const writer = this.#writer!;
+  async send(value: TSend, options: WaitOptions = {}): Promise<void> {
     const action = `send to ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
+    const frame = this.#frame(value);
+    const deadline = deadlineOf(options, action);
+    const writer = this.#writer!;
     const turn = this.#sendTurn.then(() => {
       // Given up while waiting for its turn: nothing was written, so the
       // channel stays usable.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("send to");
       if (options.signal?.aborted) throw options.signal.reason;
       if (performance.now() >= deadline.at) {
         throw timeoutError(action, deadline.timeout);
@@ -298,7 +343,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
         options.signal,
         action,
       ).catch((error) => {
-        if (this.#closed) throw closedError(this.#what);
+        if (this.#life.closed) throw this.#life.closedError("send to");
         // A partial frame cannot be taken back: later frames would be garbage.
         this.close();
         throw error;
@@ -316,14 +361,23 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * @throws {DecodeError} when a message cannot be decoded (with its bytes)
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
-  receive(options: WaitOptions = {}): Promise<Message<T>> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+  receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
+    const action = `receive from ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("receive from"));
+    }
     if (!this.#reader) {
       return Promise.reject(
-        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
+        new TypeError(`Cannot ${action}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
       this.#receiveFrame(deadline, options.signal)
     );
@@ -341,7 +395,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * read meanwhile stays buffered for the next call
    * @throws {Deno.errors.BadResource} when the channel is closed
    *
-   * @example
+   * @example Wait until a message is buffered, then take it at once
    * ```ts
    * import { FramedChannel } from "@ipckit/ipckit";
    *
@@ -355,13 +409,22 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
-    if (this.#closed) return Promise.reject(closedError(this.#what));
+    const action = `wait for a message on ${this.#what}`;
+    let deadline: Deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, action);
+      deadline = deadlineOf(options, action);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError("wait for a message on"));
+    }
     if (!this.#reader) {
       return Promise.reject(
         new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
       );
     }
-    const deadline = deadlineOf(options);
     const turn = this.#receiveTurn.then(() =>
       this.#waitForMessage(deadline, options.signal)
     );
@@ -370,10 +433,10 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
-  [Symbol.asyncIterator](): AsyncGenerator<Message<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -383,7 +446,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * peer's iteration ends, while this side can still receive.
    */
   async closeWrite(): Promise<void> {
-    if (!this.#writer || this.#closed) return;
+    if (!this.#writer || this.#life.closed) return;
     await this.#sendTurn;
     const writer = this.#writer;
     this.#writer = undefined;
@@ -396,21 +459,21 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * the stream.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#reads.close(closedError(this.#what));
-    this.#reader?.cancel().catch(() => {});
-    this.#writer?.abort().catch(() => {});
-    this.#reader = undefined;
-    this.#writer = undefined;
-    try {
-      this.#io?.close();
-    } catch (error) {
-      // Closed already (by the peer's side of the runtime): nothing to release.
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-    this.#buffer = new Uint8Array(0);
-    this.#onClose?.();
+    this.#life.close(() => {
+      this.#reads.close(this.#life.closedError("receive from"));
+      this.#reader?.cancel().catch(() => {});
+      this.#writer?.abort().catch(() => {});
+      this.#reader = undefined;
+      this.#writer = undefined;
+      try {
+        this.#io?.close();
+      } catch (error) {
+        // Closed already (by the peer's side of the runtime): nothing to release.
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+      this.#buffer = new Uint8Array(0);
+      this.#onClose?.();
+    });
   }
 
   /** Closes the channel; see {@linkcode FramedChannel.close}. */
@@ -428,8 +491,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     this.close();
   }
 
-  #frame(value: T): Uint8Array<ArrayBuffer> {
-    if (this.#closed) throw closedError(this.#what);
+  /** The codec's answer, as the type this direction carries. */
+  #decode(payload: Uint8Array): TReceive {
+    return this.#codec.decode(payload) as TReceive;
+  }
+
+  #frame(value: TSend): Uint8Array<ArrayBuffer> {
+    if (this.#life.closed) throw this.#life.closedError("send to");
     if (!this.#writer) {
       throw new TypeError(`Cannot send to ${this.#what}: it is read-only`);
     }
@@ -459,11 +527,11 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
   async #receiveFrame(
     deadline: Deadline,
     signal: AbortSignal | undefined,
-  ): Promise<Message<T>> {
+  ): Promise<Message<TReceive>> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       const payload = this.#takeMessage();
-      if (payload) return { value: this.#codec.decode(payload) };
+      if (payload) return { value: this.#decode(payload) };
       if (this.#ended) return this.#atEnd();
       await this.#readMore(deadline, signal, `receive from ${this.#what}`);
     }
@@ -474,7 +542,9 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     for (;;) {
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) {
+        throw this.#life.closedError("wait for a message on");
+      }
       if (this.#ended || this.#messageBuffered()) return;
       await this.#readMore(
         deadline,
@@ -504,7 +574,7 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
       );
     } catch (error) {
       // A read cut short by close() fails with whatever the resource says.
-      if (this.#closed) throw closedError(this.#what);
+      if (this.#life.closed) throw this.#life.closedError("receive from");
       throw error;
     }
     if (result.done) this.#ended = true;
@@ -648,13 +718,13 @@ export class FramedChannel<T> implements Channel<T>, AsyncDisposable {
    * What is left when the stream has ended: a last line without its newline
    * is still a line (as `printf hello` writes it), a partial frame is an error.
    */
-  #atEnd(): Message<T> {
+  #atEnd(): Message<TReceive> {
     const leftover = this.#end - this.#start;
     if (leftover > 0) {
       const bytes = this.#buffer.subarray(this.#start, this.#end);
       this.#start = this.#end;
       if (this.#framing === "lines") {
-        return { value: this.#codec.decode(bytes) };
+        return { value: this.#decode(bytes) };
       }
       throw new DecodeError(
         `Cannot receive from ${this.#what}: the stream ended inside a message, after ${leftover} bytes`,

@@ -51,7 +51,7 @@
  * these checks, as elsewhere in ipckit.
  *
  * @example List what nobody holds
- * ```ts ignore
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc unheld.ts
  * import { listObjects } from "@ipckit/ipckit/inventory";
  *
@@ -107,6 +107,7 @@ import {
   type SysvKind,
 } from "./_kernel/sysv.ts";
 import { systemError } from "./_common/system_error.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 
 export type { IpcKind } from "./_kernel/objects.ts";
 export { IPC_KINDS } from "./_kernel/objects.ts";
@@ -127,12 +128,14 @@ export type { CollectionPlan, Verdict } from "./_inventory/collect.ts";
  * How messages and tables name each kind: `"message queue"`,
  * `"shared memory"`, `"semaphore"`.
  *
- * @example
+ * @example The word for a kind, as messages use it
  * ```ts
  * import { KIND_NAMES } from "@ipckit/ipckit/inventory";
  *
  * console.log(KIND_NAMES.mq); // message queue
  * ```
+ *
+ * @category Inventory
  */
 export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
   mq: OBJECT_KINDS.mq.label,
@@ -143,12 +146,14 @@ export const KIND_NAMES: Readonly<Record<IpcKind, string>> = {
 /**
  * What to list.
  *
- * @example
+ * @example One application's shared memory
  * ```ts
  * import type { ListOptions } from "@ipckit/ipckit/inventory";
  *
  * const options: ListOptions = { kinds: ["shm"], prefix: "/myapp-" };
  * ```
+ *
+ * @category Inventory
  */
 export interface ListOptions {
   /** Only these kinds. Default: every kind. */
@@ -163,6 +168,23 @@ export interface ListOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+const _LIST_KEYS = optionKeys<ListOptions>({
+  kinds: true,
+  prefix: true,
+  onProgress: true,
+});
+const _FIND_KEYS = optionKeys<FindOptions>({
+  kinds: true,
+  holders: true,
+  onProgress: true,
+});
+const _COLLECT_KEYS = optionKeys<CollectOptions>({
+  prefix: true,
+  all: true,
+  kinds: true,
+  onProgress: true,
+});
+
 /**
  * Lists the objects, sorted by kind then name, with the processes that
  * hold each one, and says what could not be seen.
@@ -174,8 +196,8 @@ export interface ListOptions {
  *   list or on `/proc`
  * @throws {TypeError} on an unknown kind or a prefix with a lone surrogate
  *
- * @example The shared memory objects of one program
- * ```ts ignore
+ * @example Every shared memory object of one application, and who holds it
+ * ```ts
  * import { listObjects } from "@ipckit/ipckit/inventory";
  *
  * const { objects } = await listObjects({ kinds: ["shm"], prefix: "/myapp-" });
@@ -183,10 +205,13 @@ export interface ListOptions {
  *   console.log(name, size, holders.map((holder) => holder.pid));
  * }
  * ```
+ *
+ * @category Inventory
  */
 export async function listObjects(
   options: ListOptions = {},
 ): Promise<Inventory> {
+  checkOptionKeys(options, _LIST_KEYS, "list IPC objects");
   const kinds = _kinds(options.kinds);
   const prefix = options.prefix === undefined
     ? undefined
@@ -198,12 +223,14 @@ export async function listObjects(
 /**
  * What to look up by name.
  *
- * @example
+ * @example Look up queues only, without their holders
  * ```ts
  * import type { FindOptions } from "@ipckit/ipckit/inventory";
  *
  * const options: FindOptions = { kinds: ["mq"], holders: false };
  * ```
+ *
+ * @category Inventory
  */
 export interface FindOptions {
   /** Only these kinds. Default: every kind (a queue and a memory may share a name). */
@@ -228,18 +255,24 @@ export interface FindOptions {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
  *   directory (and on `/proc` for holders)
  *
- * @example
- * ```ts ignore
+ * @example Who holds a queue
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { findObjects } from "@ipckit/ipckit/inventory";
  *
- * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
- * console.log(objects.length === 1 ? objects[0].holders : "no such queue");
+ * const name = `/jobs-${Deno.pid}`;
+ * using _queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * const { objects } = await findObjects(name, { kinds: ["mq"] });
+ * console.log(objects[0].holders.some((holder) => holder.pid === Deno.pid)); // true
  * ```
+ *
+ * @category Inventory
  */
 export async function findObjects(
   name: string | Uint8Array,
   options: FindOptions = {},
 ): Promise<Inventory> {
+  checkOptionKeys(options, _FIND_KEYS, "find IPC objects");
   const kinds = _kinds(options.kinds);
   const bytes = checkObjectName(name, kinds);
   const holders = options.holders ?? true;
@@ -255,12 +288,14 @@ export async function findObjects(
 /**
  * What {@linkcode planCollection} may consider.
  *
- * @example
+ * @example Collect what one application left behind
  * ```ts
  * import type { CollectOptions } from "@ipckit/ipckit/inventory";
  *
  * const options: CollectOptions = { prefix: "/myapp-" };
  * ```
+ *
+ * @category Inventory
  */
 export interface CollectOptions {
   /**
@@ -291,21 +326,24 @@ export interface CollectOptions {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the
  *   directories or `/proc`
  *
- * @example Remove what a crashed program left behind
- * ```ts ignore
+ * @example Remove what no live process holds
+ * ```ts
  * // deno run --allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue gc.ts
  * import { planCollection, removeObject } from "@ipckit/ipckit/inventory";
  *
- * const plan = await planCollection({ prefix: "/myapp-" });
+ * const plan = await planCollection({ prefix: `/myapp-${Deno.pid}-` });
  * for (const { object, remove, reason } of plan.verdicts) {
  *   if (remove) removeObject(object.kind, object.nameBytes);
  *   console.log(remove ? "removed" : "kept", object.name, reason);
  * }
  * ```
+ *
+ * @category Inventory
  */
 export async function planCollection(
   options: CollectOptions,
 ): Promise<CollectionPlan> {
+  checkOptionKeys(options, _COLLECT_KEYS, "plan a collection");
   const { all } = options;
   if (options.prefix === undefined && !all) {
     throw new TypeError(
@@ -348,12 +386,17 @@ export async function planCollection(
  * @throws {Deno.errors.NotFound} when no object of that kind has the name
  * @throws {Deno.errors.NotCapable} without `--allow-write` on the object's directory
  *
- * @example
- * ```ts ignore
+ * @example Remove a shared memory object by name
+ * ```ts
+ * import { SharedMemory } from "@ipckit/ipckit";
  * import { removeObject } from "@ipckit/ipckit/inventory";
  *
- * removeObject("shm", "/frame");
+ * const name = `/frame-${Deno.pid}`;
+ * SharedMemory.open(name, { create: true, size: 4096 }).close(); // the name stays
+ * removeObject("shm", name);
  * ```
+ *
+ * @category Inventory
  */
 export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
   _kinds([kind]);
@@ -372,12 +415,17 @@ export function removeObject(kind: IpcKind, name: string | Uint8Array): void {
  * @throws {Deno.errors.NotCapable} without `--allow-read` on the object's
  *   path (a semaphore: also `--allow-write`, as opening one needs both)
  *
- * @example
- * ```ts ignore
+ * @example Whether a queue exists
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { objectExists } from "@ipckit/ipckit/inventory";
  *
- * if (objectExists("mq", "/jobs")) console.log("the queue is there");
+ * const name = `/jobs-${Deno.pid}`;
+ * using _queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * if (objectExists("mq", name)) console.log("the queue is there");
  * ```
+ *
+ * @category Inventory
  */
 export function objectExists(
   kind: IpcKind,
@@ -407,12 +455,14 @@ export function objectExists(
  * What only opening an object tells: a queue's attributes and status, a
  * semaphore's value. Shared memory has none beyond {@linkcode IpcObject}.
  *
- * @example
+ * @example A queue's details
  * ```ts
  * import type { ObjectDetails } from "@ipckit/ipckit/inventory";
  *
  * const details: ObjectDetails = { maxMessages: 10, messageSize: 8192, currentMessages: 0 };
  * ```
+ *
+ * @category Inventory
  */
 export interface ObjectDetails {
   /** A queue's capacity in messages (`mq_maxmsg`). */
@@ -441,13 +491,19 @@ export interface ObjectDetails {
  * @throws {Deno.errors.NotFound} when it was removed meanwhile
  * @throws {Deno.errors.PermissionDenied} when you may not open it
  *
- * @example
- * ```ts ignore
+ * @example How many messages wait in a queue
+ * ```ts
+ * import { MessageQueue } from "@ipckit/ipckit";
  * import { findObjects, objectDetails } from "@ipckit/ipckit/inventory";
  *
- * const { objects } = await findObjects("/jobs", { kinds: ["mq"] });
- * if (objects[0]) console.log(objectDetails(objects[0]).currentMessages);
+ * const name = `/jobs-${Deno.pid}`;
+ * using queue = MessageQueue.open(name, { create: true, unlinkOnClose: true });
+ * queue.trySend("job");
+ * const { objects } = await findObjects(name, { kinds: ["mq"] });
+ * console.log(objectDetails(objects[0]).currentMessages); // 1
  * ```
+ *
+ * @category Inventory
  */
 export function objectDetails(object: IpcObject): ObjectDetails {
   const facts = OBJECT_KINDS[object.kind];
@@ -489,7 +545,7 @@ export function objectDetails(object: IpcObject): ObjectDetails {
  * @throws {TypeError} when the name is malformed or has a lone surrogate
  * @throws {RangeError} when it is too long
  *
- * @example
+ * @example A valid name and one with a slash inside
  * ```ts
  * import { checkObjectName } from "@ipckit/ipckit/inventory";
  *
@@ -500,6 +556,8 @@ export function objectDetails(object: IpcObject): ObjectDetails {
  *   console.log((error as Error).message); // … it must not contain "/" after the first
  * }
  * ```
+ *
+ * @category Inventory
  */
 export function checkObjectName(
   name: string | Uint8Array,
@@ -523,14 +581,16 @@ export function checkObjectName(
  * @returns whether it is mounted
  * @throws {Deno.errors.NotCapable} without `--allow-read=/dev/mqueue`
  *
- * @example
- * ```ts ignore
+ * @example Say how to mount the queue directory
+ * ```ts
  * import { queueDirectoryMounted } from "@ipckit/ipckit/inventory";
  *
  * if (!queueDirectoryMounted()) {
  *   console.log("as root: mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue");
  * }
  * ```
+ *
+ * @category Inventory
  */
 export function queueDirectoryMounted(): boolean {
   requirePermissions(["read"], OBJECT_KINDS.mq.directory);
@@ -545,13 +605,15 @@ export function queueDirectoryMounted(): boolean {
  * @param bytes the name, e.g. `/caf` followed by byte 0xe9
  * @returns the escaped form, e.g. `/caf\xe9`
  *
- * @example
+ * @example A name that is not UTF-8, shown escaped
  * ```ts
  * import { formatObjectName } from "@ipckit/ipckit/inventory";
  *
  * const name = new Uint8Array([0x2f, 0x63, 0x61, 0x66, 0xe9]);
  * console.log(formatObjectName(name)); // /caf\xe9
  * ```
+ *
+ * @category Inventory
  */
 export function formatObjectName(bytes: Uint8Array): string {
   return _format(bytes);
@@ -566,12 +628,14 @@ export function formatObjectName(bytes: Uint8Array): string {
  * @throws {TypeError} on a backslash that does not start `\\` or `\xHH`,
  *   or a lone UTF-16 surrogate
  *
- * @example
+ * @example Back from the escaped form to the bytes
  * ```ts
  * import { parseObjectName } from "@ipckit/ipckit/inventory";
  *
  * console.log(parseObjectName("/caf\\xe9")); // Uint8Array(5) [ 47, 99, 97, 102, 233 ]
  * ```
+ *
+ * @category Inventory
  */
 export function parseObjectName(text: string): Uint8Array {
   return _parse(text);

@@ -37,7 +37,13 @@
  * @module
  */
 
-/** The scalar field types: unsigned and signed integers, and IEEE floats. */
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+
+/**
+ * The scalar field types: unsigned and signed integers, and IEEE floats.
+ *
+ * @category Shared memory
+ */
 export type ScalarType =
   | "u8"
   | "i8"
@@ -50,12 +56,18 @@ export type ScalarType =
   | "f32"
   | "f64";
 
-/** The integer scalar types; these fields offer atomic operations. */
+/**
+ * The integer scalar types; these fields offer atomic operations.
+ *
+ * @category Shared memory
+ */
 export type IntegerType = Exclude<ScalarType, "f32" | "f64">;
 
 /**
  * A UTF-8 string stored in exactly `bytes` bytes, padded with NUL bytes.
  * Made by {@linkcode utf8}.
+ *
+ * @category Shared memory
  */
 export interface Utf8Type {
   /** Always `"utf8"`. */
@@ -66,6 +78,8 @@ export interface Utf8Type {
 
 /**
  * A fixed number of scalars stored back to back. Made by {@linkcode array}.
+ *
+ * @category Shared memory
  */
 export interface ArrayType<E extends ScalarType = ScalarType> {
   /** Always `"array"`. */
@@ -76,19 +90,25 @@ export interface ArrayType<E extends ScalarType = ScalarType> {
   readonly length: number;
 }
 
-/** Any field type: a scalar name, `utf8(n)` or `array(type, n)`. */
+/**
+ * Any field type: a scalar name, `utf8(n)` or `array(type, n)`.
+ *
+ * @category Shared memory
+ */
 export type FieldType = ScalarType | Utf8Type | ArrayType;
 
 /**
  * A field at an explicit byte offset instead of the next aligned one.
  *
- * @example A header whose `flags` field sits at byte 6
+ * @example A field at an offset of its own
  * ```ts
  * import { layout } from "@ipckit/ipckit";
  *
  * const header = layout({ magic: "u32", flags: { type: "u16", offset: 6 } });
  * console.log(header.size); // 8
  * ```
+ *
+ * @category Shared memory
  */
 export interface PlacedField<T extends FieldType = FieldType> {
   /** The field's type. */
@@ -97,13 +117,25 @@ export interface PlacedField<T extends FieldType = FieldType> {
   readonly offset: number;
 }
 
-/** A field as written in a layout: a type, or a type with an offset. */
+/**
+ * A field as written in a layout: a type, or a type with an offset.
+ *
+ * @category Shared memory
+ */
 export type FieldSpec = FieldType | PlacedField;
 
-/** The fields of a layout, by name. */
+/**
+ * The fields of a layout, by name.
+ *
+ * @category Shared memory
+ */
 export type LayoutSpec = Record<string, FieldSpec>;
 
-/** The typed array that holds elements of scalar type `E`. */
+/**
+ * The typed array that holds elements of scalar type `E`.
+ *
+ * @category Shared memory
+ */
 export type TypedArrayOf<E extends ScalarType> = E extends "u8"
   ? Uint8Array<ArrayBuffer>
   : E extends "i8" ? Int8Array<ArrayBuffer>
@@ -116,14 +148,26 @@ export type TypedArrayOf<E extends ScalarType> = E extends "u8"
   : E extends "f32" ? Float32Array<ArrayBuffer>
   : Float64Array<ArrayBuffer>;
 
-/** The type of a field spec without its offset. */
+/**
+ * The type of a field spec without its offset.
+ *
+ * @category Shared memory
+ */
 export type FieldTypeOf<F> = F extends PlacedField<infer T> ? T : F;
 
-/** The JavaScript value of a scalar: `bigint` for 64-bit integers, else `number`. */
+/**
+ * The JavaScript value of a scalar: `bigint` for 64-bit integers, else `number`.
+ *
+ * @category Shared memory
+ */
 export type ScalarValue<T extends ScalarType> = T extends "u64" | "i64" ? bigint
   : number;
 
-/** The JavaScript value a field holds. */
+/**
+ * The JavaScript value a field holds.
+ *
+ * @category Shared memory
+ */
 export type FieldValue<F> = FieldTypeOf<F> extends infer T
   ? T extends ScalarType ? ScalarValue<T>
   : T extends Utf8Type ? string
@@ -131,29 +175,43 @@ export type FieldValue<F> = FieldTypeOf<F> extends infer T
   : never
   : never;
 
-/** The record a layout describes: `{ id: number; label: string; … }`. */
+/**
+ * The record a layout describes: `{ id: number; label: string; … }`.
+ *
+ * @category Shared memory
+ */
 export type RecordOf<S extends LayoutSpec> = {
   -readonly [K in keyof S]: FieldValue<S[K]>;
 };
 
-/** The names of a layout's integer fields. */
+/**
+ * The names of a layout's integer fields.
+ *
+ * @category Shared memory
+ */
 export type IntegerFieldsOf<S extends LayoutSpec> = {
   [K in keyof S]: FieldTypeOf<S[K]> extends IntegerType ? K : never;
 }[keyof S];
 
-/** Byte order of multi-byte fields. */
+/**
+ * Byte order of multi-byte fields.
+ *
+ * @category Shared memory
+ */
 export type Endian = "little" | "big";
 
 /**
  * One field as the layout placed it.
  *
- * @example
+ * @example Where a field lives
  * ```ts
  * import { layout } from "@ipckit/ipckit";
  *
  * const [first] = layout({ id: "u32" }).fields;
  * console.log(first.name, first.offset, first.size); // id 0 4
  * ```
+ *
+ * @category Shared memory
  */
 export interface FieldInfo {
   /** The field's name. */
@@ -176,13 +234,15 @@ export interface FieldInfo {
  * A fixed binary record: where each field lives, the total size, the
  * alignment and the byte order. Made by {@linkcode layout}.
  *
- * @example
+ * @example A point of two doubles
  * ```ts
  * import { layout, type Layout } from "@ipckit/ipckit";
  *
  * const point: Layout<{ x: "f64"; y: "f64" }> = layout({ x: "f64", y: "f64" });
  * console.log(point.size, point.align); // 16 8
  * ```
+ *
+ * @category Shared memory
  */
 export interface Layout<S extends LayoutSpec = LayoutSpec> {
   /** The fields as written, which carry the record's type. */
@@ -202,13 +262,15 @@ export interface Layout<S extends LayoutSpec = LayoutSpec> {
 /**
  * How {@linkcode layout} places fields.
  *
- * @example
+ * @example A packed big-endian header
  * ```ts
  * import { layout, type LayoutOptions } from "@ipckit/ipckit";
  *
  * const options: LayoutOptions = { endian: "big", packed: true };
  * console.log(layout({ tag: "u8", length: "u32" }, options).size); // 5
  * ```
+ *
+ * @category Shared memory
  */
 export interface LayoutOptions {
   /** Byte order of multi-byte fields. Default `"little"`. */
@@ -217,8 +279,8 @@ export interface LayoutOptions {
   packed?: boolean;
 }
 
-/** Size in bytes of each scalar type, which is also its natural alignment. */
-export const SCALAR_SIZES: Readonly<Record<ScalarType, number>> = {
+// Size in bytes of each scalar type, which is also its natural alignment.
+const _SCALAR_SIZES: Readonly<Record<ScalarType, number>> = {
   u8: 1,
   i8: 1,
   u16: 2,
@@ -235,12 +297,14 @@ export const SCALAR_SIZES: Readonly<Record<ScalarType, number>> = {
  * A UTF-8 string field of exactly `bytes` bytes. Shorter strings are padded
  * with NUL bytes; a longer one is a `RangeError` and nothing is written.
  *
- * @example
+ * @example A 32-byte label
  * ```ts
  * import { layout, utf8 } from "@ipckit/ipckit";
  *
  * console.log(layout({ label: utf8(32) }).size); // 32
  * ```
+ *
+ * @category Shared memory
  */
 export function utf8(bytes: number): Utf8Type {
   _checkCount(bytes, "utf8(bytes)");
@@ -252,27 +316,31 @@ export function utf8(bytes: number): Utf8Type {
  * reads as a live typed array over the mapping (no copy); in a message it
  * decodes to a new typed array.
  *
- * @example
+ * @example 64 samples
  * ```ts
  * import { array, layout } from "@ipckit/ipckit";
  *
  * console.log(layout({ samples: array("f32", 64) }).size); // 256
  * ```
+ *
+ * @category Shared memory
  */
 export function array<const E extends ScalarType>(
   element: E,
   length: number,
 ): ArrayType<E> {
-  if (!Object.hasOwn(SCALAR_SIZES, element)) {
+  if (!Object.hasOwn(_SCALAR_SIZES, element)) {
     throw new TypeError(
       `Cannot make an array field: unknown element type ${
         JSON.stringify(element)
-      }; expected one of ${Object.keys(SCALAR_SIZES).join(", ")}`,
+      }; expected one of ${Object.keys(_SCALAR_SIZES).join(", ")}`,
     );
   }
   _checkCount(length, "array(element, length)");
   return { kind: "array", element, length };
 }
+
+const _LAYOUT_KEYS = optionKeys<LayoutOptions>({ endian: true, packed: true });
 
 /**
  * Describes a fixed binary record. Checks every field before returning:
@@ -293,11 +361,14 @@ export function array<const E extends ScalarType>(
  * }));
  * console.log(decoded.width, decoded.seq); // 640 1n
  * ```
+ *
+ * @category Shared memory
  */
 export function layout<const S extends LayoutSpec>(
   spec: S,
   options: LayoutOptions = {},
 ): Layout<S> {
+  checkOptionKeys(options, _LAYOUT_KEYS, "make a layout");
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
     throw new TypeError(
       'Cannot make a layout: expected an object of fields like { id: "u32" }',
@@ -400,8 +471,8 @@ function _describe(name: string, type: unknown): {
   naturalAlign: number;
   length: number;
 } {
-  if (typeof type === "string" && Object.hasOwn(SCALAR_SIZES, type)) {
-    const size = SCALAR_SIZES[type as ScalarType];
+  if (typeof type === "string" && Object.hasOwn(_SCALAR_SIZES, type)) {
+    const size = _SCALAR_SIZES[type as ScalarType];
     return {
       kind: "scalar",
       scalar: type as ScalarType,
@@ -429,10 +500,10 @@ function _describe(name: string, type: unknown): {
     }
     if (
       described.kind === "array" &&
-      Object.hasOwn(SCALAR_SIZES, described.element ?? "")
+      Object.hasOwn(_SCALAR_SIZES, described.element ?? "")
     ) {
       _checkCount(described.length, `array() for field "${name}"`);
-      const elementSize = SCALAR_SIZES[described.element!];
+      const elementSize = _SCALAR_SIZES[described.element!];
       return {
         kind: "array",
         scalar: described.element,
@@ -449,7 +520,7 @@ function _describe(name: string, type: unknown): {
     : String(type);
   throw new TypeError(
     `Cannot make a layout: field "${name}" has unknown type ${shown}; expected one of ${
-      Object.keys(SCALAR_SIZES).join(", ")
+      Object.keys(_SCALAR_SIZES).join(", ")
     }, utf8(n) or array(type, n)`,
   );
 }
@@ -477,13 +548,19 @@ function _checkOverlaps(fields: readonly FieldInfo[]): void {
  * across processes). `add`, `sub` and `exchange` return the old value.
  * 64-bit fields take and return `bigint`.
  *
- * @example
- * ```ts ignore
+ * @example Count across processes without a lock
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using record = SharedMemory.openStruct("/counter", layout({ count: "u32" }), { create: true });
+ * using record = SharedMemory.openStruct(`/counter-${Deno.pid}`, layout({ count: "u32" }), {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * const before = record.$atomic.count.add(1);
+ * console.log(before, record.count); // 0 1
  * ```
+ *
+ * @category Shared memory
  */
 export interface AtomicField<V extends number | bigint> {
   /** Reads the field atomically. */
@@ -500,7 +577,11 @@ export interface AtomicField<V extends number | bigint> {
   compareExchange(expected: V, replacement: V): V;
 }
 
-/** The atomic operations of every integer field of a layout. */
+/**
+ * The atomic operations of every integer field of a layout.
+ *
+ * @category Shared memory
+ */
 export type AtomicFieldsOf<S extends LayoutSpec> = {
   readonly [K in IntegerFieldsOf<S>]: AtomicField<
     S[K] extends { type: infer T extends ScalarType } ? ScalarValue<T>
@@ -514,14 +595,20 @@ export type AtomicFieldsOf<S extends LayoutSpec> = {
  * and writes the memory directly, plus `$atomic` for integer fields. Made by
  * `region.struct(layout)`.
  *
- * @example
- * ```ts ignore
+ * @example A record bound at the start of a region
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/sensor", { create: true, size: 4096 });
+ * using memory = SharedMemory.open(`/sensor-${Deno.pid}`, {
+ *   create: true,
+ *   size: 4096,
+ *   unlinkOnClose: true,
+ * });
  * const record = memory.struct(layout({ id: "u32", temperature: "f64" }));
  * record.temperature = 21.5;
  * ```
+ *
+ * @category Shared memory
  */
 export type StructView<S extends LayoutSpec> = RecordOf<S> & {
   /** Atomic operations on the integer fields. */
@@ -537,17 +624,19 @@ export type StructView<S extends LayoutSpec> = RecordOf<S> & {
  * `MappedFile.openStruct` return. `$close()` (or `using`) closes the region;
  * afterwards every field access throws `Deno.errors.BadResource`.
  *
- * @example
- * ```ts ignore
+ * @example A record that owns its shared memory
+ * ```ts
  * import { layout, SharedMemory } from "@ipckit/ipckit";
  *
- * using status = SharedMemory.openStruct("/status", layout({ ready: "u8" }), {
+ * using status = SharedMemory.openStruct(`/status-${Deno.pid}`, layout({ ready: "u8" }), {
  *   create: true,
  *   unlinkOnClose: true,
  * });
  * status.ready = 1;
  * console.log(status.$region.size); // 1
  * ```
+ *
+ * @category Shared memory
  */
 export type MappedStruct<S extends LayoutSpec, R> = StructView<S> & {
   /** The region the record lives in. */
@@ -556,4 +645,6 @@ export type MappedStruct<S extends LayoutSpec, R> = StructView<S> & {
   $close(): void;
   /** Closes the region. */
   [Symbol.dispose](): void;
+  /** Closes the region. */
+  [Symbol.asyncDispose](): Promise<void>;
 };

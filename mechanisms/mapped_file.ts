@@ -31,11 +31,17 @@
  * `flush()` (`msync`) is only about durability: other processes mapping
  * the file see writes at once, through the page cache, with or without it.
  *
+ * Like every named object, the file stays when the handle closes unless it
+ * was opened with `unlinkOnClose: true`, which removes it then (that file,
+ * never another one put at its path meanwhile).
+ *
  * @example Count how often a program ran, in a file
  * ```ts ignore
+ * // Not run as a test: runs.bin is meant to stay between runs.
  * import { layout, MappedFile } from "@ipckit/ipckit";
  *
  * using stats = MappedFile.openStruct("./runs.bin", layout({ runs: "u64" }), { create: true });
+ * // runs.bin stays: the count goes on at the next run
  * stats.$atomic.runs.add(1n);
  * stats.$region.flush();
  * ```
@@ -49,7 +55,8 @@ import { libc } from "../ffi/load.ts";
 import { type FileStatus, sameFile, statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
-import { checkFlag } from "./_common/checks.ts";
+import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
   checkSize,
@@ -78,12 +85,14 @@ const _SYNC_ALIGN = 65536;
 /**
  * How to open a mapped file.
  *
- * @example
+ * @example A megabyte file shared with every process that maps it
  * ```ts
  * import type { MappedFileOptions } from "@ipckit/ipckit";
  *
  * const options: MappedFileOptions = { create: true, size: 1 << 20, shared: true };
  * ```
+ *
+ * @category Shared memory
  */
 export interface MappedFileOptions {
   /** Create the file if it does not exist. Needs `size`. Default `false`. */
@@ -117,17 +126,25 @@ export interface MappedFileOptions {
    * process and the file is opened read-only.
    */
   shared?: boolean;
+  /**
+   * Remove the file when this handle closes: the file this handle mapped,
+   * never another one put at its path meanwhile. Needs `--allow-write` on
+   * the path. Default `false`: the file stays, like every named object.
+   */
+  unlinkOnClose?: boolean;
 }
 
 /**
  * How much of a mapped file to flush.
  *
- * @example
+ * @example Flush the first page only
  * ```ts
  * import type { FlushOptions } from "@ipckit/ipckit";
  *
  * const header: FlushOptions = { byteOffset: 0, byteLength: 4096 };
  * ```
+ *
+ * @category Shared memory
  */
 export interface FlushOptions {
   /** Start of the range. Default 0. */
@@ -138,25 +155,49 @@ export interface FlushOptions {
   async?: boolean;
 }
 
+const _OPEN_KEYS = optionKeys<MappedFileOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  readOnly: true,
+  shared: true,
+  unlinkOnClose: true,
+});
+// A record's file is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
+const _FLUSH_KEYS = optionKeys<FlushOptions>({
+  byteOffset: true,
+  byteLength: true,
+  async: true,
+});
+
 /**
  * A file mapped into memory.
  *
  * @example Write a file through memory
- * ```ts ignore
+ * ```ts
  * import { MappedFile } from "@ipckit/ipckit";
  *
- * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
+ * const path = await Deno.makeTempFile();
+ * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
  * file.bytes().set(new TextEncoder().encode("hello"));
- * file.flush();
+ * file.flush(); // only for durability: other processes see it at once
  * ```
+ *
+ * @category Shared memory
  */
-export class MappedFile implements Disposable {
+export class MappedFile implements Disposable, AsyncDisposable {
   #path: string;
   #what: string;
+  #life: Lifecycle;
   #mapping: Mapping;
   #readOnly: boolean;
   #shared: boolean;
   #writableFd: boolean;
+  // The file to remove on close (unlinkOnClose), by device and inode.
+  #removeOnClose: FileStatus | undefined;
 
   private constructor(
     path: string,
@@ -164,9 +205,12 @@ export class MappedFile implements Disposable {
     readOnly: boolean,
     shared: boolean,
     writableFd: boolean,
+    removeOnClose: FileStatus | undefined,
   ) {
+    this.#removeOnClose = removeOnClose;
     this.#path = path;
     this.#what = `mapped file "${path}"`;
+    this.#life = new Lifecycle(this.#what);
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#shared = shared;
@@ -176,20 +220,34 @@ export class MappedFile implements Disposable {
   /**
    * Opens (or with `create`, creates) the file at `path` and maps all of it.
    *
+   * Cleanup: the file stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid path or option combination, before any system call
    * @throws {RangeError} for an invalid size, an empty file, or a size mismatch
    * @throws {Deno.errors.NotCapable} without read/write permission on `path`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {IpcError} with code `ENOSPC` when the file system has no room
    *
-   * @example
-   * ```ts ignore
+   * @example Create a one-megabyte file and map it
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using log = MappedFile.open("/var/tmp/ring.bin", { create: true, size: 1 << 20 });
+   * const dir = await Deno.makeTempDir();
+   * {
+   *   using ring = MappedFile.open(`${dir}/ring.bin`, {
+   *     create: true,
+   *     size: 1 << 20,
+   *     unlinkOnClose: true,
+   *   });
+   *   console.log(ring.size); // 1048576
+   * } // closed and removed here
+   * await Deno.remove(dir);
    * ```
    */
   static open(path: string | URL, options: MappedFileOptions = {}): MappedFile {
+    checkOptionKeys(options, _OPEN_KEYS, `map file "${String(path)}"`);
     const filePath = checkFilePath(path, "map file");
     const action = `map file "${filePath}"`;
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
@@ -199,11 +257,13 @@ export class MappedFile implements Disposable {
       ["shared", options.shared],
     );
     const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+    const unlinkOnClose = options.unlinkOnClose ?? false;
     const shared = !readOnly && (options.shared ?? true);
     const writableFd = create || shared;
 
     const accesses: Access[] = ["read"];
-    if (writableFd) accesses.push("write");
+    if (writableFd || unlinkOnClose) accesses.push("write");
     using at = AnchoredPath.open(filePath, accesses, action);
     // Refuse anything but a regular file before opening it: open(2) of a
     // FIFO without a peer would block this thread, and opening a device can
@@ -246,18 +306,29 @@ export class MappedFile implements Disposable {
       if (created && opened) _removeCreated(at, opened, action);
       throw error;
     }
-    return new MappedFile(filePath, mapping, readOnly, shared, writableFd);
+    return new MappedFile(
+      filePath,
+      mapping,
+      readOnly,
+      shared,
+      writableFd,
+      unlinkOnClose ? opened : undefined,
+    );
   }
 
   /**
    * Opens a file sized for one `layout` record and returns the record: its
    * properties read and write the file's pages directly.
    *
-   * @example
-   * ```ts ignore
+   * @example A versioned header in a file
+   * ```ts
    * import { layout, MappedFile } from "@ipckit/ipckit";
    *
-   * using header = MappedFile.openStruct("/tmp/h.bin", layout({ version: "u16", items: "u32" }), { create: true });
+   * const path = await Deno.makeTempFile();
+   * using header = MappedFile.openStruct(path, layout({ version: "u16", items: "u32" }), {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * header.version = 2;
    * ```
    */
@@ -266,6 +337,7 @@ export class MappedFile implements Disposable {
     layout: Layout<S>,
     options: Omit<MappedFileOptions, "size"> = {},
   ): MappedStruct<S, MappedFile> {
+    checkOptionKeys(options, _STRUCT_KEYS, `map file "${String(path)}"`);
     checkRecordLayout(layout, `map file "${String(path)}"`);
     const file = MappedFile.open(path, { ...options, size: layout.size });
     return ownedStruct(
@@ -297,19 +369,21 @@ export class MappedFile implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
    * An `ArrayBuffer` over the whole mapping, without a copy; `close()` and
    * `resize()` detach it.
    *
-   * @example
-   * ```ts ignore
+   * @example Read a header through a DataView
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * const view = new DataView(file.buffer);
+   * console.log(view.getUint32(0)); // 0: a new file is zeros
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -319,12 +393,14 @@ export class MappedFile implements Disposable {
   /**
    * The whole mapping as bytes, without a copy.
    *
-   * @example
-   * ```ts ignore
+   * @example Read a file's text without copying it in
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin", { readOnly: true });
-   * console.log(new TextDecoder().decode(file.bytes()));
+   * const path = await Deno.makeTempFile();
+   * await Deno.writeTextFile(path, "hello");
+   * using file = MappedFile.open(path, { readOnly: true, unlinkOnClose: true });
+   * console.log(new TextDecoder().decode(file.bytes())); // hello
    * ```
    */
   bytes(): Uint8Array<ArrayBuffer> {
@@ -335,12 +411,15 @@ export class MappedFile implements Disposable {
    * A typed array over part of the mapping, without a copy (see
    * `SharedMemory.view`).
    *
-   * @example
-   * ```ts ignore
+   * @example A file of 32-bit floats as a Float32Array
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/samples.f32", { readOnly: true });
+   * const path = await Deno.makeTempFile();
+   * await Deno.writeFile(path, new Uint8Array(new Float32Array([0.5, 1.5]).buffer));
+   * using file = MappedFile.open(path, { readOnly: true, unlinkOnClose: true });
    * const samples = file.view(Float32Array);
+   * console.log(samples[1]); // 1.5
    * ```
    */
   view<T extends TypedArray>(
@@ -354,13 +433,15 @@ export class MappedFile implements Disposable {
   /**
    * Binds a `layout` record at `byteOffset` of the mapping.
    *
-   * @example
-   * ```ts ignore
+   * @example A record at the start of a file
+   * ```ts
    * import { layout, MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * const header = file.struct(layout({ magic: "u32", count: "u32" }));
-   * console.log(header.count);
+   * header.count += 1;
+   * console.log(header.count); // 1
    * ```
    */
   struct<S extends LayoutSpec>(
@@ -381,16 +462,19 @@ export class MappedFile implements Disposable {
    * unless `async`. Only needed for durability: other processes see writes
    * at once. On a private mapping there is nothing to write back.
    *
-   * @example
-   * ```ts ignore
+   * @example Write one byte and flush only its page
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
    * file.bytes()[0] = 1;
    * file.flush({ byteOffset: 0, byteLength: 1 });
    * ```
    */
   flush(options: FlushOptions = {}): void {
+    checkOptionKeys(options, _FLUSH_KEYS, `flush ${this.#what}`);
+    this.#life.check("flush");
     const size = this.#mapping.size;
     const byteOffset = options.byteOffset ?? 0;
     if (
@@ -427,18 +511,20 @@ export class MappedFile implements Disposable {
    *
    * @throws {TypeError} on a read-only or private mapping
    *
-   * @example
-   * ```ts ignore
+   * @example Grow a file
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * using file = MappedFile.open("/tmp/data.bin", { create: true, size: 4096 });
-   * file.resize(8192);
+   * const path = await Deno.makeTempFile();
+   * using file = MappedFile.open(path, { create: true, size: 4096, unlinkOnClose: true });
+   * file.resize(8192); // views taken before are detached: take new ones
    * console.log(file.size); // 8192
    * ```
    */
   resize(size: number): void {
     const action = `resize ${this.#what}`;
     checkSize(size, action);
+    this.#life.check("resize");
     if (!this.#shared || !this.#writableFd) {
       throw new TypeError(
         `Cannot ${action}: it is mapped ${
@@ -460,23 +546,47 @@ export class MappedFile implements Disposable {
   /**
    * Detaches every buffer and view handed out, unmaps the file and closes
    * the descriptor; idempotent. Does not `flush()`: writes are already in the
-   * page cache and reach the disk in time.
+   * page cache and reach the disk in time. With `unlinkOnClose` the file is
+   * removed too, if it is still the one this handle mapped.
    *
-   * @example
-   * ```ts ignore
+   * @example Close a file: it stays unless unlinkOnClose
+   * ```ts
    * import { MappedFile } from "@ipckit/ipckit";
    *
-   * const file = MappedFile.open("/tmp/data.bin");
+   * const path = await Deno.makeTempFile();
+   * const file = MappedFile.open(path, { create: true, size: 4096 });
    * file.close();
+   * await Deno.remove(path); // it stayed: remove it yourself
    * ```
    */
   close(): void {
-    this.#mapping.close();
+    this.#life.close(() => {
+      // Removed while still mapped: the mapping keeps the file's inode
+      // alive, so no file made meanwhile can carry the same inode number
+      // and pass for it.
+      const mapped = this.#removeOnClose;
+      try {
+        if (mapped) {
+          const action = `remove ${this.#what}`;
+          unlinkQuietly(() => {
+            using at = AnchoredPath.open(this.#path, ["write"], action);
+            at.remove((status) => _unlessSameFile(status, mapped), action);
+          });
+        }
+      } finally {
+        this.#mapping.close();
+      }
+    });
   }
 
   /** Closes the file; see {@linkcode MappedFile.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Closes the file; see {@linkcode MappedFile.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }
 
@@ -495,6 +605,16 @@ function _requireRegularFile(status: FileStatus, action: string): void {
   );
 }
 
+/** Refuses to remove any file but `expected` (same device and inode). */
+function _unlessSameFile(
+  status: FileStatus,
+  expected: FileStatus,
+): Error | undefined {
+  return sameFile(status, expected)
+    ? undefined
+    : new Deno.errors.NotFound("another file took its place");
+}
+
 /**
  * Removes the file this call created, after a later step failed: only if
  * the name still leads to that very file (device and inode), never to one
@@ -508,10 +628,7 @@ function _removeCreated(
 ): void {
   try {
     at.remove(
-      (status) =>
-        sameFile(status, created)
-          ? undefined
-          : new Deno.errors.NotFound("another file took its place"),
+      (status) => _unlessSameFile(status, created),
       `remove the file made for ${action}`,
     );
   } catch {

@@ -8,12 +8,12 @@
  * lets ipckit check sizes against the system limits before calling the kernel.
  *
  * @example A queue in one process
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit/message-queue";
  *
- * await using queue = MessageQueue.open<{ job: string }>("/jobs", {
+ * await using queue = MessageQueue.open<{ job: string }>(`/jobs-${Deno.pid}`, {
  *   create: true,
- *   unlinkOnClose: true,
+ *   unlinkOnClose: true, // remove the name when the queue closes
  * });
  * await queue.send({ job: "resize" }, { priority: 5 });
  * const { value, priority } = await queue.receive({ timeout: 1000 });
@@ -23,17 +23,20 @@
  * @module
  */
 
-import { cString, MQ_ATTR, O, requireSymbol } from "../ffi/c.ts";
+import { cString, O, requireSymbol } from "../ffi/c.ts";
 import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { mqAttributes, mqCreateAttributes } from "../ffi/mqueue.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkMode } from "./_common/checks.ts";
 import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import {
   defaultMqLimit,
@@ -48,7 +51,7 @@ import {
 import { validateIpcName } from "./_kernel/names.ts";
 import { MQUEUE_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
-import { deadlineOf } from "./_wait/deadline.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
 import { type Direction, pollSync } from "./_wait/poll_sync.ts";
 import { reactor } from "./_wait/reactor.ts";
 import {
@@ -59,15 +62,17 @@ import {
 } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
-export { MQUEUE_DIR };
-
-/** Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX). */
+/**
+ * Priorities run from 0 to this value minus one (Linux's MQ_PRIO_MAX).
+ *
+ * @category Message queues
+ */
 export const MQ_PRIO_MAX = 32768;
 
 /**
  * How to open a message queue.
  *
- * @example
+ * @example A queue this process only receives from
  * ```ts
  * import type { MessageQueueOptions } from "@ipckit/ipckit";
  *
@@ -79,6 +84,8 @@ export const MQ_PRIO_MAX = 32768;
  *   write: false,
  * };
  * ```
+ *
+ * @category Message queues
  */
 export interface MessageQueueOptions<T> {
   /** Create the queue if it does not exist. Default `false`. */
@@ -132,12 +139,14 @@ export interface MessageQueueOptions<T> {
 /**
  * A received message and the priority it was sent with.
  *
- * @example
+ * @example What a receive resolves to
  * ```ts
  * import type { QueueMessage } from "@ipckit/ipckit";
  *
  * const message: QueueMessage<string> = { value: "hello", priority: 0 };
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueMessage<T> extends Message<T> {
   /** The priority the sender gave, 0 (lowest) to 32767. */
@@ -148,12 +157,14 @@ export interface QueueMessage<T> extends Message<T> {
  * Options for sending: a priority, and for the waiting forms a timeout and a
  * signal.
  *
- * @example
+ * @example An urgent send that waits at most 100 ms
  * ```ts
  * import type { SendOptions } from "@ipckit/ipckit";
  *
  * const urgent: SendOptions = { priority: 10, timeout: 100 };
  * ```
+ *
+ * @category Message queues
  */
 export interface SendOptions extends WaitOptions {
   /** 0 (the default, lowest) to 32767. Higher priorities are received first. */
@@ -163,7 +174,7 @@ export interface SendOptions extends WaitOptions {
 /**
  * A queue's attributes as the kernel reports them.
  *
- * @example
+ * @example Whether a queue is full
  * ```ts
  * import type { QueueAttributes } from "@ipckit/ipckit";
  *
@@ -171,6 +182,8 @@ export interface SendOptions extends WaitOptions {
  *   return attributes.currentMessages === attributes.maxMessages;
  * }
  * ```
+ *
+ * @category Message queues
  */
 export interface QueueAttributes {
   /** Capacity in messages. */
@@ -185,9 +198,28 @@ interface _Handle {
   fd: number;
 }
 
-// A safety net for handles dropped without close(); close() is the contract.
-const _leaked = new FinalizationRegistry<_Handle>((handle) => {
-  if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+const _OPEN_KEYS = optionKeys<MessageQueueOptions<unknown>>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  maxMessages: true,
+  messageSize: true,
+  codec: true,
+  read: true,
+  write: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _TRY_SEND_KEYS = optionKeys<{ priority?: number }>({ priority: true });
+const _SEND_KEYS = optionKeys<SendOptions>({
+  priority: true,
+  timeout: true,
+  signal: true,
+});
+const _SEND_SYNC_KEYS = optionKeys<{ priority?: number; timeout?: number }>({
+  priority: true,
+  timeout: true,
 });
 
 /**
@@ -199,18 +231,22 @@ const _leaked = new FinalizationRegistry<_Handle>((handle) => {
  * like C (for Workers and scripts).
  *
  * @example Producer and consumer sharing a queue
- * ```ts ignore
+ * ```ts
  * import { MessageQueue } from "@ipckit/ipckit";
  *
- * using queue = MessageQueue.open<number>("/numbers", { create: true });
+ * using queue = MessageQueue.open<number>(`/numbers-${Deno.pid}`, {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * queue.trySend(1);
  * await queue.send(2, { priority: 1 });
  * for await (const { value, priority } of queue) {
  *   console.log(value, priority); // 2 1, then 1 0
  *   if (value === 1) break;
  * }
- * MessageQueue.unlink("/numbers");
  * ```
+ *
+ * @category Message queues
  */
 export class MessageQueue<T = unknown>
   implements Channel<T, QueueMessage<T>>, AsyncDisposable {
@@ -222,7 +258,7 @@ export class MessageQueue<T = unknown>
   #canWrite: boolean;
   #unlinkOnClose: boolean;
   #messageSize: number;
-  #closed = false;
+  #life: Lifecycle;
   #receiveSpinner: Spinner;
   #sendSpinner: Spinner;
   // Allocated once per queue: every message is received into the same
@@ -239,7 +275,9 @@ export class MessageQueue<T = unknown>
   ) {
     this.#name = name;
     this.#what = `message queue "${name}"`;
-    this.#handle = { fd };
+    this.#life = new Lifecycle(this.#what);
+    const handle = { fd };
+    this.#handle = handle;
     this.#codec = options.codec ?? codecs.json<T>();
     this.#canRead = options.read ?? true;
     this.#canWrite = options.write ?? true;
@@ -250,11 +288,18 @@ export class MessageQueue<T = unknown>
     const spin = checkSpinMicros(options.spin, `open ${this.#what}`);
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
-    _leaked.register(this, this.#handle, this);
+    // The safety net for a queue dropped without close().
+    this.#life.guard(this, () => {
+      if (handle.fd >= 0) requireSymbol("mq_close")(handle.fd);
+    });
   }
 
   /**
    * Opens (or with `create`, creates) the queue `name`, e.g. `"/jobs"`.
+   *
+   * Cleanup: the queue stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
    *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for sizes beyond the system limits, naming the limit
@@ -265,11 +310,16 @@ export class MessageQueue<T = unknown>
    * queue belongs to another user or has a wider mode (see `adopt`)
    * @throws {Deno.errors.NotSupported} where the OS has no POSIX message queues (macOS)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a queue of 8 messages of up to 256 bytes
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using jobs = MessageQueue.open<string>("/jobs", { create: true, maxMessages: 8, messageSize: 256 });
+   * using jobs = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   maxMessages: 8,
+   *   messageSize: 256,
+   *   unlinkOnClose: true,
+   * });
    * console.log(jobs.attributes().maxMessages); // 8
    * ```
    */
@@ -277,7 +327,13 @@ export class MessageQueue<T = unknown>
     name: string,
     options: MessageQueueOptions<T> = {},
   ): MessageQueue<T> {
+    const action = `open message queue "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
+    for (const flag of ["create", "exclusive", "read", "write"] as const) {
+      checkFlag(options[flag], flag, action);
+    }
+    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
     const read = options.read ?? true;
     const write = options.write ?? true;
     if (!read && !write) {
@@ -294,8 +350,7 @@ export class MessageQueue<T = unknown>
       options.mode ?? 0o600,
       `open message queue "${name}"`,
     );
-    checkSpinMicros(options.spin, `open message queue "${name}"`);
-    const action = `open message queue "${name}"`;
+    checkSpinMicros(options.spin, action);
     const adopt = checkAdoptOption(
       options.adopt,
       options.create,
@@ -349,11 +404,13 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.NotFound} when no queue has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/mqueue/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a queue's name
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * MessageQueue.unlink("/jobs");
+   * const name = `/jobs-${Deno.pid}`;
+   * MessageQueue.open(name, { create: true }).close(); // the name stays
+   * MessageQueue.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -374,7 +431,7 @@ export class MessageQueue<T = unknown>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** The largest message this queue accepts, in bytes. */
@@ -385,16 +442,20 @@ export class MessageQueue<T = unknown>
   /**
    * Reads the queue's current attributes from the kernel.
    *
-   * @example
-   * ```ts ignore
+   * @example How full a queue is
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * const { currentMessages, maxMessages } = queue.attributes();
+   * console.log(`${currentMessages} of ${maxMessages} messages waiting`);
    * ```
    */
   attributes(): QueueAttributes {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("read attributes of");
     return _readAttributes(this.#handle.fd, this.#what);
   }
 
@@ -404,19 +465,24 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.WouldBlock} when the queue is full
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send only if there is room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * try {
    *   queue.trySend("job", { priority: 1 });
    * } catch (error) {
    *   if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+   *   console.log("the queue is full");
    * }
    * ```
    */
   trySend(value: T, options: { priority?: number } = {}): void {
+    checkOptionKeys(options, _TRY_SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const errno = this.#sendOnce(bytes, priority);
@@ -430,15 +496,19 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    * @throws {RangeError} when the encoded value exceeds `messageSize` (nothing is sent)
    *
-   * @example
-   * ```ts ignore
+   * @example Send, waiting at most 500 ms for room
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * await queue.send("urgent", { priority: 9, timeout: 500 });
    * ```
    */
   async send(value: T, options: SendOptions = {}): Promise<void> {
+    checkOptionKeys(options, _SEND_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const plan = this.#sendPlan(bytes, priority, options);
@@ -452,11 +522,14 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Send from a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.sendSync("job", { timeout: 100 });
    * ```
    */
@@ -464,6 +537,7 @@ export class MessageQueue<T = unknown>
     value: T,
     options: { priority?: number; timeout?: number } = {},
   ): void {
+    checkOptionKeys(options, _SEND_SYNC_KEYS, `send to ${this.#what}`);
     const bytes = this.#encode(value);
     const priority = _checkPriority(options.priority, this.#what);
     const plan = this.#sendPlan(bytes, priority, options);
@@ -478,12 +552,17 @@ export class MessageQueue<T = unknown>
    * @throws {DecodeError} when the message cannot be decoded; it is consumed,
    * its bytes are in the error, and the next call receives the next message
    *
-   * @example
-   * ```ts ignore
+   * @example Take a message if there is one
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.tryReceive();
+   * console.log(value); // job
    * ```
    */
   tryReceive(): QueueMessage<T> {
@@ -498,15 +577,21 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    * @throws {DecodeError} when the message cannot be decoded (see `tryReceive`)
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second for a message
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("late job", { priority: 3 }), 10);
    * const { value, priority } = await queue.receive({ timeout: 1000 });
+   * console.log(value, priority); // late job 3
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<QueueMessage<T>> {
+    checkOptionKeys(options, WAIT_KEYS, `receive from ${this.#what}`);
     const plan = this.#receivePlan(options);
     const result = await retryAsync(plan, () => this.#park("read", plan));
     return this.#received(result);
@@ -521,16 +606,23 @@ export class MessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    * @throws {TypeError} when the queue was opened with `read: false`
    *
-   * @example
-   * ```ts ignore
+   * @example Wait for a message without taking it
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("job"), 10);
    * await queue.ready({ timeout: 1000 });
    * const { value } = queue.tryReceive(); // there is one, unless another receiver took it
+   * console.log(value); // job
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
     const plan: RetryPlan<boolean> = {
       attempt: () => {
         this.#checkReadable();
@@ -539,9 +631,9 @@ export class MessageQueue<T = unknown>
       },
       wouldBlock: (hasMessage) => !hasMessage,
       spinner: this.#receiveSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, action),
       signal: options.signal,
-      action: `wait for a message on ${this.#what}`,
+      action,
     };
     await retryAsync(plan, () => this.#park("read", plan));
   }
@@ -552,15 +644,21 @@ export class MessageQueue<T = unknown>
    *
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Receive in a Worker or a script, blocking the thread
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { value } = queue.receiveSync({ timeout: 1000 });
+   * console.log(value); // job
    * ```
    */
   receiveSync(options: { timeout?: number } = {}): QueueMessage<T> {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `receive from ${this.#what}`);
     const plan = this.#receivePlan(options);
     const result = retrySync(plan, () => this.#waitSync("read", plan));
     return this.#received(result);
@@ -570,18 +668,23 @@ export class MessageQueue<T = unknown>
    * Receives messages until the queue is closed. A message that cannot be
    * decoded ends the loop with its `DecodeError`; call `receive()` to go on.
    *
-   * @example
-   * ```ts ignore
+   * @example Handle messages until the queue is closed
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open<string>("/jobs");
-   * for await (const { value } of queue) console.log(value);
+   * using queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.close(), 50); // ends the loop
+   * queue.trySend("one");
+   * for await (const { value } of queue) console.log(value); // one
    * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<QueueMessage<T>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       false,
     );
   }
@@ -589,12 +692,13 @@ export class MessageQueue<T = unknown>
   /**
    * Removes this queue's name (see the static {@linkcode MessageQueue.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the queue stays open
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = MessageQueue.open("/jobs", { create: true });
-   * queue.unlink();
+   * using queue = MessageQueue.open(`/jobs-${Deno.pid}`, { create: true });
+   * queue.unlink(); // other processes can no longer open it; this handle works on
+   * queue.trySend("still works");
    * ```
    */
   unlink(): void {
@@ -607,24 +711,28 @@ export class MessageQueue<T = unknown>
    * parked wait holds no reference to it). With `unlinkOnClose` the name is
    * removed too.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { MessageQueue } from "@ipckit/ipckit";
    *
-   * const queue = MessageQueue.open("/jobs");
+   * const queue = MessageQueue.open<string>(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.close();
    * queue.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    // Waiters first, with the "it is closed" error; then the descriptor.
-    reactor().release(this.#handle.fd);
-    requireSymbol("mq_close")(this.#handle.fd);
-    this.#handle.fd = -1;
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+    this.#life.close(() => {
+      // Waiters first, with the "it is closed" error; then the descriptor.
+      reactor().release(this.#handle.fd);
+      requireSymbol("mq_close")(this.#handle.fd);
+      this.#handle.fd = -1;
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => MessageQueue.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the queue; see {@linkcode MessageQueue.close}. */
@@ -634,12 +742,11 @@ export class MessageQueue<T = unknown>
 
   /** Closes the queue; see {@linkcode MessageQueue.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.#life.closeAsync(() => this.close());
   }
 
   #encode(value: T): Uint8Array {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     if (!this.#canWrite) {
       throw new TypeError(
         `Cannot send to ${this.#what}: it was opened with write: false`,
@@ -656,7 +763,7 @@ export class MessageQueue<T = unknown>
 
   /** One non-blocking mq_send; returns 0 or the errno. */
   #sendOnce(bytes: Uint8Array, priority: number): number {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("send to");
     const mqSend = requireSymbol("mq_send");
     const fd = this.#handle.fd;
     const length = BigInt(bytes.byteLength);
@@ -676,7 +783,7 @@ export class MessageQueue<T = unknown>
       attempt: () => this.#sendOnce(bytes, priority),
       wouldBlock: _isAgain,
       spinner: this.#sendSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, `send to ${this.#what}`),
       signal: options.signal,
       action: `send to ${this.#what}`,
     };
@@ -688,7 +795,7 @@ export class MessageQueue<T = unknown>
       attempt: () => this.#receiveAndDecode(),
       wouldBlock: _isMinusAgain,
       spinner: this.#receiveSpinner,
-      deadline: deadlineOf(options),
+      deadline: deadlineOf(options, `receive from ${this.#what}`),
       signal: options.signal,
       action: `receive from ${this.#what}`,
     };
@@ -696,7 +803,7 @@ export class MessageQueue<T = unknown>
 
   /** Throws unless the queue is open for receiving. */
   #checkReadable(): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("receive from");
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
@@ -787,17 +894,11 @@ function _isMinusAgain(result: unknown): boolean {
 }
 
 function _readAttributes(fd: number, what: string): QueueAttributes {
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  const mqGetattr = requireSymbol("mq_getattr");
-  const result = retryEintr(() => mqGetattr(fd, attr));
-  if (result < 0) {
-    throw systemError("mq_getattr", `read attributes of ${what}`, -result);
+  const attributes = mqAttributes(fd);
+  if (typeof attributes === "number") {
+    throw systemError("mq_getattr", `read attributes of ${what}`, -attributes);
   }
-  return {
-    maxMessages: Number(attr[MQ_ATTR.MAXMSG / 8]),
-    messageSize: Number(attr[MQ_ATTR.MSGSIZE / 8]),
-    currentMessages: Number(attr[MQ_ATTR.CURMSGS / 8]),
-  };
+  return attributes;
 }
 
 function _checkPriority(priority: unknown, what: string): number {
@@ -874,10 +975,7 @@ function _createAttributes(
     options.messageSize ?? defaultMqLimit("msgsize_default"),
     "msgsize_max",
   );
-  const attr = new BigInt64Array(MQ_ATTR.SIZE_OF / 8);
-  attr[MQ_ATTR.MAXMSG / 8] = BigInt(maxMessages);
-  attr[MQ_ATTR.MSGSIZE / 8] = BigInt(messageSize);
-  return attr;
+  return mqCreateAttributes(maxMessages, messageSize);
 }
 
 function _openError(
@@ -916,14 +1014,5 @@ function _openError(
       );
     default:
       return systemError("mq_open", action, errno);
-  }
-}
-
-function _unlinkQuietly(name: string): void {
-  try {
-    MessageQueue.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }

@@ -23,16 +23,16 @@
  *
  * A process killed (SIGKILL, a crash) while holding a plain semaphore
  * leaves it taken forever. Here a waiter checks the owner's pid with
- * `kill(pid, 0)` before it sleeps and at least every
- * {@linkcode OWNER_CHECK_MS} while asleep; when the kernel answers ESRCH
+ * `kill(pid, 0)` before it sleeps and at least every 50 ms while asleep;
+ * when the kernel answers ESRCH
  * (no such process) the waiter takes the lock over with a compare-and-swap
  * (exactly one waiter wins) and gets a guard whose `recovered` is `true`:
  * the data the lock guards may be half-updated and should be checked or
  * rebuilt.
  *
  * What is guaranteed, and what is not:
- * - A holder that dies is noticed by a waiter within about
- *   `OWNER_CHECK_MS`, and by a new `lock()` call at once.
+ * - A holder that dies is noticed by a waiter within about 50 ms, and by
+ *   a new `lock()` call at once.
  * - Ownership is per process: the pid is what is recorded, so two handles
  *   (or Workers) of one process are one owner for recovery purposes. The
  *   guard API still keeps each lock paired with its own release.
@@ -56,14 +56,19 @@
  * - A process killed while sleeping leaves only the "somebody may be
  *   sleeping" bit behind, which the next unlock clears.
  * - Initialization: the first process to open the mutex runs `sem_init`
- *   and marks it ready; others wait up to {@linkcode MUTEX_INIT_TIMEOUT_MS}
- *   for that, and take initialization over if the initializer died first.
+ *   and marks it ready; others wait up to a second for that, and take
+ *   initialization over if the initializer died first (the init-once
+ *   protocol of `mechanisms/_memory/init_once.ts`).
  *
  * @example Two processes take turns on a counter
- * ```ts ignore
+ * ```ts
  * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/counter", { create: true, size: MUTEX_SIZE + 8 });
+ * using memory = SharedMemory.open(`/counter-${Deno.pid}`, {
+ *   create: true,
+ *   size: MUTEX_SIZE + 8,
+ *   unlinkOnClose: true,
+ * });
  * using mutex = Mutex.inMemory(memory, 0);
  * const counter = memory.view(Float64Array, MUTEX_SIZE, 1);
  * using guard = await mutex.lock({ timeout: 1000 });
@@ -76,35 +81,45 @@
 
 import { processAlive } from "./_kernel/process_state.ts";
 import type { WaitOptions } from "./channel.ts";
-import { timeoutError } from "./_common/system_error.ts";
-import { mappingOf } from "./_memory/mapping.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { initOnce } from "./_memory/init_once.ts";
+import { placeIn } from "./_memory/placement.ts";
 import {
   type Deadline,
   deadlineOf,
   expired,
   remainingMs,
+  SYNC_WAIT_KEYS,
+  WAIT_KEYS,
 } from "./_wait/deadline.ts";
 import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { Semaphore, SEMAPHORE_SIZE } from "./semaphore.ts";
 import { SharedMemory, type SharedMemoryOptions } from "./shared_memory.ts";
 
-/** Bytes a mutex takes in shared memory. */
+/**
+ * Bytes a mutex takes in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const MUTEX_SIZE = 64;
 
-/** Required alignment of a mutex in shared memory. */
+/**
+ * Required alignment of a mutex in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const MUTEX_ALIGN = 8;
 
-/** How often a sleeping waiter looks whether the holder is still alive, in ms. */
-export const OWNER_CHECK_MS = 50;
-
-/** How long an opener waits for another process to finish initializing, in ms. */
-export const MUTEX_INIT_TIMEOUT_MS = 1000;
+// How often a sleeping waiter looks whether the holder is still alive, in
+// ms: how long a dead holder may keep the others waiting, against the cost
+// of one kill(pid, 0) per waiter per look.
+const _OWNER_CHECK_MS = 50;
 
 // Layout: sem_t at 0, then 32-bit words.
-const _STATE = SEMAPHORE_SIZE / 4; // 0 fresh, 1 ready, -pid initializing
+const _STATE = SEMAPHORE_SIZE / 4; // the init-once state word (init_once.ts)
 const _OWNER = _STATE + 1; // holder pid | _SLEEPERS, 0 when free
 const _RECOVERIES = _STATE + 2; // how many times a dead holder was replaced
-const _READY = 1;
 // Linux pids are below 2^22 (PID_MAX_LIMIT), so bit 30 is free for a flag.
 const _SLEEPERS = 0x4000_0000;
 const _PID_MASK = _SLEEPERS - 1;
@@ -113,34 +128,46 @@ const _PID_MASK = _SLEEPERS - 1;
  * How to open a named mutex: the shared memory options that make sense for
  * it (its size is fixed).
  *
- * @example
+ * @example A named mutex removed when its handle closes
  * ```ts
  * import type { MutexOptions } from "@ipckit/ipckit";
  *
  * const options: MutexOptions = { create: true, unlinkOnClose: true };
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export type MutexOptions = Pick<
   SharedMemoryOptions,
   "create" | "exclusive" | "adopt" | "mode" | "unlinkOnClose"
 >;
 
+const _OPEN_KEYS = optionKeys<MutexOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  unlinkOnClose: true,
+});
+
 /**
  * Proof of holding a {@linkcode Mutex}; releasing it (or leaving its `using`
  * scope, also by an exception) unlocks the mutex.
  *
- * @example
- * ```ts ignore
+ * @example A guard unlocks at the end of its block
+ * ```ts
  * import { Mutex } from "@ipckit/ipckit";
  *
- * using mutex = Mutex.open("/lock", { create: true });
+ * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
  * {
  *   using guard = await mutex.lock();
  *   console.log(guard.recovered); // false unless the last holder died
  * } // unlocked here
  * ```
+ *
+ * @category Semaphores and mutexes
  */
-export class MutexGuard implements Disposable {
+export class MutexGuard implements Disposable, AsyncDisposable {
   #release: (() => void) | undefined;
   #recovered: boolean;
 
@@ -166,13 +193,14 @@ export class MutexGuard implements Disposable {
   /**
    * Unlocks the mutex; idempotent.
    *
-   * @example
-   * ```ts ignore
+   * @example Unlock by hand
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * const guard = mutex.lockSync();
    * guard.release();
+   * console.log(guard.held); // false
    * ```
    */
   release(): void {
@@ -181,9 +209,24 @@ export class MutexGuard implements Disposable {
     release?.();
   }
 
+  /** Unlocks the mutex; the same as {@linkcode MutexGuard.release}. */
+  close(): void {
+    this.release();
+  }
+
   /** Unlocks the mutex; see {@linkcode MutexGuard.release}. */
   [Symbol.dispose](): void {
     this.release();
+  }
+
+  /** Unlocks the mutex; see {@linkcode MutexGuard.release}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.release();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 
@@ -192,24 +235,27 @@ export class MutexGuard implements Disposable {
  * holder dies. See the module documentation for how it works and what is
  * guaranteed.
  *
- * @example Named: any process that opens "/lock" shares it
- * ```ts ignore
+ * @example Named: any process that opens the name shares it
+ * ```ts
  * import { Mutex } from "@ipckit/ipckit";
  *
- * using mutex = Mutex.open("/lock", { create: true });
- * await mutex.withLock(async () => {
+ * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * await mutex.withLock(() => {
  *   // … one process at a time …
  * });
  * ```
+ *
+ * @category Semaphores and mutexes
  */
-export class Mutex implements Disposable {
+export class Mutex implements Disposable, AsyncDisposable {
   #what: string;
   #words: Int32Array<ArrayBuffer>;
   #wake: Semaphore;
   #memory: SharedMemory | undefined;
-  #held = new Set<MutexGuard>();
-  #closed = false;
-  #stopWatchingRegion: (() => void) | undefined;
+  // The guards of locks held through this handle are its children: closing
+  // the mutex releases them first, so other processes are not left waiting.
+  #life: Lifecycle;
+  #forgetRegion: () => void = () => {};
 
   private constructor(
     what: string,
@@ -218,6 +264,7 @@ export class Mutex implements Disposable {
     memory: SharedMemory | undefined,
   ) {
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#words = words;
     this.#wake = wake;
     this.#memory = memory;
@@ -227,20 +274,26 @@ export class Mutex implements Disposable {
    * Opens (or with `create`, creates) a mutex in its own shared memory
    * object `name`, e.g. `"/lock"` (the file `/dev/shm/lock`).
    *
+   * Cleanup: the mutex stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/<name>`
    * @throws {Deno.errors.NotFound} when it does not exist and `create` is not set
    * @throws {Deno.errors.PermissionDenied} with `create` when an existing
    * object belongs to another user or has a wider mode (see
    * `SharedMemoryOptions.adopt`)
    *
-   * @example
-   * ```ts ignore
+   * @example Open or create a named mutex
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock", { create: true, unlinkOnClose: true });
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * console.log(mutex.locked); // false
    * ```
    */
   static open(name: string, options: MutexOptions = {}): Mutex {
+    checkOptionKeys(options, _OPEN_KEYS, `open mutex "${name}"`);
     const memory = SharedMemory.open(name, {
       create: options.create,
       exclusive: options.exclusive,
@@ -250,7 +303,7 @@ export class Mutex implements Disposable {
       size: MUTEX_SIZE,
     });
     try {
-      return Mutex.#bind(memory, 0, `mutex "${name}"`, memory);
+      return Mutex.#bind(memory, 0, name, memory);
     } catch (error) {
       memory.close();
       throw error;
@@ -267,60 +320,54 @@ export class Mutex implements Disposable {
    * @throws {RangeError} for an unaligned offset or one without room for the mutex
    * @throws {Deno.errors.TimedOut} when another process started initializing it and never finished
    *
-   * @example
-   * ```ts ignore
+   * @example A mutex at the start of a region, data after it
+   * ```ts
    * import { Mutex, MUTEX_SIZE, SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/state", { create: true, size: MUTEX_SIZE + 1024 });
+   * using memory = SharedMemory.open(`/state-${Deno.pid}`, {
+   *   create: true,
+   *   size: MUTEX_SIZE + 1024,
+   *   unlinkOnClose: true,
+   * });
    * using mutex = Mutex.inMemory(memory, 0);
+   * const data = memory.view(Uint8Array, MUTEX_SIZE);
+   * await mutex.withLock(() => data.fill(1));
    * ```
    */
   static inMemory(memory: SharedMemory, byteOffset: number): Mutex {
-    const mapping = mappingOf(memory);
-    if (mapping === undefined) {
-      throw new TypeError("Cannot place a mutex: expected a SharedMemory");
-    }
-    if (
-      typeof byteOffset !== "number" || !Number.isSafeInteger(byteOffset) ||
-      byteOffset < 0 || byteOffset % MUTEX_ALIGN !== 0 ||
-      byteOffset + MUTEX_SIZE > mapping.size
-    ) {
-      throw new RangeError(
-        `Cannot place a mutex at byteOffset ${
-          String(byteOffset)
-        } of shared memory "${memory.name}": it needs ${MUTEX_SIZE} bytes at a multiple of ${MUTEX_ALIGN} within its ${mapping.size} bytes`,
-      );
-    }
-    return Mutex.#bind(
-      memory,
-      byteOffset,
-      `mutex at byte ${byteOffset} of shared memory "${memory.name}"`,
-      undefined,
-    );
+    return Mutex.#bind(memory, byteOffset, undefined, undefined);
   }
 
+  /**
+   * Binds the mutex at `byteOffset` of `memory`, initializing it once across
+   * processes. `owned`: the memory of `Mutex.open`, which this mutex closes.
+   */
   static #bind(
     memory: SharedMemory,
-    byteOffset: number,
-    what: string,
+    byteOffset: unknown,
+    name: string | undefined,
     owned: SharedMemory | undefined,
   ): Mutex {
-    if (memory.readOnly) {
-      throw new TypeError(
-        `Cannot use ${what}: the shared memory is open readOnly`,
-      );
-    }
-    const words = memory.view(Int32Array, byteOffset, MUTEX_SIZE / 4);
-    const wake = _initOnce(
-      words,
-      () => Semaphore.inMemory(memory, byteOffset, { initial: 0 }),
-      () => Semaphore.inMemory(memory, byteOffset),
+    const placement = placeIn(memory, byteOffset, {
+      size: MUTEX_SIZE,
+      align: MUTEX_ALIGN,
+      typeName: "a mutex",
+    }, "place a mutex in shared memory");
+    const offset = placement.byteOffset;
+    const what = name === undefined
+      ? `mutex at byte ${offset} of ${placement.what}`
+      : `mutex "${name}"`;
+    const words = memory.view(Int32Array, offset, MUTEX_SIZE / 4);
+    const wake = initOnce(words, _STATE, {
+      initialize: () => Semaphore.inMemory(memory, offset, { initial: 0 }),
+      attach: () => Semaphore.inMemory(memory, offset),
       what,
-    );
+      kind: "a mutex",
+    });
     const mutex = new Mutex(what, words, wake, owned);
     // Closing the region closes the mutex first, while the memory is still
     // mapped, so locks held through it are released, not left taken.
-    mutex.#stopWatchingRegion = mappingOf(memory)!.onClose(() => mutex.close());
+    mutex.#forgetRegion = placement.own(mutex);
     return mutex;
   }
 
@@ -345,7 +392,7 @@ export class Mutex implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -353,13 +400,16 @@ export class Mutex implements Disposable {
    *
    * @returns the guard, or `undefined` when another live process holds it
    *
-   * @example
-   * ```ts ignore
+   * @example Lock only if nobody holds it
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * const guard = mutex.tryLock();
-   * if (guard) using _ = guard;
+   * if (guard) {
+   *   using _ = guard;
+   *   console.log("got it");
+   * }
    * ```
    */
   tryLock(): MutexGuard | undefined {
@@ -382,15 +432,17 @@ export class Mutex implements Disposable {
    * @throws {Deno.errors.BadResource} when the mutex is closed meanwhile
    * @throws the signal's reason when `signal` aborts
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second for the lock
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * using guard = await mutex.lock({ timeout: 1000 });
+   * console.log(guard.held); // true
    * ```
    */
   async lock(options: WaitOptions = {}): Promise<MutexGuard> {
+    checkOptionKeys(options, WAIT_KEYS, `lock ${this.#what}`);
     const plan = this.#lockPlan(options);
     const outcome = await retryAsync(plan, async () => {
       try {
@@ -412,15 +464,17 @@ export class Mutex implements Disposable {
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms) passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Lock in a Worker or a script, blocking the thread
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
    * using guard = mutex.lockSync({ timeout: 1000 });
+   * console.log(mutex.owner === Deno.pid); // true
    * ```
    */
   lockSync(options: { timeout?: number } = {}): MutexGuard {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `lock ${this.#what}`);
     const plan = this.#lockPlan(options);
     const outcome = retrySync(plan, () => {
       try {
@@ -440,7 +494,7 @@ export class Mutex implements Disposable {
   #lockPlan(
     options: WaitOptions,
   ): RetryPlan<"acquired" | "recovered" | undefined> {
-    const deadline = deadlineOf(options);
+    const deadline = deadlineOf(options, `lock ${this.#what}`);
     this.#checkOpen("lock");
     let first = true;
     return {
@@ -472,21 +526,22 @@ export class Mutex implements Disposable {
   #ownerCheckIn(deadline: Deadline): number {
     if (expired(deadline)) return 0;
     const left = remainingMs(deadline);
-    return left < 0 ? OWNER_CHECK_MS : Math.min(left, OWNER_CHECK_MS);
+    return left < 0 ? _OWNER_CHECK_MS : Math.min(left, _OWNER_CHECK_MS);
   }
 
   /**
    * Runs `fn` holding the lock and unlocks afterwards, also when it throws.
    *
-   * @example
-   * ```ts ignore
+   * @example Run a function holding the lock
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * using mutex = Mutex.open("/lock");
-   * const total = await mutex.withLock(async (guard) => {
+   * using mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * const total = await mutex.withLock((guard) => {
    *   if (guard.recovered) console.warn("repairing after a crash");
    *   return 42;
    * });
+   * console.log(total); // 42
    * ```
    */
   async withLock<T>(
@@ -506,26 +561,31 @@ export class Mutex implements Disposable {
    * `lock()` calls reject with `BadResource`. A mutex from `open()` also
    * closes its shared memory (and with `unlinkOnClose` removes the name).
    *
-   * @example
-   * ```ts ignore
+   * @example Close a mutex: locks held through it are released
+   * ```ts
    * import { Mutex } from "@ipckit/ipckit";
    *
-   * const mutex = Mutex.open("/lock");
-   * mutex.close();
+   * const mutex = Mutex.open(`/lock-${Deno.pid}`, { create: true, unlinkOnClose: true });
+   * mutex.lockSync();
+   * mutex.close(); // unlocks first, so no other process is left waiting
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    for (const guard of [...this.#held]) guard.release();
-    this.#closed = true;
-    this.#stopWatchingRegion?.();
-    this.#wake.close();
-    this.#memory?.close();
+    this.#life.close(() => {
+      this.#forgetRegion();
+      this.#wake.close();
+      this.#memory?.close();
+    });
   }
 
   /** Closes the handle; see {@linkcode Mutex.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Closes the handle; see {@linkcode Mutex.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 
   /**
@@ -573,16 +633,18 @@ export class Mutex implements Disposable {
   }
 
   #guard(recovered: boolean): MutexGuard {
+    let forget = () => {};
     const guard: MutexGuard = new MutexGuard(() => {
-      this.#held.delete(guard);
+      forget();
       this.#unlock();
     }, recovered);
-    this.#held.add(guard);
+    forget = this.#life.own(guard);
     return guard;
   }
 
   #unlock(): void {
-    if (this.#closed) return;
+    // A guard released after close() (its mutex released it then).
+    if (this.#life.state === "closed") return;
     const words = this.#words;
     for (;;) {
       const word = Atomics.load(words, _OWNER);
@@ -609,48 +671,6 @@ export class Mutex implements Disposable {
   }
 
   #checkOpen(verb: string): void {
-    if (this.#closed) {
-      throw new Deno.errors.BadResource(
-        `Cannot ${verb} ${this.#what}: it is closed`,
-      );
-    }
-  }
-}
-
-/**
- * Runs `sem_init` exactly once across processes, using the state word:
- * 0 fresh, -pid while that process initializes, 1 ready.
- */
-function _initOnce(
-  words: Int32Array<ArrayBuffer>,
-  initialize: () => Semaphore,
-  attach: () => Semaphore,
-  what: string,
-): Semaphore {
-  const deadline = performance.now() + MUTEX_INIT_TIMEOUT_MS;
-  for (;;) {
-    const state = Atomics.load(words, _STATE);
-    if (state === _READY) return attach();
-    if (state === 0 || (state < 0 && !processAlive(-state))) {
-      if (Atomics.compareExchange(words, _STATE, state, -Deno.pid) === state) {
-        const sem = initialize();
-        Atomics.store(words, _STATE, _READY);
-        return sem;
-      }
-      continue;
-    }
-    if (state > 0) {
-      throw new TypeError(
-        `Cannot use ${what}: its bytes do not hold a mutex (state word ${state})`,
-      );
-    }
-    if (performance.now() > deadline) {
-      throw timeoutError(
-        `use ${what}: process ${-state} started initializing it and did not finish`,
-        MUTEX_INIT_TIMEOUT_MS,
-      );
-    }
-    // Another process is between two instructions of initialization.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    this.#life.check(verb);
   }
 }

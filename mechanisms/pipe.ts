@@ -24,13 +24,14 @@
  * signal; after a clean exit the iteration simply ends. `Deno.Command` reaps
  * every child, so none is left a zombie.
  *
- * @example Ask a child for answers
+ * @example Ask a Deno child for answers
  * ```ts ignore
+ * // Not run as a test: it starts worker.ts, which is not here.
  * import { spawn } from "@ipckit/ipckit/pipe";
  *
  * await using child = spawn<{ n: number }, { square: number }>(
  *   Deno.execPath(),
- *   ["run", "worker.ts"],
+ *   { args: ["run", "worker.ts"] },
  * );
  * await child.send({ n: 7 });
  * console.log((await child.receive()).value.square); // 49
@@ -39,10 +40,12 @@
  * @module
  */
 
-import type { Message, Selectable, WaitOptions } from "./channel.ts";
+import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { FramedChannel, type FramedChannelOptions } from "./framing.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { checkFramingOptions } from "./_stream/options.ts";
 import { directStdio } from "./_stream/direct_stdio.ts";
 import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
@@ -51,7 +54,7 @@ import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
  * How to build a {@linkcode PipeChannel}: a stream each way, a codec each
  * way, and the framing.
  *
- * @example
+ * @example Text out, JSON arrays back, one per line
  * ```ts
  * import { codecs, type PipeChannelOptions } from "@ipckit/ipckit";
  *
@@ -61,6 +64,8 @@ import { deadlineOf, raceDeadline } from "./_wait/deadline.ts";
  *   framing: "lines",
  * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface PipeChannelOptions<TSend, TReceive>
   extends Pick<FramedChannelOptions<unknown>, "framing" | "maxMessageSize"> {
@@ -75,7 +80,7 @@ export interface PipeChannelOptions<TSend, TReceive>
 /**
  * Options of {@linkcode parentChannel}.
  *
- * @example
+ * @example The child's end, reading and writing the pipes itself
  * ```ts
  * import { codecs, type ParentChannelOptions } from "@ipckit/ipckit";
  *
@@ -85,6 +90,8 @@ export interface PipeChannelOptions<TSend, TReceive>
  *   receiveCodec: codecs.text(),
  * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface ParentChannelOptions<TSend, TReceive>
   extends PipeChannelOptions<TSend, TReceive> {
@@ -100,28 +107,63 @@ export interface ParentChannelOptions<TSend, TReceive>
   direct?: boolean;
 }
 
+const _PIPE_KEYS = optionKeys<PipeChannelOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+});
+const _PARENT_KEYS = optionKeys<ParentChannelOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+  direct: true,
+});
+
+/** The options of a {@linkcode PipeChannel} among `options`. */
+function _pipeOptions<TSend, TReceive>(
+  options: PipeChannelOptions<TSend, TReceive>,
+  description: string,
+): PipeChannelOptions<TSend, TReceive> {
+  return {
+    framing: options.framing,
+    maxMessageSize: options.maxMessageSize,
+    sendCodec: options.sendCodec,
+    receiveCodec: options.receiveCodec,
+    description,
+  };
+}
+
 /**
  * A typed two-way channel over a pair of byte streams, where each direction
- * may carry its own type: `send()` takes `TSend`, `receive()` yields
- * `TReceive`. With one type for both it satisfies `Channel<T>`.
+ * may carry its own type and codec: `send()` takes `TSend`, `receive()`
+ * yields `TReceive`; it is a `Channel<TSend, Message<TReceive>>`.
  *
- * @example A channel over this process's own stdin and stdout
- * ```ts ignore
+ * @example Two ends of an in-memory pipe, a type each way
+ * ```ts
  * import { PipeChannel } from "@ipckit/ipckit";
  *
- * using channel = new PipeChannel<string, string>(Deno.stdin.readable, Deno.stdout.writable);
- * for await (const { value } of channel) await channel.send(value.toUpperCase());
+ * const down = new TransformStream<Uint8Array, Uint8Array>();
+ * const up = new TransformStream<Uint8Array, Uint8Array>();
+ * using parent = new PipeChannel<string, number>(up.readable, down.writable);
+ * using child = new PipeChannel<number, string>(down.readable, up.writable);
+ * const question = child.receive({ timeout: 1000 });
+ * await parent.send("hello");
+ * const answer = parent.receive({ timeout: 1000 });
+ * await child.send((await question).value.length);
+ * console.log((await answer).value); // 5
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class PipeChannel<TSend = unknown, TReceive = TSend>
-  implements
-    AsyncIterable<Message<TReceive>>,
-    Selectable,
-    Disposable,
-    AsyncDisposable {
+  implements Channel<TSend, Message<TReceive>>, AsyncDisposable {
   #outgoing: FramedChannel<TSend>;
   #incoming: FramedChannel<TReceive>;
-  #closed = false;
+  #life: Lifecycle;
 
   /**
    * Frames messages on `readable` (incoming) and `writable` (outgoing).
@@ -133,7 +175,9 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
     writable: WritableStream<Uint8Array>,
     options: PipeChannelOptions<TSend, TReceive> = {},
   ) {
+    checkOptionKeys(options, _PIPE_KEYS, "make a pipe channel");
     const what = options.description ?? "pipe";
+    this.#life = new Lifecycle(what);
     const shared = {
       framing: options.framing,
       maxMessageSize: options.maxMessageSize,
@@ -153,18 +197,18 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
    * Sends one value; resolves once the pipe has taken the whole frame
    * (a full pipe slows the sender: backpressure).
    *
-   * @example
-   * ```ts ignore
+   * @example Send a line to cat
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello", { timeout: 1000 });
    * ```
    */
@@ -184,13 +228,14 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * @throws {DecodeError} for a message that cannot be decoded, or a frame
    * cut short by the end of the stream (with the bytes received)
    *
-   * @example
-   * ```ts ignore
+   * @example Send a line to cat and read it back
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello");
    * const { value } = await child.receive({ timeout: 1000 });
+   * console.log(value); // hello
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
@@ -206,14 +251,15 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * without taking it: the next `receive()` does not wait (see
    * `Selectable.ready`). `select()` is built on it.
    *
-   * @example
-   * ```ts ignore
+   * @example Wait until the answer is there, then take it at once
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("hello");
    * await child.ready({ timeout: 1000 });
    * const { value } = await child.receive({ timeout: 0 });
+   * console.log(value); // hello
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
@@ -224,7 +270,7 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
   [Symbol.asyncIterator](): AsyncGenerator<Message<TReceive>, void> {
     return receiveUntilEnd(
       () => this.receive(),
-      () => this.#closed,
+      () => this.#life.closed,
       true,
     );
   }
@@ -233,14 +279,14 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * Flushes and closes the outgoing stream, so the other end reads to its
    * end, while this side can still receive.
    *
-   * @example
-   * ```ts ignore
+   * @example Tell the child there is no more, then read what is left
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn<string, string>("cat");
+   * await using child = spawn<string, string>("cat", { framing: "lines" });
    * await child.send("last");
-   * await child.closeWrite();
-   * for await (const { value } of child) console.log(value);
+   * await child.closeWrite(); // cat sees the end of its input and exits
+   * for await (const { value } of child) console.log(value); // last
    * ```
    */
   async closeWrite(): Promise<void> {
@@ -251,19 +297,23 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
    * Closes both directions; idempotent. Pending operations reject with
    * `Deno.errors.BadResource`.
    *
-   * @example
-   * ```ts ignore
+   * @example Close at once: the pipes close and the child gets SIGTERM
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
    * const child = spawn("cat");
    * child.close();
+   * console.log((await child.status).signal); // SIGTERM
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#outgoing.close();
-    this.#incoming.close();
+    this.#life.close(() => {
+      try {
+        this.#outgoing.close();
+      } finally {
+        this.#incoming.close();
+      }
+    });
   }
 
   /** Closes the channel; see {@linkcode PipeChannel.close}. */
@@ -302,8 +352,8 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
 /**
  * A child process ended badly: a non-zero exit code, or a signal.
  *
- * @example
- * ```ts ignore
+ * @example A child that fails
+ * ```ts
  * import { ChildProcessError, spawn } from "@ipckit/ipckit";
  *
  * await using child = spawn("false");
@@ -313,6 +363,8 @@ export class PipeChannel<TSend = unknown, TReceive = TSend>
  *   if (error instanceof ChildProcessError) console.log(error.exitCode); // 1
  * }
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class ChildProcessError extends Error {
   /** The exit code; 128 + the signal number when a signal ended it. */
@@ -343,15 +395,23 @@ export class ChildProcessError extends Error {
 /**
  * How to start a child with {@linkcode spawn}.
  *
- * @example
+ * @example Lines to a child whose errors are thrown away
  * ```ts
  * import type { SpawnOptions } from "@ipckit/ipckit";
  *
- * const options: SpawnOptions<string, string> = { framing: "lines", stderr: "null" };
+ * const options: SpawnOptions<string, string> = {
+ *   args: ["-u"],
+ *   framing: "lines",
+ *   stderr: "null",
+ * };
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export interface SpawnOptions<TSend, TReceive>
   extends PipeChannelOptions<TSend, TReceive> {
+  /** Arguments for the command, as `Deno.Command` takes them. Default none. */
+  args?: string[];
   /** Working directory of the child. */
   cwd?: string | URL;
   /** Environment variables to set for the child. */
@@ -369,6 +429,21 @@ export interface SpawnOptions<TSend, TReceive>
   exitTimeout?: number;
 }
 
+const _SPAWN_KEYS = optionKeys<SpawnOptions<unknown, unknown>>({
+  framing: true,
+  maxMessageSize: true,
+  sendCodec: true,
+  receiveCodec: true,
+  description: true,
+  args: true,
+  cwd: true,
+  env: true,
+  clearEnv: true,
+  stderr: true,
+  signal: true,
+  exitTimeout: true,
+});
+
 /** How long a failed send waits to learn whether the child has exited. */
 const _SEND_EXIT_GRACE_MS = 200;
 
@@ -380,14 +455,16 @@ const _SEND_EXIT_GRACE_MS = 200;
  * if it is still running; `await using` instead closes its stdin, gives it
  * `exitTimeout` to finish, then kills it with SIGKILL, and waits for it.
  *
- * @example
- * ```ts ignore
+ * @example Talk to cat, line by line
+ * ```ts
  * import { spawn } from "@ipckit/ipckit";
  *
- * await using child = spawn<string, string>("cat", [], { framing: "lines" });
+ * await using child = spawn<string, string>("cat", { framing: "lines" });
  * await child.send("echo me");
- * console.log((await child.receive()).value, child.pid);
+ * console.log((await child.receive()).value, child.pid > 0); // echo me true
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export class ChildChannel<TSend = unknown, TReceive = TSend>
   extends PipeChannel<TSend, TReceive> {
@@ -405,11 +482,16 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
     command: string,
     options: SpawnOptions<TSend, TReceive> = {},
   ) {
-    super(process.stdout, process.stdin, {
-      ...options,
-      description: options.description ??
-        `child process "${command}" (pid ${process.pid})`,
-    });
+    checkOptionKeys(options, _SPAWN_KEYS, `talk to child "${command}"`);
+    super(
+      process.stdout,
+      process.stdin,
+      _pipeOptions(
+        options,
+        options.description ??
+          `child process "${command}" (pid ${process.pid})`,
+      ),
+    );
     this.#process = process;
     this.#command = command;
     this.#exitTimeout = options.exitTimeout ?? 5000;
@@ -435,12 +517,13 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
    * Sends a signal to the child (default SIGTERM); does nothing once it has
    * exited.
    *
-   * @example
-   * ```ts ignore
+   * @example Interrupt a child
+   * ```ts
    * import { spawn } from "@ipckit/ipckit";
    *
-   * await using child = spawn("sleep", ["60"]);
+   * await using child = spawn("sleep", { args: ["60"] });
    * child.kill("SIGINT");
+   * console.log((await child.status).signal); // SIGINT
    * ```
    */
   kill(signal: Deno.Signal = "SIGTERM"): void {
@@ -514,9 +597,12 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
 }
 
 /**
- * Starts `command` with `args` and returns a typed channel to it over its
- * stdin (`TSend`) and stdout (`TReceive`). Needs `--allow-run` for the
- * command. The child's stderr is inherited unless `stderr` says otherwise.
+ * Starts `command` and returns a typed channel to it over its stdin
+ * (`TSend`) and stdout (`TReceive`). Takes its options as `Deno.Command`
+ * does (`args`, `cwd`, `env`, `clearEnv`, `signal`, `stderr`), plus the
+ * channel's (`framing`, codecs, `maxMessageSize`, `exitTimeout`). Needs
+ * `--allow-run` for the command. The child's stderr is inherited unless
+ * `stderr` says otherwise.
  *
  * @throws {TypeError} or {RangeError} for bad options, before starting anything
  * @throws {Deno.errors.NotFound} when the command does not exist
@@ -524,16 +610,31 @@ export class ChildChannel<TSend = unknown, TReceive = TSend>
  *
  * @example A Deno child that doubles numbers
  * ```ts ignore
+ * // Not run as a test: it starts double.ts, which is not here.
  * import { spawn } from "@ipckit/ipckit";
  *
- * await using child = spawn<number, number>(Deno.execPath(), ["run", "double.ts"]);
+ * await using child = spawn<number, number>(Deno.execPath(), {
+ *   args: ["run", "double.ts"],
+ * });
  * await child.send(21);
  * console.log((await child.receive()).value); // 42
  * ```
+ *
+ * @example JSON lines with a program that knows nothing of ipckit
+ * ```ts
+ * import { spawn } from "@ipckit/ipckit";
+ *
+ * await using cat = spawn<{ n: number }, { n: number }>("cat", {
+ *   framing: "lines",
+ * });
+ * await cat.send({ n: 1 });
+ * console.log((await cat.receive({ timeout: 1000 })).value); // { n: 1 }
+ * ```
+ *
+ * @category FIFOs and pipes
  */
 export function spawn<TSend = unknown, TReceive = TSend>(
   command: string | URL,
-  args: string[] = [],
   options: SpawnOptions<TSend, TReceive> = {},
 ): ChildChannel<TSend, TReceive> {
   const name = command instanceof URL ? command.pathname : String(command);
@@ -543,6 +644,13 @@ export function spawn<TSend = unknown, TReceive = TSend>(
       `Cannot spawn a child: command must be a string or URL, got ${typeof command}`,
     );
   }
+  if (Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot ${action}: pass the arguments as { args: [...] }, as Deno.Command takes them`,
+    );
+  }
+  checkOptionKeys(options, _SPAWN_KEYS, action);
+  const args = options.args ?? [];
   if (!Array.isArray(args) || args.some((arg) => typeof arg !== "string")) {
     throw new TypeError(`Cannot ${action}: args must be an array of strings`);
   }
@@ -586,29 +694,34 @@ export function spawn<TSend = unknown, TReceive = TSend>(
  *
  * @example A child that doubles every number it gets
  * ```ts ignore
+ * // Not run as a test: it is the child's side, reading its parent's pipe on stdin.
  * import { parentChannel } from "@ipckit/ipckit";
  *
  * await using parent = parentChannel<number, number>();
  * for await (const { value } of parent) await parent.send(value * 2);
  * ```
+ *
+ * @category FIFOs and pipes
  */
 export function parentChannel<TSend = unknown, TReceive = TSend>(
   options: ParentChannelOptions<TSend, TReceive> = {},
 ): PipeChannel<TSend, TReceive> {
   const action = "open the channel to the parent";
+  checkOptionKeys(options, _PARENT_KEYS, action);
   checkFramingOptions({ ...options, codec: options.sendCodec }, action);
   checkFramingOptions({ codec: options.receiveCodec }, action);
   const description = options.description ?? "parent process";
   if (options.direct) {
     const { readable, writable } = directStdio(description, action);
-    return new PipeChannel<TSend, TReceive>(readable, writable, {
-      ...options,
-      description,
-    });
+    return new PipeChannel<TSend, TReceive>(
+      readable,
+      writable,
+      _pipeOptions(options, description),
+    );
   }
   return new PipeChannel<TSend, TReceive>(
     Deno.stdin.readable,
     Deno.stdout.writable,
-    { ...options, description },
+    _pipeOptions(options, description),
   );
 }

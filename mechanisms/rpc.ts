@@ -23,22 +23,23 @@
  * Neither ever ends the process with an unhandled rejection.
  *
  * A server answers at most `maxInFlight` requests at a time per channel
- * (default {@linkcode DEFAULT_MAX_IN_FLIGHT}); at the bound it stops
+ * (default 100); at the bound it stops
  * receiving, so a client that sends faster than it reads the answers is
  * slowed by the channel's own backpressure instead of growing the
  * server's memory.
  *
- * @example A calculator served over a Unix socket
- * ```ts ignore
- * import { client, connect, listen, type RpcEnvelope, serve } from "@ipckit/ipckit";
+ * @example A calculator served over a pair of message queues
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
  * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
- * await using server = await listen<Envelope>({ path: "/tmp/calc.sock" });
- * (async () => {
- *   for await (const connection of server) serve(connection, ({ a, b }) => a + b);
- * })();
- * await using channel = await connect<Envelope>({ path: "/tmp/calc.sock" });
- * using calc = client(channel);
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => a + b);
+ * using calc = client(clientSide);
  * console.log(await calc.request({ a: 2, b: 3 }, { timeout: 1000 })); // 5
  * ```
  *
@@ -47,18 +48,21 @@
 
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { DecodeError } from "./errors.ts";
-import { closedError } from "./_common/system_error.ts";
-import { bounded, deadlineOf } from "./_wait/deadline.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
 
 /**
  * An error as it crosses the channel.
  *
- * @example
+ * @example How a RangeError crosses the channel
  * ```ts
  * import type { RpcErrorInfo } from "@ipckit/ipckit";
  *
  * const info: RpcErrorInfo = { name: "RangeError", message: "too big" };
  * ```
+ *
+ * @category Request and response
  */
 export interface RpcErrorInfo {
   /** The error's `name`, e.g. `"TypeError"`. */
@@ -75,13 +79,15 @@ export interface RpcErrorInfo {
  * What travels on an RPC channel: requests one way, responses or errors the
  * other, matched by `id`.
  *
- * @example
+ * @example A request and its response
  * ```ts
  * import type { RpcEnvelope } from "@ipckit/ipckit";
  *
  * const request: RpcEnvelope<string, number> = { kind: "request", id: 1, value: "abc" };
  * const response: RpcEnvelope<string, number> = { kind: "response", id: 1, value: 3 };
  * ```
+ *
+ * @category Request and response
  */
 export type RpcEnvelope<Req, Res> =
   | { kind: "request"; id: number; value: Req }
@@ -92,16 +98,29 @@ export type RpcEnvelope<Req, Res> =
  * An error the remote handler threw. Its `name` and `message` are the
  * remote error's; `remoteStack` is set only when the server exposes stacks.
  *
- * @example
- * ```ts ignore
- * import { RemoteError } from "@ipckit/ipckit";
+ * @example An error the server's handler threw
+ * ```ts
+ * import { client, RemoteError, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
+ * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => {
+ *   if (b === 0) throw new RangeError("division by zero");
+ *   return a / b;
+ * });
+ * using calc = client(clientSide);
  * try {
- *   await calc.request({ a: 1, b: 0 });
+ *   await calc.request({ a: 1, b: 0 }, { timeout: 1000 });
  * } catch (error) {
- *   if (error instanceof RemoteError) console.log(error.name, error.message);
+ *   if (error instanceof RemoteError) console.log(error.name, error.message); // RangeError division by zero
  * }
  * ```
+ *
+ * @category Request and response
  */
 export class RemoteError extends Error {
   /** The remote error's `code`, when it had one. */
@@ -121,7 +140,7 @@ export class RemoteError extends Error {
 /**
  * What a handler gets besides the request.
  *
- * @example
+ * @example Name a request in a log line
  * ```ts
  * import type { RequestContext } from "@ipckit/ipckit";
  *
@@ -129,6 +148,8 @@ export class RemoteError extends Error {
  *   return `request ${context.id}`;
  * }
  * ```
+ *
+ * @category Request and response
  */
 export interface RequestContext<M> {
   /** The request's correlation id. */
@@ -142,12 +163,14 @@ export interface RequestContext<M> {
 /**
  * How a server behaves.
  *
- * @example
+ * @example Report what the server could not handle
  * ```ts
  * import type { ServeOptions } from "@ipckit/ipckit";
  *
  * const options: ServeOptions = { exposeStack: false, onError: console.error };
  * ```
+ *
+ * @category Request and response
  */
 export interface ServeOptions {
   /** Send the handler's stack with its errors. Default `false`. */
@@ -163,7 +186,7 @@ export interface ServeOptions {
   /**
    * How many requests may be in progress at once (handler running, or its
    * answer being sent). At the bound the server stops receiving until one
-   * finishes. A positive integer; default {@linkcode DEFAULT_MAX_IN_FLIGHT}.
+   * finishes. A positive integer; default 100.
    */
   maxInFlight?: number;
 }
@@ -173,20 +196,28 @@ export interface ServeOptions {
  * otherwise: HTTP/2's recommended minimum for concurrent streams, plenty
  * for pipelining, and a bound on what one client can make a server hold.
  */
-export const DEFAULT_MAX_IN_FLIGHT = 100;
+const _DEFAULT_MAX_IN_FLIGHT = 100;
 
 /**
  * A running server; `done` settles when its channel ends.
  *
- * @example
- * ```ts ignore
- * import { serve } from "@ipckit/ipckit";
+ * @example Stop a server and wait for it to finish
+ * ```ts
+ * import { duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using server = serve(channel, (n: number) => n * 2);
- * await server.done;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<RpcEnvelope<number, number>>(`${name}-${Deno.pid}`, {
+ *     create: true,
+ *     unlinkOnClose: true,
+ *   });
+ * using channel = duplex(queue("/replies"), queue("/requests"));
+ * const server = serve(channel, (n: number) => n * 2);
+ * await server[Symbol.asyncDispose](); // stops receiving, then waits for done
  * ```
+ *
+ * @category Request and response
  */
-export interface RpcServer extends Disposable {
+export interface RpcServer extends Disposable, AsyncDisposable {
   /**
    * Resolves when the channel ends, breaks, or the server is closed. It never
    * rejects, so a server per connection needs no handler for it; failures go
@@ -195,22 +226,34 @@ export interface RpcServer extends Disposable {
   readonly done: Promise<void>;
   /** Stops receiving requests; handlers already running finish. Does not close the channel. */
   close(): void;
+  /** Stops receiving (see `close()`), then waits for `done`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
  * A handler: the request, and what is known about it.
  *
- * @example
+ * @example A handler that doubles
  * ```ts
  * import type { RpcHandler } from "@ipckit/ipckit";
  *
  * const double: RpcHandler<number, number> = (n) => n * 2;
  * ```
+ *
+ * @category Request and response
  */
 export type RpcHandler<Req, Res, M = Message<RpcEnvelope<Req, Res>>> = (
   request: Req,
   context: RequestContext<M>,
 ) => Res | Promise<Res>;
+
+const _SERVE_KEYS = optionKeys<ServeOptions>({
+  exposeStack: true,
+  onError: true,
+  signal: true,
+  maxInFlight: true,
+});
+const _CLIENT_KEYS = optionKeys<ClientOptions>({ onError: true });
 
 /** A channel that answers each sender itself (a datagram socket). */
 interface _Replying<T, M> {
@@ -221,20 +264,37 @@ interface _Replying<T, M> {
  * Answers every request on `channel` with `handler`, concurrently: a slow
  * request does not hold up the next. The server does not own the channel:
  * closing the server stops receiving, closing the channel ends the server.
+ * Its type arguments are those of {@linkcode client}: `serve<Req, Res>()`
+ * answers `client<Req, Res>()`; a third, `M`, is what the channel's
+ * `receive()` resolves to, when it adds metadata (a sender, a priority).
  *
- * @example
- * ```ts ignore
- * import { serve } from "@ipckit/ipckit";
+ * @example Serve file sizes
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * const server = serve(channel, async (path: string) => (await Deno.stat(path)).size);
- * await server.done;
+ * type Envelope = RpcEnvelope<string, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, async (path) => (await Deno.stat(path)).size);
+ * using sizes = client(clientSide);
+ * console.log(await sizes.request("/tmp", { timeout: 1000 }) > 0); // true
  * ```
+ *
+ * @category Request and response
  */
-export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
+export function serve<
+  Req,
+  Res,
+  M extends Message<RpcEnvelope<Req, Res>> = Message<RpcEnvelope<Req, Res>>,
+>(
   channel: Channel<RpcEnvelope<Req, Res>, M>,
   handler: RpcHandler<Req, Res, M>,
   options: ServeOptions = {},
 ): RpcServer {
+  checkOptionKeys(options, _SERVE_KEYS, "serve");
   if (typeof handler !== "function") {
     throw new TypeError("Cannot serve: the handler must be a function");
   }
@@ -246,7 +306,7 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
   if (options.onError !== undefined && typeof options.onError !== "function") {
     throw new TypeError("Cannot serve: options.onError must be a function");
   }
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const maxInFlight = options.maxInFlight ?? _DEFAULT_MAX_IN_FLIGHT;
   if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(
       `Cannot serve: maxInFlight must be a positive integer, got ${
@@ -368,30 +428,42 @@ export function serve<Req, Res, M extends Message<RpcEnvelope<Req, Res>>>(
     stop.signal.removeEventListener("abort", freeSlot);
   });
   const close = () => stop.abort();
-  return { done, close, [Symbol.dispose]: close };
+  return {
+    done,
+    close,
+    [Symbol.dispose]: close,
+    [Symbol.asyncDispose]: () => {
+      close();
+      return done;
+    },
+  };
 }
 
 /**
  * Options for one request.
  *
- * @example
+ * @example A request that waits at most a second
  * ```ts
  * import type { RequestOptions } from "@ipckit/ipckit";
  *
  * const options: RequestOptions = { timeout: 1000 };
  * ```
+ *
+ * @category Request and response
  */
 export type RequestOptions = WaitOptions;
 
 /**
  * How a client behaves.
  *
- * @example
+ * @example Warn about messages that concern no request
  * ```ts
  * import type { ClientOptions } from "@ipckit/ipckit";
  *
  * const options: ClientOptions = { onError: (error) => console.warn(error) };
  * ```
+ *
+ * @category Request and response
  */
 export interface ClientOptions {
   /**
@@ -407,25 +479,35 @@ export interface ClientOptions {
 /**
  * The calling side of a channel.
  *
- * @example
- * ```ts ignore
- * import { client } from "@ipckit/ipckit";
+ * @example Many requests in flight at once
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using calc = client<{ a: number; b: number }, number>(channel);
+ * type Envelope = RpcEnvelope<{ a: number; b: number }, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, ({ a, b }) => a + b);
+ * using calc = client(clientSide);
  * const [x, y] = await Promise.all([
  *   calc.request({ a: 1, b: 2 }),
  *   calc.request({ a: 3, b: 4 }, { timeout: 500 }),
  * ]);
+ * console.log(x, y); // 3 7
  * ```
+ *
+ * @category Request and response
  */
-export class RpcClient<Req, Res> implements Disposable {
+export class RpcClient<Req, Res> implements Disposable, AsyncDisposable {
   #channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>;
   #pending = new Map<
     number,
     { resolve: (value: Res) => void; reject: (error: unknown) => void }
   >();
   #nextId = 1;
-  #closed = false;
+  #life = new Lifecycle("RPC client");
   #stop = new AbortController();
   #reading: Promise<void> | undefined;
   #onError: (error: unknown) => void;
@@ -442,6 +524,7 @@ export class RpcClient<Req, Res> implements Disposable {
     ) {
       throw new TypeError("Cannot make an RPC client: expected a Channel");
     }
+    checkOptionKeys(options, _CLIENT_KEYS, "make an RPC client");
     if (
       options.onError !== undefined && typeof options.onError !== "function"
     ) {
@@ -470,7 +553,7 @@ export class RpcClient<Req, Res> implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -484,8 +567,16 @@ export class RpcClient<Req, Res> implements Disposable {
    * as its `cause`
    */
   request(value: Req, options: RequestOptions = {}): Promise<Res> {
-    const deadline = deadlineOf(options);
-    if (this.#closed) return Promise.reject(closedError("RPC client"));
+    let deadline;
+    try {
+      checkOptionKeys(options, WAIT_KEYS, "send an RPC request");
+      deadline = deadlineOf(options, "send an RPC request");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#life.closed) {
+      return Promise.reject(this.#life.closedError());
+    }
     const id = this.#nextId;
     // Ids wrap well before they lose precision; a wrapped id cannot still be pending.
     this.#nextId = id >= 0x7fff_ffff ? 1 : id + 1;
@@ -522,15 +613,20 @@ export class RpcClient<Req, Res> implements Disposable {
 
   /** Rejects every pending request with `BadResource` and stops reading; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop.abort();
-    this.#failAll(closedError("RPC client"));
+    this.#life.close(() => {
+      this.#stop.abort();
+      this.#failAll(this.#life.closedError());
+    });
   }
 
   /** Closes the client; see {@linkcode RpcClient.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Closes the client; see {@linkcode RpcClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 
   async #read(): Promise<void> {
@@ -539,7 +635,7 @@ export class RpcClient<Req, Res> implements Disposable {
       try {
         message = await this.#channel.receive({ signal: this.#stop.signal });
       } catch (error) {
-        if (this.#closed) return;
+        if (this.#life.closed) return;
         if (error instanceof DecodeError && !this.#channel.closed) {
           this.#drop(error);
           continue;
@@ -602,13 +698,22 @@ export class RpcClient<Req, Res> implements Disposable {
  * Makes the calling side of `channel`. Close it (or `using`) when done: it
  * keeps a receive pending on the channel while it is open.
  *
- * @example
- * ```ts ignore
- * import { client } from "@ipckit/ipckit";
+ * @example Ask a server that doubles
+ * ```ts
+ * import { client, duplex, MessageQueue, type RpcEnvelope, serve } from "@ipckit/ipckit";
  *
- * using calc = client<number, number>(channel);
- * console.log(await calc.request(21, { timeout: 1000 }));
+ * type Envelope = RpcEnvelope<number, number>;
+ * const queue = (name: string) =>
+ *   MessageQueue.open<Envelope>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * // Each side sends on one queue and receives on the other.
+ * using serverSide = duplex(queue("/replies"), queue("/requests"));
+ * using clientSide = duplex(queue("/requests"), queue("/replies"));
+ * using _server = serve(serverSide, (n) => n * 2);
+ * using calc = client<number, number>(clientSide);
+ * console.log(await calc.request(21, { timeout: 1000 })); // 42
  * ```
+ *
+ * @category Request and response
  */
 export function client<Req, Res>(
   channel: Channel<RpcEnvelope<Req, Res>, Message<RpcEnvelope<Req, Res>>>,

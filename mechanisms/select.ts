@@ -15,17 +15,21 @@
  * all wait on the process's one reactor, so selecting over many costs no
  * thread per channel.
  *
- * @example Serve jobs until told to stop
- * ```ts ignore
+ * @example A worker that stops when told to
+ * ```ts
  * import { MessageQueue, select } from "@ipckit/ipckit";
  *
- * using jobs = MessageQueue.open<string>("/jobs", { create: true });
- * using control = MessageQueue.open<"stop">("/control", { create: true });
+ * const open = <T>(name: string) =>
+ *   MessageQueue.open<T>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * using jobs = open<string>("/jobs");
+ * using control = open<"stop">("/control");
+ * jobs.trySend("resize");
+ * control.trySend("stop");
  * for (;;) {
  *   const ready = await select([jobs, control], { timeout: 60_000 });
  *   if (ready === control) break;
  *   const { value } = await jobs.receive({ timeout: 0 });
- *   console.log("job", value);
+ *   console.log("job", value); // job resize
  * }
  * ```
  *
@@ -33,7 +37,8 @@
  */
 
 import type { Selectable, WaitOptions } from "./channel.ts";
-import { bounded, deadlineOf } from "./_wait/deadline.ts";
+import { bounded, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
+import { checkOptionKeys } from "./_common/checks.ts";
 
 /**
  * Waits until one of `channels` has a message ready and resolves with that
@@ -62,14 +67,20 @@ import { bounded, deadlineOf } from "./_wait/deadline.ts";
  * @throws the signal's reason when `signal` aborts
  *
  * @example Whichever of two queues has a message first
- * ```ts ignore
+ * ```ts
  * import { MessageQueue, select } from "@ipckit/ipckit";
  *
- * using urgent = MessageQueue.open<string>("/urgent");
- * using normal = MessageQueue.open<string>("/normal");
+ * const open = (name: string) =>
+ *   MessageQueue.open<string>(`${name}-${Deno.pid}`, { create: true, unlinkOnClose: true });
+ * using urgent = open("/urgent");
+ * using normal = open("/normal");
+ * setTimeout(() => normal.trySend("whenever"), 10);
  * const ready = await select([urgent, normal], { timeout: 1000 });
  * const { value } = await ready.receive({ timeout: 0 });
+ * console.log(value); // whenever
  * ```
+ *
+ * @category Channels
  */
 export function select<const C extends readonly Selectable[]>(
   channels: C,
@@ -92,7 +103,8 @@ export function select<const C extends readonly Selectable[]>(
   }
   let deadline;
   try {
-    deadline = deadlineOf(options);
+    checkOptionKeys(options, WAIT_KEYS, "select a ready channel");
+    deadline = deadlineOf(options, "select a ready channel");
   } catch (error) {
     return Promise.reject(error);
   }

@@ -17,10 +17,14 @@
  * timeouts use on glibc and musl in `mechanisms/_wait/semaphore_calls.ts`.
  *
  * @example Take turns with another process
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit/semaphore";
  *
- * using turn = Semaphore.open("/turn", { create: true, initial: 1 });
+ * using turn = Semaphore.open(`/turn-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 1,
+ *   unlinkOnClose: true,
+ * });
  * await turn.wait({ timeout: 5000 });
  * try {
  *   // … only one process at a time gets here …
@@ -38,13 +42,15 @@ import { libc } from "../ffi/load.ts";
 import { mappingBackedBy } from "../ffi/maps.ts";
 import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
-import { type Mapping, mappingOf } from "./_memory/mapping.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { placeIn } from "./_memory/placement.ts";
 import {
   type AdoptPolicy,
   checkAdoptOption,
@@ -62,30 +68,38 @@ import {
   semWaitSync,
 } from "./_wait/semaphore_calls.ts";
 import { SemaphorePark } from "./_wait/semaphore_park.ts";
-import { deadlineOf } from "./_wait/deadline.ts";
+import { deadlineOf, SYNC_WAIT_KEYS, WAIT_KEYS } from "./_wait/deadline.ts";
 import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 
 export { SEM_VALUE_MAX } from "./_wait/semaphore_calls.ts";
 
-export { SEM_DIR };
-
-/** Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl). */
+/**
+ * Bytes of a `sem_t` and its alignment, for placing one in shared memory (LP64 glibc and musl).
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_SIZE: number = SEM_T.SIZE_OF;
 
-/** Required alignment of a `sem_t` in shared memory. */
+/**
+ * Required alignment of a `sem_t` in shared memory.
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEMAPHORE_ALIGN: number = SEM_T.ALIGN;
 
 /**
  * How to open a named semaphore.
  *
- * @example
+ * @example Four licences, gone with the last handle that asked
  * ```ts
  * import type { SemaphoreOptions } from "@ipckit/ipckit";
  *
  * const licences: SemaphoreOptions = { create: true, initial: 4, unlinkOnClose: true };
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface SemaphoreOptions {
   /** Create the semaphore if it does not exist. Default `false`. */
@@ -126,13 +140,15 @@ export interface SemaphoreOptions {
 /**
  * How to place a semaphore in shared memory.
  *
- * @example
+ * @example The creator initializes, every other handle attaches
  * ```ts
  * import type { InMemorySemaphoreOptions } from "@ipckit/ipckit";
  *
  * const creator: InMemorySemaphoreOptions = { initial: 1 }; // sem_init
  * const user: InMemorySemaphoreOptions = {}; // attach to it
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export interface InMemorySemaphoreOptions {
   /**
@@ -153,13 +169,18 @@ export interface InMemorySemaphoreOptions {
   spin?: number;
 }
 
-interface _Named {
-  sem: SemPointer | null;
-}
-
-// A safety net for named semaphores dropped without close().
-const _leaked = new FinalizationRegistry<_Named>((named) => {
-  if (named.sem) libc().symbols.sem_close(named.sem);
+const _OPEN_KEYS = optionKeys<SemaphoreOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  initial: true,
+  mode: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _IN_MEMORY_KEYS = optionKeys<InMemorySemaphoreOptions>({
+  initial: true,
+  spin: true,
 });
 
 function _checkInitial(value: unknown, action: string): number {
@@ -309,17 +330,23 @@ function _isAgain(errno: number): boolean {
  * (`post`), waiting while it is 0.
  *
  * @example A pool of 4 licences shared by any number of processes
- * ```ts ignore
+ * ```ts
  * import { Semaphore } from "@ipckit/ipckit";
  *
- * using licences = Semaphore.open("/licences", { create: true, initial: 4 });
+ * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+ *   create: true,
+ *   initial: 4,
+ *   unlinkOnClose: true,
+ * });
  * await licences.wait();
  * try {
- *   console.log("working, licences left:", licences.value);
+ *   console.log("working, licences left:", licences.value); // 3
  * } finally {
  *   licences.post();
  * }
  * ```
+ *
+ * @category Semaphores and mutexes
  */
 export class Semaphore implements Disposable, AsyncDisposable {
   #name: string | undefined;
@@ -328,10 +355,9 @@ export class Semaphore implements Disposable, AsyncDisposable {
   #park: SemaphorePark;
   // Aborted by close(): every parked wait() rejects with "it is closed".
   #closing = new AbortController();
-  #closed = false;
+  #life: Lifecycle;
   #release: () => void;
   #unlinkOnClose: boolean;
-  #stopWatchingRegion: (() => void) | undefined;
   #spinner: Spinner;
 
   private constructor(
@@ -345,6 +371,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
     this.#spinner = new Spinner(spinMicros);
     this.#sem = sem;
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#name = name;
     this.#release = release;
     this.#unlinkOnClose = unlinkOnClose;
@@ -355,6 +382,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * Opens (or with `create`, creates) the named semaphore `name`, e.g.
    * `"/lock"`, which Linux keeps as `/dev/shm/sem.lock`.
    *
+   * Cleanup: the semaphore stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
+   *
    * @throws {TypeError} for an invalid name or option, before any system call
    * @throws {RangeError} for `initial` outside 0 to `SEM_VALUE_MAX`, or a name over 251 bytes
    * @throws {Deno.errors.NotCapable} without read and write permission on `/dev/shm/sem.<name>`
@@ -363,18 +394,23 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.PermissionDenied} with `create` when an existing
    * semaphore belongs to another user or has a wider mode (see `adopt`)
    *
-   * @example
-   * ```ts ignore
+   * @example Create a semaphore that must not exist yet
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready", { create: true, exclusive: true });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   exclusive: true,
+   *   unlinkOnClose: true,
+   * });
    * console.log(ready.value); // 0
    * ```
    */
   static open(name: string, options: SemaphoreOptions = {}): Semaphore {
+    const action = `open semaphore "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
     // Linux names the file "sem." + name, which must fit in NAME_MAX.
     const base = validateIpcName(name, "semaphore", NAME_MAX - 4);
-    const action = `open semaphore "${name}"`;
     const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
@@ -396,19 +432,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
     const sem = create
       ? _createOrAdopt(name, base, mode, initial, exclusive ?? false, adopt)
       : _semOpen(name, 0, mode, initial, action);
-    const named: _Named = { sem };
     const handle = new Semaphore(
-      sem!,
+      sem,
       `semaphore "${name}"`,
       name,
-      () => {
-        libc().symbols.sem_close(named.sem);
-        named.sem = null;
-      },
+      () => libc().symbols.sem_close(sem),
       unlinkOnClose ?? false,
       spin,
     );
-    _leaked.register(handle, named, handle);
+    // The safety net for a semaphore dropped without close().
+    handle.#life.guard(handle, () => libc().symbols.sem_close(sem));
     return handle;
   }
 
@@ -437,10 +470,14 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {RangeError} for an offset that is unaligned or leaves no room for a `sem_t`
    *
    * @example A semaphore and the data it guards in one region
-   * ```ts ignore
+   * ```ts
    * import { Semaphore, SEMAPHORE_SIZE, SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/jobs", { create: true, size: 4096 });
+   * using memory = SharedMemory.open(`/jobs-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * using ready = Semaphore.inMemory(memory, 0, { initial: 0 });
    * const data = memory.view(Uint8Array, SEMAPHORE_SIZE);
    * data[0] = 42;
@@ -453,24 +490,20 @@ export class Semaphore implements Disposable, AsyncDisposable {
     options: InMemorySemaphoreOptions = {},
   ): Semaphore {
     const action = "place a semaphore in shared memory";
-    const mapping = mappingOf(memory);
-    if (mapping === undefined) {
-      throw new TypeError(`Cannot ${action}: expected a SharedMemory`);
-    }
-    if (mapping.closed) throw closedError(`shared memory "${memory.name}"`);
-    if (!mapping.shared) {
-      throw new TypeError(
-        `Cannot ${action}: shared memory "${memory.name}" is open readOnly (a private copy), so other processes would never see the semaphore`,
-      );
-    }
-    _checkOffset(mapping, byteOffset, action);
+    checkOptionKeys(options, _IN_MEMORY_KEYS, action);
+    const placement = placeIn(memory, byteOffset, {
+      size: SEM_T.SIZE_OF,
+      align: SEM_T.ALIGN,
+      typeName: "sem_t",
+    }, action);
     const spin = checkSpinMicros(options.spin, action);
     const initial = options.initial === undefined
       ? undefined
       : _checkInitial(options.initial, action);
-    const sem = mapping.address(byteOffset);
+    const { mapping } = placement;
+    const sem = mapping.address(placement.byteOffset);
     const what =
-      `semaphore at byte ${byteOffset} of shared memory "${memory.name}"`;
+      `semaphore at byte ${placement.byteOffset} of ${placement.what}`;
     if (initial !== undefined) {
       const result = libc().symbols.sem_init(sem, 1, initial);
       if (result !== 0) {
@@ -478,10 +511,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
       }
     }
     // Keep the memory mapped until this semaphore is closed: its waits
-    // read the sem_t until then.
+    // read the sem_t until then. Closing the region closes it first.
     const letGo = mapping.retain();
-    const handle = new Semaphore(sem, what, undefined, letGo, false, spin);
-    handle.#stopWatchingRegion = mapping.onClose(() => handle.close());
+    let forget = () => {};
+    const handle = new Semaphore(
+      sem,
+      what,
+      undefined,
+      () => {
+        forget();
+        letGo();
+      },
+      false,
+      spin,
+    );
+    forget = placement.own(handle);
     return handle;
   }
 
@@ -492,11 +536,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when no semaphore has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/sem.<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * Semaphore.unlink("/lock");
+   * const name = `/lock-${Deno.pid}`;
+   * Semaphore.open(name, { create: true }).close(); // the name stays
+   * Semaphore.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -517,19 +563,23 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
    * The current count (`sem_getvalue`). Other processes may change it at
    * any moment, so it is a hint, not something to decide on.
    *
-   * @example
-   * ```ts ignore
+   * @example How many licences are free, as a hint
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
-   * console.log(`${licences.value} licences free`);
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 4,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(`${licences.value} licences free`); // 4 licences free
    * ```
    */
   get value(): number {
@@ -543,12 +593,16 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {IpcError} with code `EOVERFLOW` when the count is already `SEM_VALUE_MAX`
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example Signal that something is ready
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * ready.post();
+   * console.log(ready.value); // 1
    * ```
    */
   post(): void {
@@ -570,13 +624,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @returns whether a count was taken
    *
-   * @example
-   * ```ts ignore
+   * @example Work only if a licence is free now
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using licences = Semaphore.open("/licences");
+   * using licences = Semaphore.open(`/licences-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * if (licences.tryWait()) {
-   *   try { console.log("got one"); } finally { licences.post(); }
+   *   try {
+   *     console.log("got one");
+   *   } finally {
+   *     licences.post();
+   *   }
    * }
    * ```
    */
@@ -598,15 +660,21 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.BadResource} when the semaphore is closed before or meanwhile
    * @throws the signal's reason when `signal` aborts
    *
-   * @example
-   * ```ts ignore
+   * @example Wait at most a second, or until aborted
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
-   * await ready.wait({ timeout: 1000, signal: AbortSignal.timeout(5000) });
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * const stop = new AbortController();
+   * setTimeout(() => ready.post(), 10);
+   * await ready.wait({ timeout: 1000, signal: stop.signal });
    * ```
    */
   async wait(options: WaitOptions = {}): Promise<void> {
+    checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
     const closing = this.#closing.signal;
     plan.signal = options.signal
@@ -628,15 +696,20 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {Deno.errors.TimedOut} when `timeout` (ms, monotonic) passes first
    *
-   * @example
-   * ```ts ignore
+   * @example Wait in a Worker or a script, blocking the thread
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using ready = Semaphore.open("/ready");
+   * using ready = Semaphore.open(`/ready-${Deno.pid}`, {
+   *   create: true,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * ready.waitSync({ timeout: 1000 });
    * ```
    */
   waitSync(options: { timeout?: number } = {}): void {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
     // sem_clockwait takes the count itself when it returns in time.
     const errno = retrySync(plan, () => {
@@ -648,7 +721,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** How a wait retries: sem_trywait until it takes a count. */
   #waitPlan(options: WaitOptions): RetryPlan<number> {
-    const deadline = deadlineOf(options);
+    const deadline = deadlineOf(options, `wait on ${this.#what}`);
     this.#checkOpen("wait on");
     return {
       attempt: () => {
@@ -668,12 +741,13 @@ export class Semaphore implements Disposable, AsyncDisposable {
    *
    * @throws {TypeError} for a semaphore in shared memory, which has no name
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the semaphore stays usable
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * using lock = Semaphore.open("/lock", { create: true });
-   * lock.unlink();
+   * using lock = Semaphore.open(`/lock-${Deno.pid}`, { create: true });
+   * lock.unlink(); // no new process can open it; this handle works on
+   * lock.post();
    * ```
    */
   unlink(): void {
@@ -689,33 +763,30 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * released (`sem_close`, or the region let go). With `unlinkOnClose` the
    * name is removed.
    *
-   * @example
-   * ```ts ignore
+   * @example Close twice
+   * ```ts
    * import { Semaphore } from "@ipckit/ipckit";
    *
-   * const lock = Semaphore.open("/lock");
+   * const lock = Semaphore.open(`/lock-${Deno.pid}`, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * lock.close();
    * lock.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    this.#stopWatchingRegion?.();
-    // Off the waiter count, then every parked wait rejected (which stops it
-    // reading the sem_t), then the sem_t released.
-    this.#park.close();
-    this.#closing.abort(closedError(this.#what));
-    this.#release();
-    if (this.#unlinkOnClose && this.#name !== undefined) {
-      try {
-        Semaphore.unlink(this.#name);
-      } catch (error) {
-        // Somebody else removed it first: the goal is reached.
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+    this.#life.close(() => {
+      // Off the waiter count, then every parked wait rejected (which stops
+      // it reading the sem_t), then the sem_t released.
+      this.#park.close();
+      this.#closing.abort(this.#life.closedError("wait on"));
+      this.#release();
+      if (this.#unlinkOnClose && this.#name !== undefined) {
+        const name = this.#name;
+        unlinkQuietly(() => Semaphore.unlink(name));
       }
-    }
+    });
   }
 
   /** Closes the handle; see {@linkcode Semaphore.close}. */
@@ -725,42 +796,10 @@ export class Semaphore implements Disposable, AsyncDisposable {
 
   /** Closes the handle; see {@linkcode Semaphore.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.#life.closeAsync(() => this.close());
   }
 
   #checkOpen(verb: string): void {
-    if (this.#closed) {
-      throw new Deno.errors.BadResource(
-        `Cannot ${verb} ${this.#what}: it is closed`,
-      );
-    }
-  }
-}
-
-function _checkOffset(
-  mapping: Mapping,
-  byteOffset: unknown,
-  action: string,
-): void {
-  if (
-    typeof byteOffset !== "number" || !Number.isSafeInteger(byteOffset) ||
-    byteOffset < 0
-  ) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset must be an integer of 0 or more, got ${
-        String(byteOffset)
-      }`,
-    );
-  }
-  if (byteOffset % SEM_T.ALIGN !== 0) {
-    throw new RangeError(
-      `Cannot ${action}: byteOffset ${byteOffset} is not a multiple of ${SEM_T.ALIGN}, the alignment of sem_t`,
-    );
-  }
-  if (byteOffset + SEM_T.SIZE_OF > mapping.size) {
-    throw new RangeError(
-      `Cannot ${action}: a sem_t is ${SEM_T.SIZE_OF} bytes, which do not fit at byteOffset ${byteOffset} of its ${mapping.size} bytes`,
-    );
+    this.#life.check(verb);
   }
 }

@@ -55,11 +55,12 @@
  *   ipckit itself never shrinks shared memory.
  *
  * @example Two handles on one object
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit/shared-memory";
  *
- * using writer = SharedMemory.open("/frame", { create: true, size: 4096, unlinkOnClose: true });
- * using reader = SharedMemory.open("/frame", { readOnly: true });
+ * const name = `/frame-${Deno.pid}`;
+ * using writer = SharedMemory.open(name, { create: true, size: 4096, unlinkOnClose: true });
+ * using reader = SharedMemory.open(name, { readOnly: true });
  * writer.bytes()[0] = 42;
  * console.log(reader.bytes()[0]); // 42
  * ```
@@ -73,10 +74,11 @@ import { libc } from "../ffi/load.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { systemError } from "./_common/system_error.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import {
   checkRegionOptions,
   Mapping,
-  registerRegion,
   settleSize,
   type TypedArray,
   type TypedArrayConstructor,
@@ -90,20 +92,21 @@ import { validateIpcName } from "./_kernel/names.ts";
 import { SHM_DIR } from "./_kernel/objects.ts";
 import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
+import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
-
-export { SHM_DIR };
 
 /**
  * How to open a shared memory object.
  *
- * @example
+ * @example A megabyte that goes away with its handle
  * ```ts
  * import type { SharedMemoryOptions } from "@ipckit/ipckit";
  *
  * const options: SharedMemoryOptions = { create: true, size: 1 << 20, unlinkOnClose: true };
  * ```
+ *
+ * @category Shared memory
  */
 export interface SharedMemoryOptions {
   /** Create the object if it does not exist. Needs `size`. Default `false`. */
@@ -137,6 +140,18 @@ export interface SharedMemoryOptions {
   unlinkOnClose?: boolean;
 }
 
+const _OPEN_KEYS = optionKeys<SharedMemoryOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  readOnly: true,
+  unlinkOnClose: true,
+});
+// A record's region is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
+
 /**
  * A POSIX shared memory object mapped into this process.
  *
@@ -145,20 +160,27 @@ export interface SharedMemoryOptions {
  * ordering that `Atomics` gives across processes.
  *
  * @example A counter two processes can increment
- * ```ts ignore
+ * ```ts
  * import { SharedMemory } from "@ipckit/ipckit";
  *
- * using memory = SharedMemory.open("/counter", { create: true, size: 4 });
+ * using memory = SharedMemory.open(`/counter-${Deno.pid}`, {
+ *   create: true,
+ *   size: 4,
+ *   unlinkOnClose: true,
+ * });
  * const counter = memory.view(Int32Array);
- * Atomics.add(counter, 0, 1);
+ * Atomics.add(counter, 0, 1); // atomic across processes too
  * ```
+ *
+ * @category Shared memory
  */
-export class SharedMemory implements Disposable {
+export class SharedMemory implements Disposable, AsyncDisposable {
   #name: string;
   #what: string;
   #mapping: Mapping;
   #readOnly: boolean;
   #unlinkOnClose: boolean;
+  #life: Lifecycle;
 
   private constructor(
     name: string,
@@ -171,12 +193,32 @@ export class SharedMemory implements Disposable {
     this.#mapping = mapping;
     this.#readOnly = readOnly;
     this.#unlinkOnClose = unlinkOnClose;
-    registerRegion(this, mapping);
+    this.#life = new Lifecycle(this.#what);
+  }
+
+  /**
+   * Hands this region's mapping to an object placed inside it
+   * (`Semaphore.inMemory`, `Mutex.inMemory`); see
+   * `mechanisms/_memory/placement.ts`. Such objects close before the
+   * region does.
+   *
+   * @ignore
+   */
+  [PLACEMENT](): PlacementHost {
+    return {
+      mapping: this.#mapping,
+      what: this.#what,
+      own: (child) => this.#life.own(child),
+    };
   }
 
   /**
    * Opens (or with `create`, creates) the shared memory object `name`, e.g.
    * `"/frame"`, and maps all of it.
+   *
+   * Cleanup: the object stays after its handles close, for other
+   * processes, unless this handle is opened with `unlinkOnClose: true`
+   * (the one rule of every named object; see the README's "Cleaning up").
    *
    * @throws {TypeError} for an invalid name or option combination, before any system call
    * @throws {RangeError} for an invalid size, or an existing object whose size does not match
@@ -187,17 +229,22 @@ export class SharedMemory implements Disposable {
    * object belongs to another user or has a wider mode (see `adopt`)
    * @throws {IpcError} with code `ENOSPC` when `/dev/shm` has no room for it
    *
-   * @example
-   * ```ts ignore
+   * @example Create a megabyte of shared memory
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 1 << 20 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 1 << 20,
+   *   unlinkOnClose: true,
+   * });
    * console.log(memory.size); // 1048576
    * ```
    */
   static open(name: string, options: SharedMemoryOptions = {}): SharedMemory {
-    const base = validateIpcName(name, "shared memory");
     const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _OPEN_KEYS, action);
+    const base = validateIpcName(name, "shared memory");
     const { create, exclusive, readOnly, size, mode } = checkRegionOptions(
       options,
       action,
@@ -264,11 +311,14 @@ export class SharedMemory implements Disposable {
    * `RangeError`.
    *
    * @example A typed record shared between processes
-   * ```ts ignore
+   * ```ts
    * import { array, layout, SharedMemory, utf8 } from "@ipckit/ipckit";
    *
    * const sensor = layout({ id: "u32", temperature: "f64", count: "i32", label: utf8(32), samples: array("f32", 64) });
-   * using record = SharedMemory.openStruct("/sensor", sensor, { create: true, unlinkOnClose: true });
+   * using record = SharedMemory.openStruct(`/sensor-${Deno.pid}`, sensor, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * record.label = "kitchen";
    * record.temperature = 21.5;
    * record.samples[0] = 0.25;
@@ -280,7 +330,9 @@ export class SharedMemory implements Disposable {
     layout: Layout<S>,
     options: Omit<SharedMemoryOptions, "size"> = {},
   ): MappedStruct<S, SharedMemory> {
-    checkRecordLayout(layout, `open shared memory "${name}"`);
+    const action = `open shared memory "${name}"`;
+    checkOptionKeys(options, _STRUCT_KEYS, action);
+    checkRecordLayout(layout, action);
     const memory = SharedMemory.open(name, { ...options, size: layout.size });
     return ownedStruct(
       memory,
@@ -303,11 +355,13 @@ export class SharedMemory implements Disposable {
    * @throws {Deno.errors.NotFound} when no object has that name
    * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/<name>`
    *
-   * @example
-   * ```ts ignore
+   * @example Remove a name that outlived its handles
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * SharedMemory.unlink("/frame");
+   * const name = `/frame-${Deno.pid}`;
+   * SharedMemory.open(name, { create: true, size: 4096 }).close(); // the name stays
+   * SharedMemory.unlink(name); // now it is gone
    * ```
    */
   static unlink(name: string): void {
@@ -342,7 +396,7 @@ export class SharedMemory implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -351,12 +405,17 @@ export class SharedMemory implements Disposable {
    *
    * @throws {Deno.errors.BadResource} after `close()`
    *
-   * @example
-   * ```ts ignore
+   * @example A header read through a DataView
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const header = new DataView(memory.buffer, 0, 16);
+   * header.setUint32(0, 0xcafe);
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -366,11 +425,15 @@ export class SharedMemory implements Disposable {
   /**
    * The whole mapping as bytes, without a copy.
    *
-   * @example
-   * ```ts ignore
+   * @example Clear the whole object
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * memory.bytes().fill(0);
    * ```
    */
@@ -385,12 +448,17 @@ export class SharedMemory implements Disposable {
    *
    * @throws {RangeError} for an offset or length outside the mapping or misaligned
    *
-   * @example
-   * ```ts ignore
+   * @example A thousand floats after a 64-byte header
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame");
-   * const pixels = memory.view(Float32Array, 64, 1024);
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
+   * const pixels = memory.view(Float32Array, 64, 1000);
+   * pixels[0] = 0.5;
    * ```
    */
   view<T extends TypedArray>(
@@ -407,14 +475,19 @@ export class SharedMemory implements Disposable {
    * stops working when this handle closes.
    *
    * @example A header record followed by a frame buffer
-   * ```ts ignore
+   * ```ts
    * import { layout, SharedMemory } from "@ipckit/ipckit";
    *
    * const header = layout({ seq: "u32", width: "u16", height: "u16" });
-   * using memory = SharedMemory.open("/frame", { create: true, size: 8 + 640 * 480 });
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: header.size + 640 * 480,
+   *   unlinkOnClose: true,
+   * });
    * const head = memory.struct(header);
    * const pixels = memory.view(Uint8Array, header.size);
    * head.width = 640;
+   * pixels.fill(255);
    * ```
    */
   struct<S extends LayoutSpec>(
@@ -433,12 +506,13 @@ export class SharedMemory implements Disposable {
   /**
    * Removes this object's name (see the static {@linkcode SharedMemory.unlink}).
    *
-   * @example
-   * ```ts ignore
+   * @example Remove the name while the memory stays mapped
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * using memory = SharedMemory.open("/frame", { create: true, size: 4096 });
-   * memory.unlink();
+   * using memory = SharedMemory.open(`/frame-${Deno.pid}`, { create: true, size: 4096 });
+   * memory.unlink(); // no new process can open it; this mapping stays valid
+   * memory.bytes()[0] = 1;
    * ```
    */
   unlink(): void {
@@ -446,36 +520,42 @@ export class SharedMemory implements Disposable {
   }
 
   /**
-   * Detaches every buffer and view handed out, unmaps the memory and closes
-   * the descriptor; idempotent. With `unlinkOnClose` the name is removed too.
+   * Closes what was placed inside the region (semaphores, mutexes) first,
+   * then detaches every buffer and view handed out, unmaps the memory and
+   * closes the descriptor; idempotent. With `unlinkOnClose` the name is
+   * removed too; without it the object stays for other processes (and
+   * `SharedMemory.unlink` or `ipckit rm` removes it).
    *
-   * @example
-   * ```ts ignore
+   * @example Views go dead when the memory is closed
+   * ```ts
    * import { SharedMemory } from "@ipckit/ipckit";
    *
-   * const memory = SharedMemory.open("/frame", { create: true, size: 4096 });
+   * const memory = SharedMemory.open(`/frame-${Deno.pid}`, {
+   *   create: true,
+   *   size: 4096,
+   *   unlinkOnClose: true,
+   * });
    * const bytes = memory.bytes();
    * memory.close();
    * console.log(bytes.length, bytes[0]); // 0 undefined
    * ```
    */
   close(): void {
-    if (this.#mapping.closed) return;
-    this.#mapping.close();
-    if (this.#unlinkOnClose) _unlinkQuietly(this.#name);
+    this.#life.close(() => {
+      this.#mapping.close();
+      if (this.#unlinkOnClose) {
+        unlinkQuietly(() => SharedMemory.unlink(this.#name));
+      }
+    });
   }
 
   /** Closes the handle; see {@linkcode SharedMemory.close}. */
   [Symbol.dispose](): void {
     this.close();
   }
-}
 
-function _unlinkQuietly(name: string): void {
-  try {
-    SharedMemory.unlink(name);
-  } catch (error) {
-    // Somebody else removed it first: the goal is reached.
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  /** Closes the handle; see {@linkcode SharedMemory.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }

@@ -10,63 +10,74 @@
  * Permissions: listening needs none; `sendSignal()` needs `--allow-run`
  * without a list of programs (Deno's rule for `Deno.kill`).
  *
- * @example Reload on SIGHUP until SIGTERM
- * ```ts ignore
- * import { onSignal, signals } from "@ipckit/ipckit/signal";
+ * @example Reload on SIGHUP, stop on SIGUSR2
+ * ```ts
+ * import { onSignal, sendSignal, signals } from "@ipckit/ipckit/signal";
  *
  * using _reload = onSignal("SIGHUP", () => console.log("reloading"));
- * for await (const _ of signals("SIGTERM")) break;
+ * setTimeout(() => sendSignal(Deno.pid, "SIGUSR2"), 10);
+ * for await (const _ of signals("SIGUSR2")) break;
  * console.log("shutting down");
  * ```
  *
  * @module
  */
 
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
+
 /**
  * Every signal name Deno knows on some platform.
  *
- * @example
+ * @example The signal that asks a process to stop
  * ```ts
  * import type { SignalName } from "@ipckit/ipckit";
  *
  * const stop: SignalName = "SIGTERM";
  * ```
+ *
+ * @category Signals
  */
 export type SignalName = Deno.Signal;
 
 /**
  * Signals no process can handle: the kernel acts on them directly.
  *
- * @example
+ * @example A signal no handler can catch
  * ```ts
  * import type { UncatchableSignal } from "@ipckit/ipckit";
  *
  * const kill: UncatchableSignal = "SIGKILL";
  * ```
+ *
+ * @category Signals
  */
 export type UncatchableSignal = "SIGKILL" | "SIGSTOP";
 
 /**
  * Signals that report a fault in the process itself; Deno keeps them.
  *
- * @example
+ * @example A signal that reports a fault in the process itself
  * ```ts
  * import type { FaultSignal } from "@ipckit/ipckit";
  *
  * const fault: FaultSignal = "SIGSEGV";
  * ```
+ *
+ * @category Signals
  */
 export type FaultSignal = "SIGSEGV" | "SIGILL" | "SIGFPE";
 
 /**
  * Signals a Deno program can listen for (where the platform has them).
  *
- * @example
+ * @example A signal a handler may catch
  * ```ts
  * import type { CatchableSignal } from "@ipckit/ipckit";
  *
  * const reload: CatchableSignal = "SIGHUP";
  * ```
+ *
+ * @category Signals
  */
 export type CatchableSignal = Exclude<
   SignalName,
@@ -77,22 +88,32 @@ export type CatchableSignal = Exclude<
  * A signal handler registration; dispose it (or call `unsubscribe()`) to
  * remove the handler.
  *
- * @example
- * ```ts ignore
+ * @example Listen, then stop listening
+ * ```ts
  * import { onSignal } from "@ipckit/ipckit";
  *
  * const subscription = onSignal("SIGUSR1", () => console.log("ping"));
  * subscription.unsubscribe();
+ * console.log(subscription.active); // false
  * ```
+ *
+ * @category Signals
  */
-export interface SignalSubscription extends Disposable {
+export interface SignalSubscription extends Disposable, AsyncDisposable {
   /** The signal this subscription listens for. */
   readonly name: CatchableSignal;
   /** Whether the handler is still registered. */
   readonly active: boolean;
   /** Removes the handler; idempotent. */
   unsubscribe(): void;
+  /** Removes the handler; the same as `unsubscribe()`. */
+  close(): void;
+  /** Removes the handler; the same as `unsubscribe()`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
+
+const _SIGNALS_KEYS = optionKeys<{ signal?: AbortSignal }>({ signal: true });
+const _SEND_KEYS = optionKeys<SendSignalOptions>({ processGroup: true });
 
 /** Only keeps the event loop busy; the interval's length does not matter. */
 const _KEEP_ALIVE_MS = 1 << 30;
@@ -201,12 +222,14 @@ function _checkCatchable(name: unknown, action: string): CatchableSignal {
  * @throws {TypeError} for `SIGKILL`/`SIGSTOP` (uncatchable), the fault
  * signals, or a name this platform does not have
  *
- * @example
- * ```ts ignore
+ * @example Finish up on Ctrl-C
+ * ```ts
  * import { onSignal } from "@ipckit/ipckit";
  *
  * using _ = onSignal("SIGINT", (name) => console.log(`got ${name}, finishing up`));
  * ```
+ *
+ * @category Signals
  */
 export function onSignal(
   name: CatchableSignal,
@@ -232,7 +255,9 @@ export function onSignal(
       return active;
     },
     unsubscribe,
+    close: unsubscribe,
     [Symbol.dispose]: unsubscribe,
+    [Symbol.asyncDispose]: () => Promise.resolve(unsubscribe()),
   };
 }
 
@@ -240,18 +265,25 @@ export function onSignal(
  * The deliveries of one signal, as an async iterator; returned by
  * {@linkcode signals}. Disposing it (or ending the loop) removes its handler.
  *
- * @example
- * ```ts ignore
- * import { signals } from "@ipckit/ipckit";
+ * @example Wait for the next delivery
+ * ```ts
+ * import { sendSignal, signals } from "@ipckit/ipckit";
  *
- * using hups = signals("SIGHUP");
- * await hups.next(); // resolves at the next SIGHUP
+ * using hups = signals("SIGUSR2");
+ * sendSignal(Deno.pid, "SIGUSR2");
+ * await hups.next(); // resolves at the next SIGUSR2: counted already
  * ```
+ *
+ * @category Signals
  */
 export interface SignalStream
-  extends AsyncIterableIterator<CatchableSignal>, Disposable {
+  extends AsyncIterableIterator<CatchableSignal>, Disposable, AsyncDisposable {
   /** Stops listening; a pending `next()` resolves as done. */
   return(): Promise<IteratorResult<CatchableSignal, undefined>>;
+  /** Stops listening, as `return()` does; idempotent. */
+  close(): void;
+  /** Stops listening, as `return()` does. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -263,17 +295,25 @@ export interface SignalStream
  *
  * @throws {TypeError} as {@linkcode onSignal} does
  *
- * @example
- * ```ts ignore
- * import { signals } from "@ipckit/ipckit";
+ * @example A loop that runs once per signal
+ * ```ts
+ * import { sendSignal, signals } from "@ipckit/ipckit";
  *
- * for await (const _ of signals("SIGUSR1")) console.log("dumping stats");
+ * const stop = new AbortController();
+ * setTimeout(() => sendSignal(Deno.pid, "SIGUSR2"), 10);
+ * for await (const _ of signals("SIGUSR2", { signal: stop.signal })) {
+ *   console.log("dumping stats");
+ *   stop.abort(); // ends the loop
+ * }
  * ```
+ *
+ * @category Signals
  */
 export function signals(
   name: CatchableSignal,
   options: { signal?: AbortSignal } = {},
 ): SignalStream {
+  checkOptionKeys(options, _SIGNALS_KEYS, `listen for ${String(name)}`);
   const signal = _checkCatchable(name, "listen for");
   const abort = options.signal;
   if (abort !== undefined && !(abort instanceof AbortSignal)) {
@@ -324,8 +364,14 @@ export function signals(
     [Symbol.asyncIterator](): SignalStream {
       return stream;
     },
+    close(): void {
+      void finish();
+    },
     [Symbol.dispose](): void {
       void finish();
+    },
+    async [Symbol.asyncDispose](): Promise<void> {
+      await finish();
     },
   };
   return stream;
@@ -334,12 +380,14 @@ export function signals(
 /**
  * Options for {@linkcode sendSignal}.
  *
- * @example
+ * @example Signal a whole process group
  * ```ts
  * import type { SendSignalOptions } from "@ipckit/ipckit";
  *
  * const wholeGroup: SendSignalOptions = { processGroup: true };
  * ```
+ *
+ * @category Signals
  */
 export interface SendSignalOptions {
   /**
@@ -380,20 +428,23 @@ const _PID_T_MAX = 0x7fff_ffff;
  * @throws {Deno.errors.NotFound} when no such process (or group) exists
  * @throws {Deno.errors.PermissionDenied} when the OS forbids signalling it
  *
- * @example
- * ```ts ignore
+ * @example Stop a child process
+ * ```ts
  * import { sendSignal } from "@ipckit/ipckit";
  *
  * const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
  * sendSignal(child.pid, "SIGTERM");
  * console.log((await child.status).signal); // SIGTERM
  * ```
+ *
+ * @category Signals
  */
 export function sendSignal(
   pid: number,
   name: SignalName,
   options: SendSignalOptions = {},
 ): void {
+  checkOptionKeys(options, _SEND_KEYS, "send a signal");
   const group = options?.processGroup;
   if (group !== undefined && typeof group !== "boolean") {
     throw new TypeError(

@@ -173,7 +173,8 @@ export type SocketOptions<T> = UnixSocketOptions<T> | TcpSocketOptions<T>;
  * for await (const { value } of channel) console.log(value);
  * ```
  */
-export class SocketChannel<T> extends FramedChannel<T> {
+export class SocketChannel<TSend, TReceive = TSend>
+  extends FramedChannel<TSend, TReceive> {
   /** This end's address. */
   readonly localAddr: Deno.Addr;
   /** The peer's address. */
@@ -182,7 +183,9 @@ export class SocketChannel<T> extends FramedChannel<T> {
   /** Wraps an open connection; `listen()` and `connect()` build these for you. */
   constructor(
     conn: Deno.Conn,
-    options: SocketChannelOptions<T> & { description?: string } = {},
+    options: SocketChannelOptions<TSend | TReceive> & {
+      description?: string;
+    } = {},
   ) {
     if (conn.remoteAddr.transport === "tcp") {
       // Frames are written whole: waiting to coalesce them only adds latency.
@@ -223,10 +226,13 @@ export class SocketChannel<T> extends FramedChannel<T> {
  * for await (const connection of server) echo(connection);
  * ```
  */
-export class SocketServer<T>
-  implements AsyncIterable<SocketChannel<T>>, Disposable, AsyncDisposable {
+export class SocketServer<TSend, TReceive = TSend>
+  implements
+    AsyncIterable<SocketChannel<TSend, TReceive>>,
+    Disposable,
+    AsyncDisposable {
   #listener: Deno.Listener;
-  #options: SocketChannelOptions<T>;
+  #options: SocketChannelOptions<TSend | TReceive>;
   #what: string;
   #socketFile: BoundSocketFile | undefined;
   #closed = false;
@@ -241,7 +247,7 @@ export class SocketServer<T>
   private constructor(
     listener: Deno.Listener,
     address: CheckedAddress,
-    options: SocketChannelOptions<T>,
+    options: SocketChannelOptions<TSend | TReceive>,
     onAcceptError: ((error: Error) => void) | undefined,
   ) {
     this.#listener = listener;
@@ -260,9 +266,9 @@ export class SocketServer<T>
   }
 
   /** Opens the listener; use {@linkcode listen}. */
-  static async listen<T>(
-    options: SocketOptions<T> & ListenOptions,
-  ): Promise<SocketServer<T>> {
+  static async listen<TSend, TReceive = TSend>(
+    options: SocketOptions<TSend | TReceive> & ListenOptions,
+  ): Promise<SocketServer<TSend, TReceive>> {
     const address = checkAddress(options, "listen on a socket", true);
     const channelOptions = _channelOptions(options);
     const onAcceptError = options.onAcceptError;
@@ -285,7 +291,7 @@ export class SocketServer<T>
         port: address.port,
       });
     }
-    return new SocketServer<T>(
+    return new SocketServer<TSend, TReceive>(
       listener,
       address,
       channelOptions,
@@ -317,7 +323,9 @@ export class SocketServer<T>
    * await using connection = await server.accept({ timeout: 5000 });
    * ```
    */
-  async accept(options: WaitOptions = {}): Promise<SocketChannel<T>> {
+  async accept(
+    options: WaitOptions = {},
+  ): Promise<SocketChannel<TSend, TReceive>> {
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(this.#what);
     let conn: Deno.Conn;
@@ -332,7 +340,7 @@ export class SocketServer<T>
       if (this.#closed) throw closedError(this.#what);
       throw error;
     }
-    return new SocketChannel<T>(conn, this.#options);
+    return new SocketChannel<TSend, TReceive>(conn, this.#options);
   }
 
   /**
@@ -340,7 +348,10 @@ export class SocketServer<T>
    * for want of descriptors or memory does not end the iteration: it is
    * retried with a backoff and reported (see `onAcceptError`).
    */
-  [Symbol.asyncIterator](): AsyncGenerator<SocketChannel<T>, void> {
+  [Symbol.asyncIterator](): AsyncGenerator<
+    SocketChannel<TSend, TReceive>,
+    void
+  > {
     return receiveUntilEnd(
       () => this.#acceptRetrying(),
       () => this.#closed,
@@ -349,7 +360,7 @@ export class SocketServer<T>
   }
 
   /** accept(), retrying failures that pass once resources are free again. */
-  async #acceptRetrying(): Promise<SocketChannel<T>> {
+  async #acceptRetrying(): Promise<SocketChannel<TSend, TReceive>> {
     let delay = _FIRST_BACKOFF_MS;
     for (;;) {
       try {
@@ -401,7 +412,9 @@ export class SocketServer<T>
 
 /**
  * Listens on a Unix stream socket (`{ path }`) or a TCP port
- * (`{ hostname, port }`) for clients exchanging values of type `T`.
+ * (`{ hostname, port }`). Each connection sends `TSend` and receives
+ * `TReceive` (default `TSend`), seen from the server: a server
+ * `listen<Reply, Request>()` talks to clients `connect<Request, Reply>()`.
  *
  * A Unix socket file left behind by a crashed server is replaced, but only
  * when connecting to it is refused (nothing listens there).
@@ -423,10 +436,10 @@ export class SocketServer<T>
  * }
  * ```
  */
-export function listen<T>(
-  options: SocketOptions<T> & ListenOptions,
-): Promise<SocketServer<T>> {
-  return SocketServer.listen<T>(options);
+export function listen<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & ListenOptions,
+): Promise<SocketServer<TSend, TReceive>> {
+  return SocketServer.listen<TSend, TReceive>(options);
 }
 
 /** The first wait after a failed accept; it doubles up to the next. */
@@ -464,6 +477,7 @@ function _sleep(ms: number, signal: AbortSignal): Promise<void> {
 /**
  * Connects to a Unix stream socket (`{ path }`) or a TCP server
  * (`{ hostname, port }`); `timeout` and `signal` bound the connection attempt.
+ * The channel sends `TSend` and receives `TReceive` (default `TSend`).
  *
  * @throws {Deno.errors.NotFound} when no socket file exists at `path`
  * @throws {Deno.errors.ConnectionRefused} when nothing listens there
@@ -477,9 +491,9 @@ function _sleep(ms: number, signal: AbortSignal): Promise<void> {
  * await jobs.send({ job: "resize" });
  * ```
  */
-export async function connect<T>(
-  options: SocketOptions<T> & WaitOptions,
-): Promise<SocketChannel<T>> {
+export async function connect<TSend, TReceive = TSend>(
+  options: SocketOptions<TSend | TReceive> & WaitOptions,
+): Promise<SocketChannel<TSend, TReceive>> {
   const address = checkAddress(options, "connect to a socket", true);
   const channelOptions = _channelOptions(options);
   const deadline = deadlineOf(options);
@@ -502,7 +516,7 @@ export async function connect<T>(
   } catch (error) {
     throw _connectError(error, what);
   }
-  return new SocketChannel<T>(conn, channelOptions);
+  return new SocketChannel<TSend, TReceive>(conn, channelOptions);
 }
 
 /** Checks the framing options before any system call, with framing's own messages. */

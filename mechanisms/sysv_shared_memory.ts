@@ -68,7 +68,6 @@ import {
 import {
   checkSize,
   Mapping,
-  registerRegion,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./_memory/mapping.ts";
@@ -179,7 +178,6 @@ export class SysvSharedMemory implements Disposable {
     this.#what = what;
     this.#mapping = mapping;
     this.#removeOnClose = removeOnClose;
-    registerRegion(this, mapping);
   }
 
   /**

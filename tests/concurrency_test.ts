@@ -232,14 +232,16 @@ Deno.test(
   "A spawned child's pipe gives 8 concurrent receives 2,000 messages, each exactly once",
   leakChecked(async () => {
     const script = new URL("./fixtures/producer.ts", import.meta.url).pathname;
-    await using child = spawn<never, Numbered>(Deno.execPath(), [
-      "run",
-      "--quiet",
-      script,
-      "pipe",
-      "0",
-      "2000",
-    ]);
+    await using child = spawn<never, Numbered>(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        script,
+        "pipe",
+        "0",
+        "2000",
+      ],
+    });
     const received = await receiveConcurrently(child, 8, 2000);
     assertEquals(exactlyOnceProblems(received, 2000), []);
     assertEquals((await child.status).code, 0);

@@ -68,7 +68,7 @@ Deno.test(
     {
       await using server = await Fifo.duplex<{ seq: number; echoed?: boolean }>(
         base,
-        { role: "server", timeout: 30_000 },
+        { role: "server", timeout: 30_000, unlinkOnClose: true },
       );
       const count = 10_000;
       const sending = (async () => {
@@ -89,7 +89,7 @@ Deno.test(
 Deno.test(
   "A FIFO reader receives every frame a writer process sends, then its iteration ends when the writer closes",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/frames`);
+    using fifo = Fifo.create(`${dir}/frames`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<{ seq: number }>();
     const child = spawnFixture("fifo_peer.ts", FLAGS, [
       "write",
@@ -109,7 +109,7 @@ Deno.test(
 Deno.test(
   "A FIFO reader reads the lines echo and printf write, including a last line without newline",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/lines`);
+    using fifo = Fifo.create(`${dir}/lines`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<string>({
       framing: "lines",
       codec: codecs.text(),
@@ -127,7 +127,7 @@ Deno.test(
 Deno.test(
   "coreutils cat reads the JSON lines a FIFO writer sends",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/to-cat`);
+    using fifo = Fifo.create(`${dir}/to-cat`, { unlinkOnClose: true });
     const cat = new Deno.Command("cat", {
       args: [fifo.path],
       stdout: "piped",
@@ -150,7 +150,7 @@ Deno.test(
 Deno.test(
   "A 10 MiB message crosses a FIFO intact through partial reads and writes",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/big`);
+    using fifo = Fifo.create(`${dir}/big`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<Uint8Array>({
       codec: codecs.bytes(),
     });
@@ -174,7 +174,7 @@ Deno.test(
 Deno.test(
   "A FIFO reader waiting for its first writer keeps timers running, and a writer that closes without writing ends it",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/idle`);
+    using fifo = Fifo.create(`${dir}/idle`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<string>();
     let ticks = 0;
     const interval = setInterval(() => ticks++, 10);
@@ -197,7 +197,7 @@ Deno.test(
 Deno.test(
   "Fifo.openWriter waits for a reader without freezing timers, and honours timeout and signal",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/no-reader`);
+    using fifo = Fifo.create(`${dir}/no-reader`, { unlinkOnClose: true });
     let ticks = 0;
     const interval = setInterval(() => ticks++, 10);
     try {
@@ -228,7 +228,7 @@ Deno.test(
 Deno.test(
   "Fifo.openWriter with nonBlocking and no reader fails with ENXIO",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/enxio`);
+    using fifo = Fifo.create(`${dir}/enxio`, { unlinkOnClose: true });
     const error = await assertRejects(
       () => fifo.openWriter({ nonBlocking: true }),
       IpcError,
@@ -242,7 +242,7 @@ Deno.test(
 Deno.test(
   "Writing after the reader closed fails with BrokenPipe and the process survives (no SIGPIPE)",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/broken`);
+    using fifo = Fifo.create(`${dir}/broken`, { unlinkOnClose: true });
     const reader = await fifo.openReader<string>();
     await using writer = await fifo.openWriter<string>({ timeout: 1000 });
     await writer.send("first");
@@ -269,7 +269,7 @@ Deno.test(
   inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "keep me");
     await Deno.mkdir(`${dir}/dir`);
-    using target = Fifo.create(`${dir}/target`);
+    using target = Fifo.create(`${dir}/target`, { unlinkOnClose: true });
     await symlink(target.path, `${dir}/link`);
     for (
       const [name, kind] of [
@@ -306,7 +306,7 @@ Deno.test(
   inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/file`, "");
     await Deno.mkdir(`${dir}/dir`);
-    using target = Fifo.create(`${dir}/target`);
+    using target = Fifo.create(`${dir}/target`, { unlinkOnClose: true });
     await symlink(target.path, `${dir}/link`);
     await assertRejects(
       () => Fifo.openReader(`${dir}/missing`),
@@ -398,7 +398,7 @@ Deno.test(
 Deno.test(
   "A frame header above maxMessageSize is rejected before its payload arrives",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/huge`);
+    using fifo = Fifo.create(`${dir}/huge`, { unlinkOnClose: true });
     await using reader = await fifo.openReader({ maxMessageSize: 1024 });
     // Only the header is written: the reader must not wait for 2 GiB.
     const writing = sh(`printf '\\177\\377\\377\\377' > '${fifo.path}'`);
@@ -415,7 +415,7 @@ Deno.test(
 Deno.test(
   "A frame cut short by the end of the stream is a DecodeError with the bytes received",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/cut`);
+    using fifo = Fifo.create(`${dir}/cut`, { unlinkOnClose: true });
     await using reader = await fifo.openReader();
     const writing = sh(`printf '\\0\\0\\0\\144abc' > '${fifo.path}'`);
     const error = await assertRejects(
@@ -497,7 +497,7 @@ async function receiveUntil(
 Deno.test(
   "A shared FIFO carries 4 writer processes x 2,000 frames of every size up to PIPE_BUF, each exactly once",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/shared`);
+    using fifo = Fifo.create(`${dir}/shared`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<Numbered>({
       sharedWriters: true,
     });
@@ -527,7 +527,7 @@ Deno.test(
 Deno.test(
   "A shared FIFO loses no message of the other writers when one writer is killed with SIGKILL mid-stream",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/killed`);
+    using fifo = Fifo.create(`${dir}/killed`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<Numbered>({
       sharedWriters: true,
     });
@@ -590,7 +590,7 @@ Deno.test(
 Deno.test(
   "A shared FIFO writer refuses a message above PIPE_BUF with a RangeError before writing anything",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/big`);
+    using fifo = Fifo.create(`${dir}/big`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<string>({
       sharedWriters: true,
       codec: codecs.text(),
@@ -644,7 +644,7 @@ Deno.test(
 Deno.test(
   "A shared FIFO reader keeps receiving when one writer leaves before the next comes",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/relay`);
+    using fifo = Fifo.create(`${dir}/relay`, { unlinkOnClose: true });
     await using reader = await fifo.openReader<Numbered>({
       sharedWriters: true,
     });
@@ -673,7 +673,7 @@ Deno.test(
 Deno.test(
   "A shared FIFO reader rejects a frame header it cannot trust and closes",
   inTempDir(async (dir) => {
-    using fifo = Fifo.create(`${dir}/untrusted`);
+    using fifo = Fifo.create(`${dir}/untrusted`, { unlinkOnClose: true });
     await using reader = await fifo.openReader({ sharedWriters: true });
     // A writer that did not declare the FIFO shared sends a larger frame.
     await using writer = await fifo.openWriter<string>({

@@ -33,8 +33,15 @@ async function countInTwoProcesses(mode: string): Promise<number> {
   const children = [0, 1].map(() =>
     spawnFixture("mutex_counter.ts", ALL, [name, String(ITERATIONS), mode])
   );
-  // Let both children reach their start line, then release them together.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Release both children together once both stand at their start line
+  // (each counts itself in): a fixed pause let a child that started late on
+  // a loaded machine run alone, and the unlocked run then came out exact.
+  const ready = memory.view(Int32Array, MUTEX_SIZE + 12, 1);
+  const waitUntil = performance.now() + 30_000;
+  while (Atomics.load(ready, 0) < 2) {
+    assert(performance.now() < waitUntil, "the children never got ready");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   Atomics.store(memory.view(Int32Array, MUTEX_SIZE + 8, 1), 0, 1);
   const outputs = await Promise.all(children.map((child) => child.output()));
   for (const output of outputs) {

@@ -23,14 +23,16 @@ function spawnChild<TSend, TReceive>(
   mode: string,
   ...args: string[]
 ): ChildChannel<TSend, TReceive> {
-  return spawn<TSend, TReceive>(Deno.execPath(), [
-    "run",
-    "--quiet",
-    ...(mode.includes("direct") ? ["--allow-ffi"] : []),
-    CHILD,
-    mode,
-    ...args,
-  ]);
+  return spawn<TSend, TReceive>(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...(mode.includes("direct") ? ["--allow-ffi"] : []),
+      CHILD,
+      mode,
+      ...args,
+    ],
+  });
 }
 
 /**
@@ -141,7 +143,7 @@ Deno.test(
 Deno.test(
   "spawn() talks JSON lines with cat, a program that knows nothing of ipckit",
   leakChecked(async () => {
-    await using cat = spawn<{ word: string }, { word: string }>("cat", [], {
+    await using cat = spawn<{ word: string }, { word: string }>("cat", {
       framing: "lines",
     });
     // With one type for both directions it is a Channel<T>.
@@ -171,12 +173,15 @@ Deno.test(
   leakChecked(async () => {
     let child: ChildChannel<string, string> | undefined;
     {
-      await using running = spawn<string, string>(Deno.execPath(), [
-        "run",
-        "--quiet",
-        CHILD,
-        "ignore-stdin",
-      ], { exitTimeout: 200 });
+      await using running = spawn<string, string>(Deno.execPath(), {
+        args: [
+          "run",
+          "--quiet",
+          CHILD,
+          "ignore-stdin",
+        ],
+        exitTimeout: 200,
+      });
       child = running;
     }
     // It ignored its closed stdin, so the dispose had to kill it.
@@ -193,19 +198,26 @@ Deno.test(
       TypeError,
     );
     assertThrows(
-      () => spawn("cat", ["ok", 1 as unknown as string]),
+      () => spawn("cat", { args: ["ok", 1 as unknown as string] }),
       TypeError,
+      "args must be an array of strings",
+    );
+    // The arguments go in the options, as Deno.Command takes them.
+    assertThrows(
+      () => spawn("cat", ["-u"] as unknown as { args: string[] }),
+      TypeError,
+      "pass the arguments as { args: [...] }",
     );
     assertThrows(
-      () => spawn("cat", [], { framing: "csv" as "lines" }),
+      () => spawn("cat", { framing: "csv" as "lines" }),
       TypeError,
     );
-    assertThrows(() => spawn("cat", [], { maxMessageSize: -1 }), RangeError);
+    assertThrows(() => spawn("cat", { maxMessageSize: -1 }), RangeError);
     assertThrows(
-      () => spawn("cat", [], { stderr: "file" as "null" }),
+      () => spawn("cat", { stderr: "file" as "null" }),
       TypeError,
     );
-    assertThrows(() => spawn("cat", [], { exitTimeout: -5 }), RangeError);
+    assertThrows(() => spawn("cat", { exitTimeout: -5 }), RangeError);
     assertThrows(
       () => spawn("ipckit-no-such-command-here"),
       Deno.errors.NotFound,

@@ -66,22 +66,24 @@ Deno.test(
       });
       const script = new URL("./fixtures/select_sender.ts", import.meta.url)
         .pathname;
-      await using child = spawn<never, Note>(Deno.execPath(), [
-        "run",
-        "--quiet",
-        "--unstable-net",
-        "--allow-ffi",
-        "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue," + dir,
-        "--allow-write=/dev/mqueue," + dir,
-        `--allow-net=127.0.0.1,unix:${socketPath}`,
-        script,
-        queueName,
-        duplexName,
-        fifo.path,
-        socketPath,
-        String((udp.addr as Deno.NetAddr).port),
-        String(count),
-      ]);
+      await using child = spawn<never, Note>(Deno.execPath(), {
+        args: [
+          "run",
+          "--quiet",
+          "--unstable-net",
+          "--allow-ffi",
+          "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue," + dir,
+          "--allow-write=/dev/mqueue," + dir,
+          `--allow-net=127.0.0.1,unix:${socketPath}`,
+          script,
+          queueName,
+          duplexName,
+          fifo.path,
+          socketPath,
+          String((udp.addr as Deno.NetAddr).port),
+          String(count),
+        ],
+      });
       await using connection = await server.accept({ timeout: 10_000 });
       const channels: Record<
         string,

@@ -242,7 +242,10 @@ Deno.test(
       () => pending,
       Deno.errors.BadResource,
     );
-    assertEquals(error.message, `Cannot use semaphore "${name}": it is closed`);
+    assertEquals(
+      error.message,
+      `Cannot wait on semaphore "${name}": it is closed`,
+    );
     assertEquals(semaphore.closed, true);
     const closed = { name: "BadResource" };
     const waitError = await assertRejects(() => semaphore.wait(), Error);

@@ -22,13 +22,17 @@ const PIPE_ROW = "pipe to a child (spawn), async";
 
 function _ipckit(direct: boolean): Promise<Session> {
   const bytes = codecs.bytes();
-  const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), [
-    "run",
-    "--quiet",
-    ...(direct ? ["--allow-ffi"] : []),
-    PEER,
-    direct ? "pipe-direct" : "pipe",
-  ], { sendCodec: bytes, receiveCodec: bytes });
+  const child = spawn<Uint8Array, Uint8Array>(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...(direct ? ["--allow-ffi"] : []),
+      PEER,
+      direct ? "pipe-direct" : "pipe",
+    ],
+    sendCodec: bytes,
+    receiveCodec: bytes,
+  });
   return Promise.resolve(
     channelSession(child, () => child[Symbol.asyncDispose]()),
   );

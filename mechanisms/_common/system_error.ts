@@ -101,9 +101,19 @@ export function systemError(
     : new IpcError(message, details);
 }
 
-/** The error for using a handle after `close()`. */
-export function closedError(what: string): Deno.errors.BadResource {
-  return new Deno.errors.BadResource(`Cannot use ${what}: it is closed`);
+/**
+ * The error for using a handle after `close()`, the one wording every
+ * handle uses: `Cannot <verb> <what>: it is closed`, e.g.
+ * `Cannot receive from message queue "/jobs": it is closed`.
+ *
+ * @param what the object: `message queue "/jobs"`
+ * @param verb what was being done to it, phrased to go before `what`
+ */
+export function closedError(
+  what: string,
+  verb: string = "use",
+): Deno.errors.BadResource {
+  return new Deno.errors.BadResource(`Cannot ${verb} ${what}: it is closed`);
 }
 
 /** The error for an ipckit timeout (not a kernel ETIMEDOUT). */

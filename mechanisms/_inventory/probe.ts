@@ -10,7 +10,8 @@
  * @module
  */
 
-import { cString, MQ_ATTR, O, requireSymbol } from "../../ffi/c.ts";
+import { cString, O, requireSymbol } from "../../ffi/c.ts";
+import { mqAttributes } from "../../ffi/mqueue.ts";
 import { ERRNO, lastErrno, retryEintr } from "../../ffi/errno.ts";
 import { readDescriptorText } from "../../ffi/file.ts";
 import { libc } from "../../ffi/load.ts";
@@ -45,17 +46,9 @@ export function probeQueue(name: Uint8Array): QueueProbe | number {
   try {
     const status = statFd(fd);
     if (typeof status === "number") return status;
-    const attr = new Uint8Array(MQ_ATTR.SIZE_OF);
-    const got = requireSymbol("mq_getattr")(fd, attr);
-    if (got < 0) return -lastErrno();
-    const view = new DataView(attr.buffer);
-    const field = (offset: number) => Number(view.getBigInt64(offset, true));
-    const probe: QueueProbe = {
-      status,
-      maxMessages: field(MQ_ATTR.MAXMSG),
-      messageSize: field(MQ_ATTR.MSGSIZE),
-      currentMessages: field(MQ_ATTR.CURMSGS),
-    };
+    const attributes = mqAttributes(fd);
+    if (typeof attributes === "number") return attributes;
+    const probe: QueueProbe = { status, ...attributes };
     // The descriptor reads as "QSIZE:… NOTIFY:… SIGNO:… NOTIFY_PID:…".
     const text = readDescriptorText(fd, 512);
     return typeof text === "string"

@@ -8,8 +8,6 @@
  */
 
 import {
-  cString,
-  requireSymbol,
   S_IFBLK,
   S_IFCHR,
   S_IFDIR,
@@ -18,36 +16,22 @@ import {
   S_IFMT,
   S_IFREG,
   S_IFSOCK,
-  STAT,
 } from "../../ffi/c.ts";
-import { retryEintr } from "../../ffi/errno.ts";
-import { libc } from "../../ffi/load.ts";
-
-function _typeOf(stat: Uint8Array<ArrayBuffer>): number {
-  const view = new DataView(stat.buffer);
-  const mode = STAT.MODE_BYTES === 2
-    ? view.getUint16(STAT.MODE, true)
-    : view.getUint32(STAT.MODE, true);
-  return mode & S_IFMT;
-}
+import { statFd, statPath } from "../../ffi/stat.ts";
 
 /**
  * The `S_IF*` type of the file at `path`, not following a final symbolic
  * link, or `-errno` when lstat fails.
  */
 export function lstatType(path: string): number {
-  const lstat = requireSymbol("lstat");
-  const stat = new Uint8Array(STAT.SIZE_OF);
-  const cPath = cString(path);
-  const result = retryEintr(() => lstat(cPath, stat));
-  return result < 0 ? result : _typeOf(stat);
+  const status = statPath(path, false);
+  return typeof status === "number" ? status : status.mode & S_IFMT;
 }
 
 /** The `S_IF*` type of the file open on `fd`, or `-errno` when fstat fails. */
 export function fstatType(fd: number): number {
-  const stat = new Uint8Array(STAT.SIZE_OF);
-  const result = retryEintr(() => libc().symbols.fstat(fd, stat));
-  return result < 0 ? result : _typeOf(stat);
+  const status = statFd(fd);
+  return typeof status === "number" ? status : status.mode & S_IFMT;
 }
 
 /** Whether an `S_IF*` type is a FIFO. */

@@ -20,13 +20,19 @@
  * @module
  */
 
-import { MAP_FAILED, MMAP, requireSymbol, STAT, STATVFS } from "../../ffi/c.ts";
+import { MAP_FAILED, MMAP, requireSymbol } from "../../ffi/c.ts";
+import { type FileStatus, freeBytes, statFd as fstat } from "../../ffi/stat.ts";
 import { ERRNO, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { checkFlag, checkMode } from "../_common/checks.ts";
-import { closedError, systemError } from "../_common/system_error.ts";
+import { Lifecycle } from "../_common/lifecycle.ts";
+import { systemError } from "../_common/system_error.ts";
 
-/** Any typed array over a plain `ArrayBuffer`. */
+/**
+ * Any typed array over a plain `ArrayBuffer`.
+ *
+ * @category Shared memory
+ */
 export type TypedArray =
   | Int8Array<ArrayBuffer>
   | Uint8Array<ArrayBuffer>
@@ -40,7 +46,11 @@ export type TypedArray =
   | BigInt64Array<ArrayBuffer>
   | BigUint64Array<ArrayBuffer>;
 
-/** A typed array class such as `Float32Array`, as `view()` takes it. */
+/**
+ * A typed array class such as `Float32Array`, as `view()` takes it.
+ *
+ * @category Shared memory
+ */
 export interface TypedArrayConstructor<T extends TypedArray> {
   /** Makes a view of `length` elements at `byteOffset` of `buffer`. */
   new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
@@ -123,46 +133,11 @@ export function checkRegionOptions(
   };
 }
 
-/** What fstat(2) says about a descriptor. */
-export interface FileStat {
-  /** Size in bytes. */
-  size: number;
-  /** `st_mode`: type and permission bits. */
-  mode: number;
-  /**
-   * Bytes the file system has allocated for it (`st_blocks` x 512): less
-   * than `size` when the object is sparse (holes left by ftruncate).
-   */
-  allocated: number;
-}
-
-/** Reads size and mode of an open descriptor. */
-export function statFd(fd: number, action: string): FileStat {
-  const buffer = new Uint8Array(STAT.SIZE_OF);
-  const fstat = libc().symbols.fstat;
-  const result = retryEintr(() => fstat(fd, buffer));
-  if (result < 0) throw systemError("fstat", action, -result);
-  const view = new DataView(buffer.buffer);
-  return {
-    size: Number(view.getBigInt64(STAT.SIZE, true)),
-    mode: STAT.MODE_BYTES === 2
-      ? view.getUint16(STAT.MODE, true)
-      : view.getUint32(STAT.MODE, true),
-    allocated: Number(view.getBigInt64(STAT.BLOCKS, true)) * 512,
-  };
-}
-
-/** Bytes free for unprivileged users on the file system of `fd`, if known. */
-function _freeBytes(fd: number): number | undefined {
-  const stats = new Uint8Array(STATVFS.SIZE_OF);
-  const fstatvfs = libc().symbols.fstatvfs;
-  if (retryEintr(() => fstatvfs(fd, stats)) !== 0) return undefined;
-  const view = new DataView(stats.buffer);
-  const fragment = Number(view.getBigUint64(STATVFS.FRSIZE, true));
-  const blocks = STATVFS.BLOCK_BYTES === 8
-    ? Number(view.getBigUint64(STATVFS.BAVAIL, true))
-    : view.getUint32(STATVFS.BAVAIL, true);
-  return fragment * blocks;
+/** Size, mode and allocated bytes of an open descriptor (fstat(2)). */
+export function statFd(fd: number, action: string): FileStatus {
+  const status = fstat(fd);
+  if (typeof status === "number") throw systemError("fstat", action, -status);
+  return status;
 }
 
 /**
@@ -189,7 +164,7 @@ export function reserve(
   place: string,
 ): void {
   const symbols = libc().symbols;
-  const free = _freeBytes(fd);
+  const free = freeBytes(fd);
   const needed = size - allocated;
   if (free !== undefined && needed > free) {
     throw systemError(
@@ -310,18 +285,8 @@ function _retireInPlace(raw: _Raw): void {
   );
 }
 
-// Safety net for mappings dropped without close(). It runs only when no
-// buffer we made is reachable (each one keeps its Mapping alive through
-// _owners), but a buffer moved away with transfer() could still be, and we
-// cannot tell from here: so it retires the range in place instead of
-// unmapping it.
-const _leaked = new FinalizationRegistry<_Raw>((raw) => {
-  if (raw.pointer) _retireInPlace(raw);
-  if (raw.fd >= 0) libc().symbols.close(raw.fd);
-});
-
 // Every buffer we hand out keeps its Mapping reachable, so the safety net
-// above can never run while a view of the memory is alive.
+// (see the constructor) can never run while a view of the memory is alive.
 const _owners = new WeakMap<ArrayBuffer, Mapping>();
 
 /**
@@ -335,12 +300,11 @@ export class Mapping {
   #what: string;
   #buffers: ArrayBuffer[] = [];
   #current: ArrayBuffer | undefined;
-  #closed = false;
+  #life: Lifecycle;
   // C code on another thread (a parked sem_clockwait) may hold an address in
   // the mapping: while it does, munmap must wait (see retain()).
   #retained = 0;
   #releasePending = false;
-  #closeListeners = new Set<() => void>();
 
   /**
    * Maps `size` bytes of `fd`. `shared`: `MAP_SHARED` (writes reach the
@@ -359,11 +323,32 @@ export class Mapping {
     attached?: AttachedMemory,
   ) {
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#shared = shared;
-    this.#raw = { fd, pointer: null, size };
-    this.#detach = attached?.detach;
-    this.#raw.pointer = attached ? attached.pointer : this.#map(size);
-    _leaked.register(this, this.#raw, this);
+    const raw: _Raw = { fd, pointer: null, size };
+    this.#raw = raw;
+    const detach = attached?.detach;
+    this.#detach = detach;
+    raw.pointer = attached ? attached.pointer : this.#map(size);
+    // The safety net for a mapping dropped without close(). It runs only
+    // when no buffer we made is reachable (each one keeps its Mapping alive
+    // through _owners). Attached memory (a System V segment) is detached
+    // with its own call, so that the kernel's attach count drops and a
+    // segment marked for removal is freed. A mapping of a descriptor could
+    // still be reached through a buffer moved away with transfer(), which
+    // we cannot tell from here: so its range is retired in place instead
+    // of unmapped.
+    this.#life.guard(
+      this,
+      detach
+        ? () => {
+          if (raw.pointer) detach(raw.pointer);
+        }
+        : () => {
+          if (raw.pointer) _retireInPlace(raw);
+          if (raw.fd >= 0) libc().symbols.close(raw.fd);
+        },
+    );
   }
 
   /**
@@ -395,7 +380,7 @@ export class Mapping {
 
   /** Whether `close()` has run. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /** Whether the mapping is shared with other processes (`MAP_SHARED`). */
@@ -409,7 +394,7 @@ export class Mapping {
    * thread-pool call must `retain()` the mapping for as long as that runs.
    */
   address(byteOffset: number): Deno.PointerObject {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     return Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset)!;
   }
 
@@ -420,7 +405,7 @@ export class Mapping {
    * call may touch the memory. Returns the function that lets go (idempotent).
    */
   retain(): () => void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     this.#retained++;
     let released = false;
     return () => {
@@ -430,21 +415,9 @@ export class Mapping {
     };
   }
 
-  /**
-   * Runs `listener` once when `close()` starts, before the memory is
-   * unmapped, so that objects living in the mapping (semaphores) stop using
-   * it. Listeners run newest first, like destructors: an object built on
-   * another (a mutex on its semaphore) registers later and closes first.
-   * Returns a function that removes the listener.
-   */
-  onClose(listener: () => void): () => void {
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
-  }
-
   /** The `ArrayBuffer` over the whole mapping; the same one until it is detached. */
   get buffer(): ArrayBuffer {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     if (this.#current === undefined || this.#current.detached) {
       const buffer = Deno.UnsafePointerView.getArrayBuffer(
         this.#raw.pointer!,
@@ -511,11 +484,11 @@ export class Mapping {
    * @param place the file system, for messages: `/dev/shm`
    */
   backHoles(action: string, place: string): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check();
     const { size, allocated } = statFd(this.#raw.fd, action);
     if (allocated >= size) return;
     const holes = size - allocated;
-    const free = _freeBytes(this.#raw.fd);
+    const free = freeBytes(this.#raw.fd);
     const why =
       `it is sparse: ${holes} of its ${size} bytes are holes, which reading fills`;
     if (free !== undefined && holes > free) {
@@ -545,7 +518,7 @@ export class Mapping {
 
   /** msync(2) over a range; `async` schedules the write-back instead of waiting. */
   sync(byteOffset: number, byteLength: number, async: boolean): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("flush");
     const msync = libc().symbols.msync;
     const pointer = Deno.UnsafePointer.offset(this.#raw.pointer!, byteOffset);
     const flags = async ? MMAP.MS_ASYNC : MMAP.MS_SYNC;
@@ -560,7 +533,7 @@ export class Mapping {
    * and the error is thrown.
    */
   remap(size: number, resizeObject: () => void): void {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("resize");
     if (this.#detach) {
       throw new TypeError(
         `Cannot resize ${this.#what}: it is not mapped from a file`,
@@ -583,17 +556,13 @@ export class Mapping {
     }
   }
 
-  /** Detaches every buffer, unmaps and closes the descriptor; idempotent. */
+  /** Detaches every buffer, then unmaps and closes the descriptor; idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    _leaked.unregister(this);
-    const listeners = [...this.#closeListeners].reverse();
-    this.#closeListeners.clear();
-    for (const listener of listeners) listener();
-    this.#detachAll();
-    if (this.#retained > 0) this.#releasePending = true;
-    else this.#release();
+    this.#life.close(() => {
+      this.#detachAll();
+      if (this.#retained > 0) this.#releasePending = true;
+      else this.#release();
+    });
   }
 
   /** Unmaps and closes the descriptor, once views are detached and nobody retains it. */
@@ -652,21 +621,4 @@ export class Mapping {
     this.#escaped = false;
     raw.pointer = null;
   }
-}
-
-// Which Mapping backs each public region object (SharedMemory), so that
-// objects placed inside a region (in-memory semaphores) reach the mapping
-// without the region exposing it publicly.
-const _regionMappings = new WeakMap<object, Mapping>();
-
-/** Records that `mapping` backs the public `region` object. */
-export function registerRegion(region: object, mapping: Mapping): void {
-  _regionMappings.set(region, mapping);
-}
-
-/** The mapping behind a region object, or undefined for anything else. */
-export function mappingOf(region: unknown): Mapping | undefined {
-  return typeof region === "object" && region !== null
-    ? _regionMappings.get(region)
-    : undefined;
 }

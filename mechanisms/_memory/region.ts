@@ -76,11 +76,20 @@ export function ownedStruct<S extends LayoutSpec, R extends Disposable>(
   bind: (extra: PropertyDescriptorMap) => StructView<S>,
 ): MappedStruct<S, R> {
   const close = () => region[Symbol.dispose]();
+  const closeAsync = () => {
+    try {
+      close();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
   try {
     return bind({
       $region: { value: region },
       $close: { value: close },
       [Symbol.dispose]: { value: close },
+      [Symbol.asyncDispose]: { value: closeAsync },
     }) as MappedStruct<S, R>;
   } catch (error) {
     close();

@@ -190,8 +190,9 @@ export interface WorkQueueOptions<T> {
   /** Messages fetched ahead by each process. Default 16. */
   prefetch?: number;
   /**
-   * Milliseconds within which sends with the same id are stored once.
-   * Default 120,000 (JetStream's own default).
+   * Milliseconds within which sends with the same id are stored once
+   * (after a server restart, only while the first copy waits in the queue:
+   * see `WorkQueue.send()`). Default 120,000 (JetStream's own default).
    */
   duplicateWindow?: number;
   /** Copies of each message in a cluster (1, 3 or 5). Default 1. */

@@ -171,5 +171,13 @@ export function serveOnLink<Req, Res>(
   finished.promise.then(forgetEnd);
   options.signal?.addEventListener("abort", close, { once: true });
   if (options.signal?.aborted) close();
-  return { done: finished.promise, close, [Symbol.dispose]: close };
+  return {
+    done: finished.promise,
+    close,
+    [Symbol.dispose]: close,
+    [Symbol.asyncDispose]: () => {
+      close();
+      return finished.promise;
+    },
+  };
 }

@@ -44,8 +44,10 @@ import { plainBytes } from "./bytes.ts";
 export interface WorkSendOptions extends WaitOptions {
   /**
    * The message's id. Sends with the same id within the queue's
-   * `duplicateWindow` are stored once. Default: a fresh random id, which
-   * still makes the retries of this one call count once.
+   * `duplicateWindow` are stored once while the server runs; after a server
+   * restart, only while the first copy still waits in the queue (see
+   * {@linkcode WorkQueue.send}). Default: a fresh random id, which makes the
+   * retries of this one call count once in the same way.
    */
   id?: string;
 }
@@ -123,7 +125,8 @@ const _PROCESS_OPTIONS = ["concurrency", "onError", "signal"] as const;
  *
  * - `send()` resolves once the server has stored the message (on disk),
  *   retrying through an outage with the same message id, so a publish that
- *   was retried is stored once.
+ *   was retried is stored once; across a server restart, once unless its
+ *   first copy was already acknowledged (see `send()`).
  * - `receive()` gives a {@linkcode WorkMessage} to `ack()` when its work is
  *   done; `for await` acknowledges each message when the loop body finishes
  *   and asks for the next one, and hands the current one back if the loop
@@ -200,9 +203,19 @@ export class WorkQueue<T>
   /**
    * Stores `value` in the queue. Resolves once the server confirms it is
    * stored; while the server is away, waits and tries again with the same
-   * message id (stored once), until `timeout` (default: the queue's
-   * `duplicateWindow`, past which a retry could be stored twice).
+   * message id, until `timeout` (default: the queue's `duplicateWindow`,
+   * past which a retry could be stored twice).
    * {@linkcode WorkQueue.publish} does the same and says what was stored.
+   *
+   * A retry is stored once while the server runs. The server keeps the ids
+   * it has seen in memory only: after it restarts (a crash or a clean stop)
+   * it rebuilds them from the messages it still holds, and a work queue no
+   * longer holds the ones already acknowledged (nats-io/nats-server#3272).
+   * So a send that was stored, whose answer was lost with the server, and
+   * whose message a worker acknowledged before the retry arrived, can be
+   * stored a second time and delivered again. Only sends in flight when
+   * the server went away can meet this; workers get such a message twice,
+   * as they do any redelivery (at least once).
    *
    * @throws {TypeError} when the codec cannot encode the value, or the id
    * is not a non-empty single-line string
@@ -579,7 +592,8 @@ export class WorkQueue<T>
     h.set(DEAD_LETTER_HEADERS.deliveries, String(message.info.deliveryCount));
     h.set(DEAD_LETTER_HEADERS.queue, this.name);
     h.set(DEAD_LETTER_HEADERS.sequence, String(message.seq));
-    // Its own id: a dead-lettering retried after a crash is stored once.
+    // Its own id: a dead-lettering retried after a crash is stored once
+    // (after a server restart, while the first copy is still a dead letter).
     await this.#js.publish(layout.deadLetter.subject, message.data, {
       msgID: `${this.name}:${message.seq}`,
       headers: h,

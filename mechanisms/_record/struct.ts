@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { Codec } from "../codec.ts";
 import { DecodeError } from "../errors.ts";
 import type {
   AtomicField,
@@ -320,10 +319,24 @@ function _readRecord(
   return record;
 }
 
+/**
+ * What {@linkcode structCodec} returns: exactly the shape of a `Codec`
+ * (codec.ts), spelled out here so that this file does not import codec.ts,
+ * which imports it.
+ */
+export interface RecordCodec<T> {
+  /** `"struct"`, for messages. */
+  readonly name: string;
+  /** Encodes a record into exactly `layout.size` bytes. */
+  encode(value: T): Uint8Array;
+  /** Decodes `layout.size` bytes into a record. */
+  decode(bytes: Uint8Array): T;
+}
+
 /** The codec behind `codecs.struct(layout)`. */
 export function structCodec<S extends LayoutSpec>(
   layout: Layout<S>,
-): Codec<RecordOf<S>> {
+): RecordCodec<RecordOf<S>> {
   if (
     typeof layout !== "object" || layout === null ||
     !Array.isArray(layout.fields) || typeof layout.size !== "number"

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { optionKeys } from "../_common/checks.ts";
 import { timeoutError } from "../_common/system_error.ts";
 
 /** When a wait must end, on the monotonic clock of `performance.now()`. */
@@ -35,32 +36,47 @@ export interface WaitBounds {
   signal?: AbortSignal;
 }
 
+/** The keys of {@linkcode WaitBounds}, for `checkOptionKeys`. */
+export const WAIT_KEYS: readonly string[] = optionKeys<WaitBounds>({
+  timeout: true,
+  signal: true,
+});
+
+/** The keys of a blocking (`*Sync`) call's options: a timeout only. */
+export const SYNC_WAIT_KEYS: readonly string[] = optionKeys<
+  Pick<WaitBounds, "timeout">
+>({ timeout: true });
+
 /** No deadline. */
 export const FOREVER: Deadline = { at: Infinity, timeout: Infinity };
 
 /**
  * Checks `{ timeout, signal }` before any system call and fixes the deadline.
  *
+ * @param action what waits, for messages: `receive from message queue "/jobs"`
  * @throws {TypeError} when `timeout` is not a number or `signal` not an AbortSignal
  * @throws {RangeError} for a negative timeout
  */
-export function deadlineOf(options: WaitBounds | undefined): Deadline {
+export function deadlineOf(
+  options: WaitBounds | undefined,
+  action: string = "wait",
+): Deadline {
   const timeout = options?.timeout;
   if (timeout !== undefined) {
     if (typeof timeout !== "number" || Number.isNaN(timeout)) {
       throw new TypeError(
-        `Cannot wait: timeout must be a number of milliseconds, got ${typeof timeout}`,
+        `Cannot ${action}: timeout must be a number of milliseconds, got ${typeof timeout}`,
       );
     }
     if (timeout < 0) {
       throw new RangeError(
-        `Cannot wait: timeout must be 0 or more milliseconds, got ${timeout}`,
+        `Cannot ${action}: timeout must be 0 or more milliseconds, got ${timeout}`,
       );
     }
   }
   const signal = options?.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError("Cannot wait: signal must be an AbortSignal");
+    throw new TypeError(`Cannot ${action}: signal must be an AbortSignal`);
   }
   return timeout === undefined
     ? FOREVER

@@ -24,10 +24,15 @@
 import { CLOCK, requireSymbol } from "../../ffi/c.ts";
 import { ERRNO, lastErrno, retryEintr } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
+import { Timespec } from "../../ffi/timespec.ts";
 import { systemError } from "../_common/system_error.ts";
 import type { Deadline } from "./deadline.ts";
 
-/** The largest value a semaphore can hold on Linux (glibc and musl: INT_MAX). */
+/**
+ * The largest value a semaphore can hold on Linux (glibc and musl: INT_MAX).
+ *
+ * @category Semaphores and mutexes
+ */
 export const SEM_VALUE_MAX = 2147483647;
 
 /** Longest slice of a `sem_timedwait` on the realtime clock in a blocking wait. */
@@ -76,15 +81,6 @@ export function semValue(sem: SemPointer, what: string): number {
   return _value[0];
 }
 
-/** Writes "now + ms" on `clock` into a timespec. */
-function _timespecIn(target: BigInt64Array, clock: number, ms: number): void {
-  const clockGettime = libc().symbols.clock_gettime;
-  clockGettime(clock, new Uint8Array(target.buffer));
-  const nanos = target[1] + BigInt(Math.max(0, Math.round(ms * 1e6)));
-  target[0] += nanos / 1_000_000_000n;
-  target[1] = nanos % 1_000_000_000n;
-}
-
 /**
  * Blocks the calling thread until a count is taken or the deadline passes.
  *
@@ -101,20 +97,19 @@ export function semWaitSync(
     if (result < 0) throw systemError("sem_wait", action, -result);
     return true;
   }
-  const timespec = new BigInt64Array(2);
-  const bytes = new Uint8Array(timespec.buffer);
+  const timespec = new Timespec();
   const clockwait = _hasClockwait() ? symbols.sem_clockwait : null;
   for (;;) {
     const remaining = deadline.at - performance.now();
     let result: number;
     if (clockwait) {
-      _timespecIn(timespec, CLOCK.MONOTONIC, Math.max(0, remaining));
-      result = clockwait(sem, CLOCK.MONOTONIC, bytes);
+      timespec.setAfter(CLOCK.MONOTONIC, Math.max(0, remaining));
+      result = clockwait(sem, CLOCK.MONOTONIC, timespec.bytes);
     } else {
       const timedwait = requireSymbol("sem_timedwait");
       const slice = Math.max(0, Math.min(remaining, REALTIME_SLICE_MS));
-      _timespecIn(timespec, CLOCK.REALTIME, slice);
-      result = timedwait(sem, bytes);
+      timespec.setAfter(CLOCK.REALTIME, slice);
+      result = timedwait(sem, timespec.bytes);
     }
     if (result === 0) return true;
     const errno = lastErrno();

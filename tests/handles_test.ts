@@ -1,0 +1,214 @@
+/**
+ * The one lifecycle, held to by every public handle: an idempotent
+ * `close()`, `[Symbol.dispose]` and `[Symbol.asyncDispose]`, and owners that
+ * close their children before themselves.
+ */
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { join } from "@std/path";
+import * as ipckit from "../mod.ts";
+import {
+  bindDatagram,
+  client,
+  connect,
+  duplex,
+  Fifo,
+  FramedChannel,
+  layout,
+  listen,
+  MappedFile,
+  MessageQueue,
+  Mutex,
+  MUTEX_SIZE,
+  onSignal,
+  PipeChannel,
+  type RpcEnvelope,
+  Semaphore,
+  SEMAPHORE_SIZE,
+  serve,
+  SharedMemory,
+  signals,
+  spawn,
+} from "../mod.ts";
+import { leakChecked, uniqueName } from "./_helpers.ts";
+
+/** What every handle offers. */
+interface _Handle {
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+Deno.test(
+  "Every public class with close() also has Symbol.dispose and Symbol.asyncDispose",
+  leakChecked(() => {
+    const classes = Object.entries(ipckit).filter(([, value]) =>
+      typeof value === "function" &&
+      typeof (value as { prototype?: { close?: unknown } }).prototype
+          ?.close === "function"
+    );
+    assert(classes.length >= 10, `only ${classes.length} classes found`);
+    for (const [name, value] of classes) {
+      const prototype = (value as { prototype: Partial<_Handle> }).prototype;
+      assertEquals(
+        typeof prototype[Symbol.dispose],
+        "function",
+        `${name} has no [Symbol.dispose]`,
+      );
+      assertEquals(
+        typeof prototype[Symbol.asyncDispose],
+        "function",
+        `${name} has no [Symbol.asyncDispose]`,
+      );
+    }
+  }),
+);
+
+/** Closes a handle every way there is, twice each: none of it may throw. */
+async function _closeEveryWay(what: string, handle: _Handle): Promise<void> {
+  for (const close of ["close", "dispose", "asyncDispose"] as const) {
+    for (let round = 0; round < 2; round++) {
+      try {
+        if (close === "close") handle.close();
+        else if (close === "dispose") handle[Symbol.dispose]();
+        else await handle[Symbol.asyncDispose]();
+      } catch (error) {
+        throw new Error(`${what}: ${close} #${round + 1} threw`, {
+          cause: error,
+        });
+      }
+    }
+  }
+  const closed = handle as { closed?: boolean; active?: boolean };
+  if ("closed" in closed) assertEquals(closed.closed, true, what);
+  if ("active" in closed) assertEquals(closed.active, false, what);
+}
+
+Deno.test(
+  "Every handle closes once, however often close(), dispose and asyncDispose are called",
+  leakChecked(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-handles-" });
+    try {
+      const handles: [string, _Handle][] = [];
+      const add = (what: string, handle: _Handle) =>
+        handles.push([what, handle]);
+      add(
+        "MessageQueue",
+        MessageQueue.open(uniqueName("mq"), {
+          create: true,
+          unlinkOnClose: true,
+        }),
+      );
+      const memory = SharedMemory.open(uniqueName("shm"), {
+        create: true,
+        size: MUTEX_SIZE + SEMAPHORE_SIZE,
+        unlinkOnClose: true,
+      });
+      const placedMutex = Mutex.inMemory(memory, 0);
+      add("MutexGuard", placedMutex.lockSync({ timeout: 1000 }));
+      add("Mutex.inMemory", placedMutex);
+      add(
+        "Semaphore.inMemory",
+        Semaphore.inMemory(memory, MUTEX_SIZE, { initial: 0 }),
+      );
+      add("SharedMemory", memory);
+      // A record's own members start with "$" (a field may be called close).
+      const record = SharedMemory.openStruct(
+        uniqueName("record"),
+        layout({ n: "u32" }),
+        { create: true, unlinkOnClose: true },
+      );
+      add("SharedMemory.openStruct record", {
+        close: () => record.$close(),
+        [Symbol.dispose]: () => record[Symbol.dispose](),
+        [Symbol.asyncDispose]: () => record[Symbol.asyncDispose](),
+      });
+      add(
+        "Semaphore",
+        Semaphore.open(uniqueName("sem"), {
+          create: true,
+          unlinkOnClose: true,
+        }),
+      );
+      add(
+        "Mutex",
+        Mutex.open(uniqueName("mutex"), { create: true, unlinkOnClose: true }),
+      );
+      add(
+        "MappedFile",
+        MappedFile.open(join(dir, "mapped"), {
+          create: true,
+          size: 64,
+          unlinkOnClose: true,
+        }),
+      );
+      const fifo = Fifo.create(join(dir, "fifo"), { unlinkOnClose: true });
+      add("FIFO reader", await fifo.openReader());
+      add("FIFO writer", await fifo.openWriter({ timeout: 1000 }));
+      add("Fifo", fifo);
+      const pipe = new TransformStream<Uint8Array, Uint8Array>();
+      const back = new TransformStream<Uint8Array, Uint8Array>();
+      const framed = new FramedChannel<RpcEnvelope<number, number>>({
+        readable: pipe.readable,
+        writable: back.writable,
+      });
+      const other = new FramedChannel<RpcEnvelope<number, number>>({
+        readable: back.readable,
+        writable: pipe.writable,
+      });
+      const server = serve(framed, (n: number) => n);
+      const caller = client<number, number>(other);
+      add("RpcClient", caller);
+      add("RpcServer", server);
+      add("FramedChannel", framed);
+      add(
+        "DuplexChannel",
+        duplex(
+          new FramedChannel({ writable: new WritableStream() }),
+          new FramedChannel({ readable: new ReadableStream() }),
+        ),
+      );
+      add("FramedChannel (other end)", other);
+      add(
+        "PipeChannel",
+        new PipeChannel(new ReadableStream(), new WritableStream()),
+      );
+      add("ChildChannel", spawn("cat"));
+      const tcp = await listen({ port: 0 });
+      const { port } = tcp.addr as Deno.NetAddr;
+      add("SocketChannel", await connect({ port, timeout: 1000 }));
+      add("SocketChannel (accepted)", await tcp.accept({ timeout: 1000 }));
+      add("SocketServer", tcp);
+      add("DatagramChannel", await bindDatagram({ port: 0 }));
+      add("SignalSubscription", onSignal("SIGUSR2", () => {}));
+      add("SignalStream", signals("SIGUSR2"));
+      for (const [what, handle] of handles) await _closeEveryWay(what, handle);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);
+
+Deno.test(
+  "Closing shared memory closes the semaphores and mutexes placed in it first, releasing their locks and parked waits",
+  leakChecked(async () => {
+    const name = uniqueName("owner");
+    const memory = SharedMemory.open(name, {
+      create: true,
+      size: MUTEX_SIZE + SEMAPHORE_SIZE,
+      unlinkOnClose: true,
+    });
+    using other = SharedMemory.open(name);
+    using otherMutex = Mutex.inMemory(other, 0);
+    const mutex = Mutex.inMemory(memory, 0);
+    const guard = await mutex.lock({ timeout: 1000 });
+    const semaphore = Semaphore.inMemory(memory, MUTEX_SIZE, { initial: 0 });
+    const parked = semaphore.wait({ timeout: 5000 });
+    memory.close();
+    assert(mutex.closed && semaphore.closed && !guard.held);
+    await assertRejects(() => parked, Deno.errors.BadResource, "it is closed");
+    // The lock was released before the memory went: another handle takes it.
+    using taken = otherMutex.lockSync({ timeout: 1000 });
+    assert(taken.held && !taken.recovered);
+    assertThrows(() => mutex.tryLock(), Deno.errors.BadResource);
+  }),
+);
