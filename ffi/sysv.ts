@@ -92,6 +92,29 @@ export const SEMBUF = { NUM: 0, OP: 2, FLG: 4, SIZE_OF: 6 } as const;
 /** The `long mtype` that starts every message buffer of msgsnd/msgrcv. */
 export const MTYPE_SIZE = 8;
 
+/**
+ * A message buffer (`struct msgbuf`: the `long mtype`, then the text) with
+ * room for `textBytes` bytes of text, for {@linkcode msgsnd} and
+ * {@linkcode msgrcv}. Callers see only the text, through
+ * {@linkcode messageText}, so that no mechanism lays the struct out.
+ */
+export function messageBuffer(textBytes: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(MTYPE_SIZE + textBytes);
+}
+
+/** How many bytes of text a {@linkcode messageBuffer} holds. */
+export function messageCapacity(buffer: Uint8Array<ArrayBuffer>): number {
+  return buffer.byteLength - MTYPE_SIZE;
+}
+
+/** The first `length` bytes of text of a {@linkcode messageBuffer}, without a copy. */
+export function messageText(
+  buffer: Uint8Array<ArrayBuffer>,
+  length: number,
+): Uint8Array<ArrayBuffer> {
+  return buffer.subarray(MTYPE_SIZE, MTYPE_SIZE + length);
+}
+
 /** Throws `NotSupported` where ipckit does not know the System V layouts (anything but Linux). */
 export function requireSysv(action: string): void {
   if (Deno.build.os !== "linux") {
@@ -138,8 +161,8 @@ export function msgget(key: number, flags: number): number {
 }
 
 /**
- * One `msgsnd`: `buffer` holds the type (8 bytes, set here) followed by
- * `length` bytes of text. Returns 0 or `-errno`.
+ * One `msgsnd` of a {@linkcode messageBuffer} whose first `length` bytes
+ * of text are the message; its type is set here. Returns 0 or `-errno`.
  */
 export function msgsnd(
   id: number,
@@ -154,8 +177,8 @@ export function msgsnd(
 }
 
 /**
- * One `msgrcv` into `buffer` (type, then up to `buffer.length - 8` bytes
- * of text): the text's length and the type, or `-errno`.
+ * One `msgrcv` into a {@linkcode messageBuffer}, of at most its capacity:
+ * the text's length and the type, or `-errno`.
  */
 export function msgrcv(
   id: number,
@@ -163,7 +186,7 @@ export function msgrcv(
   type: bigint,
   flags: number,
 ): { length: number; type: bigint } | number {
-  const room = BigInt(buffer.byteLength - MTYPE_SIZE);
+  const room = BigInt(messageCapacity(buffer));
   const length = retryEintr(() =>
     Number(libc().symbols.msgrcv(id, buffer, room, type, flags))
   );

@@ -50,6 +50,9 @@
 import { ERRNO } from "../ffi/errno.ts";
 import {
   IPC,
+  messageBuffer,
+  messageCapacity,
+  messageText,
   msgget,
   msgrcv,
   msgRemove,
@@ -57,7 +60,6 @@ import {
   msgsnd,
   msgStat,
   type MsqidDs,
-  MTYPE_SIZE,
 } from "../ffi/sysv.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
@@ -293,8 +295,8 @@ export class SysvMessageQueue<T = unknown>
     const groupKey = `sysv-msg:${id}`;
     this.#group = () => pollGroup(groupKey);
     this.#msgmax = readSysvLimit("msgmax")?.[0];
-    this.#receiveBuffer = new Uint8Array(
-      this.#canRead ? MTYPE_SIZE + (this.#msgmax ?? _DEFAULT_MSGMAX) : 0,
+    this.#receiveBuffer = messageBuffer(
+      this.#canRead ? this.#msgmax ?? _DEFAULT_MSGMAX : 0,
     );
   }
 
@@ -778,8 +780,8 @@ export class SysvMessageQueue<T = unknown>
         }`,
       );
     }
-    const buffer = new Uint8Array(MTYPE_SIZE + bytes.byteLength);
-    buffer.set(bytes, MTYPE_SIZE);
+    const buffer = messageBuffer(bytes.byteLength);
+    messageText(buffer, bytes.byteLength).set(bytes);
     return { buffer, type: BigInt(mtype), length: bytes.byteLength };
   }
 
@@ -877,8 +879,8 @@ export class SysvMessageQueue<T = unknown>
       if (typeof result === "number") {
         if (-result === ERRNO.E2BIG) {
           const { qbytes } = this.#stat(`receive from ${this.#what}`);
-          if (qbytes + MTYPE_SIZE > this.#receiveBuffer.byteLength) {
-            this.#receiveBuffer = new Uint8Array(MTYPE_SIZE + qbytes);
+          if (qbytes > messageCapacity(this.#receiveBuffer)) {
+            this.#receiveBuffer = messageBuffer(qbytes);
             continue;
           }
         }
@@ -886,10 +888,7 @@ export class SysvMessageQueue<T = unknown>
         return -result === ERRNO.ENOMSG ? -ERRNO.EAGAIN : result;
       }
       this.#group().poke();
-      const bytes = this.#receiveBuffer.subarray(
-        MTYPE_SIZE,
-        MTYPE_SIZE + result.length,
-      );
+      const bytes = messageText(this.#receiveBuffer, result.length);
       return { value: this.#codec.decode(bytes), type: Number(result.type) };
     }
   }

@@ -219,6 +219,13 @@ const _STRUCT_LAYOUTS = new Set([
   "POLLFD_SIZE",
   "EPOLL_EVENT",
   "FUTEX_WAITV",
+  "IPC_PERM",
+  "MSQID_DS",
+  "SHMID_DS",
+  "SEMID_DS",
+  "SEMBUF",
+  "MTYPE_SIZE",
+  "FLOCK",
 ]);
 
 Deno.test(
