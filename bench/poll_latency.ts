@@ -69,7 +69,7 @@ async function measure(kind: "sysv" | "posix"): Promise<void> {
     ? SysvMessageQueue.open<Stamp>(0x1b00_0000 | (Deno.pid & 0xff_ffff), {
       create: true,
       exclusive: true,
-      removeOnClose: true,
+      unlinkOnClose: true,
       spin: 0,
     })
     : undefined;

@@ -19,7 +19,7 @@ import { KEY, type Order, type Wire } from "./sysv_types.ts";
 
 await using queue = SysvMessageQueue.open<Wire>(KEY, {
   create: true,
-  removeOnClose: true,
+  unlinkOnClose: true,
 });
 using segment = SysvSharedMemory.open(KEY, {
   create: true,

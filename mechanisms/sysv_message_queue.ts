@@ -34,10 +34,13 @@
  * `MessageQueue` where the latency of a quiet queue matters.
  *
  * @example Selective receive by type
- * ```ts ignore
+ * ```ts
  * import { SysvMessageQueue } from "@ipckit/ipckit/sysv-message-queue";
  *
- * await using queue = SysvMessageQueue.open<string>(1234, { create: true, removeOnClose: true });
+ * await using queue = SysvMessageQueue.open<string>("private", {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * await queue.send("low", { type: 1 });
  * await queue.send("urgent", { type: 9 });
  * console.log((await queue.receive({ type: 9 })).value); // urgent
@@ -63,9 +66,15 @@ import {
 } from "../ffi/sysv.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { closedError, systemError } from "./_common/system_error.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { systemError } from "./_common/system_error.ts";
 import { checkAdoptOption } from "./_kernel/adoption.ts";
 import type { Access } from "./_kernel/permissions.ts";
 import {
@@ -80,7 +89,7 @@ import {
   resolveKey,
   type SysvKey,
 } from "./_kernel/sysv.ts";
-import { type Deadline, deadlineOf } from "./_wait/deadline.ts";
+import { type Deadline, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
 import {
   backoffSleeper,
   type PollGroup,
@@ -94,7 +103,18 @@ export type { SysvKey } from "./_kernel/sysv.ts";
 /** Linux's compiled-in `msgmax`, the receive buffer where /proc/sys/kernel may not be read. */
 const _DEFAULT_MSGMAX = 8192;
 
-/** The largest message type ipckit sends: types travel as JavaScript numbers. */
+/**
+ * The largest message type ipckit sends: types travel as JavaScript numbers.
+ *
+ * @example
+ * ```ts
+ * import { SYSV_MAX_MESSAGE_TYPE } from "@ipckit/ipckit";
+ *
+ * console.log(SYSV_MAX_MESSAGE_TYPE === Number.MAX_SAFE_INTEGER); // true
+ * ```
+ *
+ * @category System V IPC
+ */
 export const SYSV_MAX_MESSAGE_TYPE: number = Number.MAX_SAFE_INTEGER;
 
 /**
@@ -106,6 +126,8 @@ export const SYSV_MAX_MESSAGE_TYPE: number = Number.MAX_SAFE_INTEGER;
  *
  * const options: SysvMessageQueueOptions<string> = { create: true, mode: 0o600, maxBytes: 16384 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvMessageQueueOptions<T> {
   /** Create the queue if no queue has the key (`IPC_CREAT`). Default `false`. */
@@ -134,8 +156,14 @@ export interface SysvMessageQueueOptions<T> {
   read?: boolean;
   /** Open for sending. Default `true`. */
   write?: boolean;
-  /** Remove the queue (`IPC_RMID`) when this handle closes. Default `false`. */
-  removeOnClose?: boolean;
+  /**
+   * Remove the queue (`IPC_RMID`, as {@linkcode SysvMessageQueue.remove})
+   * when this handle closes. Unlike unlinking a POSIX name, that discards
+   * its messages at once, and other processes' waits on it fail with
+   * `NotFound`. Default `false`: the queue stays, as every named object
+   * does (the README's "Cleaning up").
+   */
+  unlinkOnClose?: boolean;
   /**
    * Microseconds a waiting call retries before it sleeps, 0 to 1000.
    * Default 50. See `MessageQueueOptions.spin`.
@@ -152,6 +180,8 @@ export interface SysvMessageQueueOptions<T> {
  *
  * const message: SysvMessage<string> = { value: "hello", type: 1 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvMessage<T> extends Message<T> {
   /** The message type the sender gave (`mtype`), 1 or more. */
@@ -168,6 +198,8 @@ export interface SysvMessage<T> extends Message<T> {
  *
  * const options: SysvSendOptions = { type: 2, timeout: 100 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSendOptions extends WaitOptions {
   /** The message type, an integer from 1 to `SYSV_MAX_MESSAGE_TYPE`. Default 1. */
@@ -185,6 +217,8 @@ export interface SysvSendOptions extends WaitOptions {
  * const anyButLogs: SysvReceiveOptions = { type: 7, except: true };
  * const lowestUpTo5: SysvReceiveOptions = { type: -5 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvReceiveOptions extends WaitOptions {
   /**
@@ -208,6 +242,8 @@ export interface SysvReceiveOptions extends WaitOptions {
  *   return attributes.messages === 0;
  * }
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvQueueAttributes {
   /** The key (0 for a private queue). */
@@ -238,6 +274,42 @@ export interface SysvQueueAttributes {
   mode: number;
 }
 
+const _OPEN_KEYS = optionKeys<SysvMessageQueueOptions<unknown>>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  mode: true,
+  maxBytes: true,
+  codec: true,
+  read: true,
+  write: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _TRY_SEND_KEYS = optionKeys<Pick<SysvSendOptions, "type">>({
+  type: true,
+});
+const _SEND_KEYS = optionKeys<SysvSendOptions>({
+  type: true,
+  timeout: true,
+  signal: true,
+});
+const _SEND_SYNC_KEYS = optionKeys<Pick<SysvSendOptions, "type" | "timeout">>(
+  { type: true, timeout: true },
+);
+const _TRY_RECEIVE_KEYS = optionKeys<
+  Pick<SysvReceiveOptions, "type" | "except">
+>({ type: true, except: true });
+const _RECEIVE_KEYS = optionKeys<SysvReceiveOptions>({
+  type: true,
+  except: true,
+  timeout: true,
+  signal: true,
+});
+const _RECEIVE_SYNC_KEYS = optionKeys<
+  Pick<SysvReceiveOptions, "type" | "except" | "timeout">
+>({ type: true, except: true, timeout: true });
+
 /**
  * A System V message queue carrying values of type `T`, each message with
  * a type that receivers can select by.
@@ -248,14 +320,23 @@ export interface SysvQueueAttributes {
  * calling thread. See the module doc for how an async receive waits.
  *
  * @example The notes' structured messages: id, type, data
- * ```ts ignore
+ * ```ts
  * import { SysvMessageQueue } from "@ipckit/ipckit";
  *
  * type Order = { id: number; item: string };
- * using orders = SysvMessageQueue.open<Order>({ path: "/tmp", id: 7 }, { create: true });
+ * // A key made from a file, as C's ftok("/some/file", 7) makes it.
+ * const file = Deno.makeTempFileSync();
+ * using orders = SysvMessageQueue.open<Order>({ path: file, id: 7 }, {
+ *   create: true,
+ *   unlinkOnClose: true,
+ * });
  * await orders.send({ id: 1, item: "tea" }, { type: 2 });
  * const { value, type } = await orders.receive({ type: 2, timeout: 1000 });
+ * console.log(value.item, type); // tea 2
+ * Deno.removeSync(file);
  * ```
+ *
+ * @category System V IPC
  */
 export class SysvMessageQueue<T = unknown>
   implements Channel<T, SysvMessage<T>>, AsyncDisposable {
@@ -265,8 +346,10 @@ export class SysvMessageQueue<T = unknown>
   #codec: Codec<T>;
   #canRead: boolean;
   #canWrite: boolean;
-  #removeOnClose: boolean;
-  #closed = false;
+  #unlinkOnClose: boolean;
+  // No safety net (Lifecycle.guard): a queue id is not a resource this
+  // process holds, so a dropped handle leaves nothing to release.
+  #life: Lifecycle;
   #closing = new AbortController();
   #group: () => PollGroup;
   #receiveSpinner: Spinner;
@@ -286,10 +369,11 @@ export class SysvMessageQueue<T = unknown>
     this.#id = id;
     this.#key = key;
     this.#what = what;
+    this.#life = new Lifecycle(what);
     this.#codec = options.codec ?? codecs.json<T>();
     this.#canRead = options.read ?? true;
     this.#canWrite = options.write ?? true;
-    this.#removeOnClose = options.removeOnClose ?? false;
+    this.#unlinkOnClose = options.unlinkOnClose ?? false;
     this.#receiveSpinner = new Spinner(spin);
     this.#sendSpinner = new Spinner(spin);
     const groupKey = `sysv-msg:${id}`;
@@ -313,11 +397,15 @@ export class SysvMessageQueue<T = unknown>
    * queue belongs to another user or has a wider mode (see `adopt`)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(0x1234, { create: true });
-   * console.log(queue.id, queue.attributes().maxBytes);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   maxBytes: 4096,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(queue.attributes().maxBytes); // 4096
    * ```
    */
   static open<T = unknown>(
@@ -325,12 +413,13 @@ export class SysvMessageQueue<T = unknown>
     options: SysvMessageQueueOptions<T> = {},
   ): SysvMessageQueue<T> {
     const label = "System V message queue";
+    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
     const checked = checkKey(key, label);
     const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, removeOnClose } = options;
+    const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
-    checkFlag(removeOnClose, "removeOnClose", action);
+    checkFlag(unlinkOnClose, "unlinkOnClose", action);
     checkFlag(options.read, "read", action);
     checkFlag(options.write, "write", action);
     const read = options.read ?? true;
@@ -356,7 +445,7 @@ export class SysvMessageQueue<T = unknown>
 
     const accesses: Access[] = [];
     if (read) accesses.push("read");
-    if (write || create || removeOnClose) accesses.push("write");
+    if (write || create || unlinkOnClose) accesses.push("write");
     requireSysvPermissions("sysv-msg", accesses);
     const number = resolveKey(checked, label);
     const what = _describe(checked, undefined);
@@ -416,7 +505,7 @@ export class SysvMessageQueue<T = unknown>
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -427,15 +516,20 @@ export class SysvMessageQueue<T = unknown>
    * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * const { messages, lastSendPid } = queue.attributes();
+   * console.log(messages, lastSendPid === Deno.pid); // 1 true
    * ```
    */
   attributes(): SysvQueueAttributes {
-    this.#checkOpen();
+    this.#life.check("read attributes of");
     requireSysvPermissions("sysv-msg", ["read"]);
     const status = this.#stat(`read attributes of ${this.#what}`);
     const when = (seconds: number) =>
@@ -465,14 +559,18 @@ export class SysvMessageQueue<T = unknown>
    * `msgmax` or the queue's `maxBytes` (nothing is sent)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.trySend("job", { type: 3 });
    * ```
    */
-  trySend(value: T, options: { type?: number } = {}): void {
+  trySend(value: T, options: Pick<SysvSendOptions, "type"> = {}): void {
+    checkOptionKeys(options, _TRY_SEND_KEYS, `send to ${this.#what}`);
     const message = this.#encode(value, options.type);
     const errno = this.#sendOnce(message);
     if (errno !== 0) throw this.#sendError(errno, message);
@@ -488,14 +586,18 @@ export class SysvMessageQueue<T = unknown>
    * @throws {RangeError} for a type below 1, or a message too large (see `trySend`)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * await queue.send("job", { type: 2, timeout: 500 });
    * ```
    */
   async send(value: T, options: SysvSendOptions = {}): Promise<void> {
+    checkOptionKeys(options, _SEND_KEYS, `send to ${this.#what}`);
     const message = this.#encode(value, options.type);
     const plan = this.#sendPlan(message, options);
     const waiter = this.#group().waiter(`send:${this.#senders++}`, plan);
@@ -516,14 +618,21 @@ export class SysvMessageQueue<T = unknown>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.sendSync("job", { type: 1, timeout: 100 });
    * ```
    */
-  sendSync(value: T, options: { type?: number; timeout?: number } = {}): void {
+  sendSync(
+    value: T,
+    options: Pick<SysvSendOptions, "type" | "timeout"> = {},
+  ): void {
+    checkOptionKeys(options, _SEND_SYNC_KEYS, `send to ${this.#what}`);
     const message = this.#encode(value, options.type);
     const plan = this.#sendPlan(message, options);
     const errno = retrySync(
@@ -541,16 +650,23 @@ export class SysvMessageQueue<T = unknown>
    * and its bytes are in the error
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
-   * const { value, type } = queue.tryReceive({ type: -5 });
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("later", { type: 7 });
+   * queue.trySend("sooner", { type: 4 });
+   * const { value, type } = queue.tryReceive({ type: -5 }); // the lowest type up to 5
+   * console.log(value, type); // sooner 4
    * ```
    */
   tryReceive(
     options: Pick<SysvReceiveOptions, "type" | "except"> = {},
   ): SysvMessage<T> {
+    checkOptionKeys(options, _TRY_RECEIVE_KEYS, `receive from ${this.#what}`);
     const selection = this.#selection(options);
     return this.#received(this.#receiveOnce(selection, IPC.NOWAIT));
   }
@@ -565,14 +681,20 @@ export class SysvMessageQueue<T = unknown>
    * @throws {DecodeError} when the message cannot be decoded (see `tryReceive`)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * setTimeout(() => queue.trySend("job", { type: 2 }), 10);
    * const { value } = await queue.receive({ type: 2, timeout: 1000 });
+   * console.log(value); // job
    * ```
    */
   async receive(options: SysvReceiveOptions = {}): Promise<SysvMessage<T>> {
+    checkOptionKeys(options, _RECEIVE_KEYS, `receive from ${this.#what}`);
     const selection = this.#selection(options);
     const plan = this.#receivePlan(selection, options);
     const waiter = this.#group().waiter(
@@ -596,16 +718,22 @@ export class SysvMessageQueue<T = unknown>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job", { type: 1 });
    * const { value } = queue.receiveSync({ type: 1, timeout: 1000 });
+   * console.log(value); // job
    * ```
    */
   receiveSync(
     options: Pick<SysvReceiveOptions, "type" | "except" | "timeout"> = {},
   ): SysvMessage<T> {
+    checkOptionKeys(options, _RECEIVE_SYNC_KEYS, `receive from ${this.#what}`);
     const selection = this.#selection(options);
     const plan = this.#receivePlan(selection, options);
     const result = retrySync(
@@ -623,17 +751,23 @@ export class SysvMessageQueue<T = unknown>
    * @throws {Deno.errors.BadResource} when the queue is closed meanwhile
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("job");
    * await queue.ready({ timeout: 1000 });
+   * console.log(queue.attributes().messages); // 1: ready() took nothing
    * ```
    */
   async ready(options: WaitOptions = {}): Promise<void> {
+    const action = `wait for a message on ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
     this.#checkReadable();
     const deadline = deadlineOf(options);
-    const action = `wait for a message on ${this.#what}`;
     const plan: RetryPlan<boolean> = {
       attempt: () => {
         this.#checkReadable();
@@ -658,15 +792,27 @@ export class SysvMessageQueue<T = unknown>
    * that cannot be decoded ends the loop with its `DecodeError`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open<string>(1234);
-   * for await (const { value, type } of queue) console.log(type, value);
+   * using queue = SysvMessageQueue.open<string>("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
+   * queue.trySend("first", { type: 1 });
+   * queue.trySend("last", { type: 2 });
+   * for await (const { value, type } of queue) {
+   *   console.log(type, value); // 1 first, then 2 last
+   *   if (value === "last") break;
+   * }
    * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<SysvMessage<T>, void> {
-    return receiveUntilEnd(() => this.receive(), () => this.#closed, false);
+    return receiveUntilEnd(
+      () => this.receive(),
+      () => this.#life.closed,
+      false,
+    );
   }
 
   /**
@@ -678,11 +824,11 @@ export class SysvMessageQueue<T = unknown>
    * @throws {Deno.errors.PermissionDenied} when you are neither its owner nor its creator
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * using queue = SysvMessageQueue.open(1234, { create: true });
-   * queue.remove();
+   * using queue = SysvMessageQueue.open("private", { create: true });
+   * queue.remove(); // gone for every process, its messages with it
    * ```
    */
   remove(): void {
@@ -695,27 +841,27 @@ export class SysvMessageQueue<T = unknown>
   /**
    * Closes the handle; idempotent. Pending calls reject with
    * `Deno.errors.BadResource`. The queue stays (System V queues live until
-   * removed), unless `removeOnClose` was given.
+   * removed), unless the handle was opened with `unlinkOnClose: true`: then
+   * it is removed, as {@linkcode SysvMessageQueue.remove} does (one
+   * removed already counts as done).
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvMessageQueue } from "@ipckit/ipckit";
    *
-   * const queue = SysvMessageQueue.open(1234);
+   * const queue = SysvMessageQueue.open("private", {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * queue.close();
+   * queue.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closing.abort(closedError(this.#what));
-    if (this.#removeOnClose) {
-      const result = msgRemove(this.#id);
-      if (result < 0 && -result !== ERRNO.EINVAL && -result !== ERRNO.EIDRM) {
-        throw idError("msgctl", `remove ${this.#what}`, -result);
-      }
-      this.#group().poke();
-    }
+    this.#life.close(() => {
+      this.#closing.abort(this.#life.closedError());
+      if (this.#unlinkOnClose) unlinkQuietly(() => this.remove());
+    });
   }
 
   /** Closes the handle; see {@linkcode SysvMessageQueue.close}. */
@@ -725,16 +871,11 @@ export class SysvMessageQueue<T = unknown>
 
   /** Closes the handle; see {@linkcode SysvMessageQueue.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
-  }
-
-  #checkOpen(): void {
-    if (this.#closed) throw closedError(this.#what);
+    return this.#life.closeAsync(() => this.close());
   }
 
   #checkReadable(): void {
-    this.#checkOpen();
+    this.#life.check("receive from");
     if (!this.#canRead) {
       throw new TypeError(
         `Cannot receive from ${this.#what}: it was opened with read: false`,
@@ -755,7 +896,7 @@ export class SysvMessageQueue<T = unknown>
 
   /** The bytes of a message and its type, checked before any system call. */
   #encode(value: T, type: unknown): _Outgoing {
-    this.#checkOpen();
+    this.#life.check("send to");
     if (!this.#canWrite) {
       throw new TypeError(
         `Cannot send to ${this.#what}: it was opened with write: false`,
@@ -787,7 +928,7 @@ export class SysvMessageQueue<T = unknown>
 
   /** One msgsnd; 0 or the errno. A send that is never possible is a RangeError. */
   #sendOnce(message: _Outgoing, flags: number = IPC.NOWAIT): number {
-    this.#checkOpen();
+    this.#life.check("send to");
     const result = msgsnd(
       this.#id,
       message.buffer,

@@ -215,7 +215,7 @@ Deno.test({
         create: true,
         exclusive: true,
         codec: codecs.text(),
-        removeOnClose: true,
+        unlinkOnClose: true,
       });
       const key = String(queue.key);
       await run(msg, ["send", key, "1", "one", "2", "two", "3", "three"]);
@@ -255,7 +255,7 @@ Deno.test({
     await using queue = SysvMessageQueue.open<{ n: number }>(key, {
       create: true,
       exclusive: true,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     using segment = SysvSharedMemory.open(key, {
       create: true,

@@ -56,7 +56,7 @@ Deno.test({
       create: true,
       exclusive: true,
       mode: 0o640,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     await queue.send("twelve bytes");
     using segment = SysvSharedMemory.open(uniqueKey(), {
@@ -168,7 +168,7 @@ Deno.test(
     await using unused = SysvMessageQueue.open(uniqueKey(), {
       create: true,
       exclusive: true,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     assertMatch(
       planSysvCollection({ id: unused.id, kinds: ["sysv-msg"] })[0].reason,

@@ -10,7 +10,7 @@ function queue<T = string>(
   return SysvMessageQueue.open<T>(uniqueKey(), {
     create: true,
     exclusive: true,
-    removeOnClose: true,
+    unlinkOnClose: true,
     ...options,
   } as never);
 }
@@ -215,7 +215,7 @@ Deno.test(
       await using a = SysvMessageQueue.open<string>({ path: dir, id: 7 }, {
         create: true,
         exclusive: true,
-        removeOnClose: true,
+        unlinkOnClose: true,
       });
       using b = SysvMessageQueue.open<string>({ path: dir, id: 7 });
       assertEquals(a.id, b.id);

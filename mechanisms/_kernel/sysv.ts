@@ -102,8 +102,18 @@ export function requireSysvPermissions(
 }
 
 /**
- * How a System V object is found: a number key, `ftok(path, id)`, or
- * `"private"` for a new object that only its id reaches.
+ * How a System V object is found: a number key (what C passes to
+ * `msgget`, `shmget`, `semget`), `{ path, id }` for `ftok(path, id)`, or
+ * `"private"` for a new object that only its id reaches (`IPC_PRIVATE`).
+ *
+ * @example
+ * ```ts
+ * import type { SysvKey } from "@ipckit/ipckit";
+ *
+ * const keys: SysvKey[] = [1234, { path: "/etc/hostname", id: 1 }, "private"];
+ * ```
+ *
+ * @category System V IPC
  */
 export type SysvKey = number | "private" | { path: string | URL; id: number };
 
