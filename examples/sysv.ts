@@ -24,7 +24,7 @@ await using queue = SysvMessageQueue.open<Wire>(KEY, {
 using segment = SysvSharedMemory.open(KEY, {
   create: true,
   size: 1024,
-  removeOnClose: true,
+  unlinkOnClose: true,
 });
 const greeting = `hello from writer ${Deno.pid}`;
 new TextEncoder().encodeInto(`${greeting}\0`, segment.bytes());

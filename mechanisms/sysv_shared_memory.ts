@@ -24,14 +24,22 @@
  * against `shmmax` before any call.
  *
  * A segment lives until it is removed *and* its last attachment is gone:
- * `remove()` (or `removeOnClose`) marks it, and the kernel frees it when
+ * `remove()` (or `unlinkOnClose`) marks it, and the kernel frees it when
  * the last process detaches, as `ipcs -m` shows with status `dest`.
  *
  * @example The notes' segment, key 1234, 1024 bytes
- * ```ts ignore
+ * ```ts
  * import { SysvSharedMemory } from "@ipckit/ipckit/sysv-shared-memory";
  *
- * using segment = SysvSharedMemory.open(1234, { create: true, size: 1024, mode: 0o600 });
+ * // The notes use key 1234; a key of this process's own keeps runs apart.
+ * const key = 0x1200_0000 | Deno.pid;
+ * using segment = SysvSharedMemory.open(key, {
+ *   create: true,
+ *   exclusive: true,
+ *   size: 1024,
+ *   mode: 0o600,
+ *   unlinkOnClose: true,
+ * });
  * new TextEncoder().encodeInto("hello from Deno", segment.bytes());
  * console.log(segment.attributes().attachments); // 1
  * ```
@@ -50,8 +58,14 @@ import {
   shmStat,
 } from "../ffi/sysv.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
-import { closedError, systemError } from "./_common/system_error.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { systemError } from "./_common/system_error.ts";
 import { checkAdoptOption } from "./_kernel/adoption.ts";
 import {
   type CheckedKey,
@@ -82,8 +96,10 @@ export type { SysvKey } from "./_kernel/sysv.ts";
  * ```ts
  * import type { SysvSharedMemoryOptions } from "@ipckit/ipckit";
  *
- * const options: SysvSharedMemoryOptions = { create: true, size: 1024, removeOnClose: true };
+ * const options: SysvSharedMemoryOptions = { create: true, size: 1024, unlinkOnClose: true };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSharedMemoryOptions {
   /** Create the segment if no segment has the key. Needs `size`. Default `false`. */
@@ -105,9 +121,25 @@ export interface SysvSharedMemoryOptions {
   size?: number;
   /** Permission bits of a created segment. Default `0o600`. */
   mode?: number;
-  /** Remove the segment when this handle closes (it goes once the last attachment does). Default `false`. */
-  removeOnClose?: boolean;
+  /**
+   * Mark the segment for removal (`IPC_RMID`) when this handle closes: no
+   * process can attach it any more, and the kernel frees it once the last
+   * attachment goes, as unlinking a POSIX name does. Default `false`: the
+   * segment stays, as every named object does (the README's "Cleaning up").
+   */
+  unlinkOnClose?: boolean;
 }
+
+const _OPEN_KEYS = optionKeys<SysvSharedMemoryOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  size: true,
+  mode: true,
+  unlinkOnClose: true,
+});
+// A record's segment is exactly the layout's size.
+const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
 
 /**
  * A segment's state as the kernel reports it (`shmctl(IPC_STAT)`).
@@ -120,6 +152,8 @@ export interface SysvSharedMemoryOptions {
  *   return attributes.attachments > 1;
  * }
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSegmentAttributes {
   /** The key (0 for a private segment). */
@@ -152,32 +186,42 @@ export interface SysvSegmentAttributes {
  * A System V shared memory segment attached into this process.
  *
  * @example A counter shared with a C program
- * ```ts ignore
+ * ```ts
  * import { SysvSharedMemory } from "@ipckit/ipckit";
  *
- * using segment = SysvSharedMemory.open(1234, { create: true, size: 4 });
+ * using segment = SysvSharedMemory.open("private", {
+ *   create: true,
+ *   size: 4,
+ *   unlinkOnClose: true,
+ * });
  * Atomics.add(segment.view(Int32Array), 0, 1);
  * ```
+ *
+ * @category System V IPC
  */
-export class SysvSharedMemory implements Disposable {
+export class SysvSharedMemory implements Disposable, AsyncDisposable {
   #id: number;
   #key: number;
   #what: string;
   #mapping: Mapping;
-  #removeOnClose: boolean;
+  #unlinkOnClose: boolean;
+  // The mapping has the safety net (it detaches a dropped segment); this
+  // lifecycle makes closing idempotent and says "it is closed".
+  #life: Lifecycle;
 
   private constructor(
     id: number,
     key: number,
     what: string,
     mapping: Mapping,
-    removeOnClose: boolean,
+    unlinkOnClose: boolean,
   ) {
     this.#id = id;
     this.#key = key;
     this.#what = what;
     this.#mapping = mapping;
-    this.#removeOnClose = removeOnClose;
+    this.#unlinkOnClose = unlinkOnClose;
+    this.#life = new Lifecycle(what);
   }
 
   /**
@@ -194,11 +238,15 @@ export class SysvSharedMemory implements Disposable {
    * segment belongs to another user or has a wider mode (see `adopt`)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234, { create: true, size: 1024 });
-   * console.log(segment.size, segment.id);
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 1024,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(segment.size); // 1024
    * ```
    */
   static open(
@@ -206,12 +254,13 @@ export class SysvSharedMemory implements Disposable {
     options: SysvSharedMemoryOptions = {},
   ): SysvSharedMemory {
     const label = "System V shared memory";
+    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
     const checked = checkKey(key, label);
     const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, removeOnClose } = options;
+    const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
-    checkFlag(removeOnClose, "removeOnClose", action);
+    checkFlag(unlinkOnClose, "unlinkOnClose", action);
     if (exclusive && !create) {
       throw new TypeError(`Cannot ${action}: exclusive needs create`);
     }
@@ -290,7 +339,7 @@ export class SysvSharedMemory implements Disposable {
       number,
       what,
       mapping,
-      removeOnClose ?? false,
+      unlinkOnClose ?? false,
     );
   }
 
@@ -300,12 +349,16 @@ export class SysvSharedMemory implements Disposable {
    * record detaches the segment.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { layout, SysvSharedMemory } from "@ipckit/ipckit";
    *
    * const counter = layout({ hits: "u32" });
-   * using record = SysvSharedMemory.openStruct(1234, counter, { create: true });
+   * using record = SysvSharedMemory.openStruct("private", counter, {
+   *   create: true,
+   *   unlinkOnClose: true,
+   * });
    * record.$atomic.hits.add(1);
+   * console.log(record.hits); // 1
    * ```
    */
   static openStruct<S extends LayoutSpec>(
@@ -313,7 +366,9 @@ export class SysvSharedMemory implements Disposable {
     layout: Layout<S>,
     options: Omit<SysvSharedMemoryOptions, "size"> = {},
   ): MappedStruct<S, SysvSharedMemory> {
-    checkRecordLayout(layout, `open System V shared memory`);
+    const action = "open System V shared memory";
+    checkOptionKeys(options, _STRUCT_KEYS, action);
+    checkRecordLayout(layout, action);
     const segment = SysvSharedMemory.open(key, {
       ...options,
       size: layout.size,
@@ -342,7 +397,7 @@ export class SysvSharedMemory implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#life.closed;
   }
 
   /**
@@ -350,11 +405,16 @@ export class SysvSharedMemory implements Disposable {
    * detaches it.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234);
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
    * const header = new DataView(segment.buffer, 0, 8);
+   * header.setUint32(0, 0xcafe);
    * ```
    */
   get buffer(): ArrayBuffer {
@@ -365,11 +425,16 @@ export class SysvSharedMemory implements Disposable {
    * The whole segment as bytes, without a copy.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234);
-   * console.log(new TextDecoder().decode(segment.bytes()).split("\0")[0]);
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
+   * new TextEncoder().encodeInto("hello", segment.bytes());
+   * console.log(new TextDecoder().decode(segment.bytes()).split("\0")[0]); // hello
    * ```
    */
   bytes(): Uint8Array<ArrayBuffer> {
@@ -383,11 +448,16 @@ export class SysvSharedMemory implements Disposable {
    * @throws {RangeError} for an offset or length outside the segment or misaligned
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234);
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
    * const words = segment.view(Int32Array, 0, 4);
+   * words[0] = 7;
    * ```
    */
   view<T extends TypedArray>(
@@ -403,10 +473,14 @@ export class SysvSharedMemory implements Disposable {
    * working when this handle closes.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { layout, SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234, { create: true, size: 64 });
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
    * const head = segment.struct(layout({ seq: "u32" }));
    * head.$atomic.seq.add(1);
    * ```
@@ -425,15 +499,19 @@ export class SysvSharedMemory implements Disposable {
    * @throws {Deno.errors.NotFound} when the segment is gone
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234);
-   * console.log(segment.attributes().attachments);
+   * using segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(segment.attributes().attachments); // 1
    * ```
    */
   attributes(): SysvSegmentAttributes {
-    if (this.#mapping.closed) throw closedError(this.#what);
+    this.#life.check("read attributes of");
     return segmentAttributes(this.#id, `read attributes of ${this.#what}`);
   }
 
@@ -446,11 +524,12 @@ export class SysvSharedMemory implements Disposable {
    * @throws {Deno.errors.NotFound} when it was removed already
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * using segment = SysvSharedMemory.open(1234, { create: true, size: 64 });
-   * segment.remove();
+   * using segment = SysvSharedMemory.open("private", { create: true, size: 64 });
+   * segment.remove(); // freed once the last attachment (this one) goes
+   * segment.bytes()[0] = 1; // still attached until close()
    * ```
    */
   remove(): void {
@@ -461,33 +540,39 @@ export class SysvSharedMemory implements Disposable {
 
   /**
    * Detaches every buffer and view handed out, then the segment (`shmdt`);
-   * idempotent. With `removeOnClose` it is marked for removal first.
+   * idempotent. With `unlinkOnClose` the segment is marked for removal too
+   * (one removed already counts as done); without it the segment stays for
+   * other processes.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSharedMemory } from "@ipckit/ipckit";
    *
-   * const segment = SysvSharedMemory.open(1234, { create: true, size: 64 });
+   * const segment = SysvSharedMemory.open("private", {
+   *   create: true,
+   *   size: 64,
+   *   unlinkOnClose: true,
+   * });
    * const bytes = segment.bytes();
    * segment.close();
    * console.log(bytes.length); // 0
    * ```
    */
   close(): void {
-    if (this.#mapping.closed) return;
-    if (this.#removeOnClose) {
-      const result = shmRemove(this.#id);
-      if (result < 0 && -result !== ERRNO.EINVAL && -result !== ERRNO.EIDRM) {
-        this.#mapping.close();
-        throw idError("shmctl", `remove ${this.#what}`, -result);
-      }
-    }
-    this.#mapping.close();
+    this.#life.close(() => {
+      this.#mapping.close();
+      if (this.#unlinkOnClose) unlinkQuietly(() => this.remove());
+    });
   }
 
   /** Detaches the segment; see {@linkcode SysvSharedMemory.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Detaches the segment; see {@linkcode SysvSharedMemory.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
   }
 }
 

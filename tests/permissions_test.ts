@@ -255,7 +255,7 @@ const ROWS: Row[] = [
           "--allow-write=/proc/sysvipc",
         ],
         cleanup: () =>
-          SysvSharedMemory.open(key, { removeOnClose: true }).close(),
+          SysvSharedMemory.open(key, { unlinkOnClose: true }).close(),
       };
     },
   },

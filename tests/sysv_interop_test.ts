@@ -193,7 +193,7 @@ Deno.test({
     withPrograms(async ({ shm }) => {
       const key = uniqueKey();
       await run(shm, [String(key), "w", "written by C"]);
-      using segment = SysvSharedMemory.open(key, { removeOnClose: true });
+      using segment = SysvSharedMemory.open(key, { unlinkOnClose: true });
       assertEquals(segment.size, 1024);
       assertEquals(segment.attributes().mode, 0o666);
       const text = new TextDecoder().decode(segment.bytes()).split("\0")[0];
@@ -261,7 +261,7 @@ Deno.test({
       create: true,
       exclusive: true,
       size: 64,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     segment.bytes().set(new TextEncoder().encode("from Deno"));
     await queue.send({ n: 41 }, { type: 5 });

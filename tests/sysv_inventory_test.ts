@@ -63,7 +63,7 @@ Deno.test({
       create: true,
       exclusive: true,
       size: 3000,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     using set = SysvSemaphoreSet.open(uniqueKey(), {
       create: true,
@@ -159,7 +159,7 @@ Deno.test(
       create: true,
       exclusive: true,
       size: 64,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     assertMatch(
       planSysvCollection({ key: attached.key })[0].reason,

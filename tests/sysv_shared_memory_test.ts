@@ -10,7 +10,7 @@ Deno.test(
       create: true,
       exclusive: true,
       size: 4096,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     const counter = segment.view(Int32Array, 0, 1);
     const child = runFixture("sysv_peer.ts", PEER_FLAGS, [
@@ -54,13 +54,28 @@ Deno.test(
 );
 
 Deno.test(
+  "SysvSharedMemory dropped without close() is detached by the safety net with shmdt",
+  leakChecked(async () => {
+    const { code, stdout, stderr } = await runFixture(
+      "sysv_dropped.ts",
+      ["--v8-flags=--expose-gc", ...PEER_FLAGS],
+      [String(uniqueKey())],
+    );
+    assertEquals(code, 0, stderr);
+    // shmdt, not munmap, nor zero pages mapped in place (which the kernel
+    // also counts as a detach, but which keeps the address range taken).
+    assertEquals(JSON.parse(stdout), { before: 2, after: 1, calls: ["shmdt"] });
+  }),
+);
+
+Deno.test(
   "SysvSharedMemory.openStruct() binds a record with $atomic fields",
   leakChecked(() => {
     const sensor = layout({ count: "u32", label: utf8(16) });
     using record = SysvSharedMemory.openStruct(uniqueKey(), sensor, {
       create: true,
       exclusive: true,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     record.label = "kitchen";
     record.$atomic.count.add(3);
@@ -90,7 +105,7 @@ Deno.test(
       create: true,
       exclusive: true,
       size: 100,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     assertThrows(
       () => SysvSharedMemory.open(small.key, { size: 200 }),
@@ -118,7 +133,7 @@ Deno.test(
       exclusive: true,
       size: 64,
       mode: 0o644,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     assertThrows(
       () => SysvSharedMemory.open(wide.key, { create: true, size: 64 }),

@@ -332,12 +332,15 @@ export class Mapping {
     raw.pointer = attached ? attached.pointer : this.#map(size);
     // The safety net for a mapping dropped without close(). It runs only
     // when no buffer we made is reachable (each one keeps its Mapping alive
-    // through _owners). Attached memory (a System V segment) is detached
-    // with its own call, so that the kernel's attach count drops and a
-    // segment marked for removal is freed. A mapping of a descriptor could
-    // still be reached through a buffer moved away with transfer(), which
-    // we cannot tell from here: so its range is retired in place instead
-    // of unmapped.
+    // through _owners), but a buffer moved away with transfer() could still
+    // be, and we cannot tell from here. A mapping of a descriptor is
+    // therefore retired in place instead of unmapped. Attached memory (a
+    // System V segment) is released with its own call (shmdt), which gives
+    // back the address range too; the price is that such an escaped buffer
+    // of a segment dropped without close() would then point at nothing.
+    // (Zero pages mapped over the segment would detach it as well, as the
+    // kernel counts attachments, and are what close() uses when it sees
+    // an escape.)
     this.#life.guard(
       this,
       detach
