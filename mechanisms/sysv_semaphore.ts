@@ -26,10 +26,15 @@
  * takes a timeout.
  *
  * @example A lock that survives its holder's crash
- * ```ts ignore
+ * ```ts
  * import { SysvSemaphoreSet } from "@ipckit/ipckit/sysv-semaphore";
  *
- * using set = SysvSemaphoreSet.open(0x5e4a, { create: true, count: 1, initial: 1 });
+ * using set = SysvSemaphoreSet.open("private", {
+ *   create: true,
+ *   count: 1,
+ *   initial: 1,
+ *   unlinkOnClose: true,
+ * });
  * {
  *   using _held = await set.lock(0, { timeout: 5000 });
  *   // … if this process is killed here, the kernel gives the count back …
@@ -54,12 +59,14 @@ import {
   semtimedop,
 } from "../ffi/sysv.ts";
 import type { WaitOptions } from "./channel.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
 import {
-  closedError,
-  systemError,
-  timeoutError,
-} from "./_common/system_error.ts";
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { systemError, timeoutError } from "./_common/system_error.ts";
 import { checkAdoptOption } from "./_kernel/adoption.ts";
 import {
   type CheckedKey,
@@ -73,14 +80,30 @@ import {
   resolveKey,
   type SysvKey,
 } from "./_kernel/sysv.ts";
-import { deadlineOf, remainingMs } from "./_wait/deadline.ts";
+import {
+  deadlineOf,
+  remainingMs,
+  SYNC_WAIT_KEYS,
+  WAIT_KEYS,
+} from "./_wait/deadline.ts";
 import { type PollGroup, pollGroup } from "./_wait/poll_group.ts";
 import { retryAsync, type RetryPlan, retrySync } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 
 export type { SysvKey } from "./_kernel/sysv.ts";
 
-/** The largest value a System V semaphore holds on Linux (SEMVMX). */
+/**
+ * The largest value a System V semaphore holds on Linux (SEMVMX).
+ *
+ * @example
+ * ```ts
+ * import { SYSV_SEM_VALUE_MAX } from "@ipckit/ipckit";
+ *
+ * console.log(SYSV_SEM_VALUE_MAX); // 32767
+ * ```
+ *
+ * @category System V IPC
+ */
 export const SYSV_SEM_VALUE_MAX = 32767;
 
 /**
@@ -92,6 +115,8 @@ export const SYSV_SEM_VALUE_MAX = 32767;
  *
  * const forks: SysvSemaphoreSetOptions = { create: true, count: 5, initial: 1 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSemaphoreSetOptions {
   /** Create the set if no set has the key. Needs `count`. Default `false`. */
@@ -117,8 +142,14 @@ export interface SysvSemaphoreSetOptions {
   initial?: number | readonly number[];
   /** Permission bits of a created set. Default `0o600`. */
   mode?: number;
-  /** Remove the set when this handle closes. Default `false`. */
-  removeOnClose?: boolean;
+  /**
+   * Remove the set (`IPC_RMID`, as {@linkcode SysvSemaphoreSet.remove})
+   * when this handle closes. Unlike unlinking a POSIX name, that ends the
+   * set at once: other processes' waits on it fail with `NotFound`.
+   * Default `false`: the set stays, as every named object does (the
+   * README's "Cleaning up").
+   */
+  unlinkOnClose?: boolean;
   /** Microseconds a wait retries before it sleeps, 0 to 1000. Default 50. */
   spin?: number;
 }
@@ -133,6 +164,8 @@ export interface SysvSemaphoreSetOptions {
  * // Take one of semaphore 0 and one of semaphore 1, both or neither.
  * const both: SysvSemaphoreOp[] = [{ index: 0, delta: -1 }, { index: 1, delta: -1 }];
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSemaphoreOp {
   /** Which semaphore of the set. Default 0. */
@@ -156,6 +189,8 @@ export interface SysvSemaphoreOp {
  *
  * const options: SysvWaitOptions = { count: 2, undo: true, timeout: 100 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvWaitOptions extends WaitOptions {
   /** How much to take (or add). Default 1. */
@@ -173,6 +208,8 @@ export interface SysvWaitOptions extends WaitOptions {
  *
  * const idle: SysvSemaphoreWaiters = { forIncrease: 0, forZero: 0 };
  * ```
+ *
+ * @category System V IPC
  */
 export interface SysvSemaphoreWaiters {
   /** Processes blocked until the value grows (`GETNCNT`); ipckit's async waits never block, so they are not counted. */
@@ -187,39 +224,90 @@ export interface SysvSemaphoreWaiters {
  * process dies first.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { SysvSemaphoreSet } from "@ipckit/ipckit";
  *
- * using set = SysvSemaphoreSet.open(0x5e4a);
- * const held = await set.lock();
+ * using set = SysvSemaphoreSet.open("private", {
+ *   create: true,
+ *   count: 1,
+ *   initial: 1,
+ *   unlinkOnClose: true,
+ * });
+ * const held = await set.lock(0, { timeout: 1000 });
  * held.release();
+ * console.log(held.held, set.value(0)); // false 1
  * ```
+ *
+ * @category System V IPC
  */
-export interface SysvSemaphoreLock extends Disposable {
+export interface SysvSemaphoreLock extends Disposable, AsyncDisposable {
+  /** Whether this lock still holds its semaphore. */
+  readonly held: boolean;
   /** Gives the semaphore back; idempotent. */
   release(): void;
+  /** The same as {@linkcode SysvSemaphoreLock.release}. */
+  close(): void;
 }
+
+const _OPEN_KEYS = optionKeys<SysvSemaphoreSetOptions>({
+  create: true,
+  exclusive: true,
+  adopt: true,
+  count: true,
+  initial: true,
+  mode: true,
+  unlinkOnClose: true,
+  spin: true,
+});
+const _OP_KEYS = optionKeys<SysvSemaphoreOp>({
+  index: true,
+  delta: true,
+  undo: true,
+});
+const _WAIT_KEYS = optionKeys<SysvWaitOptions>({
+  count: true,
+  undo: true,
+  timeout: true,
+  signal: true,
+});
+const _TRY_WAIT_KEYS = optionKeys<Pick<SysvWaitOptions, "count" | "undo">>({
+  count: true,
+  undo: true,
+});
+const _WAIT_SYNC_KEYS = optionKeys<
+  Pick<SysvWaitOptions, "count" | "undo" | "timeout">
+>({ count: true, undo: true, timeout: true });
 
 /**
  * A System V semaphore set.
  *
  * @example Producer and consumer counts
- * ```ts ignore
+ * ```ts
  * import { SysvSemaphoreSet } from "@ipckit/ipckit";
  *
  * // 0: free slots, 1: filled slots
- * using slots = SysvSemaphoreSet.open(0x51, { create: true, count: 2, initial: [8, 0] });
- * await slots.wait(0);
+ * using slots = SysvSemaphoreSet.open("private", {
+ *   create: true,
+ *   count: 2,
+ *   initial: [8, 0],
+ *   unlinkOnClose: true,
+ * });
+ * await slots.wait(0, { timeout: 1000 });
  * slots.post(1);
+ * console.log(slots.values()); // [7, 1]
  * ```
+ *
+ * @category System V IPC
  */
 export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   #id: number;
   #key: number;
   #count: number;
   #what: string;
-  #removeOnClose: boolean;
-  #closed = false;
+  #unlinkOnClose: boolean;
+  // No safety net (Lifecycle.guard): a set id is not a resource this
+  // process holds, and SEM_UNDO records go with the process, not the handle.
+  #life: Lifecycle;
   #closing = new AbortController();
   #spinner: Spinner;
   #group: () => PollGroup;
@@ -231,14 +319,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     key: number,
     count: number,
     what: string,
-    removeOnClose: boolean,
+    unlinkOnClose: boolean,
     spin: number,
   ) {
     this.#id = id;
     this.#key = key;
     this.#count = count;
     this.#what = what;
-    this.#removeOnClose = removeOnClose;
+    this.#unlinkOnClose = unlinkOnClose;
+    this.#life = new Lifecycle(what);
     this.#spinner = new Spinner(spin);
     this.#limits = readSysvLimit("sem");
     const groupKey = `sysv-sem:${id}`;
@@ -260,10 +349,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * belongs to another user or has a wider mode (see `adopt`)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a, { create: true, count: 3, initial: 1 });
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 3,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * console.log(set.values()); // [1, 1, 1]
    * ```
    */
@@ -272,12 +366,13 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     options: SysvSemaphoreSetOptions = {},
   ): SysvSemaphoreSet {
     const label = "System V semaphore set";
+    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
     const checked = checkKey(key, label);
     const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, removeOnClose } = options;
+    const { create, exclusive, unlinkOnClose } = options;
     checkFlag(create, "create", action);
     checkFlag(exclusive, "exclusive", action);
-    checkFlag(removeOnClose, "removeOnClose", action);
+    checkFlag(unlinkOnClose, "unlinkOnClose", action);
     if (exclusive && !create) {
       throw new TypeError(`Cannot ${action}: exclusive needs create`);
     }
@@ -341,7 +436,7 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
       number,
       status.nsems,
       _describe(checked, id),
-      removeOnClose ?? false,
+      unlinkOnClose ?? false,
       spin,
     );
   }
@@ -363,18 +458,23 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
    * The value of semaphore `index` (`GETVAL`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
-   * console.log(set.value(0));
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(set.value(0)); // 1
    * ```
    */
   value(index: number = 0): number {
@@ -386,15 +486,20 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * Every value of the set (`GETALL`).
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
-   * console.log(set.values());
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 2,
+   *   initial: [3, 0],
+   *   unlinkOnClose: true,
+   * });
+   * console.log(set.values()); // [3, 0]
    * ```
    */
   values(): number[] {
-    this.#checkOpen();
+    this.#checkOpen("read the values of");
     const result = semGetAll(this.#id, this.#count);
     if (typeof result === "number") {
       throw idError("semctl", `read the values of ${this.#what}`, -result);
@@ -409,11 +514,17 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {RangeError} for a value outside 0 to 32767
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 0,
+   *   unlinkOnClose: true,
+   * });
    * set.setValue(0, 1);
+   * console.log(set.value(0)); // 1
    * ```
    */
   setValue(index: number, value: number): void {
@@ -431,11 +542,16 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * (`GETNCNT`, `GETZCNT`): C programs and `waitSync()` callers.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
-   * console.log(set.waiting(0).forIncrease);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
+   * console.log(set.waiting(0)); // { forIncrease: 0, forZero: 0 }
    * ```
    */
   waiting(index: number = 0): SysvSemaphoreWaiters {
@@ -451,11 +567,17 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * none.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
-   * console.log(set.lastPid(0));
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
+   * set.post(0);
+   * console.log(set.lastPid(0) === Deno.pid); // true
    * ```
    */
   lastPid(index: number = 0): number {
@@ -476,17 +598,27 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * that would exceed 32767
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using forks = SysvSemaphoreSet.open(0xf0, { create: true, count: 5, initial: 1 });
-   * await forks.operate([{ index: 0, delta: -1 }, { index: 1, delta: -1 }], { timeout: 1000 });
+   * // Five forks; a philosopher takes two at once, or neither.
+   * using forks = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 5,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
+   * await forks.operate([{ index: 0, delta: -1 }, { index: 1, delta: -1 }], {
+   *   timeout: 1000,
+   * });
+   * console.log(forks.values()); // [0, 0, 1, 1, 1]
    * ```
    */
   async operate(
     ops: readonly SysvSemaphoreOp[],
     options: WaitOptions = {},
   ): Promise<void> {
+    checkOptionKeys(options, WAIT_KEYS, `operate on ${this.#what}`);
     const encoded = this.#encode(ops, "operate on");
     const plan = this.#plan(encoded, options);
     const waiter = this.#group().waiter(encoded.classKey, plan);
@@ -505,10 +637,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @returns whether they were applied (false: one would have had to wait)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * if (set.tryOperate([{ delta: -1 }])) set.post();
    * ```
    */
@@ -527,10 +664,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * set.operateSync([{ delta: -1, undo: true }], { timeout: 1000 });
    * ```
    */
@@ -538,6 +680,7 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     ops: readonly SysvSemaphoreOp[],
     options: { timeout?: number } = {},
   ): void {
+    checkOptionKeys(options, SYNC_WAIT_KEYS, `operate on ${this.#what}`);
     const encoded = this.#encode(ops, "operate on");
     const plan = this.#plan(encoded, options);
     const errno = retrySync(plan, () => {
@@ -568,21 +711,27 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.BadResource} when the set is closed meanwhile
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * await set.wait(0, { timeout: 1000 });
    * ```
    */
   wait(index: number = 0, options: SysvWaitOptions = {}): Promise<void> {
+    checkOptionKeys(options, _WAIT_KEYS, `wait on ${this.#what}`);
     return this.operate([
       {
         index,
         delta: -_checkAmount(options.count, this.#what),
         undo: options.undo,
       },
-    ], options);
+    ], { timeout: options.timeout, signal: options.signal });
   }
 
   /**
@@ -591,10 +740,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @returns whether it was taken
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * if (set.tryWait()) set.post();
    * ```
    */
@@ -602,6 +756,7 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     index: number = 0,
     options: Pick<SysvWaitOptions, "count" | "undo"> = {},
   ): boolean {
+    checkOptionKeys(options, _TRY_WAIT_KEYS, `wait on ${this.#what}`);
     return this.tryOperate([
       {
         index,
@@ -618,10 +773,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * set.waitSync(0, { timeout: 1000 });
    * ```
    */
@@ -629,13 +789,14 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     index: number = 0,
     options: Pick<SysvWaitOptions, "count" | "undo" | "timeout"> = {},
   ): void {
+    checkOptionKeys(options, _WAIT_SYNC_KEYS, `wait on ${this.#what}`);
     this.operateSync([
       {
         index,
         delta: -_checkAmount(options.count, this.#what),
         undo: options.undo,
       },
-    ], options);
+    ], { timeout: options.timeout });
   }
 
   /**
@@ -645,17 +806,24 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {RangeError} when the value would exceed 32767
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a);
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 0,
+   *   unlinkOnClose: true,
+   * });
    * set.post(0);
+   * console.log(set.value(0)); // 1
    * ```
    */
   post(
     index: number = 0,
     options: Pick<SysvWaitOptions, "count" | "undo"> = {},
   ): void {
+    checkOptionKeys(options, _TRY_WAIT_KEYS, `post ${this.#what}`);
     const applied = this.tryOperate([
       {
         index,
@@ -676,10 +844,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.BadResource} when the set is closed meanwhile
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a, { create: true, count: 1, initial: 1 });
+   * using set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   initial: 1,
+   *   unlinkOnClose: true,
+   * });
    * {
    *   using _held = await set.lock(0, { timeout: 5000 });
    *   // … one process at a time …
@@ -690,15 +863,25 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     index: number = 0,
     options: WaitOptions = {},
   ): Promise<SysvSemaphoreLock> {
+    checkOptionKeys(options, WAIT_KEYS, `lock ${this.#what}`);
     await this.operate([{ index, delta: -1, undo: true }], options);
     let held = true;
     const release = () => {
       if (!held) return;
       held = false;
-      // The undo records of the take and the give cancel out.
-      if (!this.#closed) this.post(index, { undo: true });
+      // The undo records of the take and the give cancel out. A closed
+      // handle cannot give it back: the kernel does when the process ends.
+      if (!this.#life.closed) this.post(index, { undo: true });
     };
-    return { release, [Symbol.dispose]: release };
+    return {
+      get held() {
+        return held;
+      },
+      release,
+      close: release,
+      [Symbol.dispose]: release,
+      [Symbol.asyncDispose]: () => this.#life.closeAsync(release),
+    };
   }
 
   /**
@@ -709,11 +892,11 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * @throws {Deno.errors.NotFound} when it was removed already
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * using set = SysvSemaphoreSet.open(0x5e4a, { create: true, count: 1 });
-   * set.remove();
+   * using set = SysvSemaphoreSet.open("private", { create: true, count: 1 });
+   * set.remove(); // gone for every process; their waits fail with NotFound
    * ```
    */
   remove(): void {
@@ -726,27 +909,28 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   /**
    * Closes the handle; idempotent. Pending waits reject with
    * `Deno.errors.BadResource`, having taken nothing. The set stays unless
-   * `removeOnClose` was given; undo records stay until the process ends.
+   * the handle was opened with `unlinkOnClose: true` (then it is removed,
+   * as {@linkcode SysvSemaphoreSet.remove} does; one removed already counts
+   * as done). Undo records stay until the process ends.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { SysvSemaphoreSet } from "@ipckit/ipckit";
    *
-   * const set = SysvSemaphoreSet.open(0x5e4a);
+   * const set = SysvSemaphoreSet.open("private", {
+   *   create: true,
+   *   count: 1,
+   *   unlinkOnClose: true,
+   * });
    * set.close();
+   * set.close(); // no-op
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closing.abort(closedError(this.#what));
-    if (this.#removeOnClose) {
-      const result = semRemove(this.#id);
-      if (result < 0 && -result !== ERRNO.EINVAL && -result !== ERRNO.EIDRM) {
-        throw idError("semctl", `remove ${this.#what}`, -result);
-      }
-      this.#group().poke();
-    }
+    this.#life.close(() => {
+      this.#closing.abort(this.#life.closedError());
+      if (this.#unlinkOnClose) unlinkQuietly(() => this.remove());
+    });
   }
 
   /** Closes the handle; see {@linkcode SysvSemaphoreSet.close}. */
@@ -756,16 +940,15 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
 
   /** Closes the handle; see {@linkcode SysvSemaphoreSet.close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.#life.closeAsync(() => this.close());
   }
 
-  #checkOpen(): void {
-    if (this.#closed) throw closedError(this.#what);
+  #checkOpen(verb: string = "operate on"): void {
+    this.#life.check(verb);
   }
 
   #index(index: unknown, verb: string): number {
-    this.#checkOpen();
+    this.#checkOpen(verb);
     if (
       typeof index !== "number" || !Number.isInteger(index) || index < 0 ||
       index >= this.#count
@@ -789,7 +972,7 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     ops: readonly SysvSemaphoreOp[],
     verb: string,
   ): _EncodedOps {
-    this.#checkOpen();
+    this.#checkOpen(verb);
     const action = `${verb} ${this.#what}`;
     if (!Array.isArray(ops) || ops.length === 0) {
       throw new TypeError(`Cannot ${action}: give at least one operation`);
@@ -808,6 +991,8 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
           `Cannot ${action}: each operation is { index, delta, undo }`,
         );
       }
+      // A misspelt index would otherwise act on semaphore 0.
+      checkOptionKeys(op, _OP_KEYS, action);
       const index = this.#index(op.index ?? 0, verb);
       const delta = op.delta;
       if (

@@ -69,7 +69,7 @@ Deno.test({
       create: true,
       exclusive: true,
       count: 3,
-      removeOnClose: true,
+      unlinkOnClose: true,
     });
     const listed = listSysvObjects();
     const find = (id: number, kind: string) =>

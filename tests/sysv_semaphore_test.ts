@@ -11,7 +11,7 @@ function set(
     create: true,
     exclusive: true,
     count: 1,
-    removeOnClose: true,
+    unlinkOnClose: true,
     ...options,
   });
 }
