@@ -37,14 +37,16 @@
  * on the path as given and where it really leads, as for `MappedFile`.
  *
  * @example One process at a time
- * ```ts ignore
+ * ```ts
  * import { FileLock } from "@ipckit/ipckit/file-lock";
  *
- * using lock = FileLock.open("/tmp/app.lock", { create: true });
+ * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+ * using lock = FileLock.open(path, { create: true });
  * {
  *   using _held = await lock.lock({ timeout: 5000 });
  *   // … only one holder of the whole file at a time …
  * }
+ * Deno.removeSync(path); // (the lock goes with the handle, not the file)
  * ```
  *
  * @module
@@ -56,8 +58,14 @@ import { libc } from "../ffi/load.ts";
 import { getLock, OFD, setLock } from "../ffi/lock.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
-import { checkFlag, checkMode } from "./_common/checks.ts";
-import { closedError, systemError } from "./_common/system_error.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
+import { Lifecycle } from "./_common/lifecycle.ts";
+import { systemError } from "./_common/system_error.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
 import { describeFileType } from "./_kernel/file_type.ts";
 import { checkFilePath } from "./_kernel/paths.ts";
@@ -80,6 +88,8 @@ import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
  *
  * const options: FileLockOptions = { create: true, mode: 0o600 };
  * ```
+ *
+ * @category File locks
  */
 export interface FileLockOptions {
   /** Create the file (empty) if it does not exist. Default `false`. */
@@ -104,6 +114,8 @@ export interface FileLockOptions {
  *
  * const header: LockOptions = { shared: true, start: 0, length: 4096, timeout: 1000 };
  * ```
+ *
+ * @category File locks
  */
 export interface LockOptions extends WaitOptions {
   /** A shared (read) lock, which other shared locks do not exclude. Default `false`: exclusive. */
@@ -122,23 +134,32 @@ export interface LockOptions extends WaitOptions {
  * `using` block unlocks its bytes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { FileLock } from "@ipckit/ipckit";
  *
- * using lock = FileLock.open("/tmp/app.lock");
- * const held = await lock.lock();
+ * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+ * using lock = FileLock.open(path);
+ * const held = await lock.lock({ timeout: 1000 });
  * held.release();
+ * console.log(held.held); // false
+ * Deno.removeSync(path); // (the lock goes with the handle, not the file)
  * ```
+ *
+ * @category File locks
  */
-export interface FileLockHold extends Disposable {
+export interface FileLockHold extends Disposable, AsyncDisposable {
   /** Whether it is shared. */
   readonly shared: boolean;
   /** Its first byte. */
   readonly start: number;
   /** Its length; 0 to the end of the file. */
   readonly length: number;
+  /** Whether it is still held. */
+  readonly held: boolean;
   /** Unlocks its bytes; idempotent. */
   release(): void;
+  /** The same as {@linkcode FileLockHold.release}. */
+  close(): void;
 }
 
 /**
@@ -150,6 +171,8 @@ export interface FileLockHold extends Disposable {
  *
  * const holder: LockHolder = { shared: false, start: 0, length: 0, pid: -1 };
  * ```
+ *
+ * @category File locks
  */
 export interface LockHolder {
   /** Whether the conflicting lock is shared. */
@@ -166,6 +189,28 @@ export interface LockHolder {
   pid: number;
 }
 
+const _OPEN_KEYS = optionKeys<FileLockOptions>({
+  create: true,
+  mode: true,
+  write: true,
+  spin: true,
+});
+const _LOCK_KEYS = optionKeys<LockOptions>({
+  shared: true,
+  start: true,
+  length: true,
+  timeout: true,
+  signal: true,
+});
+const _RANGE_KEYS = optionKeys<
+  Pick<LockOptions, "shared" | "start" | "length">
+>(
+  { shared: true, start: true, length: true },
+);
+const _LOCK_SYNC_KEYS = optionKeys<
+  Pick<LockOptions, "shared" | "start" | "length" | "timeout">
+>({ shared: true, start: true, length: true, timeout: true });
+
 interface _Range {
   type: number;
   start: number;
@@ -179,21 +224,25 @@ interface _Range {
  * process or another.
  *
  * @example Readers share, a writer excludes
- * ```ts ignore
+ * ```ts
  * import { FileLock } from "@ipckit/ipckit";
  *
- * using reader = FileLock.open("/tmp/data.lock", { create: true });
- * using writer = FileLock.open("/tmp/data.lock");
- * using _reading = await reader.lock({ shared: true });
+ * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+ * using reader = FileLock.open(path);
+ * using writer = FileLock.open(path);
+ * using _reading = await reader.lock({ shared: true, timeout: 1000 });
  * console.log(writer.tryLock()); // undefined: the reader holds it
+ * Deno.removeSync(path); // (the lock goes with the handle, not the file)
  * ```
+ *
+ * @category File locks
  */
-export class FileLock implements Disposable {
+export class FileLock implements Disposable, AsyncDisposable {
   #path: string;
   #what: string;
-  #fd: number;
+  #handle: { fd: number };
   #writable: boolean;
-  #closed = false;
+  #life: Lifecycle;
   #closing = new AbortController();
   #spinner: Spinner;
   #group: () => PollGroup;
@@ -206,8 +255,15 @@ export class FileLock implements Disposable {
     spin: number,
   ) {
     this.#path = path;
-    this.#what = `file lock "${path}"`;
-    this.#fd = fd;
+    this.#what = `file "${path}"`;
+    this.#life = new Lifecycle(this.#what);
+    const handle = { fd };
+    this.#handle = handle;
+    // The safety net for a handle dropped without close(): closing the
+    // descriptor releases its locks, as the kernel does at exit.
+    this.#life.guard(this, () => {
+      if (handle.fd >= 0) libc().symbols.close(handle.fd);
+    });
     this.#writable = writable;
     this.#spinner = new Spinner(spin);
     this.#group = () => pollGroup(`file-lock:${fileKey}`);
@@ -225,13 +281,17 @@ export class FileLock implements Disposable {
    * @throws {Deno.errors.NotSupported} where the kernel has no OFD locks (not Linux)
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * using lock = FileLock.open(new URL("./app.lock", import.meta.url), { create: true });
+   * const dir = Deno.makeTempDirSync();
+   * using lock = FileLock.open(new URL(`file://${dir}/app.lock`), { create: true });
+   * console.log(lock.path.endsWith("app.lock")); // true
+   * Deno.removeSync(dir, { recursive: true });
    * ```
    */
   static open(path: string | URL, options: FileLockOptions = {}): FileLock {
+    checkOptionKeys(options, _OPEN_KEYS, "lock file");
     const filePath = checkFilePath(path, "lock file");
     const action = `lock file "${filePath}"`;
     if (Deno.build.os !== "linux") {
@@ -282,7 +342,7 @@ export class FileLock implements Disposable {
 
   /** Whether `close()` has been called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#life.closed;
   }
 
   /**
@@ -292,17 +352,20 @@ export class FileLock implements Disposable {
    * @throws {TypeError} for an exclusive lock on a handle opened with `write: false`
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * using lock = FileLock.open("/tmp/app.lock", { create: true });
+   * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+   * using lock = FileLock.open(path);
    * const held = lock.tryLock();
    * if (held) held.release();
+   * Deno.removeSync(path); // (the lock goes with the handle, not the file)
    * ```
    */
   tryLock(
     options: Pick<LockOptions, "shared" | "start" | "length"> = {},
   ): FileLockHold | undefined {
+    checkOptionKeys(options, _RANGE_KEYS, `lock ${this.#what}`);
     const range = this.#range(options);
     const errno = this.#attempt(range);
     if (errno === 0) return this.#hold(range);
@@ -319,14 +382,17 @@ export class FileLock implements Disposable {
    * @throws the signal's reason when `signal` aborts
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * using lock = FileLock.open("/tmp/app.lock", { create: true });
+   * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+   * using lock = FileLock.open(path);
    * using _held = await lock.lock({ start: 0, length: 100, timeout: 1000 });
+   * Deno.removeSync(path); // (the lock goes with the handle, not the file)
    * ```
    */
   async lock(options: LockOptions = {}): Promise<FileLockHold> {
+    checkOptionKeys(options, _LOCK_KEYS, `lock ${this.#what}`);
     const range = this.#range(options);
     const plan = this.#plan(range, options);
     const waiter = this.#group().waiter(
@@ -351,16 +417,19 @@ export class FileLock implements Disposable {
    * @throws {IpcError} with code `EDEADLK` when the kernel sees that waiting would deadlock
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * using lock = FileLock.open("/tmp/app.lock", { create: true });
+   * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+   * using lock = FileLock.open(path);
    * using _held = lock.lockSync({ timeout: 1000 });
+   * Deno.removeSync(path); // (the lock goes with the handle, not the file)
    * ```
    */
   lockSync(
     options: Pick<LockOptions, "shared" | "start" | "length" | "timeout"> = {},
   ): FileLockHold {
+    checkOptionKeys(options, _LOCK_SYNC_KEYS, `lock ${this.#what}`);
     const range = this.#range(options);
     const plan = this.#plan(range, options);
     const errno = retrySync(plan, this.#blocker(plan.deadline, range));
@@ -374,18 +443,23 @@ export class FileLock implements Disposable {
    * conflict with it.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * using lock = FileLock.open("/tmp/app.lock");
-   * console.log(lock.holder()?.pid);
+   * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+   * using mine = FileLock.open(path);
+   * using other = FileLock.open(path);
+   * using _held = mine.lockSync({ timeout: 1000 });
+   * console.log(other.holder()); // { shared: false, start: 0, length: 0, pid: -1 }
+   * Deno.removeSync(path); // (the lock goes with the handle, not the file)
    * ```
    */
   holder(
     options: Pick<LockOptions, "shared" | "start" | "length"> = {},
   ): LockHolder | undefined {
+    checkOptionKeys(options, _RANGE_KEYS, `find the holder of ${this.#what}`);
     const range = this.#range(options, false);
-    const found = getLock(this.#fd, range.type, range);
+    const found = getLock(this.#handle.fd, range.type, range);
     if (typeof found === "number") throw this.#error(-found);
     if (found === undefined) return undefined;
     return {
@@ -401,20 +475,23 @@ export class FileLock implements Disposable {
    * idempotent. Pending `lock()` calls reject with `BadResource`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { FileLock } from "@ipckit/ipckit";
    *
-   * const lock = FileLock.open("/tmp/app.lock", { create: true });
+   * const path = Deno.makeTempFileSync({ suffix: ".lock" });
+   * const lock = FileLock.open(path);
    * lock.close();
+   * lock.close(); // no-op
+   * Deno.removeSync(path); // (the lock goes with the handle, not the file)
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closing.abort(closedError(this.#what));
-    libc().symbols.close(this.#fd);
-    this.#fd = -1;
-    this.#group().poke();
+    this.#life.close(() => {
+      this.#closing.abort(this.#life.closedError());
+      libc().symbols.close(this.#handle.fd);
+      this.#handle.fd = -1;
+      this.#group().poke();
+    });
   }
 
   /** Closes the file; see {@linkcode FileLock.close}. */
@@ -422,11 +499,16 @@ export class FileLock implements Disposable {
     this.close();
   }
 
+  /** Closes the file; see {@linkcode FileLock.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#life.closeAsync(() => this.close());
+  }
+
   #range(
     options: Pick<LockOptions, "shared" | "start" | "length">,
     needWrite: boolean = true,
   ): _Range {
-    if (this.#closed) throw closedError(this.#what);
+    this.#life.check("lock");
     const action = `lock ${this.#what}`;
     checkFlag(options.shared, "shared", action);
     const shared = options.shared ?? false;
@@ -459,8 +541,8 @@ export class FileLock implements Disposable {
 
   /** One F_OFD_SETLK: 0 or the errno (EAGAIN: another holds a conflicting lock). */
   #attempt(range: _Range): number {
-    if (this.#closed) throw closedError(this.#what);
-    return -setLock(this.#fd, OFD.F_SETLK, range.type, range);
+    this.#life.check("lock");
+    return -setLock(this.#handle.fd, OFD.F_SETLK, range.type, range);
   }
 
   #plan(range: _Range, options: WaitOptions): RetryPlan<number> {
@@ -487,7 +569,12 @@ export class FileLock implements Disposable {
     }
     return () => {
       for (;;) {
-        const result = -setLock(this.#fd, OFD.F_SETLKW, range.type, range);
+        const result = -setLock(
+          this.#handle.fd,
+          OFD.F_SETLKW,
+          range.type,
+          range,
+        );
         if (result !== ERRNO.EINTR) return result;
       }
     };
@@ -498,8 +585,13 @@ export class FileLock implements Disposable {
     const release = () => {
       if (!held) return;
       held = false;
-      if (this.#closed) return; // closing released it
-      const result = setLock(this.#fd, OFD.F_SETLK, OFD.F_UNLCK, range);
+      if (this.#life.closed) return; // closing released it
+      const result = setLock(
+        this.#handle.fd,
+        OFD.F_SETLK,
+        OFD.F_UNLCK,
+        range,
+      );
       if (result < 0) throw this.#error(-result);
       this.#group().poke();
     };
@@ -507,8 +599,13 @@ export class FileLock implements Disposable {
       shared: range.shared,
       start: range.start,
       length: range.length,
+      get held() {
+        return held;
+      },
       release,
+      close: release,
       [Symbol.dispose]: release,
+      [Symbol.asyncDispose]: () => this.#life.closeAsync(release),
     };
   }
 

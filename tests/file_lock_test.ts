@@ -4,6 +4,7 @@ import { LineReader } from "./_bounded.ts";
 import {
   commandSucceeds,
   leakChecked,
+  runFixture,
   skip,
   spawnFixture,
 } from "./_helpers.ts";
@@ -42,6 +43,26 @@ async function withHolder(
     await new Response(command.stderr).text();
   }
 }
+
+Deno.test(
+  "FileLock dropped without close() has its descriptor, and so its lock, released by the safety net",
+  leakChecked(() =>
+    withFile(async (path) => {
+      const { code, stdout, stderr } = await runFixture(
+        "file_lock_dropped.ts",
+        [
+          "--v8-flags=--expose-gc",
+          "--allow-ffi",
+          "--allow-read",
+          `--allow-write=${path}`,
+        ],
+        [path],
+      );
+      assertEquals(code, 0, stderr);
+      assertEquals(JSON.parse(stdout), { whileHeld: false, taken: true });
+    })
+  ),
+);
 
 Deno.test(
   "FileLock: two handles in one process conflict as two processes would",
