@@ -673,6 +673,8 @@ export type { SysvObject, SysvVerdict } from "./_inventory/sysv.ts";
  *
  * console.log(SYSV_KIND_NAMES["sysv-shm"]); // System V shared memory
  * ```
+ *
+ * @category Inventory
  */
 export const SYSV_KIND_NAMES: Readonly<Record<SysvKind, string>> = {
   "sysv-msg": SYSV_KIND_FACTS["sysv-msg"].label,
@@ -689,6 +691,8 @@ export const SYSV_KIND_NAMES: Readonly<Record<SysvKind, string>> = {
  *
  * const options: SysvListOptions = { kinds: ["sysv-shm"], key: 1234 };
  * ```
+ *
+ * @category Inventory
  */
 export interface SysvListOptions {
   /** Only these kinds. Default: every System V kind. */
@@ -699,6 +703,12 @@ export interface SysvListOptions {
   key?: number;
 }
 
+const _SYSV_LIST_KEYS = optionKeys<SysvListOptions>({
+  kinds: true,
+  id: true,
+  key: true,
+});
+
 /**
  * Lists the System V objects (message queues, shared memory segments,
  * semaphore sets) of every user, from /proc/sysvipc, as `ipcs` shows them:
@@ -707,24 +717,50 @@ export interface SysvListOptions {
  * @param options which kinds, and optionally one id or key
  * @returns the objects, sorted by kind then id
  * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
- * @throws {TypeError} on an unknown kind
+ * @throws {TypeError} on an unknown kind or option
+ * @throws {RangeError} for an id or key that cannot be one
  *
  * @example
- * ```ts ignore
- * // deno run --allow-ffi --allow-read=/proc/sysvipc list.ts
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/sysvipc --allow-write=/proc/sysvipc list.ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
  * import { listSysvObjects } from "@ipckit/ipckit/inventory";
  *
- * for (const { kind, keyText, id, size } of listSysvObjects()) {
- *   console.log(kind, keyText, id, size);
- * }
+ * using segment = SysvSharedMemory.open("private", {
+ *   create: true,
+ *   size: 1024,
+ *   unlinkOnClose: true,
+ * });
+ * const [mine] = listSysvObjects({ kinds: ["sysv-shm"], id: segment.id });
+ * console.log(mine.keyText, mine.size, mine.attachments); // 0x00000000 1024 1
  * ```
+ *
+ * @category Inventory
  */
 export function listSysvObjects(options: SysvListOptions = {}): SysvObject[] {
+  const action = "list System V objects";
+  checkOptionKeys(options, _SYSV_LIST_KEYS, action);
   const kinds = _sysvKinds(options.kinds);
+  const { id, key } = options;
+  if (id !== undefined && (!Number.isInteger(id) || id < 0)) {
+    throw new RangeError(
+      `Cannot ${action}: id must be an integer of 0 or more, got ${String(id)}`,
+    );
+  }
+  if (
+    key !== undefined &&
+    (!Number.isInteger(key) || key < -0x8000_0000 || key > 0xffff_ffff)
+  ) {
+    throw new RangeError(
+      `Cannot ${action}: key must be an integer that fits in 32 bits, got ${
+        String(key)
+      }`,
+    );
+  }
   for (const kind of kinds) requireSysvPermissions(kind, ["read"]);
   return listSysv(kinds).filter((object) =>
-    (options.id === undefined || object.id === options.id) &&
-    (options.key === undefined || object.key === (options.key | 0))
+    (id === undefined || object.id === id) &&
+    (key === undefined || object.key === (key | 0))
   );
 }
 
@@ -740,18 +776,26 @@ export function listSysvObjects(options: SysvListOptions = {}): SysvObject[] {
  * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
  *
  * @example
- * ```ts ignore
- * import { planSysvCollection, removeSysvObject } from "@ipckit/ipckit/inventory";
+ * ```ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
+ * import { planSysvCollection } from "@ipckit/ipckit/inventory";
  *
- * for (const { object, remove, reason } of planSysvCollection({ kinds: ["sysv-shm"] })) {
- *   if (remove) removeSysvObject(object.kind, object.id);
- *   console.log(object.id, remove ? "removed" : "kept", reason);
+ * using segment = SysvSharedMemory.open("private", {
+ *   create: true,
+ *   size: 64,
+ *   unlinkOnClose: true,
+ * });
+ * for (const { remove, reason } of planSysvCollection({ id: segment.id })) {
+ *   console.log(remove ? "may go:" : "kept:", reason); // kept: attached 1 time(s)
  * }
  * ```
+ *
+ * @category Inventory
  */
 export function planSysvCollection(
   options: SysvListOptions = {},
 ): SysvVerdict[] {
+  checkOptionKeys(options, _SYSV_LIST_KEYS, "plan a System V collection");
   return listSysvObjects(options).map(judgeSysv);
 }
 
@@ -767,11 +811,16 @@ export function planSysvCollection(
  * @throws {Deno.errors.PermissionDenied} when you are neither its owner nor its creator
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
  * import { removeSysvObject } from "@ipckit/ipckit/inventory";
  *
- * removeSysvObject("sysv-shm", 32769);
+ * const segment = SysvSharedMemory.open("private", { create: true, size: 64 });
+ * segment.close(); // the segment stays: System V objects live until removed
+ * removeSysvObject("sysv-shm", segment.id); // what `ipcrm -m <id>` does
  * ```
+ *
+ * @category Inventory
  */
 export function removeSysvObject(kind: SysvKind, id: number): void {
   _sysvKinds([kind]);

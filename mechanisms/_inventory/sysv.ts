@@ -35,7 +35,11 @@ import {
   type SysvKind,
 } from "../_kernel/sysv.ts";
 
-/** One System V object as the kernel lists it. */
+/**
+ * One System V object as the kernel lists it.
+ *
+ * @category Inventory
+ */
 export interface SysvObject {
   /** `"sysv-msg"`, `"sysv-shm"` or `"sysv-sem"`. */
   kind: SysvKind;
@@ -152,7 +156,11 @@ export function lastSemaphorePids(object: SysvObject): number[] {
   return pids;
 }
 
-/** Whether a System V object may be collected, and why. */
+/**
+ * Whether a System V object may be collected, and why.
+ *
+ * @category Inventory
+ */
 export interface SysvVerdict {
   /** The object. */
   object: SysvObject;

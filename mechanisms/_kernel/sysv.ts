@@ -42,10 +42,19 @@ import { systemError } from "../_common/system_error.ts";
 import { type AdoptPolicy, requireAdoptable } from "./adoption.ts";
 import { type Access, requirePermission } from "./permissions.ts";
 
-/** The kinds of System V object. */
+/**
+ * The kinds of System V object: message queues, shared memory segments,
+ * semaphore sets.
+ *
+ * @category Inventory
+ */
 export type SysvKind = "sysv-msg" | "sysv-shm" | "sysv-sem";
 
-/** Every System V kind, in the order listings show them. */
+/**
+ * Every System V kind, in the order listings show them.
+ *
+ * @category Inventory
+ */
 export const SYSV_KINDS: readonly SysvKind[] = [
   "sysv-msg",
   "sysv-shm",
