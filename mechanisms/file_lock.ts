@@ -160,6 +160,10 @@ export interface FileLockHold extends Disposable, AsyncDisposable {
   release(): void;
   /** The same as {@linkcode FileLockHold.release}. */
   close(): void;
+  /** Releases it; see {@linkcode FileLockHold.release}. */
+  [Symbol.dispose](): void;
+  /** Releases it; see {@linkcode FileLockHold.release}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**

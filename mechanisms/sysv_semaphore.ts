@@ -247,6 +247,10 @@ export interface SysvSemaphoreLock extends Disposable, AsyncDisposable {
   release(): void;
   /** The same as {@linkcode SysvSemaphoreLock.release}. */
   close(): void;
+  /** Releases it; see {@linkcode SysvSemaphoreLock.release}. */
+  [Symbol.dispose](): void;
+  /** Releases it; see {@linkcode SysvSemaphoreLock.release}. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 const _OPEN_KEYS = optionKeys<SysvSemaphoreSetOptions>({
