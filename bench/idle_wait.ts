@@ -5,6 +5,7 @@
  * 10 s in which nothing arrives.
  *
  *   deno task bench:idle [--seconds=10] [--counts=1,20,1000] [--kinds=mq,fifo,pipe,semaphore]
+ *   deno task bench:idle --kinds=sysv-mq,sysv-mq-one,sysv-sem,file-lock
  *
  * CPU time is utime + stime of the child (all its threads) from
  * /proc/<pid>/stat, read through libc (Deno wants --allow-all for its own
@@ -54,7 +55,7 @@ async function measure(kind: string, count: number): Promise<string> {
       "--quiet",
       "--allow-ffi",
       "--allow-read",
-      "--allow-write=/dev/mqueue,/dev/shm,/tmp",
+      "--allow-write=/dev/mqueue,/dev/shm,/tmp,/proc/sysvipc",
       new URL("./fixtures/idle_waiter.ts", import.meta.url).pathname,
       kind,
       String(count),
