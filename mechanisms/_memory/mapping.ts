@@ -333,25 +333,15 @@ export class Mapping {
     // The safety net for a mapping dropped without close(). It runs only
     // when no buffer we made is reachable (each one keeps its Mapping alive
     // through _owners), but a buffer moved away with transfer() could still
-    // be, and we cannot tell from here. A mapping of a descriptor is
-    // therefore retired in place instead of unmapped. Attached memory (a
-    // System V segment) is released with its own call (shmdt), which gives
-    // back the address range too; the price is that such an escaped buffer
-    // of a segment dropped without close() would then point at nothing.
-    // (Zero pages mapped over the segment would detach it as well, as the
-    // kernel counts attachments, and are what close() uses when it sees
-    // an escape.)
-    this.#life.guard(
-      this,
-      detach
-        ? () => {
-          if (raw.pointer) detach(raw.pointer);
-        }
-        : () => {
-          if (raw.pointer) _retireInPlace(raw);
-          if (raw.fd >= 0) libc().symbols.close(raw.fd);
-        },
-    );
+    // be, and we cannot tell from here: so the range is retired in place
+    // (zero pages mapped over it) instead of unmapped, and such a buffer
+    // reads zeros instead of crashing the process. For attached memory (a
+    // System V segment) that is also the detach: the kernel counts the
+    // zero pages' mapping as the attachment's end, as shmdt would.
+    this.#life.guard(this, () => {
+      if (raw.pointer) _retireInPlace(raw);
+      if (raw.fd >= 0) libc().symbols.close(raw.fd);
+    });
   }
 
   /**
