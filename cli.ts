@@ -6,11 +6,12 @@
  * ```sh
  * deno install -g --name ipckit --allow-ffi \
  *   --allow-read=/dev/shm,/dev/mqueue,/proc \
- *   --allow-write=/dev/shm,/dev/mqueue jsr:@ipckit/ipckit/cli
+ *   --allow-write=/dev/shm,/dev/mqueue,/proc/sysvipc jsr:@ipckit/ipckit/cli
  * ipckit ls                          # every object, with the pids that hold it
  * ipckit stat /jobs                  # one object in detail
  * ipckit gc --prefix /myapp- --dry-run
  * ipckit rm /jobs
+ * ipckit rm --kind sysv-shm 32769    # System V objects by id (or 0x key)
  * ipckit watch /jobs --codec text    # print (and consume) arriving messages
  * ```
  *
@@ -48,26 +49,38 @@ import {
   type IpcObject,
   KIND_NAMES,
   listObjects,
+  listSysvObjects,
   objectDetails,
   parseObjectName,
   planCollection,
+  planSysvCollection,
   removeObject,
+  removeSysvObject,
+  SYSV_KIND_NAMES,
+  SYSV_KINDS,
+  type SysvKind,
+  type SysvObject,
   type UninspectedProcess,
 } from "./mechanisms/inventory.ts";
 import { MessageQueue } from "./mechanisms/message_queue.ts";
 
 /** The permission flags every command works with. */
 const _FLAGS =
-  "--allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue";
+  "--allow-ffi --allow-read=/dev/shm,/dev/mqueue,/proc --allow-write=/dev/shm,/dev/mqueue,/proc/sysvipc";
 
 const _NAMES_HELP =
   `Names are shown as POSIX sees them (/jobs). A byte that is not UTF-8, or a
 control character, is shown as \\xHH and a backslash as \\\\ (so /caf\\xe9);
 commands accept names in that form.`;
 
+const _SYSV_HELP =
+  `System V objects (--kind sysv-msg, sysv-shm or sysv-sem) have keys and ids
+instead of names: they are listed from /proc/sysvipc as ipcs shows them, and
+stat and rm take their id (32769) or key (0x000004d2) with --kind.`;
+
 const _USAGE =
   `ipckit: see and clean up POSIX IPC objects (message queues, shared memory,
-named semaphores) in /dev/mqueue and /dev/shm
+named semaphores) in /dev/mqueue and /dev/shm, and System V ones
 
 Usage: ipckit <command> [options]
 
@@ -89,10 +102,12 @@ you may inspect; the others are named, with the reason.
 Where /dev/mqueue is not mounted, queues are found through the processes
 that hold them, and by name.
 
-${_NAMES_HELP}`;
+${_NAMES_HELP}
+
+${_SYSV_HELP}`;
 
 const _HELP: Record<string, string> = {
-  ls: `Usage: ipckit ls [--kind mq|shm|sem] [--json]
+  ls: `Usage: ipckit ls [--kind mq|shm|sem|sysv-msg|sysv-shm|sysv-sem] [--json]
 
 Lists message queues (/dev/mqueue), shared memory (/dev/shm) and named
 semaphores (/dev/shm/sem.*): kind, name as POSIX sees it (/jobs), size,
@@ -105,11 +120,16 @@ holds open (found through /proc/<pid>/fd); a note says how to mount it.
 
 ${_NAMES_HELP}
 
+System V objects follow in a table of their own: kind, key, id, size (bytes
+waiting, segment bytes, or semaphores), mode, owner, attachments (segments)
+and the pids the kernel records, as ipcs -a shows them.
+
 Options:
-  --kind <kind>  only mq, shm or sem
+  --kind <kind>  only mq, shm, sem, sysv-msg, sysv-shm or sysv-sem
   --json         print JSON instead of a table
   -h, --help     show this help`,
   stat: `Usage: ipckit stat <name> [--kind mq|shm|sem] [--json]
+       ipckit stat <id|0xkey> --kind sysv-msg|sysv-shm|sysv-sem [--json]
 
 Shows one object: path, mode, owner, holders, and for a queue its
 attributes (max messages, message size, current messages, queued bytes),
@@ -121,11 +141,13 @@ Options:
   --json         print JSON
   -h, --help     show this help`,
   rm: `Usage: ipckit rm <name>... [--kind mq|shm|sem]
+       ipckit rm <id|0xkey>... --kind sysv-msg|sysv-shm|sysv-sem
 
 Removes each name (mq_unlink, shm_unlink, sem_unlink). Processes that have
 the object open keep using it; the kernel frees it when the last closes.
 When a name exists as more than one kind, --kind says which to remove.
-Works without /dev/mqueue.
+Works without /dev/mqueue. With a System V kind, removes by id or key
+(IPC_RMID, as ipcrm does); needs --allow-write=/proc/sysvipc.
 
 Options:
   --kind <kind>  mq, shm or sem
@@ -156,6 +178,11 @@ root daemon. Run gc as root to inspect root's processes too.
 
 Where /dev/mqueue is not mounted, queues that no process holds cannot be
 found, so gc cannot remove them; mount it to collect them.
+
+System V objects have no names, so only --all collects them: a segment
+nobody has attached whose creator and last user are gone, a queue whose last
+sender and receiver are gone, a set whose semaphores' last users are gone.
+One that no process has used yet is kept, and so is another user's.
 
 Options:
   --prefix <prefix>  only names starting with this, e.g. /myapp-
@@ -302,12 +329,32 @@ const _KIND_OPTION = "kind";
 
 function _kinds(value: string | boolean | undefined): IpcKind[] {
   if (value === undefined) return [...IPC_KINDS];
+  if (SYSV_KINDS.includes(value as SysvKind)) return [];
   if (!IPC_KINDS.includes(value as IpcKind)) {
     throw new _UsageError(
-      `--kind must be mq, shm or sem, got ${JSON.stringify(value)}`,
+      `--kind must be mq, shm, sem, sysv-msg, sysv-shm or sysv-sem, got ${
+        JSON.stringify(value)
+      }`,
     );
   }
   return [value as IpcKind];
+}
+
+/** The System V kinds `--kind` selects: all of them when it is not given. */
+function _sysvKinds(value: string | boolean | undefined): SysvKind[] {
+  if (value === undefined) return [...SYSV_KINDS];
+  return SYSV_KINDS.includes(value as SysvKind) ? [value as SysvKind] : [];
+}
+
+/** An id (`32769`) or a key (`0x000004d2`), as ipcs shows them. */
+function _sysvTarget(value: string): { id?: number; key?: number } {
+  if (/^0x[0-9a-f]{1,8}$/i.test(value)) return { key: Number(value) | 0 };
+  if (/^[0-9]+$/.test(value)) return { id: Number(value) };
+  throw new _UsageError(
+    `a System V object is named by its id (32769) or its key in hex (0x000004d2), got ${
+      JSON.stringify(value)
+    }`,
+  );
 }
 
 /**
@@ -357,10 +404,14 @@ async function _ls(args: string[]): Promise<number> {
   );
   if (!parsed) return 0;
   const kinds = _kinds(parsed.values.kind);
-  const inventory = await _withProgress((onProgress) =>
-    listObjects({ kinds, onProgress })
-  );
+  const sysvKinds = _sysvKinds(parsed.values.kind);
+  const inventory = kinds.length === 0
+    ? { objects: [], unlisted: [], uninspected: [], inspected: 0 }
+    : await _withProgress((onProgress) => listObjects({ kinds, onProgress }));
   const { objects, unlisted, uninspected } = inventory;
+  const sysv = sysvKinds.length === 0
+    ? []
+    : listSysvObjects({ kinds: sysvKinds });
 
   if (parsed.values.json) {
     console.log(JSON.stringify(
@@ -368,6 +419,7 @@ async function _ls(args: string[]): Promise<number> {
         objects: objects.map((object) =>
           _jsonOf(object, { holders: object.holders })
         ),
+        sysv: sysv.map(_sysvJson),
         inspectedProcesses: inventory.inspected,
         uninspectedProcesses: uninspected,
         unlisted,
@@ -378,7 +430,9 @@ async function _ls(args: string[]): Promise<number> {
     return 0;
   }
 
-  if (objects.length === 0) console.log("no POSIX IPC objects");
+  if (kinds.length === 0) {
+    if (sysv.length === 0) console.log("no System V IPC objects");
+  } else if (objects.length === 0) console.log("no POSIX IPC objects");
   else {
     const rows = objects.map((object) => [
       object.kind,
@@ -397,9 +451,48 @@ async function _ls(args: string[]): Promise<number> {
       ),
     );
   }
+  if (sysv.length > 0) {
+    if (kinds.length > 0) console.log("");
+    console.log(_sysvTable(sysv));
+  }
   for (const { reason } of unlisted) console.log(`note: ${reason}`);
   _noteUninspected(uninspected);
   return 0;
+}
+
+/** The System V objects as ipcs -a would show them. */
+function _sysvTable(objects: SysvObject[]): string {
+  const rows = objects.map((object) => [
+    object.kind,
+    object.keyText,
+    String(object.id),
+    String(object.size),
+    _mode(object.mode),
+    String(object.uid),
+    object.attachments === undefined ? "-" : String(object.attachments),
+    object.pids.filter(({ pid }) => pid > 0).map(({ role, pid }) =>
+      `${role} ${pid}`
+    ).join(", ") || "-",
+  ]);
+  return _table(
+    ["KIND", "KEY", "ID", "SIZE", "MODE", "UID", "ATTACHED", "PIDS"],
+    rows,
+    [2, 3, 6],
+  );
+}
+
+function _sysvJson(object: SysvObject): Record<string, unknown> {
+  return {
+    ...object,
+    mode: _mode(object.mode),
+    changed: new Date(object.changedMs).toISOString(),
+    changedMs: undefined,
+  };
+}
+
+/** The System V objects `value` (an id or a 0x key) names among `kinds`. */
+function _sysvFind(value: string, kinds: SysvKind[]): SysvObject[] {
+  return listSysvObjects({ kinds, ..._sysvTarget(value) });
 }
 
 // --- stat ----------------------------------------------------------------
@@ -413,6 +506,24 @@ async function _stat(args: string[]): Promise<number> {
   );
   if (!parsed) return 0;
   const kinds = _kinds(parsed.values.kind);
+  if (kinds.length === 0) {
+    const found = _sysvFind(
+      parsed.positionals[0],
+      _sysvKinds(parsed.values.kind),
+    );
+    if (found.length === 0) {
+      console.error(
+        `ipckit stat: no ${
+          SYSV_KIND_NAMES[parsed.values.kind as SysvKind]
+        } with id or key ${parsed.positionals[0]}`,
+      );
+      return 1;
+    }
+    if (parsed.values.json) {
+      console.log(JSON.stringify(found.map(_sysvJson), null, 2));
+    } else console.log(_sysvTable(found));
+    return 0;
+  }
   const name = _name(parsed.positionals[0], kinds);
   const found = await _withProgress((onProgress) =>
     findObjects(name, { kinds, onProgress })
@@ -489,6 +600,9 @@ async function _rm(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const explicit = parsed.values.kind !== undefined;
   const kinds = _kinds(parsed.values.kind);
+  if (kinds.length === 0) {
+    return _rmSysv(parsed.values.kind as SysvKind, parsed.positionals);
+  }
   const names = parsed.positionals.map((value) => _name(value, kinds));
   let failed = false;
   for (const name of names) {
@@ -523,6 +637,33 @@ async function _rm(args: string[]): Promise<number> {
       ) {
         throw error;
       }
+      console.error(`ipckit rm: ${_describe(error)}`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+/** `rm --kind sysv-…`: each argument is an id or a 0x key. */
+function _rmSysv(kind: SysvKind, values: string[]): number {
+  const targets = values.map(_sysvTarget);
+  let failed = false;
+  for (const [index, target] of targets.entries()) {
+    try {
+      const ids = target.id !== undefined
+        ? [target.id]
+        : listSysvObjects({ kinds: [kind], key: target.key }).map((o) => o.id);
+      if (ids.length === 0) {
+        throw new Error(
+          `no ${SYSV_KIND_NAMES[kind]} with key ${values[index]}`,
+        );
+      }
+      for (const id of ids) {
+        removeSysvObject(kind, id);
+        console.log(`removed ${SYSV_KIND_NAMES[kind]} ${id}`);
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) throw error;
       console.error(`ipckit rm: ${_describe(error)}`);
       failed = true;
     }
@@ -566,11 +707,19 @@ async function _gc(args: string[]): Promise<number> {
     }
   }
   const kinds = _kinds(parsed.values.kind);
-  const plan: CollectionPlan = await _withProgress((onProgress) =>
-    claimed === undefined
-      ? planCollection({ all: true, kinds, onProgress })
-      : planCollection({ prefix: claimed, kinds, onProgress })
-  );
+  const sysvKinds = claimed === undefined ? _sysvKinds(parsed.values.kind) : [];
+  if (claimed !== undefined && kinds.length === 0) {
+    throw new _UsageError(
+      "System V objects have no names for --prefix to match: use --all with --kind sysv-msg, sysv-shm or sysv-sem",
+    );
+  }
+  const plan: CollectionPlan = kinds.length === 0
+    ? { verdicts: [], inspected: 0, uninspected: [], unlisted: [] }
+    : await _withProgress((onProgress) =>
+      claimed === undefined
+        ? planCollection({ all: true, kinds, onProgress })
+        : planCollection({ prefix: claimed, kinds, onProgress })
+    );
 
   let removed = 0;
   let kept = 0;
@@ -595,6 +744,26 @@ async function _gc(args: string[]): Promise<number> {
     if (action === "kept") kept++;
     else if (action !== "gone" && action !== "failed") removed++;
     rows.push([action, kind, name, reason]);
+  }
+  for (const verdict of planSysvCollection({ kinds: sysvKinds })) {
+    const { kind, id, keyText } = verdict.object;
+    let action = verdict.remove
+      ? (dryRun ? "would remove" : "removed")
+      : "kept";
+    let reason = verdict.reason;
+    if (verdict.remove && !dryRun) {
+      try {
+        removeSysvObject(kind, id);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotCapable) throw error;
+        action = error instanceof Deno.errors.NotFound ? "gone" : "failed";
+        reason = _describe(error);
+        failed ||= action === "failed";
+      }
+    }
+    if (action === "kept") kept++;
+    else if (action !== "gone" && action !== "failed") removed++;
+    rows.push([action, kind, `id ${id} key ${keyText}`, reason]);
   }
   if (rows.length > 0) console.log(_table(undefined, rows));
   const scope = claimed === undefined

@@ -240,3 +240,38 @@ export {
   serve,
   type ServeOptions,
 } from "./mechanisms/rpc.ts";
+
+// System V IPC: queues with message types, segments, semaphore sets
+export {
+  SYSV_MAX_MESSAGE_TYPE,
+  type SysvKey,
+  type SysvMessage,
+  SysvMessageQueue,
+  type SysvMessageQueueOptions,
+  type SysvQueueAttributes,
+  type SysvReceiveOptions,
+  type SysvSendOptions,
+} from "./mechanisms/sysv_message_queue.ts";
+export {
+  type SysvSegmentAttributes,
+  SysvSharedMemory,
+  type SysvSharedMemoryOptions,
+} from "./mechanisms/sysv_shared_memory.ts";
+export {
+  SYSV_SEM_VALUE_MAX,
+  type SysvSemaphoreLock,
+  type SysvSemaphoreOp,
+  SysvSemaphoreSet,
+  type SysvSemaphoreSetOptions,
+  type SysvSemaphoreWaiters,
+  type SysvWaitOptions,
+} from "./mechanisms/sysv_semaphore.ts";
+
+// File locks
+export {
+  FileLock,
+  type FileLockHold,
+  type FileLockOptions,
+  type LockHolder,
+  type LockOptions,
+} from "./mechanisms/file_lock.ts";

@@ -14,23 +14,28 @@
  * 2. In a region that names the command that printed it, between
  *    `<!-- bench:figures from \`deno task NAME\` … -->` and
  *    {@linkcode FIGURES_END}: figures results.json does not hold, because
- *    another command measures them (`bench:nats-requests`, which has two
- *    request styles take turns in one session). They are copied by hand and
- *    go stale until someone reruns that task; the check only makes sure
- *    NAME is a task of deno.json, so every such figure says how to
- *    measure it again. Keep these regions few and short: a figure the
+ *    another command measures them: `bench:nats-requests` (two request
+ *    styles taking turns in one session), `bench:idle` (System V and
+ *    file-lock waits) and `bench:poll-latency` in "How waiting works".
+ *    They are copied by hand and go stale until someone reruns that task;
+ *    the check only makes sure NAME is a task of deno.json, so every such
+ *    figure says how to measure it again. Keep these regions few and short: a figure the
  *    driver could measure belongs in a generated section.
  * 3. Nowhere else.
  *
  * What counts as a figure ({@linkcode handCopiedFigures}): a time with a
- * decimal point (`7.1 µs`, `0.5 s`) or any rate in MiB/s. Whole numbers of
+ * decimal point (`7.1 µs`, `0.5 s`), a percentage with one (`0.7%`, the
+ * CPU of an idle wait) or any rate in MiB/s. Whole numbers of
  * µs or ms are not caught, because the README states settings that way
  * (the 50 µs spin, a 300 ms restart in a test), so write a measured time
  * outside the sections with its decimal, or better, generate it. Counts
  * observed in tests (messages the NATS fault test lost) are outcomes of a
- * test, not of a benchmark, and are not checked. There is no System V
- * section yet: when System V rows exist, they belong in the driver and
- * their figures in a generated section, as the NATS rows do.
+ * test, not of a benchmark, and are not checked. The System V figures in
+ * "How waiting works" are idle CPU and wake-up latency of the backing-off
+ * timer, which bench:idle and bench:poll-latency measure and the driver
+ * does not; when the driver gets System V rows (and their C peers), their
+ * round trips belong in the benchmark section, as the NATS rows' do in
+ * theirs.
  *
  * @module
  */
@@ -549,7 +554,8 @@ function _unchecked(readme: string): string {
  * them: figures copied by hand, which go stale with the next run.
  */
 export function handCopiedFigures(readme: string): string[] {
-  const pattern = /\b\d[\d,]*\.\d+\s?(?:µs|ms|ns|s)\b|\b\d[\d,]*\s?MiB\/s/g;
+  const pattern =
+    /\b\d[\d,]*\.\d+\s?(?:µs|ms|ns|s)\b|\b\d[\d,]*\.\d+%|\b\d[\d,]*\s?MiB\/s/g;
   return [..._unchecked(readme).matchAll(pattern)].map((match) => match[0]);
 }
 

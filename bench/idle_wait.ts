@@ -5,6 +5,7 @@
  * 10 s in which nothing arrives.
  *
  *   deno task bench:idle [--seconds=10] [--counts=1,20,1000] [--kinds=mq,fifo,pipe,semaphore]
+ *   deno task bench:idle --kinds=sysv-mq,sysv-mq-one,sysv-sem,file-lock
  *
  * CPU time is the child's process CPU clock (user + system, all its
  * threads; ffi/cpu_clock.ts, the clock the driver reads too), sampled once
@@ -56,7 +57,7 @@ async function measure(kind: string, count: number): Promise<string> {
       "--quiet",
       "--allow-ffi",
       "--allow-read",
-      "--allow-write=/dev/mqueue,/dev/shm,/tmp",
+      "--allow-write=/dev/mqueue,/dev/shm,/tmp,/proc/sysvipc",
       new URL("./fixtures/idle_waiter.ts", import.meta.url).pathname,
       kind,
       String(count),

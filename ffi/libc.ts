@@ -7,7 +7,7 @@
  * `null` there and {@link import("./c.ts").requireSymbol} turns that into a
  * clear `NotSupported` error.
  *
- * Variadic functions (`open`, `openat`, `mq_open`, `sem_open`, `fcntl`, `syscall`) are declared with
+ * Variadic functions (`open`, `openat`, `mq_open`, `sem_open`, `fcntl`, `semctl`, `syscall`) are declared with
  * fixed parameters. That is only sound where variadic and fixed integer and
  * pointer arguments are passed the same way, which holds on x86_64 and aarch64
  * Linux; on aarch64 macOS variadic arguments go on the stack, so those
@@ -293,6 +293,55 @@ export const LIBC_SYMBOLS = {
   msync: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   // int madvise(void *addr, size_t len, int advice);
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+
+  // key_t ftok(const char *path, int proj_id);
+  ftok: { parameters: ["buffer", "i32"], result: "i32" },
+  // int msgget(key_t key, int msgflg);
+  msgget: { parameters: ["i32", "i32"], result: "i32" },
+  // int msgsnd(int msqid, const void *msgp, size_t msgsz, int msgflg);  msgp: { long mtype; char mtext[]; }
+  msgsnd: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  // ssize_t msgrcv(int msqid, void *msgp, size_t msgsz, long msgtyp, int msgflg);
+  msgrcv: {
+    parameters: ["i32", "buffer", "usize", "i64", "i32"],
+    result: "isize",
+  },
+  // int msgctl(int msqid, int cmd, struct msqid_ds *buf);
+  msgctl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int shmget(key_t key, size_t size, int shmflg);
+  shmget: { parameters: ["i32", "usize", "i32"], result: "i32" },
+  // void *shmat(int shmid, const void *shmaddr, int shmflg);  (void *) -1 on failure
+  shmat: { parameters: ["i32", "pointer", "i32"], result: "pointer" },
+  // int shmdt(const void *shmaddr);
+  shmdt: { parameters: ["pointer"], result: "i32" },
+  // int shmctl(int shmid, int cmd, struct shmid_ds *buf);
+  shmctl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int semget(key_t key, int nsems, int semflg);
+  semget: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int semtimedop(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout);
+  // (semop(2) is semtimedop with a NULL timeout)
+  semtimedop: {
+    parameters: ["i32", "buffer", "usize", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int semop(int semid, struct sembuf *sops, size_t nsops);
+  semop: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // int semctl(int semid, int semnum, int cmd, ... /* union semun arg */);  variadic, see
+  // above; the union (an int, or a pointer) travels as one 64-bit register
+  semctl: { parameters: ["i32", "i32", "i32", "u64"], result: "i32" },
+  // The same call for the commands whose union member is a pointer (IPC_STAT, GETALL, SETALL).
+  semctl_buffer: {
+    name: "semctl",
+    parameters: ["i32", "i32", "i32", "buffer"],
+    result: "i32",
+  },
+  // int fcntl(int fd, int cmd, ... /* struct flock *lock */);  variadic, see above:
+  // the open-file-description lock commands (F_OFD_SETLK, F_OFD_GETLK, F_OFD_SETLKW)
+  fcntl_lock: {
+    name: "fcntl",
+    parameters: ["i32", "i32", "buffer"],
+    result: "i32",
+  },
 
   // sem_t *sem_open(const char *name, int oflag, ... /* mode_t mode, unsigned value */);
   // variadic, see above

@@ -17,6 +17,13 @@
  * name; only queues that nobody holds cannot be listed, and
  * {@linkcode Inventory.unlisted} says so and how to mount it.
  *
+ * **System V objects** (message queues, shared memory segments, semaphore
+ * sets) have keys and ids instead of names: {@linkcode listSysvObjects}
+ * lists them from /proc/sysvipc as `ipcs` does,
+ * {@linkcode planSysvCollection} judges them, and
+ * {@linkcode removeSysvObject} removes one by id as `ipcrm` does. Listing
+ * needs `--allow-read=/proc/sysvipc`, removing `--allow-write=/proc/sysvipc`.
+ *
  * **Processes that cannot be inspected** (another user's, one that is not
  * dumpable, one that holds capabilities you do not) are reported in
  * {@linkcode Inventory.uninspected} with the reason. `planCollection` keeps
@@ -85,6 +92,20 @@ import {
   semaphoreValue,
 } from "./_inventory/probe.ts";
 import { removeByName } from "./_inventory/remove.ts";
+import {
+  judgeSysv,
+  listSysv,
+  removeSysv,
+  type SysvObject,
+  type SysvVerdict,
+} from "./_inventory/sysv.ts";
+import {
+  idError,
+  requireSysvPermissions,
+  SYSV_KIND_FACTS,
+  SYSV_KINDS,
+  type SysvKind,
+} from "./_kernel/sysv.ts";
 import { systemError } from "./_common/system_error.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 
@@ -629,6 +650,212 @@ function _kinds(kinds: Iterable<IpcKind> | undefined): Set<IpcKind> {
         `Cannot use kind ${
           JSON.stringify(kind)
         }: expected "mq", "shm" or "sem"`,
+      );
+    }
+    set.add(kind);
+  }
+  return set;
+}
+
+// --- System V --------------------------------------------------------------
+
+export type { SysvKind } from "./_kernel/sysv.ts";
+export { SYSV_KINDS } from "./_kernel/sysv.ts";
+export type { SysvObject, SysvVerdict } from "./_inventory/sysv.ts";
+
+/**
+ * How messages and tables name each System V kind: `"System V message
+ * queue"`, `"System V shared memory"`, `"System V semaphore set"`.
+ *
+ * @example
+ * ```ts
+ * import { SYSV_KIND_NAMES } from "@ipckit/ipckit/inventory";
+ *
+ * console.log(SYSV_KIND_NAMES["sysv-shm"]); // System V shared memory
+ * ```
+ *
+ * @category Inventory
+ */
+export const SYSV_KIND_NAMES: Readonly<Record<SysvKind, string>> = {
+  "sysv-msg": SYSV_KIND_FACTS["sysv-msg"].label,
+  "sysv-shm": SYSV_KIND_FACTS["sysv-shm"].label,
+  "sysv-sem": SYSV_KIND_FACTS["sysv-sem"].label,
+};
+
+/**
+ * Which System V objects to list or judge.
+ *
+ * @example
+ * ```ts
+ * import type { SysvListOptions } from "@ipckit/ipckit/inventory";
+ *
+ * const options: SysvListOptions = { kinds: ["sysv-shm"], key: 1234 };
+ * ```
+ *
+ * @category Inventory
+ */
+export interface SysvListOptions {
+  /** Only these kinds. Default: every System V kind. */
+  kinds?: Iterable<SysvKind>;
+  /** Only the object with this id. */
+  id?: number;
+  /** Only objects with this key. */
+  key?: number;
+}
+
+const _SYSV_LIST_KEYS = optionKeys<SysvListOptions>({
+  kinds: true,
+  id: true,
+  key: true,
+});
+
+/**
+ * Lists the System V objects (message queues, shared memory segments,
+ * semaphore sets) of every user, from /proc/sysvipc, as `ipcs` shows them:
+ * key, id, owner, mode, size, attachments and the pids they record.
+ *
+ * @param options which kinds, and optionally one id or key
+ * @returns the objects, sorted by kind then id
+ * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
+ * @throws {TypeError} on an unknown kind or option
+ * @throws {RangeError} for an id or key that cannot be one
+ *
+ * @example
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/sysvipc --allow-write=/proc/sysvipc list.ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
+ * import { listSysvObjects } from "@ipckit/ipckit/inventory";
+ *
+ * using segment = SysvSharedMemory.open("private", {
+ *   create: true,
+ *   size: 1024,
+ *   unlinkOnClose: true,
+ * });
+ * const [mine] = listSysvObjects({ kinds: ["sysv-shm"], id: segment.id });
+ * console.log(mine.keyText, mine.size, mine.attachments); // 0x00000000 1024 1
+ * ```
+ *
+ * @category Inventory
+ */
+export function listSysvObjects(options: SysvListOptions = {}): SysvObject[] {
+  const action = "list System V objects";
+  checkOptionKeys(options, _SYSV_LIST_KEYS, action);
+  const kinds = _sysvKinds(options.kinds);
+  const { id, key } = options;
+  if (id !== undefined && (!Number.isInteger(id) || id < 0)) {
+    throw new RangeError(
+      `Cannot ${action}: id must be an integer of 0 or more, got ${String(id)}`,
+    );
+  }
+  if (
+    key !== undefined &&
+    (!Number.isInteger(key) || key < -0x8000_0000 || key > 0xffff_ffff)
+  ) {
+    throw new RangeError(
+      `Cannot ${action}: key must be an integer that fits in 32 bits, got ${
+        String(key)
+      }`,
+    );
+  }
+  for (const kind of kinds) requireSysvPermissions(kind, ["read"]);
+  return listSysv(kinds).filter((object) =>
+    (id === undefined || object.id === id) &&
+    (key === undefined || object.key === (key | 0))
+  );
+}
+
+/**
+ * Judges which System V objects may be removed: a segment nobody has
+ * attached whose creator and last user are gone, a queue whose last
+ * sender and receiver are gone, a set whose semaphores' last users are
+ * gone. One no process has used yet is kept, and so is another user's
+ * (unless you are root). Removes nothing.
+ *
+ * @param options which kinds, and optionally one id or key
+ * @returns one verdict per object, with its reason
+ * @throws {Deno.errors.NotCapable} without `--allow-read=/proc/sysvipc`
+ *
+ * @example
+ * ```ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
+ * import { planSysvCollection } from "@ipckit/ipckit/inventory";
+ *
+ * using segment = SysvSharedMemory.open("private", {
+ *   create: true,
+ *   size: 64,
+ *   unlinkOnClose: true,
+ * });
+ * for (const { remove, reason } of planSysvCollection({ id: segment.id })) {
+ *   console.log(remove ? "may go:" : "kept:", reason); // kept: attached 1 time(s)
+ * }
+ * ```
+ *
+ * @category Inventory
+ */
+export function planSysvCollection(
+  options: SysvListOptions = {},
+): SysvVerdict[] {
+  checkOptionKeys(options, _SYSV_LIST_KEYS, "plan a System V collection");
+  return listSysvObjects(options).map(judgeSysv);
+}
+
+/**
+ * Removes a System V object by id (`IPC_RMID`, what `ipcrm` does). A
+ * segment goes once its last attachment does; a queue's messages are
+ * discarded; waiters fail.
+ *
+ * @param kind `"sysv-msg"`, `"sysv-shm"` or `"sysv-sem"`
+ * @param id its id, as {@linkcode listSysvObjects} gives it
+ * @throws {Deno.errors.NotCapable} without `--allow-write=/proc/sysvipc`
+ * @throws {Deno.errors.NotFound} when no object of that kind has the id
+ * @throws {Deno.errors.PermissionDenied} when you are neither its owner nor its creator
+ *
+ * @example
+ * ```ts
+ * import { SysvSharedMemory } from "@ipckit/ipckit";
+ * import { removeSysvObject } from "@ipckit/ipckit/inventory";
+ *
+ * const segment = SysvSharedMemory.open("private", { create: true, size: 64 });
+ * segment.close(); // the segment stays: System V objects live until removed
+ * removeSysvObject("sysv-shm", segment.id); // what `ipcrm -m <id>` does
+ * ```
+ *
+ * @category Inventory
+ */
+export function removeSysvObject(kind: SysvKind, id: number): void {
+  _sysvKinds([kind]);
+  if (!Number.isInteger(id) || id < 0) {
+    throw new RangeError(
+      `Cannot remove ${
+        SYSV_KIND_NAMES[kind]
+      }: id must be an integer of 0 or more, got ${id}`,
+    );
+  }
+  requireSysvPermissions(kind, ["write"]);
+  const result = removeSysv(kind, id);
+  if (result < 0) {
+    throw idError(
+      kind === "sysv-msg"
+        ? "msgctl"
+        : kind === "sysv-shm"
+        ? "shmctl"
+        : "semctl",
+      `remove ${SYSV_KIND_NAMES[kind]} id ${id}`,
+      -result,
+      "no object of that kind has this id",
+    );
+  }
+}
+
+function _sysvKinds(kinds: Iterable<SysvKind> | undefined): Set<SysvKind> {
+  if (kinds === undefined) return new Set(SYSV_KINDS);
+  const set = new Set<SysvKind>();
+  for (const kind of kinds) {
+    if (!SYSV_KINDS.includes(kind)) {
+      throw new TypeError(
+        `Cannot use kind ${
+          JSON.stringify(kind)
+        }: expected "sysv-msg", "sysv-shm" or "sysv-sem"`,
       );
     }
     set.add(kind);

@@ -9,7 +9,7 @@
 import { fromFileUrl } from "@std/path";
 import { AssertionError } from "@std/assert";
 import { listDirectory } from "../ffi/dir.ts";
-import { readLink } from "../ffi/file.ts";
+import { readLink, readWholeFile } from "../ffi/file.ts";
 import {
   IPC_KINDS,
   type IpcKind,
@@ -40,6 +40,62 @@ export function uniqueName(prefix: string): string {
 export function trackName(name: string): string {
   _tracked.add(name);
   return name;
+}
+
+/**
+ * A System V key no other test or run uses: the low 15 bits of this
+ * process's pid in the high half, a random non-zero low half. The leak
+ * check counts every System V object with such a key that a test left.
+ */
+export function uniqueKey(): number {
+  const low = 1 + (crypto.getRandomValues(new Uint16Array(1))[0] % 0xffff);
+  return ((Deno.pid & 0x7fff) << 16) | low;
+}
+
+/** Whether a key is one {@linkcode uniqueKey} could give this process. */
+function _ownKey(key: number): boolean {
+  return key !== 0 && (key >>> 16) === (Deno.pid & 0x7fff);
+}
+
+/**
+ * Whether a private object (key 0, which any process may make) is this
+ * process's: a segment it created, a queue it last sent to or received
+ * from. A private semaphore set records no pid in /proc/sysvipc, so one
+ * left behind is not seen here; the System V tests give their sets keys.
+ */
+function _ownPrivate(kind: string, row: Record<string, number>): boolean {
+  if (kind === "shm") return row.cpid === Deno.pid;
+  if (kind === "msg") return row.lspid === Deno.pid || row.lrpid === Deno.pid;
+  return false;
+}
+
+/**
+ * This process's System V objects as `ipcs` would show them, read from
+ * /proc/sysvipc (the kernel's own table): `System V shm id 5 key 0x…`.
+ */
+function _sysvObjects(): Set<string> {
+  const found = new Set<string>();
+  for (const kind of ["msg", "shm", "sem"]) {
+    const text = readWholeFile(`/proc/sysvipc/${kind}`, 1 << 20);
+    if (typeof text === "number") continue; // no System V IPC in this kernel
+    const [header, ...lines] = text.split("\n");
+    const names = header.trim().split(/\s+/);
+    for (const line of lines) {
+      const values = line.trim().split(/\s+/).map(Number);
+      const row = Object.fromEntries(names.map((name, i) => [name, values[i]]));
+      const id = values[1];
+      if (!Number.isInteger(id)) continue;
+      if (!_ownKey(row.key) && !(row.key === 0 && _ownPrivate(kind, row))) {
+        continue;
+      }
+      found.add(
+        `System V ${kind} id ${id} key 0x${
+          (row.key >>> 0).toString(16).padStart(8, "0")
+        }`,
+      );
+    }
+  }
+  return found;
 }
 
 /** The directories where Linux shows POSIX IPC objects as files. */
@@ -173,9 +229,11 @@ const _SETTLE_MS = 1000;
 /**
  * Wraps a test body: fails the test if, after it, there is an ipckit test
  * object that was not there before (listed in /dev/shm and, where mounted,
- * /dev/mqueue; and every name from {@linkcode uniqueName} looked up directly
- * as a queue, a shared memory object and a semaphore), or an open
- * descriptor that was not (named by where it points).
+ * /dev/mqueue; every name from {@linkcode uniqueName} looked up directly
+ * as a queue, a shared memory object and a semaphore; and every System V
+ * object in /proc/sysvipc with a key from {@linkcode uniqueKey}, or a
+ * private one this process made), or an open descriptor that was not
+ * (named by where it points).
  */
 export function leakChecked(
   body: (t: Deno.TestContext) => Promise<void> | void,
@@ -183,6 +241,7 @@ export function leakChecked(
   return async (t) => {
     const listedBefore = _listedObjects();
     const trackedBefore = _trackedObjects(false);
+    const sysvBefore = _sysvObjects();
     const descriptorsBefore = _openDescriptors();
     // Start the body on a fresh turn of the event loop, as a test that is
     // not wrapped would, so the snapshots' work (and the garbage it leaves)
@@ -194,13 +253,13 @@ export function leakChecked(
       await body(t);
     } catch (error) {
       // The test fails anyway; still name what it left, for the cleanup.
-      const left = _leakedObjects(listedBefore, trackedBefore);
+      const left = _leakedObjects(listedBefore, trackedBefore, sysvBefore);
       if (left) console.error(`leak check after a failed test: ${left}`);
       throw error;
     }
 
     const problems: string[] = [];
-    const left = _leakedObjects(listedBefore, trackedBefore);
+    const left = _leakedObjects(listedBefore, trackedBefore, sysvBefore);
     if (left) problems.push(left);
     let leakedDescriptors = _newDescriptors(descriptorsBefore);
     const deadline = performance.now() + _SETTLE_MS;
@@ -223,10 +282,12 @@ export function leakChecked(
 function _leakedObjects(
   listedBefore: Set<string>,
   trackedBefore: Set<string>,
+  sysvBefore: Set<string>,
 ): string | undefined {
   const files = [..._listedObjects()].filter((entry) =>
     !listedBefore.has(entry)
   );
+  files.push(...[..._sysvObjects()].filter((entry) => !sysvBefore.has(entry)));
   const names = [..._trackedObjects(true)].filter((entry) =>
     !trackedBefore.has(entry)
   );

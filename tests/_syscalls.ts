@@ -14,7 +14,13 @@ import { libc } from "../ffi/load.ts";
  * Release calls that a `FinalizationRegistry` safety net may make at any
  * moment (when the garbage collector runs), unrelated to the code watched.
  */
-const _BACKGROUND = new Set(["close", "mq_close", "sem_close", "munmap"]);
+const _BACKGROUND = new Set([
+  "close",
+  "mq_close",
+  "sem_close",
+  "munmap",
+  "shmdt",
+]);
 
 /**
  * Runs `body` with every function of ipckit's libc table wrapped so that

@@ -221,6 +221,13 @@ const _STRUCT_LAYOUTS = new Set([
   "FUTEX_WAITV",
   "SOCKADDR_UN",
   "SOCKADDR_STORAGE_SIZE",
+  "IPC_PERM",
+  "MSQID_DS",
+  "SHMID_DS",
+  "SEMID_DS",
+  "SEMBUF",
+  "MTYPE_SIZE",
+  "FLOCK",
 ]);
 
 Deno.test(

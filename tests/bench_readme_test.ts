@@ -219,8 +219,16 @@ Deno.test("handCopiedFigures() finds measured figures outside the sections only"
   );
   assertEquals(handCopiedFigures(inside), []);
   assertEquals(
-    handCopiedFigures(inside + "\nA round trip takes 7.3 µs, 959 MiB/s.\n"),
-    ["7.3 µs", "959 MiB/s"],
+    handCopiedFigures(
+      inside +
+        "\nA round trip takes 7.3 µs, 959 MiB/s; idle, 0.7% of a core.\n",
+    ),
+    ["7.3 µs", "959 MiB/s", "0.7%"],
+  );
+  // Settings are whole numbers: a 50 µs spin, a 300 ms restart, 100%.
+  assertEquals(
+    handCopiedFigures(inside + "\nThe spin is 50 µs; 300 ms later; 100%.\n"),
+    [],
   );
 });
 

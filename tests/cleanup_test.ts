@@ -2,7 +2,8 @@
  * The one cleanup rule for every named object: a name stays after its
  * handle closes, for other processes, unless the handle was opened with
  * `unlinkOnClose: true`; then closing removes it (and only what the handle
- * opened, never another file put at its path).
+ * opened, never another file put at its path). System V objects, found by
+ * key, follow the same rule.
  */
 import { assert, assertEquals, assertFalse, assertRejects } from "@std/assert";
 import { fromFileUrl, join } from "@std/path";
@@ -13,9 +14,17 @@ import {
   Mutex,
   Semaphore,
   SharedMemory,
+  SysvMessageQueue,
+  SysvSemaphoreSet,
+  SysvSharedMemory,
 } from "../mod.ts";
-import { objectExists } from "../mechanisms/inventory.ts";
-import { leakChecked, uniqueName } from "./_helpers.ts";
+import {
+  listSysvObjects,
+  objectExists,
+  removeSysvObject,
+  type SysvKind,
+} from "../mechanisms/inventory.ts";
+import { leakChecked, uniqueKey, uniqueName } from "./_helpers.ts";
 
 /** How to open, look up and remove one kind of named object. */
 interface _Kind {
@@ -34,6 +43,32 @@ function _fileExists(path: string): boolean {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
+}
+
+/**
+ * System V objects have keys, not names: each name the test makes stands
+ * for a key of its own.
+ */
+function _sysvKind(
+  kind: SysvKind,
+  open: (key: number, unlinkOnClose: boolean) => { close(): void },
+): _Kind {
+  const keys = new Map<string, number>();
+  const keyOf = (name: string) => {
+    if (!keys.has(name)) keys.set(name, uniqueKey());
+    return keys.get(name)!;
+  };
+  const found = (name: string) =>
+    listSysvObjects({ kinds: [kind], key: keyOf(name) });
+  return {
+    kind,
+    open: (name, unlinkOnClose) =>
+      Promise.resolve(open(keyOf(name), unlinkOnClose)),
+    exists: (name) => found(name).length > 0,
+    remove: (name) => {
+      for (const { id } of found(name)) removeSysvObject(kind, id);
+    },
+  };
 }
 
 function _kinds(dir: string): _Kind[] {
@@ -115,6 +150,35 @@ function _kinds(dir: string): _Kind[] {
       exists: (name) => _fileExists(join(dir, name.slice(1))),
       remove: (name) => Deno.removeSync(join(dir, name.slice(1))),
     },
+    _sysvKind(
+      "sysv-msg",
+      (key, unlinkOnClose) =>
+        SysvMessageQueue.open(key, {
+          create: true,
+          exclusive: true,
+          unlinkOnClose,
+        }),
+    ),
+    _sysvKind(
+      "sysv-shm",
+      (key, unlinkOnClose) =>
+        SysvSharedMemory.open(key, {
+          create: true,
+          exclusive: true,
+          size: 64,
+          unlinkOnClose,
+        }),
+    ),
+    _sysvKind(
+      "sysv-sem",
+      (key, unlinkOnClose) =>
+        SysvSemaphoreSet.open(key, {
+          create: true,
+          exclusive: true,
+          count: 1,
+          unlinkOnClose,
+        }),
+    ),
   ];
 }
 

@@ -785,7 +785,10 @@ Deno.test(
       [[], /Usage: ipckit <command>/],
       [["list"], /unknown command "list"; commands: ls, stat, rm, gc, watch/],
       [["ls", "--bogus"], /unknown option "--bogus"[\s\S]*ipckit ls --help/],
-      [["ls", "--kind", "pipe"], /--kind must be mq, shm or sem, got "pipe"/],
+      [
+        ["ls", "--kind", "pipe"],
+        /--kind must be mq, shm, sem, sysv-msg, sysv-shm or sysv-sem, got "pipe"/,
+      ],
       [["gc"], /--prefix <prefix>.* or --all/],
       [["gc", "--prefix", "/"], /use --all/],
       [["stat"], /missing object name/],

@@ -12,6 +12,7 @@ import {
   connect,
   duplex,
   Fifo,
+  FileLock,
   FramedChannel,
   layout,
   listen,
@@ -28,6 +29,9 @@ import {
   SharedMemory,
   signals,
   spawn,
+  SysvMessageQueue,
+  SysvSemaphoreSet,
+  SysvSharedMemory,
 } from "../mod.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
@@ -78,9 +82,14 @@ async function _closeEveryWay(what: string, handle: _Handle): Promise<void> {
       }
     }
   }
-  const closed = handle as { closed?: boolean; active?: boolean };
+  const closed = handle as {
+    closed?: boolean;
+    active?: boolean;
+    held?: boolean;
+  };
   if ("closed" in closed) assertEquals(closed.closed, true, what);
   if ("active" in closed) assertEquals(closed.active, false, what);
+  if ("held" in closed) assertEquals(closed.held, false, what);
 }
 
 Deno.test(
@@ -141,6 +150,39 @@ Deno.test(
           unlinkOnClose: true,
         }),
       );
+      add(
+        "SysvMessageQueue",
+        SysvMessageQueue.open("private", { create: true, unlinkOnClose: true }),
+      );
+      add(
+        "SysvSharedMemory",
+        SysvSharedMemory.open("private", {
+          create: true,
+          size: 64,
+          unlinkOnClose: true,
+        }),
+      );
+      const sysvRecord = SysvSharedMemory.openStruct(
+        "private",
+        layout({ n: "u32" }),
+        { create: true, unlinkOnClose: true },
+      );
+      add("SysvSharedMemory.openStruct record", {
+        close: () => sysvRecord.$close(),
+        [Symbol.dispose]: () => sysvRecord[Symbol.dispose](),
+        [Symbol.asyncDispose]: () => sysvRecord[Symbol.asyncDispose](),
+      });
+      const set = SysvSemaphoreSet.open("private", {
+        create: true,
+        count: 1,
+        initial: 1,
+        unlinkOnClose: true,
+      });
+      add("SysvSemaphoreLock", await set.lock(0, { timeout: 1000 }));
+      add("SysvSemaphoreSet", set);
+      const fileLock = FileLock.open(join(dir, "lock"), { create: true });
+      add("FileLockHold", fileLock.lockSync({ timeout: 1000 }));
+      add("FileLock", fileLock);
       const fifo = Fifo.create(join(dir, "fifo"), { unlinkOnClose: true });
       add("FIFO reader", await fifo.openReader());
       add("FIFO writer", await fifo.openWriter({ timeout: 1000 }));
@@ -212,3 +254,69 @@ Deno.test(
     assertThrows(() => mutex.tryLock(), Deno.errors.BadResource);
   }),
 );
+
+Deno.test(
+  "Closed System V handles and file locks say what could not be done, in the one wording",
+  leakChecked(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-handles-" });
+    try {
+      const queue = SysvMessageQueue.open<string>("private", {
+        create: true,
+        unlinkOnClose: true,
+      });
+      const segment = SysvSharedMemory.open("private", {
+        create: true,
+        size: 64,
+        unlinkOnClose: true,
+      });
+      const set = SysvSemaphoreSet.open("private", {
+        create: true,
+        count: 1,
+        unlinkOnClose: true,
+      });
+      const path = join(dir, "app.lock");
+      const lock = FileLock.open(path, { create: true });
+      const parked = set.wait(0, { timeout: 5000 });
+      const queued = queue.receive({ timeout: 5000 });
+      for (const handle of [queue, segment, set, lock]) handle.close();
+      await assertRejects(() => parked, Deno.errors.BadResource, "closed");
+      await assertRejects(() => queued, Deno.errors.BadResource, "closed");
+      const cases: [() => unknown, string][] = [
+        [() => queue.trySend("x"), `send to ${_what("message queue", queue)}`],
+        [
+          () => queue.tryReceive(),
+          `receive from ${_what("message queue", queue)}`,
+        ],
+        [
+          () => queue.attributes(),
+          `read attributes of ${_what("message queue", queue)}`,
+        ],
+        [() => segment.bytes(), `use ${_what("shared memory", segment)}`],
+        [
+          () => segment.attributes(),
+          `read attributes of ${_what("shared memory", segment)}`,
+        ],
+        [() => set.tryWait(), `operate on ${_what("semaphore set", set)}`],
+        [
+          () => set.value(0),
+          `read the value of ${_what("semaphore set", set)}`,
+        ],
+        [() => lock.tryLock(), `lock file "${path}"`],
+      ];
+      for (const [call, done] of cases) {
+        assertThrows(
+          call,
+          Deno.errors.BadResource,
+          `Cannot ${done}: it is closed`,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);
+
+/** How messages name a private System V object: `System V shared memory private (id 32769)`. */
+function _what(kind: string, handle: { id: number }): string {
+  return `System V ${kind} private (id ${handle.id})`;
+}

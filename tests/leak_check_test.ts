@@ -1,8 +1,12 @@
 import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { MessageQueue, SharedMemory } from "../mod.ts";
-import { objectExists, removeObject } from "../mechanisms/inventory.ts";
-import { leakChecked, skip, uniqueName } from "./_helpers.ts";
+import { MessageQueue, SharedMemory, SysvSharedMemory } from "../mod.ts";
+import {
+  objectExists,
+  removeObject,
+  removeSysvObject,
+} from "../mechanisms/inventory.ts";
+import { leakChecked, skip, uniqueKey, uniqueName } from "./_helpers.ts";
 import {
   runArgv,
   UNMOUNTED_MISSING,
@@ -114,6 +118,29 @@ Deno.test(
     } finally {
       await closed;
       await Deno.remove(path);
+    }
+  },
+);
+
+Deno.test(
+  "leakChecked() fails a test that leaves a System V object behind, as ipcs would show it",
+  async (t) => {
+    const key = uniqueKey();
+    let id: number | undefined;
+    try {
+      const check = leakChecked(() => {
+        id = SysvSharedMemory.open(key, { create: true, size: 64 }).id;
+        // Closed (detached) but never removed: it stays in ipcs.
+      });
+      const error = await assertRejects(() => check(t));
+      assertEquals(
+        (error as Error).message,
+        `objects left behind: System V shm id ${id} key 0x${
+          key.toString(16).padStart(8, "0")
+        }`,
+      );
+    } finally {
+      if (id !== undefined) removeSysvObject("sysv-shm", id);
     }
   },
 );

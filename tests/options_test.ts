@@ -18,6 +18,7 @@ import {
   client,
   codecs,
   Fifo,
+  FileLock,
   FramedChannel,
   layout,
   MappedFile,
@@ -33,11 +34,16 @@ import {
   SharedMemory,
   signals,
   spawn,
+  SysvMessageQueue,
+  SysvSemaphoreSet,
+  SysvSharedMemory,
 } from "../mod.ts";
 import {
   findObjects,
   listObjects,
+  listSysvObjects,
   planCollection,
+  planSysvCollection,
 } from "../mechanisms/inventory.ts";
 import { libcCallsDuring } from "./_syscalls.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
@@ -153,6 +159,17 @@ Deno.test(
     });
     const caller = client<number, number>(framed);
     const record = layout({ n: "u32" });
+    const sysvQueue = SysvMessageQueue.open<number>("private", {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const sysvSet = SysvSemaphoreSet.open("private", {
+      create: true,
+      count: 1,
+      initial: 1,
+      unlinkOnClose: true,
+    });
+    const fileLock = FileLock.open(`${dir}/lock`, { create: true });
     try {
       const cases: _Case[] = [
         [
@@ -396,6 +413,166 @@ Deno.test(
           () => planCollection({ all: true, dryRun: true } as never),
           "dryRun",
         ],
+        [
+          "SysvMessageQueue.open",
+          () =>
+            SysvMessageQueue.open("private", {
+              create: true,
+              unlinkOnclose: true,
+            } as never),
+          "unlinkOnclose",
+          "unlinkOnClose",
+        ],
+        [
+          "SysvMessageQueue.trySend",
+          () => sysvQueue.trySend(1, { priority: 1 } as never),
+          "priority",
+        ],
+        [
+          "SysvMessageQueue.send",
+          () => sysvQueue.send(1, { typ: 2 } as never),
+          "typ",
+          "type",
+        ],
+        [
+          "SysvMessageQueue.sendSync",
+          () => sysvQueue.sendSync(1, { signal: 1 } as never),
+          "signal",
+        ],
+        [
+          "SysvMessageQueue.tryReceive",
+          () => sysvQueue.tryReceive({ timeout: 1 } as never),
+          "timeout",
+        ],
+        [
+          "SysvMessageQueue.receive",
+          () => sysvQueue.receive({ type: 1, exept: true } as never),
+          "exept",
+          "except",
+        ],
+        [
+          "SysvMessageQueue.receiveSync",
+          () => sysvQueue.receiveSync({ signal: 1 } as never),
+          "signal",
+        ],
+        [
+          "SysvMessageQueue.ready",
+          () => sysvQueue.ready({ type: 1 } as never),
+          "type",
+        ],
+        [
+          "SysvSharedMemory.open",
+          () =>
+            SysvSharedMemory.open("private", {
+              create: true,
+              sise: 64,
+            } as never),
+          "sise",
+          "size",
+        ],
+        [
+          "SysvSharedMemory.openStruct",
+          () =>
+            SysvSharedMemory.openStruct(
+              "private",
+              record,
+              { create: true, size: 4 } as never,
+            ),
+          "size",
+        ],
+        [
+          "SysvSemaphoreSet.open",
+          () =>
+            SysvSemaphoreSet.open("private", {
+              create: true,
+              count: 1,
+              intial: 1,
+            } as never),
+          "intial",
+          "initial",
+        ],
+        [
+          "SysvSemaphoreSet.operate",
+          () => sysvSet.operate([{ delta: -1 }], { timout: 1 } as never),
+          "timout",
+          "timeout",
+        ],
+        [
+          "SysvSemaphoreSet.operate (an operation)",
+          () => sysvSet.tryOperate([{ indx: 0, delta: -1 } as never]),
+          "indx",
+          "index",
+        ],
+        [
+          "SysvSemaphoreSet.operateSync",
+          () => sysvSet.operateSync([{ delta: 1 }], { signal: 1 } as never),
+          "signal",
+        ],
+        [
+          "SysvSemaphoreSet.wait",
+          () => sysvSet.wait(0, { cout: 1 } as never),
+          "cout",
+          "count",
+        ],
+        [
+          "SysvSemaphoreSet.tryWait",
+          () => sysvSet.tryWait(0, { timeout: 1 } as never),
+          "timeout",
+        ],
+        [
+          "SysvSemaphoreSet.waitSync",
+          () => sysvSet.waitSync(0, { signal: 1 } as never),
+          "signal",
+        ],
+        [
+          "SysvSemaphoreSet.post",
+          () => sysvSet.post(0, { undoo: true } as never),
+          "undoo",
+          "undo",
+        ],
+        [
+          "SysvSemaphoreSet.lock",
+          () => sysvSet.lock(0, { count: 1 } as never),
+          "count",
+        ],
+        [
+          "FileLock.open",
+          () => FileLock.open(`${dir}/x`, { creat: true } as never),
+          "creat",
+          "create",
+        ],
+        [
+          "FileLock.tryLock",
+          () => fileLock.tryLock({ timeout: 1 } as never),
+          "timeout",
+        ],
+        [
+          "FileLock.lock",
+          () => fileLock.lock({ shard: true } as never),
+          "shard",
+          "shared",
+        ],
+        [
+          "FileLock.lockSync",
+          () => fileLock.lockSync({ signal: 1 } as never),
+          "signal",
+        ],
+        [
+          "FileLock.holder",
+          () => fileLock.holder({ timeout: 1 } as never),
+          "timeout",
+        ],
+        [
+          "listSysvObjects",
+          () => listSysvObjects({ kind: ["sysv-shm"] } as never),
+          "kind",
+          "kinds",
+        ],
+        [
+          "planSysvCollection",
+          () => planSysvCollection({ all: true } as never),
+          "all",
+        ],
       ];
       for (const [what, call, key, meant] of cases) {
         const { threw, calls } = await libcCallsDuring(call);
@@ -415,6 +592,9 @@ Deno.test(
         );
       }
     } finally {
+      fileLock.close();
+      sysvSet.close();
+      sysvQueue.close();
       caller.close();
       framed.close();
       mapped.close();

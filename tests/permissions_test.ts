@@ -19,8 +19,11 @@ import {
   MessageQueue,
   Semaphore,
   SharedMemory,
+  SysvMessageQueue,
+  SysvSemaphoreSet,
+  SysvSharedMemory,
 } from "../mod.ts";
-import { leakChecked, uniqueName } from "./_helpers.ts";
+import { leakChecked, uniqueKey, uniqueName } from "./_helpers.ts";
 
 const PROBE = fromFileUrl(
   new URL("./fixtures/permission_probe.ts", import.meta.url),
@@ -83,6 +86,29 @@ function memory(): Prepared & { name: string } {
     flags: [],
     cleanup: () => _quietly(() => SharedMemory.unlink(name)),
   };
+}
+
+/** A System V queue made for a row, removed afterwards. */
+function sysvQueue(flags: string[]): Prepared {
+  const queue = SysvMessageQueue.open(uniqueKey(), {
+    create: true,
+    exclusive: true,
+  });
+  const key = queue.key;
+  queue.close();
+  return {
+    argument: String(key),
+    flags,
+    cleanup: () => _removeSysvQueue(key),
+  };
+}
+
+function _removeSysvQueue(key: number): void {
+  try {
+    SysvMessageQueue.open(key).remove();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
 }
 
 function _quietly(remove: () => void): void {
@@ -176,6 +202,100 @@ const ROWS: Row[] = [
           "--allow-write=/dev/shm",
         ],
         cleanup: () => _quietly(() => Semaphore.unlink(name)),
+      };
+    },
+  },
+  {
+    operation: "receive from a System V message queue",
+    probe: "sysv-msg-receive",
+    prepare: () => sysvQueue(["--allow-ffi", "--allow-read=/proc/sysvipc"]),
+  },
+  {
+    operation: "send to a System V message queue",
+    probe: "sysv-msg-send",
+    prepare: () => sysvQueue(["--allow-ffi", "--allow-write=/proc/sysvipc"]),
+  },
+  {
+    operation: "create a System V message queue (to send)",
+    probe: "sysv-msg-create",
+    prepare: () => {
+      const key = uniqueKey();
+      return {
+        argument: String(key),
+        flags: ["--allow-ffi", "--allow-write=/proc/sysvipc"],
+        cleanup: () => _removeSysvQueue(key),
+      };
+    },
+  },
+  {
+    operation: "remove a System V message queue",
+    probe: "sysv-msg-remove",
+    prepare: () => sysvQueue(["--allow-ffi", "--allow-write=/proc/sysvipc"]),
+  },
+  {
+    operation: "attach System V shared memory",
+    probe: "sysv-shm-attach",
+    prepare: () => {
+      const segment = SysvSharedMemory.open(uniqueKey(), {
+        create: true,
+        exclusive: true,
+        size: 4096,
+      });
+      const key = segment.key;
+      segment.close();
+      return {
+        argument: String(key),
+        flags: [
+          "--allow-ffi",
+          "--allow-read=/proc/sysvipc",
+          "--allow-write=/proc/sysvipc",
+        ],
+        cleanup: () =>
+          SysvSharedMemory.open(key, { unlinkOnClose: true }).close(),
+      };
+    },
+  },
+  {
+    operation: "open a System V semaphore set",
+    probe: "sysv-sem-open",
+    prepare: () => {
+      const set = SysvSemaphoreSet.open(uniqueKey(), {
+        create: true,
+        exclusive: true,
+        count: 1,
+      });
+      const key = set.key;
+      set.close();
+      return {
+        argument: String(key),
+        flags: [
+          "--allow-ffi",
+          "--allow-read=/proc/sysvipc",
+          "--allow-write=/proc/sysvipc",
+        ],
+        cleanup: () => SysvSemaphoreSet.open(key).remove(),
+      };
+    },
+  },
+  {
+    operation: "lock a file, exclusive",
+    probe: "file-lock-exclusive",
+    prepare: async (dir) => {
+      await Deno.writeFile(`${dir}/app.lock`, new Uint8Array(0));
+      return {
+        argument: `${dir}/app.lock`,
+        flags: ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
+      };
+    },
+  },
+  {
+    operation: "lock a file, shared only (write: false)",
+    probe: "file-lock-shared",
+    prepare: async (dir) => {
+      await Deno.writeFile(`${dir}/app.lock`, new Uint8Array(0));
+      return {
+        argument: `${dir}/app.lock`,
+        flags: ["--allow-ffi", `--allow-read=${dir}`],
       };
     },
   },

@@ -44,6 +44,9 @@ const _REASONS: Partial<Record<string, string>> = {
   ENETUNREACH: "the network is unreachable",
   EHOSTUNREACH: "the host is unreachable",
   ETOOMANYREFS: "too many descriptors are in flight",
+  EIDRM: "it was removed",
+  ENOMSG: "no message of the type asked for is waiting",
+  E2BIG: "the message is larger than the buffer",
 };
 
 type _ErrorClass = new (message: string, options?: ErrorOptions) => Error;
@@ -51,6 +54,7 @@ type _ErrorClass = new (message: string, options?: ErrorOptions) => Error;
 function _classFor(code: string): _ErrorClass | undefined {
   switch (code) {
     case "ENOENT":
+    case "EIDRM":
       return Deno.errors.NotFound;
     case "EEXIST":
       return Deno.errors.AlreadyExists;

@@ -258,6 +258,14 @@ export function settleSize(
   return actual;
 }
 
+/** Memory attached without a descriptor, and how to let it go. */
+export interface AttachedMemory {
+  /** Where it is attached. */
+  pointer: Deno.PointerObject;
+  /** Detaches it (shmdt); called once, after every view is detached. */
+  detach: (pointer: Deno.PointerObject) => void;
+}
+
 interface _Raw {
   fd: number;
   pointer: Deno.PointerObject | null;
@@ -307,23 +315,51 @@ export class Mapping {
    *
    * On failure the descriptor is left open for the caller to close.
    */
-  constructor(fd: number, size: number, shared: boolean, what: string) {
+  constructor(
+    fd: number,
+    size: number,
+    shared: boolean,
+    what: string,
+    attached?: AttachedMemory,
+  ) {
     this.#what = what;
     this.#life = new Lifecycle(what);
     this.#shared = shared;
     const raw: _Raw = { fd, pointer: null, size };
     this.#raw = raw;
-    raw.pointer = this.#map(size);
+    const detach = attached?.detach;
+    this.#detach = detach;
+    raw.pointer = attached ? attached.pointer : this.#map(size);
     // The safety net for a mapping dropped without close(). It runs only
     // when no buffer we made is reachable (each one keeps its Mapping alive
     // through _owners), but a buffer moved away with transfer() could still
-    // be, and we cannot tell from here: so it retires the range in place
-    // instead of unmapping it.
+    // be, and we cannot tell from here: so the range is retired in place
+    // (zero pages mapped over it) instead of unmapped, and such a buffer
+    // reads zeros instead of crashing the process. For attached memory (a
+    // System V segment) that is also the detach: the kernel counts the
+    // zero pages' mapping as the attachment's end, as shmdt would.
     this.#life.guard(this, () => {
       if (raw.pointer) _retireInPlace(raw);
       if (raw.fd >= 0) libc().symbols.close(raw.fd);
     });
   }
+
+  /**
+   * A mapping of memory attached some other way than mmap of a descriptor
+   * (a System V segment from `shmat`), released with `attached.detach`
+   * instead of munmap. It has no descriptor (`fd` is -1) and cannot be
+   * remapped; everything else, detaching every view first included, is
+   * the same.
+   */
+  static attached(
+    size: number,
+    what: string,
+    attached: AttachedMemory,
+  ): Mapping {
+    return new Mapping(-1, size, true, what, attached);
+  }
+
+  #detach: ((pointer: Deno.PointerObject) => void) | undefined;
 
   /** The mapped length in bytes. */
   get size(): number {
@@ -491,6 +527,11 @@ export class Mapping {
    */
   remap(size: number, resizeObject: () => void): void {
     this.#life.check("resize");
+    if (this.#detach) {
+      throw new TypeError(
+        `Cannot resize ${this.#what}: it is not mapped from a file`,
+      );
+    }
     if (this.#retained > 0) {
       throw new Deno.errors.Busy(
         `Cannot resize ${this.#what}: a wait on memory inside it is in progress`,
@@ -523,7 +564,7 @@ export class Mapping {
     this.#unmapRange();
     const fd = this.#raw.fd;
     this.#raw.fd = -1;
-    libc().symbols.close(fd);
+    if (fd >= 0) libc().symbols.close(fd);
   }
 
   #map(size: number): Deno.PointerObject {
@@ -565,7 +606,10 @@ export class Mapping {
 
   #unmapRange(): void {
     const raw = this.#raw;
+    // Zero pages mapped over an attached segment replace it, which
+    // detaches it as shmdt would.
     if (this.#escaped) _retireInPlace(raw);
+    else if (this.#detach) this.#detach(raw.pointer!);
     else libc().symbols.munmap(raw.pointer, BigInt(raw.size));
     this.#escaped = false;
     raw.pointer = null;
