@@ -1,0 +1,184 @@
+/**
+ * Reading V8 CPU profiles (`deno run --cpu-prof`): self time per function,
+ * and the same time grouped into a few buckets that say what kind of work
+ * it was (waiting, libc calls through FFI, the reactor, encoding, ...).
+ * bench/cpu_profile.ts prints them.
+ *
+ * @module
+ */
+
+/** One function as the profiler names it. */
+export interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  scriptId?: string;
+}
+
+/** The parts of a .cpuprofile this module reads. */
+export interface Profile {
+  nodes: { id: number; callFrame: CallFrame }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Microseconds of self time per key, and their sum. */
+export interface Tally {
+  total: number;
+  self: Map<string, number>;
+}
+
+/**
+ * What kind of work a function's self time is, first match wins. The
+ * profiler cannot see inside a libc call made through `Deno.dlopen`: its
+ * time (the system call and the FFI call around it) lands on the
+ * JavaScript function that makes it, so those functions form their own
+ * buckets by file, and `perf` splits them further (kernel, libc, Deno).
+ */
+export const BUCKETS: readonly {
+  bucket: string;
+  matches: (frame: CallFrame) => boolean;
+}[] = [
+  {
+    bucket: "idle (nothing to run)",
+    matches: (f) => f.functionName === "(idle)",
+  },
+  {
+    bucket: "garbage collection",
+    matches: (f) => f.functionName === "(garbage collector)",
+  },
+  {
+    bucket: "V8/Deno native outside JS (program)",
+    matches: (f) =>
+      f.functionName === "(program)" || f.functionName === "(root)",
+  },
+  {
+    // The thread blocks in the kernel here: a peer's wait, not work.
+    bucket: "blocked in poll() on this thread",
+    matches: (f) => f.functionName === "pollBlocking",
+  },
+  {
+    // epoll_wait/poll/futex_waitv handed to Deno's thread pool: the time
+    // is the hand-off and its promise, the wait itself is on another thread.
+    bucket: "reactor: parking a wait on Deno's thread pool",
+    matches: (f) => f.functionName === "op_ffi_call_nonblocking",
+  },
+  {
+    bucket: "reactor and wait bookkeeping (ipckit JS)",
+    matches: (f) =>
+      /\/mechanisms\/_wait\/(reactor|poll_group|race|deadline)/.test(f.url) ||
+      /\/ffi\/(epoll|poll)\.ts$/.test(f.url),
+  },
+  {
+    bucket: "spin and retry loops (ipckit JS)",
+    matches: (f) => /\/mechanisms\/_wait\/(spin|retry)\.ts$/.test(f.url),
+  },
+  {
+    bucket: "encode/decode",
+    matches: (f) =>
+      /\/mechanisms\/(codec|layout)\.ts$|\/mechanisms\/_record\//.test(f.url),
+  },
+  {
+    bucket: "framing",
+    matches: (f) =>
+      /\/mechanisms\/(framing\.ts$|_stream\/frames\.ts$)/.test(f.url),
+  },
+  {
+    bucket: "ipckit JS + the libc calls it makes through FFI",
+    matches: (f) => /\/(mechanisms|ffi)\//.test(f.url),
+  },
+  {
+    bucket: "Deno ops (Rust) called from JS",
+    matches: (f) => f.url === "" && f.functionName.startsWith("op_"),
+  },
+  {
+    bucket: "Deno runtime JS (promises, streams, timers)",
+    matches: (f) => /^(ext|node):/.test(f.url),
+  },
+  {
+    bucket: "the benchmark's own code",
+    matches: (f) => /\/bench\//.test(f.url),
+  },
+  {
+    bucket: "libraries (@std, npm)",
+    matches: (f) => /^https?:|\/npm\//.test(f.url),
+  },
+];
+
+/** The bucket for frames no rule claims. */
+export const OTHER = "other";
+
+/** The bucket of one function. */
+export function bucketOf(frame: CallFrame): string {
+  return BUCKETS.find((rule) => rule.matches(frame))?.bucket ?? OTHER;
+}
+
+/** A function's name with the file and line it starts on. */
+export function frameName(frame: CallFrame): string {
+  const file = frame.url.split("/").at(-1);
+  return `${frame.functionName || "(anonymous)"}${
+    file ? ` ${file}:${frame.lineNumber + 1}` : ""
+  }`;
+}
+
+/** Self time summed per `key` of each sample's function. */
+export function tally(
+  profile: Profile,
+  key: (frame: CallFrame) => string,
+): Tally {
+  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const frame = frames.get(id);
+    if (frame === undefined) {
+      throw new TypeError(
+        `Cannot read the profile: sample ${i} names node ${id}, which it does not have`,
+      );
+    }
+    const name = key(frame);
+    const delta = profile.timeDeltas[i] ?? 0;
+    self.set(name, (self.get(name) ?? 0) + delta);
+    total += delta;
+  });
+  return { total, self };
+}
+
+/**
+ * The script a profile's process ran: of the local modules it loaded, the
+ * one V8 compiled first (the lowest script id).
+ */
+export function mainModule(profile: Profile): string | undefined {
+  let best: { id: number; url: string } | undefined;
+  for (const { callFrame } of profile.nodes) {
+    if (!callFrame.url.startsWith("file://")) continue;
+    const id = Number(callFrame.scriptId);
+    if (Number.isFinite(id) && (best === undefined || id < best.id)) {
+      best = { id, url: callFrame.url };
+    }
+  }
+  return best?.url;
+}
+
+/**
+ * A table of the largest entries: share of all sampled time, and share of
+ * the time the process was not idle (what it spent on the CPU or blocked
+ * in a call).
+ */
+export function table(tallied: Tally, top: number): string[] {
+  const idle = tallied.self.get("(idle)") ??
+    tallied.self.get(BUCKETS[0].bucket) ?? 0;
+  const busy = tallied.total - idle;
+  const percent = (part: number, whole: number) =>
+    whole > 0 ? `${(100 * part / whole).toFixed(1)}%`.padStart(6) : "     —";
+  return [...tallied.self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, micros]) =>
+      `  ${percent(micros, tallied.total)} ${
+        name === "(idle)" || name === BUCKETS[0].bucket
+          ? "     —"
+          : percent(micros, busy)
+      }  ${name}`
+    );
+}
