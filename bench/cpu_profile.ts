@@ -8,6 +8,9 @@
  *     --quick "--only=message queue, async" --sections=cells --cells=rt64 --round-trips=20000
  *   deno run --allow-read bench/cpu_profile.ts $dir [--top=15] [--bucket]
  *
+ *   perf record -F 999 -o $dir/perf.data -- deno run <the same driver run>
+ *   deno run --allow-read --allow-run=perf bench/cpu_profile.ts --perf=$dir/perf.data
+ *
  * Each table names the script the process ran and gives each entry's share
  * of all sampled time and of the time the process was not idle. With
  * `--bucket`, a second table per process groups the functions into kinds
@@ -16,7 +19,11 @@
  *
  * A libc call made through `Deno.dlopen` shows up as the JavaScript
  * function that makes it (its time includes the system call); `(idle)` is
- * time the process waited with nothing to run.
+ * time the process waited with nothing to run. `--perf` reads a `perf
+ * record` of a run instead and splits each process's on-CPU time into the
+ * kernel, libc, the deno binary (V8 and Deno's Rust) and JIT-compiled
+ * JavaScript (bench/_perf_split.ts), which is what a V8 profile cannot
+ * tell apart inside those functions.
  *
  * @module
  */
@@ -30,6 +37,12 @@ import {
   table,
   tally,
 } from "./_cpu_profile.ts";
+import {
+  describe,
+  parsePerfScript,
+  PERF_FIELDS,
+  splitByProcess,
+} from "./_perf_split.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -37,14 +50,37 @@ const { values, positionals } = parseArgs({
   options: {
     top: { type: "string", default: "15" },
     bucket: { type: "boolean", default: false },
+    perf: { type: "string" },
   },
 });
 const top = Number(values.top);
-if (positionals.length === 0 || !Number.isInteger(top) || top < 1) {
+if (
+  (positionals.length === 0 && values.perf === undefined) ||
+  !Number.isInteger(top) || top < 1
+) {
   console.error(
-    "usage: cpu_profile.ts <profile or directory>... [--top=N] [--bucket]",
+    "usage: cpu_profile.ts <profile or directory>... [--top=N] [--bucket]\n" +
+      "       cpu_profile.ts --perf=<perf.data> [--top=N]",
   );
   Deno.exit(2);
+}
+
+if (values.perf !== undefined) {
+  const { success, stdout, stderr } = await new Deno.Command("perf", {
+    args: ["script", "-i", values.perf, "-F", PERF_FIELDS],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!success) {
+    console.error(
+      `cpu_profile.ts: perf script failed: ${new TextDecoder().decode(stderr)}`,
+    );
+    Deno.exit(1);
+  }
+  const splits = splitByProcess(
+    parsePerfScript(new TextDecoder().decode(stdout)),
+  );
+  for (const split of splits) console.log(describe(split, 5).join("\n"));
 }
 
 /** Every .cpuprofile among the arguments (files, or directories of them). */
