@@ -17,7 +17,7 @@ export interface CallFrame {
 
 /** The parts of a .cpuprofile this module reads. */
 export interface Profile {
-  nodes: { id: number; callFrame: CallFrame }[];
+  nodes: { id: number; callFrame: CallFrame; children?: number[] }[];
   samples: number[];
   timeDeltas: number[];
 }
@@ -37,7 +37,7 @@ export interface Tally {
  */
 export const BUCKETS: readonly {
   bucket: string;
-  matches: (frame: CallFrame) => boolean;
+  matches: (frame: CallFrame, stack: readonly CallFrame[]) => boolean;
 }[] = [
   {
     bucket: "idle (nothing to run)",
@@ -53,9 +53,10 @@ export const BUCKETS: readonly {
       f.functionName === "(program)" || f.functionName === "(root)",
   },
   {
-    // The thread blocks in the kernel here: a peer's wait, not work.
-    bucket: "blocked in poll() on this thread",
-    matches: (f) => f.functionName === "pollBlocking",
+    // The thread blocks in the kernel here, waiting for the peer: all of
+    // it, down to the libc call, is waiting rather than work.
+    bucket: "blocked in poll()/sem_wait() on this thread",
+    matches: (_, stack) => stack.some(_isBlockingWait),
   },
   {
     // epoll_wait/poll/futex_waitv handed to Deno's thread pool: the time
@@ -105,12 +106,26 @@ export const BUCKETS: readonly {
   },
 ];
 
+/** The calls that block the thread until the peer acts (or time runs out). */
+function _isBlockingWait(frame: CallFrame): boolean {
+  return (frame.functionName === "pollBlocking" &&
+    frame.url.endsWith("/ffi/poll.ts")) ||
+    (frame.functionName === "semWaitSync" &&
+      frame.url.endsWith("/mechanisms/_wait/semaphore_calls.ts"));
+}
+
 /** The bucket for frames no rule claims. */
 export const OTHER = "other";
 
-/** The bucket of one function. */
-export function bucketOf(frame: CallFrame): string {
-  return BUCKETS.find((rule) => rule.matches(frame))?.bucket ?? OTHER;
+/**
+ * The bucket of one sample: its function, and the functions that called
+ * it (`stack`, innermost first, `frame` included).
+ */
+export function bucketOf(
+  frame: CallFrame,
+  stack: readonly CallFrame[] = [frame],
+): string {
+  return BUCKETS.find((rule) => rule.matches(frame, stack))?.bucket ?? OTHER;
 }
 
 /** A function's name with the file and line it starts on. */
@@ -121,22 +136,42 @@ export function frameName(frame: CallFrame): string {
   }`;
 }
 
-/** Self time summed per `key` of each sample's function. */
+/**
+ * Self time summed per `key` of each sample's function (given the stack
+ * it was called from, innermost first).
+ */
 export function tally(
   profile: Profile,
-  key: (frame: CallFrame) => string,
+  key: (frame: CallFrame, stack: readonly CallFrame[]) => string,
 ): Tally {
-  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parents.set(child, node.id);
+  }
+  const stacks = new Map<number, CallFrame[]>();
+  const stackOf = (id: number): CallFrame[] => {
+    let stack = stacks.get(id);
+    if (stack === undefined) {
+      stack = [];
+      for (let at: number | undefined = id; at !== undefined;) {
+        stack.push(nodes.get(at)!.callFrame);
+        at = parents.get(at);
+      }
+      stacks.set(id, stack);
+    }
+    return stack;
+  };
   const self = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
-    const frame = frames.get(id);
-    if (frame === undefined) {
+    const node = nodes.get(id);
+    if (node === undefined) {
       throw new TypeError(
         `Cannot read the profile: sample ${i} names node ${id}, which it does not have`,
       );
     }
-    const name = key(frame);
+    const name = key(node.callFrame, stackOf(id));
     const delta = profile.timeDeltas[i] ?? 0;
     self.set(name, (self.get(name) ?? 0) + delta);
     total += delta;

@@ -43,7 +43,7 @@ Deno.test("bucketOf() tells waiting, libc calls, the reactor and encoding apart"
     [frame("(program)"), "V8/Deno native outside JS (program)"],
     [
       frame("pollBlocking", `${ROOT}/ffi/poll.ts`, 55),
-      "blocked in poll() on this thread",
+      "blocked in poll()/sem_wait() on this thread",
     ],
     [
       frame("op_ffi_call_nonblocking"),
@@ -112,6 +112,39 @@ Deno.test("tally() sums self time per function and per bucket", () => {
       "ipckit JS + the libc calls it makes through FFI": 350,
       "encode/decode": 150,
     },
+  );
+});
+
+Deno.test("tally() counts everything under a blocking wait as waiting", () => {
+  const wait = frame(
+    "semWaitSync",
+    `${ROOT}/mechanisms/_wait/semaphore_calls.ts`,
+    88,
+  );
+  const semWait = frame("", `${ROOT}/mechanisms/_wait/semaphore_calls.ts`, 95);
+  const post = frame(
+    "semPost",
+    `${ROOT}/mechanisms/_wait/semaphore_calls.ts`,
+    67,
+  );
+  const profile: Profile = {
+    nodes: [
+      { id: 1, callFrame: frame("(root)"), children: [2, 4] },
+      { id: 2, callFrame: wait, children: [3] },
+      { id: 3, callFrame: semWait },
+      { id: 4, callFrame: post },
+    ],
+    samples: [3, 2, 4],
+    timeDeltas: [70, 10, 20],
+  };
+  assertEquals(Object.fromEntries(tally(profile, bucketOf).self), {
+    "blocked in poll()/sem_wait() on this thread": 80,
+    "ipckit JS + the libc calls it makes through FFI": 20,
+  });
+  // Outside a wait, the same function is work.
+  assertEquals(
+    bucketOf(semWait),
+    "ipckit JS + the libc calls it makes through FFI",
   );
 });
 
