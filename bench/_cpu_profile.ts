@@ -89,8 +89,10 @@ export const BUCKETS: readonly {
     matches: (f) => /\/(mechanisms|ffi)\//.test(f.url),
   },
   {
-    bucket: "Deno ops (Rust) called from JS",
-    matches: (f) => f.url === "" && f.functionName.startsWith("op_"),
+    // Ops, and native functions such as node:net's writeBuffer (a write
+    // system call made by Deno's Rust): no script, no "(...)" name.
+    bucket: "Deno ops and native functions (Rust) called from JS",
+    matches: (f) => f.url === "" && !f.functionName.startsWith("("),
   },
   {
     bucket: "Deno runtime JS (promises, streams, timers)",

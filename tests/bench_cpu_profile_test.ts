@@ -70,7 +70,11 @@ Deno.test("bucketOf() tells waiting, libc calls, the reactor and encoding apart"
       frame("", `${ROOT}/mechanisms/message_queue.ts`, 850),
       "ipckit JS + the libc calls it makes through FFI",
     ],
-    [frame("op_now"), "Deno ops (Rust) called from JS"],
+    [frame("op_now"), "Deno ops and native functions (Rust) called from JS"],
+    [
+      frame("writeBuffer"),
+      "Deno ops and native functions (Rust) called from JS",
+    ],
     [
       frame("then", "ext:core/01_core.js", 1),
       "Deno runtime JS (promises, streams, timers)",
