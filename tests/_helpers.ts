@@ -220,10 +220,12 @@ function _newDescriptors(before: Map<string, string>): string[] {
 }
 
 // Deno opens a socket pair for its signal handling the first time anything
-// in the process binds a signal, and keeps it for good: inside a test's
-// body, that looks like two leaked descriptors (seen under load in the leak
-// probe and in the EMFILE test's server). Binding one signal here, before
-// any test, makes the pair part of every "before".
+// in the process binds a signal, and keeps it for good; Deno itself binds
+// one about a second after start even if nobody asks (seen: a bare
+// `deno run` that only waits gains the pair). Inside a test's body that
+// looks like two leaked descriptors (the leak probe failed so under load).
+// Binding one signal here, before any test, makes the pair part of every
+// "before".
 const _noSignal = (): void => {};
 Deno.addSignalListener("SIGUSR2", _noSignal);
 Deno.removeSignalListener("SIGUSR2", _noSignal);
