@@ -106,7 +106,7 @@ const EXPECTED: Record<string, Expected> = {
   "example:nats": {
     lines: [
       /^workers a and b are listening on NATS nats:\/\/127\.0\.0\.1:\d+, queue group "workers"$/,
-      /^crossed: 6 jobs and 6 results over NATS; worker a took \d, worker b took \d$/,
+      /^crossed: 6 jobs and 6 results over NATS; worker [ab] took \d, worker [ab] took \d$/,
     ],
     missing: async () =>
       await commandSucceeds("nats-server", ["--version"])
