@@ -166,7 +166,8 @@ removal keeps working with it, but its name is gone.
 
 Some processes cannot be inspected: another user's (unless you are root),
 one that is not dumpable (ssh-agent, gpg-agent, daemons that changed user),
-one that holds capabilities you do not. gc keeps every object such a
+one that holds capabilities you do not, and, when gc runs in a user
+namespace of its own (a container), every process outside it. gc keeps every object such a
 process could hold: one it runs as the owner of, one whose mode lets group
 or other users open it (so also root's objects, when a root process cannot
 be inspected), and prints which process kept it and why.
