@@ -60,7 +60,7 @@ import {
 } from "../ffi/sysv.ts";
 import type { WaitOptions } from "./channel.ts";
 import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { holdOf, Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
   checkSysvOpen,
@@ -852,23 +852,9 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   ): Promise<SysvSemaphoreLock> {
     checkOptionKeys(options, WAIT_KEYS, `lock ${this.#what}`);
     await this.operate([{ index, delta: -1, undo: true }], options);
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      // The undo records of the take and the give cancel out. A closed
-      // handle cannot give it back: the kernel does when the process ends.
-      if (!this.#life.closed) this.post(index, { undo: true });
-    };
-    return {
-      get held() {
-        return held;
-      },
-      release,
-      close: release,
-      [Symbol.dispose]: release,
-      [Symbol.asyncDispose]: () => this.#life.closeAsync(release),
-    };
+    // The undo records of the take and the give cancel out. A closed
+    // handle cannot give it back: the kernel does when the process ends.
+    return holdOf(this.#life, () => this.post(index, { undo: true }), {});
   }
 
   /**
