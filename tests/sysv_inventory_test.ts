@@ -176,3 +176,37 @@ Deno.test(
     );
   }),
 );
+
+Deno.test(
+  "ipckit gc --all --dry-run --kind sysv-shm names a leaked segment by id and key, and keeps it",
+  leakChecked(async () => {
+    const leaked = uniqueKey();
+    const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
+      "shm-make",
+      String(leaked),
+      "64",
+    ]);
+    assertEquals(child.code, 0, child.stderr);
+    const [object] = listSysvObjects({ key: leaked });
+    try {
+      const gc = await ipckit([
+        "gc",
+        "--all",
+        "--dry-run",
+        "--kind",
+        "sysv-shm",
+      ]);
+      assertEquals(gc.code, 0, gc.out);
+      assertMatch(
+        gc.out,
+        new RegExp(
+          `would remove +sysv-shm +id ${object.id} key ${object.keyText} +nobody has it attached`,
+        ),
+      );
+      assertMatch(gc.out, /nothing was removed/);
+      assertEquals(listSysvObjects({ key: leaked }).length, 1);
+    } finally {
+      removeSysvObject("sysv-shm", object.id);
+    }
+  }),
+);
