@@ -44,6 +44,25 @@ async function withHolder(
   }
 }
 
+/**
+ * Creates the lock file and starts a peer process that takes an exclusive
+ * lock on `length` bytes from `start` (0: to the end) and says "held".
+ */
+function peerHolding(
+  path: string,
+  start: number,
+  length: number,
+): Deno.ChildProcess {
+  FileLock.open(path, { create: true }).close();
+  return spawnFixture("sysv_peer.ts", PEER_FLAGS, [
+    "lock-hold",
+    path,
+    String(start),
+    String(length),
+    "exclusive",
+  ]);
+}
+
 Deno.test(
   "FileLock dropped without close() has its descriptor, and so its lock, released by the safety net",
   leakChecked(() =>
@@ -107,15 +126,7 @@ Deno.test(
   "FileLock: byte ranges conflict across processes only where they overlap",
   leakChecked(() =>
     withFile(async (path) => {
-      FileLock.open(path, { create: true }).close();
-      const child = spawnFixture("sysv_peer.ts", PEER_FLAGS, [
-        "lock-hold",
-        path,
-        "0",
-        "100",
-        "exclusive",
-      ]);
-      await withHolder(child, async () => {
+      await withHolder(peerHolding(path, 0, 100), async () => {
         using lock = FileLock.open(path);
         assertEquals(lock.tryLock({ start: 50, length: 100 }), undefined);
         assertEquals(lock.holder({ start: 99, length: 1 })?.start, 0);
@@ -134,14 +145,7 @@ Deno.test(
   "FileLock.lock() goes on once the holding process is killed",
   leakChecked(() =>
     withFile(async (path) => {
-      FileLock.open(path, { create: true }).close();
-      const child = spawnFixture("sysv_peer.ts", PEER_FLAGS, [
-        "lock-hold",
-        path,
-        "0",
-        "0",
-        "exclusive",
-      ]);
+      const child = peerHolding(path, 0, 0);
       await withHolder(child, async () => {
         using lock = FileLock.open(path);
         const waiting = lock.lock({ timeout: 10_000 });
