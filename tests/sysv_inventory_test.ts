@@ -35,6 +35,21 @@ async function ipckit(args: string[]): Promise<{ code: number; out: string }> {
   };
 }
 
+/**
+ * A C-style leak: another process makes a 64-byte segment with a fresh key
+ * and exits. Returns the key; the caller removes the segment.
+ */
+async function leakSegment(): Promise<number> {
+  const leaked = uniqueKey();
+  const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
+    "shm-make",
+    String(leaked),
+    "64",
+  ]);
+  assertEquals(child.code, 0, child.stderr);
+  return leaked;
+}
+
 /** `ipcs -<flag>` rows as { key, id, owner, perms, sixth column }. */
 async function ipcs(flag: "q" | "m" | "s"): Promise<string[][]> {
   const { stdout } = await new Deno.Command("ipcs", { args: [`-${flag}`] })
@@ -138,14 +153,7 @@ Deno.test(
 Deno.test(
   "planSysvCollection() collects a segment whose creator is gone and keeps what is in use",
   leakChecked(async () => {
-    // A C-style leak: another process makes a segment and exits.
-    const leaked = uniqueKey();
-    const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
-      "shm-make",
-      String(leaked),
-      "64",
-    ]);
-    assertEquals(child.code, 0, child.stderr);
+    const leaked = await leakSegment();
     const [verdict] = planSysvCollection({ key: leaked });
     assertEquals(verdict.remove, true, verdict.reason);
     assertMatch(
@@ -180,13 +188,7 @@ Deno.test(
 Deno.test(
   "ipckit gc --all --dry-run --kind sysv-shm names a leaked segment by id and key, and keeps it",
   leakChecked(async () => {
-    const leaked = uniqueKey();
-    const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
-      "shm-make",
-      String(leaked),
-      "64",
-    ]);
-    assertEquals(child.code, 0, child.stderr);
+    const leaked = await leakSegment();
     const [object] = listSysvObjects({ key: leaked });
     try {
       const gc = await ipckit([
