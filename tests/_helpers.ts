@@ -314,8 +314,20 @@ export async function runFixture(
   args: string[] = [],
 ): Promise<ChildResult> {
   const script = fromFileUrl(new URL(`./fixtures/${fixture}`, import.meta.url));
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...flags, script, ...args],
+  return await runArgv([
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    ...flags,
+    script,
+    ...args,
+  ]);
+}
+
+/** Runs a prepared command line (program first) and collects its output. */
+export async function runArgv(argv: string[]): Promise<ChildResult> {
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
   }).output();

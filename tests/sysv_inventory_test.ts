@@ -11,7 +11,7 @@ import {
   SysvSharedMemory,
 } from "../mod.ts";
 import { commandSucceeds, leakChecked, skip, uniqueKey } from "./_helpers.ts";
-import { runFixture } from "./_helpers.ts";
+import { runArgv, runFixture } from "./_helpers.ts";
 import { PEER_FLAGS } from "./_sysv.ts";
 
 const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
@@ -23,16 +23,15 @@ const CLI_FLAGS = [
 const hasIpcs = await commandSucceeds("ipcs", ["-V"]);
 
 async function ipckit(args: string[]): Promise<{ code: number; out: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...CLI_FLAGS, CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
+  const { code, stdout, stderr } = await runArgv([
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    ...CLI_FLAGS,
+    CLI,
+    ...args,
+  ]);
+  return { code, out: stdout + stderr };
 }
 
 /**
