@@ -43,6 +43,23 @@ export function trackName(name: string): string {
 }
 
 /**
+ * Runs `body` with a fresh directory `/tmp/ipckit-test-<prefix>-…` and
+ * removes it with all it holds afterwards, however `body` ends; resolves
+ * to what `body` returns.
+ */
+export async function inTempDir<T>(
+  prefix: string,
+  body: (dir: string) => Promise<T> | T,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `ipckit-test-${prefix}-` });
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
  * A System V key no other test or run uses: the low 15 bits of this
  * process's pid in the high half, a random non-zero low half. The leak
  * check counts every System V object with such a key that a test left.

@@ -14,7 +14,12 @@ import {
   MessageQueue,
   spawn,
 } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  inTempDir,
+  leakChecked,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
 import { exactlyOnceProblems, type Numbered } from "./fixtures/_numbered.ts";
 
 const MQ_FLAGS = [
@@ -104,15 +109,6 @@ async function assertEachOnce(
   const received = await producer.receive(channel, receivers, total);
   await producer.succeeded();
   assertEquals(exactlyOnceProblems(received, total), []);
-}
-
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-conc-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 function netFlags(dir: string, ...unixPaths: string[]): string[] {
@@ -215,7 +211,7 @@ Deno.test(
 Deno.test(
   "A FIFO reader gives 8 concurrent receives 2,000 frames from another process, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       using fifo = Fifo.create(`${dir}/conc`);
       await using reader = await fifo.openReader<Numbered>();
       await assertEachOnce(
@@ -253,7 +249,7 @@ for (const transport of ["unix", "tcp"] as const) {
   Deno.test(
     `A ${transport} socket connection gives 8 concurrent receives 2,000 messages, each exactly once`,
     leakChecked(() =>
-      inTempDir(async (dir) => {
+      inTempDir("conc", async (dir) => {
         const path = `${dir}/conc.sock`;
         await using server = await listen<Numbered>(
           transport === "unix" ? { path } : { port: 0 },
@@ -281,7 +277,7 @@ for (const transport of ["unix", "tcp"] as const) {
 Deno.test(
   "SocketServer gives 4 concurrent accepts 4 distinct connections",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       const path = `${dir}/accepts.sock`;
       await using server = await listen<Numbered>({ path });
       const producers = [0, 1, 2, 3].map((i) =>
@@ -310,7 +306,7 @@ Deno.test(
 Deno.test(
   "A Unix datagram socket gives 8 concurrent receives 800 datagrams, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       const path = `${dir}/conc-dgram.sock`;
       const sender = `${dir}/conc-sender.sock`;
       await using socket = await bindDatagram<Numbered>({ path });
@@ -326,7 +322,7 @@ Deno.test(
 Deno.test(
   "A UDP socket gives 8 concurrent receives 800 datagrams, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       await using socket = await bindDatagram<Numbered>({ port: 0 });
       const port = String((socket.addr as Deno.NetAddr).port);
       await assertEachOnce(socket, 8, 800, netFlags(dir), ["udp", port]);

@@ -3,6 +3,7 @@ import { FileLock } from "../mod.ts";
 import { LineReader } from "./_bounded.ts";
 import {
   commandSucceeds,
+  inTempDir,
   leakChecked,
   runFixture,
   skip,
@@ -14,15 +15,10 @@ const hasFlock = await commandSucceeds("flock", ["--version"]);
 const hasPython = await commandSucceeds("python3", ["-c", "import fcntl"]);
 
 /** A fresh lock file in a temp dir; removed with the dir. */
-async function withFile(
+function withFile(
   body: (path: string) => Promise<void> | void,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-lock-" });
-  try {
-    await body(`${dir}/app.lock`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return inTempDir("lock", (dir) => body(`${dir}/app.lock`));
 }
 
 /** Runs a child that says one line once it holds its lock; kills it after `body`. */
