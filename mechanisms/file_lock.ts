@@ -64,7 +64,7 @@ import {
   checkOptionKeys,
   optionKeys,
 } from "./_common/checks.ts";
-import { holdOf, Lifecycle } from "./_common/lifecycle.ts";
+import { holdOf, Lifecycle, untilClosed } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
 import { describeFileType } from "./_kernel/file_type.ts";
@@ -550,15 +550,12 @@ export class FileLock implements Disposable, AsyncDisposable {
   }
 
   #plan(range: _Range, options: WaitOptions): RetryPlan<number> {
-    const closing = this.#closing.signal;
     return {
       attempt: () => this.#attempt(range),
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: options.signal
-        ? AbortSignal.any([options.signal, closing])
-        : closing,
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `lock ${this.#what}`,
     };
   }

@@ -49,7 +49,7 @@ import {
   checkOptionKeys,
   optionKeys,
 } from "./_common/checks.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { placeIn } from "./_memory/placement.ts";
 import {
   type AdoptPolicy,
@@ -676,10 +676,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
   async wait(options: WaitOptions = {}): Promise<void> {
     checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
-    const closing = this.#closing.signal;
-    plan.signal = options.signal
-      ? AbortSignal.any([options.signal, closing])
-      : closing;
+    plan.signal = untilClosed(options.signal, this.#closing.signal);
     const { park, end } = this.#park.parkFor(plan);
     let errno: number;
     try {

@@ -68,7 +68,7 @@ import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
 import type { Access } from "./_kernel/permissions.ts";
 import {
@@ -758,7 +758,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (has) => !has,
       spinner: this.#receiveSpinner,
       deadline,
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action,
     };
     const waiter = this.#group().waiter("ready", plan);
@@ -863,11 +863,6 @@ export class SysvMessageQueue<T = unknown>
     }
   }
 
-  #signal(signal: AbortSignal | undefined): AbortSignal {
-    const closing = this.#closing.signal;
-    return signal ? AbortSignal.any([signal, closing]) : closing;
-  }
-
   #stat(action: string): MsqidDs {
     const status = msgStat(this.#id);
     if (typeof status === "number") throw idError("msgctl", action, -status);
@@ -938,7 +933,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#sendSpinner,
       deadline: deadlineOf(options),
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `send to ${this.#what}`,
     };
   }
@@ -1023,7 +1018,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (result) => result === -ERRNO.EAGAIN,
       spinner: this.#receiveSpinner,
       deadline: deadlineOf(options),
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `receive from ${this.#what}`,
     };
   }

@@ -60,7 +60,12 @@ import {
 } from "../ffi/sysv.ts";
 import type { WaitOptions } from "./channel.ts";
 import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
-import { holdOf, Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import {
+  holdOf,
+  Lifecycle,
+  unlinkQuietly,
+  untilClosed,
+} from "./_common/lifecycle.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
   checkSysvOpen,
@@ -1000,15 +1005,12 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   }
 
   #plan(encoded: _EncodedOps, options: WaitOptions): RetryPlan<number> {
-    const closing = this.#closing.signal;
     return {
       attempt: () => this.#attempt(encoded.nowait),
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: options.signal
-        ? AbortSignal.any([options.signal, closing])
-        : closing,
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `operate on ${this.#what}`,
     };
   }

@@ -82,6 +82,18 @@ export function unlinkQuietly(unlink: () => void): void {
   }
 }
 
+/**
+ * What a wait on a handle listens to: the caller's `signal` and the
+ * handle's `closing` signal (aborted by `close()`), whichever aborts first;
+ * just `closing` when the caller gave none.
+ */
+export function untilClosed(
+  signal: AbortSignal | undefined,
+  closing: AbortSignal,
+): AbortSignal {
+  return signal ? AbortSignal.any([signal, closing]) : closing;
+}
+
 /** A hold a handle hands out (a lock it took): held until released, once. */
 export interface Hold extends Disposable, AsyncDisposable {
   readonly held: boolean;
