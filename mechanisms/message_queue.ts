@@ -30,6 +30,7 @@ import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import {
+  checkDirections,
   checkFlag,
   checkMode,
   checkOptionKeys,
@@ -359,17 +360,10 @@ export class MessageQueue<T = unknown>
     const action = `open message queue "${name}"`;
     checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
-    for (const flag of ["create", "exclusive", "read", "write"] as const) {
-      checkFlag(options[flag], flag, action);
-    }
+    checkFlag(options.create, "create", action);
+    checkFlag(options.exclusive, "exclusive", action);
+    const { read, write } = checkDirections(options, action);
     checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
-    const read = options.read ?? true;
-    const write = options.write ?? true;
-    if (!read && !write) {
-      throw new TypeError(
-        `Cannot open message queue "${name}": read and write are both false`,
-      );
-    }
     if (options.exclusive && !options.create) {
       throw new TypeError(
         `Cannot open message queue "${name}": exclusive needs create`,

@@ -66,7 +66,12 @@ import {
 } from "../ffi/sysv.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
-import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
+import {
+  checkDirections,
+  checkFlag,
+  checkOptionKeys,
+  optionKeys,
+} from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
 import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
@@ -410,13 +415,7 @@ export class SysvMessageQueue<T = unknown>
   ): SysvMessageQueue<T> {
     const request = checkSysvOpen("sysv-msg", key, options, _OPEN_KEYS);
     const { checked, action, create, unlinkOnClose } = request;
-    checkFlag(options.read, "read", action);
-    checkFlag(options.write, "write", action);
-    const read = options.read ?? true;
-    const write = options.write ?? true;
-    if (!read && !write) {
-      throw new TypeError(`Cannot ${action}: read and write are both false`);
-    }
+    const { read, write } = checkDirections(options, action);
     const spin = checkSpinMicros(options.spin, action);
     if (options.maxBytes !== undefined && !create) {
       throw new TypeError(`Cannot ${action}: maxBytes needs create`);
