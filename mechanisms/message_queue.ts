@@ -30,8 +30,8 @@ import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import {
+  checkCreateFlags,
   checkDirections,
-  checkFlag,
   checkMode,
   checkOptionKeys,
   optionKeys,
@@ -360,15 +360,8 @@ export class MessageQueue<T = unknown>
     const action = `open message queue "${name}"`;
     checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
-    checkFlag(options.create, "create", action);
-    checkFlag(options.exclusive, "exclusive", action);
+    checkCreateFlags(options, action);
     const { read, write } = checkDirections(options, action);
-    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
-    if (options.exclusive && !options.create) {
-      throw new TypeError(
-        `Cannot open message queue "${name}": exclusive needs create`,
-      );
-    }
     const mode = checkMode(
       options.mode ?? 0o600,
       `open message queue "${name}"`,

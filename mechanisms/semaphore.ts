@@ -44,7 +44,7 @@ import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
-  checkFlag,
+  checkCreateFlags,
   checkMode,
   checkOptionKeys,
   optionKeys,
@@ -411,13 +411,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
     checkOptionKeys(options, _OPEN_KEYS, action);
     // Linux names the file "sem." + name, which must fit in NAME_MAX.
     const base = validateIpcName(name, "semaphore", NAME_MAX - 4);
+    checkCreateFlags(options, action);
     const { create, exclusive, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
     if (options.initial !== undefined && !create) {
       throw new TypeError(
         `Cannot ${action}: initial needs create (an existing semaphore keeps its value)`,

@@ -30,6 +30,22 @@ export function checkFlag(value: unknown, name: string, action: string): void {
 }
 
 /**
+ * Checks the flags every named object opens with: `create`, `exclusive`
+ * and `unlinkOnClose` are booleans, and `exclusive` comes with `create`.
+ */
+export function checkCreateFlags(
+  options: { create?: unknown; exclusive?: unknown; unlinkOnClose?: unknown },
+  action: string,
+): void {
+  checkFlag(options.create, "create", action);
+  checkFlag(options.exclusive, "exclusive", action);
+  checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+  if (options.exclusive && !options.create) {
+    throw new TypeError(`Cannot ${action}: exclusive needs create`);
+  }
+}
+
+/**
  * Checks the `read` and `write` flags of something that may be opened for
  * one direction only: each a boolean, each `true` by default, not both
  * `false`.

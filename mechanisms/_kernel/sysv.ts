@@ -46,7 +46,11 @@ import {
   semRemove,
   shmRemove,
 } from "../../ffi/sysv.ts";
-import { checkFlag, checkMode, checkOptionKeys } from "../_common/checks.ts";
+import {
+  checkCreateFlags,
+  checkMode,
+  checkOptionKeys,
+} from "../_common/checks.ts";
 import { systemError } from "../_common/system_error.ts";
 import {
   type AdoptPolicy,
@@ -302,13 +306,8 @@ export function checkSysvOpen(
   checkOptionKeys(options, keys, `open ${label}`);
   const checked = checkKey(key, label);
   const action = `open ${label} ${checked.shown}`;
+  checkCreateFlags(options, action);
   const { create, exclusive, unlinkOnClose } = options;
-  checkFlag(create, "create", action);
-  checkFlag(exclusive, "exclusive", action);
-  checkFlag(unlinkOnClose, "unlinkOnClose", action);
-  if (exclusive && !create) {
-    throw new TypeError(`Cannot ${action}: exclusive needs create`);
-  }
   if (sized && create && sized.value === undefined) {
     throw new TypeError(`Cannot ${action}: create needs a ${sized.name}`);
   }
