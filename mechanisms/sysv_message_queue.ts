@@ -58,7 +58,6 @@ import {
   messageText,
   msgget,
   msgrcv,
-  msgRemove,
   msgSetQbytes,
   msgsnd,
   msgStat,
@@ -87,6 +86,7 @@ import {
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
   SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
@@ -429,24 +429,19 @@ export class SysvMessageQueue<T = unknown>
     const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-msg"].label);
     const opening = `open ${describeSysv("sysv-msg", checked, undefined)}`;
 
-    const { id, created } = getTracked(
+    const got = getTracked(
       (flags) => msgget(number, flags),
       (errno, reason) => systemError("msgget", opening, errno, reason),
       request,
     );
-    try {
+    const { id, created } = got;
+    settleOrRemove("sysv-msg", got, () => {
       if (create && !created) {
         const status = msgStat(id);
         if (typeof status === "number") {
           throw idError("msgctl", opening, -status);
         }
-        requireSysvAdoptable(
-          status.perm,
-          request.mode,
-          request.adopt,
-          "msgget",
-          opening,
-        );
+        requireSysvAdoptable(status.perm, request, "msgget", opening);
       }
       if (created && maxBytes !== undefined) {
         const result = msgSetQbytes(id, maxBytes);
@@ -461,10 +456,7 @@ export class SysvMessageQueue<T = unknown>
           );
         }
       }
-    } catch (error) {
-      if (created) msgRemove(id);
-      throw error;
-    }
+    });
     return new SysvMessageQueue<T>(
       id,
       number,

@@ -52,7 +52,6 @@ import {
   semget,
   semGetAll,
   type SemidDs,
-  semRemove,
   semSetAll,
   semSetValue,
   semStat,
@@ -78,6 +77,7 @@ import {
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
   SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
@@ -391,24 +391,19 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     requireSysvPermissions("sysv-sem", ["read", "write"]);
     const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-sem"].label);
     const opening = `open ${describeSysv("sysv-sem", checked, undefined)}`;
-    const { id, created } = getTracked(
+    const got = getTracked(
       (flags) => semget(number, flags & IPC.CREAT ? count! : 0, flags),
       (errno, reason) => systemError("semget", opening, errno, reason),
       request,
     );
-    let status: SemidDs;
-    try {
-      const stat = semStat(id);
-      if (typeof stat === "number") throw idError("semctl", opening, -stat);
-      status = stat;
+    const { id, created } = got;
+    const status = settleOrRemove("sysv-sem", got, (): SemidDs => {
+      const status = semStat(id);
+      if (typeof status === "number") {
+        throw idError("semctl", opening, -status);
+      }
       if (create && !created) {
-        requireSysvAdoptable(
-          status.perm,
-          request.mode,
-          request.adopt,
-          "semget",
-          opening,
-        );
+        requireSysvAdoptable(status.perm, request, "semget", opening);
       }
       if (count !== undefined && status.nsems < count) {
         throw new RangeError(
@@ -419,10 +414,8 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
         const result = semSetAll(id, initial!);
         if (result < 0) throw idError("semctl", opening, -result);
       }
-    } catch (error) {
-      if (created) semRemove(id);
-      throw error;
-    }
+      return status;
+    });
     return new SysvSemaphoreSet(
       id,
       number,

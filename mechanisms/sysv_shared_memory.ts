@@ -48,15 +48,7 @@
  */
 
 import { ERRNO } from "../ffi/errno.ts";
-import {
-  IPC,
-  shmat,
-  shmdt,
-  shmget,
-  type ShmidDs,
-  shmRemove,
-  shmStat,
-} from "../ffi/sysv.ts";
+import { IPC, shmat, shmdt, shmget, shmStat } from "../ffi/sysv.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
@@ -72,6 +64,7 @@ import {
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
   SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
@@ -271,7 +264,7 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
     requireSysvPermissions("sysv-shm", ["read", "write"]);
     const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-shm"].label);
     const opening = `open ${describeSysv("sysv-shm", checked, undefined)}`;
-    const { id, created } = getTracked(
+    const got = getTracked(
       // Size 0 gets an existing segment of any size; it is checked below.
       (flags) => shmget(number, flags & IPC.CREAT ? size! : 0, flags),
       (errno, reason) =>
@@ -283,35 +276,27 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
         ),
       request,
     );
+    const { id, created } = got;
     const what = describeSysv("sysv-shm", checked, id);
-    let status: ShmidDs;
-    try {
-      const stat = shmStat(id);
-      if (typeof stat === "number") throw idError("shmctl", opening, -stat);
-      status = stat;
+    const [status, pointer] = settleOrRemove("sysv-shm", got, () => {
+      const status = shmStat(id);
+      if (typeof status === "number") {
+        throw idError("shmctl", opening, -status);
+      }
       if (create && !created) {
-        requireSysvAdoptable(
-          status.perm,
-          request.mode,
-          request.adopt,
-          "shmget",
-          opening,
-        );
+        requireSysvAdoptable(status.perm, request, "shmget", opening);
       }
       if (size !== undefined && status.segsz < size) {
         throw new RangeError(
           `Cannot ${opening}: it is ${status.segsz} bytes, smaller than the ${size} bytes requested`,
         );
       }
-    } catch (error) {
-      if (created) shmRemove(id);
-      throw error;
-    }
-    const pointer = shmat(id, 0);
-    if (typeof pointer === "number") {
-      if (created) shmRemove(id);
-      throw idError("shmat", opening, -pointer);
-    }
+      const pointer = shmat(id, 0);
+      if (typeof pointer === "number") {
+        throw idError("shmat", opening, -pointer);
+      }
+      return [status, pointer] as const;
+    });
     const mapping = Mapping.attached(
       created ? size! : status.segsz,
       what,

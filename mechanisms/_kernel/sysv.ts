@@ -153,11 +153,7 @@ export function removeSysvId(
   reason?: string,
 ): void {
   requireSysvPermissions(kind, ["write"]);
-  const result = kind === "sysv-msg"
-    ? msgRemove(id)
-    : kind === "sysv-shm"
-    ? shmRemove(id)
-    : semRemove(id);
+  const result = _remove(kind, id);
   if (result < 0) {
     throw idError(
       SYSV_KIND_FACTS[kind].control,
@@ -165,6 +161,34 @@ export function removeSysvId(
       -result,
       reason,
     );
+  }
+}
+
+/** `IPC_RMID` on object `id` of `kind`: 0 or `-errno`. */
+function _remove(kind: SysvKind, id: number): number {
+  return kind === "sysv-msg"
+    ? msgRemove(id)
+    : kind === "sysv-shm"
+    ? shmRemove(id)
+    : semRemove(id);
+}
+
+/**
+ * Runs `settle` on the object {@linkcode getTracked} just got (checks,
+ * initial values, attaching); when it throws, an object this call created
+ * is removed again, so that a failed open leaves nothing, and the error is
+ * thrown on.
+ */
+export function settleOrRemove<T>(
+  kind: SysvKind,
+  got: { id: number; created: boolean },
+  settle: () => T,
+): T {
+  try {
+    return settle();
+  } catch (error) {
+    if (got.created) _remove(kind, got.id);
+    throw error;
   }
 }
 
@@ -374,8 +398,7 @@ export function resolveKey(checked: CheckedKey, label: string): number {
  */
 export function requireSysvAdoptable(
   perm: IpcPerm,
-  mode: number,
-  policy: AdoptPolicy,
+  { mode, adopt: policy }: SysvOpenRequest,
   syscall: string,
   action: string,
 ): void {
