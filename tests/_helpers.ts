@@ -43,6 +43,16 @@ export function trackName(name: string): string {
 }
 
 /**
+ * The flags a child needs to use message queues: libc, the queues, and
+ * the limits under /proc/sys/fs/mqueue that opening reads.
+ */
+export const MQ_FLAGS: string[] = [
+  "--allow-ffi",
+  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
+  "--allow-write=/dev/mqueue",
+];
+
+/**
  * Runs `body` with a fresh directory `/tmp/ipckit-test-<prefix>-…` and
  * removes it with all it holds afterwards, however `body` ends; resolves
  * to what `body` returns.

@@ -17,16 +17,12 @@ import {
 import {
   inTempDir,
   leakChecked,
+  MQ_FLAGS,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
 import { exactlyOnceProblems, type Numbered } from "./fixtures/_numbered.ts";
 
-const MQ_FLAGS = [
-  "--allow-ffi",
-  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
-  "--allow-write=/dev/mqueue",
-];
 /** A bound on every wait: a regression fails instead of hanging. */
 const TIMEOUT = 20_000;
 

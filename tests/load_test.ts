@@ -24,6 +24,7 @@ import {
 import {
   inTempDir,
   leakChecked,
+  MQ_FLAGS,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
@@ -34,11 +35,6 @@ import {
   type Numbered,
 } from "./fixtures/_numbered.ts";
 
-const MQ_FLAGS = [
-  "--allow-ffi",
-  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
-  "--allow-write=/dev/mqueue",
-];
 const LIMIT = 60_000;
 
 /** The JSON a child prints, once it exited with success. */
