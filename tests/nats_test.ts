@@ -19,8 +19,8 @@ import {
   serve,
   type StandardSchemaV1,
 } from "../mod.ts";
-import { Nats, NatsServer } from "../mechanisms/nats.ts";
 import { resolveChannel } from "../mechanisms/_nats/options.ts";
+import { Nats, NatsServer } from "../mechanisms/nats.ts";
 import { leakChecked, runFixture } from "./_helpers.ts";
 import { natsServerMissing, Peer, peerFlags, withNats } from "./_nats.ts";
 import type { Ask } from "./fixtures/_rpc_handler.ts";
