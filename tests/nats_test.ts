@@ -5,6 +5,7 @@ import {
   assertInstanceOf,
   assertMatch,
   assertRejects,
+  assertThrows,
 } from "@std/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
@@ -18,6 +19,7 @@ import {
   serve,
   type StandardSchemaV1,
 } from "../mod.ts";
+import { resolveChannel } from "../mechanisms/_nats/options.ts";
 import { Nats, NatsServer } from "../mechanisms/nats.ts";
 import { leakChecked, runFixture, testNeeding } from "./_helpers.ts";
 import { natsServerMissing, Peer, peerFlags, withNats } from "./_nats.ts";
@@ -57,6 +59,24 @@ function uniqueQueue(prefix: string): string {
 }
 
 // --- Connecting ------------------------------------------------------------
+
+Deno.test(
+  "A NATS channel's options refuse read and write both false, and either not a boolean",
+  () => {
+    assertThrows(
+      () => resolveChannel("jobs", { read: false, write: false }),
+      TypeError,
+      'Cannot open a channel on NATS subject "jobs": read and write are both false',
+    );
+    assertThrows(
+      () => resolveChannel("jobs", { read: 1 as never }),
+      TypeError,
+      "read must be a boolean, got number",
+    );
+    // Receiving only: a wildcard subject is fine.
+    assertEquals(resolveChannel("jobs.*", { write: false }).read, true);
+  },
+);
 
 Deno.test(
   "Nats.connect() names the --allow-net flag to add before it dials",
