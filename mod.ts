@@ -139,6 +139,15 @@ export {
   type Utf8Type,
 } from "./mechanisms/layout.ts";
 
+// Waiting on shared memory: futex words and events
+export { Futex, FUTEX_SIZE, type FutexFieldsOf } from "./mechanisms/futex.ts";
+export {
+  SHM_EVENT_MAX_IDS,
+  ShmEvent,
+  type ShmEventListener,
+  type ShmEventOptions,
+} from "./mechanisms/shm_event.ts";
+
 // Semaphores and the mutex
 export {
   type InMemorySemaphoreOptions,

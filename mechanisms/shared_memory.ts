@@ -432,6 +432,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
           memory.#readOnly,
           memory.#what,
           extra,
+          () => memory[PLACEMENT](),
         ),
     );
   }
@@ -588,6 +589,8 @@ export class SharedMemory implements Disposable, AsyncDisposable {
       byteOffset,
       this.#readOnly,
       this.#what,
+      undefined,
+      () => this[PLACEMENT](),
     );
   }
 
