@@ -103,6 +103,7 @@ export {
 export {
   SharedMemory,
   type SharedMemoryOptions,
+  type SharedStructOptions,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./mechanisms/shared_memory.ts";
