@@ -149,6 +149,12 @@ export {
   type ShmEventOptions,
 } from "./mechanisms/shm_event.ts";
 
+export {
+  SHM_CHANNEL_DEFAULT_CAPACITY,
+  ShmChannel,
+  type ShmChannelOptions,
+} from "./mechanisms/shm_channel.ts";
+
 // Semaphores and the mutex
 export {
   type InMemorySemaphoreOptions,

@@ -63,11 +63,11 @@ export interface Codec<T> {
   /**
    * What else identifies the bytes, beyond `name`: for `codecs.struct`
    * the layout's fields, offsets, size and byte order. Shared-memory
-   * channels record `name` and `schema` and refuse a peer whose codec
-   * differs; set it on your own codec to version its format
+   * channels record `name` and `format` and refuse a peer whose codec
+   * differs; set it on your own codec to version its wire format
    * (`"frame v2"`). Default: none.
    */
-  readonly schema?: string;
+  readonly format?: string;
   /** Encodes a value; throws `TypeError` or `RangeError` for values it cannot represent. */
   encode(value: T): Uint8Array;
   /** Decodes bytes; throws {@linkcode DecodeError} with the raw bytes when it cannot. */
@@ -174,7 +174,7 @@ export function validated<T>(
   return {
     name: codec.name,
     // Validation does not change the bytes: the same wire format.
-    ...(codec.schema === undefined ? {} : { schema: codec.schema }),
+    ...(codec.format === undefined ? {} : { format: codec.format }),
     encode: (value: T) => codec.encode(value),
     decode: (bytes: Uint8Array): T => {
       const decoded = codec.decode(bytes);

@@ -328,7 +328,7 @@ export interface RecordCodec<T> {
   /** `"struct"`, for messages. */
   readonly name: string;
   /** The layout, as {@linkcode describeLayout} writes it. */
-  readonly schema: string;
+  readonly format: string;
   /** Encodes a record into exactly `layout.size` bytes. */
   encode(value: T): Uint8Array;
   /** Decodes `layout.size` bytes into a record. */
@@ -369,7 +369,7 @@ export function structCodec<S extends LayoutSpec>(
   const what = `a struct of ${layout.size} bytes`;
   return {
     name: "struct",
-    schema: describeLayout(layout),
+    format: describeLayout(layout),
     encode: (value: RecordOf<S>): Uint8Array => {
       const bytes = new Uint8Array(layout.size);
       _writeRecord(
