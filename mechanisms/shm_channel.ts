@@ -341,8 +341,12 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     try {
       checkOptionKeys(options, WAIT_KEYS, action);
       deadline = deadlineOf(options, action);
-      bytes = this.#encode(value, action);
+      this.#life.check("send to");
       this.#startProducing(action);
+      if (this.#sendQueue === undefined && this.#tryEncodeInto(value, action)) {
+        return Promise.resolve();
+      }
+      bytes = this.#encode(value, action);
       if (this.#sendQueue === undefined && this.#tryWrite(bytes, action)) {
         return Promise.resolve();
       }
@@ -382,8 +386,12 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
    */
   trySend(value: T): void {
     const action = `send to ${this.#what}`;
-    const bytes = this.#encode(value, action);
+    this.#life.check("send to");
     this.#startProducing(action);
+    if (this.#sendQueue === undefined && this.#tryEncodeInto(value, action)) {
+      return;
+    }
+    const bytes = this.#encode(value, action);
     if (this.#sendQueue !== undefined || !this.#tryWrite(bytes, action)) {
       throw new Deno.errors.WouldBlock(
         `Cannot ${action}: the ring is full (${this.#ring.used()} of ${this.capacity} bytes in use)`,
@@ -843,6 +851,36 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     this.#consuming = true;
     this.#ring.setFlag(RING.CONSUMER_CLOSED, 0);
     this.#ring.startConsuming();
+  }
+
+  /**
+   * Encodes `value` straight into the ring's free room, when the codec can
+   * (`encodeInto`) and it fits before the ring's end; false otherwise (the
+   * caller encodes into a buffer and waits for room, wrapping if need be).
+   */
+  #tryEncodeInto(value: T, action: string): boolean {
+    const codec = this.#codec;
+    if (!codec.encodeInto || this.#loan) return false;
+    this.#checkConsumerClosed(action);
+    const ring = this.#ring;
+    const offset = ring.reserveFree();
+    if (offset < 0) return false;
+    let n: number;
+    try {
+      n = codec.encodeInto(
+        value,
+        ring.data.subarray(offset, offset + ring.room),
+      );
+    } catch (error) {
+      ring.unreserve();
+      throw error;
+    }
+    if (!Number.isInteger(n) || n < 0 || n > ring.room) {
+      ring.unreserve();
+      return false;
+    }
+    if (ring.publish(n)) wakeWord(ring.headWord, 1);
+    return true;
   }
 
   /** One attempt to write `bytes` into the ring; false when there is no room. */

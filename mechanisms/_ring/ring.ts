@@ -122,6 +122,7 @@ export class Ring {
   #headSeen = 0;
   /** The record a reserve() placed, until publish(). */
   #reserved = -1;
+  #room = 0;
 
   constructor(buffer: ArrayBuffer, capacity: number) {
     this.capacity = capacity;
@@ -198,6 +199,37 @@ export class Ring {
     this.#head = (this.#head + recordSize(n)) >>> 0;
     Atomics.store(this.headWord, 0, this.#head);
     return Atomics.load(this.#words, RING.CONSUMER_PARKED / 4) !== 0;
+  }
+
+  /**
+   * Reserves all the room there is before the ring's end (at most
+   * `maxMessage`), for a message whose size is known only once written
+   * (`Codec.encodeInto`). Returns the payload's offset, with
+   * {@linkcode Ring.room} bytes there, or -1 when there is none.
+   */
+  reserveFree(): number {
+    const at = this.#head & this.#mask;
+    const limit = Math.min(this.capacity - at - RECORD_HEADER, this.maxMessage);
+    let room = Math.min(
+      limit,
+      this.capacity - ((this.#head - this.#tailSeen) >>> 0) - RECORD_HEADER,
+    );
+    if (room < limit) {
+      this.#tailSeen = Atomics.load(this.tailWord, 0) >>> 0;
+      room = Math.min(
+        limit,
+        this.capacity - ((this.#head - this.#tailSeen) >>> 0) - RECORD_HEADER,
+      );
+    }
+    if (room < 0) return -1;
+    this.#reserved = at;
+    this.#room = room;
+    return at + RECORD_HEADER;
+  }
+
+  /** The bytes {@linkcode Ring.reserveFree} found. */
+  get room(): number {
+    return this.#room;
   }
 
   /** Forgets a reservation that will not be published. */
