@@ -296,6 +296,47 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     }
   }
 
+  /**
+   * Removes the channel's name. Processes that have it open keep using
+   * it; the memory is freed when the last one closes.
+   *
+   * @throws {Deno.errors.NotFound} when no object has that name
+   * @throws {Deno.errors.NotCapable} without `--allow-write` on `/dev/shm/<name>`
+   *
+   * @example Remove a name that outlived its handles
+   * ```ts
+   * import { ShmChannel } from "@ipckit/ipckit";
+   *
+   * const name = `/left-${Deno.pid}`;
+   * ShmChannel.open(name, { create: true, capacity: 4096 }).close(); // the name stays
+   * ShmChannel.unlink(name);
+   * ```
+   */
+  static unlink(name: string): void {
+    SharedMemory.unlink(name);
+  }
+
+  /**
+   * Removes this channel's name (see the static {@linkcode ShmChannel.unlink});
+   * both ends keep working.
+   *
+   * @example Drop the name once both ends have it open
+   * ```ts
+   * import { ShmChannel } from "@ipckit/ipckit";
+   *
+   * const name = `/private-${Deno.pid}`;
+   * using producer = ShmChannel.open<number>(name, { create: true, capacity: 4096 });
+   * using consumer = ShmChannel.open<number>(name);
+   * producer.unlink(); // nothing is left behind, whatever happens next
+   * await producer.send(1);
+   * console.log((await consumer.receive()).value); // 1
+   * ```
+   */
+  unlink(): void {
+    this.#life.check("unlink");
+    SharedMemory.unlink(this.#memory.name);
+  }
+
   /** The object's name, e.g. `"/frames"`. */
   get name(): string {
     return this.#memory.name;

@@ -1,0 +1,107 @@
+/**
+ * `ShmChannel` rows: one channel each way to an echoing peer (bytes codec,
+ * so the message is copied into the ring by `send()` and out of it by
+ * `receive()`, as every other row delivers it into the peer's own memory).
+ * Measured with both sides spinning (`spin: 1000` µs, so a round trip that
+ * answers within a millisecond never sleeps; against C's spin on a counter)
+ * and with both sides parking at once (`spin: 0`: every wait sleeps on the
+ * futex and every send wakes the peer; against C's futex ping-pong).
+ *
+ * One way (1 MiB): `count` messages back to back into a ring of 8 MiB,
+ * each acknowledged by the peer with one byte on the other channel; the
+ * burst ends when the last acknowledgement is in.
+ *
+ * @module
+ */
+
+import { codecs, ShmChannel } from "../../mod.ts";
+import {
+  type ConnectOptions,
+  type Session,
+  spawnPeer,
+  stopPeer,
+  type Transport,
+} from "./_transport.ts";
+
+const FLAGS = [
+  "--allow-ffi",
+  "--allow-read=/dev/shm,/proc",
+  "--allow-write=/dev/shm",
+];
+
+/** A ring that holds a few messages of `size`: a message may take half. */
+function _capacity(size: number): number {
+  let capacity = 4096;
+  while (capacity / 2 - 8 < size) capacity *= 2;
+  return capacity * 4;
+}
+
+async function _connect(
+  size: number,
+  spin: number,
+  options: ConnectOptions = {},
+): Promise<Session> {
+  const base = `/ipckit-bench-ring-${Deno.pid}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+  const open = (name: string) =>
+    ShmChannel.open<Uint8Array>(name, {
+      create: true,
+      exclusive: true,
+      capacity: _capacity(size),
+      codec: codecs.bytes(),
+      spin,
+    });
+  const requests = open(`${base}-requests`);
+  const replies = open(`${base}-replies`);
+  const peer = spawnPeer("shm_channel_echo.ts", FLAGS, [
+    requests.name,
+    replies.name,
+    String(spin),
+    ...(options.oneWay ? ["--ack"] : []),
+  ]);
+  try {
+    await replies.receive({ timeout: 30_000 }); // the peer has both open
+  } finally {
+    // Both processes have them mapped now: drop the names so nothing leaks.
+    requests.unlink();
+    replies.unlink();
+  }
+  return {
+    peers: [peer.pid],
+    roundTrip: async (message) => {
+      await requests.send(message);
+      await replies.receive();
+    },
+    sendOneWay: async (message, count) => {
+      const acks: Promise<unknown>[] = [];
+      for (let i = 0; i < count; i++) {
+        await requests.send(message);
+        acks.push(replies.receive());
+      }
+      await Promise.all(acks);
+    },
+    close: async () => {
+      requests.close(); // the peer's receive() ends: it exits
+      await stopPeer(peer);
+      replies.close();
+    },
+  };
+}
+
+/** The ShmChannel rows of the driver. */
+export const shmChannelTransports: Transport[] = [
+  {
+    name: "ShmChannel, both sides spinning (async)",
+    kind: "ipckit",
+    limit: { mechanism: "shm", waiting: "busy" },
+    throughput: true,
+    connect: (size, options) => _connect(size, 1000, options),
+  },
+  {
+    name: "ShmChannel, both sides parked (async, spin: 0)",
+    kind: "ipckit",
+    limit: { mechanism: "shm", waiting: "blocking" },
+    connect: (size, options) => _connect(size, 0, options),
+  },
+];
