@@ -17,7 +17,7 @@
  *   deno task bench:driver --quick       under a minute, for development
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
  *                                        (or the one row with exactly that name);
- *                                        several, comma-separated: rows any selects
+ *                                        several, separated by "|": rows any selects
  *   deno task bench:driver --sections=cells,idle,concurrency,throughput
  *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
  *   deno task bench:driver --round-trips=100000   more per cell (profiling)
@@ -168,7 +168,7 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const CONNECT_BATCH = 8;
 
 const only = values.only?.toLowerCase();
-// Several filters, comma-separated, select the rows any of them selects
+// Several filters, separated by "|" (row names hold commas), select the rows any of them selects
 // (an ipckit row and the C row it is compared with, in one run).
 const _select = (filter: string) => {
   const exact = TRANSPORTS.filter((t) => t.name.toLowerCase() === filter);
@@ -178,7 +178,9 @@ const _select = (filter: string) => {
 };
 const matching = only
   ? TRANSPORTS.filter((t) =>
-    only.split(",").some((filter) => _select(filter.trim()).includes(t))
+    only.split("|").map((filter) => filter.trim()).filter(Boolean).some((
+      filter,
+    ) => _select(filter).includes(t))
   )
   : TRANSPORTS;
 // A quick run leaves out the alternatives that run in their own process

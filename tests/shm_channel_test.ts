@@ -162,8 +162,19 @@ Deno.test(
       TypeError,
       "a view is outstanding",
     );
+    await assertRejects(
+      () => consumer.receive(),
+      TypeError,
+      "a view is outstanding",
+      "the viewed message is not handed out twice",
+    );
     consumer.release();
     assertThrows(() => consumer.release(), TypeError, "none is outstanding");
+    const awaited = consumer.receiveView({ timeout: 1000 });
+    await assertRejects(() => consumer.receiveView(), TypeError, "or awaited");
+    await producer.send(new Uint8Array([1]));
+    assertEquals(await awaited, new Uint8Array([1]));
+    consumer.release();
   }),
 );
 
