@@ -463,6 +463,7 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     this.#startProducing(action);
     this.#noAsyncInFlight(this.#sendQueue, action);
     const ring = this.#ring;
+    let checked = performance.now();
     while (!this.#tryWrite(bytes, action)) {
       this.#sendSpin.spin(
         false,
@@ -470,7 +471,11 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
         (done) => done,
       );
       if (this.#tryWrite(bytes, action)) return;
-      this.#checkConsumer(action);
+      // Its process is looked up (a read of /proc) once per slice, not per wake.
+      if (performance.now() - checked >= LIVENESS_CHECK_MS) {
+        checked = performance.now();
+        this.#checkConsumer(action);
+      }
       const expected = ring.parkProducer(bytes.byteLength);
       if (expected === undefined) continue;
       try {
@@ -662,6 +667,7 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     this.#startConsuming(action);
     this.#noAsyncInFlight(this.#receiveQueue, action);
     const ring = this.#ring;
+    let checked = performance.now();
     for (;;) {
       const message = this.#tryRead(action) ??
         this.#receiveSpin.spin(
@@ -670,7 +676,10 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
           (found) => found !== undefined,
         );
       if (message) return message;
-      this.#endedError(action, false);
+      // Its process is looked up (a read of /proc) once per slice, not per wake.
+      const checkAlive = performance.now() - checked >= LIVENESS_CHECK_MS;
+      if (checkAlive) checked = performance.now();
+      this.#endedError(action, !checkAlive);
       const expected = ring.parkConsumer();
       if (expected === undefined) continue;
       try {

@@ -11,6 +11,12 @@
  * and with both sides parking at once (`spin: 0`: every wait sleeps on the
  * futex and every send wakes the peer; against C's futex ping-pong).
  *
+ * Two more rows wait with `sendSync()`/`receiveSync()` on both sides (their
+ * receive copies the message with `codecs.bytes()`): spinning, and with
+ * `spin: 0`, where every wait blocks its thread in `FUTEX_WAIT` as C does,
+ * with no hop through Deno's thread pool and event loop. They show what
+ * the async rows' promises and parks cost.
+ *
  * One way (1 MiB): `count` messages back to back into a ring of 8 MiB,
  * each acknowledged by the peer with one byte on the other channel; the
  * burst ends when the last acknowledgement is in.
@@ -44,6 +50,7 @@ async function _connect(
   size: number,
   spin: number,
   options: ConnectOptions = {},
+  sync = false,
 ): Promise<Session> {
   const base = `/ipckit-bench-ring-${Deno.pid}-${
     crypto.randomUUID().slice(0, 8)
@@ -62,7 +69,7 @@ async function _connect(
     requests.name,
     replies.name,
     String(spin),
-    ...(options.oneWay ? ["--ack"] : []),
+    ...(sync ? ["--sync"] : options.oneWay ? ["--ack"] : []),
   ]);
   try {
     await replies.receive({ timeout: 30_000 }); // the peer has both open
@@ -77,6 +84,20 @@ async function _connect(
     reply.set(view);
     replies.release();
   };
+  if (sync) {
+    return {
+      peers: [peer.pid],
+      roundTrip: (message) => {
+        requests.sendSync(message);
+        replies.receiveSync();
+      },
+      close: async () => {
+        requests.close();
+        await stopPeer(peer);
+        replies.close();
+      },
+    };
+  }
   return {
     peers: [peer.pid],
     roundTrip: async (message) => {
@@ -124,5 +145,21 @@ export const shmChannelTransports: Transport[] = [
     kind: "ipckit",
     limit: { mechanism: "shm", waiting: "blocking" },
     connect: (size, options) => _connect(size, 0, options),
+  },
+  {
+    name: "ShmChannel, both sides spinning (sync)",
+    kind: "ipckit",
+    limit: { mechanism: "shm", waiting: "busy" },
+    unsupported: (bytes) =>
+      bytes >= 64 * 1024 ? "round trips only (sync)" : undefined,
+    connect: (size, options) => _connect(size, 1000, options, true),
+  },
+  {
+    name: "ShmChannel, both sides blocking (sync, spin: 0)",
+    kind: "ipckit",
+    limit: { mechanism: "shm", waiting: "blocking" },
+    unsupported: (bytes) =>
+      bytes >= 64 * 1024 ? "round trips only (sync)" : undefined,
+    connect: (size, options) => _connect(size, 0, options, true),
   },
 ];
