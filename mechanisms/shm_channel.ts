@@ -64,7 +64,7 @@ import { DecodeError } from "./errors.ts";
 import { SharedMemory } from "./shared_memory.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { Lifecycle } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { codecFormat, KIND, setUpIdentity } from "./_ring/identity.ts";
 import { LIVENESS_CHECK_MS, Side } from "./_ring/liveness.ts";
@@ -164,6 +164,7 @@ type _Ended = "closed" | "died";
  */
 export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
   #memory: SharedMemory;
+  #unlinkOnClose: boolean;
   #ring: Ring;
   #codec: Codec<T>;
   #what: string;
@@ -188,7 +189,9 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     capacity: number,
     codec: Codec<T>,
     spin: number,
+    unlinkOnClose: boolean,
   ) {
+    this.#unlinkOnClose = unlinkOnClose;
     this.#memory = memory;
     this.#codec = codec;
     this.#what = `shared-memory channel "${memory.name}"`;
@@ -241,6 +244,12 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
     }
     const spin = checkSpinMicros(options.spin, action);
     const create = options.create ?? false;
+    const unlinkOnClose = options.unlinkOnClose ?? false;
+    if (typeof unlinkOnClose !== "boolean") {
+      throw new TypeError(
+        `Cannot ${action}: unlinkOnClose must be true or false, got ${typeof unlinkOnClose}`,
+      );
+    }
     let capacity = options.capacity;
     if (capacity !== undefined) _checkCapacity(capacity, action);
     else if (create) capacity = SHM_CHANNEL_DEFAULT_CAPACITY;
@@ -251,9 +260,8 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
         : { exclusive: options.exclusive }),
       ...(options.adopt === undefined ? {} : { adopt: options.adopt }),
       ...(options.mode === undefined ? {} : { mode: options.mode }),
-      ...(options.unlinkOnClose === undefined
-        ? {}
-        : { unlinkOnClose: options.unlinkOnClose }),
+      // Not unlinkOnClose here: if the object turns out to hold another
+      // codec's channel, closing must not remove somebody else's name.
       ...(capacity === undefined ? {} : { size: RING.DATA + capacity }),
     });
     try {
@@ -291,7 +299,7 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
           );
         }
       }
-      return new ShmChannel<T>(memory, recorded, codec, spin);
+      return new ShmChannel<T>(memory, recorded, codec, spin, unlinkOnClose);
     } catch (error) {
       memory.close();
       throw error;
@@ -850,6 +858,9 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
         }
       } finally {
         this.#memory.close();
+        if (this.#unlinkOnClose) {
+          unlinkQuietly(() => SharedMemory.unlink(this.#memory.name));
+        }
       }
     });
   }

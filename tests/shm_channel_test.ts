@@ -282,6 +282,18 @@ Deno.test(
       TypeError,
       'it was made for "codec struct: seq:u32@0,price:f64@8;size=16;little", and this process uses "codec json"',
     );
+    assertThrows(
+      () =>
+        ShmChannel.open(name, {
+          create: true,
+          capacity: 4096,
+          unlinkOnClose: true,
+        }),
+      TypeError,
+      "this process uses",
+    );
+    // A refused open with unlinkOnClose leaves the other's channel alone.
+    ShmChannel.open(name, { codec: codecs.struct(tick) }).close();
     const other = layout({
       seq: "u32",
       price: "f32",
