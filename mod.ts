@@ -139,6 +139,16 @@ export {
   type Utf8Type,
 } from "./mechanisms/layout.ts";
 
+// Publish-subscribe over shared memory
+export {
+  Publisher,
+  type PublisherOptions,
+  Subscriber,
+  type SubscriberOptions,
+  type TopicMessage,
+  type TopicOptions,
+} from "./mechanisms/pubsub.ts";
+
 // Semaphores and the mutex
 export {
   type InMemorySemaphoreOptions,

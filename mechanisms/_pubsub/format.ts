@@ -1,0 +1,161 @@
+/**
+ * The memory format of a topic: one POSIX shared memory object that holds a
+ * header, a table of subscriber slots and a ring of fixed-size message
+ * slots. Every field is little-endian (the byte order of x86_64 and
+ * aarch64, the targets) and naturally aligned, so a C or Python program can
+ * take part with plain 32- and 64-bit atomics and `futex(2)`.
+ *
+ * ```
+ * header, 128 bytes
+ *   0  u32  magic 0x50544b49 ("IKTP" in memory)
+ *   4  u32  format version (TOPIC_VERSION)
+ *   8  u32  codec fingerprint (FNV-1a of the codec's name)
+ *  12  u32  capacity: message slots in the ring
+ *  16  u32  largest message, in bytes
+ *  20  u32  subscriber slots
+ *  24  u32  overflow: 0 drop-oldest, 1 block
+ *  28  i32  init state (mechanisms/_memory/init_once.ts: 0, -pid, 1)
+ *  32  i64  head: messages published so far, the next sequence number
+ *  40  i32  notify: futex word, incremented after every publish
+ *  44  i32  parked: subscribers parked on `notify`
+ *  48  i32  lock: pid of the publisher writing a message, 0 when free
+ *  52  i32  freed: futex word, incremented when a subscriber moves on
+ *           while a publisher waits for room (overflow "block")
+ *  56  i32  blocked: publishers parked on `freed`
+ *  64  i64  start time of the lock's holder (clock ticks since boot), 0 unknown
+ * subscriber slots, 32 bytes each, from byte 128
+ *   0  i32  pid: 0 free, -pid joining, pid, 0x7fffffff being reclaimed
+ *   4  i32  parked: 1 while this subscriber sleeps on `notify`
+ *   8  i64  start time of the subscriber's process (clock ticks since boot)
+ *  16  i64  cursor: the next sequence number it reads (kept in "block" mode)
+ * message slots, from the first multiple of 64 after the subscriber table,
+ * each 16 bytes plus the largest message rounded up to 8
+ *   0  i64  stamp: 0 never written, 2s+1 while sequence s is written,
+ *           2s+2 once it holds sequence s
+ *   8  u32  length of the message in bytes
+ *  16  ...  the encoded message
+ * ```
+ *
+ * ## Publishing (under the lock)
+ *
+ * A publisher takes `lock` with a compare-and-swap from 0 to its pid, then
+ * stores its start time. With `h = head` it writes sequence `h` into slot
+ * `h % capacity`: stamp `2h+1` (an atomic exchange), length and bytes, stamp
+ * `2h+2`, then `head = h+1`. It stores 0 as the holder's start time and 0
+ * in `lock`, adds 1 to `notify`, and only if `parked` is not 0 wakes every
+ * waiter of `notify` (`FUTEX_WAKE`): a busy topic makes no system call per
+ * message. A lock whose holder is dead (the pid is gone or a zombie, or
+ * its start time differs, so a reused pid is not mistaken for it) is taken
+ * over with a compare-and-swap; the half-written slot is simply written
+ * again, because `head` only moves once a slot is complete.
+ *
+ * With overflow "block", the publisher first makes sure that no live
+ * subscriber's cursor is `capacity` or more behind `head`; if one is, it
+ * releases the lock, adds itself to `blocked` and parks on `freed`
+ * (checking every 100 ms whether the subscriber it waits for died, whose
+ * slot it then reclaims).
+ *
+ * ## Reading (no lock)
+ *
+ * A subscriber keeps its cursor `c`. While `c < head`: if `head - c` exceeds
+ * the capacity, the oldest messages are gone and it moves to
+ * `head - capacity`, counting the skipped ones as missed. It loads the
+ * slot's stamp; anything but `2c+2` means the slot was overwritten (missed,
+ * `c+1`). Otherwise it copies the length and bytes out and loads the stamp
+ * again: if it changed meanwhile the copy may be torn and is dropped as
+ * missed. So no message is lost silently: each received message carries
+ * how many were missed just before it.
+ *
+ * To sleep, a subscriber sets its slot's `parked` and adds 1 to `parked`,
+ * loads `notify`, checks `head` once more, and waits on `notify` while it
+ * still holds the loaded value. Waking, it clears both.
+ *
+ * @module
+ */
+
+/** `"IKTP"` read as a little-endian u32: what says these bytes hold a topic. */
+export const TOPIC_MAGIC = 0x50544b49;
+
+/** The version of this format; a topic of another version is refused. */
+export const TOPIC_VERSION = 1;
+
+/** Byte offsets of the header's fields. */
+export const HEADER = {
+  MAGIC: 0,
+  VERSION: 4,
+  CODEC: 8,
+  CAPACITY: 12,
+  MAX_MESSAGE: 16,
+  SUBSCRIBERS: 20,
+  OVERFLOW: 24,
+  INIT: 28,
+  HEAD: 32,
+  NOTIFY: 40,
+  PARKED: 44,
+  LOCK: 48,
+  FREED: 52,
+  BLOCKED: 56,
+  LOCK_START: 64,
+  SIZE: 128,
+} as const;
+
+/** Byte offsets inside one subscriber slot. */
+export const SUBSCRIBER = {
+  PID: 0,
+  PARKED: 4,
+  START: 8,
+  CURSOR: 16,
+  SIZE: 32,
+} as const;
+
+/** Byte offsets inside one message slot. */
+export const SLOT = {
+  STAMP: 0,
+  LENGTH: 8,
+  DATA: 16,
+} as const;
+
+/** The subscriber slot's pid while another process reclaims it. */
+export const RECLAIMING = 0x7fffffff;
+
+/** The overflow policies, as stored in the header. */
+export const OVERFLOW_CODES = { "drop-oldest": 0, "block": 1 } as const;
+
+/** What a topic's shape is: the header fields its size follows from. */
+export interface TopicShape {
+  /** Message slots in the ring. */
+  capacity: number;
+  /** The largest message, in bytes. */
+  maxMessageSize: number;
+  /** Subscriber slots. */
+  maxSubscribers: number;
+}
+
+/** The byte offset of the ring of message slots. */
+export function ringOffset(shape: TopicShape): number {
+  const end = HEADER.SIZE + shape.maxSubscribers * SUBSCRIBER.SIZE;
+  return Math.ceil(end / 64) * 64;
+}
+
+/** Bytes from one message slot to the next. */
+export function slotStride(shape: TopicShape): number {
+  return SLOT.DATA + Math.ceil(shape.maxMessageSize / 8) * 8;
+}
+
+/** The size of the shared memory object of a topic of this shape. */
+export function topicSize(shape: TopicShape): number {
+  return ringOffset(shape) + shape.capacity * slotStride(shape);
+}
+
+/**
+ * The fingerprint of a codec stored in the header: 32-bit FNV-1a of its
+ * name, so a topic of JSON messages is not read as raw bytes.
+ */
+export function codecFingerprint(name: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(name)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}

@@ -1,0 +1,580 @@
+/**
+ * A topic's shared memory, as publishers and subscribers use it: binding
+ * and checking the header, the publishers' lock, writing and reading
+ * message slots, the subscriber slots and their reclaiming. The format and
+ * the protocol are documented in `format.ts`; this file follows it.
+ *
+ * Nothing here waits on the event loop except {@linkcode Topic.waitForData}
+ * and {@linkcode Topic.waitForRoom}, which park on the futex lanes
+ * (`_wait/futex.ts`), so an idle subscriber costs no CPU.
+ *
+ * @module
+ */
+
+import type { SharedMemory } from "../shared_memory.ts";
+import { INIT_TIMEOUT_MS, initOnce } from "../_memory/init_once.ts";
+import { type Deadline, expired } from "../_wait/deadline.ts";
+import { waitWord, wakeWord } from "../_wait/futex.ts";
+import { timeoutError } from "../_common/system_error.ts";
+import {
+  codecFingerprint,
+  HEADER,
+  OVERFLOW_CODES,
+  RECLAIMING,
+  ringOffset,
+  SLOT,
+  slotStride,
+  SUBSCRIBER,
+  TOPIC_MAGIC,
+  TOPIC_VERSION,
+  topicSize,
+} from "./format.ts";
+import { ownStartTime, sameProcessAlive } from "./liveness.ts";
+
+/** What happens when a subscriber falls a whole ring behind. */
+export type Overflow = keyof typeof OVERFLOW_CODES;
+
+/** A topic's parameters, as its header records them. */
+export interface TopicParams {
+  capacity: number;
+  maxMessageSize: number;
+  maxSubscribers: number;
+  overflow: Overflow;
+}
+
+/** How a handle binds a topic's memory. */
+export interface BindOptions {
+  /** The parameters a creator writes; each also set by the caller is checked against an existing topic. */
+  params: TopicParams;
+  /** The parameters the caller set explicitly, checked against the header. */
+  asked: Partial<TopicParams>;
+  /** Whether this handle may initialize fresh memory (it was opened with `create`). */
+  create: boolean;
+  /** The codec's name; its fingerprint is recorded and checked. */
+  codec: string;
+}
+
+/** How long a blocked publisher sleeps between checks of the subscribers it waits for. */
+export const BLOCKED_CHECK_MS = 100;
+
+/** How often a publisher looks for dead subscribers while some are parked. */
+export const PARKED_SWEEP_MS = 1000;
+
+const _WAKE_ALL = 0x7fffffff;
+
+// A private word: an atomic read-modify-write on it is a full barrier on
+// aarch64 (an acquire and a release), which orders the plain copy of a
+// slot's bytes before the second load of its stamp. x86_64 keeps loads in
+// order anyway.
+const _fence = new Int32Array(1);
+
+// A word nobody changes, to sleep on for a few microseconds while another
+// publisher holds the lock.
+const _pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * What one look into the ring found: the message at the cursor (a copy,
+ * safe from being overwritten), or, with `bytes` undefined, only that
+ * messages before `next` were lost and nothing newer is there yet.
+ */
+export interface ReadResult {
+  /** Its sequence number in the topic; the cursor moves past it. */
+  sequence: number;
+  /** The encoded bytes (a copy), or undefined when only losses were found. */
+  bytes: Uint8Array<ArrayBuffer> | undefined;
+  /** How many messages were lost just before it (overwritten unread). */
+  missed: number;
+  /** Its length field was larger than a slot: `bytes` is the whole slot, not a message. */
+  corrupt: boolean;
+}
+
+/** A topic mapped into this process. */
+export class Topic {
+  readonly what: string;
+  readonly params: TopicParams;
+  #i32: Int32Array<ArrayBuffer>;
+  #i64: BigInt64Array<ArrayBuffer>;
+  #u8: Uint8Array<ArrayBuffer>;
+  #notify: Int32Array<ArrayBuffer>;
+  #freed: Int32Array<ArrayBuffer>;
+  #ring: number;
+  #stride: number;
+  #lastSweep = 0;
+
+  private constructor(
+    memory: SharedMemory,
+    what: string,
+    params: TopicParams,
+  ) {
+    this.what = what;
+    this.params = params;
+    this.#i32 = memory.view(Int32Array);
+    this.#i64 = memory.view(BigInt64Array);
+    this.#u8 = memory.bytes();
+    this.#notify = memory.view(Int32Array, HEADER.NOTIFY, 1);
+    this.#freed = memory.view(Int32Array, HEADER.FREED, 1);
+    this.#ring = ringOffset(params);
+    this.#stride = slotStride(params);
+  }
+
+  /**
+   * Binds `memory` as a topic: initializes fresh memory (with `create`),
+   * or checks the header of an existing topic against what was asked.
+   *
+   * @throws {TypeError} when the bytes hold no topic, or one of another format version or codec
+   * @throws {RangeError} when the topic's capacity, message size or subscriber slots differ from those asked
+   */
+  static bind(memory: SharedMemory, what: string, options: BindOptions): Topic {
+    if (memory.size < HEADER.SIZE) {
+      throw new TypeError(
+        `Cannot open ${what}: its ${memory.size} bytes do not hold a topic (a topic has a ${HEADER.SIZE}-byte header)`,
+      );
+    }
+    const words = memory.view(Int32Array, 0, HEADER.SIZE / 4);
+    const fingerprint = codecFingerprint(options.codec);
+    if (!options.create) _awaitCreator(words, what);
+    return initOnce(words, HEADER.INIT / 4, {
+      what,
+      kind: "a topic",
+      initialize: () => {
+        if (!options.create) {
+          // Zero bytes nobody is initializing: not a topic, and this
+          // handle did not ask to make one.
+          throw new TypeError(
+            `Cannot open ${what}: its bytes do not hold a topic (they are all zero); open it with create: true to make one`,
+          );
+        }
+        const params = options.params;
+        const size = topicSize(params);
+        if (memory.size !== size) {
+          throw new RangeError(
+            `Cannot open ${what}: it is ${memory.size} bytes, and a fresh topic of this shape needs ${size}`,
+          );
+        }
+        const view = new DataView(memory.buffer);
+        view.setUint32(HEADER.MAGIC, TOPIC_MAGIC, true);
+        view.setUint32(HEADER.VERSION, TOPIC_VERSION, true);
+        view.setUint32(HEADER.CODEC, fingerprint, true);
+        view.setUint32(HEADER.CAPACITY, params.capacity, true);
+        view.setUint32(HEADER.MAX_MESSAGE, params.maxMessageSize, true);
+        view.setUint32(HEADER.SUBSCRIBERS, params.maxSubscribers, true);
+        view.setUint32(HEADER.OVERFLOW, OVERFLOW_CODES[params.overflow], true);
+        return new Topic(memory, what, params);
+      },
+      attach: () =>
+        new Topic(
+          memory,
+          what,
+          _checkHeader(memory, what, options, fingerprint),
+        ),
+    });
+  }
+
+  /** Messages published so far: the sequence number of the next one. */
+  head(): number {
+    return Number(Atomics.load(this.#i64, HEADER.HEAD / 8));
+  }
+
+  /**
+   * Writes one encoded message as the next sequence number, under the
+   * publishers' lock, and wakes parked subscribers. Returns `false`
+   * without writing when the topic blocks and a live subscriber is a
+   * whole ring behind.
+   */
+  publish(bytes: Uint8Array): boolean {
+    const i32 = this.#i32;
+    const i64 = this.#i64;
+    this.#lock();
+    let head: number;
+    try {
+      head = Number(Atomics.load(i64, HEADER.HEAD / 8));
+      if (this.params.overflow === "block" && !this.#roomAt(head)) {
+        return false;
+      }
+      const at = this.#ring + (head % this.params.capacity) * this.#stride;
+      // An exchange, not a store: its acquire half keeps the bytes written
+      // below from becoming visible before the stamp says "being written".
+      Atomics.exchange(i64, at / 8, BigInt(2 * head + 1));
+      Atomics.store(i32, (at + SLOT.LENGTH) / 4, bytes.byteLength);
+      this.#u8.set(bytes, at + SLOT.DATA);
+      Atomics.store(i64, at / 8, BigInt(2 * head + 2));
+      Atomics.store(i64, HEADER.HEAD / 8, BigInt(head + 1));
+    } finally {
+      this.#unlock();
+    }
+    Atomics.add(i32, HEADER.NOTIFY / 4, 1);
+    if (Atomics.load(i32, HEADER.PARKED / 4) > 0) {
+      wakeWord(this.#notify, _WAKE_ALL);
+      // A subscriber killed while parked leaves `parked` up, which costs
+      // every publish a wake: look for such slots now and then.
+      const now = performance.now();
+      if (now - this.#lastSweep > PARKED_SWEEP_MS) {
+        this.#lastSweep = now;
+        this.sweep();
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Reads the message at `cursor`, or says there is none yet
+   * (`undefined`). Messages overwritten before they were read are skipped
+   * and counted in the result's `missed`.
+   */
+  read(cursor: number): ReadResult | undefined {
+    const i32 = this.#i32;
+    const i64 = this.#i64;
+    const { capacity, maxMessageSize } = this.params;
+    let missed = 0;
+    for (;;) {
+      const head = Number(Atomics.load(i64, HEADER.HEAD / 8));
+      if (cursor >= head) {
+        // Everything skipped was lost: the caller counts it and moves on.
+        return missed > 0
+          ? { sequence: cursor - 1, bytes: undefined, missed, corrupt: false }
+          : undefined;
+      }
+      if (head - cursor > capacity) {
+        missed += head - capacity - cursor;
+        cursor = head - capacity;
+      }
+      const at = this.#ring + (cursor % capacity) * this.#stride;
+      const stamp = BigInt(2 * cursor + 2);
+      if (Atomics.load(i64, at / 8) !== stamp) {
+        missed++;
+        cursor++;
+        continue;
+      }
+      const length = Atomics.load(i32, (at + SLOT.LENGTH) / 4) >>> 0;
+      const corrupt = length > maxMessageSize;
+      const bytes = this.#u8.slice(
+        at + SLOT.DATA,
+        at + SLOT.DATA + (corrupt ? maxMessageSize : length),
+      );
+      Atomics.add(_fence, 0, 0);
+      if (Atomics.load(i64, at / 8) !== stamp) {
+        missed++;
+        cursor++;
+        continue;
+      }
+      return { sequence: cursor, bytes, missed, corrupt };
+    }
+  }
+
+  /**
+   * Claims a free subscriber slot for this process (reclaiming dead ones
+   * when none is free) and returns its index and the first sequence number
+   * to read: the next one published, or up to `history` before it.
+   *
+   * @throws {RangeError} when every slot belongs to a live subscriber
+   */
+  join(history: number): { index: number; cursor: number } {
+    const i32 = this.#i32;
+    const i64 = this.#i64;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let index = 0; index < this.params.maxSubscribers; index++) {
+        const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+        if (
+          Atomics.compareExchange(
+            i32,
+            (base + SUBSCRIBER.PID) / 4,
+            0,
+            -Deno.pid,
+          ) !== 0
+        ) {
+          continue;
+        }
+        Atomics.store(i32, (base + SUBSCRIBER.PARKED) / 4, 0);
+        Atomics.store(i64, (base + SUBSCRIBER.START) / 8, ownStartTime());
+        // The cursor is published before the head is read again, so a
+        // blocking publisher that missed this slot has not yet written past
+        // what this subscriber then starts from (see format.ts).
+        const kept = Math.min(history, this.params.capacity - 1);
+        const before = Math.max(0, this.head() - kept);
+        Atomics.store(i64, (base + SUBSCRIBER.CURSOR) / 8, BigInt(before));
+        Atomics.store(i32, (base + SUBSCRIBER.PID) / 4, Deno.pid);
+        const cursor = Math.max(before, this.head() - kept);
+        Atomics.store(i64, (base + SUBSCRIBER.CURSOR) / 8, BigInt(cursor));
+        return { index, cursor };
+      }
+      if (pass === 0 && this.sweep() === 0) break;
+    }
+    throw new RangeError(
+      `Cannot subscribe to ${this.what}: all ${this.params.maxSubscribers} subscriber slots belong to live subscribers (see maxSubscribers)`,
+    );
+  }
+
+  /** Gives subscriber slot `index` back. */
+  leave(index: number): void {
+    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+    this.unpark(index);
+    Atomics.store(this.#i64, (base + SUBSCRIBER.START) / 8, 0n);
+    Atomics.store(this.#i32, (base + SUBSCRIBER.PID) / 4, 0);
+    this.#freedSomething();
+  }
+
+  /** Records that subscriber `index` has read everything before `cursor` (overflow "block"). */
+  advance(index: number, cursor: number): void {
+    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+    Atomics.store(this.#i64, (base + SUBSCRIBER.CURSOR) / 8, BigInt(cursor));
+    this.#freedSomething();
+  }
+
+  /** Marks subscriber `index` as parked: publishers wake `notify` from now on. */
+  park(index: number): void {
+    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+    if (
+      Atomics.compareExchange(
+        this.#i32,
+        (base + SUBSCRIBER.PARKED) / 4,
+        0,
+        1,
+      ) === 0
+    ) {
+      Atomics.add(this.#i32, HEADER.PARKED / 4, 1);
+    }
+  }
+
+  /** Marks subscriber `index` as awake again. */
+  unpark(index: number): void {
+    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+    if (
+      Atomics.compareExchange(
+        this.#i32,
+        (base + SUBSCRIBER.PARKED) / 4,
+        1,
+        0,
+      ) === 1
+    ) {
+      Atomics.sub(this.#i32, HEADER.PARKED / 4, 1);
+    }
+  }
+
+  /**
+   * Waits until a message at `cursor` may be there: resolves at once if
+   * it is, else parks on `notify`. The caller has parked its slot first.
+   */
+  waitForData(
+    cursor: number,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    const seen = Atomics.load(this.#notify, 0);
+    if (this.head() > cursor) return Promise.resolve();
+    return waitWord(this.#notify, seen, deadline, signal, action);
+  }
+
+  /**
+   * Waits until a blocked publisher may have room: a subscriber moved on,
+   * or left, or `BLOCKED_CHECK_MS` passed, after which the subscribers it
+   * waits for are checked for life and dead ones reclaimed.
+   */
+  async waitForRoom(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<void> {
+    const i32 = this.#i32;
+    Atomics.add(i32, HEADER.BLOCKED / 4, 1);
+    try {
+      const seen = Atomics.load(this.#freed, 0);
+      if (this.#roomAt(this.head())) return;
+      const check = performance.now() + BLOCKED_CHECK_MS;
+      const until: Deadline = deadline.at <= check
+        ? deadline
+        : { at: check, timeout: BLOCKED_CHECK_MS };
+      try {
+        await waitWord(this.#freed, seen, until, signal, action);
+      } catch (error) {
+        if (until === deadline || !(error instanceof Deno.errors.TimedOut)) {
+          throw error;
+        }
+        this.sweep();
+      }
+      if (expired(deadline)) throw timeoutError(action, deadline.timeout);
+    } finally {
+      Atomics.sub(i32, HEADER.BLOCKED / 4, 1);
+    }
+  }
+
+  /**
+   * Reclaims the slots of subscribers whose process died (killed before it
+   * could leave): frees the slot and takes back its `parked` count.
+   * Returns how many it reclaimed.
+   */
+  sweep(): number {
+    const i32 = this.#i32;
+    const i64 = this.#i64;
+    let reclaimed = 0;
+    for (let index = 0; index < this.params.maxSubscribers; index++) {
+      const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+      const at = (base + SUBSCRIBER.PID) / 4;
+      const pid = Atomics.load(i32, at);
+      if (pid === 0 || pid === RECLAIMING) continue;
+      // A joining slot has no start time yet: its pid alone is checked.
+      const alive = pid < 0 ? sameProcessAlive(-pid, 0n) : sameProcessAlive(
+        pid,
+        Atomics.load(i64, (base + SUBSCRIBER.START) / 8),
+      );
+      if (alive) continue;
+      // Claimed for reclaiming first, so that a new subscriber cannot take
+      // the slot (and park in it) while its old `parked` is taken back.
+      if (Atomics.compareExchange(i32, at, pid, RECLAIMING) !== pid) continue;
+      this.unpark(index);
+      Atomics.store(i64, (base + SUBSCRIBER.START) / 8, 0n);
+      Atomics.store(i32, at, 0);
+      reclaimed++;
+    }
+    if (reclaimed > 0) this.#freedSomething();
+    return reclaimed;
+  }
+
+  /** The live subscriber slots (for tests and the example). */
+  subscribers(): number {
+    let count = 0;
+    for (let index = 0; index < this.params.maxSubscribers; index++) {
+      const pid = Atomics.load(
+        this.#i32,
+        (HEADER.SIZE + index * SUBSCRIBER.SIZE + SUBSCRIBER.PID) / 4,
+      );
+      if (pid !== 0 && pid !== RECLAIMING) count++;
+    }
+    return count;
+  }
+
+  /** Whether sequence `head` can be written without overtaking a live subscriber. */
+  #roomAt(head: number): boolean {
+    const i32 = this.#i32;
+    const i64 = this.#i64;
+    for (let index = 0; index < this.params.maxSubscribers; index++) {
+      const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
+      const pid = Atomics.load(i32, (base + SUBSCRIBER.PID) / 4);
+      if (pid === 0 || pid === RECLAIMING) continue;
+      const cursor = Number(Atomics.load(i64, (base + SUBSCRIBER.CURSOR) / 8));
+      if (head - cursor >= this.params.capacity) return false;
+    }
+    return true;
+  }
+
+  /** Wakes publishers blocked for room, if there are any. */
+  #freedSomething(): void {
+    if (Atomics.load(this.#i32, HEADER.BLOCKED / 4) === 0) return;
+    Atomics.add(this.#freed, 0, 1);
+    wakeWord(this.#freed, _WAKE_ALL);
+  }
+
+  /**
+   * Takes the publishers' lock. It is held only while one message is
+   * copied (never across an await), so waiting for it spins, then sleeps
+   * a few microseconds at a time; a holder found dead is replaced.
+   */
+  #lock(): void {
+    const i32 = this.#i32;
+    const at = HEADER.LOCK / 4;
+    for (let round = 0;; round++) {
+      const holder = Atomics.compareExchange(i32, at, 0, Deno.pid);
+      if (holder === 0) break;
+      if (round < 64) continue;
+      if (round % 256 === 0) {
+        const start = Atomics.load(this.#i64, HEADER.LOCK_START / 8);
+        // The holder is the pid in the word; a start time of 0 means it
+        // is between taking the lock and recording it (or releasing it).
+        if (
+          holder !== Deno.pid && !sameProcessAlive(holder, start) &&
+          Atomics.compareExchange(i32, at, holder, Deno.pid) === holder
+        ) {
+          break;
+        }
+      }
+      Atomics.wait(_pause, 0, 0, 0.02);
+    }
+    Atomics.store(this.#i64, HEADER.LOCK_START / 8, ownStartTime());
+  }
+
+  #unlock(): void {
+    Atomics.store(this.#i64, HEADER.LOCK_START / 8, 0n);
+    Atomics.store(this.#i32, HEADER.LOCK / 4, 0);
+  }
+}
+
+/**
+ * Without `create`, fresh zeros may be a topic whose creator has not
+ * claimed it yet (it makes the object, then initializes it): waits up to
+ * {@linkcode INIT_TIMEOUT_MS} for the init word to change.
+ */
+function _awaitCreator(words: Int32Array, what: string): void {
+  const until = performance.now() + INIT_TIMEOUT_MS;
+  while (Atomics.load(words, HEADER.INIT / 4) === 0) {
+    if (performance.now() > until) {
+      throw new TypeError(
+        `Cannot open ${what}: its bytes do not hold a topic (nobody initialized it within ${INIT_TIMEOUT_MS} ms)`,
+      );
+    }
+    Atomics.wait(_pause, 0, 0, 1);
+  }
+}
+
+/** Checks an existing topic's header; returns its parameters. */
+function _checkHeader(
+  memory: SharedMemory,
+  what: string,
+  options: BindOptions,
+  fingerprint: number,
+): TopicParams {
+  const view = new DataView(memory.buffer);
+  const magic = view.getUint32(HEADER.MAGIC, true);
+  if (magic !== TOPIC_MAGIC) {
+    throw new TypeError(
+      `Cannot open ${what}: its bytes do not hold a topic (magic 0x${
+        magic.toString(16)
+      }, expected 0x${TOPIC_MAGIC.toString(16)})`,
+    );
+  }
+  const version = view.getUint32(HEADER.VERSION, true);
+  if (version !== TOPIC_VERSION) {
+    throw new TypeError(
+      `Cannot open ${what}: it has format version ${version}, and this ipckit reads version ${TOPIC_VERSION}`,
+    );
+  }
+  const theirs = view.getUint32(HEADER.CODEC, true);
+  if (theirs !== fingerprint) {
+    throw new TypeError(
+      `Cannot open ${what}: its messages are of a codec with fingerprint 0x${
+        theirs.toString(16).padStart(8, "0")
+      }, and this handle's codec "${options.codec}" has fingerprint 0x${
+        fingerprint.toString(16).padStart(8, "0")
+      }`,
+    );
+  }
+  const overflowCode = view.getUint32(HEADER.OVERFLOW, true);
+  const overflow = (Object.keys(OVERFLOW_CODES) as Overflow[]).find((key) =>
+    OVERFLOW_CODES[key] === overflowCode
+  );
+  const params = {
+    capacity: view.getUint32(HEADER.CAPACITY, true),
+    maxMessageSize: view.getUint32(HEADER.MAX_MESSAGE, true),
+    maxSubscribers: view.getUint32(HEADER.SUBSCRIBERS, true),
+    overflow: overflow!,
+  };
+  if (
+    overflow === undefined || params.capacity < 1 ||
+    params.maxMessageSize < 1 || params.maxSubscribers < 1 ||
+    topicSize(params) > memory.size
+  ) {
+    throw new TypeError(
+      `Cannot open ${what}: its header is damaged (capacity ${params.capacity}, maxMessageSize ${params.maxMessageSize}, maxSubscribers ${params.maxSubscribers}, overflow code ${overflowCode}, in ${memory.size} bytes)`,
+    );
+  }
+  for (const key of Object.keys(options.asked) as (keyof TopicParams)[]) {
+    const asked = options.asked[key];
+    if (asked !== undefined && asked !== params[key]) {
+      throw new RangeError(
+        `Cannot open ${what}: it was created with ${key} ${
+          JSON.stringify(params[key])
+        }, and ${JSON.stringify(asked)} was asked`,
+      );
+    }
+  }
+  return params;
+}
