@@ -57,6 +57,13 @@ export interface BindOptions {
 /** How long a blocked publisher sleeps between checks of the subscribers it waits for. */
 export const BLOCKED_CHECK_MS = 100;
 
+/**
+ * How long a publisher waits for the publishers' lock held by a live
+ * process before it fails: the lock is held for one copy, microseconds, so
+ * only a stopped process holds it that long.
+ */
+export const LOCK_TIMEOUT_MS = 1000;
+
 /** How often a publisher looks for dead subscribers while some are parked. */
 export const PARKED_SWEEP_MS = 1000;
 
@@ -472,11 +479,22 @@ export class Topic {
   #lock(): void {
     const i32 = this.#i32;
     const at = HEADER.LOCK / 4;
+    let until = 0;
     for (let round = 0;; round++) {
       const holder = Atomics.compareExchange(i32, at, 0, Deno.pid);
       if (holder === 0) break;
       if (round < 64) continue;
-      if (round % 256 === 0) {
+      if (round % 256 === 64) {
+        // A live holder stopped (SIGSTOP, a debugger) must not hang every
+        // other publisher: give up after a while, as an error.
+        const now = performance.now();
+        if (until === 0) until = now + LOCK_TIMEOUT_MS;
+        else if (now > until) {
+          throw timeoutError(
+            `publish to ${this.what}: process ${holder} holds the publishers' lock`,
+            LOCK_TIMEOUT_MS,
+          );
+        }
         const start = Atomics.load(this.#i64, HEADER.LOCK_START / 8);
         // The holder is the pid in the word; a start time of 0 means it
         // is between taking the lock and recording it (or releasing it).
