@@ -103,6 +103,7 @@ export {
 export {
   SharedMemory,
   type SharedMemoryOptions,
+  type SharedStructOptions,
   type TypedArray,
   type TypedArrayConstructor,
 } from "./mechanisms/shared_memory.ts";
@@ -138,6 +139,15 @@ export {
   utf8,
   type Utf8Type,
 } from "./mechanisms/layout.ts";
+
+// Waiting on shared memory: futex words and events
+export { Futex, FUTEX_SIZE, type FutexFieldsOf } from "./mechanisms/futex.ts";
+export {
+  SHM_EVENT_MAX_IDS,
+  ShmEvent,
+  type ShmEventListener,
+  type ShmEventOptions,
+} from "./mechanisms/shm_event.ts";
 
 // Publish-subscribe over shared memory
 export {

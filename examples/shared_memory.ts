@@ -7,10 +7,12 @@
  * acknowledged frame `n - 1` (`ack`), then publishes it with an atomic store
  * of `seq`. Plain writes before an atomic store are visible to whoever sees
  * that store through an atomic load, so the consumer never sees a torn frame.
+ * Each side sleeps on a futex over the word it waits for (`seq`, `ack`) and
+ * the other wakes it after each store: no polling, no timers.
  *
  * Run: deno task example:shm
  */
-import { layout, SharedMemory, utf8 } from "../mod.ts";
+import { Futex, layout, SharedMemory, utf8 } from "../mod.ts";
 
 const WIDTH = 320;
 const HEIGHT = 240;
@@ -25,17 +27,22 @@ const header = layout({
   label: utf8(24),
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Sleeps on `word` until it holds `value` (a futex wait returns on any change). */
+async function waitFor(word: Futex, value: number): Promise<void> {
+  for (let now = word.load(); now !== value; now = word.load()) {
+    await word.wait(now, { timeout: 10_000 });
+  }
 }
 
 async function producer(name: string): Promise<void> {
   using memory = SharedMemory.open(name);
   const head = memory.struct(header);
+  using seq = Futex.field(head, "seq");
+  using ack = Futex.field(head, "ack");
   const pixels = memory.view(Uint8Array, header.size, head.width * head.height);
   head.producerPid = Deno.pid;
   for (let frame = 1; frame <= FRAMES; frame++) {
-    while (head.$atomic.ack.load() !== frame - 1) await sleep(0);
+    await waitFor(ack, frame - 1);
     // A moving gradient: frame n has mean brightness close to n * 4.
     for (let y = 0; y < head.height; y++) {
       pixels.fill(
@@ -45,7 +52,8 @@ async function producer(name: string): Promise<void> {
       );
     }
     head.label = `frame ${frame} from ${Deno.pid}`;
-    head.$atomic.seq.store(frame);
+    seq.store(frame);
+    seq.wake();
   }
 }
 
@@ -57,6 +65,8 @@ async function consumer(): Promise<void> {
     unlinkOnClose: true,
   });
   const head = memory.struct(header);
+  using seq = Futex.field(head, "seq");
+  using ack = Futex.field(head, "ack");
   head.width = WIDTH;
   head.height = HEIGHT;
   const pixels = memory.view(Uint8Array, header.size, WIDTH * HEIGHT);
@@ -75,7 +85,7 @@ async function consumer(): Promise<void> {
 
   const started = performance.now();
   for (let frame = 1; frame <= FRAMES; frame++) {
-    while (head.$atomic.seq.load() !== frame) await sleep(0);
+    await waitFor(seq, frame);
     let sum = 0;
     for (let i = 0; i < pixels.length; i++) sum += pixels[i];
     const mean = sum / pixels.length;
@@ -86,7 +96,8 @@ async function consumer(): Promise<void> {
         } ${head.width}x${head.height} mean brightness ${mean.toFixed(1)}`,
       );
     }
-    head.$atomic.ack.store(frame);
+    ack.store(frame);
+    ack.wake();
   }
   const elapsed = performance.now() - started;
   const status = await child.status;

@@ -17,7 +17,8 @@ const _SYS = Deno.build.arch === "x86_64"
   ? { FUTEX: 202n, FUTEX_WAITV: 449n }
   : { FUTEX: 98n, FUTEX_WAITV: 449n };
 
-/** futex(2) operation and flag. */
+/** futex(2) operations and flag. */
+const _FUTEX_WAIT = 0;
 const _FUTEX_WAKE = 1;
 const _FUTEX_PRIVATE_FLAG = 128;
 
@@ -143,6 +144,49 @@ export function futexWake(
     0,
   );
   return result < 0n ? -lastErrno() : Number(result);
+}
+
+/**
+ * `futex(address, FUTEX_WAIT, expected, timeout)`, blocking the calling
+ * thread while the word holds `expected`, for at most `timeoutMs` (none:
+ * no limit; measured on CLOCK_MONOTONIC by the kernel). Returns 0 when
+ * woken, or `-errno`: EAGAIN when the word did not hold `expected`,
+ * ETIMEDOUT, EINTR (the caller decides whether to wait again).
+ */
+export function futexWaitSync(
+  address: bigint,
+  expected: number,
+  timeoutMs: number | undefined,
+  shared: boolean,
+): number {
+  const wait = libc().symbols.syscall_futex_wait!;
+  const op = _FUTEX_WAIT | (shared ? 0 : _FUTEX_PRIVATE_FLAG);
+  let timeout: Uint8Array<ArrayBuffer> | null = null;
+  if (timeoutMs !== undefined) {
+    const nanos = BigInt(Math.max(0, Math.round(timeoutMs * 1e6)));
+    const fields = new BigInt64Array([
+      nanos / 1_000_000_000n,
+      nanos % 1_000_000_000n,
+    ]);
+    timeout = new Uint8Array(fields.buffer);
+  }
+  const result = wait(
+    _SYS.FUTEX,
+    Deno.UnsafePointer.create(address),
+    op,
+    expected >>> 0,
+    timeout,
+    null,
+    0,
+  );
+  return result < 0n ? -lastErrno() : Number(result);
+}
+
+/** Whether futex(2) can be called here (Linux with a `syscall` symbol). */
+export function hasFutex(): boolean {
+  return Deno.build.os === "linux" &&
+    libc().symbols.syscall_futex_wait !== null &&
+    libc().symbols.syscall_futex_wait !== undefined;
 }
 
 /** The address of element 0 of a typed array, as the kernel sees it. */

@@ -251,6 +251,14 @@ export const LIBC_SYMBOLS = {
     result: "i64",
     optional: true,
   },
+  // The same, as FUTEX_WAIT with a relative timeout (NULL: none): blocks
+  // the calling thread (the *Sync waits on a shared word).
+  syscall_futex_wait: {
+    name: "syscall",
+    parameters: ["i64", "pointer", "i32", "u32", "buffer", "pointer", "u32"],
+    result: "i64",
+    optional: true,
+  },
 
   // mqd_t mq_open(const char *name, int oflag, ... /* mode_t mode, struct mq_attr *attr */);
   // variadic, see above; mqd_t is an int descriptor on Linux

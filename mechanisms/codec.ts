@@ -60,6 +60,14 @@ import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 export interface Codec<T> {
   /** A short name used in error messages, e.g. `"json"`. */
   readonly name: string;
+  /**
+   * What else identifies the bytes, beyond `name`: for `codecs.struct`
+   * the layout's fields, offsets, size and byte order. Shared-memory
+   * channels record `name` and `schema` and refuse a peer whose codec
+   * differs; set it on your own codec to version its format
+   * (`"frame v2"`). Default: none.
+   */
+  readonly schema?: string;
   /** Encodes a value; throws `TypeError` or `RangeError` for values it cannot represent. */
   encode(value: T): Uint8Array;
   /** Decodes bytes; throws {@linkcode DecodeError} with the raw bytes when it cannot. */
@@ -165,6 +173,8 @@ export function validated<T>(
 ): Codec<T> {
   return {
     name: codec.name,
+    // Validation does not change the bytes: the same wire format.
+    ...(codec.schema === undefined ? {} : { schema: codec.schema }),
     encode: (value: T) => codec.encode(value),
     decode: (bytes: Uint8Array): T => {
       const decoded = codec.decode(bytes);

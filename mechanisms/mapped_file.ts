@@ -78,6 +78,7 @@ import { checkFilePath } from "./_kernel/paths.ts";
 import type { Access } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 import { accessModeOf } from "../ffi/socket.ts";
 
 // msync needs a page-aligned start; 64 KiB is a multiple of every page size
@@ -224,6 +225,21 @@ export class MappedFile implements Disposable, AsyncDisposable {
       fd: mapping.closed ? -1 : mapping.fd,
       meta: { path, shared, readOnly },
     }));
+  }
+
+  /**
+   * Hands this file's mapping to an object placed inside it (a `Futex` on
+   * one of its words); see `mechanisms/_memory/placement.ts`. Such objects
+   * close before the file does.
+   *
+   * @ignore
+   */
+  [PLACEMENT](): PlacementHost {
+    return {
+      mapping: this.#mapping,
+      what: this.#what,
+      own: (child) => this.#life.own(child),
+    };
   }
 
   static {
@@ -388,7 +404,15 @@ export class MappedFile implements Disposable, AsyncDisposable {
     return ownedStruct(
       file,
       (extra) =>
-        structIn(file.#mapping, layout, 0, file.#readOnly, file.#what, extra),
+        structIn(
+          file.#mapping,
+          layout,
+          0,
+          file.#readOnly,
+          file.#what,
+          extra,
+          () => file[PLACEMENT](),
+        ),
     );
   }
 
@@ -499,6 +523,8 @@ export class MappedFile implements Disposable, AsyncDisposable {
       byteOffset,
       this.#readOnly,
       this.#what,
+      undefined,
+      () => this[PLACEMENT](),
     );
   }
 

@@ -97,6 +97,12 @@ import { type Access, requirePermissions } from "./_kernel/permissions.ts";
 import { checkRecordLayout, ownedStruct, structIn } from "./_memory/region.ts";
 import { PLACEMENT, type PlacementHost } from "./_memory/placement.ts";
 import { markPassable, registerAdopter } from "./_socket/passing.ts";
+import {
+  IDENTITY_SIZE,
+  KIND,
+  layoutFormat,
+  setUpIdentity,
+} from "./_ring/identity.ts";
 
 export type { TypedArray, TypedArrayConstructor } from "./_memory/mapping.ts";
 
@@ -153,8 +159,38 @@ const _OPEN_KEYS = optionKeys<SharedMemoryOptions>({
   readOnly: true,
   unlinkOnClose: true,
 });
-// A record's region is exactly the layout's size.
-const _STRUCT_KEYS = _OPEN_KEYS.filter((key) => key !== "size");
+/**
+ * How {@linkcode SharedMemory.openStruct} opens a record: the options of
+ * `open` without `size` (the layout fixes it), and the opt-in header.
+ *
+ * @example A record that refuses a peer with another layout
+ * ```ts
+ * import type { SharedStructOptions } from "@ipckit/ipckit";
+ *
+ * const options: SharedStructOptions = { create: true, fingerprint: true, unlinkOnClose: true };
+ * ```
+ *
+ * @category Shared memory
+ */
+export interface SharedStructOptions extends Omit<SharedMemoryOptions, "size"> {
+  /**
+   * Put a 128-byte header before the record that records the layout (every
+   * field's name, type, offset, the size and byte order) and check it on
+   * every open: a process that opens the object with another layout fails
+   * with a `TypeError` naming both, instead of misreading the bytes. The
+   * record then starts at byte 128 and the object is `128 + layout.size`
+   * bytes. Off by default, because C and Python peers expect the bare
+   * struct at offset 0; the header's format is documented in the README
+   * ("Shared-memory channels") for peers that want to take part.
+   */
+  fingerprint?: boolean;
+}
+
+// A record's region is exactly the layout's size (plus the opt-in header).
+const _STRUCT_KEYS = [
+  ..._OPEN_KEYS.filter((key) => key !== "size"),
+  "fingerprint",
+];
 
 /**
  * A POSIX shared memory object mapped into this process.
@@ -396,7 +432,9 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * Opens a shared memory object sized for one `layout` record and returns
    * the record: its properties read and write the shared memory directly.
    * The object is `layout.size` bytes; an existing one of another size is a
-   * `RangeError`.
+   * `RangeError`. With `fingerprint: true` a header recording the layout
+   * comes first, and opening it with another layout is a `TypeError`
+   * naming both (see {@linkcode SharedStructOptions}).
    *
    * @example A typed record shared between processes
    * ```ts
@@ -416,22 +454,50 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   static openStruct<S extends LayoutSpec>(
     name: string,
     layout: Layout<S>,
-    options: Omit<SharedMemoryOptions, "size"> = {},
+    options: SharedStructOptions = {},
   ): MappedStruct<S, SharedMemory> {
     const action = `open shared memory "${name}"`;
     checkOptionKeys(options, _STRUCT_KEYS, action);
     checkRecordLayout(layout, action);
-    const memory = SharedMemory.open(name, { ...options, size: layout.size });
+    const { fingerprint, ...rest } = options;
+    if (fingerprint !== undefined && typeof fingerprint !== "boolean") {
+      throw new TypeError(
+        `Cannot ${action}: fingerprint must be true or false, got ${typeof fingerprint}`,
+      );
+    }
+    const at = fingerprint ? IDENTITY_SIZE : 0;
+    const memory = SharedMemory.open(name, { ...rest, size: at + layout.size });
+    if (fingerprint) {
+      try {
+        setUpIdentity(
+          memory.#mapping.buffer,
+          0,
+          {
+            kind: KIND.record,
+            version: 1,
+            capacity: layout.size,
+            format: layoutFormat(layout),
+          },
+          memory.#what,
+          !memory.#readOnly && rest.create === true,
+          () => {},
+        );
+      } catch (error) {
+        memory.close();
+        throw error;
+      }
+    }
     return ownedStruct(
       memory,
       (extra) =>
         structIn(
           memory.#mapping,
           layout,
-          0,
+          at,
           memory.#readOnly,
           memory.#what,
           extra,
+          () => memory[PLACEMENT](),
         ),
     );
   }
@@ -588,6 +654,8 @@ export class SharedMemory implements Disposable, AsyncDisposable {
       byteOffset,
       this.#readOnly,
       this.#what,
+      undefined,
+      () => this[PLACEMENT](),
     );
   }
 

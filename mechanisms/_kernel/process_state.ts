@@ -54,3 +54,40 @@ export function processAlive(pid: number): boolean {
   const state = processState(pid);
   return state !== "Z" && state !== "X";
 }
+
+/**
+ * When process `pid` started, in clock ticks after boot (field 22 of
+ * `/proc/<pid>/stat`), or undefined when it cannot be read (no such
+ * process, no `--allow-read` on `/proc`, not Linux). A pid and its start
+ * time name one process for good: a pid reused by a later process comes
+ * with a later start time.
+ */
+export function processStartTime(pid: number): bigint | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  if (
+    Deno.permissions.querySync({ name: "read", path: _PROC }).state !==
+      "granted"
+  ) {
+    return undefined;
+  }
+  const stat = readSmallFile(`${_PROC}/${pid}/stat`, 1024);
+  if (stat === undefined) return undefined;
+  const end = stat.lastIndexOf(")");
+  if (end < 0) return undefined;
+  // After "(comm)" come field 3 (state) onwards: field 22 is the 20th.
+  const field = stat.slice(end + 2).split(" ")[19];
+  return field !== undefined && /^\d+$/.test(field) ? BigInt(field) : undefined;
+}
+
+/**
+ * Whether the process recorded as `pid` with start time `started` (from
+ * {@linkcode processStartTime}; `0n` when it could not be read) still
+ * runs: its pid exists, is no zombie, and, when both start times are
+ * known, started at that very time (a reused pid is another process).
+ */
+export function sameProcessAlive(pid: number, started: bigint): boolean {
+  if (!processAlive(pid)) return false;
+  if (started === 0n) return true;
+  const now = processStartTime(pid);
+  return now === undefined || now === started;
+}

@@ -9,8 +9,8 @@
  * its mapping, its name for messages, and a way to be closed with it. The
  * symbol is exported only from this private folder, so the public API shows
  * nothing new, while the connection stays an ordinary, typed call that can
- * be followed in the source (no lookup table on the side). Only
- * `SharedMemory` implements it today.
+ * be followed in the source (no lookup table on the side). `SharedMemory`
+ * and `MappedFile` implement it; records bound in them lead back to it too.
  *
  * {@linkcode placeIn} checks everything a placement needs, before any system
  * call, the same way for every kind of object: a region, open, mapped

@@ -12,6 +12,7 @@ import type {
   StructView,
 } from "../layout.ts";
 import type { Mapping } from "./mapping.ts";
+import { PLACEMENT, type PlacementHost } from "./placement.ts";
 import { bindStruct } from "../_record/struct.ts";
 
 /**
@@ -34,6 +35,7 @@ export function structIn<S extends LayoutSpec>(
   readOnly: boolean,
   what: string,
   extra?: PropertyDescriptorMap,
+  host?: () => PlacementHost,
 ): StructView<S> {
   if (
     typeof layout !== "object" || layout === null ||
@@ -63,7 +65,16 @@ export function structIn<S extends LayoutSpec>(
       `Cannot bind a record in ${what}: ${layout.size} bytes at byteOffset ${offset} do not fit in its ${mapping.size} bytes`,
     );
   }
-  return bindStruct(layout, mapping.buffer, offset, { readOnly, what, extra });
+  // A record leads back to its region (hidden, as on the region itself),
+  // so a Futex can be made on one of its fields and close with the region.
+  const linked: PropertyDescriptorMap = host
+    ? { ...extra, [PLACEMENT]: { value: host } }
+    : { ...extra };
+  return bindStruct(layout, mapping.buffer, offset, {
+    readOnly,
+    what,
+    extra: linked,
+  });
 }
 
 /**

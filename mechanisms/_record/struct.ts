@@ -327,10 +327,31 @@ function _readRecord(
 export interface RecordCodec<T> {
   /** `"struct"`, for messages. */
   readonly name: string;
+  /** The layout, as {@linkcode describeLayout} writes it. */
+  readonly schema: string;
   /** Encodes a record into exactly `layout.size` bytes. */
   encode(value: T): Uint8Array;
   /** Decodes `layout.size` bytes into a record. */
   decode(bytes: Uint8Array): T;
+}
+
+/**
+ * A layout in one line of text that differs whenever the bytes would be
+ * read differently: every field's name, type, length and offset, the
+ * size and the byte order, e.g.
+ * `id:u32@0,temperature:f64@8,label:utf8[32]@16;size=48;little`.
+ * Channels record it (or its hash) to tell a peer with another layout.
+ */
+export function describeLayout(layout: Layout<LayoutSpec>): string {
+  const fields = layout.fields.map((field) => {
+    const type = field.kind === "scalar"
+      ? field.scalar
+      : field.kind === "utf8"
+      ? `utf8[${field.length}]`
+      : `${field.scalar}[${field.length}]`;
+    return `${field.name}:${type}@${field.offset}`;
+  });
+  return `${fields.join(",")};size=${layout.size};${layout.endian}`;
 }
 
 /** The codec behind `codecs.struct(layout)`. */
@@ -348,6 +369,7 @@ export function structCodec<S extends LayoutSpec>(
   const what = `a struct of ${layout.size} bytes`;
   return {
     name: "struct",
+    schema: describeLayout(layout),
     encode: (value: RecordOf<S>): Uint8Array => {
       const bytes = new Uint8Array(layout.size);
       _writeRecord(

@@ -55,11 +55,14 @@ import {
   addressOf,
   FUTEX_WAITV_MAX,
   FutexWaitList,
+  futexWaitSync,
   futexWaitvAsync,
   futexWake,
   hasFutexWaitv,
 } from "../../ffi/futex.ts";
-import { bounded, type Deadline, type Settle } from "./deadline.ts";
+import { ERRNO } from "../../ffi/errno.ts";
+import { timeoutError } from "../_common/system_error.ts";
+import { bounded, type Deadline, expired, type Settle } from "./deadline.ts";
 
 /** The most lanes (and pool threads) the process uses for futex waits. */
 export const MAX_LANES = 4;
@@ -329,6 +332,40 @@ export function waitWord(
   action: string,
 ): Promise<void> {
   return _theLanes().wait(word, expected, deadline, signal, action);
+}
+
+/**
+ * Blocks the calling thread until the 32-bit word `word[0]` may no longer
+ * hold `expected` (woken, or it differs), like {@linkcode waitWord} but
+ * with `FUTEX_WAIT` on this thread: for Workers and scripts. A signal that
+ * interrupts the wait ends it too (the caller looks at the word again).
+ *
+ * @param sliceMs the longest single block, so a caller can check other
+ * things (a peer's liveness) in between; the deadline still applies
+ * @throws {Deno.errors.TimedOut} once the deadline has passed
+ */
+export function waitWordSync(
+  word: Int32Array,
+  expected: number,
+  deadline: Deadline,
+  action: string,
+  sliceMs: number = Infinity,
+): void {
+  if (Atomics.load(word, 0) !== expected) return;
+  if (expired(deadline)) throw timeoutError(action, deadline.timeout);
+  const left = deadline.at === Infinity
+    ? Infinity
+    : deadline.at - performance.now();
+  const block = Math.min(left, sliceMs);
+  const result = futexWaitSync(
+    addressOf(word),
+    expected,
+    block === Infinity ? undefined : block,
+    true,
+  );
+  if (result === -ERRNO.ETIMEDOUT && block === left) {
+    throw timeoutError(action, deadline.timeout);
+  }
 }
 
 /**
