@@ -92,6 +92,7 @@ import { deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
 import { retryAsync, type RetryPlan } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import { OVERFLOW_CODES, topicSize } from "./_pubsub/format.ts";
+import { codecFormat } from "./_ring/identity.ts";
 import { type ReadResult, Topic, type TopicParams } from "./_pubsub/topic.ts";
 
 /**
@@ -329,7 +330,7 @@ function _openTopic<T>(
   const what = `topic "${name}"`;
   const params = { ..._DEFAULTS, ...asked };
   const create = options.create ?? false;
-  const memory = _openMemory(name, {
+  const { memory, created } = _openMemory(name, {
     create,
     exclusive: options.exclusive ?? false,
     adopt: options.adopt,
@@ -340,8 +341,8 @@ function _openTopic<T>(
     const topic = Topic.bind(memory, what, {
       params,
       asked,
-      create,
-      codec: codec.name,
+      created,
+      format: codecFormat(codec),
     });
     return {
       memory,
@@ -374,19 +375,20 @@ function _openMemory(
     mode: number | undefined;
     size: number;
   },
-): SharedMemory {
+): { memory: SharedMemory; created: boolean } {
   const { create, adopt, mode } = options;
   const until = performance.now() + INIT_TIMEOUT_MS;
   for (;;) {
     try {
       if (create) {
         try {
-          return SharedMemory.open(name, {
+          const memory = SharedMemory.open(name, {
             create: true,
             exclusive: true,
             size: options.size,
             mode,
           });
+          return { memory, created: true };
         } catch (error) {
           if (
             options.exclusive ||
@@ -398,9 +400,15 @@ function _openMemory(
         const probe = SharedMemory.open(name);
         const size = probe.size;
         probe.close();
-        return SharedMemory.open(name, { create: true, adopt, mode, size });
+        const memory = SharedMemory.open(name, {
+          create: true,
+          adopt,
+          mode,
+          size,
+        });
+        return { memory, created: false };
       }
-      return SharedMemory.open(name);
+      return { memory: SharedMemory.open(name), created: false };
     } catch (error) {
       // Made by another process this very moment: it has no size yet (or,
       // for a creator, it was removed between two steps). Try again.

@@ -6,24 +6,25 @@
  * take part with plain 32- and 64-bit atomics and `futex(2)`.
  *
  * ```
- * header, 128 bytes
- *   0  u32  magic 0x50544b49 ("IKTP" in memory)
- *   4  u32  format version (TOPIC_VERSION)
- *   8  u32  codec fingerprint (FNV-1a of the codec's name)
- *  12  u32  capacity: message slots in the ring
- *  16  u32  largest message, in bytes
- *  20  u32  subscriber slots
- *  24  u32  overflow: 0 drop-oldest, 1 block
- *  28  i32  init state (mechanisms/_memory/init_once.ts: 0, -pid, 1)
- *  32  i64  head: messages published so far, the next sequence number
- *  40  i32  notify: futex word, incremented after every publish
- *  44  i32  parked: subscribers parked on `notify`
- *  48  i32  lock: pid of the publisher writing a message, 0 when free
- *  52  i32  freed: futex word, incremented when a subscriber moves on
+ * identity, 128 bytes (mechanisms/_ring/identity.ts)
+ *   0  u32  magic 0x6b637069, 4 i32 init state (0, -pid, 1), 8 u16 version
+ *           (TOPIC_VERSION), 10 u16 kind 2 (topic), 12 u32 128,
+ *  16  u64  capacity: message slots in the ring
+ *  24  u64  FNV-1a 64 of the codec's format text, 32 the text itself
+ * topic header, 128 bytes from byte 128
+ * 128  u32  largest message, in bytes
+ * 132  u32  subscriber slots
+ * 136  u32  overflow: 0 drop-oldest, 1 block
+ * 144  i64  head: messages published so far, the next sequence number
+ * 152  i32  notify: futex word, incremented after every publish
+ * 156  i32  parked: subscribers parked on `notify`
+ * 160  i32  lock: pid of the publisher writing a message, 0 when free
+ * 164  i32  freed: futex word, incremented when a subscriber moves on
  *           while a publisher waits for room (overflow "block")
- *  56  i32  blocked: publishers parked on `freed`
- *  64  i64  start time of the lock's holder (clock ticks since boot), 0 unknown
- * subscriber slots, 32 bytes each, from byte 128
+ * 168  i32  blocked: publishers parked on `freed`
+ * 176  i64  start time of the lock's holder (clock ticks since boot), 0 unknown
+ * subscriber slots, 32 bytes each, from byte 256 (the first 16 bytes are
+ * laid out as a liveness record of mechanisms/_ring/liveness.ts)
  *   0  i32  pid: 0 free, -pid joining, pid, 0x7fffffff being reclaimed
  *   4  i32  parked: 1 while this subscriber sleeps on `notify`
  *   8  i64  start time of the subscriber's process (clock ticks since boot)
@@ -73,30 +74,22 @@
  * @module
  */
 
-/** `"IKTP"` read as a little-endian u32: what says these bytes hold a topic. */
-export const TOPIC_MAGIC = 0x50544b49;
-
 /** The version of this format; a topic of another version is refused. */
 export const TOPIC_VERSION = 1;
 
-/** Byte offsets of the header's fields. */
+/** Byte offsets of the topic header's fields, after the identity header. */
 export const HEADER = {
-  MAGIC: 0,
-  VERSION: 4,
-  CODEC: 8,
-  CAPACITY: 12,
-  MAX_MESSAGE: 16,
-  SUBSCRIBERS: 20,
-  OVERFLOW: 24,
-  INIT: 28,
-  HEAD: 32,
-  NOTIFY: 40,
-  PARKED: 44,
-  LOCK: 48,
-  FREED: 52,
-  BLOCKED: 56,
-  LOCK_START: 64,
-  SIZE: 128,
+  MAX_MESSAGE: 128,
+  SUBSCRIBERS: 132,
+  OVERFLOW: 136,
+  HEAD: 144,
+  NOTIFY: 152,
+  PARKED: 156,
+  LOCK: 160,
+  FREED: 164,
+  BLOCKED: 168,
+  LOCK_START: 176,
+  SIZE: 256,
 } as const;
 
 /** Byte offsets inside one subscriber slot. */
@@ -145,17 +138,4 @@ export function slotStride(shape: TopicShape): number {
 /** The size of the shared memory object of a topic of this shape. */
 export function topicSize(shape: TopicShape): number {
   return ringOffset(shape) + shape.capacity * slotStride(shape);
-}
-
-/**
- * The fingerprint of a codec stored in the header: 32-bit FNV-1a of its
- * name, so a topic of JSON messages is not read as raw bytes.
- */
-export function codecFingerprint(name: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(name)) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
 }

@@ -12,12 +12,13 @@
  */
 
 import type { SharedMemory } from "../shared_memory.ts";
-import { INIT_TIMEOUT_MS, initOnce } from "../_memory/init_once.ts";
+import { KIND, readIdentity, setUpIdentity } from "../_ring/identity.ts";
+import { ownStartTime } from "../_ring/liveness.ts";
+import { sameProcessAlive } from "../_kernel/process_state.ts";
 import { type Deadline, expired } from "../_wait/deadline.ts";
 import { waitWord, wakeWord } from "../_wait/futex.ts";
 import { timeoutError } from "../_common/system_error.ts";
 import {
-  codecFingerprint,
   HEADER,
   OVERFLOW_CODES,
   RECLAIMING,
@@ -25,11 +26,9 @@ import {
   SLOT,
   slotStride,
   SUBSCRIBER,
-  TOPIC_MAGIC,
   TOPIC_VERSION,
   topicSize,
 } from "./format.ts";
-import { ownStartTime, sameProcessAlive } from "./liveness.ts";
 
 /** What happens when a subscriber falls a whole ring behind. */
 export type Overflow = keyof typeof OVERFLOW_CODES;
@@ -44,14 +43,14 @@ export interface TopicParams {
 
 /** How a handle binds a topic's memory. */
 export interface BindOptions {
-  /** The parameters a creator writes; each also set by the caller is checked against an existing topic. */
+  /** The parameters a creator writes. */
   params: TopicParams;
   /** The parameters the caller set explicitly, checked against the header. */
   asked: Partial<TopicParams>;
-  /** Whether this handle may initialize fresh memory (it was opened with `create`). */
-  create: boolean;
-  /** The codec's name; its fingerprint is recorded and checked. */
-  codec: string;
+  /** Whether this handle created the memory, and so sets it up. */
+  created: boolean;
+  /** The codec's format text (`codecFormat`), recorded and checked. */
+  format: string;
 }
 
 /** How long a blocked publisher sleeps between checks of the subscribers it waits for. */
@@ -125,11 +124,12 @@ export class Topic {
   }
 
   /**
-   * Binds `memory` as a topic: initializes fresh memory (with `create`),
-   * or checks the header of an existing topic against what was asked.
+   * Binds `memory` as a topic: sets fresh memory up (when this handle
+   * created it), or checks the identity and header of an existing topic
+   * against what was asked.
    *
-   * @throws {TypeError} when the bytes hold no topic, or one of another format version or codec
-   * @throws {RangeError} when the topic's capacity, message size or subscriber slots differ from those asked
+   * @throws {TypeError} when the bytes hold no topic, or one of another format version, codec or capacity
+   * @throws {RangeError} when the topic's message size, subscriber slots or overflow differ from those asked
    */
   static bind(memory: SharedMemory, what: string, options: BindOptions): Topic {
     if (memory.size < HEADER.SIZE) {
@@ -137,21 +137,29 @@ export class Topic {
         `Cannot open ${what}: its ${memory.size} bytes do not hold a topic (a topic has a ${HEADER.SIZE}-byte header)`,
       );
     }
-    const words = memory.view(Int32Array, 0, HEADER.SIZE / 4);
-    const fingerprint = codecFingerprint(options.codec);
-    if (!options.create) _awaitCreator(words, what);
-    return initOnce(words, HEADER.INIT / 4, {
+    const { params, created } = options;
+    // A creator records its capacity; anyone else checks only the one it
+    // asked for (0: whatever the topic has).
+    const capacity = created ? params.capacity : options.asked.capacity ?? 0;
+    setUpIdentity(
+      memory.buffer,
+      0,
+      {
+        kind: KIND.topic,
+        version: TOPIC_VERSION,
+        capacity,
+        format: options.format,
+      },
       what,
-      kind: "a topic",
-      initialize: () => {
-        if (!options.create) {
-          // Zero bytes nobody is initializing: not a topic, and this
-          // handle did not ask to make one.
+      created,
+      () => {
+        if (!created) {
+          // Taken over from a creator that died before writing it: the
+          // shape is not known here.
           throw new TypeError(
-            `Cannot open ${what}: its bytes do not hold a topic (they are all zero); open it with create: true to make one`,
+            `Cannot open ${what}: its creator died while setting it up; remove it and create it again`,
           );
         }
-        const params = options.params;
         const size = topicSize(params);
         if (memory.size !== size) {
           throw new RangeError(
@@ -159,22 +167,12 @@ export class Topic {
           );
         }
         const view = new DataView(memory.buffer);
-        view.setUint32(HEADER.MAGIC, TOPIC_MAGIC, true);
-        view.setUint32(HEADER.VERSION, TOPIC_VERSION, true);
-        view.setUint32(HEADER.CODEC, fingerprint, true);
-        view.setUint32(HEADER.CAPACITY, params.capacity, true);
         view.setUint32(HEADER.MAX_MESSAGE, params.maxMessageSize, true);
         view.setUint32(HEADER.SUBSCRIBERS, params.maxSubscribers, true);
         view.setUint32(HEADER.OVERFLOW, OVERFLOW_CODES[params.overflow], true);
-        return new Topic(memory, what, params);
       },
-      attach: () =>
-        new Topic(
-          memory,
-          what,
-          _checkHeader(memory, what, options, fingerprint),
-        ),
-    });
+    );
+    return new Topic(memory, what, _checkHeader(memory, what, options.asked));
   }
 
   /** Messages published so far: the sequence number of the next one. */
@@ -516,61 +514,19 @@ export class Topic {
   }
 }
 
-/**
- * Without `create`, fresh zeros may be a topic whose creator has not
- * claimed it yet (it makes the object, then initializes it): waits up to
- * {@linkcode INIT_TIMEOUT_MS} for the init word to change.
- */
-function _awaitCreator(words: Int32Array, what: string): void {
-  const until = performance.now() + INIT_TIMEOUT_MS;
-  while (Atomics.load(words, HEADER.INIT / 4) === 0) {
-    if (performance.now() > until) {
-      throw new TypeError(
-        `Cannot open ${what}: its bytes do not hold a topic (nobody initialized it within ${INIT_TIMEOUT_MS} ms)`,
-      );
-    }
-    Atomics.wait(_pause, 0, 0, 1);
-  }
-}
-
 /** Checks an existing topic's header; returns its parameters. */
 function _checkHeader(
   memory: SharedMemory,
   what: string,
-  options: BindOptions,
-  fingerprint: number,
+  asked: Partial<TopicParams>,
 ): TopicParams {
   const view = new DataView(memory.buffer);
-  const magic = view.getUint32(HEADER.MAGIC, true);
-  if (magic !== TOPIC_MAGIC) {
-    throw new TypeError(
-      `Cannot open ${what}: its bytes do not hold a topic (magic 0x${
-        magic.toString(16)
-      }, expected 0x${TOPIC_MAGIC.toString(16)})`,
-    );
-  }
-  const version = view.getUint32(HEADER.VERSION, true);
-  if (version !== TOPIC_VERSION) {
-    throw new TypeError(
-      `Cannot open ${what}: it has format version ${version}, and this ipckit reads version ${TOPIC_VERSION}`,
-    );
-  }
-  const theirs = view.getUint32(HEADER.CODEC, true);
-  if (theirs !== fingerprint) {
-    throw new TypeError(
-      `Cannot open ${what}: its messages are of a codec with fingerprint 0x${
-        theirs.toString(16).padStart(8, "0")
-      }, and this handle's codec "${options.codec}" has fingerprint 0x${
-        fingerprint.toString(16).padStart(8, "0")
-      }`,
-    );
-  }
   const overflowCode = view.getUint32(HEADER.OVERFLOW, true);
   const overflow = (Object.keys(OVERFLOW_CODES) as Overflow[]).find((key) =>
     OVERFLOW_CODES[key] === overflowCode
   );
   const params = {
-    capacity: view.getUint32(HEADER.CAPACITY, true),
+    capacity: readIdentity(view).capacity,
     maxMessageSize: view.getUint32(HEADER.MAX_MESSAGE, true),
     maxSubscribers: view.getUint32(HEADER.SUBSCRIBERS, true),
     overflow: overflow!,
@@ -584,13 +540,13 @@ function _checkHeader(
       `Cannot open ${what}: its header is damaged (capacity ${params.capacity}, maxMessageSize ${params.maxMessageSize}, maxSubscribers ${params.maxSubscribers}, overflow code ${overflowCode}, in ${memory.size} bytes)`,
     );
   }
-  for (const key of Object.keys(options.asked) as (keyof TopicParams)[]) {
-    const asked = options.asked[key];
-    if (asked !== undefined && asked !== params[key]) {
+  for (const key of Object.keys(asked) as (keyof TopicParams)[]) {
+    const value = asked[key];
+    if (value !== undefined && value !== params[key]) {
       throw new RangeError(
         `Cannot open ${what}: it was created with ${key} ${
           JSON.stringify(params[key])
-        }, and ${JSON.stringify(asked)} was asked`,
+        }, and ${JSON.stringify(value)} was asked`,
       );
     }
   }
