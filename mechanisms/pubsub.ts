@@ -93,7 +93,7 @@ import { retryAsync, type RetryPlan } from "./_wait/retry.ts";
 import { checkSpinMicros, Spinner } from "./_wait/spin.ts";
 import { OVERFLOW_CODES, topicSize } from "./_pubsub/format.ts";
 import { codecFormat } from "./_ring/identity.ts";
-import { type ReadResult, Topic, type TopicParams } from "./_pubsub/topic.ts";
+import { type ReadState, Topic, type TopicParams } from "./_pubsub/topic.ts";
 
 /**
  * How to open a topic; the options both ends take.
@@ -585,13 +585,21 @@ export class Publisher<T> implements Disposable, AsyncDisposable {
     const deadline = deadlineOf(options, action);
     this.#life.check("publish to");
     const bytes = this.#encode(value);
+    if (options.signal?.aborted) throw options.signal.reason;
+    // The usual case, with room: no signal to combine, no plan to build.
+    if (this.#topic.publish(bytes)) return;
     const closing = this.#closing.signal;
     const signal = options.signal
       ? AbortSignal.any([options.signal, closing])
       : closing;
+    let first = true;
     const plan: RetryPlan<boolean> = {
       attempt: () => {
         this.#life.check("publish to");
+        if (first) {
+          first = false;
+          return false; // just tried, above
+        }
         return this.#topic.publish(bytes);
       },
       wouldBlock: (written) => !written,
@@ -734,6 +742,11 @@ export class Subscriber<T>
   #block: boolean;
   /** Waits of this handle parked now: the slot is marked parked while > 0. */
   #parkedWaits = 0;
+  /** Losses found without a message after them, reported with the next one. */
+  #pendingMissed = 0;
+  /** Where messages are copied out of the ring to be decoded, reused. */
+  #buffer: Uint8Array<ArrayBuffer>;
+  #state: ReadState = { sequence: 0, length: 0, missed: 0, corrupt: false };
 
   private constructor(
     name: string,
@@ -750,6 +763,7 @@ export class Subscriber<T>
     this.#spinner = new Spinner(spin);
     this.#life = new Lifecycle(opened.what);
     this.#block = opened.topic.params.overflow === "block";
+    this.#buffer = new Uint8Array(opened.topic.params.maxMessageSize);
     const { index, cursor } = opened.topic.join(history);
     this.#slot = index;
     this.#cursor = cursor;
@@ -875,8 +889,7 @@ export class Subscriber<T>
    */
   tryReceive(): TopicMessage<T> | undefined {
     this.#life.check("receive from");
-    const found = this.#take();
-    return found && this.#decode(found);
+    return this.#take();
   }
 
   /**
@@ -900,8 +913,7 @@ export class Subscriber<T>
    * ```
    */
   async receive(options: WaitOptions = {}): Promise<TopicMessage<T>> {
-    const found = await this.#wait(options, `receive from ${this.#what}`, true);
-    return this.#decode(found!);
+    return (await this.#wait(options, `receive from ${this.#what}`, true))!;
   }
 
   /**
@@ -995,17 +1007,23 @@ export class Subscriber<T>
     options: WaitOptions,
     action: string,
     take: boolean,
-  ): Promise<ReadResult | undefined> {
+  ): Promise<TopicMessage<T> | undefined> {
     checkOptionKeys(options, WAIT_KEYS, action);
     const deadline = deadlineOf(options, action);
     this.#life.check("receive from");
+    if (options.signal?.aborted) throw options.signal.reason;
+    // The usual case on a busy topic: a message is there already.
+    if (take) {
+      const found = this.#take();
+      if (found) return found;
+    } else if (this.#topic.head() > this.#cursor) return undefined;
     const closing = this.#closing.signal;
     const signal = options.signal
       ? AbortSignal.any([options.signal, closing])
       : closing;
     const none = Symbol("none");
     let parked = false;
-    const plan: RetryPlan<ReadResult | undefined | typeof none> = {
+    const plan: RetryPlan<TopicMessage<T> | undefined | typeof none> = {
       attempt: () => {
         this.#life.check("receive from");
         if (take) return this.#take() ?? none;
@@ -1034,29 +1052,32 @@ export class Subscriber<T>
     }
   }
 
-  /** Reads the next message out of the ring, counting losses; moves the cursor. */
-  #take(): ReadResult | undefined {
+  /**
+   * Reads the next message out of the ring and decodes it, counting
+   * losses; moves the cursor. One synchronous step: the buffer it decodes
+   * from is this handle's and is reused by the next call.
+   *
+   * @throws {DecodeError} when the message cannot be decoded (it is consumed)
+   */
+  #take(): TopicMessage<T> | undefined {
+    const state = this.#state;
     for (;;) {
-      const found = this.#topic.read(this.#cursor);
-      if (found === undefined) return undefined;
-      this.#cursor = found.sequence + 1;
-      this.#missed += found.missed;
+      if (!this.#topic.read(this.#cursor, this.#buffer, state)) {
+        return undefined;
+      }
+      this.#cursor = state.sequence + 1;
+      this.#missed += state.missed;
+      this.#pendingMissed += state.missed;
       if (this.#block) this.#topic.advance(this.#slot, this.#cursor);
-      if (found.bytes !== undefined) return found;
+      if (state.length >= 0) break;
       // Only losses: they are reported with the next message.
-      this.#pendingMissed += found.missed;
     }
-  }
-
-  #pendingMissed = 0;
-
-  #decode(found: ReadResult): TopicMessage<T> {
-    const missed = this.#pendingMissed + found.missed;
+    const missed = this.#pendingMissed;
     this.#pendingMissed = 0;
-    const bytes = found.bytes!;
-    if (found.corrupt) {
+    const bytes = this.#buffer.subarray(0, state.length);
+    if (state.corrupt) {
       throw new DecodeError(
-        `Cannot receive from ${this.#what}: message ${found.sequence} claims more bytes than a slot holds (${this.#topic.params.maxMessageSize}); the slot's bytes are attached`,
+        `Cannot receive from ${this.#what}: message ${state.sequence} claims more bytes than a slot holds (${this.#topic.params.maxMessageSize}); the slot's bytes are attached`,
         bytes,
       );
     }
@@ -1073,6 +1094,6 @@ export class Subscriber<T>
         { cause: error },
       );
     }
-    return { value, sequence: found.sequence, missed };
+    return { value, sequence: state.sequence, missed };
   }
 }

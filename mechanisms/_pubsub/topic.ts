@@ -79,18 +79,17 @@ const _fence = new Int32Array(1);
 const _pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * What one look into the ring found: the message at the cursor (a copy,
- * safe from being overwritten), or, with `bytes` undefined, only that
- * messages before `next` were lost and nothing newer is there yet.
+ * What one look into the ring found, filled in by {@linkcode Topic.read}
+ * (one object per reader, reused: nothing is allocated per message).
  */
-export interface ReadResult {
-  /** Its sequence number in the topic; the cursor moves past it. */
+export interface ReadState {
+  /** The message's sequence number; the cursor moves past it. */
   sequence: number;
-  /** The encoded bytes (a copy), or undefined when only losses were found. */
-  bytes: Uint8Array<ArrayBuffer> | undefined;
+  /** Its length, copied into the reader's buffer; -1 when only losses were found. */
+  length: number;
   /** How many messages were lost just before it (overwritten unread). */
   missed: number;
-  /** Its length field was larger than a slot: `bytes` is the whole slot, not a message. */
+  /** Its length field was larger than a slot: the buffer holds the whole slot. */
   corrupt: boolean;
 }
 
@@ -106,6 +105,7 @@ export class Topic {
   #ring: number;
   #stride: number;
   #lastSweep = 0;
+  #wakeStep: number;
 
   private constructor(
     memory: SharedMemory,
@@ -121,6 +121,7 @@ export class Topic {
     this.#freed = memory.view(Int32Array, HEADER.FREED, 1);
     this.#ring = ringOffset(params);
     this.#stride = slotStride(params);
+    this.#wakeStep = Math.max(1, Math.floor(params.capacity / 4));
   }
 
   /**
@@ -222,11 +223,13 @@ export class Topic {
   }
 
   /**
-   * Reads the message at `cursor`, or says there is none yet
-   * (`undefined`). Messages overwritten before they were read are skipped
-   * and counted in the result's `missed`.
+   * Copies the message at `cursor` into `into` (at least `maxMessageSize`
+   * bytes) and describes it in `state`; returns `false` when there is none
+   * yet. Messages overwritten before they were read are skipped and
+   * counted in `state.missed`; when nothing newer is there, `state.length`
+   * is -1 and `state.sequence` the last one skipped.
    */
-  read(cursor: number): ReadResult | undefined {
+  read(cursor: number, into: Uint8Array, state: ReadState): boolean {
     const i32 = this.#i32;
     const i64 = this.#i64;
     const { capacity, maxMessageSize } = this.params;
@@ -234,10 +237,13 @@ export class Topic {
     for (;;) {
       const head = Number(Atomics.load(i64, HEADER.HEAD / 8));
       if (cursor >= head) {
+        if (missed === 0) return false;
         // Everything skipped was lost: the caller counts it and moves on.
-        return missed > 0
-          ? { sequence: cursor - 1, bytes: undefined, missed, corrupt: false }
-          : undefined;
+        state.sequence = cursor - 1;
+        state.length = -1;
+        state.missed = missed;
+        state.corrupt = false;
+        return true;
       }
       if (head - cursor > capacity) {
         missed += head - capacity - cursor;
@@ -250,19 +256,21 @@ export class Topic {
         cursor++;
         continue;
       }
-      const length = Atomics.load(i32, (at + SLOT.LENGTH) / 4) >>> 0;
-      const corrupt = length > maxMessageSize;
-      const bytes = this.#u8.slice(
-        at + SLOT.DATA,
-        at + SLOT.DATA + (corrupt ? maxMessageSize : length),
-      );
+      const claimed = Atomics.load(i32, (at + SLOT.LENGTH) / 4) >>> 0;
+      const corrupt = claimed > maxMessageSize;
+      const length = corrupt ? maxMessageSize : claimed;
+      into.set(this.#u8.subarray(at + SLOT.DATA, at + SLOT.DATA + length));
       Atomics.add(_fence, 0, 0);
       if (Atomics.load(i64, at / 8) !== stamp) {
         missed++;
         cursor++;
         continue;
       }
-      return { sequence: cursor, bytes, missed, corrupt };
+      state.sequence = cursor;
+      state.length = length;
+      state.missed = missed;
+      state.corrupt = corrupt;
+      return true;
     }
   }
 
@@ -318,11 +326,18 @@ export class Topic {
     this.#freedSomething();
   }
 
-  /** Records that subscriber `index` has read everything before `cursor` (overflow "block"). */
+  /**
+   * Records that subscriber `index` has read everything before `cursor`
+   * (overflow "block"). A blocked publisher is woken only each time the
+   * cursor reaches a multiple of a quarter of the ring, so that it then
+   * publishes a batch instead of one message per wake-up: the subscriber
+   * it waits for is a whole ring behind, so it reaches such a multiple
+   * within a quarter ring of reading.
+   */
   advance(index: number, cursor: number): void {
     const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
     Atomics.store(this.#i64, (base + SUBSCRIBER.CURSOR) / 8, BigInt(cursor));
-    this.#freedSomething();
+    if (cursor % this.#wakeStep === 0) this.#freedSomething();
   }
 
   /** Marks subscriber `index` as parked: publishers wake `notify` from now on. */
