@@ -53,8 +53,8 @@
  *
  * A subscriber with nothing to read spins briefly (`spin`), then parks on
  * a futex word in the topic through ipckit's futex lanes: no thread of its
- * own, no timer, no CPU while idle. A publisher wakes parked subscribers
- * only when one is parked, so a busy topic costs no system call per
+ * own, no timer, no CPU while idle. A publisher wakes sleeping subscribers
+ * once per episode of sleep, so a busy topic costs no system call per
  * message.
  *
  * @example One publisher, one subscriber
@@ -740,8 +740,6 @@ export class Subscriber<T>
   #cursor: number;
   #missed = 0;
   #block: boolean;
-  /** Waits of this handle parked now: the slot is marked parked while > 0. */
-  #parkedWaits = 0;
   /** Losses found without a message after them, reported with the next one. */
   #pendingMissed = 0;
   /** Where messages are copied out of the ring to be decoded, reused. */
@@ -1022,7 +1020,6 @@ export class Subscriber<T>
       ? AbortSignal.any([options.signal, closing])
       : closing;
     const none = Symbol("none");
-    let parked = false;
     const plan: RetryPlan<TopicMessage<T> | undefined | typeof none> = {
       attempt: () => {
         this.#life.check("receive from");
@@ -1035,21 +1032,11 @@ export class Subscriber<T>
       signal,
       action,
     };
-    try {
-      const result = await retryAsync(plan, () => {
-        // Marked parked before the word is read: a publish from now on wakes.
-        if (!parked) {
-          parked = true;
-          if (this.#parkedWaits++ === 0) this.#topic.park(this.#slot);
-        }
-        return this.#topic.waitForData(this.#cursor, deadline, signal, action);
-      });
-      return result === none ? undefined : result;
-    } finally {
-      if (parked && !this.#life.closed && --this.#parkedWaits === 0) {
-        this.#topic.unpark(this.#slot);
-      }
-    }
+    const result = await retryAsync(
+      plan,
+      () => this.#topic.waitForData(this.#cursor, deadline, signal, action),
+    );
+    return result === none ? undefined : result;
   }
 
   /**

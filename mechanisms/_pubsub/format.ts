@@ -17,16 +17,16 @@
  * 136  u32  overflow: 0 drop-oldest, 1 block
  * 144  i64  head: messages published so far, the next sequence number
  * 152  i32  notify: futex word, incremented after every publish
- * 156  i32  parked: subscribers parked on `notify`
+ * 156  i32  sleepers: 1 when a subscriber may be asleep on `notify`
  * 160  i32  lock: pid of the publisher writing a message, 0 when free
  * 164  i32  freed: futex word, incremented when a subscriber moves on
  *           while a publisher waits for room (overflow "block")
- * 168  i32  blocked: publishers parked on `freed`
+ * 168  i32  blocked: 1 when a publisher may be asleep on `freed`
  * 176  i64  start time of the lock's holder (clock ticks since boot), 0 unknown
  * subscriber slots, 32 bytes each, from byte 256 (the first 16 bytes are
  * laid out as a liveness record of mechanisms/_ring/liveness.ts)
- *   0  i32  pid: 0 free, -pid joining, pid, 0x7fffffff being reclaimed
- *   4  i32  parked: 1 while this subscriber sleeps on `notify`
+ *   0  i32  pid: 0 free, -pid joining, pid
+ *   4  i32  reserved, 0
  *   8  i64  start time of the subscriber's process (clock ticks since boot)
  *  16  i64  cursor: the next sequence number it reads (kept in "block" mode)
  * message slots, from the first multiple of 64 after the subscriber table,
@@ -43,18 +43,26 @@
  * stores its start time. With `h = head` it writes sequence `h` into slot
  * `h % capacity`: stamp `2h+1` (an atomic exchange), length and bytes, stamp
  * `2h+2`, then `head = h+1`. It stores 0 as the holder's start time and 0
- * in `lock`, adds 1 to `notify`, and only if `parked` is not 0 wakes every
- * waiter of `notify` (`FUTEX_WAKE`): a busy topic makes no system call per
- * message. A lock whose holder is dead (the pid is gone or a zombie, or
+ * in `lock`, and adds 1 to `notify`. If `sleepers` is 1, it swaps it to 0
+ * and, if that swap found 1, wakes every waiter of `notify` (`FUTEX_WAKE`,
+ * INT_MAX): one system call per episode of sleep, none per message while
+ * subscribers keep up. A lock whose holder is dead (the pid is gone or a zombie, or
  * its start time differs, so a reused pid is not mistaken for it) is taken
  * over with a compare-and-swap; the half-written slot is simply written
  * again, because `head` only moves once a slot is complete.
  *
  * With overflow "block", the publisher first makes sure that no live
  * subscriber's cursor is `capacity` or more behind `head`; if one is, it
- * releases the lock, adds itself to `blocked` and parks on `freed`
+ * releases the lock, stores 1 in `blocked`, loads `freed`, checks for
+ * room again and sleeps on `freed` while it holds the loaded value
  * (checking every 100 ms whether the subscriber it waits for died, whose
- * slot it then reclaims).
+ * slot it then reclaims). A subscriber of a "block" topic stores its
+ * cursor after every message; each time the cursor reaches a multiple of
+ * a quarter of the capacity (and when it leaves), it swaps `blocked` to
+ * 0 and, if that found 1, adds 1 to `freed` and wakes its waiters. The
+ * subscriber a publisher waits for is a whole ring behind, so it reaches
+ * such a multiple within a quarter ring of reading; the publisher then
+ * has room for a batch, not one message per wake-up.
  *
  * ## Reading (no lock)
  *
@@ -67,9 +75,17 @@
  * missed. So no message is lost silently: each received message carries
  * how many were missed just before it.
  *
- * To sleep, a subscriber sets its slot's `parked` and adds 1 to `parked`,
- * loads `notify`, checks `head` once more, and waits on `notify` while it
- * still holds the loaded value. Waking, it clears both.
+ * To sleep, a subscriber stores 1 in `sleepers`, loads `notify`, checks
+ * `head` once more, and waits on `notify` (`FUTEX_WAIT` or `futex_waitv`)
+ * while it still holds the loaded value. No wake-up is lost, with every
+ * access sequentially consistent: a publisher stores `head`, adds to
+ * `notify`, then reads `sleepers`. If its read misses the subscriber's
+ * store, the subscriber's later loads see the new `notify` and `head`, so
+ * it does not sleep; if the publisher's swap clears a flag that a second
+ * subscriber is about to sleep under, that subscriber either loaded
+ * `notify` before the add (the kernel then refuses to sleep on a changed
+ * word) or after it (and then sees the new `head`). A subscriber killed
+ * asleep leaves at most one spare wake-up behind.
  *
  * @module
  */
@@ -84,7 +100,7 @@ export const HEADER = {
   OVERFLOW: 136,
   HEAD: 144,
   NOTIFY: 152,
-  PARKED: 156,
+  SLEEPERS: 156,
   LOCK: 160,
   FREED: 164,
   BLOCKED: 168,
@@ -95,7 +111,6 @@ export const HEADER = {
 /** Byte offsets inside one subscriber slot. */
 export const SUBSCRIBER = {
   PID: 0,
-  PARKED: 4,
   START: 8,
   CURSOR: 16,
   SIZE: 32,
@@ -107,9 +122,6 @@ export const SLOT = {
   LENGTH: 8,
   DATA: 16,
 } as const;
-
-/** The subscriber slot's pid while another process reclaims it. */
-export const RECLAIMING = 0x7fffffff;
 
 /** The overflow policies, as stored in the header. */
 export const OVERFLOW_CODES = { "drop-oldest": 0, "block": 1 } as const;

@@ -21,7 +21,6 @@ import { timeoutError } from "../_common/system_error.ts";
 import {
   HEADER,
   OVERFLOW_CODES,
-  RECLAIMING,
   ringOffset,
   SLOT,
   slotStride,
@@ -63,9 +62,6 @@ export const BLOCKED_CHECK_MS = 100;
  */
 export const LOCK_TIMEOUT_MS = 1000;
 
-/** How often a publisher looks for dead subscribers while some are parked. */
-export const PARKED_SWEEP_MS = 1000;
-
 const _WAKE_ALL = 0x7fffffff;
 
 // A private word: an atomic read-modify-write on it is a full barrier on
@@ -104,7 +100,6 @@ export class Topic {
   #freed: Int32Array<ArrayBuffer>;
   #ring: number;
   #stride: number;
-  #lastSweep = 0;
   #wakeStep: number;
 
   private constructor(
@@ -183,7 +178,7 @@ export class Topic {
 
   /**
    * Writes one encoded message as the next sequence number, under the
-   * publishers' lock, and wakes parked subscribers. Returns `false`
+   * publishers' lock, and wakes sleeping subscribers. Returns `false`
    * without writing when the topic blocks and a live subscriber is a
    * whole ring behind.
    */
@@ -209,15 +204,14 @@ export class Topic {
       this.#unlock();
     }
     Atomics.add(i32, HEADER.NOTIFY / 4, 1);
-    if (Atomics.load(i32, HEADER.PARKED / 4) > 0) {
+    // One wake per episode of sleep, not per message: whoever swaps the
+    // flag back to 0 wakes every sleeper; a subscriber that goes to sleep
+    // later sets it again (see format.ts for why none is missed).
+    if (
+      Atomics.load(i32, HEADER.SLEEPERS / 4) !== 0 &&
+      Atomics.exchange(i32, HEADER.SLEEPERS / 4, 0) !== 0
+    ) {
       wakeWord(this.#notify, _WAKE_ALL);
-      // A subscriber killed while parked leaves `parked` up, which costs
-      // every publish a wake: look for such slots now and then.
-      const now = performance.now();
-      if (now - this.#lastSweep > PARKED_SWEEP_MS) {
-        this.#lastSweep = now;
-        this.sweep();
-      }
     }
     return true;
   }
@@ -297,7 +291,6 @@ export class Topic {
         ) {
           continue;
         }
-        Atomics.store(i32, (base + SUBSCRIBER.PARKED) / 4, 0);
         Atomics.store(i64, (base + SUBSCRIBER.START) / 8, ownStartTime());
         // The cursor is published before the head is read again, so a
         // blocking publisher that missed this slot has not yet written past
@@ -320,7 +313,6 @@ export class Topic {
   /** Gives subscriber slot `index` back. */
   leave(index: number): void {
     const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
-    this.unpark(index);
     Atomics.store(this.#i64, (base + SUBSCRIBER.START) / 8, 0n);
     Atomics.store(this.#i32, (base + SUBSCRIBER.PID) / 4, 0);
     this.#freedSomething();
@@ -340,39 +332,9 @@ export class Topic {
     if (cursor % this.#wakeStep === 0) this.#freedSomething();
   }
 
-  /** Marks subscriber `index` as parked: publishers wake `notify` from now on. */
-  park(index: number): void {
-    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
-    if (
-      Atomics.compareExchange(
-        this.#i32,
-        (base + SUBSCRIBER.PARKED) / 4,
-        0,
-        1,
-      ) === 0
-    ) {
-      Atomics.add(this.#i32, HEADER.PARKED / 4, 1);
-    }
-  }
-
-  /** Marks subscriber `index` as awake again. */
-  unpark(index: number): void {
-    const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
-    if (
-      Atomics.compareExchange(
-        this.#i32,
-        (base + SUBSCRIBER.PARKED) / 4,
-        1,
-        0,
-      ) === 1
-    ) {
-      Atomics.sub(this.#i32, HEADER.PARKED / 4, 1);
-    }
-  }
-
   /**
    * Waits until a message at `cursor` may be there: resolves at once if
-   * it is, else parks on `notify`. The caller has parked its slot first.
+   * it is, else sleeps on `notify` until a publisher wakes it.
    */
   waitForData(
     cursor: number,
@@ -380,6 +342,9 @@ export class Topic {
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<void> {
+    // The flag first, then the word, then the head: a publish that misses
+    // the flag is seen by one of the two loads after it.
+    Atomics.store(this.#i32, HEADER.SLEEPERS / 4, 1);
     const seen = Atomics.load(this.#notify, 0);
     if (this.head() > cursor) return Promise.resolve();
     return waitWord(this.#notify, seen, deadline, signal, action);
@@ -395,32 +360,28 @@ export class Topic {
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<void> {
-    const i32 = this.#i32;
-    Atomics.add(i32, HEADER.BLOCKED / 4, 1);
+    // The same protocol as subscribers' sleep on `notify`.
+    Atomics.store(this.#i32, HEADER.BLOCKED / 4, 1);
+    const seen = Atomics.load(this.#freed, 0);
+    if (this.#roomAt(this.head())) return;
+    const check = performance.now() + BLOCKED_CHECK_MS;
+    const until: Deadline = deadline.at <= check
+      ? deadline
+      : { at: check, timeout: BLOCKED_CHECK_MS };
     try {
-      const seen = Atomics.load(this.#freed, 0);
-      if (this.#roomAt(this.head())) return;
-      const check = performance.now() + BLOCKED_CHECK_MS;
-      const until: Deadline = deadline.at <= check
-        ? deadline
-        : { at: check, timeout: BLOCKED_CHECK_MS };
-      try {
-        await waitWord(this.#freed, seen, until, signal, action);
-      } catch (error) {
-        if (until === deadline || !(error instanceof Deno.errors.TimedOut)) {
-          throw error;
-        }
-        this.sweep();
+      await waitWord(this.#freed, seen, until, signal, action);
+    } catch (error) {
+      if (until === deadline || !(error instanceof Deno.errors.TimedOut)) {
+        throw error;
       }
-      if (expired(deadline)) throw timeoutError(action, deadline.timeout);
-    } finally {
-      Atomics.sub(i32, HEADER.BLOCKED / 4, 1);
+      this.sweep();
     }
+    if (expired(deadline)) throw timeoutError(action, deadline.timeout);
   }
 
   /**
    * Reclaims the slots of subscribers whose process died (killed before it
-   * could leave): frees the slot and takes back its `parked` count.
+   * could leave).
    * Returns how many it reclaimed.
    */
   sweep(): number {
@@ -431,20 +392,16 @@ export class Topic {
       const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
       const at = (base + SUBSCRIBER.PID) / 4;
       const pid = Atomics.load(i32, at);
-      if (pid === 0 || pid === RECLAIMING) continue;
+      if (pid === 0) continue;
       // A joining slot has no start time yet: its pid alone is checked.
       const alive = pid < 0 ? sameProcessAlive(-pid, 0n) : sameProcessAlive(
         pid,
         Atomics.load(i64, (base + SUBSCRIBER.START) / 8),
       );
       if (alive) continue;
-      // Claimed for reclaiming first, so that a new subscriber cannot take
-      // the slot (and park in it) while its old `parked` is taken back.
-      if (Atomics.compareExchange(i32, at, pid, RECLAIMING) !== pid) continue;
-      this.unpark(index);
-      Atomics.store(i64, (base + SUBSCRIBER.START) / 8, 0n);
-      Atomics.store(i32, at, 0);
-      reclaimed++;
+      // Its start time stays: the next subscriber writes its own before
+      // it shows its pid.
+      if (Atomics.compareExchange(i32, at, pid, 0) === pid) reclaimed++;
     }
     if (reclaimed > 0) this.#freedSomething();
     return reclaimed;
@@ -458,7 +415,7 @@ export class Topic {
         this.#i32,
         (HEADER.SIZE + index * SUBSCRIBER.SIZE + SUBSCRIBER.PID) / 4,
       );
-      if (pid !== 0 && pid !== RECLAIMING) count++;
+      if (pid !== 0) count++;
     }
     return count;
   }
@@ -470,7 +427,7 @@ export class Topic {
     for (let index = 0; index < this.params.maxSubscribers; index++) {
       const base = HEADER.SIZE + index * SUBSCRIBER.SIZE;
       const pid = Atomics.load(i32, (base + SUBSCRIBER.PID) / 4);
-      if (pid === 0 || pid === RECLAIMING) continue;
+      if (pid === 0) continue;
       const cursor = Number(Atomics.load(i64, (base + SUBSCRIBER.CURSOR) / 8));
       if (head - cursor >= this.params.capacity) return false;
     }
@@ -479,7 +436,13 @@ export class Topic {
 
   /** Wakes publishers blocked for room, if there are any. */
   #freedSomething(): void {
-    if (Atomics.load(this.#i32, HEADER.BLOCKED / 4) === 0) return;
+    const i32 = this.#i32;
+    if (
+      Atomics.load(i32, HEADER.BLOCKED / 4) === 0 ||
+      Atomics.exchange(i32, HEADER.BLOCKED / 4, 0) === 0
+    ) {
+      return;
+    }
     Atomics.add(this.#freed, 0, 1);
     wakeWord(this.#freed, _WAKE_ALL);
   }
