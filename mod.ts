@@ -149,6 +149,12 @@ export {
   type ShmEventOptions,
 } from "./mechanisms/shm_event.ts";
 
+export {
+  SHM_CHANNEL_DEFAULT_CAPACITY,
+  ShmChannel,
+  type ShmChannelOptions,
+} from "./mechanisms/shm_channel.ts";
+
 // Publish-subscribe over shared memory
 export {
   Publisher,

@@ -63,15 +63,23 @@ export interface Codec<T> {
   /**
    * What else identifies the bytes, beyond `name`: for `codecs.struct`
    * the layout's fields, offsets, size and byte order. Shared-memory
-   * channels record `name` and `schema` and refuse a peer whose codec
-   * differs; set it on your own codec to version its format
+   * channels record `name` and `format` and refuse a peer whose codec
+   * differs; set it on your own codec to version its wire format
    * (`"frame v2"`). Default: none.
    */
-  readonly schema?: string;
+  readonly format?: string;
   /** Encodes a value; throws `TypeError` or `RangeError` for values it cannot represent. */
   encode(value: T): Uint8Array;
   /** Decodes bytes; throws {@linkcode DecodeError} with the raw bytes when it cannot. */
   decode(bytes: Uint8Array): T;
+  /**
+   * Optional: encodes `value` straight into `target` and returns how many
+   * bytes it wrote, or -1 when they do not fit (then `target` holds
+   * nothing of value). Shared-memory channels use it to encode into the
+   * ring itself, with no buffer in between. It must write exactly what
+   * `encode` returns. Throws like `encode` for values it cannot represent.
+   */
+  encodeInto?(value: T, target: Uint8Array): number;
 }
 
 /**
@@ -174,7 +182,11 @@ export function validated<T>(
   return {
     name: codec.name,
     // Validation does not change the bytes: the same wire format.
-    ...(codec.schema === undefined ? {} : { schema: codec.schema }),
+    ...(codec.format === undefined ? {} : { format: codec.format }),
+    ...(codec.encodeInto === undefined ? {} : {
+      encodeInto: (value: T, target: Uint8Array) =>
+        codec.encodeInto!(value, target),
+    }),
     encode: (value: T) => codec.encode(value),
     decode: (bytes: Uint8Array): T => {
       const decoded = codec.decode(bytes);
@@ -237,6 +249,15 @@ function _decoding<T>(
 }
 
 const _encoder = new TextEncoder();
+
+/** UTF-8 of `text` into `target`: its length, or -1 when it does not fit. */
+function _utf8Into(text: string, target: Uint8Array): number {
+  // A UTF-16 unit takes at most 3 bytes: most texts are known to fit.
+  if (text.length > target.byteLength) return -1;
+  const { read, written } = _encoder.encodeInto(text, target);
+  return read === text.length ? written : -1;
+}
+
 // fatal: invalid UTF-8 is an error, not silently replaced characters.
 const _decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -252,6 +273,15 @@ function _json<T = unknown>(options?: CodecOptions<T>): Codec<T> {
         );
       }
       return _encoder.encode(text);
+    },
+    encodeInto: (value, target) => {
+      const text = JSON.stringify(value);
+      if (text === undefined) {
+        throw new TypeError(
+          `Cannot encode ${typeof value} as JSON: it has no JSON form`,
+        );
+      }
+      return _utf8Into(text, target);
     },
     decode: (bytes) =>
       _decoding("json", bytes, () => JSON.parse(_decoder.decode(bytes))),
@@ -271,6 +301,14 @@ function _text(options?: CodecOptions<string>): Codec<string> {
       }
       return _encoder.encode(value);
     },
+    encodeInto: (value, target) => {
+      if (typeof value !== "string") {
+        throw new TypeError(
+          `Cannot encode ${typeof value} as text: expected a string`,
+        );
+      }
+      return _utf8Into(value, target);
+    },
     decode: (bytes) => _decoding("text", bytes, () => _decoder.decode(bytes)),
   };
   return _withSchema(codec, options);
@@ -287,6 +325,16 @@ function _bytes(options?: CodecOptions<Uint8Array>): Codec<Uint8Array> {
         );
       }
       return value;
+    },
+    encodeInto: (value, target) => {
+      if (!(value instanceof Uint8Array)) {
+        throw new TypeError(
+          `Cannot encode ${typeof value} as bytes: expected a Uint8Array`,
+        );
+      }
+      if (value.byteLength > target.byteLength) return -1;
+      target.set(value);
+      return value.byteLength;
     },
     // A copy, because the caller may reuse the buffer behind `bytes`.
     decode: (bytes) => bytes.slice(),

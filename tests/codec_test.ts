@@ -1,7 +1,9 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
+  array,
   codecs,
   DecodeError,
+  layout,
   type StandardSchemaV1,
   validated,
 } from "../mod.ts";
@@ -118,3 +120,67 @@ Deno.test("DecodeError owns a copy of the bytes it reports", () => {
   buffer.fill(0);
   assertEquals(new TextDecoder().decode(caught!.bytes), "{bad");
 });
+
+Deno.test(
+  "codecs.struct() copies typed-array fields whole and keeps their byte order",
+  () => {
+    for (const endian of ["little", "big"] as const) {
+      const record = layout({
+        tag: "u8",
+        samples: array("u16", 3),
+        weights: array("f64", 2),
+        raw: array("u8", 5),
+      }, { endian });
+      const codec = codecs.struct(record);
+      const bytes = codec.encode({
+        tag: 1,
+        samples: new Uint16Array([0x0102, 0x0304, 0xfffe]),
+        weights: new Float64Array([1.5, -2]),
+        raw: new Uint8Array([9, 8, 7, 6, 5]),
+      });
+      const view = new DataView(bytes.buffer, bytes.byteOffset);
+      const little = endian === "little";
+      assertEquals(view.getUint16(2, little), 0x0102, endian);
+      assertEquals(view.getUint16(6, little), 0xfffe, endian);
+      assertEquals(view.getFloat64(8, little), 1.5, endian);
+      assertEquals(view.getFloat64(16, little), -2, endian);
+      assertEquals([...bytes.subarray(24, 29)], [9, 8, 7, 6, 5]);
+      const decoded = codec.decode(bytes);
+      assertEquals([...decoded.samples], [0x0102, 0x0304, 0xfffe]);
+      assertEquals([...decoded.weights], [1.5, -2]);
+      assertEquals([...decoded.raw], [9, 8, 7, 6, 5]);
+    }
+  },
+);
+
+Deno.test(
+  "Codec.encodeInto() writes exactly what encode() returns, even over old bytes, or -1 when it does not fit",
+  () => {
+    const padded = layout({ tag: "u8", value: "f64" }); // 7 bytes of padding
+    const cases: [
+      string,
+      {
+        encode(v: never): Uint8Array;
+        encodeInto?(v: never, t: Uint8Array): number;
+      },
+      unknown,
+    ][] = [
+      ["json", codecs.json(), { a: [1, "é"] }],
+      ["text", codecs.text(), "héllo ✓"],
+      ["bytes", codecs.bytes(), new Uint8Array([1, 2, 3])],
+      ["struct", codecs.struct(padded), { tag: 7, value: 1.5 }],
+    ];
+    for (const [name, codec, value] of cases) {
+      const expected = codec.encode(value as never);
+      const target = new Uint8Array(64).fill(0xee);
+      const written = codec.encodeInto!(value as never, target);
+      assertEquals(written, expected.length, name);
+      assertEquals(target.subarray(0, written), expected, name);
+      assertEquals(
+        codec.encodeInto!(value as never, new Uint8Array(expected.length - 1)),
+        -1,
+        name,
+      );
+    }
+  },
+);

@@ -23,14 +23,14 @@
  *
  * ## The format text (the codec's or layout's fingerprint)
  *
- * A codec is identified by its `name` and, when it has one, its `schema`
- * (`codecs.struct` sets the schema from its layout: every field's name,
+ * A codec is identified by its `name` and, when it has one, its `format`
+ * (`codecs.struct` sets it from its layout: every field's name,
  * type, length, offset, the size and the byte order), as
- * `codec <name>` or `codec <name>: <schema>`. A record's layout is
- * `layout <fields>`. Two codecs with the same name and schema write the
+ * `codec <name>` or `codec <name>: <format>`. A record's layout is
+ * `layout <fields>`. Two codecs with the same name and format write the
  * same bytes as far as ipckit can tell; a JSON codec carries no schema of
  * its values, so two programs that disagree about a JSON type are not
- * told apart (give such a codec a `schema` such as `"order v2"`).
+ * told apart (give such a codec a `format` such as `"order v2"`).
  *
  * @module
  */
@@ -84,11 +84,11 @@ export interface Identity {
   format: string;
 }
 
-/** The format text of a codec: its name and schema. */
-export function codecFormat(codec: { name: string; schema?: string }): string {
-  return codec.schema === undefined
+/** The format text of a codec: its name and format. */
+export function codecFormat(codec: { name: string; format?: string }): string {
+  return codec.format === undefined
     ? `codec ${codec.name}`
-    : `codec ${codec.name}: ${codec.schema}`;
+    : `codec ${codec.name}: ${codec.format}`;
 }
 
 /** The format text of a record's layout. */
