@@ -445,7 +445,7 @@ Deno.test(
       TypeError,
       `Cannot open topic "${name}": it was made for "codec json", and this process uses "codec text"`,
     );
-    const layout = { name: "json", schema: "order v2" };
+    const layout = { name: "json", format: "order v2" };
     assertThrows(
       () => Subscriber.open(name, { codec: { ...codecs.json(), ...layout } }),
       TypeError,
