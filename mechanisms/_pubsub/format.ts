@@ -87,6 +87,17 @@
  * word) or after it (and then sees the new `head`). A subscriber killed
  * asleep leaves at most one spare wake-up behind.
  *
+ * ## Taking part from another language
+ *
+ * A subscriber takes a slot with a compare-and-swap of its `pid` from 0
+ * to `-pid`, writes its start time and cursor, then stores its pid; it
+ * leaves by storing 0. In a "drop-oldest" topic the slot only counts it
+ * (and its liveness): a reader that takes none reads correctly too, as
+ * `tests/fixtures/pubsub_reader.py` does, in plain Python. In a "block"
+ * topic a reader must hold a slot and keep its cursor, or publishers will
+ * overwrite what it has not read. A publisher needs the compare-and-swap
+ * on `lock`.
+ *
  * @module
  */
 
