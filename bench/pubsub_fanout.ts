@@ -27,6 +27,13 @@
  * they are parked and again `idle-seconds` later, and printed per
  * subscriber in ms and in % of one core.
  *
+ * Wake-up latency: then `wakes` messages, 50 ms apart (each subscriber
+ * is asleep again by the next), carry the time they were sent
+ * (`performance.timeOrigin + performance.now()`, comparable between
+ * processes of one machine to well under a microsecond's drift over a
+ * run); each subscriber reports the median and the largest delay from
+ * send to the return of its `receive()`.
+ *
  * @module
  */
 
@@ -43,6 +50,7 @@ const { values } = parseArgs({
     capacity: { type: "string", default: "1024" },
     "idle-seconds": { type: "string", default: "10" },
     overflow: { type: "string", default: "block" },
+    wakes: { type: "string", default: "21" },
   },
 });
 const COUNTS = values.subscribers.split(",").map(Number);
@@ -51,6 +59,7 @@ const RUNS = Number(values.runs);
 const CAPACITY = Number(values.capacity);
 const IDLE_SECONDS = Number(values["idle-seconds"]);
 const OVERFLOW = values.overflow as "block" | "drop-oldest";
+const WAKES = Number(values.wakes);
 
 /** Reads a child's stdout line by line. */
 class Lines {
@@ -110,6 +119,7 @@ async function fanOut(SUBSCRIBERS: number): Promise<number> {
         topic,
         String(MESSAGES),
         String(RUNS),
+        String(WAKES),
       ],
       stdout: "piped",
       stderr: "inherit",
@@ -182,7 +192,26 @@ async function fanOut(SUBSCRIBERS: number): Promise<number> {
         (median(idleMs) / (IDLE_SECONDS * 10)).toFixed(3)
       }% of one core)`,
     );
-    await publisher.send(message); // releases them
+    // Wake-up latency: one message at a time to sleeping subscribers.
+    const stamped = new Uint8Array(64);
+    const stamp = new DataView(stamped.buffer);
+    for (let i = 0; i < WAKES; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      stamp.setFloat64(8, performance.timeOrigin + performance.now(), true);
+      await publisher.send(stamped);
+    }
+    const wakes = await Promise.all(children.map(async ({ lines }) => {
+      const [word, median, max] = (await lines.next()).split(" ");
+      if (word !== "wake") throw new Error(`a subscriber said ${word}`);
+      return { median: Number(median), max: Number(max) };
+    }));
+    console.log(
+      `wake-up of a sleeping subscriber, send to receive, ${WAKES} messages 50 ms apart: median ${
+        median(wakes.map((w) => w.median)).toFixed(0)
+      } µs (per subscriber: ${
+        wakes.map((w) => w.median).join(", ")
+      } µs; slowest single wake ${Math.max(...wakes.map((w) => w.max))} µs)`,
+    );
     for (const { child } of children) {
       const status = await child.status;
       if (!status.success) {
