@@ -399,6 +399,11 @@ Deno.test(
     assertEquals(subscriber.tryReceive()?.value, 1);
     assertEquals(Atomics.load(lock, 0), 0);
 
+    // Crafted bytes: a negative "pid" holds it.
+    Atomics.store(lock, 0, -5);
+    publisher.trySend(11);
+    assertEquals(subscriber.tryReceive()?.value, 11);
+
     // A live process holds the pid, but it started at another time than
     // the one recorded: the holder is dead, its pid reused.
     const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
@@ -610,6 +615,19 @@ Deno.test(
     const crafted = assertThrows(() => subscriber.tryReceive(), DecodeError);
     assertEquals(crafted.bytes.byteLength, 1024);
     assertEquals(subscriber.tryReceive(), undefined);
+
+    // A crafted head would send the next write outside the ring.
+    const head = raw.view(BigInt64Array, 144, 1); // format.ts
+    const was = head[0];
+    head[0] = -3n;
+    assertThrows(
+      () => publisher.trySend("8"),
+      TypeError,
+      "its header is damaged (head -3)",
+    );
+    head[0] = was;
+    publisher.trySend("9");
+    assertEquals(subscriber.tryReceive()?.value, 9);
   }),
 );
 

@@ -189,6 +189,12 @@ export class Topic {
     let head: number;
     try {
       head = Number(Atomics.load(i64, HEADER.HEAD / 8));
+      if (!Number.isSafeInteger(head) || head < 0) {
+        // Only crafted bytes do this: writing on would leave the ring.
+        throw new TypeError(
+          `Cannot publish to ${this.what}: its header is damaged (head ${head})`,
+        );
+      }
       if (this.params.overflow === "block" && !this.#roomAt(head)) {
         return false;
       }
@@ -474,8 +480,10 @@ export class Topic {
         const start = Atomics.load(this.#i64, HEADER.LOCK_START / 8);
         // The holder is the pid in the word; a start time of 0 means it
         // is between taking the lock and recording it (or releasing it).
+        // Only a pid is a holder: anything else is crafted, and dead.
         if (
-          holder !== Deno.pid && !sameProcessAlive(holder, start) &&
+          holder !== Deno.pid &&
+          (holder < 0 || !sameProcessAlive(holder, start)) &&
           Atomics.compareExchange(i32, at, holder, Deno.pid) === holder
         ) {
           break;
