@@ -736,3 +736,37 @@ Deno.test({
     assertEquals(report, { values: [...Array(500).keys()], missed: 0 });
   }),
 });
+
+Deno.test(
+  "A thousand subscribers in one process, all waiting at once, each receive every message",
+  leakChecked(async () => {
+    const name = uniqueName("pubsub-thousand");
+    using publisher = Publisher.open<number>(name, {
+      create: true,
+      capacity: 8,
+      maxMessageSize: 16,
+      maxSubscribers: 1000,
+      unlinkOnClose: true,
+    });
+    const subscribers = Array.from(
+      { length: 1000 },
+      () => Subscriber.open<number>(name, { spin: 0 }),
+    );
+    try {
+      assertEquals(publisher.subscribers, 1000);
+      assertThrows(() => Subscriber.open(name), RangeError, "all 1000");
+      for (let round = 0; round < 3; round++) {
+        const pending = subscribers.map((s) => s.receive({ timeout: 20_000 }));
+        // Let every receive park (on the futex lanes, then on timers).
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        publisher.trySend(round);
+        for (const message of await Promise.all(pending)) {
+          assertEquals(message, { value: round, sequence: round, missed: 0 });
+        }
+      }
+    } finally {
+      for (const subscriber of subscribers) subscriber.close();
+    }
+    assertEquals(publisher.subscribers, 0);
+  }),
+);
