@@ -357,6 +357,40 @@ function _openTopic<T>(
   }
 }
 
+/**
+ * The waits of one handle that are parked, so that `close()` can end them.
+ * Each has a controller of its own, forgotten when it ends, rather than a
+ * signal combined with one long-lived "closing" signal: the test of
+ * memory per wait (tests/memory_test.ts) measured 1,214 bytes kept for
+ * every aborted wait with `AbortSignal.any([signal, closing])`.
+ */
+class _Waits {
+  #all = new Set<AbortController>();
+
+  /** The signal of one wait: aborts with `outer`, or when the handle closes; `done` forgets it. */
+  begin(
+    outer: AbortSignal | undefined,
+  ): { signal: AbortSignal; done: () => void } {
+    const own = new AbortController();
+    const onAbort = () => own.abort(outer!.reason);
+    outer?.addEventListener("abort", onAbort, { once: true });
+    this.#all.add(own);
+    return {
+      signal: own.signal,
+      done: () => {
+        outer?.removeEventListener("abort", onAbort);
+        this.#all.delete(own);
+      },
+    };
+  }
+
+  /** Ends every wait with `reason`. */
+  abortAll(reason: unknown): void {
+    for (const own of this.#all) own.abort(reason);
+    this.#all.clear();
+  }
+}
+
 // A word nobody changes, to sleep on for a millisecond.
 const _pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -449,7 +483,7 @@ export class Publisher<T> implements Disposable, AsyncDisposable {
   #unlinkOnClose: boolean;
   #spinner: Spinner;
   #life: Lifecycle;
-  #closing = new AbortController();
+  #waits = new _Waits();
 
   private constructor(name: string, opened: _Opened<T>, spin: number) {
     this.#name = name;
@@ -588,10 +622,7 @@ export class Publisher<T> implements Disposable, AsyncDisposable {
     if (options.signal?.aborted) throw options.signal.reason;
     // The usual case, with room: no signal to combine, no plan to build.
     if (this.#topic.publish(bytes)) return;
-    const closing = this.#closing.signal;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, closing])
-      : closing;
+    const { signal, done } = this.#waits.begin(options.signal);
     let first = true;
     const plan: RetryPlan<boolean> = {
       attempt: () => {
@@ -608,10 +639,14 @@ export class Publisher<T> implements Disposable, AsyncDisposable {
       signal,
       action,
     };
-    await retryAsync(
-      plan,
-      () => this.#topic.waitForRoom(deadline, signal, action),
-    );
+    try {
+      await retryAsync(
+        plan,
+        () => this.#topic.waitForRoom(deadline, signal, action),
+      );
+    } finally {
+      done();
+    }
   }
 
   /**
@@ -672,7 +707,7 @@ export class Publisher<T> implements Disposable, AsyncDisposable {
    */
   close(): void {
     this.#life.close(() => {
-      this.#closing.abort(this.#life.closedError("publish to"));
+      this.#waits.abortAll(this.#life.closedError("publish to"));
       this.#memory.close();
       if (this.#unlinkOnClose) {
         unlinkQuietly(() => SharedMemory.unlink(this.#name));
@@ -735,7 +770,7 @@ export class Subscriber<T>
   #unlinkOnClose: boolean;
   #spinner: Spinner;
   #life: Lifecycle;
-  #closing = new AbortController();
+  #waits = new _Waits();
   #slot: number;
   #cursor: number;
   #missed = 0;
@@ -978,7 +1013,7 @@ export class Subscriber<T>
     this.#life.close(() => {
       // Parked waits stop reading the topic first, then the slot is given
       // back, then the memory goes.
-      this.#closing.abort(this.#life.closedError("receive from"));
+      this.#waits.abortAll(this.#life.closedError("receive from"));
       this.#topic.leave(this.#slot);
       this.#memory.close();
       if (this.#unlinkOnClose) {
@@ -1015,10 +1050,7 @@ export class Subscriber<T>
       const found = this.#take();
       if (found) return found;
     } else if (this.#topic.head() > this.#cursor) return undefined;
-    const closing = this.#closing.signal;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, closing])
-      : closing;
+    const { signal, done } = this.#waits.begin(options.signal);
     const none = Symbol("none");
     const plan: RetryPlan<TopicMessage<T> | undefined | typeof none> = {
       attempt: () => {
@@ -1032,11 +1064,15 @@ export class Subscriber<T>
       signal,
       action,
     };
-    const result = await retryAsync(
-      plan,
-      () => this.#topic.waitForData(this.#cursor, deadline, signal, action),
-    );
-    return result === none ? undefined : result;
+    try {
+      const result = await retryAsync(
+        plan,
+        () => this.#topic.waitForData(this.#cursor, deadline, signal, action),
+      );
+      return result === none ? undefined : result;
+    } finally {
+      done();
+    }
   }
 
   /**
