@@ -16,7 +16,8 @@
  *   deno task bench:driver               full run (10,000 round trips per cell)
  *   deno task bench:driver --quick       under a minute, for development
  *   deno task bench:driver --only=unix   rows whose name contains "unix"
- *                                        (or the one row with exactly that name)
+ *                                        (or the one row with exactly that name);
+ *                                        several, separated by "|": rows any selects
  *   deno task bench:driver --sections=cells,idle,concurrency,throughput
  *   deno task bench:driver --render=bench/results.json   redraw .md/.svg
  *   deno task bench:driver --round-trips=100000   more per cell (profiling)
@@ -76,6 +77,7 @@ import { pipeTransports } from "./transports/pipe.ts";
 import { rpcTransports } from "./transports/rpc.ts";
 import { sharedMemoryTransports } from "./transports/shared_memory.ts";
 import { sharedMemorySpinTransports } from "./transports/shared_memory_spin.ts";
+import { shmChannelTransports } from "./transports/shm_channel.ts";
 import { socketTransports } from "./transports/socket.ts";
 import { zeromqTransports } from "./transports/zeromq.ts";
 import { ensureZeromq } from "./zeromq/install.ts";
@@ -84,6 +86,7 @@ import { ensureZeromq } from "./zeromq/install.ts";
 const TRANSPORTS: Transport[] = [
   ...sharedMemoryTransports,
   ...sharedMemorySpinTransports,
+  ...shmChannelTransports,
   ...messageQueueTransports,
   ...fifoTransports,
   ...pipeTransports,
@@ -165,10 +168,21 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const CONNECT_BATCH = 8;
 
 const only = values.only?.toLowerCase();
-const exact = TRANSPORTS.filter((t) => t.name.toLowerCase() === only);
-const matching = exact.length
-  ? exact
-  : TRANSPORTS.filter((t) => !only || t.name.toLowerCase().includes(only));
+// Several filters, separated by "|" (row names hold commas), select the rows any of them selects
+// (an ipckit row and the C row it is compared with, in one run).
+const _select = (filter: string) => {
+  const exact = TRANSPORTS.filter((t) => t.name.toLowerCase() === filter);
+  return exact.length
+    ? exact
+    : TRANSPORTS.filter((t) => t.name.toLowerCase().includes(filter));
+};
+const matching = only
+  ? TRANSPORTS.filter((t) =>
+    only.split("|").map((filter) => filter.trim()).filter(Boolean).some((
+      filter,
+    ) => _select(filter).includes(t))
+  )
+  : TRANSPORTS;
 // A quick run leaves out the alternatives that run in their own process
 // (npm:zeromq: an install and a 10 s timeout) unless --only names them.
 const selected = quick && !only

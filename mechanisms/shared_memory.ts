@@ -483,6 +483,8 @@ export class SharedMemory implements Disposable, AsyncDisposable {
           () => {},
         );
       } catch (error) {
+        // Refused (another layout): the object is somebody else's; keep it.
+        memory.#unlinkOnClose = false;
         memory.close();
         throw error;
       }

@@ -33,6 +33,7 @@ import {
   SysvSemaphoreSet,
   SysvSharedMemory,
 } from "../mod.ts";
+import { Futex, ShmChannel, ShmEvent } from "../mod.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
 /** What every handle offers. */
@@ -120,6 +121,23 @@ Deno.test(
         Semaphore.inMemory(memory, MUTEX_SIZE, { initial: 0 }),
       );
       add("SharedMemory", memory);
+      const words = SharedMemory.open(uniqueName("shm-words"), {
+        create: true,
+        size: 64,
+        unlinkOnClose: true,
+      });
+      add("Futex", Futex.at(words, 0));
+      add("ShmEvent", ShmEvent.at(words, 8));
+      add("SharedMemory (words)", words);
+      const ringName = uniqueName("shm-ring");
+      add(
+        "ShmChannel",
+        ShmChannel.open(ringName, {
+          create: true,
+          capacity: 4096,
+          unlinkOnClose: true,
+        }),
+      );
       // A record's own members start with "$" (a field may be called close).
       const record = SharedMemory.openStruct(
         uniqueName("record"),

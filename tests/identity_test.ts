@@ -41,6 +41,17 @@ Deno.test(
       () => SharedMemory.openStruct(name, sensorV2, { fingerprint: true }),
       TypeError,
     );
+    assertThrows(
+      () =>
+        SharedMemory.openStruct(name, sensorV2, {
+          create: true,
+          fingerprint: true,
+          unlinkOnClose: true,
+        }),
+      TypeError,
+    );
+    // The refused open did not remove the object it refused.
+    SharedMemory.openStruct(name, sensor, { fingerprint: true }).$close();
     assert(
       error.message.includes("id:u32@0,temperature:f64@8;size=16;little") &&
         error.message.includes(

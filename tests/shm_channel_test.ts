@@ -27,6 +27,7 @@ import {
   uniqueName,
 } from "./_helpers.ts";
 import { checksum } from "./fixtures/_ring_messages.ts";
+import { libcCallsDuring } from "./_syscalls.ts";
 
 const FLAGS = ["--allow-ffi", "--allow-read", "--allow-write=/dev/shm"];
 const DECODER = new TextDecoder();
@@ -162,8 +163,19 @@ Deno.test(
       TypeError,
       "a view is outstanding",
     );
+    await assertRejects(
+      () => consumer.receive(),
+      TypeError,
+      "a view is outstanding",
+      "the viewed message is not handed out twice",
+    );
     consumer.release();
     assertThrows(() => consumer.release(), TypeError, "none is outstanding");
+    const awaited = consumer.receiveView({ timeout: 1000 });
+    await assertRejects(() => consumer.receiveView(), TypeError, "or awaited");
+    await producer.send(new Uint8Array([1]));
+    assertEquals(await awaited, new Uint8Array([1]));
+    consumer.release();
   }),
 );
 
@@ -270,6 +282,18 @@ Deno.test(
       TypeError,
       'it was made for "codec struct: seq:u32@0,price:f64@8;size=16;little", and this process uses "codec json"',
     );
+    assertThrows(
+      () =>
+        ShmChannel.open(name, {
+          create: true,
+          capacity: 4096,
+          unlinkOnClose: true,
+        }),
+      TypeError,
+      "this process uses",
+    );
+    // A refused open with unlinkOnClose leaves the other's channel alone.
+    ShmChannel.open(name, { codec: codecs.struct(tick) }).close();
     const other = layout({
       seq: "u32",
       price: "f32",
@@ -633,3 +657,63 @@ Deno.test("The documented ShmChannel offsets are the ones the ring uses", () => 
     DATA: 320,
   });
 });
+
+Deno.test(
+  "ShmChannel makes no system call per message while neither side is parked",
+  leakChecked(async () => {
+    const [producer, consumer] = _open<number>(4096);
+    using _p = producer;
+    using _c = consumer;
+    producer.trySend(0); // take the sides before watching
+    consumer.tryReceive();
+    const { calls, threw } = await libcCallsDuring(() => {
+      for (let i = 0; i < 1000; i++) {
+        producer.trySend(i);
+        if (consumer.tryReceive().value !== i) throw new Error("out of order");
+      }
+    });
+    assertEquals(threw, undefined);
+    assertEquals(calls, []);
+  }),
+);
+
+Deno.test(
+  "Blocking ShmChannel round trips look up the peer's process once per slice, not per message",
+  leakChecked(async () => {
+    const requests = uniqueName("ring-echo-requests");
+    const replies = uniqueName("ring-echo-replies");
+    const options = {
+      create: true,
+      capacity: 4096,
+      unlinkOnClose: true,
+      spin: 0,
+    };
+    const toPeer = ShmChannel.open<number>(requests, options);
+    using fromPeer = ShmChannel.open<number>(replies, options);
+    const child = spawnFixture("shm_channel_peer.ts", FLAGS, [
+      "echo-sync",
+      requests,
+      replies,
+    ]);
+    toPeer.sendSync(-1);
+    assertEquals(fromPeer.receiveSync({ timeout: 10_000 }).value, -1);
+    const started = performance.now();
+    const { calls, threw } = await libcCallsDuring(() => {
+      for (let i = 0; i < 300; i++) {
+        toPeer.sendSync(i);
+        if (fromPeer.receiveSync({ timeout: 10_000 }).value !== i) {
+          throw new Error("out of order");
+        }
+      }
+    });
+    const slices = Math.ceil((performance.now() - started) / 100) + 1;
+    assertEquals(threw, undefined);
+    const lookups = calls.filter((name) => name === "kill").length;
+    assert(
+      lookups <= slices,
+      `${lookups} lookups of the peer in ${slices} slices`,
+    );
+    toPeer.close();
+    assertEquals((await child.output()).code, 0);
+  }),
+);
