@@ -351,3 +351,15 @@ export function skip(test: string, reason: string | undefined): boolean {
   console.log(`ignored: ${test}: ${reason}`);
   return true;
 }
+
+/**
+ * `Deno.test(definition)` for a test that needs something the machine may
+ * lack (a program, a privilege, a server): with `missing` set, it is
+ * ignored and says why, as {@linkcode skip} does.
+ */
+export function testNeeding(
+  missing: string | undefined,
+  definition: Deno.TestDefinition,
+): void {
+  Deno.test({ ...definition, ignore: skip(definition.name, missing) });
+}

@@ -52,3 +52,60 @@ Deno.test(
     }
   }),
 );
+
+Deno.test(
+  "ChildLink takes the child's connection even when stdout is read between its accept and the accept's result",
+  leakChecked(async () => {
+    const invitation = inviteChild();
+    assert(invitation, "no socket could be offered here");
+    let stdoutController!: ReadableStreamDefaultController<Uint8Array>;
+    const stdout = new ReadableStream<Uint8Array>({
+      start(controller): void {
+        stdoutController = controller;
+      },
+    });
+    // The moment a busy event loop makes possible: the child's log line
+    // arrives right as the accept(2) that takes its connection returns,
+    // and the accept's result reaches the link several turns of the
+    // microtask queue later than the line.
+    const listener = invitation.listener;
+    const wait = listener.wait.bind(listener);
+    listener.wait = ((direction, attempt, wouldBlock, ...rest) =>
+      wait(
+        direction,
+        () => {
+          const outcome = attempt();
+          if (!wouldBlock(outcome)) {
+            stdoutController.enqueue(new TextEncoder().encode("a log line\n"));
+          }
+          return outcome;
+        },
+        wouldBlock,
+        ...rest,
+      ).then(async (outcome) => {
+        for (let turn = 0; turn < 10; turn++) {
+          await null;
+        }
+        return outcome;
+      })) as typeof listener.wait;
+    const stdin = new WritableStream<Uint8Array>();
+    const link = new ChildLink(stdout, stdin, Deno.pid, "child", invitation);
+    const reading = link.incoming.read(new Uint8Array(64));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const name = invitation.value.slice(invitation.value.indexOf(":") + 1);
+    const fd = openSocket(AF.UNIX, SOCK.STREAM);
+    assertEquals(connectSocket(fd, unixAddress(name, true)), 0);
+    try {
+      const frame = new Uint8Array([0, 0, 0, 2, 0x22, 0x22]);
+      const written = libc().symbols.write(fd, frame, BigInt(frame.length));
+      assertEquals(Number(written), frame.length);
+      const count = await reading;
+      assertEquals(link.mode, "socket");
+      assertEquals(count, frame.length);
+    } finally {
+      link.incoming.close();
+      link.outgoing.close();
+      libc().symbols.close(fd);
+    }
+  }),
+);

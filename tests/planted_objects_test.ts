@@ -22,16 +22,19 @@ import {
   Semaphore,
   SharedMemory,
 } from "../mod.ts";
-import { commandSucceeds, leakChecked, uniqueName } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  testNeeding,
+  uniqueName,
+} from "./_helpers.ts";
 
 const NOBODY = 65534;
 const canPlant = Deno.uid() === 0 &&
   await commandSucceeds("setpriv", ["--reuid=65534", "true"]);
-if (!canPlant) {
-  console.log(
-    "ignoring the tests of objects planted by another user: they need root and setpriv to act as nobody",
-  );
-}
+const plantingMissing = canPlant
+  ? undefined
+  : "planting objects as another user needs root and setpriv to act as nobody";
 
 /**
  * Creates an object as nobody, with umask 0 so `mode` is what it gets,
@@ -95,7 +98,7 @@ function plantedTest(
   name: string,
   fn: () => Promise<void>,
 ): void {
-  Deno.test({ name, ignore: !canPlant, fn: leakChecked(fn) });
+  testNeeding(plantingMissing, { name, fn: leakChecked(fn) });
 }
 
 plantedTest(

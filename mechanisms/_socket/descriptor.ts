@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ERRNO, retryEintr } from "../../ffi/errno.ts";
+import { ERRNO, retryTransfer } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import {
   acceptSocket,
@@ -345,13 +345,15 @@ export class SocketFd {
 /** read(2): for a pipe, where recv(2) fails with ENOTSOCK. */
 function readBytes(fd: number, into: Uint8Array<ArrayBuffer>): number {
   const read = libc().symbols.read;
-  return retryEintr(() => Number(read(fd, into, BigInt(into.byteLength))));
+  return retryTransfer(() => Number(read(fd, into, BigInt(into.byteLength))));
 }
 
 /** write(2): for a pipe. */
 function writeBytes(fd: number, bytes: Uint8Array<ArrayBuffer>): number {
   const write = libc().symbols.write;
-  return retryEintr(() => Number(write(fd, bytes, BigInt(bytes.byteLength))));
+  return retryTransfer(() =>
+    Number(write(fd, bytes, BigInt(bytes.byteLength)))
+  );
 }
 
 function _isEagain(result: number): boolean {
