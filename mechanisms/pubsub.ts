@@ -39,9 +39,10 @@
  * taken and one slot half-written: the next publisher finds the holder
  * dead and takes the lock over, and the half-written slot is never read,
  * because the count of published messages moves only once a slot is
- * complete. A subscriber killed leaves its slot taken: publishers and
- * joining subscribers find it dead and reclaim it (a blocked publisher
- * checks every 100 ms, so "block" topics resume). A process is dead when
+ * complete. A subscriber killed leaves its slot taken until it is found
+ * dead and reclaimed: by a joining subscriber that finds no free slot, and
+ * by a publisher it blocks (which checks every 100 ms, so "block" topics
+ * resume). A process is dead when
  * its pid is gone or a zombie, or (with `--allow-read=/proc`) when the
  * process with that pid started at another time than the one recorded, so
  * a reused pid is not taken for the old subscriber.
