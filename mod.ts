@@ -155,6 +155,16 @@ export {
   type ShmChannelOptions,
 } from "./mechanisms/shm_channel.ts";
 
+// Publish-subscribe over shared memory
+export {
+  Publisher,
+  type PublisherOptions,
+  Subscriber,
+  type SubscriberOptions,
+  type TopicMessage,
+  type TopicOptions,
+} from "./mechanisms/pubsub.ts";
+
 // Semaphores and the mutex
 export {
   type InMemorySemaphoreOptions,

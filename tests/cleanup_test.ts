@@ -12,8 +12,10 @@ import {
   MappedFile,
   MessageQueue,
   Mutex,
+  Publisher,
   Semaphore,
   SharedMemory,
+  Subscriber,
   SysvMessageQueue,
   SysvSemaphoreSet,
   SysvSharedMemory,
@@ -97,6 +99,22 @@ function _kinds(dir: string): _Kind[] {
         Promise.resolve(Semaphore.open(name, { create: true, unlinkOnClose })),
       exists: (name) => objectExists("sem", name),
       remove: (name) => Semaphore.unlink(name),
+    },
+    {
+      kind: "pub/sub topic (publisher)",
+      open: (name, unlinkOnClose) =>
+        Promise.resolve(Publisher.open(name, { create: true, unlinkOnClose })),
+      exists: (name) => objectExists("shm", name),
+      remove: (name) => Publisher.unlink(name),
+    },
+    {
+      kind: "pub/sub topic (subscriber)",
+      open: (name, unlinkOnClose) =>
+        Promise.resolve(
+          Subscriber.open(name, { create: true, unlinkOnClose }),
+        ),
+      exists: (name) => objectExists("shm", name),
+      remove: (name) => Subscriber.unlink(name),
     },
     {
       kind: "mutex",

@@ -33,7 +33,7 @@ import {
   SysvSemaphoreSet,
   SysvSharedMemory,
 } from "../mod.ts";
-import { Futex, ShmChannel, ShmEvent } from "../mod.ts";
+import { Futex, Publisher, ShmChannel, ShmEvent, Subscriber } from "../mod.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
 /** What every handle offers. */
@@ -138,6 +138,13 @@ Deno.test(
           unlinkOnClose: true,
         }),
       );
+      const topic = uniqueName("topic");
+      // The subscriber first: it closes before the publisher removes the name.
+      add(
+        "Subscriber",
+        Subscriber.open(topic, { create: true, unlinkOnClose: true }),
+      );
+      add("Publisher", Publisher.open(topic, { unlinkOnClose: true }));
       // A record's own members start with "$" (a field may be called close).
       const record = SharedMemory.openStruct(
         uniqueName("record"),

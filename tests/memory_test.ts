@@ -29,7 +29,17 @@ async function probe(args: string[]): Promise<Record<string, number>> {
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
-for (const kind of ["accept", "udp", "unixgram", "stream", "fifo", "mq"]) {
+for (
+  const kind of [
+    "accept",
+    "udp",
+    "unixgram",
+    "stream",
+    "fifo",
+    "mq",
+    "subscriber",
+  ]
+) {
   Deno.test(
     `A ${kind} wait that times out or is aborted keeps no memory (20,000 waits)`,
     leakChecked(() =>

@@ -26,6 +26,7 @@ import {
   Mutex,
   parentChannel,
   PipeChannel,
+  Publisher,
   type RpcEnvelope,
   select,
   Semaphore,
@@ -34,6 +35,7 @@ import {
   SharedMemory,
   signals,
   spawn,
+  Subscriber,
   SysvMessageQueue,
   SysvSemaphoreSet,
   SysvSharedMemory,
@@ -170,8 +172,48 @@ Deno.test(
       unlinkOnClose: true,
     });
     const fileLock = FileLock.open(`${dir}/lock`, { create: true });
+    const topic = uniqueName("options-topic");
+    const publisher = Publisher.open<number>(topic, {
+      create: true,
+      unlinkOnClose: true,
+    });
+    const subscriber = Subscriber.open<number>(topic);
     try {
       const cases: _Case[] = [
+        [
+          "Publisher.open",
+          () =>
+            Publisher.open(uniqueName("x"), {
+              create: true,
+              capcity: 8,
+            } as never),
+          "capcity",
+          "capacity",
+        ],
+        [
+          "Subscriber.open",
+          () => Subscriber.open(topic, { histroy: 1 } as never),
+          "histroy",
+          "history",
+        ],
+        [
+          "Publisher.send",
+          () => publisher.send(1, { timout: 1 } as never),
+          "timout",
+          "timeout",
+        ],
+        [
+          "Subscriber.receive",
+          () => subscriber.receive({ signl: undefined } as never),
+          "signl",
+          "signal",
+        ],
+        [
+          "Subscriber.ready",
+          () => subscriber.ready({ Timeout: 1 } as never),
+          "Timeout",
+          "timeout",
+        ],
         [
           "MessageQueue.open",
           () =>
@@ -592,6 +634,8 @@ Deno.test(
         );
       }
     } finally {
+      subscriber.close();
+      publisher.close();
       fileLock.close();
       sysvSet.close();
       sysvQueue.close();
