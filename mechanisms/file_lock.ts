@@ -399,6 +399,8 @@ export class FileLock implements Disposable, AsyncDisposable {
     checkOptionKeys(options, _LOCK_KEYS, `lock ${this.#what}`);
     const range = this.#range(options);
     const plan = this.#plan(range, options);
+    using link = untilClosed(options.signal, this.#closing.signal);
+    plan.signal = link.signal;
     const waiter = this.#group().waiter(
       `${range.type}:${range.start}:${range.length}`,
       plan,
@@ -555,7 +557,6 @@ export class FileLock implements Disposable, AsyncDisposable {
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: untilClosed(options.signal, this.#closing.signal),
       action: `lock ${this.#what}`,
     };
   }

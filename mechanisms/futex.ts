@@ -46,7 +46,7 @@ import type { IntegerFieldsOf, LayoutSpec, StructView } from "./layout.ts";
 import type { MappedFile } from "./mapped_file.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 import { checkOptionKeys } from "./_common/checks.ts";
-import { Lifecycle } from "./_common/lifecycle.ts";
+import { Lifecycle, untilClosed } from "./_common/lifecycle.ts";
 import { closedError } from "./_common/system_error.ts";
 import type { Mapping } from "./_memory/mapping.ts";
 import {
@@ -340,10 +340,8 @@ export class Futex implements Disposable, AsyncDisposable {
     const raw = this.#raw(expected, "wait on");
     const word = this.#live("wait on");
     if (Atomics.load(word, 0) !== raw) return;
-    const closing = this.#closing.signal;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, closing])
-      : closing;
+    using link = untilClosed(options.signal, this.#closing.signal);
+    const signal = link.signal;
     // The mapping stays put (no resize, no unmap) while a lane may read it.
     const letGo = this.#mapping.retain();
     try {

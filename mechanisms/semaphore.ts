@@ -671,7 +671,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
   async wait(options: WaitOptions = {}): Promise<void> {
     checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
-    plan.signal = untilClosed(options.signal, this.#closing.signal);
+    using link = untilClosed(options.signal, this.#closing.signal);
+    plan.signal = link.signal;
     const { park, end } = this.#park.parkFor(plan);
     let errno: number;
     try {

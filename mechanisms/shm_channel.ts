@@ -64,7 +64,7 @@ import { DecodeError } from "./errors.ts";
 import { SharedMemory } from "./shared_memory.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { closedError, timeoutError } from "./_common/system_error.ts";
 import { codecFormat, KIND, setUpIdentity } from "./_ring/identity.ts";
 import { LIVENESS_CHECK_MS, Side } from "./_ring/liveness.ts";
@@ -1205,8 +1205,8 @@ export class ShmChannel<T> implements Channel<T>, AsyncDisposable {
       at: Math.min(deadline.at, performance.now() + LIVENESS_CHECK_MS),
       timeout: deadline.timeout,
     };
-    const closing = this.#closing.signal;
-    const any = signal ? AbortSignal.any([signal, closing]) : closing;
+    using link = untilClosed(signal, this.#closing.signal);
+    const any = link.signal;
     try {
       await waitWord(word, expected, slice, any, action);
     } catch (error) {

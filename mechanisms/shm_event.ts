@@ -53,7 +53,7 @@ import type { WaitOptions } from "./channel.ts";
 import type { MappedFile } from "./mapped_file.ts";
 import type { SharedMemory } from "./shared_memory.ts";
 import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
-import { Lifecycle } from "./_common/lifecycle.ts";
+import { Lifecycle, untilClosed } from "./_common/lifecycle.ts";
 import { closedError } from "./_common/system_error.ts";
 import type { Mapping } from "./_memory/mapping.ts";
 import {
@@ -449,9 +449,8 @@ class _Listener implements ShmEventListener {
     const action = `wait on ${event.what}`;
     checkOptionKeys(options, WAIT_KEYS, action);
     const deadline = deadlineOf(options, action);
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, event.closing])
-      : event.closing;
+    using link = untilClosed(options.signal, event.closing);
+    const signal = link.signal;
     for (;;) {
       const words = event.words("wait on");
       const seq = Atomics.load(words, _SEQ);

@@ -573,6 +573,8 @@ export class SysvMessageQueue<T = unknown>
     checkOptionKeys(options, _SEND_KEYS, `send to ${this.#what}`);
     const message = this.#encode(value, options.type);
     const plan = this.#sendPlan(message, options);
+    using link = untilClosed(options.signal, this.#closing.signal);
+    plan.signal = link.signal;
     const waiter = this.#group().waiter(`send:${this.#senders++}`, plan);
     let errno: number;
     try {
@@ -670,6 +672,8 @@ export class SysvMessageQueue<T = unknown>
     checkOptionKeys(options, _RECEIVE_KEYS, `receive from ${this.#what}`);
     const selection = this.#selection(options);
     const plan = this.#receivePlan(selection, options);
+    using link = untilClosed(options.signal, this.#closing.signal);
+    plan.signal = link.signal;
     const waiter = this.#group().waiter(
       `receive:${selection.type}:${selection.flags}`,
       plan,
@@ -741,6 +745,7 @@ export class SysvMessageQueue<T = unknown>
     checkOptionKeys(options, WAIT_KEYS, action);
     this.#checkReadable();
     const deadline = deadlineOf(options);
+    using link = untilClosed(options.signal, this.#closing.signal);
     const plan: RetryPlan<boolean> = {
       attempt: () => {
         this.#checkReadable();
@@ -749,7 +754,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (has) => !has,
       spinner: this.#receiveSpinner,
       deadline,
-      signal: untilClosed(options.signal, this.#closing.signal),
+      signal: link.signal,
       action,
     };
     const waiter = this.#group().waiter("ready", plan);
@@ -924,7 +929,6 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#sendSpinner,
       deadline: deadlineOf(options),
-      signal: untilClosed(options.signal, this.#closing.signal),
       action: `send to ${this.#what}`,
     };
   }
@@ -1009,7 +1013,6 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (result) => result === -ERRNO.EAGAIN,
       spinner: this.#receiveSpinner,
       deadline: deadlineOf(options),
-      signal: untilClosed(options.signal, this.#closing.signal),
       action: `receive from ${this.#what}`,
     };
   }

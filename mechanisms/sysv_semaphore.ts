@@ -606,6 +606,8 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     checkOptionKeys(options, WAIT_KEYS, `operate on ${this.#what}`);
     const encoded = this.#encode(ops, "operate on");
     const plan = this.#plan(encoded, options);
+    using link = untilClosed(options.signal, this.#closing.signal);
+    plan.signal = link.signal;
     const waiter = this.#group().waiter(encoded.classKey, plan);
     let errno: number;
     try {
@@ -1003,7 +1005,6 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: untilClosed(options.signal, this.#closing.signal),
       action: `operate on ${this.#what}`,
     };
   }

@@ -82,16 +82,44 @@ export function unlinkQuietly(unlink: () => void): void {
   }
 }
 
+/** A wait's abort signal, linked to its handle's closing; dispose of it once the wait is over. */
+export interface WaitSignal extends Disposable {
+  /** Aborts with the caller's signal, or when the handle closes. */
+  readonly signal: AbortSignal;
+}
+
+const _UNLINKED = (): void => {};
+
 /**
  * What a wait on a handle listens to: the caller's `signal` and the
  * handle's `closing` signal (aborted by `close()`), whichever aborts first;
- * just `closing` when the caller gave none.
+ * just `closing` when the caller gave none. Disposing of it (`using`)
+ * takes its listeners off both, so neither keeps anything of a wait that
+ * is over. `AbortSignal.any([signal, closing])` does not: every wait with
+ * a caller's signal kept about 675 bytes on a long-lived handle (a
+ * semaphore given one shutdown signal for every wait), and more per
+ * aborted wait.
  */
 export function untilClosed(
   signal: AbortSignal | undefined,
   closing: AbortSignal,
-): AbortSignal {
-  return signal ? AbortSignal.any([signal, closing]) : closing;
+): WaitSignal {
+  if (!signal || signal === closing || closing.aborted) {
+    return { signal: closing, [Symbol.dispose]: _UNLINKED };
+  }
+  if (signal.aborted) return { signal, [Symbol.dispose]: _UNLINKED };
+  const linked = new AbortController();
+  const fromCaller = () => linked.abort(signal.reason);
+  const fromClosing = () => linked.abort(closing.reason);
+  signal.addEventListener("abort", fromCaller, { once: true });
+  closing.addEventListener("abort", fromClosing, { once: true });
+  return {
+    signal: linked.signal,
+    [Symbol.dispose](): void {
+      signal.removeEventListener("abort", fromCaller);
+      closing.removeEventListener("abort", fromClosing);
+    },
+  };
 }
 
 /** A hold a handle hands out (a lock it took): held until released, once. */
