@@ -103,6 +103,19 @@ const EXPECTED: Record<string, Expected> = {
       /^24 jobs done in \d+ ms; at most [123] workers held a licence at once \(limit 3\); 3 licences free; 0 workers failed$/,
     ],
   },
+  "example:pubsub": {
+    lines: [
+      /^published 10000 ticks to 3 subscribers in \d+ ms \(\d+ per second to each\)$/,
+      /^subscriber [123]: 10000 ticks, 0 missed, average price [\d.]+$/,
+      // The one that joined with a history of 5 also gets those.
+      /^subscriber 3: 10005 ticks, 0 missed, average price [\d.]+$/,
+    ],
+  },
+  "example:shm-channel": {
+    lines: [
+      /^100000 frames of 4112 bytes in [\d.]+ s: [\d,]+ frames\/s, \d+ MB\/s, mean age on arrival \d+ µs \(producer exit code 0\)$/,
+    ],
+  },
   "example:nats": {
     lines: [
       /^workers a and b are listening on NATS nats:\/\/127\.0\.0\.1:\d+, queue group "workers"$/,
