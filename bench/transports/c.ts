@@ -72,6 +72,17 @@ export const C_MECHANISMS: readonly CMechanism[] = [
   { key: "unix-dgram", file: "unix_dgram.c", label: "Unix datagram" },
   { key: "tcp", file: "tcp.c", label: "TCP 127.0.0.1" },
   { key: "udp", file: "udp.c", label: "UDP 127.0.0.1" },
+  {
+    key: "sysv-msg",
+    file: "sysv_msg.c",
+    label: "System V message queue",
+  },
+  {
+    key: "sysv-sem",
+    file: "sysv_sem.c",
+    label: "System V shared memory + semaphores",
+    policies: { busy: "semop IPC_NOWAIT spin", blocking: "semop" },
+  },
 ];
 
 const SOURCES = new URL("../c/", import.meta.url);
