@@ -77,6 +77,7 @@ import { rpcTransports } from "./transports/rpc.ts";
 import { sharedMemoryTransports } from "./transports/shared_memory.ts";
 import { sharedMemorySpinTransports } from "./transports/shared_memory_spin.ts";
 import { socketTransports } from "./transports/socket.ts";
+import { sysvTransports } from "./transports/sysv.ts";
 import { zeromqTransports } from "./transports/zeromq.ts";
 import { ensureZeromq } from "./zeromq/install.ts";
 
@@ -88,6 +89,7 @@ const TRANSPORTS: Transport[] = [
   ...fifoTransports,
   ...pipeTransports,
   ...socketTransports,
+  ...sysvTransports,
   ...zeromqTransports,
   ...rpcTransports,
   ...natsTransports,
