@@ -157,6 +157,18 @@ async function _compile(mechanism: CMechanism): Promise<string> {
   return program;
 }
 
+/**
+ * The compiled program of the mechanism `key`, built once per run (for the
+ * tests, which run it themselves to kill it mid-run).
+ */
+export function cProgram(key: string): Promise<string> {
+  const mechanism = C_MECHANISMS.find((m) => m.key === key);
+  if (!mechanism) {
+    return Promise.reject(new TypeError(`No C mechanism "${key}"`));
+  }
+  return _build(mechanism);
+}
+
 /** Whether a C compiler runs here (for the driver's opening note). */
 export async function haveCompiler(): Promise<boolean> {
   try {
