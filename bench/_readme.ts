@@ -499,6 +499,8 @@ function _sysvParagraph(results: Results): string[] {
     `${_us(rt("sysvSemParked"))}. The spins are paid in CPU: ` +
     `${_us(cpu("sysvMsgAsync"))} per async queue round trip, both ` +
     `processes, against ${_us(cpu("cSysvMsgBusy"))} for C busy-waiting. ` +
+    "(The idle column is the peer's, blocked in `msgrcv` or `semop`; what an " +
+    "idle async wait costs is in [How waiting works](#how-waiting-works).) " +
     "Use System V objects to join programs that use them, the sync forms " +
     "(in a worker) where their latency matters, and POSIX queues and " +
     "semaphores in new code.",
