@@ -106,11 +106,8 @@ const ROWS = {
   cPipeBlocking: "C: pipe pair, blocking (one CPU)",
   sysvMsgSync: "System V message queue, sync",
   sysvMsgAsync: "System V message queue, async",
-  sysvMsgParked: "System V message queue, async, spin: 0 (always park)",
   sysvSemSync: "System V shared memory + semaphores, sync",
   sysvSemAsync: "System V shared memory + semaphores, async",
-  sysvSemParked:
-    "System V shared memory + semaphores, async, spin: 0 (always park)",
   cSysvMsgBusy: "C: System V message queue, busy-wait",
   cSysvMsgBlocking: "C: System V message queue, blocking (one CPU)",
   cSysvMsgTwoCpus: "C: System V message queue, blocking (two CPUs)",
@@ -494,9 +491,7 @@ function _sysvParagraph(results: Results): string[] {
     `${_share(slow("sysvMsgAsync"))} of the async queue's round trips and ` +
     `${_share(slow("sysvSemAsync"))} of the async semaphores' took longer ` +
     `than 1 ms (sync: ${_share(slow("sysvMsgSync"))} and ` +
-    `${_share(slow("sysvSemSync"))}). With \`spin: 0\` every answer waits ` +
-    `for a tick: ${_us(rt("sysvMsgParked"))} and ` +
-    `${_us(rt("sysvSemParked"))}. The spins are paid in CPU: ` +
+    `${_share(slow("sysvSemSync"))}). The spins are paid in CPU: ` +
     `${_us(cpu("sysvMsgAsync"))} per async queue round trip, both ` +
     `processes, against ${_us(cpu("cSysvMsgBusy"))} for C busy-waiting. ` +
     "(The idle column is the peer's, blocked in `msgrcv` or `semop`; what an " +

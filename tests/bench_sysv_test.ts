@@ -69,7 +69,7 @@ Deno.test({
     }
     // A 1 MiB message is more than msgmax: it travels in pieces.
     const queue = sysvTransports.find((t) =>
-      t.name === "System V message queue, async"
+      t.name === "System V message queue, sync"
     )!;
     const session = await queue.connect(1 << 20, { oneWay: true });
     try {

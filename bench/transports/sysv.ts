@@ -1,9 +1,8 @@
 /**
  * System V rows: a message queue pair (`SysvMessageQueue`) and shared
  * memory + a semaphore set (`SysvSharedMemory`, `SysvSemaphoreSet`) to a
- * peer process, each with `await` (async), with `*Sync`, and with
- * `spin: 0` on both sides, beside their C limits (bench/c/sysv_msg.c,
- * bench/c/sysv_sem.c).
+ * peer process, each with `await` (async) and with `*Sync`, beside their
+ * C limits (bench/c/sysv_msg.c, bench/c/sysv_sem.c).
  *
  * How the async rows wait: System V gives nothing to poll, so an async
  * receive or wait tries `IPC_NOWAIT` on the main thread, spins for the
@@ -12,6 +11,14 @@
  * (mechanisms/_wait/poll_group.ts). An answer that comes within the spin
  * costs what the sync row costs; one that comes later waits for the next
  * tick. The sync rows spin, then block in `msgrcv` or `semop` as C does.
+ *
+ * What a full run measures of them is bounded by time: an async round
+ * trip that waits for the timer takes milliseconds, so 10,000 of them take
+ * most of a minute per cell. The async rows are measured at 64 B only (a
+ * larger message waits for the same timer), and there is no `spin: 0` row
+ * (it would measure the timer alone, which the async rows' share of round
+ * trips over 1 ms already shows). With both, the System V rows alone
+ * took about 9 minutes of a full run on the development VM.
  *
  * Cleaning up: System V objects outlive every process and cannot be removed
  * while in use (`IPC_RMID` destroys them at once), so the peer creates them
@@ -71,8 +78,8 @@ function _msgmax(): number {
   return Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_MSGMAX;
 }
 
-/** How each row waits, as in bench/transports/message_queue.ts. */
-type Style = "sync" | "async" | "parked";
+/** How this side waits for the answer. */
+type Style = "sync" | "async";
 
 let _unavailable: string | undefined | null = null;
 
@@ -134,16 +141,15 @@ async function _connectQueues(
   connectOptions: ConnectOptions = {},
 ): Promise<Session> {
   const sync = style === "sync";
-  const spin = style === "parked" ? 0 : undefined;
   const { peer, keys: [there, back] } = await _start("sysv_msg_echo.ts", [
     String(size),
-    style === "parked" ? "0" : "50",
+    "50",
     ...(connectOptions.oneWay ? ["--ack"] : []),
   ]);
   let out: SysvMessageQueue<Uint8Array> | undefined;
   let input: SysvMessageQueue<Uint8Array> | undefined;
   try {
-    const options = { codec: codecs.bytes(), spin, unlinkOnClose: true };
+    const options = { codec: codecs.bytes(), unlinkOnClose: true };
     out = SysvMessageQueue.open(there, { ...options, read: false });
     input = SysvMessageQueue.open(back, { ...options, write: false });
   } catch (error) {
@@ -164,27 +170,22 @@ async function _connectQueues(
         await o.send(message);
         await i.receive();
       },
-    sendOneWay: sync
-      ? (message, count) => {
-        let acked = 0;
-        for (let n = 0; n < count; n++) {
-          for (let at = 0; at < message.byteLength; at += piece) {
-            o.sendSync(message.subarray(at, at + piece));
+    // One way in the sync form only: an async send to a full queue (16 KiB
+    // by default, two 8 KiB pieces) waits for the poll timer every time.
+    ...(sync
+      ? {
+        sendOneWay: (message: Uint8Array, count: number) => {
+          let acked = 0;
+          for (let n = 0; n < count; n++) {
+            for (let at = 0; at < message.byteLength; at += piece) {
+              o.sendSync(message.subarray(at, at + piece));
+            }
+            if (n + 1 - acked >= WINDOW) (i.receiveSync(), acked++);
           }
-          if (n + 1 - acked >= WINDOW) (i.receiveSync(), acked++);
-        }
-        for (; acked < count; acked++) i.receiveSync();
+          for (; acked < count; acked++) i.receiveSync();
+        },
       }
-      : async (message, count) => {
-        let acked = 0;
-        for (let n = 0; n < count; n++) {
-          for (let at = 0; at < message.byteLength; at += piece) {
-            await o.send(message.subarray(at, at + piece));
-          }
-          if (n + 1 - acked >= WINDOW) (await i.receive(), acked++);
-        }
-        for (; acked < count; acked++) await i.receive();
-      },
+      : {}),
     close: async () => {
       try {
         await o.send(new Uint8Array(0), { timeout: 5_000 });
@@ -204,7 +205,7 @@ async function _connectSemaphores(
 ): Promise<Session> {
   const { peer, keys: [memoryKey, setKey] } = await _start(
     "sysv_sem_echo.ts",
-    [String(size), style === "parked" ? "0" : "50"],
+    [String(size), "50"],
   );
   let memory: SysvSharedMemory | undefined;
   let set: SysvSemaphoreSet | undefined;
@@ -213,10 +214,7 @@ async function _connectSemaphores(
     // Both processes have it attached now: the kernel removes it when the
     // last one detaches or dies.
     memory.remove();
-    set = SysvSemaphoreSet.open(setKey, {
-      spin: style === "parked" ? 0 : undefined,
-      unlinkOnClose: true,
-    });
+    set = SysvSemaphoreSet.open(setKey, { unlinkOnClose: true });
   } catch (error) {
     memory?.close();
     await _stop(peer);
@@ -261,13 +259,10 @@ async function _connectSemaphores(
 }
 
 function _unsupported(style: Style): (bytes: number) => string | undefined {
-  // Every spin: 0 round trip waits for a tick of the poll timer (1 ms or
-  // more) whatever its size: the 64 B cell says it all, and each further
-  // cell would add about 25 s to a full run.
   return (bytes) =>
     sysvUnavailable() ??
-      (style === "parked" && bytes > 64
-        ? "spin: 0 is measured at 64 B only: every round trip waits for the poll timer, whatever its size"
+      (style === "async" && bytes > 64
+        ? "the async rows are measured at 64 B only: a larger message waits for the same poll timer, and each further cell would add about a minute to a full run"
         : undefined);
 }
 
@@ -288,13 +283,6 @@ export const sysvTransports: Transport[] = [
     connect: (size, options) => _connectQueues(size, "async", options),
   },
   {
-    name: "System V message queue, async, spin: 0 (always park)",
-    kind: "ipckit",
-    limit: { mechanism: "sysv-msg", waiting: "blocking" },
-    unsupported: _unsupported("parked"),
-    connect: (size) => _connectQueues(size, "parked"),
-  },
-  {
     name: "System V shared memory + semaphores, async",
     kind: "ipckit",
     limit: { mechanism: "sysv-sem", waiting: "busy" },
@@ -307,12 +295,5 @@ export const sysvTransports: Transport[] = [
     limit: { mechanism: "sysv-sem", waiting: "busy" },
     unsupported: _unsupported("sync"),
     connect: (size) => _connectSemaphores(size, "sync"),
-  },
-  {
-    name: "System V shared memory + semaphores, async, spin: 0 (always park)",
-    kind: "ipckit",
-    limit: { mechanism: "sysv-sem", waiting: "blocking" },
-    unsupported: _unsupported("parked"),
-    connect: (size) => _connectSemaphores(size, "parked"),
   },
 ];
