@@ -18,7 +18,8 @@
  * larger message waits for the same timer), and there is no `spin: 0` row
  * (it would measure the timer alone, which the async rows' share of round
  * trips over 1 ms already shows). With both, the System V rows alone
- * took about 9 minutes of a full run on the development VM.
+ * took 9 min 12 s of a full run on the development VM; without, 4 min 7 s
+ * (`deno task bench:driver --only="System V"`, at a load average of 6 to 8).
  *
  * Cleaning up: System V objects outlive every process and cannot be removed
  * while in use (`IPC_RMID` destroys them at once), so the peer creates them
