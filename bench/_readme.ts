@@ -491,7 +491,12 @@ function _sysvParagraph(results: Results): string[] {
     `${_share(slow("sysvMsgAsync"))} of the async queue's round trips and ` +
     `${_share(slow("sysvSemAsync"))} of the async semaphores' took longer ` +
     `than 1 ms (sync: ${_share(slow("sysvMsgSync"))} and ` +
-    `${_share(slow("sysvSemSync"))}). The spins are paid in CPU: ` +
+    `${_share(slow("sysvSemSync"))}). A profile of both processes ` +
+    "(`deno run --cpu-prof`, then `bench/cpu_profile.ts`) shows the same: " +
+    "in an async row this process is idle, waiting for the timer, while " +
+    "the peer is blocked in `msgrcv`; in a sync row the round trips' time " +
+    "is spent inside `msgsnd` and `msgrcv` on both sides, the calls that " +
+    "wake the other process and wait for it. The spins are paid in CPU: " +
     `${_us(cpu("sysvMsgAsync"))} per async queue round trip, both ` +
     `processes, against ${_us(cpu("cSysvMsgBusy"))} for C busy-waiting. ` +
     "(The idle column is the peer's, blocked in `msgrcv` or `semop`; what an " +
