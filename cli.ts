@@ -166,7 +166,8 @@ removal keeps working with it, but its name is gone.
 
 Some processes cannot be inspected: another user's (unless you are root),
 one that is not dumpable (ssh-agent, gpg-agent, daemons that changed user),
-one that holds capabilities you do not. gc keeps every object such a
+one that holds capabilities you do not, and, when gc runs in a user
+namespace of its own (a container), every process outside it. gc keeps every object such a
 process could hold: one it runs as the owner of, one whose mode lets group
 or other users open it (so also root's objects, when a root process cannot
 be inspected), and prints which process kept it and why.
@@ -725,15 +726,21 @@ async function _gc(args: string[]): Promise<number> {
   let kept = 0;
   let failed = false;
   const rows: string[][] = [];
-  for (const verdict of plan.verdicts) {
-    const { kind, name, nameBytes } = verdict.object;
+  // One verdict's row: removed (or would be, in a dry run), kept, gone
+  // meanwhile, or failed; only a missing permission stops the run.
+  const settle = (
+    verdict: { remove: boolean; reason: string },
+    kind: string,
+    shown: string,
+    remove: () => void,
+  ) => {
     let action = verdict.remove
       ? (dryRun ? "would remove" : "removed")
       : "kept";
     let reason = verdict.reason;
     if (verdict.remove && !dryRun) {
       try {
-        removeObject(kind, nameBytes);
+        remove();
       } catch (error) {
         if (error instanceof Deno.errors.NotCapable) throw error;
         action = error instanceof Deno.errors.NotFound ? "gone" : "failed";
@@ -743,27 +750,20 @@ async function _gc(args: string[]): Promise<number> {
     }
     if (action === "kept") kept++;
     else if (action !== "gone" && action !== "failed") removed++;
-    rows.push([action, kind, name, reason]);
+    rows.push([action, kind, shown, reason]);
+  };
+  for (const verdict of plan.verdicts) {
+    const { kind, name, nameBytes } = verdict.object;
+    settle(verdict, kind, name, () => removeObject(kind, nameBytes));
   }
   for (const verdict of planSysvCollection({ kinds: sysvKinds })) {
     const { kind, id, keyText } = verdict.object;
-    let action = verdict.remove
-      ? (dryRun ? "would remove" : "removed")
-      : "kept";
-    let reason = verdict.reason;
-    if (verdict.remove && !dryRun) {
-      try {
-        removeSysvObject(kind, id);
-      } catch (error) {
-        if (error instanceof Deno.errors.NotCapable) throw error;
-        action = error instanceof Deno.errors.NotFound ? "gone" : "failed";
-        reason = _describe(error);
-        failed ||= action === "failed";
-      }
-    }
-    if (action === "kept") kept++;
-    else if (action !== "gone" && action !== "failed") removed++;
-    rows.push([action, kind, `id ${id} key ${keyText}`, reason]);
+    settle(
+      verdict,
+      kind,
+      `id ${id} key ${keyText}`,
+      () => removeSysvObject(kind, id),
+    );
   }
   if (rows.length > 0) console.log(_table(undefined, rows));
   const scope = claimed === undefined

@@ -6,33 +6,82 @@
  *   IPCKIT_BENCH_PEER_FLAGS="--cpu-prof --cpu-prof-dir=$dir" \
  *     deno run --cpu-prof --cpu-prof-dir=$dir <bench:driver flags> bench/driver.ts \
  *     --quick "--only=message queue, async" --sections=cells --cells=rt64 --round-trips=20000
- *   deno run --allow-read bench/cpu_profile.ts $dir [--top=15]
+ *   deno run --allow-read bench/cpu_profile.ts $dir [--top=15] [--bucket]
+ *
+ *   perf record -F 999 -o $dir/perf.data -- deno run <the same driver run>
+ *   deno run --allow-read --allow-run=perf bench/cpu_profile.ts --perf=$dir/perf.data
+ *
+ * Each table names the script the process ran and gives each entry's share
+ * of all sampled time and of the time the process was not idle. With
+ * `--bucket`, a second table per process groups the functions into kinds
+ * of work (bench/_cpu_profile.ts, `BUCKETS`): idle, libc calls through
+ * FFI, the reactor, encoding, framing, Deno's runtime, ...
  *
  * A libc call made through `Deno.dlopen` shows up as the JavaScript
  * function that makes it (its time includes the system call); `(idle)` is
- * time the process waited with nothing to run.
+ * time the process waited with nothing to run. `--perf` reads a `perf
+ * record` of a run instead and splits each process's on-CPU time into the
+ * kernel, libc, the deno binary (V8 and Deno's Rust) and JIT-compiled
+ * JavaScript (bench/_perf_split.ts), which is what a V8 profile cannot
+ * tell apart inside those functions.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-
-/** The parts of a .cpuprofile this script reads. */
-interface Profile {
-  nodes: {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-  }[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import {
+  bucketOf,
+  frameName,
+  mainModule,
+  type Profile,
+  table,
+  tally,
+} from "./_cpu_profile.ts";
+import {
+  describe,
+  parsePerfScript,
+  PERF_FIELDS,
+  splitByProcess,
+} from "./_perf_split.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { top: { type: "string", default: "15" } },
+  options: {
+    top: { type: "string", default: "15" },
+    bucket: { type: "boolean", default: false },
+    perf: { type: "string" },
+  },
 });
 const top = Number(values.top);
+if (
+  (positionals.length === 0 && values.perf === undefined) ||
+  !Number.isInteger(top) || top < 1
+) {
+  console.error(
+    "usage: cpu_profile.ts <profile or directory>... [--top=N] [--bucket]\n" +
+      "       cpu_profile.ts --perf=<perf.data> [--top=N]",
+  );
+  Deno.exit(2);
+}
+
+if (values.perf !== undefined) {
+  const { success, stdout, stderr } = await new Deno.Command("perf", {
+    args: ["script", "-i", values.perf, "-F", PERF_FIELDS],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!success) {
+    console.error(
+      `cpu_profile.ts: perf script failed: ${new TextDecoder().decode(stderr)}`,
+    );
+    Deno.exit(1);
+  }
+  const splits = splitByProcess(
+    parsePerfScript(new TextDecoder().decode(stdout)),
+  );
+  for (const split of splits) console.log(describe(split, 5).join("\n"));
+}
 
 /** Every .cpuprofile among the arguments (files, or directories of them). */
 async function profiles(paths: string[]): Promise<string[]> {
@@ -49,34 +98,17 @@ async function profiles(paths: string[]): Promise<string[]> {
   return found.sort();
 }
 
-function summarize(path: string, profile: Profile): string[] {
-  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
-  const self = new Map<string, number>();
-  let total = 0;
-  profile.samples.forEach((id, i) => {
-    const frame = frames.get(id)!;
-    const file = frame.url.split("/").at(-1);
-    const name = `${frame.functionName || "(anonymous)"}${
-      file ? ` ${file}:${frame.lineNumber + 1}` : ""
-    }`;
-    const delta = profile.timeDeltas[i] ?? 0;
-    self.set(name, (self.get(name) ?? 0) + delta);
-    total += delta;
-  });
-  const lines = [`${path}: ${(total / 1e6).toFixed(2)} s sampled`];
-  for (
-    const [name, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)
-  ) {
-    lines.push(`  ${(100 * micros / total).toFixed(1).padStart(5)}%  ${name}`);
-  }
-  return lines;
-}
-
-if (positionals.length === 0) {
-  console.error("usage: cpu_profile.ts <profile or directory>... [--top=N]");
-  Deno.exit(2);
-}
 for (const path of await profiles(positionals)) {
   const profile: Profile = JSON.parse(await Deno.readTextFile(path));
-  console.log(summarize(path, profile).join("\n"));
+  const functions = tally(profile, frameName);
+  const main = mainModule(profile)?.split("/").slice(-2).join("/") ?? "?";
+  console.log(
+    `${path} (${main}): ${(functions.total / 1e6).toFixed(2)} s sampled`,
+  );
+  console.log("   % all % busy");
+  console.log(table(functions, top).join("\n"));
+  if (values.bucket) {
+    console.log("  by kind of work:");
+    console.log(table(tally(profile, bucketOf), top).join("\n"));
+  }
 }

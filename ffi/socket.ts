@@ -19,7 +19,7 @@
  */
 
 import { cString, FCNTL } from "./c.ts";
-import { ERRNO, lastErrno, retryEintr } from "./errno.ts";
+import { ERRNO, lastErrno, retryEintr, retryTransfer } from "./errno.ts";
 import { libc } from "./load.ts";
 
 /** Address families. */
@@ -541,7 +541,7 @@ function _nameOf(
  */
 export function sendBytes(fd: number, bytes: Uint8Array<ArrayBuffer>): number {
   const send = libc().symbols.send;
-  return retryEintr(() =>
+  return retryTransfer(() =>
     Number(send(fd, bytes, BigInt(bytes.byteLength), MSG.NOSIGNAL))
   );
 }
@@ -553,7 +553,7 @@ export function receiveBytes(
   flags: number = 0,
 ): number {
   const recv = libc().symbols.recv;
-  return retryEintr(() =>
+  return retryTransfer(() =>
     Number(recv(fd, into, BigInt(into.byteLength), flags))
   );
 }

@@ -52,7 +52,6 @@ import {
   MessageHeader,
   MSG,
   openSocket,
-  receiveBytes,
   receiveMessage,
   requireLinuxSockets,
   sendBytesTo,
@@ -214,7 +213,6 @@ const _MAX_KNOWN_DESTINATIONS = 256;
 // Made on first use: importing this module must not need --allow-ffi.
 let _header: MessageHeader | undefined;
 let _scratch = new Uint8Array(new ArrayBuffer(UDP_MAX_PAYLOAD_IPV6 + 1));
-const _peekByte = new Uint8Array(new ArrayBuffer(1));
 
 /** How long a Unix datagram send waits between tries while the receiver's queue is full. */
 const _FULL_FIRST_MS = 1;
@@ -518,10 +516,9 @@ export class DatagramChannel<T>
     const attempt = () => this.#attemptReceive(action);
     let result = attempt();
     if (result === -ERRNO.EAGAIN) {
-      result = await this.#socket.wait(
+      result = await this.#socket.retry(
         "read",
         attempt,
-        (outcome) => outcome === -ERRNO.EAGAIN,
         deadline,
         options.signal,
         action,
@@ -599,21 +596,11 @@ export class DatagramChannel<T>
     const what = this.#socket.what;
     const deadline = deadlineOf(options);
     if (this.#closed) throw closedError(what);
-    const attempt = () => {
-      const fd = this.#socket.fd;
-      return fd < 0 ? -ERRNO.EBADF : receiveBytes(fd, _peekByte, MSG.PEEK);
-    };
-    let result = attempt();
-    if (result === -ERRNO.EAGAIN) {
-      result = await this.#socket.wait(
-        "read",
-        attempt,
-        (outcome) => outcome === -ERRNO.EAGAIN,
-        deadline,
-        options.signal,
-        `wait for a datagram on ${what}`,
-      );
-    }
+    const result = await this.#socket.peek(
+      deadline,
+      options.signal,
+      `wait for a datagram on ${what}`,
+    );
     if (this.#closed || (result === -ERRNO.EBADF && this.#socket.closed)) {
       throw closedError(what);
     }

@@ -64,7 +64,7 @@ import {
   checkOptionKeys,
   optionKeys,
 } from "./_common/checks.ts";
-import { Lifecycle } from "./_common/lifecycle.ts";
+import { holdOf, Lifecycle, untilClosed } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
 import { AnchoredPath } from "./_kernel/anchored_path.ts";
 import { describeFileType } from "./_kernel/file_type.ts";
@@ -550,15 +550,12 @@ export class FileLock implements Disposable, AsyncDisposable {
   }
 
   #plan(range: _Range, options: WaitOptions): RetryPlan<number> {
-    const closing = this.#closing.signal;
     return {
       attempt: () => this.#attempt(range),
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: options.signal
-        ? AbortSignal.any([options.signal, closing])
-        : closing,
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `lock ${this.#what}`,
     };
   }
@@ -585,11 +582,8 @@ export class FileLock implements Disposable, AsyncDisposable {
   }
 
   #hold(range: _Range): FileLockHold {
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      if (this.#life.closed) return; // closing released it
+    // Closing the handle closes its descriptor, which releases the lock.
+    return holdOf(this.#life, () => {
       const result = setLock(
         this.#handle.fd,
         OFD.F_SETLK,
@@ -598,19 +592,7 @@ export class FileLock implements Disposable, AsyncDisposable {
       );
       if (result < 0) throw this.#error(-result);
       this.#group().poke();
-    };
-    return {
-      shared: range.shared,
-      start: range.start,
-      length: range.length,
-      get held() {
-        return held;
-      },
-      release,
-      close: release,
-      [Symbol.dispose]: release,
-      [Symbol.asyncDispose]: () => this.#life.closeAsync(release),
-    };
+    }, { shared: range.shared, start: range.start, length: range.length });
   }
 
   #error(errno: number): Error {

@@ -479,25 +479,15 @@ export class FramedChannel<TSend, TReceive = TSend>
    * @throws {Deno.errors.TimedOut} when `timeout` passes first
    */
   receive(options: WaitOptions = {}): Promise<Message<TReceive>> {
-    const action = `receive from ${this.#what}`;
     let deadline: Deadline;
     try {
-      checkOptionKeys(options, WAIT_KEYS, action);
-      deadline = deadlineOf(options, action);
+      deadline = this.#receiveDeadline(options, "receive from");
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#life.closed) {
-      return Promise.reject(this.#life.closedError("receive from"));
-    }
-    if (!this.#reader) {
-      return Promise.reject(
-        new TypeError(`Cannot ${action}: it is write-only`),
-      );
-    }
     if (
       this.#queuedReceives === 0 && this.#reads.idle &&
-      this.#reader.readNow && !options.signal?.aborted
+      this.#reader!.readNow && !options.signal?.aborted
     ) {
       // Nothing queued and nothing in flight: a message that is there
       // already is taken at once.
@@ -507,7 +497,7 @@ export class FramedChannel<TSend, TReceive = TSend>
       } catch (error) {
         return Promise.reject(error);
       }
-      if (this.#reader.readWithin) {
+      if (this.#reader!.readWithin) {
         // Not there yet: wait for it straight away, no turn to take.
         this.#queuedReceives++;
         const waiting = this.#receiveWithin(deadline, options.signal);
@@ -515,10 +505,34 @@ export class FramedChannel<TSend, TReceive = TSend>
         return waiting;
       }
     }
-    this.#queuedReceives++;
-    const turn = this.#receiveTurn.then(() =>
+    return this.#inReceiveTurn(() =>
       this.#receiveFrame(deadline, options.signal)
-    ).finally(() => this.#queuedReceives--);
+    );
+  }
+
+  /**
+   * The deadline of a `receive()` or `ready()` (`verb`) whose options are
+   * valid on a channel that can receive; throws what the call rejects with.
+   */
+  #receiveDeadline(options: WaitOptions, verb: string): Deadline {
+    const action = `${verb} ${this.#what}`;
+    checkOptionKeys(options, WAIT_KEYS, action);
+    const deadline = deadlineOf(options, action);
+    if (this.#life.closed) throw this.#life.closedError(verb);
+    if (!this.#reader) {
+      throw new TypeError(
+        `Cannot receive from ${this.#what}: it is write-only`,
+      );
+    }
+    return deadline;
+  }
+
+  /** Runs `receive` after every receive and `ready()` called before it. */
+  #inReceiveTurn<R>(receive: () => Promise<R>): Promise<R> {
+    this.#queuedReceives++;
+    const turn = this.#receiveTurn.then(receive).finally(() =>
+      this.#queuedReceives--
+    );
     this.#receiveTurn = turn.catch(() => {});
     return turn;
   }
@@ -532,21 +546,9 @@ export class FramedChannel<TSend, TReceive = TSend>
     try {
       for (;;) {
         if (this.#life.closed) throw this.#life.closedError("receive from");
-        let result: ReadableStreamReadResult<Uint8Array>;
-        try {
-          result = await this.#reader!.readWithin!({
-            until: deadline.at,
-            timeout: deadline.timeout,
-            signal,
-            action,
-          });
-        } catch (error) {
-          if (this.#life.closed) throw this.#life.closedError("receive from");
-          throw error;
-        }
+        const result = await this.#readWithin(deadline, signal, action);
         if (this.#life.closed) throw this.#life.closedError("receive from");
-        if (result.done) this.#ended = true;
-        else this.#append(result.value);
+        this.#took(result);
         const message = this.#receiveNow();
         if (message) return message;
       }
@@ -566,8 +568,7 @@ export class FramedChannel<TSend, TReceive = TSend>
       if (this.#ended) return this.#atEnd();
       const result = this.#reader!.readNow!();
       if (!result) return undefined;
-      if (result.done) this.#ended = true;
-      else this.#append(result.value);
+      this.#took(result);
     }
   }
 
@@ -595,28 +596,15 @@ export class FramedChannel<TSend, TReceive = TSend>
    * ```
    */
   ready(options: WaitOptions = {}): Promise<void> {
-    const action = `wait for a message on ${this.#what}`;
     let deadline: Deadline;
     try {
-      checkOptionKeys(options, WAIT_KEYS, action);
-      deadline = deadlineOf(options, action);
+      deadline = this.#receiveDeadline(options, "wait for a message on");
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#life.closed) {
-      return Promise.reject(this.#life.closedError("wait for a message on"));
-    }
-    if (!this.#reader) {
-      return Promise.reject(
-        new TypeError(`Cannot receive from ${this.#what}: it is write-only`),
-      );
-    }
-    this.#queuedReceives++;
-    const turn = this.#receiveTurn.then(() =>
+    return this.#inReceiveTurn(() =>
       this.#waitForMessage(deadline, options.signal)
-    ).finally(() => this.#queuedReceives--);
-    this.#receiveTurn = turn.catch(() => {});
-    return turn;
+    );
   }
 
   /** Receives until the peer closes its end or this channel is closed. */
@@ -772,25 +760,12 @@ export class FramedChannel<TSend, TReceive = TSend>
     signal: AbortSignal | undefined,
     action: string,
   ): Promise<void> {
-    let result: ReadableStreamReadResult<Uint8Array>;
-    const source = this.#reader!;
-    if (source.readWithin && this.#reads.idle) {
+    if (this.#reader!.readWithin && this.#reads.idle) {
       // A read that gives up takes nothing: no read is kept for the next.
-      try {
-        result = await source.readWithin({
-          until: deadline.at,
-          timeout: deadline.timeout,
-          signal,
-          action,
-        });
-      } catch (error) {
-        if (this.#life.closed) throw this.#life.closedError("receive from");
-        throw error;
-      }
-      if (result.done) this.#ended = true;
-      else this.#append(result.value);
+      this.#took(await this.#readWithin(deadline, signal, action));
       return;
     }
+    let result: ReadableStreamReadResult<Uint8Array>;
     try {
       result = await this.#reads.run(
         () => this.#reader!.read(),
@@ -803,6 +778,30 @@ export class FramedChannel<TSend, TReceive = TSend>
       if (this.#life.closed) throw this.#life.closedError("receive from");
       throw error;
     }
+    this.#took(result);
+  }
+
+  /** One read with io's readWithin; one cut short by close() says it is closed. */
+  async #readWithin(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<ReadableStreamReadResult<Uint8Array>> {
+    try {
+      return await this.#reader!.readWithin!({
+        until: deadline.at,
+        timeout: deadline.timeout,
+        signal,
+        action,
+      });
+    } catch (error) {
+      if (this.#life.closed) throw this.#life.closedError("receive from");
+      throw error;
+    }
+  }
+
+  /** Keeps what a read brought, or notes the end of the stream. */
+  #took(result: ReadableStreamReadResult<Uint8Array>): void {
     if (result.done) this.#ended = true;
     else this.#append(result.value);
   }
@@ -818,13 +817,18 @@ export class FramedChannel<TSend, TReceive = TSend>
         this.#buffer.subarray(this.#start, this.#end).includes(_NEWLINE);
     }
     if (available < FRAME_HEADER_BYTES) return false;
-    const length = new DataView(
+    const length = this.#frameLength();
+    return length > this.#maxMessageSize ||
+      available >= FRAME_HEADER_BYTES + length;
+  }
+
+  /** The payload length the frame header at the start of the buffer announces. */
+  #frameLength(): number {
+    return new DataView(
       this.#buffer.buffer,
       this.#buffer.byteOffset + this.#start,
       FRAME_HEADER_BYTES,
     ).getUint32(0, false);
-    return length > this.#maxMessageSize ||
-      available >= FRAME_HEADER_BYTES + length;
   }
 
   /** The next complete message in the buffer, or undefined if more bytes are needed. */
@@ -832,11 +836,7 @@ export class FramedChannel<TSend, TReceive = TSend>
     const available = this.#end - this.#start;
     if (this.#framing === "lines") return this.#takeLine(available);
     if (available < FRAME_HEADER_BYTES) return undefined;
-    const length = new DataView(
-      this.#buffer.buffer,
-      this.#buffer.byteOffset + this.#start,
-      FRAME_HEADER_BYTES,
-    ).getUint32(0, false);
+    const length = this.#frameLength();
     if (length > this.#maxMessageSize) {
       const header = this.#buffer.subarray(
         this.#start,

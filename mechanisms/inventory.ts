@@ -95,12 +95,11 @@ import { removeByName } from "./_inventory/remove.ts";
 import {
   judgeSysv,
   listSysv,
-  removeSysv,
   type SysvObject,
   type SysvVerdict,
 } from "./_inventory/sysv.ts";
 import {
-  idError,
+  removeSysvId,
   requireSysvPermissions,
   SYSV_KIND_FACTS,
   SYSV_KINDS,
@@ -831,20 +830,12 @@ export function removeSysvObject(kind: SysvKind, id: number): void {
       }: id must be an integer of 0 or more, got ${id}`,
     );
   }
-  requireSysvPermissions(kind, ["write"]);
-  const result = removeSysv(kind, id);
-  if (result < 0) {
-    throw idError(
-      kind === "sysv-msg"
-        ? "msgctl"
-        : kind === "sysv-shm"
-        ? "shmctl"
-        : "semctl",
-      `remove ${SYSV_KIND_NAMES[kind]} id ${id}`,
-      -result,
-      "no object of that kind has this id",
-    );
-  }
+  removeSysvId(
+    kind,
+    id,
+    `${SYSV_KIND_NAMES[kind]} id ${id}`,
+    "no object of that kind has this id",
+  );
 }
 
 function _sysvKinds(kinds: Iterable<SysvKind> | undefined): Set<SysvKind> {

@@ -30,7 +30,8 @@ import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import {
-  checkFlag,
+  checkCreateFlags,
+  checkDirections,
   checkMode,
   checkOptionKeys,
   optionKeys,
@@ -359,22 +360,8 @@ export class MessageQueue<T = unknown>
     const action = `open message queue "${name}"`;
     checkOptionKeys(options, _OPEN_KEYS, action);
     const base = validateIpcName(name, "message queue");
-    for (const flag of ["create", "exclusive", "read", "write"] as const) {
-      checkFlag(options[flag], flag, action);
-    }
-    checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
-    const read = options.read ?? true;
-    const write = options.write ?? true;
-    if (!read && !write) {
-      throw new TypeError(
-        `Cannot open message queue "${name}": read and write are both false`,
-      );
-    }
-    if (options.exclusive && !options.create) {
-      throw new TypeError(
-        `Cannot open message queue "${name}": exclusive needs create`,
-      );
-    }
+    checkCreateFlags(options, action);
+    const { read, write } = checkDirections(options, action);
     const mode = checkMode(
       options.mode ?? 0o600,
       `open message queue "${name}"`,

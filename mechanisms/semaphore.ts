@@ -44,12 +44,12 @@ import { type FileStatus, statPath } from "../ffi/stat.ts";
 import type { WaitOptions } from "./channel.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
 import {
-  checkFlag,
+  checkCreateFlags,
   checkMode,
   checkOptionKeys,
   optionKeys,
 } from "./_common/checks.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { placeIn } from "./_memory/placement.ts";
 import {
   type AdoptPolicy,
@@ -411,13 +411,8 @@ export class Semaphore implements Disposable, AsyncDisposable {
     checkOptionKeys(options, _OPEN_KEYS, action);
     // Linux names the file "sem." + name, which must fit in NAME_MAX.
     const base = validateIpcName(name, "semaphore", NAME_MAX - 4);
+    checkCreateFlags(options, action);
     const { create, exclusive, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
     if (options.initial !== undefined && !create) {
       throw new TypeError(
         `Cannot ${action}: initial needs create (an existing semaphore keeps its value)`,
@@ -676,10 +671,7 @@ export class Semaphore implements Disposable, AsyncDisposable {
   async wait(options: WaitOptions = {}): Promise<void> {
     checkOptionKeys(options, WAIT_KEYS, `wait on ${this.#what}`);
     const plan = this.#waitPlan(options);
-    const closing = this.#closing.signal;
-    plan.signal = options.signal
-      ? AbortSignal.any([options.signal, closing])
-      : closing;
+    plan.signal = untilClosed(options.signal, this.#closing.signal);
     const { park, end } = this.#park.parkFor(plan);
     let errno: number;
     try {

@@ -58,7 +58,6 @@ import {
   messageText,
   msgget,
   msgrcv,
-  msgRemove,
   msgSetQbytes,
   msgsnd,
   msgStat,
@@ -67,26 +66,28 @@ import {
 import type { Channel, Message, WaitOptions } from "./channel.ts";
 import { type Codec, codecs } from "./codec.ts";
 import {
+  checkDirections,
   checkFlag,
-  checkMode,
   checkOptionKeys,
   optionKeys,
 } from "./_common/checks.ts";
 import { receiveUntilEnd } from "./_common/iterate.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+import { Lifecycle, unlinkQuietly, untilClosed } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
-import { checkAdoptOption } from "./_kernel/adoption.ts";
 import type { Access } from "./_kernel/permissions.ts";
 import {
-  type CheckedKey,
-  checkKey,
+  checkSysvOpen,
   describeLimit,
+  describeSysv,
   getTracked,
   idError,
   readSysvLimit,
+  removeSysvId,
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
+  SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
 import { type Deadline, deadlineOf, WAIT_KEYS } from "./_wait/deadline.ts";
@@ -412,32 +413,10 @@ export class SysvMessageQueue<T = unknown>
     key: SysvKey,
     options: SysvMessageQueueOptions<T> = {},
   ): SysvMessageQueue<T> {
-    const label = "System V message queue";
-    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
-    const checked = checkKey(key, label);
-    const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    checkFlag(options.read, "read", action);
-    checkFlag(options.write, "write", action);
-    const read = options.read ?? true;
-    const write = options.write ?? true;
-    if (!read && !write) {
-      throw new TypeError(`Cannot ${action}: read and write are both false`);
-    }
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
-    if (checked.private && (!create || options.adopt !== undefined)) {
-      throw new TypeError(
-        `Cannot ${action}: a private key always makes a new queue; pass create: true (and no adopt)`,
-      );
-    }
-    const mode = checkMode(options.mode ?? 0o600, action);
+    const request = checkSysvOpen("sysv-msg", key, options, _OPEN_KEYS);
+    const { checked, action, create, unlinkOnClose } = request;
+    const { read, write } = checkDirections(options, action);
     const spin = checkSpinMicros(options.spin, action);
-    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
     if (options.maxBytes !== undefined && !create) {
       throw new TypeError(`Cannot ${action}: maxBytes needs create`);
     }
@@ -447,25 +426,22 @@ export class SysvMessageQueue<T = unknown>
     if (read) accesses.push("read");
     if (write || create || unlinkOnClose) accesses.push("write");
     requireSysvPermissions("sysv-msg", accesses);
-    const number = resolveKey(checked, label);
-    const what = _describe(checked, undefined);
-    const opening = `open ${what}`;
+    const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-msg"].label);
+    const opening = `open ${describeSysv("sysv-msg", checked, undefined)}`;
 
-    const { id, created } = getTracked(
+    const got = getTracked(
       (flags) => msgget(number, flags),
       (errno, reason) => systemError("msgget", opening, errno, reason),
-      checked,
-      create ?? false,
-      exclusive ?? false,
-      mode,
+      request,
     );
-    try {
+    const { id, created } = got;
+    settleOrRemove("sysv-msg", got, () => {
       if (create && !created) {
         const status = msgStat(id);
         if (typeof status === "number") {
           throw idError("msgctl", opening, -status);
         }
-        requireSysvAdoptable(status.perm, mode, adopt, "msgget", opening);
+        requireSysvAdoptable(status.perm, request, "msgget", opening);
       }
       if (created && maxBytes !== undefined) {
         const result = msgSetQbytes(id, maxBytes);
@@ -480,14 +456,11 @@ export class SysvMessageQueue<T = unknown>
           );
         }
       }
-    } catch (error) {
-      if (created) msgRemove(id);
-      throw error;
-    }
+    });
     return new SysvMessageQueue<T>(
       id,
       number,
-      _describe(checked, id),
+      describeSysv("sysv-msg", checked, id),
       options,
       spin,
     );
@@ -776,7 +749,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (has) => !has,
       spinner: this.#receiveSpinner,
       deadline,
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action,
     };
     const waiter = this.#group().waiter("ready", plan);
@@ -832,9 +805,7 @@ export class SysvMessageQueue<T = unknown>
    * ```
    */
   remove(): void {
-    requireSysvPermissions("sysv-msg", ["write"]);
-    const result = msgRemove(this.#id);
-    if (result < 0) throw idError("msgctl", `remove ${this.#what}`, -result);
+    removeSysvId("sysv-msg", this.#id, this.#what);
     this.#group().poke();
   }
 
@@ -881,11 +852,6 @@ export class SysvMessageQueue<T = unknown>
         `Cannot receive from ${this.#what}: it was opened with read: false`,
       );
     }
-  }
-
-  #signal(signal: AbortSignal | undefined): AbortSignal {
-    const closing = this.#closing.signal;
-    return signal ? AbortSignal.any([signal, closing]) : closing;
   }
 
   #stat(action: string): MsqidDs {
@@ -958,7 +924,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#sendSpinner,
       deadline: deadlineOf(options),
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `send to ${this.#what}`,
     };
   }
@@ -1043,7 +1009,7 @@ export class SysvMessageQueue<T = unknown>
       wouldBlock: (result) => result === -ERRNO.EAGAIN,
       spinner: this.#receiveSpinner,
       deadline: deadlineOf(options),
-      signal: this.#signal(options.signal),
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `receive from ${this.#what}`,
     };
   }
@@ -1091,14 +1057,6 @@ interface _Selection {
 
 function _throw(error: Error): never {
   throw error;
-}
-
-/** `System V message queue 0x000004d2 (id 32768)`. */
-function _describe(checked: CheckedKey, id: number | undefined): string {
-  const key = checked.private ? "private" : checked.shown;
-  return `System V message queue ${key}${
-    id === undefined ? "" : ` (id ${id})`
-  }`;
 }
 
 function _checkMaxBytes(value: unknown, action: string): number | undefined {

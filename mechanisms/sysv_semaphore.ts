@@ -52,32 +52,33 @@ import {
   semget,
   semGetAll,
   type SemidDs,
-  semRemove,
   semSetAll,
   semSetValue,
   semStat,
   semtimedop,
 } from "../ffi/sysv.ts";
 import type { WaitOptions } from "./channel.ts";
+import { checkFlag, checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import {
-  checkFlag,
-  checkMode,
-  checkOptionKeys,
-  optionKeys,
-} from "./_common/checks.ts";
-import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
+  holdOf,
+  Lifecycle,
+  unlinkQuietly,
+  untilClosed,
+} from "./_common/lifecycle.ts";
 import { systemError, timeoutError } from "./_common/system_error.ts";
-import { checkAdoptOption } from "./_kernel/adoption.ts";
 import {
-  type CheckedKey,
-  checkKey,
+  checkSysvOpen,
   describeLimit,
+  describeSysv,
   getTracked,
   idError,
   readSysvLimit,
+  removeSysvId,
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
+  SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
 import {
@@ -369,28 +370,14 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     key: SysvKey,
     options: SysvSemaphoreSetOptions = {},
   ): SysvSemaphoreSet {
-    const label = "System V semaphore set";
-    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
-    const checked = checkKey(key, label);
-    const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
-    if (create && options.count === undefined) {
-      throw new TypeError(`Cannot ${action}: create needs a count`);
-    }
+    const request = checkSysvOpen("sysv-sem", key, options, _OPEN_KEYS, {
+      name: "count",
+      value: options.count,
+    });
+    const { checked, action, create } = request;
     if (options.initial !== undefined && !create) {
       throw new TypeError(
         `Cannot ${action}: initial needs create (an existing set keeps its values)`,
-      );
-    }
-    if (checked.private && (!create || options.adopt !== undefined)) {
-      throw new TypeError(
-        `Cannot ${action}: a private key always makes a new set; pass create: true and a count (and no adopt)`,
       );
     }
     const count = options.count === undefined
@@ -399,28 +386,24 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
     const initial = count === undefined
       ? undefined
       : _checkInitial(options.initial ?? 0, count, action);
-    const mode = checkMode(options.mode ?? 0o600, action);
     const spin = checkSpinMicros(options.spin, action);
-    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
 
     requireSysvPermissions("sysv-sem", ["read", "write"]);
-    const number = resolveKey(checked, label);
-    const opening = `open ${_describe(checked, undefined)}`;
-    const { id, created } = getTracked(
+    const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-sem"].label);
+    const opening = `open ${describeSysv("sysv-sem", checked, undefined)}`;
+    const got = getTracked(
       (flags) => semget(number, flags & IPC.CREAT ? count! : 0, flags),
       (errno, reason) => systemError("semget", opening, errno, reason),
-      checked,
-      create ?? false,
-      exclusive ?? false,
-      mode,
+      request,
     );
-    let status: SemidDs;
-    try {
-      const stat = semStat(id);
-      if (typeof stat === "number") throw idError("semctl", opening, -stat);
-      status = stat;
+    const { id, created } = got;
+    const status = settleOrRemove("sysv-sem", got, (): SemidDs => {
+      const status = semStat(id);
+      if (typeof status === "number") {
+        throw idError("semctl", opening, -status);
+      }
       if (create && !created) {
-        requireSysvAdoptable(status.perm, mode, adopt, "semget", opening);
+        requireSysvAdoptable(status.perm, request, "semget", opening);
       }
       if (count !== undefined && status.nsems < count) {
         throw new RangeError(
@@ -431,16 +414,14 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
         const result = semSetAll(id, initial!);
         if (result < 0) throw idError("semctl", opening, -result);
       }
-    } catch (error) {
-      if (created) semRemove(id);
-      throw error;
-    }
+      return status;
+    });
     return new SysvSemaphoreSet(
       id,
       number,
       status.nsems,
-      _describe(checked, id),
-      unlinkOnClose ?? false,
+      describeSysv("sysv-sem", checked, id),
+      request.unlinkOnClose,
       spin,
     );
   }
@@ -869,23 +850,9 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   ): Promise<SysvSemaphoreLock> {
     checkOptionKeys(options, WAIT_KEYS, `lock ${this.#what}`);
     await this.operate([{ index, delta: -1, undo: true }], options);
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      // The undo records of the take and the give cancel out. A closed
-      // handle cannot give it back: the kernel does when the process ends.
-      if (!this.#life.closed) this.post(index, { undo: true });
-    };
-    return {
-      get held() {
-        return held;
-      },
-      release,
-      close: release,
-      [Symbol.dispose]: release,
-      [Symbol.asyncDispose]: () => this.#life.closeAsync(release),
-    };
+    // The undo records of the take and the give cancel out. A closed
+    // handle cannot give it back: the kernel does when the process ends.
+    return holdOf(this.#life, () => this.post(index, { undo: true }), {});
   }
 
   /**
@@ -904,9 +871,7 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    requireSysvPermissions("sysv-sem", ["write"]);
-    const result = semRemove(this.#id);
-    if (result < 0) throw idError("semctl", `remove ${this.#what}`, -result);
+    removeSysvId("sysv-sem", this.#id, this.#what);
     this.#group().poke();
   }
 
@@ -1033,15 +998,12 @@ export class SysvSemaphoreSet implements Disposable, AsyncDisposable {
   }
 
   #plan(encoded: _EncodedOps, options: WaitOptions): RetryPlan<number> {
-    const closing = this.#closing.signal;
     return {
       attempt: () => this.#attempt(encoded.nowait),
       wouldBlock: (errno) => errno === ERRNO.EAGAIN,
       spinner: this.#spinner,
       deadline: deadlineOf(options),
-      signal: options.signal
-        ? AbortSignal.any([options.signal, closing])
-        : closing,
+      signal: untilClosed(options.signal, this.#closing.signal),
       action: `operate on ${this.#what}`,
     };
   }
@@ -1064,12 +1026,6 @@ interface _EncodedOps {
   nowait: Uint8Array<ArrayBuffer>;
   /** Waits with the same operations fail or succeed together. */
   classKey: string;
-}
-
-function _describe(checked: CheckedKey, id: number | undefined): string {
-  return `System V semaphore set ${checked.shown}${
-    id === undefined ? "" : ` (id ${id})`
-  }`;
 }
 
 function _checkCount(value: unknown, action: string): number {

@@ -48,35 +48,24 @@
  */
 
 import { ERRNO } from "../ffi/errno.ts";
-import {
-  IPC,
-  shmat,
-  shmdt,
-  shmget,
-  type ShmidDs,
-  shmRemove,
-  shmStat,
-} from "../ffi/sysv.ts";
+import { IPC, shmat, shmdt, shmget, shmStat } from "../ffi/sysv.ts";
 import type { Layout, LayoutSpec, MappedStruct, StructView } from "./layout.ts";
-import {
-  checkFlag,
-  checkMode,
-  checkOptionKeys,
-  optionKeys,
-} from "./_common/checks.ts";
+import { checkOptionKeys, optionKeys } from "./_common/checks.ts";
 import { Lifecycle, unlinkQuietly } from "./_common/lifecycle.ts";
 import { systemError } from "./_common/system_error.ts";
-import { checkAdoptOption } from "./_kernel/adoption.ts";
 import {
-  type CheckedKey,
-  checkKey,
+  checkSysvOpen,
   describeLimit,
+  describeSysv,
   getTracked,
   idError,
   readSysvLimit,
+  removeSysvId,
   requireSysvAdoptable,
   requireSysvPermissions,
   resolveKey,
+  settleOrRemove,
+  SYSV_KIND_FACTS,
   type SysvKey,
 } from "./_kernel/sysv.ts";
 import {
@@ -253,30 +242,14 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
     key: SysvKey,
     options: SysvSharedMemoryOptions = {},
   ): SysvSharedMemory {
-    const label = "System V shared memory";
-    checkOptionKeys(options, _OPEN_KEYS, `open ${label}`);
-    const checked = checkKey(key, label);
-    const action = `open ${label} ${checked.shown}`;
-    const { create, exclusive, unlinkOnClose } = options;
-    checkFlag(create, "create", action);
-    checkFlag(exclusive, "exclusive", action);
-    checkFlag(unlinkOnClose, "unlinkOnClose", action);
-    if (exclusive && !create) {
-      throw new TypeError(`Cannot ${action}: exclusive needs create`);
-    }
-    if (create && options.size === undefined) {
-      throw new TypeError(`Cannot ${action}: create needs a size`);
-    }
-    if (checked.private && (!create || options.adopt !== undefined)) {
-      throw new TypeError(
-        `Cannot ${action}: a private key always makes a new segment; pass create: true and a size (and no adopt)`,
-      );
-    }
+    const request = checkSysvOpen("sysv-shm", key, options, _OPEN_KEYS, {
+      name: "size",
+      value: options.size,
+    });
+    const { checked, action, create } = request;
     const size = options.size === undefined
       ? undefined
       : checkSize(options.size, action);
-    const mode = checkMode(options.mode ?? 0o600, action);
-    const adopt = checkAdoptOption(options.adopt, create, exclusive, action);
     if (size !== undefined) {
       const shmmax = readSysvLimit("shmmax")?.[0];
       if (shmmax !== undefined && size > shmmax) {
@@ -289,9 +262,9 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
     }
 
     requireSysvPermissions("sysv-shm", ["read", "write"]);
-    const number = resolveKey(checked, label);
-    const opening = `open ${_describe(checked, undefined)}`;
-    const { id, created } = getTracked(
+    const number = resolveKey(checked, SYSV_KIND_FACTS["sysv-shm"].label);
+    const opening = `open ${describeSysv("sysv-shm", checked, undefined)}`;
+    const got = getTracked(
       // Size 0 gets an existing segment of any size; it is checked below.
       (flags) => shmget(number, flags & IPC.CREAT ? size! : 0, flags),
       (errno, reason) =>
@@ -301,34 +274,29 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
           errno,
           reason ?? _shmgetReason(errno, size),
         ),
-      checked,
-      create ?? false,
-      exclusive ?? false,
-      mode,
+      request,
     );
-    const what = _describe(checked, id);
-    let status: ShmidDs;
-    try {
-      const stat = shmStat(id);
-      if (typeof stat === "number") throw idError("shmctl", opening, -stat);
-      status = stat;
+    const { id, created } = got;
+    const what = describeSysv("sysv-shm", checked, id);
+    const [status, pointer] = settleOrRemove("sysv-shm", got, () => {
+      const status = shmStat(id);
+      if (typeof status === "number") {
+        throw idError("shmctl", opening, -status);
+      }
       if (create && !created) {
-        requireSysvAdoptable(status.perm, mode, adopt, "shmget", opening);
+        requireSysvAdoptable(status.perm, request, "shmget", opening);
       }
       if (size !== undefined && status.segsz < size) {
         throw new RangeError(
           `Cannot ${opening}: it is ${status.segsz} bytes, smaller than the ${size} bytes requested`,
         );
       }
-    } catch (error) {
-      if (created) shmRemove(id);
-      throw error;
-    }
-    const pointer = shmat(id, 0);
-    if (typeof pointer === "number") {
-      if (created) shmRemove(id);
-      throw idError("shmat", opening, -pointer);
-    }
+      const pointer = shmat(id, 0);
+      if (typeof pointer === "number") {
+        throw idError("shmat", opening, -pointer);
+      }
+      return [status, pointer] as const;
+    });
     const mapping = Mapping.attached(
       created ? size! : status.segsz,
       what,
@@ -339,7 +307,7 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
       number,
       what,
       mapping,
-      unlinkOnClose ?? false,
+      request.unlinkOnClose,
     );
   }
 
@@ -533,9 +501,7 @@ export class SysvSharedMemory implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    requireSysvPermissions("sysv-shm", ["write"]);
-    const result = shmRemove(this.#id);
-    if (result < 0) throw idError("shmctl", `remove ${this.#what}`, -result);
+    removeSysvId("sysv-shm", this.#id, this.#what);
   }
 
   /**
@@ -596,12 +562,6 @@ function segmentAttributes(id: number, action: string): SysvSegmentAttributes {
     creatorUid: status.perm.cuid,
     mode: status.perm.mode,
   };
-}
-
-function _describe(checked: CheckedKey, id: number | undefined): string {
-  return `System V shared memory ${checked.shown}${
-    id === undefined ? "" : ` (id ${id})`
-  }`;
 }
 
 function _shmgetReason(

@@ -43,6 +43,33 @@ export function trackName(name: string): string {
 }
 
 /**
+ * The flags a child needs to use message queues: libc, the queues, and
+ * the limits under /proc/sys/fs/mqueue that opening reads.
+ */
+export const MQ_FLAGS: string[] = [
+  "--allow-ffi",
+  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
+  "--allow-write=/dev/mqueue",
+];
+
+/**
+ * Runs `body` with a fresh directory `/tmp/ipckit-test-<prefix>-…` and
+ * removes it with all it holds afterwards, however `body` ends; resolves
+ * to what `body` returns.
+ */
+export async function inTempDir<T>(
+  prefix: string,
+  body: (dir: string) => Promise<T> | T,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `ipckit-test-${prefix}-` });
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
  * A System V key no other test or run uses: the low 15 bits of this
  * process's pid in the high half, a random non-zero low half. The leak
  * check counts every System V object with such a key that a test left.
@@ -219,6 +246,17 @@ function _newDescriptors(before: Map<string, string>): string[] {
   return leaked;
 }
 
+// Deno opens a socket pair for its signal handling the first time anything
+// in the process binds a signal, and keeps it for good; Deno itself binds
+// one about a second after start even if nobody asks (seen: a bare
+// `deno run` that only waits gains the pair). Inside a test's body that
+// looks like two leaked descriptors (the leak probe failed so under load).
+// Binding one signal here, before any test, makes the pair part of every
+// "before".
+const _noSignal = (): void => {};
+Deno.addSignalListener("SIGUSR2", _noSignal);
+Deno.removeSignalListener("SIGUSR2", _noSignal);
+
 /**
  * How long a test's descriptors may take to close after its body: Deno
  * closes some resources (a child's pipes, a dropped stream) on a later
@@ -314,8 +352,20 @@ export async function runFixture(
   args: string[] = [],
 ): Promise<ChildResult> {
   const script = fromFileUrl(new URL(`./fixtures/${fixture}`, import.meta.url));
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...flags, script, ...args],
+  return await runArgv([
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    ...flags,
+    script,
+    ...args,
+  ]);
+}
+
+/** Runs a prepared command line (program first) and collects its output. */
+export async function runArgv(argv: string[]): Promise<ChildResult> {
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -350,4 +400,16 @@ export function skip(test: string, reason: string | undefined): boolean {
   if (reason === undefined) return false;
   console.log(`ignored: ${test}: ${reason}`);
   return true;
+}
+
+/**
+ * `Deno.test(definition)` for a test that needs something the machine may
+ * lack (a program, a privilege, a server): with `missing` set, it is
+ * ignored and says why, as {@linkcode skip} does.
+ */
+export function testNeeding(
+  missing: string | undefined,
+  definition: Deno.TestDefinition,
+): void {
+  Deno.test({ ...definition, ignore: skip(definition.name, missing) });
 }

@@ -16,6 +16,9 @@
 
 import { queueDirectoryMounted } from "../mechanisms/inventory.ts";
 import { commandSucceeds } from "./_helpers.ts";
+// Written once in _helpers.ts, beside runFixture; the machine tests have
+// always imported it from here.
+export { runArgv } from "./_helpers.ts";
 
 /**
  * The uid and gid tests run other-user children as: a number no account
@@ -244,21 +247,4 @@ async function _denoDir(): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Runs a prepared command line and collects its output. */
-export async function runArgv(
-  argv: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }

@@ -7,18 +7,13 @@
  */
 
 import { listDirectory } from "../ffi/dir.ts";
-import { spawnFixture } from "./_helpers.ts";
+import { inTempDir, spawnFixture } from "./_helpers.ts";
 
 /** Runs `body` with a fresh directory under /tmp, removed afterwards. */
-export async function withTempDir(
+export function withTempDir(
   body: (dir: string) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-sock-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return inTempDir("sock", body);
 }
 
 /** A name for an abstract socket that no other test or run uses. */

@@ -26,12 +26,13 @@ import {
   removeCPrograms,
 } from "../bench/transports/c.ts";
 import { BENCH_KEY_TAG } from "../bench/transports/sysv.ts";
-import { leakChecked } from "./_helpers.ts";
+import { leakChecked, testNeeding } from "./_helpers.ts";
 import { added, benchSysvObjects } from "./_sysv.ts";
 
 const compiler = await haveCompiler();
-if (!compiler) console.log("bench C limit tests skipped: no `cc` on PATH");
-const ignore = !compiler;
+const noCompiler = compiler
+  ? undefined
+  : "no `cc` on PATH (apt-get install gcc)";
 
 const PLAN: Plan = {
   bytes: 64,
@@ -81,10 +82,9 @@ function cObjects(): string[] {
   return found;
 }
 
-Deno.test({
+testNeeding(noCompiler, {
   name:
     "C limit rows measure round trips of every mechanism, busy-waiting and blocking",
-  ignore,
   fn: leakChecked(async () => {
     try {
       for (const transport of cTransports) {
@@ -102,9 +102,8 @@ Deno.test({
   }),
 });
 
-Deno.test({
+testNeeding(noCompiler, {
   name: "C limit rows report one-way bursts, concurrent pairs and idle CPU",
-  ignore,
   fn: leakChecked(async () => {
     try {
       const pipe = row("pipe", "blocking");
@@ -142,9 +141,8 @@ Deno.test({
   }),
 });
 
-Deno.test({
+testNeeding(noCompiler, {
   name: "C limit rows say why a message is too large for one datagram",
-  ignore,
   fn: async () => {
     try {
       const result = await row("udp", "busy").measureElsewhere!({
@@ -218,10 +216,9 @@ async function driver(
   };
 }
 
-Deno.test({
+testNeeding(noCompiler, {
   name:
     "bench/driver.ts puts C rows, their CPU and the ratios into the results it writes",
-  ignore,
   fn: leakChecked(async () => {
     const dir = await Deno.makeTempDir({ prefix: "ipckit-test-bench-" });
     try {

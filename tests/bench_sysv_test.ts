@@ -20,15 +20,17 @@ import {
 } from "../bench/transports/c.ts";
 import { BENCH_KEY_TAG, sysvTransports } from "../bench/transports/sysv.ts";
 import { readWholeFile } from "../ffi/file.ts";
-import { leakChecked } from "./_helpers.ts";
+import { leakChecked, testNeeding } from "./_helpers.ts";
 import { runArgv } from "./_machine.ts";
 import { added, benchSysvObjects } from "./_sysv.ts";
 
 // Read through libc: Deno's own API wants --allow-all under /proc.
-const sysv = typeof readWholeFile("/proc/sysvipc/msg") === "string";
-if (!sysv) console.log("bench System V tests skipped: no /proc/sysvipc");
-const compiler = await haveCompiler();
-if (!compiler) console.log("bench System V C tests skipped: no `cc` on PATH");
+const noSysv = typeof readWholeFile("/proc/sysvipc/msg") === "string"
+  ? undefined
+  : "no /proc/sysvipc: this kernel has no System V IPC";
+const noCompiler = await haveCompiler()
+  ? undefined
+  : "no `cc` on PATH (apt-get install gcc)";
 
 const objects = () => benchSysvObjects(BENCH_KEY_TAG);
 
@@ -47,10 +49,9 @@ function alive(pid: number): boolean {
   return typeof stat === "string" && !/^\d+ \(.*\) Z /.test(stat);
 }
 
-Deno.test({
+testNeeding(noSysv, {
   name:
     "System V driver rows make round trips, and one-way bursts where they offer them, and leave no object behind",
-  ignore: !sysv,
   fn: leakChecked(async () => {
     const before = objects();
     for (const transport of sysvTransports) {
@@ -87,10 +88,9 @@ for (
     ["System V shared memory + semaphores, async", "SIGINT"],
   ] as const
 ) {
-  Deno.test({
+  testNeeding(noSysv, {
     name:
       `A System V driver row's peer removes its objects and exits when the driver dies of ${signal}`,
-    ignore: !sysv,
     fn: leakChecked(async () => {
       const before = objects();
       const driver = new Deno.Command(Deno.execPath(), {
@@ -136,10 +136,9 @@ for (
 }
 
 for (const key of ["sysv-msg", "sysv-sem"]) {
-  Deno.test({
+  testNeeding(noSysv ?? noCompiler, {
     name:
       `The C ${key} program's objects are removed when the program is killed mid-run`,
-    ignore: !sysv || !compiler,
     fn: leakChecked(async () => {
       const before = objects();
       try {

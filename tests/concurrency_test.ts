@@ -14,23 +14,27 @@ import {
   MessageQueue,
   spawn,
 } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  inTempDir,
+  leakChecked,
+  MQ_FLAGS,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
 import { exactlyOnceProblems, type Numbered } from "./fixtures/_numbered.ts";
 
-const MQ_FLAGS = [
-  "--allow-ffi",
-  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
-  "--allow-write=/dev/mqueue",
-];
 /** A bound on every wait: a regression fails instead of hanging. */
 const TIMEOUT = 20_000;
+
+/** What the concurrent receives are made on. */
+type _Receiver = Pick<Channel<Numbered, Message<Numbered>>, "receive">;
 
 /**
  * Runs `receivers` receive loops on `channel` at once until `total`
  * receives have been issued, and returns what they got.
  */
 async function receiveConcurrently(
-  channel: Pick<Channel<Numbered, Message<Numbered>>, "receive">,
+  channel: _Receiver,
   receivers: number,
   total: number,
 ): Promise<Numbered[]> {
@@ -65,7 +69,7 @@ class Producer {
 
   /** Receives as {@linkcode receiveConcurrently} does, unless the child fails first. */
   receive(
-    channel: Pick<Channel<Numbered, Message<Numbered>>, "receive">,
+    channel: _Receiver,
     receivers: number,
     total: number,
   ): Promise<Numbered[]> {
@@ -82,13 +86,25 @@ class Producer {
   }
 }
 
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-conc-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+/**
+ * Starts a producer child (`producer.ts` with `flags`; `args` say where it
+ * sends) that sends messages 0 to `total` - 1, receives them with
+ * `receivers` concurrent loops on `channel`, and fails unless the child
+ * succeeded and each message came exactly once.
+ */
+async function assertEachOnce(
+  channel: _Receiver,
+  receivers: number,
+  total: number,
+  flags: string[],
+  args: string[],
+): Promise<void> {
+  const producer = new Producer(
+    spawnFixture("producer.ts", flags, [...args, "0", String(total)]),
+  );
+  const received = await producer.receive(channel, receivers, total);
+  await producer.succeeded();
+  assertEquals(exactlyOnceProblems(received, total), []);
 }
 
 function netFlags(dir: string, ...unixPaths: string[]): string[] {
@@ -100,45 +116,32 @@ function netFlags(dir: string, ...unixPaths: string[]): string[] {
   ];
 }
 
-Deno.test(
-  "MessageQueue gives 8 concurrent receives on one handle 800 messages from another process, each exactly once",
-  leakChecked(async () => {
-    const name = uniqueName("conc-mq");
-    await using queue = MessageQueue.open<Numbered>(name, {
-      create: true,
-      unlinkOnClose: true,
-    });
-    const producer = new Producer(spawnFixture("producer.ts", MQ_FLAGS, [
-      "mq",
-      name,
-      "0",
-      "800",
-    ]));
-    const received = await producer.receive(queue, 8, 800);
-    await producer.succeeded();
-    assertEquals(exactlyOnceProblems(received, 800), []);
-  }),
-);
-
-Deno.test(
-  "MessageQueue serves a two-worker pool on one handle 1,000 messages, each exactly once",
-  leakChecked(async () => {
-    const name = uniqueName("conc-pool");
-    await using queue = MessageQueue.open<Numbered>(name, {
-      create: true,
-      unlinkOnClose: true,
-    });
-    const producer = new Producer(spawnFixture("producer.ts", MQ_FLAGS, [
-      "mq",
-      name,
-      "0",
-      "1000",
-    ]));
-    const received = await producer.receive(queue, 2, 1000);
-    await producer.succeeded();
-    assertEquals(exactlyOnceProblems(received, 1000), []);
-  }),
-);
+for (
+  const [title, receivers, total] of [
+    [
+      "MessageQueue gives 8 concurrent receives on one handle 800 messages from another process, each exactly once",
+      8,
+      800,
+    ],
+    [
+      "MessageQueue serves a two-worker pool on one handle 1,000 messages, each exactly once",
+      2,
+      1000,
+    ],
+  ] as const
+) {
+  Deno.test(
+    title,
+    leakChecked(async () => {
+      const name = uniqueName("conc-mq");
+      await using queue = MessageQueue.open<Numbered>(name, {
+        create: true,
+        unlinkOnClose: true,
+      });
+      await assertEachOnce(queue, receivers, total, MQ_FLAGS, ["mq", name]);
+    }),
+  );
+}
 
 Deno.test(
   "MessageQueue gives concurrent sync and async receivers distinct messages when tryReceive() interleaves",
@@ -197,32 +200,23 @@ Deno.test(
         unlinkOnClose: true,
       }),
     );
-    const producer = new Producer(spawnFixture("producer.ts", MQ_FLAGS, [
-      "mq",
-      replies,
-      "0",
-      "800",
-    ]));
-    const received = await producer.receive(channel, 8, 800);
-    await producer.succeeded();
-    assertEquals(exactlyOnceProblems(received, 800), []);
+    await assertEachOnce(channel, 8, 800, MQ_FLAGS, ["mq", replies]);
   }),
 );
 
 Deno.test(
   "A FIFO reader gives 8 concurrent receives 2,000 frames from another process, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       using fifo = Fifo.create(`${dir}/conc`);
       await using reader = await fifo.openReader<Numbered>();
-      const producer = new Producer(spawnFixture(
-        "producer.ts",
+      await assertEachOnce(
+        reader,
+        8,
+        2000,
         ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
-        ["fifo", fifo.path, "0", "2000"],
-      ));
-      const received = await producer.receive(reader, 8, 2000);
-      await producer.succeeded();
-      assertEquals(exactlyOnceProblems(received, 2000), []);
+        ["fifo", fifo.path],
+      );
     })
   ),
 );
@@ -251,7 +245,7 @@ for (const transport of ["unix", "tcp"] as const) {
   Deno.test(
     `A ${transport} socket connection gives 8 concurrent receives 2,000 messages, each exactly once`,
     leakChecked(() =>
-      inTempDir(async (dir) => {
+      inTempDir("conc", async (dir) => {
         const path = `${dir}/conc.sock`;
         await using server = await listen<Numbered>(
           transport === "unix" ? { path } : { port: 0 },
@@ -279,7 +273,7 @@ for (const transport of ["unix", "tcp"] as const) {
 Deno.test(
   "SocketServer gives 4 concurrent accepts 4 distinct connections",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       const path = `${dir}/accepts.sock`;
       await using server = await listen<Numbered>({ path });
       const producers = [0, 1, 2, 3].map((i) =>
@@ -308,22 +302,15 @@ Deno.test(
 Deno.test(
   "A Unix datagram socket gives 8 concurrent receives 800 datagrams, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       const path = `${dir}/conc-dgram.sock`;
       const sender = `${dir}/conc-sender.sock`;
       await using socket = await bindDatagram<Numbered>({ path });
-      const producer = new Producer(
-        spawnFixture("producer.ts", netFlags(dir, sender, path), [
-          "unixgram",
-          sender,
-          path,
-          "0",
-          "800",
-        ]),
-      );
-      const received = await producer.receive(socket, 8, 800);
-      await producer.succeeded();
-      assertEquals(exactlyOnceProblems(received, 800), []);
+      await assertEachOnce(socket, 8, 800, netFlags(dir, sender, path), [
+        "unixgram",
+        sender,
+        path,
+      ]);
     })
   ),
 );
@@ -331,18 +318,10 @@ Deno.test(
 Deno.test(
   "A UDP socket gives 8 concurrent receives 800 datagrams, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("conc", async (dir) => {
       await using socket = await bindDatagram<Numbered>({ port: 0 });
       const port = String((socket.addr as Deno.NetAddr).port);
-      const producer = new Producer(spawnFixture("producer.ts", netFlags(dir), [
-        "udp",
-        port,
-        "0",
-        "800",
-      ]));
-      const received = await producer.receive(socket, 8, 800);
-      await producer.succeeded();
-      assertEquals(exactlyOnceProblems(received, 800), []);
+      await assertEachOnce(socket, 8, 800, netFlags(dir), ["udp", port]);
     })
   ),
 );

@@ -16,7 +16,12 @@ import {
   Semaphore,
   SharedMemory,
 } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  inTempDir,
+  leakChecked,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
 import { bounded, LineReader } from "./_bounded.ts";
 import type { Ask } from "./fixtures/_rpc_handler.ts";
 
@@ -55,15 +60,6 @@ class Victim {
   }
 }
 
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-fault-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test(
   "Faults: a consumer killed while waiting in receive() takes nothing; the queue serves the survivors",
   leakChecked(async () => {
@@ -87,7 +83,7 @@ Deno.test(
 Deno.test(
   "Faults: a producer killed in the middle of a frame gives the reader a DecodeError with the partial frame; the server serves the next client",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("fault", async (dir) => {
       const path = `${dir}/fault.sock`;
       await using server = await listen<unknown>({ path });
       const victim = new Victim(
@@ -194,7 +190,7 @@ Deno.test(
 Deno.test(
   "Faults: an RPC server killed over a socket fails every pending request with BadResource at once, not at its timeout",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("fault", async (dir) => {
       const path = `${dir}/rpc.sock`;
       type Envelope = RpcEnvelope<Ask, unknown>;
       const server = new Victim(

@@ -3,6 +3,7 @@ import { FileLock } from "../mod.ts";
 import { LineReader } from "./_bounded.ts";
 import {
   commandSucceeds,
+  inTempDir,
   leakChecked,
   runFixture,
   skip,
@@ -14,15 +15,10 @@ const hasFlock = await commandSucceeds("flock", ["--version"]);
 const hasPython = await commandSucceeds("python3", ["-c", "import fcntl"]);
 
 /** A fresh lock file in a temp dir; removed with the dir. */
-async function withFile(
+function withFile(
   body: (path: string) => Promise<void> | void,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-lock-" });
-  try {
-    await body(`${dir}/app.lock`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return inTempDir("lock", (dir) => body(`${dir}/app.lock`));
 }
 
 /** Runs a child that says one line once it holds its lock; kills it after `body`. */
@@ -42,6 +38,25 @@ async function withHolder(
     await lines.cancel();
     await new Response(command.stderr).text();
   }
+}
+
+/**
+ * Creates the lock file and starts a peer process that takes an exclusive
+ * lock on `length` bytes from `start` (0: to the end) and says "held".
+ */
+function peerHolding(
+  path: string,
+  start: number,
+  length: number,
+): Deno.ChildProcess {
+  FileLock.open(path, { create: true }).close();
+  return spawnFixture("sysv_peer.ts", PEER_FLAGS, [
+    "lock-hold",
+    path,
+    String(start),
+    String(length),
+    "exclusive",
+  ]);
 }
 
 Deno.test(
@@ -107,15 +122,7 @@ Deno.test(
   "FileLock: byte ranges conflict across processes only where they overlap",
   leakChecked(() =>
     withFile(async (path) => {
-      FileLock.open(path, { create: true }).close();
-      const child = spawnFixture("sysv_peer.ts", PEER_FLAGS, [
-        "lock-hold",
-        path,
-        "0",
-        "100",
-        "exclusive",
-      ]);
-      await withHolder(child, async () => {
+      await withHolder(peerHolding(path, 0, 100), async () => {
         using lock = FileLock.open(path);
         assertEquals(lock.tryLock({ start: 50, length: 100 }), undefined);
         assertEquals(lock.holder({ start: 99, length: 1 })?.start, 0);
@@ -134,14 +141,7 @@ Deno.test(
   "FileLock.lock() goes on once the holding process is killed",
   leakChecked(() =>
     withFile(async (path) => {
-      FileLock.open(path, { create: true }).close();
-      const child = spawnFixture("sysv_peer.ts", PEER_FLAGS, [
-        "lock-hold",
-        path,
-        "0",
-        "0",
-        "exclusive",
-      ]);
+      const child = peerHolding(path, 0, 0);
       await withHolder(child, async () => {
         using lock = FileLock.open(path);
         const waiting = lock.lock({ timeout: 10_000 });

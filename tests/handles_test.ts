@@ -316,6 +316,45 @@ Deno.test(
   }),
 );
 
+Deno.test(
+  "A System V semaphore lock and a file lock release once, and give nothing back once their handle is closed",
+  leakChecked(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ipckit-test-handles-" });
+    try {
+      const set = SysvSemaphoreSet.open("private", {
+        create: true,
+        count: 1,
+        initial: 2,
+        unlinkOnClose: true,
+      });
+      const first = await set.lock(0, { timeout: 1000 });
+      first.release();
+      first.release();
+      await first[Symbol.asyncDispose]();
+      // One give back, not three: the value is where it started.
+      assertEquals([first.held, set.value(0)], [false, 2]);
+      const second = await set.lock(0, { timeout: 1000 });
+      assertEquals([second.held, set.value(0)], [true, 1]);
+      set.close();
+      second.release(); // the closed set cannot post: nothing is thrown
+      assertEquals(second.held, false);
+
+      const path = join(dir, "app.lock");
+      const lock = FileLock.open(path, { create: true });
+      const held = lock.tryLock({ start: 4, length: 2 })!;
+      assertEquals([held.held, held.start, held.length], [true, 4, 2]);
+      held.release();
+      assertEquals(held.held, false);
+      const again = lock.tryLock()!;
+      lock.close(); // closing the descriptor released it
+      again[Symbol.dispose]();
+      assertEquals(again.held, false);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);
+
 /** How messages name a private System V object: `System V shared memory private (id 32769)`. */
 function _what(kind: string, handle: { id: number }): string {
   return `System V ${kind} private (id ${handle.id})`;

@@ -1,4 +1,4 @@
-import { assertRejects } from "@std/assert";
+import { assertEquals, assertRejects } from "@std/assert";
 import { SharedMemory } from "../mod.ts";
 import { leakChecked, uniqueName } from "./_helpers.ts";
 
@@ -35,5 +35,29 @@ Deno.test(
     } finally {
       SharedMemory.unlink(name);
     }
+  },
+);
+
+Deno.test(
+  "Every test that can be ignored says why: no file sets ignore but through skip() or testNeeding()",
+  async () => {
+    const silent: string[] = [];
+    for await (const entry of Deno.readDir(new URL(".", import.meta.url))) {
+      if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+      const text = await Deno.readTextFile(
+        new URL(entry.name, import.meta.url),
+      );
+      text.split("\n").forEach((line, index) => {
+        if (/^\s*(\/\/|\*)/.test(line)) return;
+        const ignore = /\bignore\s*:\s*(.*)$/.exec(line);
+        if (ignore && !/^skip\(/.test(ignore[1])) {
+          silent.push(`${entry.name}:${index + 1}: ${line.trim()}`);
+        }
+        if (/\bignore\s*,/.test(line) || /Deno\.test\.ignore\(/.test(line)) {
+          silent.push(`${entry.name}:${index + 1}: ${line.trim()}`);
+        }
+      });
+    }
+    assertEquals(silent, []);
   },
 );

@@ -101,6 +101,25 @@ Deno.test(
 );
 
 Deno.test(
+  "leakChecked() does not count the descriptors Deno makes for the process's first signal binding",
+  async () => {
+    // In a process of its own: here the test runner may have bound one.
+    const result = await runArgv([
+      Deno.execPath(),
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write=/dev/mqueue,/dev/shm",
+      FIXTURE,
+      "--first-signal",
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(result.stdout.trim(), "passed");
+  },
+);
+
+Deno.test(
   "leakChecked() gives a descriptor that closes soon after the test time to settle",
   async (t) => {
     const path = await Deno.makeTempFile({ prefix: "ipckit-test-leak-late-" });

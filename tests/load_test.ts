@@ -21,7 +21,13 @@ import {
   serve,
   type SocketChannel,
 } from "../mod.ts";
-import { leakChecked, spawnFixture, uniqueName } from "./_helpers.ts";
+import {
+  inTempDir,
+  leakChecked,
+  MQ_FLAGS,
+  spawnFixture,
+  uniqueName,
+} from "./_helpers.ts";
 import { bounded } from "./_bounded.ts";
 import {
   checksum,
@@ -29,11 +35,6 @@ import {
   type Numbered,
 } from "./fixtures/_numbered.ts";
 
-const MQ_FLAGS = [
-  "--allow-ffi",
-  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
-  "--allow-write=/dev/mqueue",
-];
 const LIMIT = 60_000;
 
 /** The JSON a child prints, once it exited with success. */
@@ -51,15 +52,6 @@ async function succeeded(
   const output = await bounded(child.output(), LIMIT, what);
   const stderr = new TextDecoder().decode(output.stderr);
   assertEquals(output.code, 0, `${what}: ${stderr}`);
-}
-
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-load-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const fsFlags = (dir: string, ...unixPaths: string[]) => [
@@ -113,7 +105,7 @@ Deno.test(
 Deno.test(
   "Load: 4 writer processes send 4 x 50,000 frames through one shared FIFO, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("load", async (dir) => {
       using fifo = Fifo.create(`${dir}/load`);
       await using reader = await fifo.openReader<Numbered>({
         sharedWriters: true,
@@ -142,7 +134,7 @@ Deno.test(
 Deno.test(
   "Load: 4 client processes send 4 x 50,000 messages to one Unix socket server, each exactly once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("load", async (dir) => {
       const path = `${dir}/load.sock`;
       await using server = await listen<Numbered>({ path });
       const perClient = 50_000;
@@ -179,7 +171,7 @@ Deno.test(
 Deno.test(
   "Load: 4 RPC client processes x 25,000 requests, 100 in flight, against one server: every answer right, each request served once",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("load", async (dir) => {
       const path = `${dir}/rpc.sock`;
       type Envelope = RpcEnvelope<Numbered, Numbered>;
       await using server = await listen<Envelope>({ path });

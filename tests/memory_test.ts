@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { connect, type RpcEnvelope } from "../mod.ts";
-import { leakChecked, spawnFixture } from "./_helpers.ts";
+import { inTempDir, leakChecked, spawnFixture } from "./_helpers.ts";
 import { bounded, LineReader } from "./_bounded.ts";
 
 const PROBE_FLAGS = [
@@ -21,15 +21,6 @@ const PER_WAIT_LIMIT = 200;
 /** Heap a distinct name may keep, in bytes; before the fix it was ~400-900. */
 const PER_NAME_LIMIT = 100;
 
-async function inTempDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-mem-" });
-  try {
-    return await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function probe(args: string[]): Promise<Record<string, number>> {
   const child = spawnFixture("memory_probe.ts", PROBE_FLAGS, args);
   const output = await bounded(child.output(), 60_000, "the memory probe");
@@ -42,7 +33,7 @@ for (const kind of ["accept", "udp", "unixgram", "stream", "fifo", "mq"]) {
   Deno.test(
     `A ${kind} wait that times out or is aborted keeps no memory (20,000 waits)`,
     leakChecked(() =>
-      inTempDir(async (dir) => {
+      inTempDir("mem", async (dir) => {
         const result = await probe(["waits", kind, "20000", dir]);
         for (const [how, bytes] of Object.entries(result)) {
           assert(
@@ -58,7 +49,7 @@ for (const kind of ["accept", "udp", "unixgram", "stream", "fifo", "mq"]) {
 Deno.test(
   "Opening and removing 20,000 distinct queues, shared memory objects, semaphores and FIFOs keeps no memory",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("mem", async (dir) => {
       const result = await probe(["names", "20000", dir]);
       for (const [kind, bytes] of Object.entries(result)) {
         assert(
@@ -82,7 +73,7 @@ Deno.test(
 Deno.test(
   "serve() stays bounded when a client sends requests and never reads the answers",
   leakChecked(() =>
-    inTempDir(async (dir) => {
+    inTempDir("mem", async (dir) => {
       const path = `${dir}/flood.sock`;
       const server = spawnFixture("memory_probe.ts", PROBE_FLAGS, [
         "flood-server",

@@ -14,18 +14,13 @@ import {
 import {
   IPC_DIRS,
   leakChecked,
+  MQ_FLAGS,
   runFixture,
   spawnFixture,
   uniqueName,
 } from "./_helpers.ts";
 import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
 import { bounded } from "./_bounded.ts";
-
-const MQ_FLAGS = [
-  "--allow-ffi",
-  "--allow-read=/dev/mqueue,/proc/sys/fs/mqueue",
-  "--allow-write=/dev/mqueue",
-];
 
 /** Reads a limit with coreutils, independently of ipckit's own reader. */
 async function readLimit(name: string): Promise<number> {

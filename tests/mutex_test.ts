@@ -10,6 +10,7 @@ import {
   commandSucceeds,
   leakChecked,
   spawnFixture,
+  testNeeding,
   uniqueName,
 } from "./_helpers.ts";
 import { bounded, LineReader } from "./_bounded.ts";
@@ -371,16 +372,13 @@ async function stateOf(pid: number, want: string): Promise<string> {
 
 const canSwitchUser = Deno.uid() === 0 &&
   await commandSucceeds("setpriv", ["--reuid=65534", "true"]);
-if (!canSwitchUser) {
-  console.log(
-    "ignored: the other-user Mutex test needs root and setpriv(1) to run a waiter as nobody",
-  );
-}
+const otherUserMissing = canSwitchUser
+  ? undefined
+  : "it needs root and setpriv(1) to run a waiter as nobody";
 
-Deno.test({
+testNeeding(otherUserMissing, {
   name:
     "A Mutex held by a live process of another user (kill() answers EPERM) is not taken over",
-  ignore: !canSwitchUser,
   fn: leakChecked(async () => {
     const name = uniqueName("mutex-other-user");
     using mutex = Mutex.open(name, {

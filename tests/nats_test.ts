@@ -5,6 +5,7 @@ import {
   assertInstanceOf,
   assertMatch,
   assertRejects,
+  assertThrows,
 } from "@std/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect } from "@nats-io/transport-node";
@@ -18,17 +19,11 @@ import {
   serve,
   type StandardSchemaV1,
 } from "../mod.ts";
+import { resolveChannel } from "../mechanisms/_nats/options.ts";
 import { Nats, NatsServer } from "../mechanisms/nats.ts";
-import { leakChecked, runFixture } from "./_helpers.ts";
+import { leakChecked, runFixture, testNeeding } from "./_helpers.ts";
 import { natsServerMissing, Peer, peerFlags, withNats } from "./_nats.ts";
 import type { Ask } from "./fixtures/_rpc_handler.ts";
-
-if (natsServerMissing) {
-  console.log(
-    `nats_test: skipping the tests that need a server: ${natsServerMissing}`,
-  );
-}
-const needsServer = { ignore: natsServerMissing !== undefined };
 
 /** A port nothing listens on (bound, then released). */
 function freePort(): number {
@@ -64,6 +59,24 @@ function uniqueQueue(prefix: string): string {
 }
 
 // --- Connecting ------------------------------------------------------------
+
+Deno.test(
+  "A NATS channel's options refuse read and write both false, and either not a boolean",
+  () => {
+    assertThrows(
+      () => resolveChannel("jobs", { read: false, write: false }),
+      TypeError,
+      'Cannot open a channel on NATS subject "jobs": read and write are both false',
+    );
+    assertThrows(
+      () => resolveChannel("jobs", { read: 1 as never }),
+      TypeError,
+      "read must be a boolean, got number",
+    );
+    // Receiving only: a wildcard subject is fine.
+    assertEquals(resolveChannel("jobs.*", { write: false }).read, true);
+  },
+);
 
 Deno.test(
   "Nats.connect() names the --allow-net flag to add before it dials",
@@ -150,10 +163,9 @@ Deno.test(
 
 // --- Channels on subjects --------------------------------------------------
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "NatsChannel without a queue group gives every subscriber every message",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const subject = uniqueSubject("fanout");
@@ -183,9 +195,8 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name: "NatsChannel in a queue group gives each message to one worker",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const jobs = uniqueSubject("jobs");
@@ -243,10 +254,9 @@ const positive: StandardSchemaV1<unknown, number> = {
   },
 };
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "NatsChannel.receive() throws DecodeError with the raw bytes, then receives the next message",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       const subject = uniqueSubject("decode");
@@ -278,10 +288,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "NatsChannel gives concurrent receives one message each, times out, and rejects pending receives on close",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       const subject = uniqueSubject("concurrent");
@@ -308,9 +317,8 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name: "Nats.channel() rejects bad subjects and options before subscribing",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       await assertRejects(() => nats.channel(""), TypeError, "non-empty");
@@ -348,10 +356,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats keeps sends made while the server restarts and sends them once it is back",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const subject = uniqueSubject("outage");
@@ -372,10 +379,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats bounds the reconnect buffer: a send past it waits for the server, within its timeout",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start();
     await using nats = await Nats.connect({
@@ -406,10 +412,9 @@ Deno.test({
   }),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats.close() drains: a message that arrived can still be received, and sends reject after",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start();
     const nats = await Nats.connect({ servers: server.url });
@@ -430,10 +435,9 @@ Deno.test({
 
 // --- Request/reply ---------------------------------------------------------
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats.serve() and Nats.client() across processes: concurrent requests, RemoteError, timeouts, no responders",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const subject = uniqueSubject("rpc");
@@ -508,10 +512,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats.serve() runs at most maxInFlight handlers and answers Busy past maxQueued",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       const subject = uniqueSubject("bounded-rpc");
@@ -553,10 +556,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "Nats.serve() answers any NATS client, with NATS service error headers on failure",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const subject = uniqueSubject("interop");
@@ -597,10 +599,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "serve() and client() from the rpc module work unchanged over NATS subjects",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       type Envelope = RpcEnvelope<number, number>;
@@ -625,9 +626,8 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name: "Nats.close() lets the requests a server took finish and be answered",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start();
     await using callers = await Nats.connect({ servers: server.url });
@@ -650,9 +650,8 @@ Deno.test({
 
 // --- Durable work queues ---------------------------------------------------
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name: "WorkQueue.publish() stores a retried publish once (same message id)",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       await using jobs = await nats.workQueue<{ n: number }>(
@@ -685,10 +684,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "WorkQueue.publish() stores a resent id once across a server restart while its message waits, and again once it was acknowledged",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       await using jobs = await nats.workQueue<{ n: number }>(
@@ -718,10 +716,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "WorkQueue delivers a message again when the worker that held it is killed",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       const name = uniqueQueue("crash");
@@ -748,10 +745,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "WorkQueue.process() acknowledges after the handler; a handler that throws gets the message again, then it goes to the dead letters",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       await using jobs = await nats.workQueue<string>(uniqueQueue("poison"), {
@@ -796,10 +792,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "WorkQueue iteration acknowledges when the loop body finishes and hands the message back when it throws",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (_server, nats) => {
       await using jobs = await nats.workQueue<number>(uniqueQueue("loop"), {
@@ -826,9 +821,8 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name: "WorkQueue messages survive a SIGKILL of the server and its restart",
-  ...needsServer,
   fn: leakChecked(() =>
     withNats(async (server, nats) => {
       await using jobs = await nats.workQueue<number>(uniqueQueue("restart"));
@@ -846,10 +840,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "WorkQueue rejects bad names and options, and needs a server with JetStream",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start(); // no JetStream
     await using nats = await Nats.connect({ servers: server.url });
@@ -893,10 +886,9 @@ async function streamState(
   }
 }
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "A JetStream work queue loses nothing when the server is SIGKILLed mid-stream, and stores twice only a send that spanned the restart",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start({ jetstream: true });
     const name = uniqueQueue("fault");
@@ -979,10 +971,9 @@ Deno.test({
   }),
 });
 
-Deno.test({
+testNeeding(natsServerMissing, {
   name:
     "A plain subject loses what is in flight when the server is SIGKILLed: counted, in order, no duplicates",
-  ...needsServer,
   fn: leakChecked(async () => {
     await using server = await NatsServer.start();
     const subject = uniqueSubject("plain-fault");
@@ -1059,16 +1050,14 @@ const canMakeNamespaces = Deno.uid() === 0 &&
       return false;
     }
   })();
-if (!canMakeNamespaces && !natsServerMissing) {
-  console.log(
-    "nats_test: skipping the test across network namespaces: it needs root and `ip netns` (apt-get install iproute2)",
-  );
-}
+const namespacesMissing = natsServerMissing ??
+  (canMakeNamespaces
+    ? undefined
+    : "it needs root and `ip netns` (apt-get install iproute2)");
 
-Deno.test({
+testNeeding(namespacesMissing, {
   name:
     "NatsChannel and WorkQueue carry messages across a veth pair between two network namespaces",
-  ignore: natsServerMissing !== undefined || !canMakeNamespaces,
   fn: leakChecked(async () => {
     const tag = crypto.getRandomValues(new Uint16Array(1))[0];
     const [serverNs, clientNs] = [`ipckit-s-${tag}`, `ipckit-c-${tag}`];

@@ -66,25 +66,49 @@ async function freeUdpPort(): Promise<number> {
   return (socket.addr as Deno.NetAddr).port;
 }
 
-function queue(): Prepared & { name: string } {
+/** A message queue made for a row, unlinked afterwards. */
+function queue(flags: string[]): Prepared {
   const name = uniqueName("perm-mq");
   MessageQueue.open(name, { create: true }).close();
   return {
-    name,
     argument: name,
-    flags: [],
+    flags,
     cleanup: () => _quietly(() => MessageQueue.unlink(name)),
   };
 }
 
-function memory(): Prepared & { name: string } {
+/** A shared memory object made for a row, unlinked afterwards. */
+function memory(flags: string[]): Prepared {
   const name = uniqueName("perm-shm");
   SharedMemory.open(name, { create: true, size: 4096 }).close();
   return {
-    name,
     argument: name,
-    flags: [],
+    flags,
     cleanup: () => _quietly(() => SharedMemory.unlink(name)),
+  };
+}
+
+/** A file of `size` zero bytes in the row's directory. */
+async function file(
+  dir: string,
+  name: string,
+  size: number,
+  flags: string[],
+): Promise<Prepared> {
+  await Deno.writeFile(`${dir}/${name}`, new Uint8Array(size));
+  return { argument: `${dir}/${name}`, flags };
+}
+
+/** A socket path in the row's directory, with what listening on it needs. */
+function socketPath(dir: string): Prepared {
+  return {
+    argument: `${dir}/app.sock`,
+    flags: [
+      "--allow-ffi",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      `--allow-net=unix:${dir}/app.sock`,
+    ],
   };
 }
 
@@ -104,11 +128,7 @@ function sysvQueue(flags: string[]): Prepared {
 }
 
 function _removeSysvQueue(key: number): void {
-  try {
-    SysvMessageQueue.open(key).remove();
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  _quietly(() => SysvMessageQueue.open(key).remove());
 }
 
 function _quietly(remove: () => void): void {
@@ -123,18 +143,12 @@ const ROWS: Row[] = [
   {
     operation: "receive from a message queue",
     probe: "mq-receive",
-    prepare: () => ({
-      ...queue(),
-      flags: ["--allow-ffi", "--allow-read=/dev/mqueue"],
-    }),
+    prepare: () => queue(["--allow-ffi", "--allow-read=/dev/mqueue"]),
   },
   {
     operation: "send to a message queue",
     probe: "mq-send",
-    prepare: () => ({
-      ...queue(),
-      flags: ["--allow-ffi", "--allow-write=/dev/mqueue"],
-    }),
+    prepare: () => queue(["--allow-ffi", "--allow-write=/dev/mqueue"]),
   },
   {
     operation: "create a message queue (to send)",
@@ -151,42 +165,37 @@ const ROWS: Row[] = [
   {
     operation: "unlink a message queue",
     probe: "mq-unlink",
-    prepare: () => ({
-      ...queue(),
-      flags: ["--allow-ffi", "--allow-write=/dev/mqueue"],
-    }),
+    prepare: () => queue(["--allow-ffi", "--allow-write=/dev/mqueue"]),
   },
   {
     operation: "map shared memory read-only",
     probe: "shm-read",
-    prepare: () => ({
-      ...memory(),
-      flags: ["--allow-ffi", "--allow-read=/dev/shm"],
-    }),
+    prepare: () => memory(["--allow-ffi", "--allow-read=/dev/shm"]),
   },
   {
     operation: "map shared memory read-write",
     probe: "shm-write",
-    prepare: () => ({
-      ...memory(),
-      flags: ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"],
-    }),
+    prepare: () =>
+      memory([
+        "--allow-ffi",
+        "--allow-read=/dev/shm",
+        "--allow-write=/dev/shm",
+      ]),
   },
   {
     operation: "map shared memory read-only with unlinkOnClose",
     probe: "shm-read-unlink-on-close",
-    prepare: () => ({
-      ...memory(),
-      flags: ["--allow-ffi", "--allow-read=/dev/shm", "--allow-write=/dev/shm"],
-    }),
+    prepare: () =>
+      memory([
+        "--allow-ffi",
+        "--allow-read=/dev/shm",
+        "--allow-write=/dev/shm",
+      ]),
   },
   {
     operation: "unlink shared memory",
     probe: "shm-unlink",
-    prepare: () => ({
-      ...memory(),
-      flags: ["--allow-ffi", "--allow-write=/dev/shm"],
-    }),
+    prepare: () => memory(["--allow-ffi", "--allow-write=/dev/shm"]),
   },
   {
     operation: "open a named semaphore",
@@ -280,46 +289,34 @@ const ROWS: Row[] = [
   {
     operation: "lock a file, exclusive",
     probe: "file-lock-exclusive",
-    prepare: async (dir) => {
-      await Deno.writeFile(`${dir}/app.lock`, new Uint8Array(0));
-      return {
-        argument: `${dir}/app.lock`,
-        flags: ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
-      };
-    },
+    prepare: (dir) =>
+      file(dir, "app.lock", 0, [
+        "--allow-ffi",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+      ]),
   },
   {
     operation: "lock a file, shared only (write: false)",
     probe: "file-lock-shared",
-    prepare: async (dir) => {
-      await Deno.writeFile(`${dir}/app.lock`, new Uint8Array(0));
-      return {
-        argument: `${dir}/app.lock`,
-        flags: ["--allow-ffi", `--allow-read=${dir}`],
-      };
-    },
+    prepare: (dir) =>
+      file(dir, "app.lock", 0, ["--allow-ffi", `--allow-read=${dir}`]),
   },
   {
     operation: "map a file read-only",
     probe: "mapped-read",
-    prepare: async (dir) => {
-      await Deno.writeFile(`${dir}/data.bin`, new Uint8Array(4096));
-      return {
-        argument: `${dir}/data.bin`,
-        flags: ["--allow-ffi", `--allow-read=${dir}`],
-      };
-    },
+    prepare: (dir) =>
+      file(dir, "data.bin", 4096, ["--allow-ffi", `--allow-read=${dir}`]),
   },
   {
     operation: "map a file read-write",
     probe: "mapped-write",
-    prepare: async (dir) => {
-      await Deno.writeFile(`${dir}/data.bin`, new Uint8Array(4096));
-      return {
-        argument: `${dir}/data.bin`,
-        flags: ["--allow-ffi", `--allow-read=${dir}`, `--allow-write=${dir}`],
-      };
-    },
+    prepare: (dir) =>
+      file(dir, "data.bin", 4096, [
+        "--allow-ffi",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+      ]),
   },
   {
     operation: "create a FIFO",
@@ -367,28 +364,12 @@ const ROWS: Row[] = [
   {
     operation: "listen on a Unix socket",
     probe: "unix-listen",
-    prepare: (dir) => ({
-      argument: `${dir}/app.sock`,
-      flags: [
-        "--allow-ffi",
-        `--allow-read=${dir}`,
-        `--allow-write=${dir}`,
-        `--allow-net=unix:${dir}/app.sock`,
-      ],
-    }),
+    prepare: socketPath,
   },
   {
     operation: "listen on a Unix seqpacket socket",
     probe: "seqpacket-listen",
-    prepare: (dir) => ({
-      argument: `${dir}/app.sock`,
-      flags: [
-        "--allow-ffi",
-        `--allow-read=${dir}`,
-        `--allow-write=${dir}`,
-        `--allow-net=unix:${dir}/app.sock`,
-      ],
-    }),
+    prepare: socketPath,
   },
   {
     operation: "listen on an abstract Unix name",

@@ -39,6 +39,44 @@ function spawnChild<TSend, TReceive>(
   });
 }
 
+/** What the fixture's doubling modes take and answer. */
+type _Asked = { n: number };
+type _Doubled = { n: number; doubled: number };
+
+/** Sends `{ n }` to a doubling child and checks that it answers `n * 2`. */
+async function assertDoubles(
+  child: ChildChannel<_Asked, _Doubled>,
+  n: number,
+): Promise<void> {
+  await child.send({ n });
+  assertEquals((await child.receive({ timeout: 10_000 })).value, {
+    n,
+    doubled: n * 2,
+  });
+}
+
+/**
+ * Sends 0 to `count` - 1 to a doubling child while reading its answers
+ * until it ends, and checks that each came back doubled, in order, none
+ * lost.
+ */
+async function assertDoublesAll(
+  child: ChildChannel<_Asked, _Doubled>,
+  count: number,
+): Promise<void> {
+  const sending = (async () => {
+    for (let n = 0; n < count; n++) await child.send({ n });
+    await child.closeWrite();
+  })();
+  let expected = 0;
+  for await (const { value } of child) {
+    assertEquals(value, { n: expected, doubled: expected * 2 });
+    expected++;
+  }
+  await sending;
+  assertEquals(expected, count);
+}
+
 /**
  * The kernel's state letter for `pid` ("S", "Z" for a zombie…), or undefined
  * once the process is gone and reaped. (cat, because Deno's file API asks for
@@ -61,22 +99,8 @@ for (const mode of ["double", "double-direct"]) {
       mode === "double" ? "" : " in direct mode"
     }, none lost`,
     leakChecked(async () => {
-      await using child = spawnChild<
-        { n: number },
-        { n: number; doubled: number }
-      >(mode);
-      const count = 10_000;
-      const sending = (async () => {
-        for (let n = 0; n < count; n++) await child.send({ n });
-        await child.closeWrite();
-      })();
-      let expected = 0;
-      for await (const { value } of child) {
-        assertEquals(value, { n: expected, doubled: expected * 2 });
-        expected++;
-      }
-      await sending;
-      assertEquals(expected, count);
+      await using child = spawnChild<_Asked, _Doubled>(mode);
+      await assertDoublesAll(child, 10_000);
       assertEquals((await child.status).code, 0);
     }),
   );
@@ -260,24 +284,10 @@ function spawnFastChild<TSend, TReceive>(
 Deno.test(
   "spawn() talks to a Deno child with --allow-ffi over a Unix socket; what was sent before it connected comes first, in order",
   leakChecked(async () => {
-    await using child = spawnFastChild<
-      { n: number },
-      { n: number; doubled: number }
-    >("slow-double");
+    await using child = spawnFastChild<_Asked, _Doubled>("slow-double");
     // The child connects only 300 ms after it starts: these go over stdin.
     assertEquals(child.transport, "pending");
-    const count = 10_000;
-    const sending = (async () => {
-      for (let n = 0; n < count; n++) await child.send({ n });
-      await child.closeWrite();
-    })();
-    let expected = 0;
-    for await (const { value } of child) {
-      assertEquals(value, { n: expected, doubled: expected * 2 });
-      expected++;
-    }
-    await sending;
-    assertEquals(expected, count);
+    await assertDoublesAll(child, 10_000);
     assertEquals(child.transport, "socket");
     assertEquals((await child.status).code, 0);
   }),
@@ -288,19 +298,12 @@ Deno.test(
   leakChecked(async () => {
     for (
       const child of [
-        spawnChild<{ n: number }, { n: number; doubled: number }>("double"),
-        spawnFastChild<{ n: number }, { n: number; doubled: number }>(
-          "double",
-          { socket: false },
-        ),
+        spawnChild<_Asked, _Doubled>("double"),
+        spawnFastChild<_Asked, _Doubled>("double", { socket: false }),
       ]
     ) {
       await using _ = child;
-      await child.send({ n: 2 });
-      assertEquals((await child.receive({ timeout: 10_000 })).value, {
-        n: 2,
-        doubled: 4,
-      });
+      await assertDoubles(child, 2);
       assertEquals(child.transport, "stdio");
     }
   }),
@@ -315,15 +318,11 @@ Deno.test(
         `${Deno.pid}:ipckit-spawn-${Deno.pid}-00000000000000000000000000000000`,
       ]
     ) {
-      await using child = spawnFastChild<
-        { n: number },
-        { n: number; doubled: number }
-      >("double", { socket: false, env: { IPCKIT_PARENT_CHANNEL: offer } });
-      await child.send({ n: 5 });
-      assertEquals((await child.receive({ timeout: 10_000 })).value, {
-        n: 5,
-        doubled: 10,
+      await using child = spawnFastChild<_Asked, _Doubled>("double", {
+        socket: false,
+        env: { IPCKIT_PARENT_CHANNEL: offer },
       });
+      await assertDoubles(child, 5);
       assertEquals(child.transport, "stdio");
     }
   }),
@@ -332,10 +331,7 @@ Deno.test(
 Deno.test(
   "Only the child itself may take the socket spawn() offers: another process is closed unread",
   leakChecked(async () => {
-    await using child = spawnFastChild<
-      { n: number },
-      { n: number; doubled: number }
-    >("slow-double");
+    await using child = spawnFastChild<_Asked, _Doubled>("slow-double");
     // The name is in /proc/net/unix for anyone to read, as an attacker would.
     const table = readWholeFile("/proc/net/unix");
     assert(typeof table === "string");
@@ -357,16 +353,8 @@ Deno.test(
       refused === "UnexpectedEof" || refused === "ConnectionReset",
       `the impostor got ${refused}`,
     );
-    await child.send({ n: 3 });
-    assertEquals((await child.receive({ timeout: 10_000 })).value, {
-      n: 3,
-      doubled: 6,
-    });
-    await child.send({ n: 4 });
-    assertEquals((await child.receive({ timeout: 10_000 })).value, {
-      n: 4,
-      doubled: 8,
-    });
+    await assertDoubles(child, 3);
+    await assertDoubles(child, 4);
     assertEquals(child.transport, "socket");
   }),
 );

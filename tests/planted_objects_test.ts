@@ -22,16 +22,19 @@ import {
   Semaphore,
   SharedMemory,
 } from "../mod.ts";
-import { commandSucceeds, leakChecked, uniqueName } from "./_helpers.ts";
+import {
+  commandSucceeds,
+  leakChecked,
+  testNeeding,
+  uniqueName,
+} from "./_helpers.ts";
 
 const NOBODY = 65534;
 const canPlant = Deno.uid() === 0 &&
   await commandSucceeds("setpriv", ["--reuid=65534", "true"]);
-if (!canPlant) {
-  console.log(
-    "ignoring the tests of objects planted by another user: they need root and setpriv to act as nobody",
-  );
-}
+const plantingMissing = canPlant
+  ? undefined
+  : "planting objects as another user needs root and setpriv to act as nobody";
 
 /**
  * Creates an object as nobody, with umask 0 so `mode` is what it gets,
@@ -91,11 +94,18 @@ async function sharedDir(): Promise<string & Disposable> {
 const PLANTED =
   /owned by uid 65534 \(nobody\) with mode 0o666, and create only uses an existing object that you \(uid 0, root\) own/;
 
+/** Checks that `open` refuses a planted object with the one message; returns the error. */
+function assertRefusesPlanted(open: () => unknown): Error {
+  const error = assertThrows(open, Deno.errors.PermissionDenied);
+  assertMatch(error.message, PLANTED);
+  return error;
+}
+
 function plantedTest(
   name: string,
   fn: () => Promise<void>,
 ): void {
-  Deno.test({ name, ignore: !canPlant, fn: leakChecked(fn) });
+  testNeeding(plantingMissing, { name, fn: leakChecked(fn) });
 }
 
 plantedTest(
@@ -104,11 +114,9 @@ plantedTest(
     const name = uniqueName("planted-mq");
     await plantAsNobody("mq", name, 0o666);
     try {
-      const error = assertThrows(
-        () => MessageQueue.open(name, { create: true }),
-        Deno.errors.PermissionDenied,
+      const error = assertRefusesPlanted(() =>
+        MessageQueue.open(name, { create: true })
       );
-      assertMatch(error.message, PLANTED);
       assertEquals((error as Error & { code: string }).code, "EACCES");
       // Opening without create is the explicit "use what exists".
       MessageQueue.open(name, { write: false }).close();
@@ -125,18 +133,10 @@ plantedTest(
     const name = uniqueName("planted-shm");
     await plantAsNobody("shm", name, 0o666);
     try {
-      const error = assertThrows(
-        () => SharedMemory.open(name, { create: true, size: 4096 }),
-        Deno.errors.PermissionDenied,
+      assertRefusesPlanted(() =>
+        SharedMemory.open(name, { create: true, size: 4096 })
       );
-      assertMatch(error.message, PLANTED);
-      assertMatch(
-        assertThrows(
-          () => Mutex.open(name, { create: true }),
-          Deno.errors.PermissionDenied,
-        ).message,
-        PLANTED,
-      );
+      assertRefusesPlanted(() => Mutex.open(name, { create: true }));
       SharedMemory.open(name, { readOnly: true }).close();
       using adopted = SharedMemory.open(name, {
         create: true,
@@ -156,11 +156,9 @@ plantedTest(
     const name = uniqueName("planted-sem");
     await plantAsNobody("sem", name, 0o666);
     try {
-      const error = assertThrows(
-        () => Semaphore.open(name, { create: true, initial: 1 }),
-        Deno.errors.PermissionDenied,
+      assertRefusesPlanted(() =>
+        Semaphore.open(name, { create: true, initial: 1 })
       );
-      assertMatch(error.message, PLANTED);
       using adopted = Semaphore.open(name, {
         create: true,
         adopt: "any-owner",
@@ -178,24 +176,14 @@ plantedTest(
     using dir = await sharedDir();
     await plantAsNobody("fifo", `${dir}/jobs`, 0o666);
     await plantAsNobody("file", `${dir}/data`, 0o666);
-    assertMatch(
-      assertThrows(
-        () => Fifo.create(`${dir}/jobs`),
-        Deno.errors.PermissionDenied,
-      ).message,
-      PLANTED,
-    );
+    assertRefusesPlanted(() => Fifo.create(`${dir}/jobs`));
     await assertRejects(
       () => Fifo.duplex(`${dir}/jobs`, { role: "client", adopt: "owned" }),
       TypeError,
       "adopt needs create",
     );
-    assertMatch(
-      assertThrows(
-        () => MappedFile.open(`${dir}/data`, { create: true, size: 4096 }),
-        Deno.errors.PermissionDenied,
-      ).message,
-      PLANTED,
+    assertRefusesPlanted(() =>
+      MappedFile.open(`${dir}/data`, { create: true, size: 4096 })
     );
     {
       using fifo = Fifo.create(`${dir}/jobs`, { adopt: "any-owner" });

@@ -137,6 +137,39 @@ const socketFlags = (dir: string, path = "") => [
   `--allow-write=${dir}`,
 ];
 
+/**
+ * The transport to a server child: `connect` runs on the child's first
+ * line. A set-up that fails leaves no child and no `dir` behind; closing
+ * closes the channel, waits for the child (stopping it first with `stop`,
+ * for a server that does not end by itself) and removes `dir`.
+ */
+async function toServer(
+  server: Deno.ChildProcess,
+  dir: string | undefined,
+  connect: (firstLine: string) => Promise<RpcChannel>,
+  stop = false,
+): Promise<Transport> {
+  const removeDir = async () => {
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true });
+  };
+  let channel: RpcChannel;
+  try {
+    channel = await connect(await firstLine(server));
+  } catch (error) {
+    await finished(server, true);
+    await removeDir();
+    throw error;
+  }
+  return {
+    channel,
+    close: async () => {
+      channel.close();
+      await finished(server, stop);
+      await removeDir();
+    },
+  };
+}
+
 const transports: Record<string, () => Promise<Transport>> = {
   async "a pair of message queues joined by duplex()"(): Promise<Transport> {
     const requests = uniqueName("rpc-requests");
@@ -219,45 +252,21 @@ const transports: Record<string, () => Promise<Transport>> = {
       "unix",
       path,
     ]);
-    let channel: RpcChannel;
-    try {
-      await firstLine(server);
-      channel = await connect<Envelope>({ path, timeout: 10_000 });
-    } catch (error) {
-      // Set-up failed: leave no server and no directory behind.
-      await finished(server, true);
-      await Deno.remove(dir, { recursive: true });
-      throw error;
-    }
-    return {
-      channel,
-      close: async () => {
-        channel.close();
-        await finished(server);
-        await Deno.remove(dir, { recursive: true });
-      },
-    };
+    return toServer(
+      server,
+      dir,
+      () => connect<Envelope>({ path, timeout: 10_000 }),
+    );
   },
 
-  async "TCP"(): Promise<Transport> {
+  "TCP"(): Promise<Transport> {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "tcp",
     ]);
-    let channel: RpcChannel;
-    try {
-      const { port } = JSON.parse(await firstLine(server));
-      channel = await connect<Envelope>({ port, timeout: 10_000 });
-    } catch (error) {
-      await finished(server, true); // set-up failed: leave no server behind
-      throw error;
-    }
-    return {
-      channel,
-      close: async () => {
-        channel.close();
-        await finished(server);
-      },
-    };
+    return toServer(server, undefined, (line) => {
+      const { port } = JSON.parse(line);
+      return connect<Envelope>({ port, timeout: 10_000 });
+    });
   },
 
   async "Unix datagrams"(): Promise<Transport> {
@@ -274,29 +283,18 @@ const transports: Record<string, () => Promise<Transport>> = {
       ],
       ["unix-datagram", serverPath],
     );
-    let channel: RpcChannel;
-    try {
-      await firstLine(server);
-      // Receiving and sending overlap on both ends: Deno's own Unix
-      // datagram sockets failed this with "Busy".
-      channel = await bindDatagram<Envelope>({
-        path: clientPath,
-        peer: { path: serverPath },
-      });
-    } catch (error) {
-      // Set-up failed: leave no server and no directory behind.
-      await finished(server, true);
-      await Deno.remove(dir, { recursive: true });
-      throw error;
-    }
-    return {
-      channel,
-      close: async () => {
-        channel.close();
-        await finished(server, true);
-        await Deno.remove(dir, { recursive: true });
-      },
-    };
+    // Receiving and sending overlap on both ends: Deno's own Unix
+    // datagram sockets failed this with "Busy".
+    return toServer(
+      server,
+      dir,
+      () =>
+        bindDatagram<Envelope>({
+          path: clientPath,
+          peer: { path: serverPath },
+        }),
+      true,
+    );
   },
   async "a Unix seqpacket socket"(): Promise<Transport> {
     const dir = await Deno.makeTempDir({ prefix: "ipckit-test-rpc-" });
@@ -305,42 +303,20 @@ const transports: Record<string, () => Promise<Transport>> = {
       "seqpacket",
       path,
     ]);
-    let channel: RpcChannel;
-    try {
-      await firstLine(server);
-      channel = await connect<Envelope>({
-        path,
-        type: "seqpacket",
-        timeout: 10_000,
-      });
-    } catch (error) {
-      // Set-up failed: leave no server and no directory behind.
-      await finished(server, true);
-      await Deno.remove(dir, { recursive: true });
-      throw error;
-    }
-    return {
-      channel,
-      close: async () => {
-        channel.close();
-        await finished(server);
-        await Deno.remove(dir, { recursive: true });
-      },
-    };
+    return toServer(
+      server,
+      dir,
+      () => connect<Envelope>({ path, type: "seqpacket", timeout: 10_000 }),
+    );
   },
-  async "UDP datagrams"(): Promise<Transport> {
+  "UDP datagrams"(): Promise<Transport> {
     const server = spawnFixture("rpc_server.ts", socketFlags("/nonexistent"), [
       "udp",
     ]);
-    const { port } = JSON.parse(await firstLine(server));
-    const channel = await bindDatagram<Envelope>({ port: 0, peer: { port } });
-    return {
-      channel,
-      close: async () => {
-        channel.close();
-        await finished(server, true);
-      },
-    };
+    return toServer(server, undefined, (line) => {
+      const { port } = JSON.parse(line);
+      return bindDatagram<Envelope>({ port: 0, peer: { port } });
+    }, true);
   },
 };
 
@@ -359,18 +335,9 @@ for (const [name, open] of Object.entries(transports)) {
 }
 
 Deno.test("A server can send its handler's stack when asked", async () => {
-  const pipe = [
-    new TransformStream<Uint8Array, Uint8Array>(),
-    new TransformStream<Uint8Array, Uint8Array>(),
-  ];
-  using serverSide = new FramedChannel<Envelope>({
-    readable: pipe[0].readable,
-    writable: pipe[1].writable,
-  });
-  using channel = new FramedChannel<Envelope>({
-    readable: pipe[1].readable,
-    writable: pipe[0].writable,
-  });
+  const [serverSide, channel] = loopback();
+  using _serverSide = serverSide;
+  using _channel = channel;
   using _server = serve(serverSide, handle, { exposeStack: true });
   using calls = client<Ask, unknown>(channel);
   const error = await calls.request({ op: "fail", name: "E", message: "m" }, {

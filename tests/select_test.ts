@@ -17,25 +17,14 @@ import {
   spawn,
 } from "../mod.ts";
 import { reactor } from "../mechanisms/_wait/reactor.ts";
-import { leakChecked, uniqueName } from "./_helpers.ts";
+import { inTempDir, leakChecked, uniqueName } from "./_helpers.ts";
 
 type Note = { kind: string; seq: number };
-
-async function withTempDir(
-  body: (dir: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-select-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test(
   "select() over every channel kind, with messages arriving in random order from another process, loses and duplicates none",
   leakChecked(() =>
-    withTempDir(async (dir) => {
+    inTempDir("select", async (dir) => {
       const count = 150;
       const queueName = uniqueName("select-mq");
       const duplexName = uniqueName("select-duplex");
@@ -212,7 +201,7 @@ Deno.test(
 Deno.test(
   "ready() on a stream channel reads a whole frame ahead without taking it, and counts the end of the stream as ready",
   leakChecked(() =>
-    withTempDir(async (dir) => {
+    inTempDir("select", async (dir) => {
       using fifo = Fifo.create(`${dir}/ready.fifo`);
       await using reader = await fifo.openReader<string>();
       const writer = await fifo.openWriter<string>({ timeout: 1000 });

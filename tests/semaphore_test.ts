@@ -18,17 +18,14 @@ import {
   leakChecked,
   runFixture,
   spawnFixture,
+  testNeeding,
   uniqueName,
 } from "./_helpers.ts";
 import { rejectsBeforeAnySystemCall } from "./_syscalls.ts";
 import { compileCPrograms, hasCompiler } from "./_c_programs.ts";
 import { LIBC_PATH_ENV } from "../ffi/load.ts";
 
-if (!hasCompiler) {
-  console.log(
-    "semaphore_test: skipping the tests against C programs: no cc (apt-get install gcc)",
-  );
-}
+const noCompiler = hasCompiler ? undefined : "no cc (apt-get install gcc)";
 
 async function withCPrograms(
   body: (programs: Awaited<ReturnType<typeof compileCPrograms>>) => Promise<
@@ -586,10 +583,9 @@ Deno.test(
   }),
 );
 
-Deno.test({
+testNeeding(noCompiler, {
   name:
     "Semaphore timeouts run on the monotonic clock: a wall clock stepped an hour either way changes nothing",
-  ignore: !hasCompiler,
   fn: leakChecked(() =>
     withCPrograms(async ({ clockShim }) => {
       const name = uniqueName("sem-clock");
@@ -637,9 +633,8 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(noCompiler, {
   name: "An async Semaphore.wait() is woken by sem_post in a C program",
-  ignore: !hasCompiler,
   fn: leakChecked(() =>
     withCPrograms(async ({ semPost }) => {
       const name = uniqueName("sem-cpost");
@@ -662,10 +657,9 @@ Deno.test({
   ),
 });
 
-Deno.test({
+testNeeding(noCompiler, {
   name:
     "A wake-up the futex lanes took for a wait that then gave up is passed on to a C program asleep in sem_timedwait",
-  ignore: !hasCompiler,
   fn: leakChecked(() =>
     withCPrograms(async ({ semPost, semWait }) => {
       const name = uniqueName("sem-passon");

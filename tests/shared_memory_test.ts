@@ -14,6 +14,7 @@ import {
   runFixture,
   skip,
   spawnFixture,
+  testNeeding,
   uniqueName,
 } from "./_helpers.ts";
 import { bounded } from "./_bounded.ts";
@@ -447,11 +448,9 @@ const canMountPrivately = Deno.uid() === 0 &&
     "private",
     "true",
   ]);
-if (!canMountPrivately) {
-  console.log(
-    "ignored: the sparse shared memory tests need root and unshare(1) to mount a small /dev/shm in a private mount namespace",
-  );
-}
+const privateMountMissing = canMountPrivately
+  ? undefined
+  : "it needs root and unshare(1) to mount a small /dev/shm in a private mount namespace";
 
 /**
  * Runs the shm_sparse fixture on a private 1 MiB /dev/shm holding a sparse
@@ -493,10 +492,9 @@ async function onSmallShm(
 }
 
 for (const how of ["readOnly", "readWrite"] as const) {
-  Deno.test({
+  testNeeding(privateMountMissing, {
     name:
       `SharedMemory.open() ${how} over a sparse object on a full /dev/shm fails with ENOSPC instead of dying of SIGBUS`,
-    ignore: !canMountPrivately,
     fn: leakChecked(async () => {
       const { line, signal } = await onSmallShm(how, {
         sparse: "4M",
@@ -511,10 +509,9 @@ for (const how of ["readOnly", "readWrite"] as const) {
   });
 }
 
-Deno.test({
+testNeeding(privateMountMissing, {
   name:
     "SharedMemory.open() readOnly over a sparse object that fits /dev/shm faults its holes in and reads zeros",
-  ignore: !canMountPrivately,
   fn: leakChecked(async () => {
     const { line, signal } = await onSmallShm("readOnly", {
       sparse: "512K",

@@ -5,6 +5,7 @@ import {
   leakChecked,
   runFixture,
   spawnFixture,
+  testNeeding,
 } from "./_helpers.ts";
 
 async function firstLine(child: Deno.ChildProcess): Promise<{
@@ -168,16 +169,13 @@ async function _pidNamespace(): Promise<string[] | undefined> {
 }
 
 const pidNamespace = await _pidNamespace();
-if (!pidNamespace) {
-  console.log(
-    "ignoring the sendSignal() bad-id test: unshare cannot make a PID namespace here, and without one a regression would signal every process of this user",
-  );
-}
+const pidNamespaceMissing = pidNamespace
+  ? undefined
+  : "unshare cannot make a PID namespace here, and without one a regression would signal every process of this user";
 
-Deno.test({
+testNeeding(pidNamespaceMissing, {
   name:
     "sendSignal() refuses every id that kill(2) would widen or wrap, and nothing is signalled",
-  ignore: !pidNamespace,
   fn: async () => {
     // In its own PID namespace, a regression that sends kill(-1) reaches
     // only the fixture's canary, not this machine.

@@ -15,7 +15,7 @@ import {
   type SocketChannel,
   type SocketOptions,
 } from "../mod.ts";
-import { commandSucceeds, leakChecked } from "./_helpers.ts";
+import { commandSucceeds, leakChecked, testNeeding } from "./_helpers.ts";
 import { abstractName, readLine, withTempDir } from "./_sockets.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -24,18 +24,13 @@ const ROUNDS = 50;
 const python = await commandSucceeds("python3", ["--version"]);
 const node = await commandSucceeds("node", ["--version"]);
 const socat = await commandSucceeds("socat", ["-V"]);
-for (
-  const [present, program, install] of [
-    [python, "python3", "apt-get install python3"],
-    [node, "node", "apt-get install nodejs"],
-    [socat, "socat", "apt-get install socat"],
-  ] as const
-) {
-  if (!present) {
-    console.log(
-      `socket_interop_test: skipping the ${program} tests: it is not installed (${install})`,
-    );
-  }
+/** Why a test of `program` cannot run here, or undefined. */
+function missing(present: boolean, program: string): string | undefined {
+  return present
+    ? undefined
+    : `${program} is not installed (apt-get install ${
+      program === "node" ? "nodejs" : program
+    })`;
 }
 
 /** A program started for one test, read line by line, killed at the end. */
@@ -123,8 +118,16 @@ function ipckitOptions(
 
 const streamKinds: StreamKind[] = ["unix", "abstract", "seqpacket", "tcp"];
 const programs = [
-  { name: "Python", present: python, run: ["python3", `${FIXTURES}peer.py`] },
-  { name: "Node", present: node, run: ["node", `${FIXTURES}peer.mjs`] },
+  {
+    name: "Python",
+    missing: missing(python, "python3"),
+    run: ["python3", `${FIXTURES}peer.py`],
+  },
+  {
+    name: "Node",
+    missing: missing(node, "node"),
+    run: ["node", `${FIXTURES}peer.mjs`],
+  },
 ];
 
 for (const program of programs) {
@@ -136,9 +139,8 @@ for (const program of programs) {
     if (
       program.name === "Node" && (kind === "seqpacket" || kind === "abstract")
     ) continue;
-    Deno.test({
+    testNeeding(program.missing, {
       name: `connect() talks to a ${program.name} server over ${kind} sockets`,
-      ignore: !program.present,
       fn: leakChecked(() =>
         withTempDir(async (dir) => {
           const address = kind === "abstract"
@@ -167,9 +169,8 @@ for (const program of programs) {
       ),
     });
 
-    Deno.test({
+    testNeeding(program.missing, {
       name: `listen() serves a ${program.name} client over ${kind} sockets`,
-      ignore: !program.present,
       fn: leakChecked(() =>
         withTempDir(async (dir) => {
           const options = ipckitOptions(
@@ -211,11 +212,10 @@ for (const program of programs) {
 for (const program of programs) {
   const kinds = program.name === "Python" ? ["dgram", "udp"] : ["udp"];
   for (const kind of kinds) {
-    Deno.test({
+    testNeeding(program.missing, {
       name: `bindDatagram() talks to a ${program.name} peer over ${
         kind === "udp" ? "UDP" : "Unix datagrams"
       }`,
-      ignore: !program.present,
       fn: leakChecked(() =>
         withTempDir(async (dir) => {
           const [command, ...args] = program.run;
@@ -274,9 +274,8 @@ const socatServers: Record<
 };
 
 for (const [kind, server] of Object.entries(socatServers)) {
-  Deno.test({
+  testNeeding(missing(socat, "socat"), {
     name: `connect() talks to a socat echo server over ${kind}`,
-    ignore: !socat,
     fn: leakChecked(() =>
       withTempDir(async (dir) => {
         const { args, options } = server(dir);
@@ -323,9 +322,8 @@ for (
     (dir: string) => { args: string[]; own: object; peer: object }
   >)
 ) {
-  Deno.test({
+  testNeeding(missing(socat, "socat"), {
     name: `bindDatagram() talks to a socat echo over ${kind}`,
-    ignore: !socat,
     fn: leakChecked(() =>
       withTempDir(async (dir) => {
         const { args, own, peer: peerAddress } = make(dir);

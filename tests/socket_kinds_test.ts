@@ -16,7 +16,7 @@ import {
   socketpair,
 } from "../mod.ts";
 import { reactor } from "../mechanisms/_wait/reactor.ts";
-import { commandSucceeds, leakChecked } from "./_helpers.ts";
+import { commandSucceeds, leakChecked, testNeeding } from "./_helpers.ts";
 import {
   abstractName,
   flagsFor,
@@ -180,21 +180,15 @@ Deno.test(
 
 const socat = await commandSucceeds("socat", ["-V"]);
 const root = Deno.uid() === 0 && await commandSucceeds("setpriv", ["--help"]);
-if (!socat) {
-  console.log(
-    "socket_kinds_test: skipping tests that need socat: it is not installed (apt-get install socat)",
-  );
-}
-if (!root) {
-  console.log(
-    "socket_kinds_test: skipping the other-uid test: it needs root and setpriv",
-  );
-}
+const socatMissing = socat
+  ? undefined
+  : "socat is not installed (apt-get install socat)";
+const otherUidMissing = socatMissing ??
+  (root ? undefined : "it needs root and setpriv to connect as another uid");
 
-Deno.test({
+testNeeding(socatMissing, {
   name:
     "A stale socket file is replaced, and a live single-connection server (socat without fork) loses nothing to the check",
-  ignore: !socat,
   fn: leakChecked(() =>
     withTempDir(async (dir) => {
       const path = `${dir}/once.sock`;
@@ -283,10 +277,9 @@ Deno.test(
   ),
 );
 
-Deno.test({
+testNeeding(otherUidMissing, {
   name:
     "listen({ allow }) refuses a connection from another uid before reading any of its bytes",
-  ignore: !root || !socat,
   fn: leakChecked(async () => {
     const name = abstractName("allow");
     const asked: number[] = [];

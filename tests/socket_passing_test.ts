@@ -22,6 +22,7 @@ import {
   commandSucceeds,
   leakChecked,
   runFixture,
+  testNeeding,
   uniqueName,
 } from "./_helpers.ts";
 import {
@@ -289,16 +290,13 @@ Deno.test(
 );
 
 const python = await commandSucceeds("python3", ["--version"]);
-if (!python) {
-  console.log(
-    "socket_passing_test: skipping the Python sender: python3 is not installed",
-  );
-}
+const pythonMissing = python
+  ? undefined
+  : "python3 is not installed (apt-get install python3)";
 
-Deno.test({
+testNeeding(pythonMissing, {
   name:
     "Descriptors from a program that is not ipckit, without the handle header, are refused and closed",
-  ignore: !python,
   fn: leakChecked(async () => {
     const name = abstractName("foreign");
     await using server = await listen<string>({

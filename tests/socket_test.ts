@@ -17,19 +17,9 @@ import {
   spawnFixture,
 } from "./_helpers.ts";
 import { bounded, collectWithin, LineReader } from "./_bounded.ts";
+import { withTempDir } from "./_sockets.ts";
 
 type Numbered = { n: number; pid: number };
-
-async function withTempDir(
-  body: (dir: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ipckit-test-sock-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** The least a child needs: loopback, and exactly the Unix socket paths it uses. */
 function childFlags(dir: string, ...unixPaths: string[]): string[] {

@@ -11,7 +11,7 @@ import {
   SysvSharedMemory,
 } from "../mod.ts";
 import { commandSucceeds, leakChecked, skip, uniqueKey } from "./_helpers.ts";
-import { runFixture } from "./_helpers.ts";
+import { runArgv, runFixture } from "./_helpers.ts";
 import { PEER_FLAGS } from "./_sysv.ts";
 
 const CLI = fromFileUrl(new URL("../cli.ts", import.meta.url));
@@ -23,16 +23,30 @@ const CLI_FLAGS = [
 const hasIpcs = await commandSucceeds("ipcs", ["-V"]);
 
 async function ipckit(args: string[]): Promise<{ code: number; out: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...CLI_FLAGS, CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
+  const { code, stdout, stderr } = await runArgv([
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    ...CLI_FLAGS,
+    CLI,
+    ...args,
+  ]);
+  return { code, out: stdout + stderr };
+}
+
+/**
+ * A C-style leak: another process makes a 64-byte segment with a fresh key
+ * and exits. Returns the key; the caller removes the segment.
+ */
+async function leakSegment(): Promise<number> {
+  const leaked = uniqueKey();
+  const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
+    "shm-make",
+    String(leaked),
+    "64",
+  ]);
+  assertEquals(child.code, 0, child.stderr);
+  return leaked;
 }
 
 /** `ipcs -<flag>` rows as { key, id, owner, perms, sixth column }. */
@@ -138,14 +152,7 @@ Deno.test(
 Deno.test(
   "planSysvCollection() collects a segment whose creator is gone and keeps what is in use",
   leakChecked(async () => {
-    // A C-style leak: another process makes a segment and exits.
-    const leaked = uniqueKey();
-    const child = await runFixture("sysv_peer.ts", PEER_FLAGS, [
-      "shm-make",
-      String(leaked),
-      "64",
-    ]);
-    assertEquals(child.code, 0, child.stderr);
+    const leaked = await leakSegment();
     const [verdict] = planSysvCollection({ key: leaked });
     assertEquals(verdict.remove, true, verdict.reason);
     assertMatch(
@@ -174,5 +181,33 @@ Deno.test(
       planSysvCollection({ id: unused.id, kinds: ["sysv-msg"] })[0].reason,
       /no process has used it yet/,
     );
+  }),
+);
+
+Deno.test(
+  "ipckit gc --all --dry-run --kind sysv-shm names a leaked segment by id and key, and keeps it",
+  leakChecked(async () => {
+    const leaked = await leakSegment();
+    const [object] = listSysvObjects({ key: leaked });
+    try {
+      const gc = await ipckit([
+        "gc",
+        "--all",
+        "--dry-run",
+        "--kind",
+        "sysv-shm",
+      ]);
+      assertEquals(gc.code, 0, gc.out);
+      assertMatch(
+        gc.out,
+        new RegExp(
+          `would remove +sysv-shm +id ${object.id} key ${object.keyText} +nobody has it attached`,
+        ),
+      );
+      assertMatch(gc.out, /nothing was removed/);
+      assertEquals(listSysvObjects({ key: leaked }).length, 1);
+    } finally {
+      removeSysvObject("sysv-shm", object.id);
+    }
   }),
 );

@@ -176,6 +176,26 @@ Deno.test(
 );
 
 Deno.test(
+  "SysvMessageQueue.open() refuses read and write both false, and either not a boolean, before any system call",
+  leakChecked(() => {
+    // A key that names no queue: a system call would say NotFound.
+    const key = uniqueKey();
+    assertThrows(
+      () => SysvMessageQueue.open(key, { read: false, write: false }),
+      TypeError,
+      `Cannot open System V message queue 0x${
+        key.toString(16).padStart(8, "0")
+      }: read and write are both false`,
+    );
+    assertThrows(
+      () => SysvMessageQueue.open(key, { write: "no" as never }),
+      TypeError,
+      "write must be a boolean, got string",
+    );
+  }),
+);
+
+Deno.test(
   "SysvMessageQueue.open() checks keys before any system call",
   leakChecked(() => {
     assertThrows(() => SysvMessageQueue.open(0), RangeError, '"private"');

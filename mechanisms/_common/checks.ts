@@ -30,6 +30,41 @@ export function checkFlag(value: unknown, name: string, action: string): void {
 }
 
 /**
+ * Checks the flags every named object opens with: `create`, `exclusive`
+ * and `unlinkOnClose` are booleans, and `exclusive` comes with `create`.
+ */
+export function checkCreateFlags(
+  options: { create?: unknown; exclusive?: unknown; unlinkOnClose?: unknown },
+  action: string,
+): void {
+  checkFlag(options.create, "create", action);
+  checkFlag(options.exclusive, "exclusive", action);
+  checkFlag(options.unlinkOnClose, "unlinkOnClose", action);
+  if (options.exclusive && !options.create) {
+    throw new TypeError(`Cannot ${action}: exclusive needs create`);
+  }
+}
+
+/**
+ * Checks the `read` and `write` flags of something that may be opened for
+ * one direction only: each a boolean, each `true` by default, not both
+ * `false`.
+ */
+export function checkDirections(
+  options: { read?: unknown; write?: unknown },
+  action: string,
+): { read: boolean; write: boolean } {
+  checkFlag(options.read, "read", action);
+  checkFlag(options.write, "write", action);
+  const read = (options.read as boolean | undefined) ?? true;
+  const write = (options.write as boolean | undefined) ?? true;
+  if (!read && !write) {
+    throw new TypeError(`Cannot ${action}: read and write are both false`);
+  }
+  return { read, write };
+}
+
+/**
  * The keys of an options type, listed once as `{ key: true, … }`: the
  * compiler rejects a list that misses a key of `T` or names one `T` does
  * not have, so the run-time check cannot drift from the type.

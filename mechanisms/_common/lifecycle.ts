@@ -83,6 +83,57 @@ export function unlinkQuietly(unlink: () => void): void {
 }
 
 /**
+ * What a wait on a handle listens to: the caller's `signal` and the
+ * handle's `closing` signal (aborted by `close()`), whichever aborts first;
+ * just `closing` when the caller gave none.
+ */
+export function untilClosed(
+  signal: AbortSignal | undefined,
+  closing: AbortSignal,
+): AbortSignal {
+  return signal ? AbortSignal.any([signal, closing]) : closing;
+}
+
+/** A hold a handle hands out (a lock it took): held until released, once. */
+export interface Hold extends Disposable, AsyncDisposable {
+  readonly held: boolean;
+  release(): void;
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * The hold on something a handle with lifecycle `life` took: `release()`
+ * (or `close()`, or leaving a `using` block) runs `give` the first time
+ * only, and not at all once the handle is closed, since closing the handle
+ * released it already or left it to the kernel. `fields` are copied onto
+ * the hold (a file lock's range).
+ */
+export function holdOf<T extends object>(
+  life: Lifecycle,
+  give: () => void,
+  fields: T,
+): T & Hold {
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    if (!life.closed) give();
+  };
+  return {
+    ...fields,
+    get held() {
+      return held;
+    },
+    release,
+    close: release,
+    [Symbol.dispose]: release,
+    [Symbol.asyncDispose]: () => life.closeAsync(release),
+  };
+}
+
+/**
  * The state of one handle: open, closing (its children are being closed,
  * and may still use it), or closed (released).
  */

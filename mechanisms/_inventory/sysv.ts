@@ -1,7 +1,8 @@
 /**
  * The System V objects on this machine, read from the kernel's own tables
  * `/proc/sysvipc/msg`, `shm` and `sem` (what `ipcs` reads), judged for
- * collection, and removed by id (what `ipcrm` does).
+ * collection (removing one by id, what `ipcrm` does, is `removeSysvId` of
+ * mechanisms/_kernel/sysv.ts, which handles use too).
  *
  * System V objects have no holders to find in /proc/<pid>: a segment
  * counts its attachments itself (`nattch`), and a queue or a semaphore
@@ -12,21 +13,14 @@
  * has used yet is kept (nothing says its users are gone), and so is one
  * owned by another user unless the caller is root.
  *
- * Callers check Deno's permissions first: read on `/proc/sysvipc` to list,
- * write to remove.
+ * Callers check Deno's permissions first: read on `/proc/sysvipc` to list.
  *
  * @module
  */
 
 import { readWholeFile } from "../../ffi/file.ts";
 import { libc } from "../../ffi/load.ts";
-import {
-  IPC,
-  msgRemove,
-  semGet,
-  semRemove,
-  shmRemove,
-} from "../../ffi/sysv.ts";
+import { IPC, semGet } from "../../ffi/sysv.ts";
 import { processAlive } from "../_kernel/process_state.ts";
 import {
   formatKey,
@@ -209,16 +203,4 @@ export function judgeSysv(object: SysvObject): SysvVerdict {
     true,
     object.kind === "sysv-shm" ? `nobody has it attached and ${gone}` : gone,
   );
-}
-
-/** Removes object `id` of `kind` (IPC_RMID): 0 or `-errno`. */
-export function removeSysv(kind: SysvKind, id: number): number {
-  switch (kind) {
-    case "sysv-msg":
-      return msgRemove(id);
-    case "sysv-shm":
-      return shmRemove(id);
-    case "sysv-sem":
-      return semRemove(id);
-  }
 }

@@ -7,13 +7,18 @@
  *   instead when the process is not dumpable (`prctl(PR_SET_DUMPABLE, 0)`,
  *   a daemon that changed its uid, ssh-agent, gpg-agent);
  * - `/proc/<pid>/status` (world-readable) gives its real, effective and
- *   saved uids, its permitted capabilities and its pids per PID namespace.
+ *   saved uids, its permitted capabilities and its pids per PID namespace;
+ * - `/proc/self/uid_map` tells whether the reader itself runs in a user
+ *   namespace other than the initial one (a container, `unshare --user`).
  *
  * The kernel lets a process read another's descriptors when both run with
  * the same uids and the target is dumpable and holds no capability the
  * reader lacks, or when the reader has CAP_SYS_PTRACE over the target's
- * user namespace; a security module may refuse anyway. The checks below
- * follow that order and end with "a reason /proc does not show".
+ * user namespace; a security module may refuse anyway. PID namespaces do
+ * not enter the check: root sees into a container's PID namespace as into
+ * its own, and a reader in a user namespace of its own (uid 0 there, too)
+ * sees into no process outside it, whatever its PID namespace. The checks
+ * below follow that order and end with "a reason /proc does not show".
  *
  * @module
  */
@@ -29,7 +34,11 @@ import { statPath } from "../../ffi/stat.ts";
  * - `"not-dumpable"`: it made itself not dumpable, or the kernel did when
  *   it changed its ids (daemons, ssh-agent, gpg-agent);
  * - `"capabilities"`: it holds capabilities that you do not;
- * - `"pid-namespace"`: it runs in another PID namespace (a container);
+ * - `"user-namespace"`: you run in a user namespace of your own (inside a
+ *   container, or under `unshare --user`), and it runs outside it, where
+ *   your capabilities do not reach;
+ * - `"pid-namespace"`: it runs in another PID namespace (a container), and
+ *   nothing else /proc shows explains the refusal;
  * - `"unknown"`: /proc does not show why (another user namespace, or a
  *   security module such as Landlock, AppArmor or SELinux).
  */
@@ -37,6 +46,7 @@ export type UninspectedReason =
   | "other-user"
   | "not-dumpable"
   | "capabilities"
+  | "user-namespace"
   | "pid-namespace"
   | "unknown";
 
@@ -58,12 +68,33 @@ export interface UninspectedProcess {
 export interface Reader {
   uid: number;
   permitted: bigint;
+  /**
+   * Its uid map (`0 0 1`), when it runs in a user namespace other than the
+   * initial one, which maps every uid to itself (`0 0 4294967295`).
+   */
+  userNamespace?: string;
 }
 
 /** The facts about this process that the checks compare with. */
 export function readerFacts(uid: number): Reader {
   const status = _status("/proc/self/status");
-  return { uid, permitted: status?.permitted ?? 0n };
+  const map = _uidMap();
+  return {
+    uid,
+    permitted: status?.permitted ?? 0n,
+    ...(map === undefined ? {} : { userNamespace: map }),
+  };
+}
+
+/** This process's uid map as `0 0 1, 1000 1000 1`, or undefined in the initial user namespace (or where unreadable). */
+function _uidMap(): string | undefined {
+  const text = readWholeFile("/proc/self/uid_map", 16 * 1024);
+  if (typeof text === "number") return undefined;
+  const ranges = text.trim().split("\n").map((line) =>
+    line.trim().split(/\s+/).join(" ")
+  ).filter(Boolean);
+  if (ranges.length === 1 && ranges[0] === "0 0 4294967295") return undefined;
+  return ranges.join(", ");
 }
 
 /**
@@ -104,6 +135,12 @@ export function explainUninspected(
       `it holds capabilities you do not (${
         _capabilityNames(status.permitted & ~reader.permitted)
       })`,
+    );
+  }
+  if (reader.userNamespace !== undefined) {
+    return why(
+      "user-namespace",
+      `it runs outside your user namespace (uid map ${reader.userNamespace}), where your capabilities do not reach`,
     );
   }
   if (status && status.pidNamespaces > 1) {

@@ -37,9 +37,26 @@ import { fromFileUrl } from "@std/path/posix";
 import { readSmallFile } from "../../ffi/file.ts";
 import { effectiveUid } from "../../ffi/dir_fd.ts";
 import { ERRNO } from "../../ffi/errno.ts";
-import { ftok, IPC, type IpcPerm, requireSysv } from "../../ffi/sysv.ts";
+import {
+  ftok,
+  IPC,
+  type IpcPerm,
+  msgRemove,
+  requireSysv,
+  semRemove,
+  shmRemove,
+} from "../../ffi/sysv.ts";
+import {
+  checkCreateFlags,
+  checkMode,
+  checkOptionKeys,
+} from "../_common/checks.ts";
 import { systemError } from "../_common/system_error.ts";
-import { type AdoptPolicy, requireAdoptable } from "./adoption.ts";
+import {
+  type AdoptPolicy,
+  checkAdoptOption,
+  requireAdoptable,
+} from "./adoption.ts";
 import { type Access, requirePermission } from "./permissions.ts";
 
 /**
@@ -73,6 +90,10 @@ export interface SysvKindFacts {
   file: string;
   /** What `ipcrm` calls it after `-q`/`-m`/`-s`. */
   ipcrmFlag: "-q" | "-m" | "-s";
+  /** How messages call one briefly: "queue", "segment", "set". */
+  noun: string;
+  /** Its control call, which removes it and reports its state. */
+  control: "msgctl" | "shmctl" | "semctl";
 }
 
 /** The facts per kind. */
@@ -82,18 +103,24 @@ export const SYSV_KIND_FACTS: Readonly<Record<SysvKind, SysvKindFacts>> = {
     label: "System V message queue",
     file: `${SYSVIPC_DIR}/msg`,
     ipcrmFlag: "-q",
+    noun: "queue",
+    control: "msgctl",
   },
   "sysv-shm": {
     kind: "sysv-shm",
     label: "System V shared memory",
     file: `${SYSVIPC_DIR}/shm`,
     ipcrmFlag: "-m",
+    noun: "segment",
+    control: "shmctl",
   },
   "sysv-sem": {
     kind: "sysv-sem",
     label: "System V semaphore set",
     file: `${SYSVIPC_DIR}/sem`,
     ipcrmFlag: "-s",
+    noun: "set",
+    control: "semctl",
   },
 };
 
@@ -107,6 +134,61 @@ export function requireSysvPermissions(
 ): void {
   for (const access of accesses) {
     requirePermission(access, SYSV_KIND_FACTS[kind].file, SYSVIPC_DIR);
+  }
+}
+
+/**
+ * Removes object `id` of `kind` (`IPC_RMID`), as a handle's `remove()` and
+ * the inventory's `removeSysvObject` both do: `--allow-write` on the
+ * kind's file first, then the control call; `what` names the object in
+ * the error, and `reason` explains an id that is not (or no longer) in use.
+ *
+ * @throws {Deno.errors.NotCapable} without `--allow-write=/proc/sysvipc`
+ * @throws {Deno.errors.NotFound} when no object of the kind has the id
+ */
+export function removeSysvId(
+  kind: SysvKind,
+  id: number,
+  what: string,
+  reason?: string,
+): void {
+  requireSysvPermissions(kind, ["write"]);
+  const result = _remove(kind, id);
+  if (result < 0) {
+    throw idError(
+      SYSV_KIND_FACTS[kind].control,
+      `remove ${what}`,
+      -result,
+      reason,
+    );
+  }
+}
+
+/** `IPC_RMID` on object `id` of `kind`: 0 or `-errno`. */
+function _remove(kind: SysvKind, id: number): number {
+  return kind === "sysv-msg"
+    ? msgRemove(id)
+    : kind === "sysv-shm"
+    ? shmRemove(id)
+    : semRemove(id);
+}
+
+/**
+ * Runs `settle` on the object {@linkcode getTracked} just got (checks,
+ * initial values, attaching); when it throws, an object this call created
+ * is removed again, so that a failed open leaves nothing, and the error is
+ * thrown on.
+ */
+export function settleOrRemove<T>(
+  kind: SysvKind,
+  got: { id: number; created: boolean },
+  settle: () => T,
+): T {
+  try {
+    return settle();
+  } catch (error) {
+    if (got.created) _remove(kind, got.id);
+    throw error;
   }
 }
 
@@ -205,6 +287,86 @@ export function checkKey(key: unknown, label: string): CheckedKey {
   );
 }
 
+/** The options every System V handle opens with. */
+export interface SysvOpenOptions {
+  create?: boolean;
+  exclusive?: boolean;
+  adopt?: unknown;
+  mode?: number;
+  unlinkOnClose?: boolean;
+}
+
+/** What {@linkcode checkSysvOpen} found valid. */
+export interface SysvOpenRequest {
+  checked: CheckedKey;
+  /** `open System V message queue 0x000004d2`, for messages. */
+  action: string;
+  create: boolean;
+  exclusive: boolean;
+  unlinkOnClose: boolean;
+  mode: number;
+  adopt: AdoptPolicy;
+}
+
+/**
+ * The checks every System V `open` makes first, before any system call:
+ * the option keys (`keys`), the key, the flags, `exclusive` and `adopt`
+ * only with `create`, `mode`, and a private key only with `create` (it
+ * always makes a new object). `sized` names the option a created object
+ * cannot do without (a segment's `size`, a set's `count`), if any, with
+ * its value.
+ *
+ * @throws {TypeError} for an unknown option, a bad key or flag, or options that do not go together
+ * @throws {RangeError} for a bad key number or mode
+ */
+export function checkSysvOpen(
+  kind: SysvKind,
+  key: unknown,
+  options: SysvOpenOptions,
+  keys: readonly string[],
+  sized?: { name: string; value: unknown },
+): SysvOpenRequest {
+  const { label, noun } = SYSV_KIND_FACTS[kind];
+  checkOptionKeys(options, keys, `open ${label}`);
+  const checked = checkKey(key, label);
+  const action = `open ${label} ${checked.shown}`;
+  checkCreateFlags(options, action);
+  const { create, exclusive, unlinkOnClose } = options;
+  if (sized && create && sized.value === undefined) {
+    throw new TypeError(`Cannot ${action}: create needs a ${sized.name}`);
+  }
+  if (checked.private && (!create || options.adopt !== undefined)) {
+    throw new TypeError(
+      `Cannot ${action}: a private key always makes a new ${noun}; pass create: true${
+        sized ? ` and a ${sized.name}` : ""
+      } (and no adopt)`,
+    );
+  }
+  return {
+    checked,
+    action,
+    create: create ?? false,
+    exclusive: exclusive ?? false,
+    unlinkOnClose: unlinkOnClose ?? false,
+    mode: checkMode(options.mode ?? 0o600, action),
+    adopt: checkAdoptOption(options.adopt, create, exclusive, action),
+  };
+}
+
+/**
+ * How messages name an object: `System V message queue 0x000004d2 (id
+ * 32768)`, or without the id before it is known.
+ */
+export function describeSysv(
+  kind: SysvKind,
+  checked: CheckedKey,
+  id: number | undefined,
+): string {
+  return `${SYSV_KIND_FACTS[kind].label} ${checked.shown}${
+    id === undefined ? "" : ` (id ${id})`
+  }`;
+}
+
 /**
  * The number of a checked key: an ftok key is made now with ftok(3),
  * after checking `--allow-read` on its path (ftok stats the file, as
@@ -236,8 +398,7 @@ export function resolveKey(checked: CheckedKey, label: string): number {
  */
 export function requireSysvAdoptable(
   perm: IpcPerm,
-  mode: number,
-  policy: AdoptPolicy,
+  { mode, adopt: policy }: SysvOpenRequest,
   syscall: string,
   action: string,
 ): void {
@@ -287,7 +448,7 @@ export function describeLimit(
 }
 
 /**
- * Gets the id of the object `checked` names with `get(flags)` (msgget,
+ * Gets the id of the object `request`'s key names with `get(flags)` (msgget,
  * shmget or semget, returning the id or `-errno`), telling an object this
  * call created from one that existed, as `openTracked` does for POSIX
  * objects: with `create` it first tries `IPC_CREAT | IPC_EXCL`, and only
@@ -298,10 +459,7 @@ export function describeLimit(
 export function getTracked(
   get: (flags: number) => number,
   fail: (errno: number, reason?: string) => Error,
-  checked: CheckedKey,
-  create: boolean,
-  exclusive: boolean,
-  mode: number,
+  { checked, create, exclusive, mode }: SysvOpenRequest,
 ): { id: number; created: boolean } {
   const creating = IPC.CREAT | IPC.EXCL | mode;
   // An ftok key is resolved by the caller before this.

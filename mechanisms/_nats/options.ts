@@ -10,7 +10,12 @@
 
 import type { Codec } from "../codec.ts";
 import type { ServeOptions } from "../rpc.ts";
-import { checkFlag, checkInteger, checkOptionKeys } from "../_common/checks.ts";
+import {
+  checkDirections,
+  checkFlag,
+  checkInteger,
+  checkOptionKeys,
+} from "../_common/checks.ts";
 import type { LinkOptions } from "./link.ts";
 import { parseServers } from "./servers.ts";
 import type { QueueLayout } from "./streams.ts";
@@ -292,13 +297,7 @@ export function resolveChannel<T>(
 ): CheckedChannelOptions<T> {
   const action = `open a channel on NATS subject "${subject}"`;
   checkOptionKeys(options, _CHANNEL_OPTIONS, action);
-  checkFlag(options.read, "read", action);
-  checkFlag(options.write, "write", action);
-  const read = options.read ?? true;
-  const write = options.write ?? true;
-  if (!read && !write) {
-    throw new TypeError(`Cannot ${action}: read and write are both false`);
-  }
+  const { read, write } = checkDirections(options, action);
   // Receiving only, a subject may hold wildcards; one that is published to may not.
   checkSubject(subject, !write, action);
   if (options.queue !== undefined) {

@@ -14,11 +14,12 @@
  * @module
  */
 
-import { ERRNO, retryEintr } from "../../ffi/errno.ts";
+import { ERRNO, retryTransfer } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import {
   acceptSocket,
   connectSocket,
+  MSG,
   peerAddressOf,
   receiveBytes,
   sendBytes,
@@ -36,6 +37,9 @@ import { DEFAULT_SPIN_MICROS, Spinner } from "../_wait/spin.ts";
 /** How long to wait between connects refused with EAGAIN (a full Unix backlog). */
 const _FIRST_BACKOFF_MS = 1;
 const _MAX_BACKOFF_MS = 25;
+
+// Where a peek for "is a message there" puts its byte; never read.
+const _peekByte = new Uint8Array(new ArrayBuffer(1));
 
 // A safety net for handles dropped without close(); close() is the contract.
 const _leaked = new FinalizationRegistry<{ fd: number }>((cell) => {
@@ -124,6 +128,39 @@ export class SocketFd {
   }
 
   /**
+   * {@linkcode SocketFd.wait} for an attempt that would block when it
+   * fails with `-EAGAIN`, which is what every recv and send does.
+   */
+  retry<R>(
+    direction: Direction,
+    attempt: () => R,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<R> {
+    return this.wait(direction, attempt, _isEagain, deadline, signal, action);
+  }
+
+  /**
+   * Waits until a message, the end of the connection or an error is there,
+   * taking nothing: resolves to what a one-byte `MSG_PEEK` receive returns
+   * (a count, 0 at the end of a stream, or `-errno`, `-EBADF` once closed).
+   */
+  peek(
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+    action: string,
+  ): Promise<number> {
+    const attempt = () =>
+      this.#cell.fd < 0
+        ? -ERRNO.EBADF
+        : receiveBytes(this.#cell.fd, _peekByte, MSG.PEEK);
+    const first = attempt();
+    if (first !== -ERRNO.EAGAIN) return Promise.resolve(first);
+    return this.retry("read", attempt, deadline, signal, action);
+  }
+
+  /**
    * Reads into `into` (a stream socket): resolves to the count, or `null`
    * at the end of the stream. What `FramedChannel` calls through its `io`.
    */
@@ -134,7 +171,7 @@ export class SocketFd {
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#settledRead(first);
     const action = `read from ${this.what}`;
-    return this.wait("read", attempt, _isEagain, FOREVER, undefined, action)
+    return this.retry("read", attempt, FOREVER, undefined, action)
       .then((count) => this.#countRead(count));
   }
 
@@ -156,10 +193,9 @@ export class SocketFd {
       this.#cell.fd < 0 ? -ERRNO.EBADF : this.#read(this.#cell.fd, target);
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#settledRead(first);
-    return this.wait(
+    return this.retry(
       "read",
       attempt,
-      _isEagain,
       { at: wait.until, timeout: wait.timeout },
       wait.signal,
       wait.action,
@@ -196,7 +232,7 @@ export class SocketFd {
     const first = attempt();
     if (first !== -ERRNO.EAGAIN) return this.#settledWrite(first);
     const action = `write to ${this.what}`;
-    return this.wait("write", attempt, _isEagain, FOREVER, undefined, action)
+    return this.retry("write", attempt, FOREVER, undefined, action)
       .then((count) => this.#countWritten(count));
   }
 
@@ -345,16 +381,18 @@ export class SocketFd {
 /** read(2): for a pipe, where recv(2) fails with ENOTSOCK. */
 function readBytes(fd: number, into: Uint8Array<ArrayBuffer>): number {
   const read = libc().symbols.read;
-  return retryEintr(() => Number(read(fd, into, BigInt(into.byteLength))));
+  return retryTransfer(() => Number(read(fd, into, BigInt(into.byteLength))));
 }
 
 /** write(2): for a pipe. */
 function writeBytes(fd: number, bytes: Uint8Array<ArrayBuffer>): number {
   const write = libc().symbols.write;
-  return retryEintr(() => Number(write(fd, bytes, BigInt(bytes.byteLength))));
+  return retryTransfer(() =>
+    Number(write(fd, bytes, BigInt(bytes.byteLength)))
+  );
 }
 
-function _isEagain(result: number): boolean {
+function _isEagain(result: unknown): boolean {
   return result === -ERRNO.EAGAIN;
 }
 

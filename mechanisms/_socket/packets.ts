@@ -25,7 +25,6 @@ import {
   duplicateDescriptor,
   MessageHeader,
   MSG,
-  receiveBytes,
   receiveMessage,
   SCM_MAX_FD,
   sendBytes,
@@ -49,7 +48,6 @@ let _scratch = new Uint8Array(new ArrayBuffer(64 * 1024 + 1));
 // Made on first use: importing this module must not need --allow-ffi.
 let _receiveHeader: MessageHeader | undefined;
 let _sendHeader: MessageHeader | undefined;
-const _peekByte = new Uint8Array(new ArrayBuffer(1));
 
 /** A scratch buffer of at least `bytes`, shared by every receive of the process. */
 function _scratchOf(bytes: number): Uint8Array<ArrayBuffer> {
@@ -179,10 +177,9 @@ export class PacketIo<T> {
       };
       let result = attempt();
       if (result === -ERRNO.EAGAIN) {
-        result = await this.#socket.wait(
+        result = await this.#socket.retry(
           "write",
           attempt,
-          (count) => count === -ERRNO.EAGAIN,
           deadline,
           signal,
           action,
@@ -211,10 +208,9 @@ export class PacketIo<T> {
     const attempt = () => this.#attemptReceive(maxHandles, action);
     let result = attempt();
     if (result === -ERRNO.EAGAIN) {
-      result = await this.#socket.wait(
+      result = await this.#socket.retry(
         "read",
         attempt,
-        (outcome) => outcome === -ERRNO.EAGAIN,
         deadline,
         signal,
         action,
@@ -237,22 +233,7 @@ export class PacketIo<T> {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const action = `wait for a message on ${this.#socket.what}`;
-    const attempt = () => {
-      const fd = this.#socket.fd;
-      if (fd < 0) return -ERRNO.EBADF;
-      return receiveBytes(fd, _peekByte, MSG.PEEK);
-    };
-    let result = attempt();
-    if (result === -ERRNO.EAGAIN) {
-      result = await this.#socket.wait(
-        "read",
-        attempt,
-        (outcome) => outcome === -ERRNO.EAGAIN,
-        deadline,
-        signal,
-        action,
-      );
-    }
+    const result = await this.#socket.peek(deadline, signal, action);
     if (result < 0 && result !== -ERRNO.ECONNRESET) {
       throw this.#receiveError(action, -result);
     }

@@ -21,7 +21,11 @@
  *   stdin is closed after what was written to it, and every later message
  *   goes over the socket; the child reads its stdin to the end first, so
  *   nothing is reordered), or the first bytes on its stdout (then the
- *   listener is closed and stdio it is).
+ *   listener is closed and stdio it is). A child that takes the socket
+ *   connects before it can print, so bytes on stdout decide only after one
+ *   more look at the listener's queue; and a connection is switched to in
+ *   the very step that accepts it, so that look cannot miss one that was
+ *   accepted but not yet acted on.
  * - After the switch, whatever the child still writes to stdout is copied
  *   to this process's stderr, so a log line neither blocks the child nor
  *   corrupts the channel.
@@ -40,6 +44,7 @@ import {
   SOCK,
   unixAddress,
 } from "../../ffi/socket.ts";
+import { ERRNO } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { SocketFd } from "../_socket/descriptor.ts";
 import { FOREVER, raceDeadline } from "../_wait/deadline.ts";
@@ -188,31 +193,49 @@ export class ChildLink {
     this.#listener = undefined;
   }
 
-  /** Accepts connections until the child's own arrives or the offer is withdrawn. */
+  /**
+   * Waits for the child's connection until it arrives or the offer is
+   * withdrawn. The connection is accepted and switched to inside the wait's
+   * own attempt, never in a later continuation: otherwise a stdout read
+   * that resolves in between would find the queue empty (the connection
+   * taken but not yet looked at) and wrongly decide for stdio.
+   */
   async #acceptChild(): Promise<void> {
     const listener = this.#listener;
     if (!listener) return;
+    try {
+      await listener.wait(
+        "read",
+        () => this.#takeQueued(listener),
+        (outcome) => outcome === "waiting",
+        FOREVER,
+        undefined,
+        `accept the child's connection on ${listener.what}`,
+      );
+    } catch {
+      // Withdrawn or closed: stdio it is.
+    }
+  }
+
+  /**
+   * Takes the child's connection if it waits in the listener's queue now,
+   * closing unread any connection from another process: `"taken"`,
+   * `"waiting"` when the queue is empty, or `"over"` when nothing more is
+   * to be accepted (decided, withdrawn, or accept failed, e.g. `EMFILE`).
+   */
+  #takeQueued(listener: SocketFd): "taken" | "waiting" | "over" {
     for (;;) {
-      let fd: number;
-      try {
-        fd = await listener.accept(
-          FOREVER,
-          undefined,
-          `accept the child's connection on ${listener.what}`,
-        );
-      } catch {
-        return; // withdrawn or closed: stdio it is
-      }
+      if (listener.closed || this.#mode !== "undecided") return "over";
+      const fd = acceptSocket(listener.fd);
+      if (fd === -ERRNO.EAGAIN) return "waiting";
+      if (fd === -ERRNO.ECONNABORTED) continue;
+      if (fd < 0) return "over";
       const peer = peerCredentials(fd);
-      if (
-        typeof peer === "number" || peer.pid !== this.#pid ||
-        this.#mode !== "undecided"
-      ) {
-        libc().symbols.close(fd);
-        continue;
+      if (typeof peer !== "number" && peer.pid === this.#pid) {
+        this.#switchToSocket(new SocketFd(fd, this.#what));
+        return "taken";
       }
-      this.#switchToSocket(new SocketFd(fd, this.#what));
-      return;
+      libc().symbols.close(fd);
     }
   }
 
@@ -324,25 +347,10 @@ export class ChildLink {
     // A child that took the socket connected before it could print
     // anything (its connect returns before parentChannel() does), so its
     // connection is queued already even if the accept loop has not run yet.
-    this.#acceptQueued();
+    if (this.#listener) this.#takeQueued(this.#listener);
     if (this.#mode === "undecided") {
       this.#mode = "stdio";
       this.withdraw();
-    }
-  }
-
-  /** Takes the child's connection if it is waiting in the listener's queue now. */
-  #acceptQueued(): void {
-    const listener = this.#listener;
-    while (listener && !listener.closed && this.#mode === "undecided") {
-      const fd = acceptSocket(listener.fd);
-      if (fd < 0) return; // EAGAIN: nobody is waiting
-      const peer = peerCredentials(fd);
-      if (typeof peer !== "number" && peer.pid === this.#pid) {
-        this.#switchToSocket(new SocketFd(fd, this.#what));
-        return;
-      }
-      libc().symbols.close(fd);
     }
   }
 

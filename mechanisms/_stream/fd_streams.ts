@@ -16,7 +16,7 @@
  * @module
  */
 
-import { ERRNO, retryEintr } from "../../ffi/errno.ts";
+import { ERRNO, retryTransfer } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/load.ts";
 import { systemError } from "../_common/system_error.ts";
 import { FOREVER } from "../_wait/deadline.ts";
@@ -89,7 +89,7 @@ export function fdReadable(
   const action = `read from ${what}`;
   let sawWriter = !options.awaitFirstWriter;
   const read = () =>
-    retryEintr(() =>
+    retryTransfer(() =>
       Number(libc().symbols.read(handle.fd, _scratch, _scratchLength))
     );
   // A read's result: the bytes (copied out of the scratch buffer at once),
@@ -172,7 +172,7 @@ export function fdWritable(
         attempt: () => {
           if (handle.fd < 0) return -ERRNO.EBADF;
           const rest = chunk.subarray(offset) as Uint8Array<ArrayBuffer>;
-          return retryEintr(() =>
+          return retryTransfer(() =>
             Number(write(handle.fd, rest, BigInt(rest.byteLength)))
           );
         },
