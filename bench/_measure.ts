@@ -220,6 +220,11 @@ export class Pool {
     if (!stats) return { note: "no samples" };
     const cell: Cell = { ...stats };
     if (this.#passMedians.length) cell.passMedians = [...this.#passMedians];
+    if (per === "round trip" && this.#samples.length) {
+      let over = 0;
+      for (const sample of this.#samples) if (sample > 1000) over++;
+      cell.overOneMs = over / this.#samples.length;
+    }
     const units = per === "MiB" ? this.#bytes / MiB : this.#operations;
     if (this.#cpuKnown && units > 0) {
       cell.cpuMicros = this.#cpuNanos / 1000 / units;

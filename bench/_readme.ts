@@ -33,9 +33,8 @@
  * test, not of a benchmark, and are not checked. The System V figures in
  * "How waiting works" are idle CPU and wake-up latency of the backing-off
  * timer, which bench:idle and bench:poll-latency measure and the driver
- * does not; when the driver gets System V rows (and their C peers), their
- * round trips belong in the benchmark section, as the NATS rows' do in
- * theirs.
+ * does not. The System V round trips, beside their C limits, are the
+ * driver's and stand in the benchmark section.
  *
  * @module
  */
@@ -105,6 +104,15 @@ const ROWS = {
   cSeqpacketBusy: "C: Unix seqpacket, busy-wait",
   cTcpBusy: "C: TCP 127.0.0.1, busy-wait",
   cPipeBlocking: "C: pipe pair, blocking (one CPU)",
+  sysvMsgSync: "System V message queue, sync",
+  sysvMsgAsync: "System V message queue, async",
+  sysvSemSync: "System V shared memory + semaphores, sync",
+  sysvSemAsync: "System V shared memory + semaphores, async",
+  cSysvMsgBusy: "C: System V message queue, busy-wait",
+  cSysvMsgBlocking: "C: System V message queue, blocking (one CPU)",
+  cSysvMsgTwoCpus: "C: System V message queue, blocking (two CPUs)",
+  cSysvSemBusy: "C: System V shared memory + semaphores, semop IPC_NOWAIT spin",
+  cSysvSemBlocking: "C: System V shared memory + semaphores, semop (one CPU)",
 } as const;
 
 /**
@@ -151,6 +159,11 @@ function _us(value: number | undefined): string {
 function _rate(value: number | undefined): string {
   if (value === undefined) return NOT_MEASURED;
   return `${Math.round(value).toLocaleString("en-US")} MiB/s`;
+}
+
+/** "35%": a share from 0 to 1, as a whole percentage. */
+function _share(value: number | undefined): string {
+  return value === undefined ? NOT_MEASURED : `${(value * 100).toFixed(0)}%`;
 }
 
 function _times(value: number | undefined): string {
@@ -390,6 +403,7 @@ export function readmeSection(results: Results): string {
     `hand-offs: \`spin: 0\` shows that price, ` +
     `${_us(rt("mqParked"))} per round trip.`,
     "",
+    ..._sysvParagraph(results),
     "**How does IPC extend to a distributed system?** Everything above stays " +
     "on one machine except TCP and UDP. A TCP round trip on loopback costs " +
     `${_us(rt("tcp"))} against ${_us(rt("unix"))} for a Unix socket, and ` +
@@ -428,6 +442,70 @@ export function readmeSection(results: Results): string {
     END,
   ];
   return out.join("\n");
+}
+
+/**
+ * What the System V rows cost and where their time goes, with a blank line
+ * after it; nothing in a run that did not measure them (a run before they
+ * existed, or a machine without System V: their cells say why).
+ */
+function _sysvParagraph(results: Results): string[] {
+  const rows = results.rows;
+  const get = (key: keyof typeof ROWS): Row | undefined =>
+    byName(rows, ROWS[key]);
+  const rt = (key: keyof typeof ROWS) => get(key)?.rt64.median;
+  const cpu = (key: keyof typeof ROWS) => get(key)?.rt64.cpuMicros;
+  const slow = (key: keyof typeof ROWS) => get(key)?.rt64.overOneMs;
+  const ratioOf = (key: keyof typeof ROWS) => {
+    const row = get(key);
+    return row ? limitRatios(rows, row).rt64 : undefined;
+  };
+  if (rt("sysvMsgAsync") === undefined && rt("sysvSemAsync") === undefined) {
+    return [];
+  }
+  return [
+    "**What do System V waits cost?** System V queues and semaphore sets " +
+    "give nothing to poll ([How waiting works](#how-waiting-works)): an " +
+    "async receive or wait spins for 50 µs, then sleeps on a timer that " +
+    "ticks 1 ms after activity and doubles to 32 ms while nothing changes; " +
+    "the sync forms spin, then block in `msgrcv` or `semop` as C does. A " +
+    "64-byte round trip over two System V queues took " +
+    `${_us(rt("sysvMsgSync"))} with \`receiveSync()\` and ` +
+    `${_us(rt("sysvMsgAsync"))} with \`await receive()\` ` +
+    `(${_times(ratioOf("sysvMsgSync"))} and ` +
+    `${_times(ratioOf("sysvMsgAsync"))} C busy-waiting on the same queues, ` +
+    `${_us(rt("cSysvMsgBusy"))}; C blocking on one CPU ` +
+    `${_us(rt("cSysvMsgBlocking"))}); through a System V segment with a ` +
+    `semaphore set to take turns, ${_us(rt("sysvSemSync"))} sync and ` +
+    `${_us(rt("sysvSemAsync"))} async (C ${_us(rt("cSysvSemBusy"))} ` +
+    `busy-waiting, ${_us(rt("cSysvSemBlocking"))} blocking). Where the ` +
+    "time goes: an answer that comes within the spin is taken at once, one " +
+    "that comes later waits for the timer. An answer comes late when the " +
+    "peer, which also spins 50 µs before it blocks, has fallen asleep and " +
+    "must be woken: on this virtual machine that can take longer than the " +
+    "spin (C blocking with its two processes on two CPUs: " +
+    `${_us(rt("cSysvMsgTwoCpus"))}). The timer's first tick falls on the ` +
+    "next whole millisecond of a clock every wait shares, which may come " +
+    "before the answer could; the delay then doubles, and the next tick " +
+    "falls on the next even millisecond. So " +
+    `${_share(slow("sysvMsgAsync"))} of the async queue's round trips and ` +
+    `${_share(slow("sysvSemAsync"))} of the async semaphores' took longer ` +
+    `than 1 ms (sync: ${_share(slow("sysvMsgSync"))} and ` +
+    `${_share(slow("sysvSemSync"))}). A profile of both processes ` +
+    "(`deno run --cpu-prof`, then `bench/cpu_profile.ts`) shows the same: " +
+    "in an async row this process is idle, waiting for the timer, while " +
+    "the peer is blocked in `msgrcv`; in a sync row the round trips' time " +
+    "is spent inside `msgsnd` and `msgrcv` on both sides, the calls that " +
+    "wake the other process and wait for it. The spins are paid in CPU: " +
+    `${_us(cpu("sysvMsgAsync"))} per async queue round trip, both ` +
+    `processes, against ${_us(cpu("cSysvMsgBusy"))} for C busy-waiting. ` +
+    "(The idle column is the peer's, blocked in `msgrcv` or `semop`; what an " +
+    "idle async wait costs is in [How waiting works](#how-waiting-works).) " +
+    "Use System V objects to join programs that use them, the sync forms " +
+    "(in a worker) where their latency matters, and POSIX queues and " +
+    "semaphores in new code.",
+    "",
+  ];
 }
 
 /** "1.4 ms of CPU in 10 s (0.01% of a core)". */

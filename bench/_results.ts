@@ -38,6 +38,13 @@ export interface Cell {
    * sessions, which the pooled median hides.
    */
   passMedians?: number[];
+  /**
+   * Round trips only: the share (0 to 1) that took longer than 1 ms. A
+   * wait that outlasts its spin and sleeps on a timer (System V queues and
+   * semaphore sets: the first tick comes 1 ms after activity) lands there,
+   * which the median alone does not say.
+   */
+  overOneMs?: number;
   note?: string;
 }
 

@@ -79,6 +79,7 @@ import { sharedMemoryTransports } from "./transports/shared_memory.ts";
 import { sharedMemorySpinTransports } from "./transports/shared_memory_spin.ts";
 import { shmChannelTransports } from "./transports/shm_channel.ts";
 import { socketTransports } from "./transports/socket.ts";
+import { sysvTransports } from "./transports/sysv.ts";
 import { zeromqTransports } from "./transports/zeromq.ts";
 import { ensureZeromq } from "./zeromq/install.ts";
 
@@ -91,6 +92,7 @@ const TRANSPORTS: Transport[] = [
   ...fifoTransports,
   ...pipeTransports,
   ...socketTransports,
+  ...sysvTransports,
   ...zeromqTransports,
   ...rpcTransports,
   ...natsTransports,

@@ -25,7 +25,9 @@ import {
   haveCompiler,
   removeCPrograms,
 } from "../bench/transports/c.ts";
+import { BENCH_KEY_TAG } from "../bench/transports/sysv.ts";
 import { leakChecked, testNeeding } from "./_helpers.ts";
+import { added, benchSysvObjects } from "./_sysv.ts";
 
 const compiler = await haveCompiler();
 const noCompiler = compiler
@@ -60,9 +62,14 @@ async function measure(
   return result;
 }
 
-/** The C programs' names in /dev/shm and /dev/mqueue. */
+const sysvBefore = benchSysvObjects(BENCH_KEY_TAG);
+
+/**
+ * The C programs' names in /dev/shm and /dev/mqueue, and their System V
+ * objects (by key) that were not there when this file started.
+ */
 function cObjects(): string[] {
-  const found: string[] = [];
+  const found = added(sysvBefore, benchSysvObjects(BENCH_KEY_TAG));
   for (const dir of ["/dev/shm", "/dev/mqueue"]) {
     const entries = listDirectory(dir);
     if (typeof entries === "number") continue;

@@ -48,6 +48,15 @@ Deno.test("Pool.cell() divides one-way CPU by the MiB moved", () => {
   assertEquals(cell.cpuMicros, 2000);
 });
 
+Deno.test("Pool.cell() counts the share of round trips over 1 ms, for round trips only", () => {
+  const pool = new Pool();
+  pool.add({ samples: [20, 30, 1500], operations: 3, seconds: 0.002 });
+  pool.add({ samples: [1000, 2400], operations: 2, seconds: 0.004 });
+  // 1000 µs is not over 1 ms; 1500 and 2400 are.
+  assertEquals(pool.cell("round trip").overOneMs, 2 / 5);
+  assertEquals(pool.cell("MiB").overOneMs, undefined);
+});
+
 Deno.test("Pool.cell() reports no CPU when a pass could not read it", () => {
   const pool = new Pool();
   pool.add({ samples: [1], cpuNanos: 1000, operations: 1, seconds: 1e-6 });

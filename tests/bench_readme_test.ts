@@ -183,6 +183,52 @@ Deno.test("readmeSection() takes every figure from the results", () => {
   assert(!section.includes("NATS request/reply"), section);
 });
 
+Deno.test("readmeSection() says what System V waits cost only when the run measured them", () => {
+  assert(!readmeSection(RESULTS).includes("System V"));
+  const withTick = (r: Row, overOneMs: number): Row => ({
+    ...r,
+    rt64: { ...r.rt64, overOneMs },
+  });
+  const sysv: Results = {
+    ...RESULTS,
+    rows: [
+      ...RESULTS.rows,
+      withTick(
+        row(
+          "System V message queue, async",
+          "ipckit",
+          "sysv-msg",
+          "busy",
+          2100,
+        ),
+        0.8,
+      ),
+      withTick(
+        row("System V message queue, sync", "ipckit", "sysv-msg", "busy", 30),
+        0.05,
+      ),
+      row(
+        "C: System V message queue, busy-wait",
+        "limit",
+        "sysv-msg",
+        "busy",
+        4,
+      ),
+    ],
+  };
+  const section = readmeSection(sysv);
+  // 2100 µs against 4 µs for busy-waiting C: 525×; 80% over 1 ms.
+  assertStringIncludes(section, "took 30 µs with `receiveSync()` and 2100 µs");
+  assertStringIncludes(section, "(7.5× and 525.0× C busy-waiting");
+  assertStringIncludes(section, "So 80% of the async queue's round trips");
+  assertStringIncludes(section, "(sync: 5% and (not measured))");
+  // The table has the rows too, beside their C limit.
+  assertMatch(
+    section,
+    /\| System V message queue, async \| 2100 µs \| 4\.0 µs \(busy\) \| 525\.0× \|/,
+  );
+});
+
 Deno.test("natsSection() takes the NATS rows and their spread from the results", () => {
   const section = natsSection(RESULTS);
   assert(section.startsWith(NATS_BEGIN) && section.endsWith(NATS_END));

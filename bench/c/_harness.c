@@ -413,6 +413,11 @@ static void print_summary(void) {
 
 int main(int argc, char **argv) {
   parse(argc, argv);
+  const char *missing = MECHANISM.unavailable ? MECHANISM.unavailable() : NULL;
+  if (missing) {
+    printf("{\"unsupported\":\"%s\"}\n", missing);
+    return 0;
+  }
   if (MECHANISM.max_bytes && options.bytes > MECHANISM.max_bytes) {
     printf("{\"unsupported\":\"%s\"}\n", MECHANISM.why_not);
     return 0;

@@ -53,6 +53,12 @@ struct mechanism {
   const char *why_not;
   /** Set when it cannot measure one-way bursts: why not. */
   const char *no_one_way;
+  /**
+   * Optional: why this machine cannot run the mechanism at all (a kernel
+   * without it), or NULL when it can; asked before anything is measured,
+   * and reported as unsupported.
+   */
+  const char *(*unavailable)(void);
   /** Creates the channel, before the server is forked. */
   int (*prepare)(struct channel *channel);
   /** Runs in each process after the fork: keep this side's ends only. */

@@ -171,12 +171,17 @@ export function peerFlags(): string[] {
   return flags ? flags.split(" ").filter(Boolean) : [];
 }
 
-/** Starts a bench fixture in a second Deno process. */
+/**
+ * Starts a bench fixture in a second Deno process. A peer whose stdin is
+ * `piped` can tell when the driver is gone, however it ended: its stdin
+ * ends (the System V peers clean up then).
+ */
 export function spawnPeer(
   fixture: string,
   flags: string[],
   args: string[],
   stdout: "null" | "piped" = "null",
+  stdin: "null" | "piped" = "null",
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: [
@@ -187,7 +192,7 @@ export function spawnPeer(
       new URL(`../fixtures/${fixture}`, import.meta.url).pathname,
       ...args,
     ],
-    stdin: "null",
+    stdin,
     stdout,
     stderr: "inherit",
   }).spawn();

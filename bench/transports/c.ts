@@ -72,6 +72,17 @@ export const C_MECHANISMS: readonly CMechanism[] = [
   { key: "unix-dgram", file: "unix_dgram.c", label: "Unix datagram" },
   { key: "tcp", file: "tcp.c", label: "TCP 127.0.0.1" },
   { key: "udp", file: "udp.c", label: "UDP 127.0.0.1" },
+  {
+    key: "sysv-msg",
+    file: "sysv_msg.c",
+    label: "System V message queue",
+  },
+  {
+    key: "sysv-sem",
+    file: "sysv_sem.c",
+    label: "System V shared memory + semaphores",
+    policies: { busy: "semop IPC_NOWAIT spin", blocking: "semop" },
+  },
 ];
 
 const SOURCES = new URL("../c/", import.meta.url);
@@ -144,6 +155,18 @@ async function _compile(mechanism: CMechanism): Promise<string> {
     );
   }
   return program;
+}
+
+/**
+ * The compiled program of the mechanism `key`, built once per run (for the
+ * tests, which run it themselves to kill it mid-run).
+ */
+export function cProgram(key: string): Promise<string> {
+  const mechanism = C_MECHANISMS.find((m) => m.key === key);
+  if (!mechanism) {
+    return Promise.reject(new TypeError(`No C mechanism "${key}"`));
+  }
+  return _build(mechanism);
 }
 
 /** Whether a C compiler runs here (for the driver's opening note). */
