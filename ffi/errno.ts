@@ -190,13 +190,15 @@ export function retryEintr(call: () => number): number {
 
 /**
  * {@linkcode retryEintr} for `read(2)`, `write(2)`, `recv(2)` and
- * `send(2)` on a pipe, FIFO or socket, which also tries again, twice at
- * most, a failure with an errno those calls cannot produce (`ENOENT`).
+ * `send(2)` on a pipe, FIFO or socket, and `mq_send(3)`/`mq_receive(3)` on
+ * an open queue, which also tries again, twice at most, a failure with an
+ * errno those calls cannot produce (`ENOENT`).
  *
  * Why: errno is read back after the call has returned to JavaScript. In
  * the full test suite on a loaded two-core machine a `recv(2)` or `read(2)`
- * was seen, about once in ten runs, to fail with `ENOENT`, which the kernel
- * never returns for them: something on this thread wrote errno in between.
+ * was seen, about once in ten runs, to fail with `ENOENT`, and once a
+ * benchmark peer's `mq_receive` did; the kernel never returns it for them:
+ * something on this thread wrote errno in between.
  * What does it was not found (six million failing reads under garbage
  * collection and SIGCHLD pressure never showed it). These calls are
  * non-blocking and take nothing when they fail, so a second try is harmless

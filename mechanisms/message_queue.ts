@@ -24,7 +24,7 @@
  */
 
 import { cString, O, requireSymbol } from "../ffi/c.ts";
-import { ERRNO, retryEintr } from "../ffi/errno.ts";
+import { ERRNO, retryEintr, retryTransfer } from "../ffi/errno.ts";
 import { mqAttributes, mqCreateAttributes } from "../ffi/mqueue.ts";
 import { statFd } from "../ffi/stat.ts";
 import type { Channel, Message, WaitOptions } from "./channel.ts";
@@ -783,7 +783,7 @@ export class MessageQueue<T = unknown>
     const mqSend = requireSymbol("mq_send");
     const fd = this.#handle.fd;
     const length = BigInt(bytes.byteLength);
-    const result = retryEintr(() =>
+    const result = retryTransfer(() =>
       mqSend(fd, bytes as Uint8Array<ArrayBuffer>, length, priority)
     );
     return result < 0 ? -result : 0;
@@ -835,7 +835,7 @@ export class MessageQueue<T = unknown>
     const buffer = this.#receiveBuffer;
     const length = this.#receiveLength;
     const priority = this.#priority;
-    return retryEintr(() => Number(mqReceive(fd, buffer, length, priority)));
+    return retryTransfer(() => Number(mqReceive(fd, buffer, length, priority)));
   }
 
   /**

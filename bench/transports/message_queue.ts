@@ -71,6 +71,15 @@ async function _connect(
     MessageQueue.unlink(there);
     MessageQueue.unlink(back);
   }
+  // A peer that dies mid-cell must fail the row, not leave the driver
+  // waiting for ever (seen: a peer killed by an error). An async wait ends
+  // when the peer's exit closes the queue; a sync one, which blocks the
+  // event loop, has a timeout (free for a blocking poll: no timer).
+  const answer = { timeout: PEER_TIMEOUT_MS };
+  let closing = false;
+  peer.status.then(() => {
+    if (!closing) input.close();
+  });
   // Acknowledgements may wait in the reply queue while we send; never let
   // more pile up than it holds, or both sides would block.
   const window = DEPTH - 1;
@@ -79,7 +88,7 @@ async function _connect(
     roundTrip: sync
       ? (message) => {
         out.sendSync(message);
-        input.receiveSync();
+        input.receiveSync(answer);
       }
       : async (message) => {
         await out.send(message);
@@ -92,9 +101,9 @@ async function _connect(
           for (let at = 0; at < message.byteLength; at += messageSize) {
             out.sendSync(message.subarray(at, at + messageSize));
           }
-          if (i + 1 - acked >= window) (input.receiveSync(), acked++);
+          if (i + 1 - acked >= window) (input.receiveSync(answer), acked++);
         }
-        for (; acked < count; acked++) input.receiveSync();
+        for (; acked < count; acked++) input.receiveSync(answer);
       }
       : async (message, count) => {
         let acked = 0;
@@ -107,6 +116,7 @@ async function _connect(
         for (; acked < count; acked++) await input.receive();
       },
     close: async () => {
+      closing = true;
       await out.send(new Uint8Array(0));
       await peer.status;
       out.close();
@@ -114,6 +124,9 @@ async function _connect(
     },
   };
 }
+
+/** How long a round trip may wait for the peer before the row fails. */
+const PEER_TIMEOUT_MS = 30_000;
 
 /** The message queue rows of the driver. */
 export const messageQueueTransports: Transport[] = [
