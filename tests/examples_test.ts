@@ -119,7 +119,9 @@ const EXPECTED: Record<string, Expected> = {
   "example:nats": {
     lines: [
       /^workers a and b are listening on NATS nats:\/\/127\.0\.0\.1:\d+, queue group "workers"$/,
-      /^crossed: 6 jobs and 6 results over NATS; worker [ab] took \d, worker [ab] took \d$/,
+      // A queue group may give every job to one worker (about 1 run in 30
+      // with 6 jobs): then only that worker is named.
+      /^crossed: 6 jobs and 6 results over NATS; worker [ab] took \d(, worker [ab] took \d)?$/,
     ],
     missing: async () =>
       await commandSucceeds("nats-server", ["--version"])
